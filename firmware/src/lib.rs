@@ -1,0 +1,3 @@
+//! gmhsm crypto card firmware.
+#![no_std]
+extern crate alloc;

@@ -1,0 +1,1 @@
+//! gmhsmd library.

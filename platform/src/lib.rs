@@ -1,0 +1,34 @@
+//! Hardware traits of the gmhsm appliance, one module per device class.
+//!
+//! The firmware knows the board only through these traits, bundled as [`Devices`] (as
+//! OpenSK's `Env`). Real drivers implement them in the card's board module; simulated twins
+//! live in `hw-sim`. Nothing here allocates or does I/O by itself.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod flash;
+pub mod noise;
+pub mod tamper;
+
+pub use clock::Clock;
+pub use flash::{Flash, FlashError, FlashGeometry};
+pub use noise::{NoiseError, NoiseSource};
+pub use tamper::{TamperError, TamperRam};
+
+/// The set of device types of one board. The crypto card never gets the LCD, the keypad or
+/// the network: those are the daemon's (least privilege, as Tock's HILs).
+pub trait Platform {
+    type Noise: NoiseSource;
+    type Flash: Flash;
+    type Tamper: TamperRam;
+    type Clock: Clock;
+}
+
+/// The devices of one board, handed to the firmware once at boot.
+pub struct Devices<P: Platform> {
+    pub noise: P::Noise,
+    pub flash: P::Flash,
+    pub tamper: P::Tamper,
+    pub clock: P::Clock,
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests of gmhsm on the simulator live in `tests/`.
