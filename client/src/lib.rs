@@ -1,1 +1,23 @@
-//! gmhsm client.
+//! gmhsm client SDK: talk to a gmhsm appliance from an application server.
+//!
+//! A [`Profile`] (TOML) says where the appliance is and which credentials to use;
+//! [`Client::connect`] opens a TLS 1.3 connection authenticated by the client certificate;
+//! [`Client::call`] sends one request and waits for its answer, [`Client::pipeline`] sends many
+//! and matches the answers by request id. Every failure is a [`ClientError`]; a refusal by the
+//! appliance is [`ClientError::Status`] with the wire [`Status`].
+//!
+//! Invariants: arguments over a wire bound (labels over 64 bytes, messages over
+//! [`gmhsm_proto::frame::MAX_MESSAGE_LEN`]) are refused before anything is sent; an answer
+//! that does not fit the protocol is [`ClientError::Protocol`], never a panic.
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+pub mod pem;
+mod profile;
+
+pub use client::{Client, sm2_with_id, to_label};
+pub use error::ClientError;
+pub use profile::Profile;
+
+pub use gmhsm_proto::{KeyAlg, Label, Mechanism, Request, Response, Status, StatusInfo};

@@ -1,1 +1,21 @@
-//! gmhsm simulator.
+//! gmhsm hardware simulator: every device of the appliance as a simulated twin behind the
+//! `platform` traits, the simulated crypto card process, and the pieces `gmhsm-sim` uses to
+//! boot a whole virtual appliance from a state folder.
+//!
+//! State folder layout (`gmhsm-sim up --state DIR`):
+//! * `DIR/card/flash.img` — the card's secure flash (NOR semantics, synced writes);
+//! * `DIR/card/tamper.ram` — tamper RAM holding the device master key; `DIR/card/tamper.trip`
+//!   present = enclosure opened;
+//! * `DIR/card.sock` — the card link (Unix socket, mode 0600);
+//! * `DIR/pki/` — demo CA, server and client certificates;
+//! * `DIR/client.toml` — client profile, present only while the appliance accepts connections.
+#![forbid(unsafe_code)]
+
+pub mod appliance;
+pub mod board;
+pub mod card;
+pub mod clock;
+pub mod flash;
+pub mod noise;
+pub mod pki;
+pub mod tamper;

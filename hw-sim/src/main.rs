@@ -1,1 +1,74 @@
-fn main() {}
+//! `gmhsm-sim`: boots a virtual gmhsm appliance (crypto card process + daemon) on simulated
+//! hardware.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gmhsm_sim::noise::NoiseFault;
+
+#[derive(Parser)]
+#[command(name = "gmhsm-sim", version, about = "Run a virtual gmhsm appliance on simulated hardware")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot the appliance and serve until SIGINT / SIGTERM.
+    Up {
+        /// State folder (flash image, tamper RAM, certificates); created if missing.
+        #[arg(long)]
+        state: PathBuf,
+        /// Initialize a factory-fresh appliance with demo credentials and write
+        /// STATE/client.toml for the `gmhsm` CLI.
+        #[arg(long)]
+        demo: bool,
+        /// Address of the private link.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: SocketAddr,
+        /// Inject a noise-source fault into the card: stuck, biased or repeating.
+        #[arg(long)]
+        noise_fault: Option<NoiseFault>,
+    },
+    /// Open the simulated enclosure: the card zeroizes its device master key.
+    TripTamper {
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// The crypto card process (started by `up`).
+    #[command(hide = true)]
+    Card {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        init_demo: bool,
+        #[arg(long)]
+        noise_fault: Option<NoiseFault>,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Up { state, demo, listen, noise_fault } => {
+            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options { state, demo, listen, noise_fault })
+        }
+        Cmd::TripTamper { state } => gmhsm_sim::appliance::trip_tamper(&state),
+        Cmd::Card { state, socket, init_demo, noise_fault } => {
+            gmhsm_sim::appliance::run_card(&state, &socket, init_demo, noise_fault)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gmhsm-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

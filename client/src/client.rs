@@ -1,0 +1,411 @@
+//! A blocking connection to one appliance: TLS 1.3 with a client certificate, frames inside.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use gmhsm_proto::frame::{self, FrameHeader, MAX_MESSAGE_LEN};
+use gmhsm_proto::{
+    ClientFrame, Deframer, KeyAlg, Label, Mechanism, PROTOCOL_VERSION, Request, Response,
+    ServerFrame, Status, StatusInfo,
+};
+
+use crate::{ClientError, Profile};
+
+/// An open, authenticated connection to an appliance. Not `Sync`: one caller at a time
+/// (use [`Client::pipeline`] to have many requests in flight).
+pub struct Client {
+    stream: StreamOwned<ClientConnection, TcpStream>,
+    deframer: Deframer,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connect to the appliance named by `profile` and complete the TLS handshake.
+    ///
+    /// Note: with TLS 1.3 the server checks the client certificate after the client considers
+    /// the handshake done, so a rejected certificate shows as [`ClientError::Tls`] on the
+    /// first call, not here.
+    pub fn connect(profile: &Profile) -> Result<Client, ClientError> {
+        let config = tls_config(profile)?;
+        let server_name = ServerName::try_from(profile.server_name.clone()).map_err(|e| {
+            ClientError::Config(format!("server_name {:?}: {e}", profile.server_name))
+        })?;
+        let tcp = connect_tcp(profile)?;
+        let conn = ClientConnection::new(config, server_name)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let mut stream = StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(ClientError::from_stream)?;
+        }
+        Ok(Client {
+            stream,
+            deframer: Deframer::new(),
+            next_id: 1,
+        })
+    }
+
+    /// Send one request and wait for its answer.
+    pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
+        let id = self.next_id();
+        let wire = encode(id, request)?;
+        self.write(&wire)?;
+        let answer = self.recv()?;
+        match answer.header.id {
+            got if got == id => answer.result.map_err(ClientError::Status),
+            // The daemon could not read our frame's header: the answer is about this request.
+            0 => match answer.result {
+                Err(status) => Err(ClientError::Status(status)),
+                Ok(_) => Err(ClientError::Protocol(
+                    "a success answer without a request id".into(),
+                )),
+            },
+            got => Err(ClientError::Protocol(format!(
+                "answer for request {got} while waiting for {id}"
+            ))),
+        }
+    }
+
+    /// Send every request, then read every answer; answers are matched by request id and
+    /// returned in the order of `requests`. The daemon answers `Status::Busy` for requests
+    /// past its in-flight bound. Keep batches modest: all requests are written before any
+    /// answer is read.
+    pub fn pipeline(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> Result<Vec<Result<Response, Status>>, ClientError> {
+        let first = self.next_id;
+        let mut wire = Vec::new();
+        let count = requests.len();
+        for request in requests {
+            let id = self.next_id();
+            wire.extend(encode(id, request)?);
+        }
+        self.write(&wire)?;
+        let mut results: Vec<Option<Result<Response, Status>>> = (0..count).map(|_| None).collect();
+        for _ in 0..count {
+            let answer = self.recv()?;
+            let slot = answer
+                .header
+                .id
+                .checked_sub(first)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| results.get_mut(i))
+                .filter(|slot| slot.is_none())
+                .ok_or_else(|| {
+                    ClientError::Protocol(format!("unexpected answer id {}", answer.header.id))
+                })?;
+            *slot = Some(answer.result);
+        }
+        // Every slot was filled exactly once: `count` answers, each to a distinct empty slot.
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Liveness check through the daemon to the card.
+    pub fn ping(&mut self) -> Result<(), ClientError> {
+        match self.call(Request::Ping)? {
+            Response::Pong => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The card's state and counters.
+    pub fn status(&mut self) -> Result<StatusInfo, ClientError> {
+        match self.call(Request::GetStatus)? {
+            Response::Status(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Generate a key pair in the card; returns its public key (DER SubjectPublicKeyInfo).
+    pub fn generate_key(&mut self, label: &str, alg: KeyAlg) -> Result<Vec<u8>, ClientError> {
+        match self.call(Request::GenerateKey {
+            label: to_label(label)?,
+            alg,
+        })? {
+            Response::KeyGenerated { spki_der, .. } => Ok(spki_der),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The algorithm and public key (DER SubjectPublicKeyInfo) of `label`.
+    pub fn export_public_key(&mut self, label: &str) -> Result<(KeyAlg, Vec<u8>), ClientError> {
+        match self.call(Request::ExportPublicKey {
+            label: to_label(label)?,
+        })? {
+            Response::PublicKey { alg, spki_der } => Ok((alg, spki_der)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sign `message` with the private key of `label`.
+    pub fn sign(
+        &mut self,
+        label: &str,
+        mechanism: Mechanism,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        check_message(message)?;
+        let request = Request::Sign {
+            label: to_label(label)?,
+            mechanism,
+            message: message.to_vec(),
+        };
+        match self.call(request)? {
+            Response::Signature(sig) => Ok(sig),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Verify `signature` over `message`: `Ok(true)` if it verifies, `Ok(false)` if the
+    /// appliance says `SignatureInvalid`, `Err` for every other failure.
+    pub fn verify(
+        &mut self,
+        label: &str,
+        mechanism: Mechanism,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, ClientError> {
+        check_message(message)?;
+        let request = Request::Verify {
+            label: to_label(label)?,
+            mechanism,
+            message: message.to_vec(),
+            signature: signature.to_vec(),
+        };
+        match self.call(request) {
+            Ok(Response::Verified) => Ok(true),
+            Err(ClientError::Status(Status::SignatureInvalid)) => Ok(false),
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The labels (and algorithms) of the keys this client may see.
+    pub fn list_keys(&mut self) -> Result<Vec<(String, KeyAlg)>, ClientError> {
+        match self.call(Request::ListKeys)? {
+            Response::Keys(keys) => Ok(keys
+                .into_iter()
+                .map(|(l, a)| (l.as_str().to_owned(), a))
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Delete the key `label`.
+    pub fn delete_key(&mut self, label: &str) -> Result<(), ClientError> {
+        match self.call(Request::DeleteKey {
+            label: to_label(label)?,
+        })? {
+            Response::Deleted => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Close the connection politely (TLS close_notify).
+    pub fn close(mut self) {
+        self.stream.conn.send_close_notify();
+        let _ = self.stream.flush();
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn write(&mut self, wire: &[u8]) -> Result<(), ClientError> {
+        self.stream
+            .write_all(wire)
+            .map_err(ClientError::from_stream)?;
+        self.stream.flush().map_err(ClientError::from_stream)
+    }
+
+    fn recv(&mut self) -> Result<ServerFrame, ClientError> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.deframer.next_frame() {
+                Ok(Some(body)) => {
+                    return frame::decode::<ServerFrame>(&body)
+                        .map_err(|e| ClientError::Protocol(format!("undecodable answer: {e:?}")));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(format!("bad answer frame: {e:?}"))),
+            }
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(ClientError::from_stream)?;
+            if n == 0 {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the appliance closed the connection",
+                )));
+            }
+            self.deframer.push(&buf[..n]);
+        }
+    }
+}
+
+/// The SM2 mechanism with a chosen distinguishing ID (at most 128 bytes).
+pub fn sm2_with_id(id: &[u8]) -> Result<Mechanism, ClientError> {
+    let distid = heapless::Vec::from_slice(id).map_err(|_| {
+        ClientError::InvalidArgument(format!("SM2 ID is {} bytes; the limit is 128", id.len()))
+    })?;
+    Ok(Mechanism::Sm2Sm3 { distid })
+}
+
+/// A label checked against the wire bound (1 to 64 bytes).
+pub fn to_label(label: &str) -> Result<Label, ClientError> {
+    if label.is_empty() {
+        return Err(ClientError::InvalidArgument("the label is empty".into()));
+    }
+    Label::try_from(label).map_err(|_| {
+        ClientError::InvalidArgument(format!("label is {} bytes; the limit is 64", label.len()))
+    })
+}
+
+fn check_message(message: &[u8]) -> Result<(), ClientError> {
+    if message.len() > MAX_MESSAGE_LEN {
+        return Err(ClientError::InvalidArgument(format!(
+            "message is {} bytes; the appliance accepts at most {MAX_MESSAGE_LEN}",
+            message.len()
+        )));
+    }
+    Ok(())
+}
+
+fn encode(id: u64, request: Request) -> Result<Vec<u8>, ClientError> {
+    let frame = ClientFrame {
+        header: FrameHeader {
+            version: PROTOCOL_VERSION,
+            id,
+        },
+        request,
+    };
+    frame::encode(&frame)
+        .map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {}", response_name(response)))
+}
+
+/// The variant's name only: payloads (signatures, keys) stay out of error strings.
+fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::Pong => "Pong",
+        Response::Status(_) => "Status",
+        Response::KeyGenerated { .. } => "KeyGenerated",
+        Response::PublicKey { .. } => "PublicKey",
+        Response::Signature(_) => "Signature",
+        Response::Verified => "Verified",
+        Response::Deleted => "Deleted",
+        Response::Keys(_) => "Keys",
+        _ => "(unknown)",
+    }
+}
+
+fn connect_tcp(profile: &Profile) -> Result<TcpStream, ClientError> {
+    let addrs = profile
+        .address
+        .to_socket_addrs()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => {
+                ClientError::Config(format!("address {:?}: {e}", profile.address))
+            }
+            _ => ClientError::Io(e),
+        })?;
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} resolves to no address", profile.address),
+    );
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, profile.timeout) {
+            Ok(tcp) => {
+                tcp.set_read_timeout(Some(profile.timeout))
+                    .map_err(ClientError::Io)?;
+                tcp.set_write_timeout(Some(profile.timeout))
+                    .map_err(ClientError::Io)?;
+                tcp.set_nodelay(true).map_err(ClientError::Io)?;
+                return Ok(tcp);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(ClientError::Io(last))
+}
+
+fn tls_config(profile: &Profile) -> Result<Arc<ClientConfig>, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in read_certs(&profile.ca_cert)? {
+        roots.add(ca).map_err(|e| {
+            ClientError::Config(format!(
+                "{}: unusable CA certificate: {e}",
+                profile.ca_cert.display()
+            ))
+        })?;
+    }
+    let chain = read_certs(&profile.client_cert)?;
+    let key = PrivateKeyDer::from_pem_file(&profile.client_key)
+        .map_err(|e| ClientError::Config(format!("{}: {e}", profile.client_key.display())))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| ClientError::Config(format!("client certificate and key: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(ClientError::Config(format!(
+            "{}: no CERTIFICATE in file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_checked_before_sending() {
+        assert!(to_label("k1").is_ok());
+        assert!(to_label(&"a".repeat(64)).is_ok());
+        assert!(matches!(
+            to_label(&"a".repeat(65)),
+            Err(ClientError::InvalidArgument(_))
+        ));
+        assert!(matches!(to_label(""), Err(ClientError::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn oversized_message_is_refused() {
+        assert!(check_message(&vec![0; MAX_MESSAGE_LEN]).is_ok());
+        assert!(matches!(
+            check_message(&vec![0; MAX_MESSAGE_LEN + 1]),
+            Err(ClientError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn sm2_id_bound() {
+        assert!(sm2_with_id(b"1234567812345678").is_ok());
+        assert!(sm2_with_id(&[0; 129]).is_err());
+    }
+}

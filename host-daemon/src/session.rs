@@ -1,0 +1,194 @@
+//! The private link's grammar for one connection, without sockets: frames in, actions out.
+//!
+//! A [`Session`] turns each frame body from the client into an [`Action`]: either an answer
+//! the daemon gives itself (bad frame, wrong version, too many requests in flight) or a
+//! request to relay to the card. It counts requests in flight; the caller reports each
+//! answer from the card with [`Session::completed`].
+
+use gmhsm_proto::frame::{self, FrameError, FrameHeader};
+use gmhsm_proto::{ClientFrame, PROTOCOL_VERSION, Request, ServerFrame, Status};
+
+/// What to do with one frame from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this frame back to the client; nothing goes to the card.
+    Reply(ServerFrame),
+    /// Relay `request` to the card and answer the client with request id `id`.
+    Relay { id: u64, request: Request },
+}
+
+/// Per-connection protocol state.
+#[derive(Debug)]
+pub struct Session {
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+impl Session {
+    /// A session that allows `max_in_flight` requests at the card at once.
+    pub fn new(max_in_flight: usize) -> Self {
+        Session {
+            in_flight: 0,
+            max_in_flight,
+        }
+    }
+
+    /// Requests relayed and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Decide what to do with one complete frame body.
+    ///
+    /// A frame whose header decodes but whose version is not [`PROTOCOL_VERSION`] gets
+    /// `UnsupportedVersion` even if its body does not decode (a newer client may send
+    /// requests this build does not know).
+    pub fn on_frame(&mut self, body: &[u8]) -> Action {
+        let frame = match frame::decode::<ClientFrame>(body) {
+            Ok(frame) => frame,
+            Err(FrameError::Malformed { header: Some(h) }) if h.version != PROTOCOL_VERSION => {
+                return Action::Reply(unsupported_version(h.id));
+            }
+            Err(FrameError::Malformed { header }) => {
+                return Action::Reply(reply(header.map_or(0, |h| h.id), Status::BadFrame));
+            }
+            Err(_) => return Action::Reply(reply(0, Status::BadFrame)),
+        };
+        let id = frame.header.id;
+        if frame.header.version != PROTOCOL_VERSION {
+            return Action::Reply(unsupported_version(id));
+        }
+        if self.in_flight >= self.max_in_flight {
+            return Action::Reply(reply(id, Status::Busy));
+        }
+        self.in_flight += 1;
+        Action::Relay {
+            id,
+            request: frame.request,
+        }
+    }
+
+    /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
+    pub fn on_deframe_error(&self, err: FrameError) -> ServerFrame {
+        match err {
+            FrameError::TooLarge { .. } => reply(0, Status::FrameTooLarge),
+            _ => reply(0, Status::BadFrame),
+        }
+    }
+
+    /// One relayed request was answered (or given up on).
+    pub fn completed(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+}
+
+/// A frame carrying `status` for request `id`.
+pub fn reply(id: u64, status: Status) -> ServerFrame {
+    ServerFrame {
+        header: FrameHeader {
+            version: PROTOCOL_VERSION,
+            id,
+        },
+        result: Err(status),
+    }
+}
+
+fn unsupported_version(id: u64) -> ServerFrame {
+    reply(
+        id,
+        Status::UnsupportedVersion {
+            supported: PROTOCOL_VERSION,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(version: u16, id: u64, request: Request) -> Vec<u8> {
+        let wire = frame::encode(&ClientFrame {
+            header: FrameHeader { version, id },
+            request,
+        })
+        .expect("encode");
+        wire[4..].to_vec()
+    }
+
+    #[test]
+    fn good_frame_is_relayed_with_its_id() {
+        let mut s = Session::new(4);
+        assert_eq!(
+            s.on_frame(&body(PROTOCOL_VERSION, 7, Request::Ping)),
+            Action::Relay {
+                id: 7,
+                request: Request::Ping
+            }
+        );
+        assert_eq!(s.in_flight(), 1);
+        s.completed();
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn wrong_version_is_refused_even_with_undecodable_body() {
+        let mut s = Session::new(4);
+        assert_eq!(
+            s.on_frame(&body(99, 3, Request::Ping)),
+            Action::Reply(unsupported_version(3))
+        );
+        let mut b = body(99, 5, Request::Ping);
+        b.truncate(b.len() - 1);
+        b.push(0xEE); // not a request variant
+        assert_eq!(s.on_frame(&b), Action::Reply(unsupported_version(5)));
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn garbage_gets_bad_frame_with_id_when_header_decodes() {
+        let mut s = Session::new(4);
+        assert_eq!(
+            s.on_frame(&[0xff, 0xff, 0xff]),
+            Action::Reply(reply(0, Status::BadFrame))
+        );
+        assert_eq!(s.on_frame(&[]), Action::Reply(reply(0, Status::BadFrame)));
+        let mut b = body(PROTOCOL_VERSION, 42, Request::Ping);
+        b.truncate(b.len() - 1);
+        b.push(0xEE);
+        assert_eq!(s.on_frame(&b), Action::Reply(reply(42, Status::BadFrame)));
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn busy_past_the_in_flight_bound() {
+        let mut s = Session::new(2);
+        for id in 1..=2 {
+            assert!(matches!(
+                s.on_frame(&body(PROTOCOL_VERSION, id, Request::Ping)),
+                Action::Relay { .. }
+            ));
+        }
+        assert_eq!(
+            s.on_frame(&body(PROTOCOL_VERSION, 3, Request::Ping)),
+            Action::Reply(reply(3, Status::Busy))
+        );
+        s.completed();
+        assert!(matches!(
+            s.on_frame(&body(PROTOCOL_VERSION, 4, Request::Ping)),
+            Action::Relay { id: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn deframe_errors_map_to_statuses() {
+        let s = Session::new(1);
+        assert_eq!(
+            s.on_deframe_error(FrameError::TooLarge { len: 1 << 30 }),
+            reply(0, Status::FrameTooLarge)
+        );
+        assert_eq!(
+            s.on_deframe_error(FrameError::Malformed { header: None }),
+            reply(0, Status::BadFrame)
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Booting a whole virtual appliance: the card process, the demo PKI, the daemon, the client
+//! profile, and a supervisor that restarts the card if its process dies (a card reset).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use gmhsm_daemon::{Daemon, DaemonConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::noise::NoiseFault;
+use crate::pki::{Pki, SERVER_NAME, write_atomic};
+
+pub struct Options {
+    pub state: PathBuf,
+    pub demo: bool,
+    pub listen: SocketAddr,
+    pub noise_fault: Option<NoiseFault>,
+}
+
+/// The card process of `gmhsm-sim card`: boot the firmware and serve the card link.
+pub fn run_card(state: &Path, socket: &Path, init_demo: bool, fault: Option<NoiseFault>) -> anyhow::Result<()> {
+    // The card dies with the appliance process.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    std::fs::create_dir_all(state)?;
+    let devices = crate::board::devices(state, fault).context("opening the card's devices")?;
+    let mut hsm = gmhsm_firmware::Hsm::boot(devices);
+    let st = hsm.status();
+    if init_demo && !st.initialized && st.error.is_none() {
+        hsm.initialize().map_err(|s| anyhow::anyhow!("demo initialization failed: {s}"))?;
+        log::info!("card: initialized with a fresh device master key (demo)");
+    }
+    let st = hsm.status();
+    match &st.error {
+        Some(why) => log::error!("card: ERROR STATE: {why}"),
+        None if st.initialized => log::info!("card: operational, {} keys, boot {}", st.keys, st.boots),
+        None => log::info!("card: factory state, waiting for the init ceremony"),
+    }
+    crate::card::serve(hsm, socket)
+}
+
+/// Open the simulated enclosure of the appliance in `state`.
+pub fn trip_tamper(state: &Path) -> anyhow::Result<()> {
+    let card = state.join("card");
+    if !card.is_dir() {
+        bail!("{} is not an appliance state folder", state.display());
+    }
+    std::fs::write(card.join("tamper.trip"), b"1")?;
+    Ok(())
+}
+
+struct CardProcess {
+    child: Mutex<Option<Child>>,
+    stopping: AtomicBool,
+}
+
+fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
+    let _ = std::fs::remove_file(socket);
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
+    if opts.demo {
+        cmd.arg("--init-demo");
+    }
+    if let Some(f) = opts.noise_fault {
+        cmd.arg("--noise-fault").arg(match f {
+            NoiseFault::Stuck(_) => "stuck",
+            NoiseFault::Biased => "biased",
+            NoiseFault::Repeating => "repeating",
+        });
+    }
+    let mut child = cmd.spawn().context("starting the card process")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !socket.exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the card process exited during boot ({status})");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the card did not come up within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
+}
+
+/// `gmhsm-sim up`.
+pub fn up(opts: &Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.state).with_context(|| format!("creating {}", opts.state.display()))?;
+    let lock_file = std::fs::File::create(opts.state.join("lock"))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| anyhow::anyhow!("another gmhsm-sim is running on {}", opts.state.display()))?;
+    let profile = opts.state.join("client.toml");
+    let _ = std::fs::remove_file(&profile);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGINT, stop.clone())?;
+    signal_hook::flag::register(SIGTERM, stop.clone())?;
+
+    let socket = opts.state.join("card.sock");
+    let card = Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
+
+    let pki = Pki::new(&opts.state);
+    if !pki.exists() {
+        if !opts.demo {
+            log::info!("appliance not initialized: waiting for the init ceremony (run with --demo to initialize with demo credentials)");
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stop_card(&card);
+            return Ok(());
+        }
+        pki.create().context("creating the demo PKI")?;
+    }
+
+    let config = DaemonConfig::new(
+        opts.listen,
+        std::fs::read(pki.server_cert())?,
+        std::fs::read(pki.server_key())?,
+        std::fs::read(pki.ca_cert())?,
+        socket.clone(),
+    );
+    let daemon = Daemon::bind(config)?;
+    let addr = daemon.local_addr();
+    let handle = daemon.shutdown_handle();
+
+    // Signals → daemon shutdown.
+    {
+        let stop = stop.clone();
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            handle.shutdown();
+        });
+    }
+    // Card supervisor: a card process that dies is restarted (a card reset).
+    {
+        let card = card.clone();
+        let opts = Options { state: opts.state.clone(), demo: false, listen: opts.listen, noise_fault: opts.noise_fault };
+        let socket = socket.clone();
+        std::thread::spawn(move || supervise(&card, &opts, &socket));
+    }
+
+    write_atomic(&profile, profile_toml(addr).as_bytes(), 0o644)?;
+    log::info!("appliance serving on {addr}; client profile {}", profile.display());
+    let result = daemon.run();
+    let _ = std::fs::remove_file(&profile);
+    stop_card(&card);
+    log::info!("appliance stopped");
+    result
+}
+
+fn supervise(card: &CardProcess, opts: &Options, socket: &Path) {
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if card.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut guard = match card.child.lock() {
+            Ok(g) => g,
+            Err(_) => return,
+        };
+        let exited = match guard.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(status))) => Some(status),
+            _ => None,
+        };
+        if let Some(status) = exited {
+            if card.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            log::warn!("card process exited ({status}); restarting the card");
+            match spawn_card(opts, socket) {
+                Ok(c) => *guard = Some(c),
+                Err(e) => log::error!("card restart failed: {e:#}"),
+            }
+        }
+    }
+}
+
+fn stop_card(card: &CardProcess) {
+    card.stopping.store(true, Ordering::Relaxed);
+    if let Ok(mut guard) = card.child.lock() {
+        if let Some(mut c) = guard.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+fn profile_toml(addr: SocketAddr) -> String {
+    format!(
+        "# gmhsm client profile written by gmhsm-sim; paths are relative to this file.\n\
+         address = \"{addr}\"\n\
+         server_name = \"{SERVER_NAME}\"\n\
+         ca_cert = \"pki/ca.pem\"\n\
+         client_cert = \"pki/client.pem\"\n\
+         client_key = \"pki/client.key\"\n"
+    )
+}
