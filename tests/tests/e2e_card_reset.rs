@@ -29,7 +29,7 @@ fn killed_card_keeps_every_acknowledged_key() {
 
     // Generate keys in a background CLI loop while the card is killed underneath it.
     let profile = app.profile();
-    let gen = std::thread::spawn(move || {
+    let generator = std::thread::spawn(move || {
         let mut acked = Vec::new();
         for i in 0..40 {
             let label = format!("k{i}");
@@ -50,7 +50,7 @@ fn killed_card_keeps_every_acknowledged_key() {
     let pid = card_pid(&state).expect("card process");
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 
-    let acked = gen.join().unwrap();
+    let acked = generator.join().unwrap();
     assert!(!acked.is_empty(), "some generations must have succeeded");
 
     // The card comes back (a new process) and serves again.
