@@ -8,8 +8,9 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Devices, Platform};
-use gmhsm_proto::{KeyAlg, Label, Principal, Request, Response, Status, StatusInfo};
+use gmhsm_proto::{AuditEvent, AuditState, KeyAlg, Label, Principal, Request, Response, Status, StatusInfo};
 
+use crate::audit::AuditLog;
 use crate::keys::{self, KeyRecord, LoadedKey};
 use crate::rng::CardRng;
 use crate::store::{Store, StoreError};
@@ -36,6 +37,33 @@ pub struct Hsm<P: Platform> {
     state: State,
     boots: u32,
     cache: BTreeMap<Label, LoadedKey>,
+    audit: Option<AuditLog>,
+}
+
+/// The request's variant index, as audit records name it.
+fn request_kind(r: &Request) -> u8 {
+    match r {
+        Request::Ping => 0,
+        Request::GetStatus => 1,
+        Request::GenerateKey { .. } => 2,
+        Request::ExportPublicKey { .. } => 3,
+        Request::Sign { .. } => 4,
+        Request::Verify { .. } => 5,
+        Request::DeleteKey { .. } => 6,
+        Request::ListKeys => 7,
+        Request::ReadAudit { .. } => 8,
+        _ => u8::MAX,
+    }
+}
+
+fn short(why: &str) -> heapless::String<96> {
+    let mut s = heapless::String::new();
+    for c in why.chars() {
+        if s.push(c).is_err() {
+            break;
+        }
+    }
+    s
 }
 
 fn store_key(label: &Label) -> Vec<u8> {
@@ -58,7 +86,7 @@ impl<P: Platform> Hsm<P> {
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
         let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new() };
+            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None };
         if hsm.tamper_check() {
             return hsm;
         }
@@ -81,6 +109,7 @@ impl<P: Platform> Hsm<P> {
             }
         }
         hsm.count_boot();
+        hsm.audit = hsm.store.as_ref().map(AuditLog::load);
         let initialized = hsm.store.as_ref().is_some_and(|s| s.contains(META_INIT));
         hsm.state = match (dmk::load(&mut hsm.tamper), initialized) {
             (dmk::Slot::Empty, false) => State::Factory,
@@ -89,7 +118,28 @@ impl<P: Platform> Hsm<P> {
             (dmk::Slot::Key(_), false) => State::Error("device master key present but store not initialized"),
             (dmk::Slot::Corrupt, _) => State::Error("tamper RAM corrupt"),
         };
+        let error = match hsm.state {
+            State::Error(why) => Some(short(why)),
+            _ => None,
+        };
+        hsm.log(None, AuditEvent::Boot { error });
         hsm
+    }
+
+    /// Append an audit record. An audit write that fails puts the card in its error state:
+    /// it does not go on working unaudited.
+    fn log(&mut self, principal: Option<Principal>, event: AuditEvent) {
+        let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return };
+        let now = self.clock.now_ms();
+        if audit.append(store, self.boots, now, principal, event).is_err() {
+            self.cache.clear();
+            self.state = State::Error("audit log write failed");
+        }
+    }
+
+    fn deny(&mut self, principal: &Principal, request: u8, status: Status) -> Status {
+        self.log(Some(principal.clone()), AuditEvent::Denied { request, status });
+        status
     }
 
     /// Latch a tamper event: zeroize the DMK and enter the error state. `true` if it fired.
@@ -99,6 +149,7 @@ impl<P: Platform> Hsm<P> {
             let _ = dmk::zeroize(&mut self.tamper);
             self.cache.clear();
             self.state = State::Error("tamper event: device master key zeroized");
+            self.log(None, AuditEvent::Tamper);
             return true;
         }
         false
@@ -134,24 +185,18 @@ impl<P: Platform> Hsm<P> {
         let store = self.store.as_mut().ok_or(Status::DeviceError)?;
         store.insert(META_INIT, &[1]).map_err(store_status)?;
         self.state = State::Operational(Wrapper::new(&k));
+        self.log(None, AuditEvent::Initialized);
         Ok(())
     }
 
     pub fn status(&self) -> StatusInfo {
         let keys = self.store.as_ref().map_or(0, |s| s.keys().filter(|k| k.starts_with(KEY_PREFIX)).count());
         let error = match &self.state {
-            State::Error(why) => {
-                let mut s = heapless::String::new();
-                for c in why.chars() {
-                    if s.push(c).is_err() {
-                        break;
-                    }
-                }
-                Some(s)
-            }
+            State::Error(why) => Some(short(why)),
             _ => None,
         };
-        StatusInfo { initialized: !matches!(self.state, State::Factory), error, keys: keys as u32, boots: self.boots }
+        let audit = self.audit.as_ref().map_or(AuditState { first_seq: 0, last_seq: 0, chain_break: None }, |a| a.state());
+        StatusInfo { initialized: !matches!(self.state, State::Factory), error, keys: keys as u32, boots: self.boots, audit }
     }
 
     /// Carry out one request for `principal`. Never panics on any input.
@@ -163,10 +208,12 @@ impl<P: Platform> Hsm<P> {
         if let Some(e) = self.rng.failure() {
             if !matches!(self.state, State::Error(_)) {
                 self.cache.clear();
-                self.state = State::Error(match e {
+                let why = match e {
                     crate::rng::RngError::Entropy(e) => e.describe(),
                     crate::rng::RngError::NotReady => "rng: not instantiated",
-                });
+                };
+                self.state = State::Error(why);
+                self.log(None, AuditEvent::ErrorState { reason: short(why) });
             }
         }
         match request {
@@ -174,9 +221,19 @@ impl<P: Platform> Hsm<P> {
             Request::GetStatus => return Ok(Response::Status(self.status())),
             _ => {}
         }
+        let kind = request_kind(&request);
+        if let Request::ReadAudit { from_seq, max } = request {
+            if *principal != Principal::Local {
+                return Err(self.deny(principal, kind, Status::AccessDenied));
+            }
+            let (Some(store), Some(audit)) = (self.store.as_ref(), self.audit.as_ref()) else {
+                return Err(Status::DeviceError);
+            };
+            return Ok(Response::Audit(audit.read(store, from_seq, max.min(256))));
+        }
         match self.state {
-            State::Factory => return Err(Status::NotInitialized),
-            State::Error(_) => return Err(Status::DeviceError),
+            State::Factory => return Err(self.deny(principal, kind, Status::NotInitialized)),
+            State::Error(_) => return Err(self.deny(principal, kind, Status::DeviceError)),
             State::Operational(_) => {}
         }
         match request {
@@ -204,6 +261,7 @@ impl<P: Platform> Hsm<P> {
                 let store = self.store.as_mut().ok_or(Status::DeviceError)?;
                 store.remove(&store_key(&label)).map_err(store_status)?;
                 self.cache.remove(&label);
+                self.log(Some(principal.clone()), AuditEvent::KeyDeleted { label });
                 Ok(Response::Deleted)
             }
             Request::ListKeys => {
@@ -213,14 +271,15 @@ impl<P: Platform> Hsm<P> {
                 for k in labels {
                     let Ok(s) = core::str::from_utf8(&k[KEY_PREFIX.len()..]) else { continue };
                     let Ok(label) = Label::try_from(s) else { continue };
-                    if let Ok(rec) = self.record(principal, &label) {
-                        out.push((label, rec.alg));
+                    match self.load_record(&label) {
+                        Ok(rec) if &rec.owner == principal => out.push((label, rec.alg)),
+                        _ => {}
                     }
                 }
                 Ok(Response::Keys(out))
             }
             // Handled above; listed so a new request kind is a compile-time decision.
-            Request::Ping | Request::GetStatus => Err(Status::Internal),
+            Request::Ping | Request::GetStatus | Request::ReadAudit { .. } => Err(Status::Internal),
             _ => Err(Status::InvalidArgument),
         }
     }
@@ -246,17 +305,24 @@ impl<P: Platform> Hsm<P> {
         if self.cache.len() >= CACHE_MAX {
             self.cache.pop_first();
         }
-        self.cache.insert(label, generated.key);
+        self.cache.insert(label.clone(), generated.key);
+        self.log(Some(principal.clone()), AuditEvent::KeyGenerated { label, alg });
         Ok(Response::KeyGenerated { alg, spki_der: generated.spki_der })
     }
 
     /// The record of `label` if `principal` may use it. Another principal's key is reported
     /// as unknown, so labels of other applications are not disclosed.
-    fn record(&self, principal: &Principal, label: &Label) -> Result<KeyRecord, Status> {
+    fn load_record(&self, label: &Label) -> Result<KeyRecord, Status> {
         let store = self.store.as_ref().ok_or(Status::DeviceError)?;
         let raw = store.get(&store_key(label)).map_err(store_status)?.ok_or(Status::UnknownKey)?;
-        let rec: KeyRecord = postcard::from_bytes(&raw).map_err(|_| Status::Internal)?;
+        postcard::from_bytes(&raw).map_err(|_| Status::Internal)
+    }
+
+    fn record(&mut self, principal: &Principal, label: &Label) -> Result<KeyRecord, Status> {
+        let rec = self.load_record(label)?;
         if &rec.owner != principal {
+            // Audited as a denial, answered as unknown: no existence oracle.
+            self.log(Some(principal.clone()), AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied });
             return Err(Status::UnknownKey);
         }
         Ok(rec)

@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod audit;
 pub mod dmk;
 pub mod drbg;
 pub mod entropy;

@@ -215,3 +215,59 @@ fn stuck_noise_source_is_an_error_state() {
     let r = hsm.execute(&app(1), Request::GenerateKey { label: label("x"), alg: KeyAlg::Sm2 });
     assert_eq!(r, Err(Status::DeviceError));
 }
+
+#[test]
+fn audit_log_chains_lifecycle_and_denials() {
+    let t = tamper();
+    let mut hsm = boot(fresh_flash(), &t, 7, false);
+    hsm.initialize().unwrap();
+    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
+    let denied = hsm.execute(&app(2), Request::ExportPublicKey { label: label("a") });
+    assert_eq!(denied, Err(Status::UnknownKey));
+    hsm.execute(&app(1), Request::DeleteKey { label: label("a") }).unwrap();
+    // Applications may not read the log; local tools may.
+    let r = hsm.execute(&app(1), Request::ReadAudit { from_seq: 1, max: 100 });
+    assert_eq!(r, Err(Status::AccessDenied));
+    let Response::Audit(recs) = hsm.execute(&Principal::Local, Request::ReadAudit { from_seq: 1, max: 100 }).unwrap()
+    else {
+        panic!()
+    };
+    use gmhsm_proto::AuditEvent as E;
+    let events: Vec<_> = recs.iter().map(|r| r.event.clone()).collect();
+    assert!(matches!(events[0], E::Boot { error: None }));
+    assert_eq!(events[1], E::Initialized);
+    assert_eq!(events[2], E::KeyGenerated { label: label("a"), alg: KeyAlg::Sm2 });
+    assert!(matches!(events[3], E::Denied { status: Status::AccessDenied, .. }));
+    assert_eq!(recs[3].principal, Some(app(2)));
+    assert!(matches!(events[4], E::KeyDeleted { .. }));
+    assert!(matches!(events[5], E::Denied { request: 8, status: Status::AccessDenied }));
+    assert_eq!(gmhsm_firmware::audit::verify_run(&recs), Ok(()));
+    let mut forged = recs.clone();
+    forged[2].event = E::KeyGenerated { label: label("b"), alg: KeyAlg::Sm2 };
+    assert_eq!(gmhsm_firmware::audit::verify_run(&forged), Err(4));
+
+    // The chain survives a reboot and is verified there.
+    let hsm = boot(hsm.into_flash().unwrap(), &t, 8, false);
+    let st = hsm.status();
+    assert_eq!(st.audit.chain_break, None);
+    assert_eq!(st.audit.last_seq, recs.len() as u64 + 1, "boot record appended");
+}
+
+#[test]
+fn altered_audit_record_is_a_chain_break_at_boot() {
+    let t = tamper();
+    let mut hsm = boot(fresh_flash(), &t, 9, false);
+    hsm.initialize().unwrap();
+    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
+    hsm.execute(&app(1), Request::GenerateKey { label: label("b"), alg: KeyAlg::Sm2 }).unwrap();
+    let flash = hsm.into_flash().unwrap();
+    // Rewrite record 3 through the store, as an attacker with flash access could.
+    let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
+    let mut k = b"a:".to_vec();
+    k.extend_from_slice(&3u64.to_be_bytes());
+    let mut rec: gmhsm_proto::AuditRecord = postcard::from_bytes(&store.get(&k).unwrap().unwrap()).unwrap();
+    rec.event = gmhsm_proto::AuditEvent::KeyGenerated { label: label("evil"), alg: KeyAlg::Sm2 };
+    store.insert(&k, &postcard::to_allocvec(&rec).unwrap()).unwrap();
+    let hsm = boot(store.into_flash(), &t, 10, false);
+    assert_eq!(hsm.status().audit.chain_break, Some(4));
+}

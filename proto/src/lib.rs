@@ -16,11 +16,13 @@
 
 extern crate alloc;
 
+pub mod audit;
 pub mod frame;
 pub mod request;
 pub mod response;
 pub mod status;
 
+pub use audit::{AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
 pub use request::{KeyAlg, Label, Mechanism, Principal, Request};
 pub use response::{Response, StatusInfo};

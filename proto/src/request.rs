@@ -67,4 +67,6 @@ pub enum Request {
     DeleteKey { label: Label },
     /// List the labels visible to the caller.
     ListKeys,
+    /// Read up to `max` audit records starting at `from_seq` (auditors and local tools only).
+    ReadAudit { from_seq: u64, max: u16 },
 }

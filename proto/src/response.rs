@@ -3,6 +3,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditRecord, AuditState};
 use crate::request::{KeyAlg, Label};
 
 /// The card's state as reported by [`crate::Request::GetStatus`].
@@ -16,6 +17,8 @@ pub struct StatusInfo {
     pub keys: u32,
     /// Boot counter of the card.
     pub boots: u32,
+    /// The audit log's extent and integrity.
+    pub audit: AuditState,
 }
 
 /// One successful answer. Append-only.
@@ -32,4 +35,6 @@ pub enum Response {
     Verified,
     Deleted,
     Keys(Vec<(Label, KeyAlg)>),
+    /// Audit records in sequence order.
+    Audit(Vec<AuditRecord>),
 }

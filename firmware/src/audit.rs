@@ -1,0 +1,133 @@
+//! The card's audit log: append-only, SM3 hash-chained records with sequence number and boot
+//! counter, kept in the flash store under `a:` + big-endian sequence number.
+//!
+//! At boot the whole chain is re-hashed; a record whose `prev_hash` is not the hash of its
+//! predecessor (or a gap in the sequence) is a chain break, reported in the card status.
+//! When more than [`MAX_RECORDS`] are held, the oldest are dropped (export them first); the
+//! first retained record's `prev_hash` still names the dropped one, so the chain stays
+//! checkable from there on, and the sequence numbers show how many went.
+
+use alloc::vec::Vec;
+use gmhsm_platform::Flash;
+use gmhsm_proto::{AuditEvent, AuditRecord, AuditState, Principal};
+use sm3::{Digest, Sm3};
+
+use crate::store::{Store, StoreError};
+
+const PREFIX: &[u8] = b"a:";
+/// Records kept on flash.
+pub const MAX_RECORDS: u64 = 4096;
+
+fn key(seq: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(PREFIX);
+    k[2..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// SM3 over the record's encoding.
+pub fn hash(rec: &AuditRecord) -> [u8; 32] {
+    let bytes = postcard::to_allocvec(rec).unwrap_or_default();
+    Sm3::digest(&bytes).into()
+}
+
+/// The in-RAM view of the log: where it starts and ends and the hash to chain to.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    first: u64,
+    last: u64,
+    last_hash: [u8; 32],
+    chain_break: Option<u64>,
+}
+
+impl AuditLog {
+    /// Scan and verify the log held in `store`.
+    pub fn load<F: Flash>(store: &Store<F>) -> Self {
+        let seqs: Vec<u64> = store
+            .keys()
+            .filter(|k| k.len() == 10 && k.starts_with(PREFIX))
+            .map(|k| u64::from_be_bytes([k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]]))
+            .collect();
+        let mut log = AuditLog { first: 0, last: 0, last_hash: [0; 32], chain_break: None };
+        let mut prev: Option<(u64, [u8; 32])> = None;
+        for seq in seqs {
+            let rec = store.get(&key(seq)).ok().flatten().and_then(|v| postcard::from_bytes::<AuditRecord>(&v).ok());
+            let Some(rec) = rec else {
+                log.chain_break.get_or_insert(seq);
+                continue;
+            };
+            let chained = match prev {
+                Some((p, h)) => rec.seq == p + 1 && rec.prev_hash == h && rec.seq == seq,
+                None => rec.seq == seq && (seq != 1 || rec.prev_hash == [0; 32]),
+            };
+            if !chained {
+                log.chain_break.get_or_insert(seq);
+            }
+            if log.first == 0 {
+                log.first = seq;
+            }
+            let h = hash(&rec);
+            prev = Some((seq, h));
+            log.last = seq;
+            log.last_hash = h;
+        }
+        log
+    }
+
+    pub fn state(&self) -> AuditState {
+        AuditState { first_seq: self.first, last_seq: self.last, chain_break: self.chain_break }
+    }
+
+    /// Append one record; drops the oldest records beyond [`MAX_RECORDS`].
+    pub fn append<F: Flash>(
+        &mut self,
+        store: &mut Store<F>,
+        boot: u32,
+        time_ms: u64,
+        principal: Option<Principal>,
+        event: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let seq = self.last + 1;
+        let rec = AuditRecord { seq, boot, time_ms, principal, event, prev_hash: self.last_hash };
+        let bytes = postcard::to_allocvec(&rec).map_err(|_| StoreError::TooLarge)?;
+        store.insert(&key(seq), &bytes)?;
+        self.last = seq;
+        self.last_hash = hash(&rec);
+        if self.first == 0 {
+            self.first = seq;
+        }
+        while self.last - self.first + 1 > MAX_RECORDS {
+            store.remove(&key(self.first))?;
+            self.first += 1;
+        }
+        Ok(seq)
+    }
+
+    /// Up to `max` records from `from_seq` on.
+    pub fn read<F: Flash>(&self, store: &Store<F>, from_seq: u64, max: u16) -> Vec<AuditRecord> {
+        let start = from_seq.max(self.first);
+        let mut out = Vec::new();
+        if self.last == 0 {
+            return out;
+        }
+        let mut seq = start;
+        while seq <= self.last && out.len() < max as usize {
+            if let Some(rec) = store.get(&key(seq)).ok().flatten().and_then(|v| postcard::from_bytes(&v).ok()) {
+                out.push(rec);
+            }
+            seq += 1;
+        }
+        out
+    }
+}
+
+/// Check a run of records read by an auditor: each chains to the one before.
+/// Returns the seq of the first record that does not.
+pub fn verify_run(records: &[AuditRecord]) -> Result<(), u64> {
+    for w in records.windows(2) {
+        if w[1].seq != w[0].seq + 1 || w[1].prev_hash != hash(&w[0]) {
+            return Err(w[1].seq);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Audit records: what the card's hash-chained audit log holds and what auditors read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::request::{KeyAlg, Label, Principal};
+use crate::status::Status;
+
+/// What happened. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// The card booted; `error` is set when it came up in its error state.
+    Boot { error: Option<heapless::String<96>> },
+    /// The device left the factory state.
+    Initialized,
+    KeyGenerated { label: Label, alg: KeyAlg },
+    KeyDeleted { label: Label },
+    /// A request was refused for a reason that matters to an auditor (access, state).
+    Denied { request: u8, status: Status },
+    /// The card entered its error state while running.
+    ErrorState { reason: heapless::String<96> },
+    /// A tamper event zeroized the device master key.
+    Tamper,
+}
+
+/// One entry of the audit log. Its hash is SM3 over its postcard encoding; the next entry's
+/// `prev_hash` is that hash, so altering, removing or reordering entries breaks the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Sequence number, from 1, never reused.
+    pub seq: u64,
+    /// The card's boot counter when the event happened.
+    pub boot: u32,
+    /// Card clock (ms since that boot).
+    pub time_ms: u64,
+    /// Who caused it (`None` for the card itself).
+    pub principal: Option<Principal>,
+    pub event: AuditEvent,
+    /// Hash of the previous record (all zeros for seq 1).
+    pub prev_hash: [u8; 32],
+}
+
+/// The state of the audit log as reported in the card status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditState {
+    /// Oldest and newest sequence numbers held (0, 0 when empty).
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// `Some(seq)`: the record `seq` does not chain to its predecessor (found at boot).
+    pub chain_break: Option<u64>,
+}
