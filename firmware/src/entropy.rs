@@ -5,6 +5,8 @@
 //! proportion window is 1024 samples (8-bit samples). Any failure is latched: the source stays
 //! failed until the card reboots, and the card generates nothing from it.
 
+pub mod stats;
+
 use gmhsm_platform::NoiseSource;
 use sm3::{Digest, Sm3};
 use zeroize::Zeroize;
@@ -28,6 +30,8 @@ pub enum EntropyError {
     AdaptiveProportion,
     /// The noise source device did not deliver samples.
     SourceUnavailable,
+    /// The GM/T 0005-style statistical tests failed (power-up or periodic).
+    Statistical,
 }
 
 impl EntropyError {
@@ -38,6 +42,7 @@ impl EntropyError {
                 "entropy: adaptive proportion test failed (biased source)"
             }
             EntropyError::SourceUnavailable => "entropy: noise source unavailable",
+            EntropyError::Statistical => "entropy: statistical test failed (poker/monobit/runs)",
         }
     }
 }
@@ -107,15 +112,52 @@ pub struct EntropySource<N: NoiseSource> {
     health: HealthTests,
     h: u8,
     started: bool,
+    stat_failed: bool,
 }
+
+/// Groups tested at power-up, and how many may fail.
+const POWER_UP_GROUPS: usize = 20;
+const POWER_UP_MAX_FAIL: usize = 3;
+/// Groups tested at each reseed, and how many may fail.
+const PERIODIC_GROUPS: usize = 5;
+const PERIODIC_MAX_FAIL: usize = 2;
 
 impl<N: NoiseSource> EntropySource<N> {
     pub fn new(noise: N) -> Self {
         let h = noise.min_entropy_bits().clamp(1, 8);
-        Self { noise, health: HealthTests::new(h), h, started: false }
+        Self { noise, health: HealthTests::new(h), h, started: false, stat_failed: false }
+    }
+
+    /// Run `groups` statistical groups (retried once); latch a failure.
+    fn statistical(&mut self, groups: usize, max_fail: usize) -> Result<(), EntropyError> {
+        let mut group = [0u8; stats::GROUP_BYTES];
+        for _attempt in 0..2 {
+            let mut failed = 0;
+            for _ in 0..groups {
+                self.pull(&mut group)?;
+                if !stats::group_passes(&group) {
+                    failed += 1;
+                }
+            }
+            if failed <= max_fail {
+                group.zeroize();
+                return Ok(());
+            }
+        }
+        group.zeroize();
+        self.stat_failed = true;
+        Err(EntropyError::Statistical)
+    }
+
+    /// The periodic statistical test (run by the RNG at each reseed).
+    pub fn periodic_test(&mut self) -> Result<(), EntropyError> {
+        self.statistical(PERIODIC_GROUPS, PERIODIC_MAX_FAIL)
     }
 
     fn pull(&mut self, buf: &mut [u8]) -> Result<(), EntropyError> {
+        if self.stat_failed {
+            return Err(EntropyError::Statistical);
+        }
         if let Some(e) = self.health.failure() {
             return Err(e);
         }
@@ -123,11 +165,13 @@ impl<N: NoiseSource> EntropySource<N> {
         self.health.feed(buf)
     }
 
-    /// Start-up test: 1024 samples through the health tests, discarded.
+    /// Start-up test: 1024 samples through the health tests, then the power-up statistical
+    /// test; all samples discarded.
     pub fn startup(&mut self) -> Result<(), EntropyError> {
         let mut buf = [0u8; STARTUP_SAMPLES];
         self.pull(&mut buf)?;
         buf.zeroize();
+        self.statistical(POWER_UP_GROUPS, POWER_UP_MAX_FAIL)?;
         self.started = true;
         Ok(())
     }
@@ -150,6 +194,9 @@ impl<N: NoiseSource> EntropySource<N> {
     }
 
     pub fn failure(&self) -> Option<EntropyError> {
+        if self.stat_failed {
+            return Some(EntropyError::Statistical);
+        }
         self.health.failure()
     }
 }

@@ -205,17 +205,14 @@ impl<P: Platform> Hsm<P> {
         if self.tamper_check() {
             return Err(Status::DeviceError);
         }
-        if let Some(e) = self.rng.failure() {
-            if !matches!(self.state, State::Error(_)) {
-                self.cache.clear();
-                let why = match e {
-                    crate::rng::RngError::Entropy(e) => e.describe(),
-                    crate::rng::RngError::NotReady => "rng: not instantiated",
-                };
-                self.state = State::Error(why);
-                self.log(None, AuditEvent::ErrorState { reason: short(why) });
-            }
-        }
+        self.check_rng();
+        let result = self.dispatch(principal, request);
+        // A source that failed during this request latches the error state now.
+        self.check_rng();
+        result
+    }
+
+    fn dispatch(&mut self, principal: &Principal, request: Request) -> Result<Response, Status> {
         match request {
             Request::Ping => return Ok(Response::Pong),
             Request::GetStatus => return Ok(Response::Status(self.status())),
@@ -281,6 +278,21 @@ impl<P: Platform> Hsm<P> {
             // Handled above; listed so a new request kind is a compile-time decision.
             Request::Ping | Request::GetStatus | Request::ReadAudit { .. } => Err(Status::Internal),
             _ => Err(Status::InvalidArgument),
+        }
+    }
+
+    /// Enter the error state if the RNG can no longer produce output.
+    fn check_rng(&mut self) {
+        if let Some(e) = self.rng.failure() {
+            if !matches!(self.state, State::Error(_)) {
+                self.cache.clear();
+                let why = match e {
+                    crate::rng::RngError::Entropy(e) => e.describe(),
+                    crate::rng::RngError::NotReady => "rng: not instantiated",
+                };
+                self.state = State::Error(why);
+                self.log(None, AuditEvent::ErrorState { reason: short(why) });
+            }
         }
     }
 

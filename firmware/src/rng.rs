@@ -62,6 +62,7 @@ impl<N: NoiseSource> CardRng<N> {
 
     fn reseed(&mut self) -> Result<(), RngError> {
         let drbg = self.drbg.as_mut().ok_or(RngError::NotReady)?;
+        self.source.periodic_test().map_err(RngError::Entropy)?;
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         self.source.seed(&mut seed[..]).map_err(RngError::Entropy)?;
         drbg.reseed(&seed[..], &[]);

@@ -271,3 +271,65 @@ fn altered_audit_record_is_a_chain_break_at_boot() {
     let hsm = boot(store.into_flash(), &t, 10, false);
     assert_eq!(hsm.status().audit.chain_break, Some(4));
 }
+
+/// Noise that turns bad after boot: the periodic test at the next reseed catches it.
+struct DecayingNoise {
+    x: u64,
+    bad: Rc<Cell<bool>>,
+}
+
+impl NoiseSource for DecayingNoise {
+    fn min_entropy_bits(&self) -> u8 {
+        4
+    }
+    fn fill_raw(&mut self, out: &mut [u8]) -> Result<(), NoiseError> {
+        for b in out {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            // Slightly biased (each bit set with probability 5/8 on the bad source):
+            // passes the 90B health tests, fails the statistical tests.
+            let v = (self.x >> 32) as u8;
+            *b = if self.bad.get() { v | ((self.x >> 8) as u8 & (self.x >> 16) as u8) } else { v };
+        }
+        Ok(())
+    }
+}
+
+struct StepClock(Rc<Cell<u64>>);
+impl Clock for StepClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+struct DecayBoard;
+impl Platform for DecayBoard {
+    type Noise = DecayingNoise;
+    type Flash = RamFlash;
+    type Tamper = TestTamper;
+    type Clock = StepClock;
+}
+
+#[test]
+fn source_going_bad_is_caught_at_reseed() {
+    let bad = Rc::new(Cell::new(false));
+    let now = Rc::new(Cell::new(0));
+    let mut hsm: Hsm<DecayBoard> = Hsm::boot(Devices {
+        noise: DecayingNoise { x: 77, bad: bad.clone() },
+        flash: fresh_flash(),
+        tamper: tamper(),
+        clock: StepClock(now.clone()),
+    });
+    hsm.initialize().unwrap();
+    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
+    bad.set(true);
+    // Before the reseed is due the DRBG keeps serving; after it, the periodic test fails.
+    now.set(601_000);
+    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("b"), alg: KeyAlg::Sm2 });
+    assert_eq!(r, Err(Status::DeviceError));
+    let st = hsm.status();
+    assert!(st.error.as_deref().unwrap_or("").contains("statistical"), "{st:?}");
+    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("c"), alg: KeyAlg::Sm2 });
+    assert_eq!(r, Err(Status::DeviceError), "the error state is latched");
+}
