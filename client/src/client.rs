@@ -129,6 +129,8 @@ impl Client {
         match self.call(Request::GenerateKey {
             label: to_label(label)?,
             alg,
+            caps: gmhsm_proto::Capabilities::DEFAULT,
+            domains: 0,
         })? {
             Response::KeyGenerated { spki_der, .. } => Ok(spki_der),
             other => Err(unexpected(&other)),

@@ -28,7 +28,7 @@ fn card(mut s: UnixStream) {
             let f: CardFrame = frame::decode(&body).expect("card frame");
             let result = match f.request {
                 Request::Ping => Ok(Response::Pong),
-                Request::GenerateKey { label, alg } if !keys.contains_key(&label) => {
+                Request::GenerateKey { label, alg, .. } if !keys.contains_key(&label) => {
                     keys.insert(label, alg);
                     Ok(Response::KeyGenerated {
                         alg,

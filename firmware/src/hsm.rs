@@ -1,4 +1,4 @@
-//! The crypto card: `Hsm::execute(principal, request)`, with no I/O inside.
+//! The crypto card: `Hsm::execute(principal, session, request)`, with no I/O inside.
 //!
 //! Device states: `Factory` (no device master key; waits for initialization), `Operational`,
 //! and `Error` (self-test or entropy failure, tamper, lost DMK, broken store), in which every
@@ -8,10 +8,11 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Devices, Platform};
-use gmhsm_proto::{AuditEvent, AuditState, KeyAlg, Label, Principal, Request, Response, Status, StatusInfo};
+use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Response, Status, StatusInfo};
 
 use crate::audit::AuditLog;
-use crate::keys::{self, KeyRecord, LoadedKey};
+use crate::session::Sessions;
+use crate::keys::LoadedKey;
 use crate::rng::CardRng;
 use crate::store::{Store, StoreError};
 use crate::wrap::Wrapper;
@@ -38,22 +39,16 @@ pub struct Hsm<P: Platform> {
     boots: u32,
     cache: BTreeMap<Label, LoadedKey>,
     audit: Option<AuditLog>,
+    sessions: Sessions,
 }
 
-/// The request's variant index, as audit records name it.
+mod access;
+mod handlers;
+
+/// The request's variant index on the wire (postcard's first byte for indices below 128), as
+/// audit records name it.
 fn request_kind(r: &Request) -> u8 {
-    match r {
-        Request::Ping => 0,
-        Request::GetStatus => 1,
-        Request::GenerateKey { .. } => 2,
-        Request::ExportPublicKey { .. } => 3,
-        Request::Sign { .. } => 4,
-        Request::Verify { .. } => 5,
-        Request::DeleteKey { .. } => 6,
-        Request::ListKeys => 7,
-        Request::ReadAudit { .. } => 8,
-        _ => u8::MAX,
-    }
+    postcard::to_allocvec(r).ok().and_then(|v| v.first().copied()).unwrap_or(u8::MAX)
 }
 
 fn short(why: &str) -> heapless::String<96> {
@@ -86,7 +81,7 @@ impl<P: Platform> Hsm<P> {
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
         let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None };
+            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None, sessions: Sessions::default() };
         if hsm.tamper_check() {
             return hsm;
         }
@@ -148,6 +143,7 @@ impl<P: Platform> Hsm<P> {
         if self.tamper.tamper_event() {
             let _ = dmk::zeroize(&mut self.tamper);
             self.cache.clear();
+            self.sessions.clear();
             self.state = State::Error("tamper event: device master key zeroized");
             self.log(None, AuditEvent::Tamper);
             return true;
@@ -200,85 +196,16 @@ impl<P: Platform> Hsm<P> {
     }
 
     /// Carry out one request for `principal`. Never panics on any input.
-    pub fn execute(&mut self, principal: &Principal, request: Request) -> Result<Response, Status> {
+    pub fn execute(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
         self.rng.tick(self.clock.now_ms());
         if self.tamper_check() {
             return Err(Status::DeviceError);
         }
         self.check_rng();
-        let result = self.dispatch(principal, request);
+        let result = self.dispatch(principal, session, request);
         // A source that failed during this request latches the error state now.
         self.check_rng();
         result
-    }
-
-    fn dispatch(&mut self, principal: &Principal, request: Request) -> Result<Response, Status> {
-        match request {
-            Request::Ping => return Ok(Response::Pong),
-            Request::GetStatus => return Ok(Response::Status(self.status())),
-            _ => {}
-        }
-        let kind = request_kind(&request);
-        if let Request::ReadAudit { from_seq, max } = request {
-            if *principal != Principal::Local {
-                return Err(self.deny(principal, kind, Status::AccessDenied));
-            }
-            let (Some(store), Some(audit)) = (self.store.as_ref(), self.audit.as_ref()) else {
-                return Err(Status::DeviceError);
-            };
-            return Ok(Response::Audit(audit.read(store, from_seq, max.min(256))));
-        }
-        match self.state {
-            State::Factory => return Err(self.deny(principal, kind, Status::NotInitialized)),
-            State::Error(_) => return Err(self.deny(principal, kind, Status::DeviceError)),
-            State::Operational(_) => {}
-        }
-        match request {
-            Request::GenerateKey { label, alg } => self.generate(principal, label, alg),
-            Request::ExportPublicKey { label } => {
-                let rec = self.record(principal, &label)?;
-                Ok(Response::PublicKey { alg: rec.alg, spki_der: rec.spki_der })
-            }
-            Request::Sign { label, mechanism, message } => {
-                if message.len() > gmhsm_proto::frame::MAX_MESSAGE_LEN {
-                    return Err(Status::InvalidArgument);
-                }
-                self.ensure_loaded(principal, &label)?;
-                let Some(key) = self.cache.get(&label) else { return Err(Status::Internal) };
-                let sig = key.sign(&mechanism, &message, &mut self.rng)?;
-                Ok(Response::Signature(sig))
-            }
-            Request::Verify { label, mechanism, message, signature } => {
-                let rec = self.record(principal, &label)?;
-                keys::verify(rec.alg, &rec.spki_der, &mechanism, &message, &signature)?;
-                Ok(Response::Verified)
-            }
-            Request::DeleteKey { label } => {
-                self.record(principal, &label)?;
-                let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-                store.remove(&store_key(&label)).map_err(store_status)?;
-                self.cache.remove(&label);
-                self.log(Some(principal.clone()), AuditEvent::KeyDeleted { label });
-                Ok(Response::Deleted)
-            }
-            Request::ListKeys => {
-                let store = self.store.as_ref().ok_or(Status::DeviceError)?;
-                let mut out = Vec::new();
-                let labels: Vec<Vec<u8>> = store.keys().filter(|k| k.starts_with(KEY_PREFIX)).map(|k| k.to_vec()).collect();
-                for k in labels {
-                    let Ok(s) = core::str::from_utf8(&k[KEY_PREFIX.len()..]) else { continue };
-                    let Ok(label) = Label::try_from(s) else { continue };
-                    match self.load_record(&label) {
-                        Ok(rec) if &rec.owner == principal => out.push((label, rec.alg)),
-                        _ => {}
-                    }
-                }
-                Ok(Response::Keys(out))
-            }
-            // Handled above; listed so a new request kind is a compile-time decision.
-            Request::Ping | Request::GetStatus | Request::ReadAudit { .. } => Err(Status::Internal),
-            _ => Err(Status::InvalidArgument),
-        }
     }
 
     /// Enter the error state if the RNG can no longer produce output.
@@ -294,65 +221,5 @@ impl<P: Platform> Hsm<P> {
                 self.log(None, AuditEvent::ErrorState { reason: short(why) });
             }
         }
-    }
-
-    fn generate(&mut self, principal: &Principal, label: Label, alg: KeyAlg) -> Result<Response, Status> {
-        if label.is_empty() {
-            return Err(Status::InvalidArgument);
-        }
-        let skey = store_key(&label);
-        if self.store.as_ref().ok_or(Status::DeviceError)?.contains(&skey) {
-            return Err(Status::KeyExists);
-        }
-        let generated = keys::generate(alg, &mut self.rng)?;
-        let mut nonce = [0u8; crate::wrap::NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
-        let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
-        let aad = KeyRecord::aad(&label, alg, principal, &generated.spki_der);
-        let wrapped = wrapper.wrap(nonce, &aad, &generated.private_der);
-        let rec = KeyRecord { alg, owner: principal.clone(), spki_der: generated.spki_der.clone(), wrapped };
-        let value = postcard::to_allocvec(&rec).map_err(|_| Status::Internal)?;
-        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(&skey, &value).map_err(store_status)?;
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.pop_first();
-        }
-        self.cache.insert(label.clone(), generated.key);
-        self.log(Some(principal.clone()), AuditEvent::KeyGenerated { label, alg });
-        Ok(Response::KeyGenerated { alg, spki_der: generated.spki_der })
-    }
-
-    /// The record of `label` if `principal` may use it. Another principal's key is reported
-    /// as unknown, so labels of other applications are not disclosed.
-    fn load_record(&self, label: &Label) -> Result<KeyRecord, Status> {
-        let store = self.store.as_ref().ok_or(Status::DeviceError)?;
-        let raw = store.get(&store_key(label)).map_err(store_status)?.ok_or(Status::UnknownKey)?;
-        postcard::from_bytes(&raw).map_err(|_| Status::Internal)
-    }
-
-    fn record(&mut self, principal: &Principal, label: &Label) -> Result<KeyRecord, Status> {
-        let rec = self.load_record(label)?;
-        if &rec.owner != principal {
-            // Audited as a denial, answered as unknown: no existence oracle.
-            self.log(Some(principal.clone()), AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied });
-            return Err(Status::UnknownKey);
-        }
-        Ok(rec)
-    }
-
-    fn ensure_loaded(&mut self, principal: &Principal, label: &Label) -> Result<(), Status> {
-        let rec = self.record(principal, label)?;
-        if self.cache.contains_key(label) {
-            return Ok(());
-        }
-        let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
-        let aad = KeyRecord::aad(label, rec.alg, &rec.owner, &rec.spki_der);
-        let der = wrapper.unwrap(&aad, &rec.wrapped).map_err(|_| Status::Internal)?;
-        let key = keys::load(rec.alg, &der)?;
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.pop_first();
-        }
-        self.cache.insert(label.clone(), key);
-        Ok(())
     }
 }

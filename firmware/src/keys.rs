@@ -1,42 +1,65 @@
-//! Key material inside the card: generation, the stored record, and the signing operations
-//! of each algorithm.
+//! Key material inside the card: generation of every key type, the stored record, and the
+//! unwrapped form kept in card RAM.
 //!
-//! A [`KeyRecord`] is what the store holds: public attributes in the clear, the private key
-//! wrapped under the DMK with the attributes as associated data. A [`LoadedKey`] is the
-//! unwrapped, parsed key, kept only in card RAM (zeroized on drop).
+//! A [`KeyRecord`] is what the store holds: public attributes in the clear, the private or
+//! secret key wrapped under the DMK with the attributes as associated data (so a blob cannot
+//! be moved to another label, owner, algorithm or capability set). A [`LoadedKey`] is the
+//! unwrapped, parsed key, kept only in card RAM and zeroized on drop.
 
 use alloc::vec::Vec;
-use gmhsm_proto::{KeyAlg, Label, Mechanism, Principal, Status};
+use gmhsm_proto::{Capabilities, KeyAlg, Label, Principal, Status};
 use rand_core::TryCryptoRng;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use crate::alg::{self, AlgError};
+
+/// A private-key access password (SDF): PBKDF2-HMAC-SM3 of the password with a random salt,
+/// and the count of consecutive failures (the key locks at [`MAX_PASSWORD_FAILURES`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordRecord {
+    pub salt: [u8; 16],
+    pub hash: [u8; 32],
+    pub failures: u8,
+}
+
+/// Failed password attempts after which the key refuses every attempt until an
+/// administrator sets a new password.
+pub const MAX_PASSWORD_FAILURES: u8 = 5;
+/// PBKDF2 iterations.
+pub const PBKDF2_ITERATIONS: u32 = 10_000;
 
 /// The stored form of one key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub alg: KeyAlg,
     pub owner: Principal,
-    /// DER SubjectPublicKeyInfo.
+    pub caps: Capabilities,
+    pub domains: u32,
+    /// DER SubjectPublicKeyInfo (empty for symmetric keys).
     pub spki_der: Vec<u8>,
     /// Nonce ‖ SM4-GCM(private key) under the DMK, AAD = [`KeyRecord::aad`].
     pub wrapped: Vec<u8>,
+    pub password: Option<PasswordRecord>,
 }
 
 impl KeyRecord {
     /// Associated data binding the wrapped key to its label and attributes.
-    pub fn aad(label: &Label, alg: KeyAlg, owner: &Principal, spki_der: &[u8]) -> Vec<u8> {
+    pub fn aad(&self, label: &Label) -> Vec<u8> {
+        let fields = (b"gmhsm/v2/key", label, self.alg, &self.owner, self.caps, self.domains, &self.spki_der);
         // Serializing plain data into a Vec cannot fail.
-        postcard::to_allocvec(&(b"gmhsm/v1/key", label, alg, owner, spki_der)).unwrap_or_default()
+        postcard::to_allocvec(&fields).unwrap_or_default()
     }
 }
 
-/// A usable private key.
+/// A usable key.
 pub enum LoadedKey {
-    Sm2 { secret: sm2::SecretKey, public: sm2::PublicKey },
-    Rsa { key: rsa::PrivateKey, public: rsa::PublicKey },
+    Sm2(sm2::SecretKey),
+    Rsa(rsa::PrivateKey),
+    P256(p256::SecretKey),
+    Sm4(Zeroizing<[u8; 16]>),
+    Hmac(Zeroizing<Vec<u8>>),
 }
 
 /// A freshly generated key: its private encoding (to be wrapped) and public SPKI.
@@ -46,99 +69,108 @@ pub struct Generated {
     pub key: LoadedKey,
 }
 
-fn internal<E>(_: E) -> Status {
-    Status::Internal
+pub fn alg_status(e: AlgError) -> Status {
+    match e {
+        AlgError::InvalidKey => Status::InvalidArgument,
+        AlgError::InvalidInput => Status::InvalidArgument,
+        AlgError::DecryptFailed => Status::DecryptFailed,
+        AlgError::VerifyFailed => Status::SignatureInvalid,
+        AlgError::Rng => Status::DeviceError,
+    }
 }
 
-/// Generate a key pair of `alg` from the card's RNG.
+/// The capabilities a key of `alg` gets when the request asks for the default.
+pub fn default_caps(alg: KeyAlg) -> Capabilities {
+    use Capabilities as C;
+    match alg {
+        KeyAlg::Sm2 => C::SIGN | C::VERIFY | C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE,
+        KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
+            C::SIGN | C::VERIFY | C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP
+        }
+        KeyAlg::EcdsaP256 => C::SIGN | C::VERIFY,
+        KeyAlg::Sm4 => C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::MAC,
+        KeyAlg::HmacSm3 => C::MAC,
+        _ => C::DEFAULT,
+    }
+}
+
+fn der<E>(r: Result<impl AsRef<[u8]>, E>) -> Result<Vec<u8>, Status> {
+    r.map(|d| d.as_ref().to_vec()).map_err(|_| Status::Internal)
+}
+
+/// Generate a key of `alg` from the card's RNG.
 pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Generated, Status> {
+    let rng_err = |_| Status::DeviceError;
     match alg {
         KeyAlg::Sm2 => {
-            let secret = <sm2::SecretKey as sm2::elliptic_curve::Generate>::try_generate_from_rng(rng).map_err(|_| Status::DeviceError)?;
-            let public = secret.public_key();
-            let spki_der = public.to_public_key_der().map_err(internal)?.into_vec();
+            let secret = alg::sm2::generate(rng).map_err(alg_status)?;
+            let spki_der = der(secret.public_key().to_public_key_der())?;
             let private_der = Zeroizing::new(secret.to_bytes().to_vec());
-            Ok(Generated { private_der, spki_der, key: LoadedKey::Sm2 { secret, public } })
+            Ok(Generated { private_der, spki_der, key: LoadedKey::Sm2(secret) })
         }
-        KeyAlg::Rsa2048 => {
-            let key = rsa::PrivateKey::new(rng, 2048).map_err(|_| Status::DeviceError)?;
-            let public = key.to_public_key();
-            let spki_der = public.to_public_key_der().map_err(internal)?.into_vec();
-            let private_der = Zeroizing::new(key.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec());
-            Ok(Generated { private_der, spki_der, key: LoadedKey::Rsa { key, public } })
+        KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
+            let bits = match alg {
+                KeyAlg::Rsa2048 => 2048,
+                KeyAlg::Rsa3072 => 3072,
+                _ => 4096,
+            };
+            let key = alg::rsa::generate(rng, bits).map_err(alg_status)?;
+            let spki_der = der(key.to_public_key().to_public_key_der())?;
+            let private_der = Zeroizing::new(der(key.to_pkcs8_der().map(|d| d.as_bytes().to_vec()))?);
+            Ok(Generated { private_der, spki_der, key: LoadedKey::Rsa(key) })
+        }
+        KeyAlg::EcdsaP256 => {
+            let secret = alg::ecdsa::generate(rng).map_err(alg_status)?;
+            let spki_der = der(secret.public_key().to_public_key_der())?;
+            let private_der = Zeroizing::new(secret.to_bytes().to_vec());
+            Ok(Generated { private_der, spki_der, key: LoadedKey::P256(secret) })
+        }
+        KeyAlg::Sm4 => {
+            let mut k = Zeroizing::new([0u8; 16]);
+            rng.try_fill_bytes(&mut k[..]).map_err(rng_err)?;
+            Ok(Generated { private_der: Zeroizing::new(k.to_vec()), spki_der: Vec::new(), key: LoadedKey::Sm4(k) })
+        }
+        KeyAlg::HmacSm3 => {
+            let mut k = Zeroizing::new(alloc::vec![0u8; 32]);
+            rng.try_fill_bytes(&mut k[..]).map_err(rng_err)?;
+            Ok(Generated { private_der: k.clone(), spki_der: Vec::new(), key: LoadedKey::Hmac(k) })
         }
         _ => Err(Status::InvalidArgument),
     }
 }
 
-/// Parse an unwrapped private key.
+/// Parse an unwrapped private or secret key.
 pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
-    match alg {
-        KeyAlg::Sm2 => {
-            let secret = sm2::SecretKey::from_slice(private_der).map_err(|_| Status::Internal)?;
-            let public = secret.public_key();
-            Ok(LoadedKey::Sm2 { secret, public })
+    Ok(match alg {
+        KeyAlg::Sm2 => LoadedKey::Sm2(alg::sm2::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
+        KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
+            LoadedKey::Rsa(rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?)
         }
-        KeyAlg::Rsa2048 => {
-            let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?;
-            let public = key.to_public_key();
-            Ok(LoadedKey::Rsa { key, public })
+        KeyAlg::EcdsaP256 => {
+            LoadedKey::P256(alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?)
         }
-        _ => Err(Status::Internal),
-    }
+        KeyAlg::Sm4 => {
+            let k: [u8; 16] = private_der.try_into().map_err(|_| Status::Internal)?;
+            LoadedKey::Sm4(Zeroizing::new(k))
+        }
+        KeyAlg::HmacSm3 => LoadedKey::Hmac(Zeroizing::new(private_der.to_vec())),
+        _ => return Err(Status::Internal),
+    })
 }
 
-fn distid(id: &[u8]) -> Result<&str, Status> {
-    // The sm2 crate takes the ID as text; binary IDs are refused rather than mangled.
-    core::str::from_utf8(id).map_err(|_| Status::InvalidArgument)
-}
-
-impl LoadedKey {
-    pub fn sign<R: TryCryptoRng + ?Sized>(
-        &self,
-        mechanism: &Mechanism,
-        message: &[u8],
-        rng: &mut R,
-    ) -> Result<Vec<u8>, Status> {
-        match (self, mechanism) {
-            (LoadedKey::Sm2 { secret, .. }, Mechanism::Sm2Sm3 { distid: id }) => {
-                let sk = sm2::dsa::SigningKey::new(distid(id)?, secret).map_err(internal)?;
-                let sig: sm2::dsa::Signature =
-                    sk.try_sign_with_rng(rng, message).map_err(|_| Status::DeviceError)?;
-                Ok(sig.to_der().to_vec())
-            }
-            (LoadedKey::Rsa { key, .. }, Mechanism::RsaPkcs1v15Sha256) => {
-                let sk = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
-                let sig = sk.try_sign_with_rng(rng, message).map_err(|_| Status::DeviceError)?;
-                Ok(sig.to_vec())
-            }
-            _ => Err(Status::WrongKeyType),
+/// PBKDF2-HMAC-SM3, one 32-byte block (RFC 8018 §5.2).
+pub fn pbkdf2_sm3(password: &[u8], salt: &[u8], iterations: u32) -> Result<[u8; 32], Status> {
+    let mut first = Vec::with_capacity(salt.len() + 4);
+    first.extend_from_slice(salt);
+    first.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = alg::sm3::hmac_sm3(password, &first).map_err(alg_status)?;
+    let mut t = u;
+    for _ in 1..iterations {
+        u = alg::sm3::hmac_sm3(password, &u).map_err(alg_status)?;
+        for (a, b) in t.iter_mut().zip(u.iter()) {
+            *a ^= b;
         }
     }
-}
-
-/// Verify with a stored public key (SPKI DER).
-pub fn verify(
-    alg: KeyAlg,
-    spki_der: &[u8],
-    mechanism: &Mechanism,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), Status> {
-    use rsa::pkcs8::DecodePublicKey;
-    match (alg, mechanism) {
-        (KeyAlg::Sm2, Mechanism::Sm2Sm3 { distid: id }) => {
-            let pk = sm2::PublicKey::from_public_key_der(spki_der).map_err(internal)?;
-            let vk = sm2::dsa::VerifyingKey::new(distid(id)?, pk).map_err(internal)?;
-            let sig = sm2::dsa::Signature::from_der(signature).map_err(|_| Status::SignatureInvalid)?;
-            vk.verify(message, &sig).map_err(|_| Status::SignatureInvalid)
-        }
-        (KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256) => {
-            let pk = rsa::PublicKey::from_public_key_der(spki_der).map_err(internal)?;
-            let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk);
-            let sig = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| Status::SignatureInvalid)?;
-            vk.verify(message, &sig).map_err(|_| Status::SignatureInvalid)
-        }
-        _ => Err(Status::WrongKeyType),
-    }
+    zeroize::Zeroize::zeroize(&mut u);
+    Ok(t)
 }

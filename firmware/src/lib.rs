@@ -16,14 +16,18 @@
 
 extern crate alloc;
 
+pub mod alg;
 pub mod audit;
 pub mod dmk;
 pub mod drbg;
 pub mod entropy;
 pub mod hsm;
 pub mod keys;
+pub mod ops;
 pub mod rng;
 pub mod selftest;
+pub mod shamir;
+pub mod session;
 pub mod store;
 pub mod wrap;
 

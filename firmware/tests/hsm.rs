@@ -1,128 +1,23 @@
 //! The card end to end through `Hsm::execute`, on in-memory test doubles of the board.
 
+mod common;
+
 use std::cell::Cell;
 use std::rc::Rc;
 
+use common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
 use gmhsm_proto::{KeyAlg, Label, Mechanism, Principal, Request, Response, Status};
-
-struct RamFlash {
-    mem: Vec<u8>,
-    g: FlashGeometry,
-}
-
-impl Flash for RamFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.g
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        out.copy_from_slice(self.mem.get(addr..addr + out.len()).ok_or(FlashError::OutOfBounds)?);
-        Ok(())
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        let dst = self.mem.get_mut(addr..addr + data.len()).ok_or(FlashError::OutOfBounds)?;
-        if dst.iter().zip(data).any(|(o, n)| o & n != *n) {
-            return Err(FlashError::NotErased);
-        }
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        let ps = self.g.page_size;
-        self.mem.get_mut(page * ps..(page + 1) * ps).ok_or(FlashError::OutOfBounds)?.fill(0xff);
-        Ok(())
-    }
-}
-
-/// Xorshift samples, or a stuck value.
-struct TestNoise {
-    x: u64,
-    stuck: bool,
-}
-
-impl NoiseSource for TestNoise {
-    fn min_entropy_bits(&self) -> u8 {
-        4
-    }
-    fn fill_raw(&mut self, out: &mut [u8]) -> Result<(), NoiseError> {
-        for b in out {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 7;
-            self.x ^= self.x << 17;
-            *b = if self.stuck { 0x42 } else { (self.x >> 32) as u8 };
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone)]
-struct TestTamper {
-    ram: Rc<Cell<[u8; 64]>>,
-    trip: Rc<Cell<bool>>,
-}
-
-impl TamperRam for TestTamper {
-    const SIZE: usize = 64;
-    fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(&self.ram.get());
-        Ok(())
-    }
-    fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let mut a = [0u8; 64];
-        a.copy_from_slice(data);
-        self.ram.set(a);
-        Ok(())
-    }
-    fn tamper_event(&mut self) -> bool {
-        self.trip.replace(false)
-    }
-}
-
-struct TestClock;
-impl Clock for TestClock {
-    fn now_ms(&self) -> u64 {
-        0
-    }
-}
-
-struct TestBoard;
-impl Platform for TestBoard {
-    type Noise = TestNoise;
-    type Flash = RamFlash;
-    type Tamper = TestTamper;
-    type Clock = TestClock;
-}
-
-fn fresh_flash() -> RamFlash {
-    let g = FlashGeometry { page_size: 4096, page_count: 64, word_size: 4 };
-    RamFlash { mem: vec![0xff; g.capacity()], g }
-}
-
-fn boot(flash: RamFlash, tamper: &TestTamper, seed: u64, stuck: bool) -> Hsm<TestBoard> {
-    Hsm::boot(Devices { noise: TestNoise { x: seed, stuck }, flash, tamper: tamper.clone(), clock: TestClock })
-}
-
-fn app(n: u8) -> Principal {
-    Principal::Application { cert_sha256: [n; 32] }
-}
-
-fn label(s: &str) -> Label {
-    Label::try_from(s).unwrap()
-}
-
-fn tamper() -> TestTamper {
-    TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)) }
-}
 
 #[test]
 fn factory_state_refuses_until_initialized() {
     let t = tamper();
     let mut hsm = boot(fresh_flash(), &t, 1, false);
     assert!(!hsm.status().initialized);
-    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 });
+    let r = hsm.exec(&app(1), gen_req(label("a"), KeyAlg::Sm2));
     assert_eq!(r, Err(Status::NotInitialized));
-    assert_eq!(hsm.execute(&app(1), Request::Ping), Ok(Response::Pong));
+    assert_eq!(hsm.exec(&app(1), Request::Ping), Ok(Response::Pong));
     hsm.initialize().unwrap();
     assert!(hsm.status().initialized);
     assert_eq!(hsm.initialize(), Err(Status::InvalidArgument), "initialize is once only");
@@ -137,39 +32,39 @@ fn sm2_and_rsa_sign_verify_and_isolation() {
         ("s", KeyAlg::Sm2, Mechanism::sm2_default()),
         ("r", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256),
     ] {
-        let r = hsm.execute(&app(1), Request::GenerateKey { label: label(name), alg }).unwrap();
+        let r = hsm.exec(&app(1), gen_req(label(name), alg)).unwrap();
         assert!(matches!(r, Response::KeyGenerated { .. }));
-        let again = hsm.execute(&app(1), Request::GenerateKey { label: label(name), alg });
+        let again = hsm.exec(&app(1), gen_req(label(name), alg));
         assert_eq!(again, Err(Status::KeyExists));
         let Response::Signature(sig) = hsm
-            .execute(&app(1), Request::Sign { label: label(name), mechanism: mech.clone(), message: b"hello".to_vec() })
+            .exec(&app(1), Request::Sign { label: label(name), mechanism: mech.clone(), message: b"hello".to_vec() })
             .unwrap()
         else {
             panic!("not a signature")
         };
-        let ok = hsm.execute(
+        let ok = hsm.exec(
             &app(1),
             Request::Verify { label: label(name), mechanism: mech.clone(), message: b"hello".to_vec(), signature: sig.clone() },
         );
         assert_eq!(ok, Ok(Response::Verified));
-        let bad = hsm.execute(
+        let bad = hsm.exec(
             &app(1),
             Request::Verify { label: label(name), mechanism: mech.clone(), message: b"hellO".to_vec(), signature: sig.clone() },
         );
         assert_eq!(bad, Err(Status::SignatureInvalid));
         // Another application sees nothing.
-        let other = hsm.execute(&app(2), Request::Sign { label: label(name), mechanism: mech, message: vec![] });
+        let other = hsm.exec(&app(2), Request::Sign { label: label(name), mechanism: mech, message: vec![] });
         assert_eq!(other, Err(Status::UnknownKey));
     }
     // The wrong mechanism for the key type.
-    let wrong = hsm.execute(
+    let wrong = hsm.exec(
         &app(1),
         Request::Sign { label: label("s"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![] },
     );
     assert_eq!(wrong, Err(Status::WrongKeyType));
-    let Response::Keys(keys) = hsm.execute(&app(1), Request::ListKeys).unwrap() else { panic!() };
+    let Response::Keys(keys) = hsm.exec(&app(1), Request::ListKeys).unwrap() else { panic!() };
     assert_eq!(keys.len(), 2);
-    let Response::Keys(keys) = hsm.execute(&app(2), Request::ListKeys).unwrap() else { panic!() };
+    let Response::Keys(keys) = hsm.exec(&app(2), Request::ListKeys).unwrap() else { panic!() };
     assert!(keys.is_empty());
 }
 
@@ -179,7 +74,7 @@ fn keys_survive_reboot_and_die_with_tamper() {
     let mut hsm = boot(fresh_flash(), &t, 3, false);
     hsm.initialize().unwrap();
     let Response::KeyGenerated { spki_der, .. } =
-        hsm.execute(&app(1), Request::GenerateKey { label: label("k"), alg: KeyAlg::Sm2 }).unwrap()
+        hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap()
     else {
         panic!()
     };
@@ -187,9 +82,9 @@ fn keys_survive_reboot_and_die_with_tamper() {
     let mut hsm = boot(flash, &t, 4, false);
     assert_eq!(hsm.status().error, None);
     assert_eq!(hsm.status().boots, 2);
-    let r = hsm.execute(&app(1), Request::ExportPublicKey { label: label("k") }).unwrap();
+    let r = hsm.exec(&app(1), Request::ExportPublicKey { label: label("k") }).unwrap();
     assert_eq!(r, Response::PublicKey { alg: KeyAlg::Sm2, spki_der });
-    let sig = hsm.execute(
+    let sig = hsm.exec(
         &app(1),
         Request::Sign { label: label("k"), mechanism: Mechanism::sm2_default(), message: b"m".to_vec() },
     );
@@ -197,7 +92,7 @@ fn keys_survive_reboot_and_die_with_tamper() {
 
     // Open the enclosure: the DMK is gone, the card refuses, and stays refusing after reboot.
     t.trip.set(true);
-    let r = hsm.execute(&app(1), Request::ExportPublicKey { label: label("k") });
+    let r = hsm.exec(&app(1), Request::ExportPublicKey { label: label("k") });
     assert_eq!(r, Err(Status::DeviceError));
     assert!(t.ram.get().iter().all(|&b| b == 0), "tamper RAM zeroized");
     assert!(hsm.status().error.unwrap().contains("tamper"));
@@ -212,7 +107,7 @@ fn stuck_noise_source_is_an_error_state() {
     let st = hsm.status();
     assert!(st.error.as_deref().unwrap_or("").contains("repetition"), "{st:?}");
     assert_eq!(hsm.initialize(), Err(Status::InvalidArgument));
-    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("x"), alg: KeyAlg::Sm2 });
+    let r = hsm.exec(&app(1), gen_req(label("x"), KeyAlg::Sm2));
     assert_eq!(r, Err(Status::DeviceError));
 }
 
@@ -221,14 +116,14 @@ fn audit_log_chains_lifecycle_and_denials() {
     let t = tamper();
     let mut hsm = boot(fresh_flash(), &t, 7, false);
     hsm.initialize().unwrap();
-    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
-    let denied = hsm.execute(&app(2), Request::ExportPublicKey { label: label("a") });
+    hsm.exec(&app(1), gen_req(label("a"), KeyAlg::Sm2)).unwrap();
+    let denied = hsm.exec(&app(2), Request::ExportPublicKey { label: label("a") });
     assert_eq!(denied, Err(Status::UnknownKey));
-    hsm.execute(&app(1), Request::DeleteKey { label: label("a") }).unwrap();
+    hsm.exec(&app(1), Request::DeleteKey { label: label("a") }).unwrap();
     // Applications may not read the log; local tools may.
-    let r = hsm.execute(&app(1), Request::ReadAudit { from_seq: 1, max: 100 });
+    let r = hsm.exec(&app(1), Request::ReadAudit { from_seq: 1, max: 100 });
     assert_eq!(r, Err(Status::AccessDenied));
-    let Response::Audit(recs) = hsm.execute(&Principal::Local, Request::ReadAudit { from_seq: 1, max: 100 }).unwrap()
+    let Response::Audit(recs) = hsm.exec(&Principal::Local, Request::ReadAudit { from_seq: 1, max: 100 }).unwrap()
     else {
         panic!()
     };
@@ -258,8 +153,8 @@ fn altered_audit_record_is_a_chain_break_at_boot() {
     let t = tamper();
     let mut hsm = boot(fresh_flash(), &t, 9, false);
     hsm.initialize().unwrap();
-    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
-    hsm.execute(&app(1), Request::GenerateKey { label: label("b"), alg: KeyAlg::Sm2 }).unwrap();
+    hsm.exec(&app(1), gen_req(label("a"), KeyAlg::Sm2)).unwrap();
+    hsm.exec(&app(1), gen_req(label("b"), KeyAlg::Sm2)).unwrap();
     let flash = hsm.into_flash().unwrap();
     // Rewrite record 3 through the store, as an attacker with flash access could.
     let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
@@ -322,14 +217,14 @@ fn source_going_bad_is_caught_at_reseed() {
         clock: StepClock(now.clone()),
     });
     hsm.initialize().unwrap();
-    hsm.execute(&app(1), Request::GenerateKey { label: label("a"), alg: KeyAlg::Sm2 }).unwrap();
+    hsm.exec(&app(1), gen_req(label("a"), KeyAlg::Sm2)).unwrap();
     bad.set(true);
     // Before the reseed is due the DRBG keeps serving; after it, the periodic test fails.
     now.set(601_000);
-    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("b"), alg: KeyAlg::Sm2 });
+    let r = hsm.exec(&app(1), gen_req(label("b"), KeyAlg::Sm2));
     assert_eq!(r, Err(Status::DeviceError));
     let st = hsm.status();
     assert!(st.error.as_deref().unwrap_or("").contains("statistical"), "{st:?}");
-    let r = hsm.execute(&app(1), Request::GenerateKey { label: label("c"), alg: KeyAlg::Sm2 });
+    let r = hsm.exec(&app(1), gen_req(label("c"), KeyAlg::Sm2));
     assert_eq!(r, Err(Status::DeviceError), "the error state is latched");
 }

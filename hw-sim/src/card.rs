@@ -54,7 +54,7 @@ fn serve_conn(hsm: &mut Hsm<SimPlatform>, mut stream: UnixStream) -> anyhow::Res
                         f.header,
                         Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }),
                     ),
-                    Ok(f) => answer(f.header, hsm.execute(&f.principal, f.request)),
+                    Ok(f) => answer(f.header, hsm.execute(&f.principal, f.session, f.request)),
                     Err(FrameError::Malformed { header }) => answer(
                         header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }),
                         Err(Status::BadFrame),

@@ -41,6 +41,9 @@ pub struct ServerFrame {
 pub struct CardFrame {
     pub header: FrameHeader,
     pub principal: Principal,
+    /// The daemon's connection id: session state (handles, authorizations) lives per session
+    /// and dies with [`Request::CloseSession`].
+    pub session: u64,
     pub request: Request,
 }
 

@@ -18,14 +18,16 @@ extern crate alloc;
 
 pub mod audit;
 pub mod frame;
+pub mod mech;
 pub mod request;
 pub mod response;
 pub mod status;
 
 pub use audit::{AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
-pub use request::{KeyAlg, Label, Mechanism, Principal, Request};
-pub use response::{Response, StatusInfo};
+pub use mech::{Capabilities, CipherMech, HashAlg, MacMech, Sm2Layout, Sm4Mode};
+pub use request::{KeyAlg, KeyRef, Label, Mechanism, MultiOp, Principal, Request, WrapWith};
+pub use response::{KeyInfo, Response, StatusInfo};
 pub use status::Status;
 
 /// The protocol version this build speaks. A frame with another version is answered with

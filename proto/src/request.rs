@@ -3,6 +3,8 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::mech::{Capabilities, CipherMech, HashAlg, MacMech};
+
 /// A key label: 1 to 64 bytes of UTF-8, unique per device.
 pub type Label = heapless::String<64>;
 
@@ -24,6 +26,21 @@ pub enum KeyAlg {
     Sm2,
     /// RSA with a 2048-bit modulus, e = 65537.
     Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    /// ECDSA on NIST P-256.
+    EcdsaP256,
+    /// A 128-bit SM4 key (KEK, data key).
+    Sm4,
+    /// A 256-bit HMAC-SM3 key.
+    HmacSm3,
+}
+
+impl KeyAlg {
+    /// `true` for key pairs (which have a public key to export).
+    pub fn is_asymmetric(self) -> bool {
+        matches!(self, KeyAlg::Sm2 | KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 | KeyAlg::EcdsaP256)
+    }
 }
 
 /// Signature mechanisms. Append-only.
@@ -35,6 +52,12 @@ pub enum Mechanism {
     Sm2Sm3 { distid: heapless::Vec<u8, 128> },
     /// RSASSA-PKCS1-v1_5 with SHA-256 over the message.
     RsaPkcs1v15Sha256,
+    /// SM2 signature over a precomputed 32-byte digest e = SM3(Z ‖ M).
+    Sm2Digest,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    RsaPssSha256,
+    /// ECDSA P-256 with SHA-256 over the message; DER signature.
+    EcdsaP256Sha256,
 }
 
 impl Mechanism {
@@ -47,6 +70,36 @@ impl Mechanism {
     }
 }
 
+/// A key a symmetric operation uses: stored under a label, or a session key handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyRef {
+    Label(Label),
+    Session(u32),
+}
+
+/// Where a new session key goes, wrapped. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WrapWith {
+    /// Under a stored key (public-key encryption or SM4) that has the WRAP capability.
+    Key { label: Label, mechanism: CipherMech },
+    /// Under an external public key (DER SubjectPublicKeyInfo), e.g. a client's certificate.
+    External { spki_der: Vec<u8>, mechanism: CipherMech },
+}
+
+/// A multi-part operation started with [`Request::OpInit`]. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MultiOp {
+    Hash { alg: HashAlg },
+    /// SM3 prefixed with Z computed from the public key (DER SPKI) and ID (SDF_HashInit with
+    /// a public key): the result is the e an SM2 signature over the data signs.
+    HashSm2 { spki_der: Vec<u8>, distid: heapless::Vec<u8, 128> },
+    Encrypt { key: KeyRef, mechanism: CipherMech },
+    Decrypt { key: KeyRef, mechanism: CipherMech },
+    Mac { key: KeyRef, mechanism: MacMech },
+}
+
 /// One request. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -55,8 +108,10 @@ pub enum Request {
     Ping,
     /// The card's state and counters.
     GetStatus,
-    /// Generate a key pair inside the card and store it under `label`.
-    GenerateKey { label: Label, alg: KeyAlg },
+    /// Generate a key inside the card and store it under `label`. `caps` DEFAULT means the
+    /// algorithm's natural capabilities; `domains` (a bit set) lets applications registered
+    /// in those domains use the key besides its owner.
+    GenerateKey { label: Label, alg: KeyAlg, caps: Capabilities, domains: u32 },
     /// The public key of `label` as DER SubjectPublicKeyInfo.
     ExportPublicKey { label: Label },
     /// Sign `message` with the private key of `label`.
@@ -69,4 +124,54 @@ pub enum Request {
     ListKeys,
     /// Read up to `max` audit records starting at `from_seq` (auditors and local tools only).
     ReadAudit { from_seq: u64, max: u16 },
+    /// `len` (≤ 65536) bytes from the card's DRBG.
+    GenerateRandom { len: u32 },
+    /// One-shot digest.
+    Hash { alg: HashAlg, data: Vec<u8> },
+    Encrypt { key: KeyRef, mechanism: CipherMech, data: Vec<u8> },
+    Decrypt { key: KeyRef, mechanism: CipherMech, data: Vec<u8> },
+    Mac { key: KeyRef, mechanism: MacMech, data: Vec<u8> },
+    /// Answered `Verified` or `Err(SignatureInvalid)`; compared in constant time.
+    VerifyMac { key: KeyRef, mechanism: MacMech, data: Vec<u8>, mac: Vec<u8> },
+    /// Start a multi-part operation kept in this session; answered `Handle`.
+    OpInit { op: MultiOp },
+    /// Feed data; answered `Data` with the output produced so far.
+    OpUpdate { handle: u32, data: Vec<u8> },
+    /// Feed the last data and finish; answered `Data` (digest, MAC, last output).
+    OpFinal { handle: u32, data: Vec<u8> },
+    /// A fresh SM4 session key, kept in this session and returned wrapped (digital envelope).
+    GenerateSessionKey { wrap: WrapWith },
+    /// Unwrap a client's envelope with a stored private or SM4 key into a session key.
+    ImportSessionKey { unwrap_with: Label, mechanism: CipherMech, wrapped: Vec<u8> },
+    DestroySessionKey { handle: u32 },
+    /// SM2 key exchange, initiator step 1 (GB/T 32918.3 A1–A3) with the stored key `label`.
+    AgreementInit { label: Label, own_id: heapless::Vec<u8, 128>, key_len: u16 },
+    /// SM2 key exchange, responder (B1–B9): derives the session key at once.
+    AgreementRespond {
+        label: Label,
+        own_id: heapless::Vec<u8, 128>,
+        peer_id: heapless::Vec<u8, 128>,
+        peer_public: Vec<u8>,
+        peer_ephemeral: Vec<u8>,
+        key_len: u16,
+    },
+    /// SM2 key exchange, initiator step 2 (A4–A10).
+    AgreementFinish {
+        handle: u32,
+        peer_id: heapless::Vec<u8, 128>,
+        peer_public: Vec<u8>,
+        peer_ephemeral: Vec<u8>,
+    },
+    /// Run every known-answer test now; answered `Status`.
+    SelfTest,
+    /// Attributes of a key the caller may use.
+    GetKeyInfo { label: Label },
+    /// Set (or change) the private-key access password of `label` (owner or local tools).
+    SetKeyPassword { label: Label, password: heapless::Vec<u8, 64> },
+    /// Prove the access password of `label` for this session (SDF_GetPrivateKeyAccessRight).
+    AuthorizeKey { label: Label, password: heapless::Vec<u8, 64> },
+    /// Sent by the daemon when a connection ends: the card drops its session state.
+    CloseSession,
+    /// Register an application: who may use keys of which domains (local tools only).
+    RegisterApplication { cert_sha256: [u8; 32], name: heapless::String<64>, domains: u32, caps: Capabilities },
 }

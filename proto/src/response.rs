@@ -4,7 +4,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditRecord, AuditState};
-use crate::request::{KeyAlg, Label};
+use crate::mech::Capabilities;
+use crate::request::{KeyAlg, Label, Principal};
 
 /// The card's state as reported by [`crate::Request::GetStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,4 +38,32 @@ pub enum Response {
     Keys(Vec<(Label, KeyAlg)>),
     /// Audit records in sequence order.
     Audit(Vec<AuditRecord>),
+    Random(Vec<u8>),
+    Digest(Vec<u8>),
+    /// Output bytes (ciphertext, plaintext, MAC, multi-part output).
+    Data(Vec<u8>),
+    /// A multi-part operation's handle.
+    Handle(u32),
+    /// A session key: its handle in this session and, when generated, its wrapped form.
+    SessionKey { handle: u32, wrapped: Vec<u8> },
+    /// Initiator's ephemeral public key (65-byte SEC1) and the pending exchange's handle.
+    Agreement { handle: u32, ephemeral: Vec<u8> },
+    /// Responder's answer: the derived session key's handle, its ephemeral public key and
+    /// S_B for the initiator to check.
+    AgreementReply { key_handle: u32, ephemeral: Vec<u8>, confirm: [u8; 32] },
+    KeyInfo(KeyInfo),
+    Done,
+}
+
+/// Attributes of a stored key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub alg: KeyAlg,
+    pub caps: Capabilities,
+    pub domains: u32,
+    pub owner: Principal,
+    /// DER SubjectPublicKeyInfo (empty for symmetric keys).
+    pub spki_der: Vec<u8>,
+    /// `true` when the key has a private-key access password.
+    pub password: bool,
 }

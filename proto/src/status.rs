@@ -40,6 +40,16 @@ pub enum Status {
     FrameTooLarge,
     /// The server is at a bound (connections, requests in flight); try again later.
     Busy,
+    /// Decryption or unwrapping failed (wrong key, altered ciphertext, bad tag or padding).
+    DecryptFailed,
+    /// The private-key access password is wrong; the key's failure counter went up.
+    WrongPassword,
+    /// The key is locked after too many wrong passwords; an administrator must reset it.
+    KeyLocked,
+    /// The key has a private-key access password and this session has not proved it.
+    PasswordRequired,
+    /// No such handle in this session (operation, session key, agreement).
+    UnknownHandle,
 }
 
 impl Status {
@@ -61,6 +71,11 @@ impl Status {
             Status::Internal => 13,
             Status::FrameTooLarge => 14,
             Status::Busy => 15,
+            Status::DecryptFailed => 16,
+            Status::WrongPassword => 17,
+            Status::KeyLocked => 18,
+            Status::PasswordRequired => 19,
+            Status::UnknownHandle => 20,
         }
     }
 }
@@ -85,6 +100,11 @@ impl fmt::Display for Status {
             Status::Internal => f.write_str("internal error"),
             Status::FrameTooLarge => f.write_str("frame too large"),
             Status::Busy => f.write_str("server busy"),
+            Status::DecryptFailed => f.write_str("decryption failed"),
+            Status::WrongPassword => f.write_str("wrong key access password"),
+            Status::KeyLocked => f.write_str("key locked after too many wrong passwords"),
+            Status::PasswordRequired => f.write_str("key access password required"),
+            Status::UnknownHandle => f.write_str("no such handle in this session"),
         }
     }
 }

@@ -1,0 +1,171 @@
+//! Who may use which key: ownership, application domains and capabilities, and private-key
+//! access passwords. Every use of a stored key goes through [`Hsm::use_key`].
+//!
+//! Rules:
+//! * a key is visible to its owner, and to applications registered (by the card's
+//!   application table) in one of the key's domains; to everyone else it does not exist
+//!   (`UnknownKey`), and the attempt is audited as a denial;
+//! * the key's capabilities must contain what the request needs, and for a non-owner the
+//!   application's registered capabilities too (`AccessDenied`, audited);
+//! * a key with an access password may sign, decrypt, unwrap or derive only in a session
+//!   that proved the password (`PasswordRequired`); after 5 wrong passwords in a row the key
+//!   is locked until local administration sets a new one.
+
+use alloc::vec::Vec;
+use gmhsm_platform::Platform;
+use gmhsm_proto::{AuditEvent, Capabilities, Label, Principal, Status};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::{CACHE_MAX, Hsm, State, store_key, store_status};
+use crate::keys::{self, KeyRecord, MAX_PASSWORD_FAILURES, PBKDF2_ITERATIONS, PasswordRecord};
+
+/// A registered application (store key `app:` + certificate SHA-256).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub name: heapless::String<64>,
+    pub domains: u32,
+    pub caps: Capabilities,
+}
+
+fn app_key(fp: &[u8; 32]) -> Vec<u8> {
+    let mut k = b"app:".to_vec();
+    k.extend_from_slice(fp);
+    k
+}
+
+/// Capabilities that use the private or secret half and so need the password.
+const PRIVATE_USE: u32 = Capabilities::SIGN.0
+    | Capabilities::DECRYPT.0
+    | Capabilities::UNWRAP.0
+    | Capabilities::DERIVE.0
+    | Capabilities::MAC.0
+    | Capabilities::ENCRYPT.0;
+
+impl<P: Platform> Hsm<P> {
+    pub(super) fn load_record(&self, label: &Label) -> Result<KeyRecord, Status> {
+        let store = self.store.as_ref().ok_or(Status::DeviceError)?;
+        let raw = store.get(&store_key(label)).map_err(store_status)?.ok_or(Status::UnknownKey)?;
+        postcard::from_bytes(&raw).map_err(|_| Status::Internal)
+    }
+
+    pub(super) fn save_record(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
+        let value = postcard::to_allocvec(rec).map_err(|_| Status::Internal)?;
+        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
+        store.insert(&store_key(label), &value).map_err(store_status)
+    }
+
+    pub(super) fn app(&self, principal: &Principal) -> Option<AppRecord> {
+        let Principal::Application { cert_sha256 } = principal else { return None };
+        let raw = self.store.as_ref()?.get(&app_key(cert_sha256)).ok()??;
+        postcard::from_bytes(&raw).ok()
+    }
+
+    pub(super) fn register_app(&mut self, fp: [u8; 32], app: &AppRecord) -> Result<(), Status> {
+        let value = postcard::to_allocvec(app).map_err(|_| Status::Internal)?;
+        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
+        store.insert(&app_key(&fp), &value).map_err(store_status)
+    }
+
+    /// May `principal` see this key at all, and with which of its capabilities?
+    pub(super) fn rights(&self, principal: &Principal, rec: &KeyRecord) -> Option<Capabilities> {
+        if &rec.owner == principal {
+            return Some(rec.caps);
+        }
+        let app = self.app(principal)?;
+        (app.domains & rec.domains != 0).then_some(Capabilities(rec.caps.0 & app.caps.0))
+    }
+
+    /// The record of `label` if `principal` may see it; foreign keys are unknown (audited).
+    pub(super) fn visible(&mut self, principal: &Principal, label: &Label) -> Result<(KeyRecord, Capabilities), Status> {
+        let rec = self.load_record(label)?;
+        match self.rights(principal, &rec) {
+            Some(caps) => Ok((rec, caps)),
+            None => {
+                self.log(Some(principal.clone()), AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied });
+                Err(Status::UnknownKey)
+            }
+        }
+    }
+
+    /// Check every rule for using `label` with `need`, load the key into the cache and
+    /// return its record.
+    pub(super) fn use_key(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        label: &Label,
+        need: Capabilities,
+    ) -> Result<KeyRecord, Status> {
+        let (rec, caps) = self.visible(principal, label)?;
+        if !caps.contains(need) {
+            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+        }
+        if rec.password.is_some() && need.0 & PRIVATE_USE != 0 {
+            let s = self.sessions.get(session, principal)?;
+            if !s.authorized.contains(label) {
+                return Err(Status::PasswordRequired);
+            }
+        }
+        if need.0 & PRIVATE_USE != 0 || !rec.alg.is_asymmetric() {
+            self.ensure_loaded(label, &rec)?;
+        }
+        Ok(rec)
+    }
+
+    fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
+        if self.cache.contains_key(label) {
+            return Ok(());
+        }
+        let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
+        let der = wrapper.unwrap(&rec.aad(label), &rec.wrapped).map_err(|_| Status::Internal)?;
+        let key = keys::load(rec.alg, &der)?;
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.pop_first();
+        }
+        self.cache.insert(label.clone(), key);
+        Ok(())
+    }
+
+    /// Set a new access password (owner or local tools); clears the failure counter.
+    pub(super) fn set_password(&mut self, principal: &Principal, label: &Label, password: &[u8]) -> Result<(), Status> {
+        if password.len() < 8 {
+            return Err(Status::InvalidArgument);
+        }
+        let (mut rec, _) = self.visible(principal, label)?;
+        if &rec.owner != principal && *principal != Principal::Local {
+            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+        }
+        let mut salt = [0u8; 16];
+        self.rng.fill(&mut salt).map_err(|_| Status::DeviceError)?;
+        let hash = keys::pbkdf2_sm3(password, &salt, PBKDF2_ITERATIONS)?;
+        rec.password = Some(PasswordRecord { salt, hash, failures: 0 });
+        self.save_record(label, &rec)?;
+        self.sessions.revoke(label);
+        Ok(())
+    }
+
+    /// Prove the access password for this session. The failure counter is written before
+    /// the comparison, so cutting power during a guess still counts it.
+    pub(super) fn authorize(&mut self, principal: &Principal, session: u64, label: &Label, password: &[u8]) -> Result<(), Status> {
+        let (mut rec, _) = self.visible(principal, label)?;
+        let Some(mut pw) = rec.password.clone() else { return Err(Status::InvalidArgument) };
+        if pw.failures >= MAX_PASSWORD_FAILURES {
+            return Err(self.deny(principal, u8::MAX, Status::KeyLocked));
+        }
+        pw.failures += 1;
+        rec.password = Some(pw.clone());
+        self.save_record(label, &rec)?;
+        let candidate = keys::pbkdf2_sm3(password, &pw.salt, PBKDF2_ITERATIONS)?;
+        if bool::from(candidate.ct_eq(&pw.hash)) {
+            pw.failures = 0;
+            rec.password = Some(pw);
+            self.save_record(label, &rec)?;
+            self.sessions.get(session, principal)?.authorized.insert(label.clone());
+            Ok(())
+        } else {
+            let status = if pw.failures >= MAX_PASSWORD_FAILURES { Status::KeyLocked } else { Status::WrongPassword };
+            Err(self.deny(principal, u8::MAX, status))
+        }
+    }
+}

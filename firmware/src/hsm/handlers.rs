@@ -1,0 +1,462 @@
+//! The request handlers: one arm per request, each checking access through
+//! [`Hsm::use_key`] before any key is touched.
+
+use alloc::vec::Vec;
+use gmhsm_platform::Platform;
+use gmhsm_proto::{
+    AuditEvent, Capabilities as C, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, MultiOp, Principal,
+    Request, Response, Status, WrapWith,
+};
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+use super::access::AppRecord;
+use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, request_kind, store_key, store_status};
+use crate::alg::{self, sm4};
+use crate::keys::{self, KeyRecord, LoadedKey, alg_status};
+use crate::ops::{self, Public};
+use crate::session::{Handle, Op};
+
+/// Most bytes of random data per request.
+const MAX_RANDOM: u32 = 1 << 16;
+
+impl<P: Platform> Hsm<P> {
+    pub(super) fn dispatch(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
+        let kind = request_kind(&request);
+        match request {
+            Request::Ping => return Ok(Response::Pong),
+            Request::GetStatus => return Ok(Response::Status(self.status())),
+            Request::CloseSession => {
+                self.sessions.close(session);
+                return Ok(Response::Done);
+            }
+            Request::ReadAudit { from_seq, max } => {
+                if *principal != Principal::Local {
+                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                }
+                let (Some(store), Some(audit)) = (self.store.as_ref(), self.audit.as_ref()) else {
+                    return Err(Status::DeviceError);
+                };
+                return Ok(Response::Audit(audit.read(store, from_seq, max.min(256))));
+            }
+            Request::SelfTest => {
+                if let Err(why) = crate::selftest::run() {
+                    self.cache.clear();
+                    self.state = State::Error(why);
+                    self.log(None, AuditEvent::ErrorState { reason: super::short(why) });
+                }
+                return Ok(Response::Status(self.status()));
+            }
+            _ => {}
+        }
+        match self.state {
+            State::Factory => return Err(self.deny(principal, kind, Status::NotInitialized)),
+            State::Error(_) => return Err(self.deny(principal, kind, Status::DeviceError)),
+            State::Operational(_) => {}
+        }
+        match request {
+            Request::GenerateKey { label, alg, caps, domains } => self.generate(principal, label, alg, caps, domains),
+            Request::ExportPublicKey { label } => {
+                let (rec, _) = self.visible(principal, &label)?;
+                if !rec.alg.is_asymmetric() {
+                    return Err(Status::WrongKeyType);
+                }
+                Ok(Response::PublicKey { alg: rec.alg, spki_der: rec.spki_der })
+            }
+            Request::GetKeyInfo { label } => {
+                let (rec, caps) = self.visible(principal, &label)?;
+                Ok(Response::KeyInfo(KeyInfo {
+                    alg: rec.alg,
+                    caps,
+                    domains: rec.domains,
+                    owner: rec.owner,
+                    spki_der: rec.spki_der,
+                    password: rec.password.is_some(),
+                }))
+            }
+            Request::Sign { label, mechanism, message } => {
+                let rec = self.use_key(principal, session, &label, C::SIGN)?;
+                if !ops::mechanism_fits(rec.alg, &mechanism) {
+                    return Err(Status::WrongKeyType);
+                }
+                let key = self.cache.get(&label).ok_or(Status::Internal)?;
+                Ok(Response::Signature(ops::sign(key, &mechanism, &message, &mut self.rng)?))
+            }
+            Request::Verify { label, mechanism, message, signature } => {
+                let rec = self.use_key(principal, session, &label, C::VERIFY)?;
+                let public = Public::from_spki(&rec.spki_der)?;
+                ops::verify(&public, &mechanism, &message, &signature)?;
+                Ok(Response::Verified)
+            }
+            Request::DeleteKey { label } => {
+                let (rec, _) = self.visible(principal, &label)?;
+                if &rec.owner != principal {
+                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                }
+                let store = self.store.as_mut().ok_or(Status::DeviceError)?;
+                store.remove(&store_key(&label)).map_err(store_status)?;
+                self.cache.remove(&label);
+                self.sessions.revoke(&label);
+                self.log(Some(principal.clone()), AuditEvent::KeyDeleted { label });
+                Ok(Response::Deleted)
+            }
+            Request::ListKeys => self.list(principal),
+            Request::GenerateRandom { len } => {
+                if len > MAX_RANDOM {
+                    return Err(Status::InvalidArgument);
+                }
+                let mut out = alloc::vec![0u8; len as usize];
+                self.rng.fill(&mut out).map_err(|_| Status::DeviceError)?;
+                Ok(Response::Random(out))
+            }
+            Request::Hash { alg, data } => Ok(Response::Digest(match alg {
+                HashAlg::Sm3 => alg::sm3::sm3(&data).to_vec(),
+                HashAlg::Sha256 => sha2::Sha256::digest(&data).to_vec(),
+                _ => return Err(Status::InvalidArgument),
+            })),
+            Request::Encrypt { key, mechanism, data } => {
+                let out = self.with_key(principal, session, &key, C::ENCRYPT, |key, rng| {
+                    ops::encrypt(key, &mechanism, &data, rng)
+                })?;
+                Ok(Response::Data(out))
+            }
+            Request::Decrypt { key, mechanism, data } => {
+                let out = self.with_key(principal, session, &key, C::DECRYPT, |key, rng| {
+                    ops::decrypt(key, &mechanism, &data, rng).map(|z| z.to_vec())
+                })?;
+                Ok(Response::Data(out))
+            }
+            Request::Mac { key, mechanism, data } => {
+                let out = self.with_key(principal, session, &key, C::MAC, |key, _| mac_with(key, mechanism, &data))?;
+                Ok(Response::Data(out))
+            }
+            Request::VerifyMac { key, mechanism, data, mac } => {
+                let tag = self.with_key(principal, session, &key, C::MAC, |key, _| mac_with(key, mechanism, &data))?;
+                use subtle::ConstantTimeEq;
+                if tag.len() == mac.len() && bool::from(tag.ct_eq(&mac)) {
+                    Ok(Response::Verified)
+                } else {
+                    Err(Status::SignatureInvalid)
+                }
+            }
+            Request::OpInit { op } => self.op_init(principal, session, op),
+            Request::OpUpdate { handle, data } => self.op_update(principal, session, handle, &data),
+            Request::OpFinal { handle, data } => self.op_final(principal, session, handle, &data),
+            Request::GenerateSessionKey { wrap } => self.generate_session_key(principal, session, wrap),
+            Request::ImportSessionKey { unwrap_with, mechanism, wrapped } => {
+                let raw = self.with_key(principal, session, &KeyRef::Label(unwrap_with), C::UNWRAP, |key, rng| {
+                    ops::decrypt(key, &mechanism, &wrapped, rng).map(|z| z.to_vec())
+                })?;
+                let raw = Zeroizing::new(raw);
+                let k: [u8; 16] = raw.as_slice().try_into().map_err(|_| Status::DecryptFailed)?;
+                let handle = self.sessions.get(session, principal)?.insert(Handle::Key(Zeroizing::new(k)))?;
+                Ok(Response::SessionKey { handle, wrapped: Vec::new() })
+            }
+            Request::DestroySessionKey { handle } => {
+                let s = self.sessions.get(session, principal)?;
+                match s.take(handle)? {
+                    Handle::Key(_) => Ok(Response::Done),
+                    other => {
+                        s.insert(other)?;
+                        Err(Status::UnknownHandle)
+                    }
+                }
+            }
+            Request::AgreementInit { label, own_id, key_len } => {
+                if key_len != 16 {
+                    return Err(Status::InvalidArgument);
+                }
+                self.use_key(principal, session, &label, C::DERIVE)?;
+                let Some(LoadedKey::Sm2(secret)) = self.cache.get(&label) else { return Err(Status::WrongKeyType) };
+                let initiator = alg::sm2_kex::Initiator::start(&mut self.rng, secret, &own_id).map_err(alg_status)?;
+                let ephemeral = sec1(initiator.ephemeral());
+                let handle = self.sessions.get(session, principal)?.insert(Handle::Agreement { initiator, label, key_len })?;
+                Ok(Response::Agreement { handle, ephemeral })
+            }
+            Request::AgreementRespond { label, own_id, peer_id, peer_public, peer_ephemeral, key_len } => {
+                if key_len != 16 {
+                    return Err(Status::InvalidArgument);
+                }
+                self.use_key(principal, session, &label, C::DERIVE)?;
+                let peer = alg::sm2::public_from_sec1(&peer_public).map_err(alg_status)?;
+                let peer_eph = alg::sm2::public_from_sec1(&peer_ephemeral).map_err(alg_status)?;
+                let Some(LoadedKey::Sm2(secret)) = self.cache.get(&label) else { return Err(Status::WrongKeyType) };
+                let party = alg::sm2_kex::Party { id: &peer_id, public: &peer };
+                let (reply, key) =
+                    alg::sm2_kex::respond(&mut self.rng, secret, &own_id, party, &peer_eph, 16).map_err(alg_status)?;
+                let k = to_key16(&key.without_confirmation())?;
+                let key_handle = self.sessions.get(session, principal)?.insert(Handle::Key(k))?;
+                Ok(Response::AgreementReply { key_handle, ephemeral: sec1(&reply.ephemeral), confirm: reply.sb })
+            }
+            Request::AgreementFinish { handle, peer_id, peer_public, peer_ephemeral } => {
+                let peer = alg::sm2::public_from_sec1(&peer_public).map_err(alg_status)?;
+                let peer_eph = alg::sm2::public_from_sec1(&peer_ephemeral).map_err(alg_status)?;
+                let s = self.sessions.get(session, principal)?;
+                let Handle::Agreement { initiator, key_len, .. } = s.take(handle)? else {
+                    return Err(Status::UnknownHandle);
+                };
+                let party = alg::sm2_kex::Party { id: &peer_id, public: &peer };
+                let out = initiator.finish(party, &peer_eph, key_len as usize, None).map_err(alg_status)?;
+                let k = to_key16(&out.key)?;
+                let key_handle = s.insert(Handle::Key(k))?;
+                Ok(Response::SessionKey { handle: key_handle, wrapped: Vec::new() })
+            }
+            Request::SetKeyPassword { label, password } => {
+                self.set_password(principal, &label, &password)?;
+                Ok(Response::Done)
+            }
+            Request::AuthorizeKey { label, password } => {
+                self.authorize(principal, session, &label, &password)?;
+                Ok(Response::Done)
+            }
+            Request::RegisterApplication { cert_sha256, name, domains, caps } => {
+                if *principal != Principal::Local {
+                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                }
+                self.register_app(cert_sha256, &AppRecord { name, domains, caps })?;
+                Ok(Response::Done)
+            }
+            _ => Err(Status::InvalidArgument),
+        }
+    }
+
+    fn generate(
+        &mut self,
+        principal: &Principal,
+        label: Label,
+        alg: KeyAlg,
+        caps: C,
+        domains: u32,
+    ) -> Result<Response, Status> {
+        if label.is_empty() {
+            return Err(Status::InvalidArgument);
+        }
+        let skey = store_key(&label);
+        if self.store.as_ref().ok_or(Status::DeviceError)?.contains(&skey) {
+            return Err(Status::KeyExists);
+        }
+        let natural = keys::default_caps(alg);
+        let caps = if caps == C::DEFAULT { natural } else { caps };
+        if !natural.contains(caps) && !(caps.contains(C::EXPORT_WRAPPED) && natural.union(C::EXPORT_WRAPPED).contains(caps)) {
+            return Err(Status::InvalidArgument);
+        }
+        let generated = keys::generate(alg, &mut self.rng)?;
+        let mut nonce = [0u8; crate::wrap::NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
+        let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
+        let mut rec = KeyRecord {
+            alg,
+            owner: principal.clone(),
+            caps,
+            domains,
+            spki_der: generated.spki_der.clone(),
+            wrapped: Vec::new(),
+            password: None,
+        };
+        rec.wrapped = wrapper.wrap(nonce, &rec.aad(&label), &generated.private_der);
+        self.save_record(&label, &rec)?;
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.pop_first();
+        }
+        self.cache.insert(label.clone(), generated.key);
+        self.log(Some(principal.clone()), AuditEvent::KeyGenerated { label, alg });
+        Ok(Response::KeyGenerated { alg, spki_der: generated.spki_der })
+    }
+
+    fn list(&mut self, principal: &Principal) -> Result<Response, Status> {
+        let store = self.store.as_ref().ok_or(Status::DeviceError)?;
+        let labels: Vec<Vec<u8>> = store.keys().filter(|k| k.starts_with(KEY_PREFIX)).map(|k| k.to_vec()).collect();
+        let mut out = Vec::new();
+        for k in labels {
+            let Ok(s) = core::str::from_utf8(&k[KEY_PREFIX.len()..]) else { continue };
+            let Ok(label) = Label::try_from(s) else { continue };
+            if let Ok(rec) = self.load_record(&label) {
+                if self.rights(principal, &rec).is_some() {
+                    out.push((label, rec.alg));
+                }
+            }
+        }
+        Ok(Response::Keys(out))
+    }
+
+    /// Run `f` with the key a [`KeyRef`] names (stored: after every access check; session:
+    /// from this session).
+    fn with_key<T>(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        key: &KeyRef,
+        need: C,
+        f: impl FnOnce(&LoadedKey, &mut crate::rng::CardRng<P::Noise>) -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        match key {
+            KeyRef::Label(label) => {
+                self.use_key(principal, session, label, need)?;
+                let k = self.cache.get(label).ok_or(Status::Internal)?;
+                f(k, &mut self.rng)
+            }
+            KeyRef::Session(h) => {
+                let k = LoadedKey::Sm4(Zeroizing::new(*self.sessions.get(session, principal)?.key(*h)?));
+                f(&k, &mut self.rng)
+            }
+        }
+    }
+
+    fn generate_session_key(&mut self, principal: &Principal, session: u64, wrap: WrapWith) -> Result<Response, Status> {
+        let mut k = Zeroizing::new([0u8; 16]);
+        self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
+        let wrapped = match wrap {
+            WrapWith::Key { label, mechanism } => self.with_key(principal, session, &KeyRef::Label(label), C::WRAP, |key, rng| {
+                ops::encrypt(key, &mechanism, &k[..], rng)
+            })?,
+            WrapWith::External { spki_der, mechanism } => {
+                let public = Public::from_spki(&spki_der)?;
+                ops::encrypt_public(&public, &mechanism, &k[..], &mut self.rng)?
+            }
+            _ => return Err(Status::InvalidArgument),
+        };
+        let handle = self.sessions.get(session, principal)?.insert(Handle::Key(k))?;
+        Ok(Response::SessionKey { handle, wrapped })
+    }
+
+    fn op_init(&mut self, principal: &Principal, session: u64, op: MultiOp) -> Result<Response, Status> {
+        let e = alg_status;
+        let op = match op {
+            MultiOp::Hash { alg: HashAlg::Sm3 } => Op::Sm3(alg::sm3::Sm3Ctx::new()),
+            MultiOp::Hash { alg: HashAlg::Sha256 } => Op::Sha256(sha2::Sha256::new()),
+            MultiOp::HashSm2 { spki_der, distid } => {
+                let Public::Sm2(p) = Public::from_spki(&spki_der)? else { return Err(Status::WrongKeyType) };
+                let mut ctx = alg::sm3::Sm3Ctx::new();
+                ctx.update(&alg::sm2::z_hash(&distid, &p).map_err(e)?);
+                Op::Sm3(ctx)
+            }
+            MultiOp::Encrypt { key, mechanism } => self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Encrypt)?,
+            MultiOp::Decrypt { key, mechanism } => self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Decrypt)?,
+            MultiOp::Mac { key, mechanism } => self.with_key(principal, session, &key, C::MAC, |key, _| {
+                let raw = ops::secret_bytes(key).ok_or(Status::WrongKeyType)?;
+                Ok(match mechanism {
+                    MacMech::HmacSm3 => Op::Hmac(alg::sm3::HmacSm3Ctx::new(raw).map_err(e)?),
+                    MacMech::Sm4Cmac => Op::Cmac(sm4::Sm4CmacCtx::new(raw).map_err(e)?),
+                    MacMech::Sm4CbcMac { iv } => Op::CbcMac(sm4::Sm4CbcMacCtx::new(raw, &iv).map_err(e)?),
+                    _ => return Err(Status::InvalidArgument),
+                })
+            })?,
+            _ => return Err(Status::InvalidArgument),
+        };
+        let handle = self.sessions.get(session, principal)?.insert(Handle::Op(op))?;
+        Ok(Response::Handle(handle))
+    }
+
+    fn sym_op(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        key: &KeyRef,
+        mechanism: &CipherMech,
+        dir: sm4::Direction,
+    ) -> Result<Op, Status> {
+        let need = if dir == sm4::Direction::Encrypt { C::ENCRYPT } else { C::DECRYPT };
+        self.with_key(principal, session, key, need, |key, _| {
+            let LoadedKey::Sm4(raw) = key else { return Err(Status::WrongKeyType) };
+            match mechanism {
+                CipherMech::Sm4Gcm { nonce, aad } => {
+                    Ok(Op::Gcm(sm4::Sm4GcmCtx::new(&raw[..], nonce, aad, dir).map_err(alg_status)?))
+                }
+                m => {
+                    let (mode, padding) = ops::sm4_params(m)?;
+                    Ok(Op::Sm4(sm4::Sm4Ctx::new(&raw[..], mode, dir, padding).map_err(alg_status)?))
+                }
+            }
+        })
+    }
+
+    fn op_update(&mut self, principal: &Principal, session: u64, handle: u32, data: &[u8]) -> Result<Response, Status> {
+        let s = self.sessions.get(session, principal)?;
+        let Handle::Op(op) = s.get_mut(handle)? else { return Err(Status::UnknownHandle) };
+        let out = match op {
+            Op::Sm3(c) => {
+                c.update(data);
+                Vec::new()
+            }
+            Op::Sha256(c) => {
+                c.update(data);
+                Vec::new()
+            }
+            Op::Sm4(c) => c.update(data).to_vec(),
+            Op::Gcm(c) => match c.update(data) {
+                Ok(o) => o.to_vec(),
+                Err(e) => {
+                    let _ = s.take(handle);
+                    return Err(alg_status(e));
+                }
+            },
+            Op::Hmac(c) => {
+                c.update(data);
+                Vec::new()
+            }
+            Op::Cmac(c) => {
+                c.update(data);
+                Vec::new()
+            }
+            Op::CbcMac(c) => {
+                c.update(data);
+                Vec::new()
+            }
+        };
+        Ok(Response::Data(out))
+    }
+
+    fn op_final(&mut self, principal: &Principal, session: u64, handle: u32, data: &[u8]) -> Result<Response, Status> {
+        let s = self.sessions.get(session, principal)?;
+        let Handle::Op(op) = s.take(handle)? else { return Err(Status::UnknownHandle) };
+        let e = alg_status;
+        let out = match op {
+            Op::Sm3(mut c) => {
+                c.update(data);
+                c.finalize().to_vec()
+            }
+            Op::Sha256(mut c) => {
+                c.update(data);
+                c.finalize().to_vec()
+            }
+            Op::Sm4(mut c) => {
+                let mut out = c.update(data).to_vec();
+                out.extend_from_slice(&c.finalize().map_err(e)?);
+                out
+            }
+            Op::Gcm(mut c) => {
+                c.update(data).map_err(e)?;
+                c.finalize().map_err(e)?.to_vec()
+            }
+            Op::Hmac(mut c) => {
+                c.update(data);
+                c.finalize().to_vec()
+            }
+            Op::Cmac(mut c) => {
+                c.update(data);
+                c.finalize().to_vec()
+            }
+            Op::CbcMac(mut c) => {
+                c.update(data);
+                c.finalize().map_err(e)?.to_vec()
+            }
+        };
+        Ok(Response::Data(out))
+    }
+}
+
+fn mac_with(key: &LoadedKey, mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Status> {
+    let raw = ops::secret_bytes(key).ok_or(Status::WrongKeyType)?;
+    ops::mac(raw, mechanism, data)
+}
+
+fn sec1(p: &sm2::PublicKey) -> Vec<u8> {
+    let mut out = alloc::vec![4u8];
+    out.extend_from_slice(&alg::sm2::public_xy(p));
+    out
+}
+
+fn to_key16(k: &[u8]) -> Result<Zeroizing<[u8; 16]>, Status> {
+    let a: [u8; 16] = k.try_into().map_err(|_| Status::Internal)?;
+    Ok(Zeroizing::new(a))
+}

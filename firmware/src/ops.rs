@@ -1,0 +1,220 @@
+//! Mechanisms applied to keys: the bridge from the wire's mechanism enums to the algorithm
+//! layer ([`crate::alg`]). No access control here; the caller has checked capabilities.
+
+use alloc::vec::Vec;
+use gmhsm_proto::{CipherMech, KeyAlg, MacMech, Mechanism, Sm2Layout, Sm4Mode, Status};
+use rand_core::TryCryptoRng;
+use rsa::pkcs8::DecodePublicKey;
+use zeroize::Zeroizing;
+
+use crate::alg::{self, sm4};
+use crate::keys::{LoadedKey, alg_status};
+
+/// A public key parsed from its SPKI.
+pub enum Public {
+    Sm2(sm2::PublicKey),
+    Rsa(rsa::PublicKey),
+    P256(p256::PublicKey),
+}
+
+impl Public {
+    pub fn from_spki(spki_der: &[u8]) -> Result<Public, Status> {
+        if let Ok(k) = sm2::PublicKey::from_public_key_der(spki_der) {
+            return Ok(Public::Sm2(k));
+        }
+        if let Ok(k) = p256::PublicKey::from_public_key_der(spki_der) {
+            return Ok(Public::P256(k));
+        }
+        if let Ok(k) = rsa::PublicKey::from_public_key_der(spki_der) {
+            alg::rsa::check_size(&k).map_err(alg_status)?;
+            return Ok(Public::Rsa(k));
+        }
+        Err(Status::InvalidArgument)
+    }
+
+    pub fn of(key: &LoadedKey) -> Option<Public> {
+        match key {
+            LoadedKey::Sm2(s) => Some(Public::Sm2(s.public_key())),
+            LoadedKey::Rsa(k) => Some(Public::Rsa(k.to_public_key())),
+            LoadedKey::P256(s) => Some(Public::P256(s.public_key())),
+            _ => None,
+        }
+    }
+}
+
+fn layout(l: Sm2Layout) -> alg::sm2_pke::Layout {
+    match l {
+        Sm2Layout::C1C3C2 => alg::sm2_pke::Layout::C1C3C2,
+        Sm2Layout::C1C2C3 => alg::sm2_pke::Layout::C1C2C3,
+        Sm2Layout::Der => alg::sm2_pke::Layout::Der,
+    }
+}
+
+fn digest32(msg: &[u8]) -> Result<&[u8; 32], Status> {
+    msg.try_into().map_err(|_| Status::InvalidArgument)
+}
+
+/// The signing mechanisms a key algorithm supports.
+pub fn mechanism_fits(alg: KeyAlg, mechanism: &Mechanism) -> bool {
+    matches!(
+        (alg, mechanism),
+        (KeyAlg::Sm2, Mechanism::Sm2Sm3 { .. } | Mechanism::Sm2Digest)
+            | (
+                KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096,
+                Mechanism::RsaPkcs1v15Sha256 | Mechanism::RsaPssSha256
+            )
+            | (KeyAlg::EcdsaP256, Mechanism::EcdsaP256Sha256)
+    )
+}
+
+pub fn sign<R: TryCryptoRng + ?Sized>(
+    key: &LoadedKey,
+    mechanism: &Mechanism,
+    msg: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, Status> {
+    let e = alg_status;
+    match (key, mechanism) {
+        (LoadedKey::Sm2(s), Mechanism::Sm2Sm3 { distid }) => {
+            Ok(alg::sm2::sign(rng, s, distid, msg).map_err(e)?.to_der().to_vec())
+        }
+        (LoadedKey::Sm2(s), Mechanism::Sm2Digest) => {
+            Ok(alg::sm2::sign_digest(rng, s, digest32(msg)?).map_err(e)?.to_der().to_vec())
+        }
+        (LoadedKey::Rsa(k), Mechanism::RsaPkcs1v15Sha256) => alg::rsa::sign_pkcs1v15_sha256(rng, k, msg).map_err(e),
+        (LoadedKey::Rsa(k), Mechanism::RsaPssSha256) => {
+            alg::rsa::sign_pss(rng, k, alg::rsa::PssHash::Sha256, msg).map_err(e)
+        }
+        (LoadedKey::P256(s), Mechanism::EcdsaP256Sha256) => alg::ecdsa::sign(rng, s, msg).map_err(e),
+        _ => Err(Status::WrongKeyType),
+    }
+}
+
+pub fn verify(public: &Public, mechanism: &Mechanism, msg: &[u8], sig: &[u8]) -> Result<(), Status> {
+    let bad = |_| Status::SignatureInvalid;
+    match (public, mechanism) {
+        (Public::Sm2(p), Mechanism::Sm2Sm3 { distid }) => {
+            let s = alg::sm2::signature_from_bytes(sig).map_err(bad)?;
+            alg::sm2::verify(p, distid, msg, &s).map_err(alg_status)
+        }
+        (Public::Sm2(p), Mechanism::Sm2Digest) => {
+            let s = alg::sm2::signature_from_bytes(sig).map_err(bad)?;
+            alg::sm2::verify_digest(p, digest32(msg)?, &s).map_err(alg_status)
+        }
+        (Public::Rsa(k), Mechanism::RsaPkcs1v15Sha256) => alg::rsa::verify_pkcs1v15_sha256(k, msg, sig).map_err(bad),
+        (Public::Rsa(k), Mechanism::RsaPssSha256) => {
+            alg::rsa::verify_pss(k, alg::rsa::PssHash::Sha256, msg, sig).map_err(bad)
+        }
+        (Public::P256(p), Mechanism::EcdsaP256Sha256) => alg::ecdsa::verify(p, msg, sig).map_err(bad),
+        _ => Err(Status::WrongKeyType),
+    }
+}
+
+/// Public-key encryption (SM2, RSA).
+pub fn encrypt_public<R: TryCryptoRng + ?Sized>(
+    public: &Public,
+    mechanism: &CipherMech,
+    data: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, Status> {
+    let e = alg_status;
+    match (public, mechanism) {
+        (Public::Sm2(p), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::encrypt(rng, p, data, layout(*l)).map_err(e),
+        (Public::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::encrypt_pkcs1v15(rng, k, data).map_err(e),
+        (Public::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::encrypt_oaep_sha256(rng, k, data).map_err(e),
+        (Public::Rsa(k), CipherMech::RsaRaw) => alg::rsa::public_op(k, data).map_err(e),
+        _ => Err(Status::WrongKeyType),
+    }
+}
+
+/// Decryption with a stored key: private-key decryption or SM4.
+pub fn decrypt<R: TryCryptoRng + ?Sized>(
+    key: &LoadedKey,
+    mechanism: &CipherMech,
+    data: &[u8],
+    rng: &mut R,
+) -> Result<Zeroizing<Vec<u8>>, Status> {
+    let e = alg_status;
+    match (key, mechanism) {
+        (LoadedKey::Sm2(s), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::decrypt(s, data, layout(*l)).map_err(e),
+        (LoadedKey::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::decrypt_pkcs1v15(rng, k, data).map_err(e),
+        (LoadedKey::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::decrypt_oaep_sha256(rng, k, data).map_err(e),
+        (LoadedKey::Rsa(k), CipherMech::RsaRaw) => alg::rsa::private_op(rng, k, data).map_err(e),
+        (LoadedKey::Sm4(k), m @ (CipherMech::Sm4 { .. } | CipherMech::Sm4Gcm { .. })) => {
+            sym(&k[..], m, sm4::Direction::Decrypt, data)
+        }
+        _ => Err(Status::WrongKeyType),
+    }
+}
+
+/// Encryption with a stored key: public-key encryption with its public half, or SM4.
+pub fn encrypt<R: TryCryptoRng + ?Sized>(
+    key: &LoadedKey,
+    mechanism: &CipherMech,
+    data: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, Status> {
+    match key {
+        LoadedKey::Sm4(k) => Ok(sym(&k[..], mechanism, sm4::Direction::Encrypt, data)?.to_vec()),
+        other => {
+            let public = Public::of(other).ok_or(Status::WrongKeyType)?;
+            encrypt_public(&public, mechanism, data, rng)
+        }
+    }
+}
+
+/// SM4 parameters of a mechanism.
+pub fn sm4_params(mechanism: &CipherMech) -> Result<(sm4::Mode, sm4::Padding), Status> {
+    let CipherMech::Sm4 { mode, pkcs7 } = mechanism else { return Err(Status::WrongKeyType) };
+    let m = match *mode {
+        Sm4Mode::Ecb => sm4::Mode::Ecb,
+        Sm4Mode::Cbc { iv } => sm4::Mode::Cbc(iv),
+        Sm4Mode::Cfb { iv } => sm4::Mode::Cfb(iv),
+        Sm4Mode::Ofb { iv } => sm4::Mode::Ofb(iv),
+        Sm4Mode::Ctr { iv } => sm4::Mode::Ctr(iv),
+        _ => return Err(Status::InvalidArgument),
+    };
+    Ok((m, if *pkcs7 { sm4::Padding::Pkcs7 } else { sm4::Padding::None }))
+}
+
+/// One-shot SM4 with a raw 16-byte key.
+pub fn sym(key: &[u8], mechanism: &CipherMech, dir: sm4::Direction, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
+    match mechanism {
+        CipherMech::Sm4Gcm { nonce, aad } => match dir {
+            sm4::Direction::Encrypt => sm4::gcm_encrypt(key, nonce, aad, data).map(Zeroizing::new).map_err(alg_status),
+            sm4::Direction::Decrypt => sm4::gcm_decrypt(key, nonce, aad, data).map_err(alg_status),
+        },
+        m => {
+            let (mode, padding) = sm4_params(m)?;
+            sm4::crypt(key, mode, dir, padding, data).map_err(alg_status)
+        }
+    }
+}
+
+/// One-shot MAC with a stored or session key.
+pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Status> {
+    let e = alg_status;
+    Ok(match mechanism {
+        MacMech::HmacSm3 => alg::sm3::hmac_sm3(key, data).map_err(e)?.to_vec(),
+        MacMech::Sm4Cmac => {
+            let mut c = sm4::Sm4CmacCtx::new(key).map_err(e)?;
+            c.update(data);
+            c.finalize().to_vec()
+        }
+        MacMech::Sm4CbcMac { iv } => {
+            let mut c = sm4::Sm4CbcMacCtx::new(key, &iv).map_err(e)?;
+            c.update(data);
+            c.finalize().map_err(e)?.to_vec()
+        }
+        _ => return Err(Status::InvalidArgument),
+    })
+}
+
+/// The raw secret of a symmetric key, for SM4 and MAC operations.
+pub fn secret_bytes(key: &LoadedKey) -> Option<&[u8]> {
+    match key {
+        LoadedKey::Sm4(k) => Some(&k[..]),
+        LoadedKey::Hmac(k) => Some(&k[..]),
+        _ => None,
+    }
+}

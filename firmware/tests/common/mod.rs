@@ -1,0 +1,133 @@
+//! Test doubles of the card's board, shared by the firmware's integration tests.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use gmhsm_firmware::Hsm;
+use gmhsm_platform::*;
+use gmhsm_proto::{KeyAlg, Label, Principal, Request, Response, Status};
+
+pub struct RamFlash {
+    pub mem: Vec<u8>,
+    pub g: FlashGeometry,
+}
+
+impl Flash for RamFlash {
+    fn geometry(&self) -> FlashGeometry {
+        self.g
+    }
+    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
+        out.copy_from_slice(self.mem.get(addr..addr + out.len()).ok_or(FlashError::OutOfBounds)?);
+        Ok(())
+    }
+    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
+        let dst = self.mem.get_mut(addr..addr + data.len()).ok_or(FlashError::OutOfBounds)?;
+        if dst.iter().zip(data).any(|(o, n)| o & n != *n) {
+            return Err(FlashError::NotErased);
+        }
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
+        let ps = self.g.page_size;
+        self.mem.get_mut(page * ps..(page + 1) * ps).ok_or(FlashError::OutOfBounds)?.fill(0xff);
+        Ok(())
+    }
+}
+
+/// Xorshift samples, or a stuck value.
+pub struct TestNoise {
+    pub x: u64,
+    pub stuck: bool,
+}
+
+impl NoiseSource for TestNoise {
+    fn min_entropy_bits(&self) -> u8 {
+        4
+    }
+    fn fill_raw(&mut self, out: &mut [u8]) -> Result<(), NoiseError> {
+        for b in out {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            *b = if self.stuck { 0x42 } else { (self.x >> 32) as u8 };
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct TestTamper {
+    pub ram: Rc<Cell<[u8; 64]>>,
+    pub trip: Rc<Cell<bool>>,
+}
+
+impl TamperRam for TestTamper {
+    const SIZE: usize = 64;
+    fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
+        out.copy_from_slice(&self.ram.get());
+        Ok(())
+    }
+    fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
+        let mut a = [0u8; 64];
+        a.copy_from_slice(data);
+        self.ram.set(a);
+        Ok(())
+    }
+    fn tamper_event(&mut self) -> bool {
+        self.trip.replace(false)
+    }
+}
+
+pub struct TestClock;
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        0
+    }
+}
+
+pub struct TestBoard;
+impl Platform for TestBoard {
+    type Noise = TestNoise;
+    type Flash = RamFlash;
+    type Tamper = TestTamper;
+    type Clock = TestClock;
+}
+
+pub fn fresh_flash() -> RamFlash {
+    let g = FlashGeometry { page_size: 4096, page_count: 64, word_size: 4 };
+    RamFlash { mem: vec![0xff; g.capacity()], g }
+}
+
+pub fn boot(flash: RamFlash, tamper: &TestTamper, seed: u64, stuck: bool) -> Hsm<TestBoard> {
+    Hsm::boot(Devices { noise: TestNoise { x: seed, stuck }, flash, tamper: tamper.clone(), clock: TestClock })
+}
+
+pub trait Exec {
+    fn exec(&mut self, p: &Principal, r: Request) -> Result<Response, Status>;
+}
+
+impl<P: Platform> Exec for Hsm<P> {
+    /// Every request in these tests runs in session 1.
+    fn exec(&mut self, p: &Principal, r: Request) -> Result<Response, Status> {
+        self.execute(p, 1, r)
+    }
+}
+
+pub fn gen_req(label: Label, alg: KeyAlg) -> Request {
+    Request::GenerateKey { label, alg, caps: gmhsm_proto::Capabilities::DEFAULT, domains: 0 }
+}
+
+pub fn app(n: u8) -> Principal {
+    Principal::Application { cert_sha256: [n; 32] }
+}
+
+pub fn label(s: &str) -> Label {
+    Label::try_from(s).unwrap()
+}
+
+pub fn tamper() -> TestTamper {
+    TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)) }
+}
+

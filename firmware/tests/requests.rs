@@ -1,0 +1,320 @@
+//! Every request of the card's request set through `Hsm::execute`: mechanisms, multi-part
+//! operations, session keys and envelopes, SM2 key exchange, capabilities, domains and
+//! private-key access passwords.
+
+mod common;
+
+use common::*;
+use gmhsm_firmware::Hsm;
+use gmhsm_proto::*;
+
+fn ready(seed: u64) -> Hsm<TestBoard> {
+    let mut hsm = boot(fresh_flash(), &tamper(), seed, false);
+    hsm.initialize().unwrap();
+    hsm
+}
+
+fn data(r: Result<Response, Status>) -> Vec<u8> {
+    match r {
+        Ok(Response::Data(d)) | Ok(Response::Digest(d)) | Ok(Response::Random(d)) | Ok(Response::Signature(d)) => d,
+        other => panic!("expected data, got {other:?}"),
+    }
+}
+
+fn make(hsm: &mut Hsm<TestBoard>, p: &Principal, name: &str, alg: KeyAlg, caps: Capabilities, domains: u32) {
+    let r = hsm.exec(p, Request::GenerateKey { label: label(name), alg, caps, domains });
+    assert!(matches!(r, Ok(Response::KeyGenerated { .. })), "{r:?}");
+}
+
+fn key(name: &str) -> KeyRef {
+    KeyRef::Label(label(name))
+}
+
+#[test]
+fn random_and_hashes() {
+    let mut hsm = ready(11);
+    let a = data(hsm.exec(&app(1), Request::GenerateRandom { len: 64 }));
+    let b = data(hsm.exec(&app(1), Request::GenerateRandom { len: 64 }));
+    assert_eq!(a.len(), 64);
+    assert_ne!(a, b);
+    assert_eq!(hsm.exec(&app(1), Request::GenerateRandom { len: 1 << 20 }), Err(Status::InvalidArgument));
+    let d = data(hsm.exec(&app(1), Request::Hash { alg: HashAlg::Sm3, data: b"abc".to_vec() }));
+    assert_eq!(hex::encode(d), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+    // Multi-part equals one-shot.
+    let Ok(Response::Handle(h)) = hsm.exec(&app(1), Request::OpInit { op: MultiOp::Hash { alg: HashAlg::Sha256 } }) else {
+        panic!()
+    };
+    data(hsm.exec(&app(1), Request::OpUpdate { handle: h, data: b"ab".to_vec() }));
+    let multi = data(hsm.exec(&app(1), Request::OpFinal { handle: h, data: b"c".to_vec() }));
+    let one = data(hsm.exec(&app(1), Request::Hash { alg: HashAlg::Sha256, data: b"abc".to_vec() }));
+    assert_eq!(multi, one);
+    assert_eq!(hsm.exec(&app(1), Request::OpFinal { handle: h, data: vec![] }), Err(Status::UnknownHandle));
+}
+
+#[test]
+fn every_signature_mechanism() {
+    let mut hsm = ready(12);
+    let p = app(1);
+    for (name, alg, mech) in [
+        ("sm2", KeyAlg::Sm2, Mechanism::sm2_default()),
+        ("rsa", KeyAlg::Rsa2048, Mechanism::RsaPssSha256),
+        ("rsa", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256),
+        ("p256", KeyAlg::EcdsaP256, Mechanism::EcdsaP256Sha256),
+    ] {
+        if !matches!(hsm.exec(&p, Request::GetKeyInfo { label: label(name) }), Ok(_)) {
+            make(&mut hsm, &p, name, alg, Capabilities::DEFAULT, 0);
+        }
+        let sig = data(hsm.exec(&p, Request::Sign { label: label(name), mechanism: mech.clone(), message: b"m".to_vec() }));
+        let v = Request::Verify { label: label(name), mechanism: mech.clone(), message: b"m".to_vec(), signature: sig };
+        assert_eq!(hsm.exec(&p, v), Ok(Response::Verified), "{name} {mech:?}");
+    }
+    // SM2 over a digest computed by a multi-part HashSm2 verifies as a message signature.
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("sm2") }) else {
+        panic!()
+    };
+    let distid = heapless::Vec::from_slice(SM2_DEFAULT_ID).unwrap();
+    let Ok(Response::Handle(h)) = hsm.exec(&p, Request::OpInit { op: MultiOp::HashSm2 { spki_der, distid } }) else {
+        panic!()
+    };
+    let e = data(hsm.exec(&p, Request::OpFinal { handle: h, data: b"hello".to_vec() }));
+    let sig = data(hsm.exec(&p, Request::Sign { label: label("sm2"), mechanism: Mechanism::Sm2Digest, message: e }));
+    let v = Request::Verify { label: label("sm2"), mechanism: Mechanism::sm2_default(), message: b"hello".to_vec(), signature: sig };
+    assert_eq!(hsm.exec(&p, v), Ok(Response::Verified));
+    // A digest of the wrong size is refused.
+    let bad = Request::Sign { label: label("sm2"), mechanism: Mechanism::Sm2Digest, message: vec![0; 31] };
+    assert_eq!(hsm.exec(&p, bad), Err(Status::InvalidArgument));
+}
+
+#[test]
+fn public_key_encryption_round_trips() {
+    let mut hsm = ready(13);
+    let p = app(1);
+    make(&mut hsm, &p, "sm2", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    make(&mut hsm, &p, "rsa", KeyAlg::Rsa2048, Capabilities::DEFAULT, 0);
+    let mut mechs: Vec<(&str, CipherMech)> =
+        [Sm2Layout::C1C3C2, Sm2Layout::C1C2C3, Sm2Layout::Der].map(|l| ("sm2", CipherMech::Sm2 { layout: l })).to_vec();
+    mechs.push(("rsa", CipherMech::RsaPkcs1v15));
+    mechs.push(("rsa", CipherMech::RsaOaepSha256));
+    for (name, mech) in mechs {
+        let ct = data(hsm.exec(&p, Request::Encrypt { key: key(name), mechanism: mech.clone(), data: b"secret".to_vec() }));
+        let pt = data(hsm.exec(&p, Request::Decrypt { key: key(name), mechanism: mech.clone(), data: ct.clone() }));
+        assert_eq!(pt, b"secret", "{mech:?}");
+        let mut bad = ct;
+        let n = bad.len() - 1;
+        bad[n] ^= 1;
+        let r = hsm.exec(&p, Request::Decrypt { key: key(name), mechanism: mech.clone(), data: bad });
+        if mech == CipherMech::RsaPkcs1v15 {
+            // Implicit rejection: a bad ciphertext yields unrelated bytes, not an error oracle.
+            assert!(!matches!(&r, Ok(Response::Data(d)) if d == b"secret"), "{r:?}");
+        } else {
+            assert_eq!(r, Err(Status::DecryptFailed), "{mech:?}");
+        }
+    }
+    // Raw RSA: private operation inverts the public one.
+    let mut m = vec![0u8; 256];
+    m[255] = 42;
+    let c = data(hsm.exec(&p, Request::Encrypt { key: key("rsa"), mechanism: CipherMech::RsaRaw, data: m.clone() }));
+    let back = data(hsm.exec(&p, Request::Decrypt { key: key("rsa"), mechanism: CipherMech::RsaRaw, data: c }));
+    assert_eq!(back, m);
+}
+
+#[test]
+fn symmetric_keys_modes_macs_and_multipart() {
+    let mut hsm = ready(14);
+    let p = app(1);
+    make(&mut hsm, &p, "kek", KeyAlg::Sm4, Capabilities::DEFAULT, 0);
+    make(&mut hsm, &p, "hmac", KeyAlg::HmacSm3, Capabilities::DEFAULT, 0);
+    let msg: Vec<u8> = (0..100u8).collect();
+    let iv = [7u8; 16];
+    for mode in [Sm4Mode::Ecb, Sm4Mode::Cbc { iv }, Sm4Mode::Cfb { iv }, Sm4Mode::Ofb { iv }, Sm4Mode::Ctr { iv }] {
+        let pkcs7 = matches!(mode, Sm4Mode::Ecb | Sm4Mode::Cbc { .. });
+        let mech = CipherMech::Sm4 { mode, pkcs7 };
+        let ct = data(hsm.exec(&p, Request::Encrypt { key: key("kek"), mechanism: mech.clone(), data: msg.clone() }));
+        // Multi-part encryption in uneven pieces gives the same ciphertext.
+        let Ok(Response::Handle(h)) =
+            hsm.exec(&p, Request::OpInit { op: MultiOp::Encrypt { key: key("kek"), mechanism: mech.clone() } })
+        else {
+            panic!()
+        };
+        let mut multi = data(hsm.exec(&p, Request::OpUpdate { handle: h, data: msg[..33].to_vec() }));
+        multi.extend(data(hsm.exec(&p, Request::OpUpdate { handle: h, data: msg[33..71].to_vec() })));
+        multi.extend(data(hsm.exec(&p, Request::OpFinal { handle: h, data: msg[71..].to_vec() })));
+        assert_eq!(multi, ct, "{mode:?}");
+        let pt = data(hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: mech, data: ct }));
+        assert_eq!(pt, msg);
+    }
+    let gcm = CipherMech::Sm4Gcm { nonce: [3; 12], aad: b"hdr".to_vec() };
+    let sealed = data(hsm.exec(&p, Request::Encrypt { key: key("kek"), mechanism: gcm.clone(), data: msg.clone() }));
+    assert_eq!(sealed.len(), msg.len() + 16);
+    assert_eq!(data(hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: gcm, data: sealed.clone() })), msg);
+    let wrong_aad = CipherMech::Sm4Gcm { nonce: [3; 12], aad: b"HDR".to_vec() };
+    assert_eq!(hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: wrong_aad, data: sealed }), Err(Status::DecryptFailed));
+
+    for (name, mech) in [("hmac", MacMech::HmacSm3), ("kek", MacMech::Sm4Cmac), ("kek", MacMech::Sm4CbcMac { iv })] {
+        let input = msg[..96].to_vec();
+        let tag = data(hsm.exec(&p, Request::Mac { key: key(name), mechanism: mech, data: input.clone() }));
+        let ok = Request::VerifyMac { key: key(name), mechanism: mech, data: input.clone(), mac: tag.clone() };
+        assert_eq!(hsm.exec(&p, ok), Ok(Response::Verified));
+        let mut bad = tag.clone();
+        bad[0] ^= 1;
+        let no = Request::VerifyMac { key: key(name), mechanism: mech, data: input.clone(), mac: bad };
+        assert_eq!(hsm.exec(&p, no), Err(Status::SignatureInvalid));
+        let Ok(Response::Handle(h)) = hsm.exec(&p, Request::OpInit { op: MultiOp::Mac { key: key(name), mechanism: mech } })
+        else {
+            panic!()
+        };
+        data(hsm.exec(&p, Request::OpUpdate { handle: h, data: input[..48].to_vec() }));
+        assert_eq!(data(hsm.exec(&p, Request::OpFinal { handle: h, data: input[48..].to_vec() })), tag);
+    }
+    // An HMAC key cannot encrypt, a signature key cannot MAC.
+    let e = Request::Encrypt { key: key("hmac"), mechanism: CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true }, data: msg };
+    assert_eq!(hsm.exec(&p, e), Err(Status::AccessDenied));
+}
+
+#[test]
+fn envelopes_move_a_session_key_between_sessions() {
+    let mut hsm = ready(15);
+    let p = app(1);
+    make(&mut hsm, &p, "enc", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    let sm4 = CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: [1; 16] }, pkcs7: true };
+    let wrap = WrapWith::Key { label: label("enc"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 } };
+    let Ok(Response::SessionKey { handle, wrapped }) = hsm.execute(&p, 10, Request::GenerateSessionKey { wrap }) else {
+        panic!()
+    };
+    let ct = data(hsm.execute(&p, 10, Request::Encrypt { key: KeyRef::Session(handle), mechanism: sm4.clone(), data: b"bid".to_vec() }));
+    // Another session (another connection) unwraps the envelope inside the card.
+    let import = Request::ImportSessionKey { unwrap_with: label("enc"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }, wrapped };
+    let Ok(Response::SessionKey { handle: h2, .. }) = hsm.execute(&p, 11, import) else { panic!() };
+    let pt = data(hsm.execute(&p, 11, Request::Decrypt { key: KeyRef::Session(h2), mechanism: sm4.clone(), data: ct.clone() }));
+    assert_eq!(pt, b"bid");
+    // Session keys die with their session and are invisible to other sessions.
+    assert_eq!(
+        hsm.execute(&p, 12, Request::Decrypt { key: KeyRef::Session(h2), mechanism: sm4.clone(), data: ct.clone() }),
+        Err(Status::UnknownHandle)
+    );
+    hsm.execute(&p, 11, Request::CloseSession).unwrap();
+    assert_eq!(
+        hsm.execute(&p, 11, Request::Decrypt { key: KeyRef::Session(h2), mechanism: sm4.clone(), data: ct }),
+        Err(Status::UnknownHandle)
+    );
+    // A session belongs to its principal.
+    assert_eq!(hsm.execute(&app(2), 10, Request::DestroySessionKey { handle }), Err(Status::AccessDenied));
+    assert_eq!(hsm.execute(&p, 10, Request::DestroySessionKey { handle }), Ok(Response::Done));
+
+    // Wrapped to an external public key (a client's certificate key).
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("enc") }) else {
+        panic!()
+    };
+    let wrap = WrapWith::External { spki_der, mechanism: CipherMech::Sm2 { layout: Sm2Layout::Der } };
+    let Ok(Response::SessionKey { wrapped, .. }) = hsm.exec(&p, Request::GenerateSessionKey { wrap }) else { panic!() };
+    assert_eq!(wrapped[0], 0x30, "DER SM2Cipher");
+}
+
+#[test]
+fn sm2_key_exchange_agrees() {
+    let mut hsm = ready(16);
+    let (a, b) = (app(1), app(2));
+    make(&mut hsm, &a, "ka", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    make(&mut hsm, &b, "kb", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    let sec1 = |hsm: &mut Hsm<TestBoard>, p: &Principal, l: &str| {
+        let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(p, Request::ExportPublicKey { label: label(l) }) else {
+            panic!()
+        };
+        spki_der[spki_der.len() - 65..].to_vec()
+    };
+    let (pa, pb) = (sec1(&mut hsm, &a, "ka"), sec1(&mut hsm, &b, "kb"));
+    let id = |s: &[u8]| heapless::Vec::<u8, 128>::from_slice(s).unwrap();
+    let Ok(Response::Agreement { handle, ephemeral: ra }) =
+        hsm.execute(&a, 1, Request::AgreementInit { label: label("ka"), own_id: id(b"alice"), key_len: 16 })
+    else {
+        panic!()
+    };
+    let respond = Request::AgreementRespond {
+        label: label("kb"),
+        own_id: id(b"bob"),
+        peer_id: id(b"alice"),
+        peer_public: pa,
+        peer_ephemeral: ra,
+        key_len: 16,
+    };
+    let Ok(Response::AgreementReply { key_handle: kb, ephemeral: rb, .. }) = hsm.execute(&b, 2, respond) else { panic!() };
+    let finish = Request::AgreementFinish { handle, peer_id: id(b"bob"), peer_public: pb, peer_ephemeral: rb };
+    let Ok(Response::SessionKey { handle: ka, .. }) = hsm.execute(&a, 1, finish) else { panic!() };
+    let ecb = CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true };
+    let ct = data(hsm.execute(&a, 1, Request::Encrypt { key: KeyRef::Session(ka), mechanism: ecb.clone(), data: b"hi".to_vec() }));
+    let pt = data(hsm.execute(&b, 2, Request::Decrypt { key: KeyRef::Session(kb), mechanism: ecb, data: ct }));
+    assert_eq!(pt, b"hi", "both sides derived the same key");
+}
+
+#[test]
+fn capabilities_domains_and_applications() {
+    let mut hsm = ready(17);
+    let (owner, member, outsider) = (app(1), app(2), app(3));
+    make(&mut hsm, &owner, "signer", KeyAlg::Sm2, Capabilities::SIGN | Capabilities::VERIFY, 0b10);
+    // A capability the key lacks is refused even to its owner.
+    let enc = Request::Encrypt { key: key("signer"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }, data: vec![1] };
+    assert_eq!(hsm.exec(&owner, enc), Err(Status::AccessDenied));
+    // Capabilities beyond the algorithm's are refused at generation.
+    let r = hsm.exec(&owner, Request::GenerateKey { label: label("x"), alg: KeyAlg::HmacSm3, caps: Capabilities::SIGN, domains: 0 });
+    assert_eq!(r, Err(Status::InvalidArgument));
+    let sign = |l: &str| Request::Sign { label: label(l), mechanism: Mechanism::sm2_default(), message: vec![1] };
+    assert_eq!(hsm.exec(&member, sign("signer")), Err(Status::UnknownKey));
+    // Only local administration registers applications.
+    let reg = |fp: u8, domains: u32, caps: Capabilities| Request::RegisterApplication {
+        cert_sha256: [fp; 32],
+        name: heapless::String::try_from("app").unwrap(),
+        domains,
+        caps,
+    };
+    assert_eq!(hsm.exec(&member, reg(2, 0b10, Capabilities::ALL)), Err(Status::AccessDenied));
+    hsm.exec(&Principal::Local, reg(2, 0b110, Capabilities::SIGN)).unwrap();
+    hsm.exec(&Principal::Local, reg(3, 0b001, Capabilities::ALL)).unwrap();
+    assert!(matches!(hsm.exec(&member, sign("signer")), Ok(Response::Signature(_))));
+    assert_eq!(hsm.exec(&outsider, sign("signer")), Err(Status::UnknownKey));
+    // The member's registered capabilities bound what it may do; it may not delete.
+    let v = Request::Verify { label: label("signer"), mechanism: Mechanism::sm2_default(), message: vec![1], signature: vec![0] };
+    assert_eq!(hsm.exec(&member, v), Err(Status::AccessDenied));
+    assert_eq!(hsm.exec(&member, Request::DeleteKey { label: label("signer") }), Err(Status::AccessDenied));
+    let Ok(Response::Keys(keys)) = hsm.exec(&member, Request::ListKeys) else { panic!() };
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
+fn access_passwords_gate_private_use_and_lock() {
+    let mut hsm = ready(18);
+    let p = app(1);
+    make(&mut hsm, &p, "idx1", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    let pw = |s: &[u8]| heapless::Vec::<u8, 64>::from_slice(s).unwrap();
+    assert_eq!(hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"short") }), Err(Status::InvalidArgument));
+    hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"correct horse") }).unwrap();
+    let sign = Request::Sign { label: label("idx1"), mechanism: Mechanism::sm2_default(), message: vec![1] };
+    assert_eq!(hsm.exec(&p, sign.clone()), Err(Status::PasswordRequired));
+    // Public operations need no password.
+    assert!(matches!(hsm.exec(&p, Request::ExportPublicKey { label: label("idx1") }), Ok(_)));
+    assert_eq!(hsm.exec(&p, Request::AuthorizeKey { label: label("idx1"), password: pw(b"wrong pass") }), Err(Status::WrongPassword));
+    hsm.exec(&p, Request::AuthorizeKey { label: label("idx1"), password: pw(b"correct horse") }).unwrap();
+    assert!(matches!(hsm.exec(&p, sign.clone()), Ok(Response::Signature(_))));
+    // Authorization is per session.
+    assert_eq!(hsm.execute(&p, 99, sign.clone()), Err(Status::PasswordRequired));
+    // The earlier success reset the counter: four more wrong guesses, the fifth locks.
+    for i in 0..5 {
+        assert_eq!(
+            hsm.execute(&p, 99, Request::AuthorizeKey { label: label("idx1"), password: pw(b"wrong pass") }),
+            Err(if i < 4 { Status::WrongPassword } else { Status::KeyLocked })
+        );
+    }
+    assert_eq!(
+        hsm.execute(&p, 99, Request::AuthorizeKey { label: label("idx1"), password: pw(b"correct horse") }),
+        Err(Status::KeyLocked),
+        "locked even for the right password"
+    );
+    let Ok(Response::KeyInfo(info)) = hsm.exec(&p, Request::GetKeyInfo { label: label("idx1") }) else { panic!() };
+    assert!(info.password);
+}
+
+#[test]
+fn self_test_on_request() {
+    let mut hsm = ready(19);
+    let Ok(Response::Status(st)) = hsm.exec(&app(1), Request::SelfTest) else { panic!() };
+    assert_eq!(st.error, None);
+}

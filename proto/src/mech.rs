@@ -1,0 +1,108 @@
+//! Mechanisms and key attributes: which algorithm, mode and parameters a request uses.
+
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Digest algorithms. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum HashAlg {
+    /// SM3 (GB/T 32905).
+    Sm3,
+    /// SHA-256 (FIPS 180-4).
+    Sha256,
+}
+
+/// How an SM2 ciphertext is laid out. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Sm2Layout {
+    /// 04 ‖ x1 ‖ y1 ‖ C3 ‖ C2 (GB/T 32918.4-2016).
+    #[default]
+    C1C3C2,
+    /// 04 ‖ x1 ‖ y1 ‖ C2 ‖ C3 (the 2010 order).
+    C1C2C3,
+    /// GM/T 0009 DER `SM2Cipher` (what OpenSSL reads and writes).
+    Der,
+}
+
+/// SM4 confidentiality modes (16-byte IV; for CTR the initial counter block). Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Sm4Mode {
+    Ecb,
+    Cbc { iv: [u8; 16] },
+    Cfb { iv: [u8; 16] },
+    Ofb { iv: [u8; 16] },
+    Ctr { iv: [u8; 16] },
+}
+
+/// Encryption / decryption mechanisms. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CipherMech {
+    /// SM2 public-key encryption (GB/T 32918.4).
+    Sm2 { layout: Sm2Layout },
+    /// RSAES-PKCS1-v1_5.
+    RsaPkcs1v15,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256, empty label.
+    RsaOaepSha256,
+    /// Raw RSA: `m^e mod n` (encrypt) / `c^d mod n` with blinding (decrypt), modulus-sized
+    /// input, as GM/T 0018 SDF needs.
+    RsaRaw,
+    /// SM4 in a confidentiality mode; `pkcs7` pads (ECB, CBC only).
+    Sm4 { mode: Sm4Mode, pkcs7: bool },
+    /// SM4-GCM with a 12-byte nonce and a 16-byte tag appended to the ciphertext.
+    Sm4Gcm { nonce: [u8; 12], aad: Vec<u8> },
+}
+
+/// MAC mechanisms. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MacMech {
+    /// HMAC-SM3 (32-byte tag).
+    HmacSm3,
+    /// CMAC with SM4 (16-byte tag).
+    Sm4Cmac,
+    /// CBC-MAC with SM4 and an IV (SDF_CalculateMAC); input in whole blocks.
+    Sm4CbcMac { iv: [u8; 16] },
+}
+
+/// What a stored key may be used for, checked by the card on every use. A bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Capabilities(pub u32);
+
+impl Capabilities {
+    pub const SIGN: Self = Self(1 << 0);
+    pub const VERIFY: Self = Self(1 << 1);
+    pub const ENCRYPT: Self = Self(1 << 2);
+    pub const DECRYPT: Self = Self(1 << 3);
+    /// Wrap other keys (envelopes, key export under wrap).
+    pub const WRAP: Self = Self(1 << 4);
+    /// Unwrap keys into the card (envelopes, imports).
+    pub const UNWRAP: Self = Self(1 << 5);
+    /// Key agreement (SM2 key exchange).
+    pub const DERIVE: Self = Self(1 << 6);
+    /// Compute or verify MACs.
+    pub const MAC: Self = Self(1 << 7);
+    /// The key itself may leave the card, wrapped under another key.
+    pub const EXPORT_WRAPPED: Self = Self(1 << 8);
+    /// Every capability.
+    pub const ALL: Self = Self(0x1ff);
+    /// "Whatever suits the algorithm" when generating a key.
+    pub const DEFAULT: Self = Self(0);
+
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl core::ops::BitOr for Capabilities {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        self.union(rhs)
+    }
+}
