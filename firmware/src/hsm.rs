@@ -110,7 +110,11 @@ impl<P: Platform> Hsm<P> {
             (dmk::Slot::Empty, false) => State::Factory,
             (dmk::Slot::Key(k), true) => State::Operational(Wrapper::new(&k)),
             (dmk::Slot::Empty, true) => State::Error("device master key lost (tamper): stored keys unreadable"),
-            (dmk::Slot::Key(_), false) => State::Error("device master key present but store not initialized"),
+            // Power was cut during initialization, before it committed: start it over.
+            (dmk::Slot::Key(_), false) => match dmk::zeroize(&mut hsm.tamper) {
+                Ok(()) => State::Factory,
+                Err(()) => State::Error("tamper RAM unwritable"),
+            },
             (dmk::Slot::Corrupt, _) => State::Error("tamper RAM corrupt"),
         };
         let error = match hsm.state {
@@ -118,6 +122,12 @@ impl<P: Platform> Hsm<P> {
             _ => None,
         };
         hsm.log(None, AuditEvent::Boot { error });
+        if matches!(hsm.state, State::Operational(_)) {
+            if let Err(s) = hsm.ensure_device_keys() {
+                let _ = s;
+                hsm.state = State::Error("device keys could not be created");
+            }
+        }
         hsm
     }
 
@@ -182,6 +192,25 @@ impl<P: Platform> Hsm<P> {
         store.insert(META_INIT, &[1]).map_err(store_status)?;
         self.state = State::Operational(Wrapper::new(&k));
         self.log(None, AuditEvent::Initialized);
+        self.ensure_device_keys()
+    }
+
+    /// The device's own key pairs, SDF index 0: `sdf:sign:0` and `sdf:enc:0`, SM2, owned by
+    /// the appliance (local principal), usable by registered applications of every domain
+    /// (e.g. to unwrap envelopes clients made with the appliance's certificate). Created at
+    /// initialization, or at the next boot if a power cut came first.
+    fn ensure_device_keys(&mut self) -> Result<(), Status> {
+        use gmhsm_proto::{Capabilities as C, KeyAlg};
+        for (name, caps) in [
+            ("sdf:sign:0", C::SIGN | C::VERIFY),
+            ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE),
+        ] {
+            let label = Label::try_from(name).map_err(|_| Status::Internal)?;
+            if self.store.as_ref().is_some_and(|s| s.contains(&store_key(&label))) {
+                continue;
+            }
+            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, u32::MAX)?;
+        }
         Ok(())
     }
 

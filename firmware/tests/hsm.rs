@@ -8,7 +8,7 @@ use std::rc::Rc;
 use common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
-use gmhsm_proto::{KeyAlg, Label, Mechanism, Principal, Request, Response, Status};
+use gmhsm_proto::{KeyAlg, Mechanism, Principal, Request, Response, Status};
 
 #[test]
 fn factory_state_refuses_until_initialized() {
@@ -131,15 +131,19 @@ fn audit_log_chains_lifecycle_and_denials() {
     let events: Vec<_> = recs.iter().map(|r| r.event.clone()).collect();
     assert!(matches!(events[0], E::Boot { error: None }));
     assert_eq!(events[1], E::Initialized);
-    assert_eq!(events[2], E::KeyGenerated { label: label("a"), alg: KeyAlg::Sm2 });
-    assert!(matches!(events[3], E::Denied { status: Status::AccessDenied, .. }));
-    assert_eq!(recs[3].principal, Some(app(2)));
-    assert!(matches!(events[4], E::KeyDeleted { .. }));
-    assert!(matches!(events[5], E::Denied { request: 8, status: Status::AccessDenied }));
+    // The device's own keys (SDF index 0) are born at initialization.
+    assert_eq!(events[2], E::KeyGenerated { label: label("sdf:sign:0"), alg: KeyAlg::Sm2 });
+    assert_eq!(events[3], E::KeyGenerated { label: label("sdf:enc:0"), alg: KeyAlg::Sm2 });
+    assert_eq!(recs[3].principal, Some(Principal::Local));
+    assert_eq!(events[4], E::KeyGenerated { label: label("a"), alg: KeyAlg::Sm2 });
+    assert!(matches!(events[5], E::Denied { status: Status::AccessDenied, .. }));
+    assert_eq!(recs[5].principal, Some(app(2)));
+    assert!(matches!(events[6], E::KeyDeleted { .. }));
+    assert!(matches!(events[7], E::Denied { request: 8, status: Status::AccessDenied }));
     assert_eq!(gmhsm_firmware::audit::verify_run(&recs), Ok(()));
     let mut forged = recs.clone();
-    forged[2].event = E::KeyGenerated { label: label("b"), alg: KeyAlg::Sm2 };
-    assert_eq!(gmhsm_firmware::audit::verify_run(&forged), Err(4));
+    forged[4].event = E::KeyGenerated { label: label("b"), alg: KeyAlg::Sm2 };
+    assert_eq!(gmhsm_firmware::audit::verify_run(&forged), Err(6));
 
     // The chain survives a reboot and is verified there.
     let hsm = boot(hsm.into_flash().unwrap(), &t, 8, false);
@@ -156,15 +160,15 @@ fn altered_audit_record_is_a_chain_break_at_boot() {
     hsm.exec(&app(1), gen_req(label("a"), KeyAlg::Sm2)).unwrap();
     hsm.exec(&app(1), gen_req(label("b"), KeyAlg::Sm2)).unwrap();
     let flash = hsm.into_flash().unwrap();
-    // Rewrite record 3 through the store, as an attacker with flash access could.
+    // Rewrite record 5 through the store, as an attacker with flash access could.
     let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
     let mut k = b"a:".to_vec();
-    k.extend_from_slice(&3u64.to_be_bytes());
+    k.extend_from_slice(&5u64.to_be_bytes());
     let mut rec: gmhsm_proto::AuditRecord = postcard::from_bytes(&store.get(&k).unwrap().unwrap()).unwrap();
     rec.event = gmhsm_proto::AuditEvent::KeyGenerated { label: label("evil"), alg: KeyAlg::Sm2 };
     store.insert(&k, &postcard::to_allocvec(&rec).unwrap()).unwrap();
     let hsm = boot(store.into_flash(), &t, 10, false);
-    assert_eq!(hsm.status().audit.chain_break, Some(4));
+    assert_eq!(hsm.status().audit.chain_break, Some(6));
 }
 
 /// Noise that turns bad after boot: the periodic test at the next reseed catches it.

@@ -275,8 +275,14 @@ fn capabilities_domains_and_applications() {
     let v = Request::Verify { label: label("signer"), mechanism: Mechanism::sm2_default(), message: vec![1], signature: vec![0] };
     assert_eq!(hsm.exec(&member, v), Err(Status::AccessDenied));
     assert_eq!(hsm.exec(&member, Request::DeleteKey { label: label("signer") }), Err(Status::AccessDenied));
-    let Ok(Response::Keys(keys)) = hsm.exec(&member, Request::ListKeys) else { panic!() };
-    assert_eq!(keys.len(), 1);
+    let names = |hsm: &mut Hsm<TestBoard>, p: &Principal| {
+        let Ok(Response::Keys(keys)) = hsm.exec(p, Request::ListKeys) else { panic!() };
+        keys.into_iter().map(|(l, _)| l.to_string()).collect::<Vec<_>>()
+    };
+    // Registered applications also see the device's own keys (SDF index 0, every domain).
+    assert_eq!(names(&mut hsm, &member), ["sdf:enc:0", "sdf:sign:0", "signer"]);
+    assert_eq!(names(&mut hsm, &outsider), ["sdf:enc:0", "sdf:sign:0"]);
+    assert!(names(&mut hsm, &app(9)).is_empty(), "unregistered principals see only their own keys");
 }
 
 #[test]

@@ -220,7 +220,7 @@ impl<P: Platform> Hsm<P> {
         }
     }
 
-    fn generate(
+    pub(super) fn generate(
         &mut self,
         principal: &Principal,
         label: Label,
