@@ -21,6 +21,7 @@ pub mod audit;
 pub mod dmk;
 pub mod drbg;
 pub mod entropy;
+pub mod envelope;
 pub mod hsm;
 pub mod keys;
 pub mod ops;

@@ -324,3 +324,74 @@ fn self_test_on_request() {
     let Ok(Response::Status(st)) = hsm.exec(&app(1), Request::SelfTest) else { panic!() };
     assert_eq!(st.error, None);
 }
+
+/// A deterministic RNG for building test inputs outside the card.
+struct TestRng(u64);
+impl rand_core::TryRng for TestRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for b in dst {
+            *b = self.try_next_u64()? as u8;
+        }
+        Ok(())
+    }
+}
+impl rand_core::TryCryptoRng for TestRng {}
+
+#[test]
+fn enveloped_key_pair_import_gmt0016() {
+    use gmhsm_firmware::alg::{self, sm4};
+    let mut hsm = ready(20);
+    let p = app(1);
+    make(&mut hsm, &p, "device-enc", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("device-enc") })
+    else {
+        panic!()
+    };
+    let device_pub = alg::sm2::public_from_sec1(&spki_der[spki_der.len() - 65..]).unwrap();
+
+    // The escrow centre's side: a key pair, a fresh SM4 key, the envelope.
+    let mut rng = TestRng(0x1234_5678_9abc);
+    let escrowed = alg::sm2::generate(&mut rng).unwrap();
+    let mut pub_sec1 = [4u8; 65];
+    pub_sec1[1..].copy_from_slice(&alg::sm2::public_xy(&escrowed.public_key()));
+    let sym = [0x42u8; 16];
+    let enc_d = sm4::crypt(&sym, sm4::Mode::Ecb, sm4::Direction::Encrypt, sm4::Padding::None, &escrowed.to_bytes()).unwrap();
+    let wrapped = alg::sm2_pke::encrypt(&mut rng, &device_pub, &sym, alg::sm2_pke::Layout::C1C3C2).unwrap();
+    let blob = gmhsm_firmware::envelope::build(&enc_d[..].try_into().unwrap(), &pub_sec1, &wrapped);
+
+    let import = |blob: Vec<u8>, name: &str| Request::ImportEnvelopedKeyPair {
+        label: label(name),
+        unwrap_with: label("device-enc"),
+        blob,
+        caps: Capabilities::DEFAULT,
+        domains: 0,
+    };
+    let Ok(Response::KeyGenerated { alg: KeyAlg::Sm2, spki_der }) = hsm.exec(&p, import(blob.clone(), "user-enc")) else {
+        panic!()
+    };
+    assert_eq!(&spki_der[spki_der.len() - 65..], &pub_sec1[..]);
+    // Data encrypted outside to the escrowed public key decrypts inside the card.
+    let ct = alg::sm2_pke::encrypt(&mut rng, &escrowed.public_key(), b"mail key", alg::sm2_pke::Layout::C1C3C2).unwrap();
+    let mech = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };
+    assert_eq!(data(hsm.exec(&p, Request::Decrypt { key: key("user-enc"), mechanism: mech, data: ct })), b"mail key");
+    // An encryption key pair does not sign.
+    let sign = Request::Sign { label: label("user-enc"), mechanism: Mechanism::sm2_default(), message: vec![] };
+    assert_eq!(hsm.exec(&p, sign), Err(Status::AccessDenied));
+    // A blob whose public key does not match its private key imports nothing.
+    let mut wrong = pub_sec1;
+    wrong[1..].copy_from_slice(&alg::sm2::public_xy(&alg::sm2::generate(&mut rng).unwrap().public_key()));
+    let bad = gmhsm_firmware::envelope::build(&enc_d[..].try_into().unwrap(), &wrong, &wrapped);
+    assert_eq!(hsm.exec(&p, import(bad, "user-enc2")), Err(Status::DecryptFailed));
+    assert_eq!(hsm.exec(&p, Request::GetKeyInfo { label: label("user-enc2") }), Err(Status::UnknownKey));
+    assert_eq!(hsm.exec(&p, import(blob[..100].to_vec(), "user-enc3")), Err(Status::InvalidArgument));
+}

@@ -174,4 +174,8 @@ pub enum Request {
     CloseSession,
     /// Register an application: who may use keys of which domains (local tools only).
     RegisterApplication { cert_sha256: [u8; 32], name: heapless::String<64>, domains: u32, caps: Capabilities },
+    /// Import an SM2 encryption key pair delivered as a GM/T 0016 `ENVELOPEDKEYBLOB`, its SM4
+    /// key wrapped to the stored SM2 key `unwrap_with`; stored under `label`. Answered
+    /// `KeyGenerated` with the imported public key.
+    ImportEnvelopedKeyPair { label: Label, unwrap_with: Label, blob: Vec<u8>, caps: Capabilities, domains: u32 },
 }

@@ -216,8 +216,46 @@ impl<P: Platform> Hsm<P> {
                 self.register_app(cert_sha256, &AppRecord { name, domains, caps })?;
                 Ok(Response::Done)
             }
+            Request::ImportEnvelopedKeyPair { label, unwrap_with, blob, caps, domains } => {
+                self.import_enveloped(principal, session, label, unwrap_with, &blob, caps, domains)
+            }
             _ => Err(Status::InvalidArgument),
         }
+    }
+
+    /// GM/T 0016 enveloped key pair: unwrap the SM4 key with `unwrap_with`, decrypt the
+    /// private key, check it against the delivered public key, store it.
+    #[allow(clippy::too_many_arguments)]
+    fn import_enveloped(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        label: Label,
+        unwrap_with: Label,
+        blob: &[u8],
+        caps: C,
+        domains: u32,
+    ) -> Result<Response, Status> {
+        let env = crate::envelope::parse(blob)?;
+        let sm2_mech = CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 };
+        let sym = self.with_key(principal, session, &KeyRef::Label(unwrap_with), C::UNWRAP, |key, rng| {
+            ops::decrypt(key, &sm2_mech, &env.wrapped_key_c1c3c2, rng)
+        })?;
+        let d = sm4::crypt(&sym, sm4::Mode::Ecb, sm4::Direction::Decrypt, sm4::Padding::None, env.encrypted_private)
+            .map_err(|_| Status::DecryptFailed)?;
+        let secret = alg::sm2::secret_from_bytes(&d).map_err(|_| Status::DecryptFailed)?;
+        if sec1(&secret.public_key())[..] != env.public_sec1[..] {
+            return Err(Status::DecryptFailed);
+        }
+        let natural = keys::default_caps(KeyAlg::Sm2);
+        let caps = if caps == C::DEFAULT { C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP } else { caps };
+        if !natural.contains(caps) {
+            return Err(Status::InvalidArgument);
+        }
+        use rsa::pkcs8::EncodePublicKey;
+        let spki_der = secret.public_key().to_public_key_der().map_err(|_| Status::Internal)?.into_vec();
+        let generated = keys::Generated { private_der: Zeroizing::new(d.to_vec()), spki_der, key: LoadedKey::Sm2(secret) };
+        self.store_new_key(principal, label, KeyAlg::Sm2, caps, domains, generated)
     }
 
     pub(super) fn generate(
@@ -241,6 +279,22 @@ impl<P: Platform> Hsm<P> {
             return Err(Status::InvalidArgument);
         }
         let generated = keys::generate(alg, &mut self.rng)?;
+        self.store_new_key(principal, label, alg, caps, domains, generated)
+    }
+
+    /// Wrap and store a key that was just made or imported; audited as generated.
+    fn store_new_key(
+        &mut self,
+        principal: &Principal,
+        label: Label,
+        alg: KeyAlg,
+        caps: C,
+        domains: u32,
+        generated: keys::Generated,
+    ) -> Result<Response, Status> {
+        if self.store.as_ref().ok_or(Status::DeviceError)?.contains(&store_key(&label)) {
+            return Err(Status::KeyExists);
+        }
         let mut nonce = [0u8; crate::wrap::NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
         let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
