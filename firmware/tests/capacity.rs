@@ -1,0 +1,125 @@
+//! Capacity and cost of the key store on the simulator's default flash (2048 pages of
+//! 4 KiB): 1024 SM2 key pairs, 4096 SM4 KEKs and 1024 RSA-2048 key records fit, the card
+//! keeps working, and the flash work per key generation does not grow with the number of
+//! keys.
+//!
+//! SM2 and SM4 keys are generated through `Hsm::execute`. RSA-2048 generation costs about a
+//! second per key in a debug build, so the 1024 RSA records are byte-for-byte copies of one
+//! real generated record stored under new labels: they take the space real ones take (which
+//! is what this test measures), though they do not unwrap (the AEAD binds the label).
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use common::*;
+use gmhsm_firmware::Hsm;
+use gmhsm_platform::*;
+use gmhsm_proto::*;
+
+/// Flash that counts written words, shared with the test through an `Rc`.
+struct CountingFlash {
+    inner: RamFlash,
+    written: Rc<Cell<u64>>,
+}
+
+impl Flash for CountingFlash {
+    fn geometry(&self) -> FlashGeometry {
+        self.inner.geometry()
+    }
+    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
+        self.inner.read(addr, out)
+    }
+    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
+        self.written.set(self.written.get() + (data.len() / 4) as u64);
+        self.inner.write(addr, data)
+    }
+    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
+        self.inner.erase(page)
+    }
+}
+
+struct CountBoard;
+impl Platform for CountBoard {
+    type Noise = TestNoise;
+    type Flash = CountingFlash;
+    type Tamper = TestTamper;
+    type Clock = TestClock;
+}
+
+fn default_flash() -> RamFlash {
+    // The simulator's default geometry (hw-sim DEFAULT_GEOMETRY).
+    let g = FlashGeometry { page_size: 4096, page_count: 2048, word_size: 4 };
+    RamFlash { mem: vec![0xff; g.capacity()], g }
+}
+
+fn boot_counting(flash: RamFlash, t: &TestTamper, written: &Rc<Cell<u64>>, seed: u64) -> Hsm<CountBoard> {
+    Hsm::boot(Devices {
+        noise: TestNoise { x: seed, stuck: false },
+        flash: CountingFlash { inner: flash, written: written.clone() },
+        tamper: t.clone(),
+        clock: TestClock,
+    })
+}
+
+fn generate(hsm: &mut Hsm<CountBoard>, name: &str, alg: KeyAlg) {
+    let r = hsm.execute(
+        &app(1),
+        1,
+        Request::GenerateKey { label: label(name), alg, caps: Capabilities::DEFAULT, domains: 0 },
+    );
+    assert!(matches!(r, Ok(Response::KeyGenerated { .. })), "{name}: {r:?}");
+}
+
+/// Average words written per SM4 key generation over `n` generations.
+fn cost(hsm: &mut Hsm<CountBoard>, written: &Rc<Cell<u64>>, prefix: &str, n: usize) -> f64 {
+    let before = written.get();
+    for i in 0..n {
+        generate(hsm, &format!("{prefix}{i}"), KeyAlg::Sm4);
+    }
+    (written.get() - before) as f64 / n as f64
+}
+
+#[test]
+fn default_flash_holds_the_required_key_counts_at_constant_cost() {
+    let t = tamper();
+    let written = Rc::new(Cell::new(0));
+    let mut hsm = boot_counting(default_flash(), &t, &written, 21);
+    hsm.initialize().unwrap();
+    generate(&mut hsm, "rsa-template", KeyAlg::Rsa2048);
+    let early = cost(&mut hsm, &written, "early-", 50);
+    for i in 0..1024 {
+        generate(&mut hsm, &format!("sm2-{i}"), KeyAlg::Sm2);
+    }
+    for i in 0..4096 - 50 {
+        generate(&mut hsm, &format!("kek-{i}"), KeyAlg::Sm4);
+    }
+
+    // 1024 RSA-2048 records of real size, written straight to the store.
+    let flash = hsm.into_flash().unwrap().inner;
+    let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
+    let template = store.get(b"k:rsa-template").unwrap().unwrap();
+    assert!(template.len() > 1500, "an RSA-2048 record is about 1.6 KB ({} bytes)", template.len());
+    for i in 0..1024 {
+        store.insert(format!("k:rsa-{i}").as_bytes(), &template).unwrap();
+    }
+    let free = store.free_bytes();
+    let flash = store.into_flash();
+
+    let mut hsm = boot_counting(flash, &t, &written, 22);
+    let st = hsm.status();
+    assert_eq!(st.error, None);
+    assert!(st.keys as usize >= 1024 + 4096 + 1024 + 2, "{} keys", st.keys);
+    // Still working at full capacity: sign with an SM2 key, and the cost of a key
+    // generation is what it was with a nearly empty store.
+    let sig = hsm.execute(
+        &app(1),
+        1,
+        Request::Sign { label: label("sm2-1000"), mechanism: Mechanism::sm2_default(), message: b"m".to_vec() },
+    );
+    assert!(matches!(sig, Ok(Response::Signature(_))));
+    let late = cost(&mut hsm, &written, "late-", 50);
+    println!("flash words written per SM4 key generation: {early:.1} with few keys, {late:.1} with 6150; {free} bytes free");
+    assert!(late <= early * 1.5 + 8.0, "cost grew from {early:.1} to {late:.1} words");
+}
