@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Admin cards through the real PC/SC stack: pcscd + the vpcd virtual reader (hw-sim tests).
+PATH="$PATH:/usr/sbin:/sbin"
+VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+command -v pcscd >/dev/null 2>&1 || need_apt+=(pcscd)
+[ -e "$VPCD_DRIVER" ] || need_apt+=(vsmartcard-vpcd)
+command -v pcsc_scan >/dev/null 2>&1 || need_apt+=(pcsc-tools)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+pkg-config --exists libpcsclite 2>/dev/null || need_apt+=(libpcsclite-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
@@ -14,6 +22,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]})" >&2
     exit 1
   fi
+fi
+
+# Start pcscd (with vpcd) unless one is running; stop it on exit if we started it. Ready when
+# it logs that vpcd listens -- never probe the port: the first connection becomes the card.
+PCSCD_PID=
+PCSCD_LOG=
+stop_pcscd() {
+  if [ -n "$PCSCD_PID" ]; then kill "$PCSCD_PID" 2>/dev/null; wait "$PCSCD_PID" 2>/dev/null || true; fi
+  if [ -n "$PCSCD_LOG" ]; then rm -f "$PCSCD_LOG"; fi
+}
+trap stop_pcscd EXIT
+if ! { [ -S /run/pcscd/pcscd.comm ] && pgrep -x pcscd >/dev/null 2>&1; }; then
+  PCSCD_LOG=$(mktemp -t gmhsm-pcscd.XXXXXX)
+  pcscd -f -d -a >"$PCSCD_LOG" 2>&1 &
+  PCSCD_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q "Waiting for virtual ICC on port 35963" "$PCSCD_LOG" && break
+    kill -0 "$PCSCD_PID" 2>/dev/null || { echo "test.sh: pcscd exited:" >&2; cat "$PCSCD_LOG" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q "Waiting for virtual ICC on port 35963" "$PCSCD_LOG" || { echo "test.sh: pcscd/vpcd not ready" >&2; exit 1; }
 fi
 
 cargo build --workspace --bins --locked

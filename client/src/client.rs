@@ -2,7 +2,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::pem::PemObject;
@@ -16,12 +19,45 @@ use gmhsm_proto::{
 
 use crate::{ClientError, Profile};
 
+/// The byte stream under the frames: TLS over TCP (application servers), or the appliance's
+/// local Unix socket (tools on the appliance, authenticated by peer credentials).
+enum Transport {
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Local(UnixStream),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(s) => s.read(buf),
+            Transport::Local(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tls(s) => s.write(buf),
+            Transport::Local(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Tls(s) => s.flush(),
+            Transport::Local(s) => s.flush(),
+        }
+    }
+}
+
 /// An open, authenticated connection to an appliance. Not `Sync`: one caller at a time
 /// (use [`Client::pipeline`] to have many requests in flight).
 pub struct Client {
-    stream: StreamOwned<ClientConnection, TcpStream>,
+    stream: Transport,
     deframer: Deframer,
     next_id: u64,
+    /// The address this connection reached (for failover reporting).
+    peer: String,
 }
 
 impl Client {
@@ -30,13 +66,34 @@ impl Client {
     /// Note: with TLS 1.3 the server checks the client certificate after the client considers
     /// the handshake done, so a rejected certificate shows as [`ClientError::Tls`] on the
     /// first call, not here.
+    ///
+    /// Failover: the profile's `address` is tried first, then each of its `failover`
+    /// addresses in order; the first appliance that completes a handshake and answers a
+    /// `Ping` is used. The error of the last one tried is returned when none does.
     pub fn connect(profile: &Profile) -> Result<Client, ClientError> {
         let config = tls_config(profile)?;
         let server_name = ServerName::try_from(profile.server_name.clone()).map_err(|e| {
             ClientError::Config(format!("server_name {:?}: {e}", profile.server_name))
         })?;
-        let tcp = connect_tcp(profile)?;
-        let conn = ClientConnection::new(config, server_name)
+        let mut last = None;
+        for address in profile.addresses() {
+            match Self::connect_one(address, &config, &server_name, profile.timeout) {
+                Ok(c) => return Ok(c),
+                Err(e @ ClientError::Config(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Config("the profile names no address".into())))
+    }
+
+    fn connect_one(
+        address: &str,
+        config: &Arc<ClientConfig>,
+        server_name: &ServerName<'static>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let tcp = connect_tcp(address, timeout)?;
+        let conn = ClientConnection::new(config.clone(), server_name.clone())
             .map_err(|e| ClientError::Tls(e.to_string()))?;
         let mut stream = StreamOwned::new(conn, tcp);
         while stream.conn.is_handshaking() {
@@ -45,11 +102,39 @@ impl Client {
                 .complete_io(&mut stream.sock)
                 .map_err(ClientError::from_stream)?;
         }
-        Ok(Client {
-            stream,
+        let mut client = Client {
+            stream: Transport::Tls(Box::new(stream)),
             deframer: Deframer::new(),
             next_id: 1,
+            peer: address.to_string(),
+        };
+        // A Ping proves the server accepted our certificate and that its card answers, so
+        // failover moves on from an appliance that is up but cannot serve.
+        match client.call(Request::Ping) {
+            Ok(_) | Err(ClientError::Status(Status::Busy)) => Ok(client),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Connect to the appliance's local socket (tools on the appliance itself). The daemon
+    /// admits only the users it is configured for, by peer credentials.
+    pub fn connect_local(socket: &Path, timeout: Duration) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(socket).map_err(|e| {
+            ClientError::Io(io::Error::new(e.kind(), format!("{}: {e}", socket.display())))
+        })?;
+        stream.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
+        Ok(Client {
+            stream: Transport::Local(stream),
+            deframer: Deframer::new(),
+            next_id: 1,
+            peer: socket.display().to_string(),
         })
+    }
+
+    /// The address (or socket path) this connection reached.
+    pub fn peer(&self) -> &str {
+        &self.peer
     }
 
     /// Send one request and wait for its answer.
@@ -213,7 +298,9 @@ impl Client {
 
     /// Close the connection politely (TLS close_notify).
     pub fn close(mut self) {
-        self.stream.conn.send_close_notify();
+        if let Transport::Tls(s) = &mut self.stream {
+            s.conn.send_close_notify();
+        }
         let _ = self.stream.flush();
     }
 
@@ -296,7 +383,7 @@ fn encode(id: u64, request: Request) -> Result<Vec<u8>, ClientError> {
         .map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
 }
 
-fn unexpected(response: &Response) -> ClientError {
+pub(crate) fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {}", response_name(response)))
 }
 
@@ -315,26 +402,21 @@ fn response_name(response: &Response) -> &'static str {
     }
 }
 
-fn connect_tcp(profile: &Profile) -> Result<TcpStream, ClientError> {
-    let addrs = profile
-        .address
-        .to_socket_addrs()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidInput => {
-                ClientError::Config(format!("address {:?}: {e}", profile.address))
-            }
-            _ => ClientError::Io(e),
-        })?;
+fn connect_tcp(address: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let addrs = address.to_socket_addrs().map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => ClientError::Config(format!("address {address:?}: {e}")),
+        _ => ClientError::Io(e),
+    })?;
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{} resolves to no address", profile.address),
+        format!("{address} resolves to no address"),
     );
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, profile.timeout) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(tcp) => {
-                tcp.set_read_timeout(Some(profile.timeout))
+                tcp.set_read_timeout(Some(timeout))
                     .map_err(ClientError::Io)?;
-                tcp.set_write_timeout(Some(profile.timeout))
+                tcp.set_write_timeout(Some(timeout))
                     .map_err(ClientError::Io)?;
                 tcp.set_nodelay(true).map_err(ClientError::Io)?;
                 return Ok(tcp);

@@ -13,11 +13,16 @@
 
 mod client;
 mod error;
+mod ops;
 pub mod pem;
 mod profile;
 
 pub use client::{Client, sm2_with_id, to_label};
 pub use error::ClientError;
+pub use ops::SessionKey;
 pub use profile::Profile;
 
-pub use gmhsm_proto::{KeyAlg, Label, Mechanism, Request, Response, Status, StatusInfo};
+pub use gmhsm_proto::{
+    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
+    Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
+};

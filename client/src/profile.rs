@@ -7,6 +7,7 @@
 //! client_cert = "client.pem"
 //! client_key = "client.key"
 //! timeout_secs = 30             # optional: connect and per-answer timeout
+//! failover = ["10.0.0.2:7443"]  # optional: appliances tried in order when `address` is down
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,15 @@ pub struct Profile {
     pub client_key: PathBuf,
     /// Connect timeout, and how long to wait for each answer.
     pub timeout: Duration,
+    /// Further appliances of the same security domain, tried in order after `address`.
+    pub failover: Vec<String>,
+}
+
+impl Profile {
+    /// `address`, then the failover addresses.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.address.as_str()).chain(self.failover.iter().map(String::as_str))
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,6 +55,8 @@ struct RawProfile {
     client_cert: PathBuf,
     client_key: PathBuf,
     timeout_secs: Option<u64>,
+    #[serde(default)]
+    failover: Vec<String>,
 }
 
 impl Profile {
@@ -75,6 +87,7 @@ impl Profile {
             timeout: raw
                 .timeout_secs
                 .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+            failover: raw.failover,
         })
     }
 }

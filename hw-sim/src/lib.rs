@@ -11,11 +11,15 @@
 //! * `DIR/client.toml` — client profile, present only while the appliance accepts connections.
 #![forbid(unsafe_code)]
 
+pub mod admin_card;
 pub mod appliance;
 pub mod board;
 pub mod card;
 pub mod clock;
 pub mod flash;
+pub mod keypad_sim;
+pub mod lcd_sim;
 pub mod noise;
 pub mod pki;
 pub mod tamper;
+pub mod vpcd;

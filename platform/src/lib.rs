@@ -6,13 +6,19 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod clock;
+pub mod display;
 pub mod flash;
+pub mod keypad;
 pub mod noise;
 pub mod tamper;
 
+pub use card::{CardError, CardSlot, CardTransport, SlotEvent, SlotState};
 pub use clock::Clock;
+pub use display::{DisplayError, TextDisplay};
 pub use flash::{Flash, FlashError, FlashGeometry};
+pub use keypad::{Key, Keypad, KeypadError};
 pub use noise::{NoiseError, NoiseSource};
 pub use tamper::{TamperError, TamperRam};
 
