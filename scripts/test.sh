@@ -45,5 +45,5 @@ if ! { [ -S /run/pcscd/pcscd.comm ] && pgrep -x pcscd >/dev/null 2>&1; }; then
   grep -q "Waiting for virtual ICC on port 35963" "$PCSCD_LOG" || { echo "test.sh: pcscd/vpcd not ready" >&2; exit 1; }
 fi
 
-cargo build --workspace --bins --locked
-cargo test --workspace --locked "$@"
+cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
+cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"

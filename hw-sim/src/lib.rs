@@ -22,4 +22,5 @@ pub mod lcd_sim;
 pub mod noise;
 pub mod pki;
 pub mod tamper;
+#[cfg(feature = "pcsc")]
 pub mod vpcd;
