@@ -20,9 +20,17 @@ mod profile;
 pub use client::{Client, sm2_with_id, to_label};
 pub use error::ClientError;
 pub use ops::SessionKey;
+
+/// SM3 over an audit record's encoding: the next record's `prev_hash` (auditors check the
+/// chain with it).
+pub fn audit_hash(rec: &AuditRecord) -> [u8; 32] {
+    use sm3::Digest;
+    let bytes = postcard::to_allocvec(rec).unwrap_or_default();
+    sm3::Sm3::digest(&bytes).into()
+}
 pub use profile::Profile;
 
 pub use gmhsm_proto::{
-    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
+    AuditRecord, Capabilities, Principal, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
     Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
 };

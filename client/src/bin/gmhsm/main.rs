@@ -1,0 +1,394 @@
+//! `gmhsm`: the command-line client for application servers and appliance tools: keys,
+//! signatures, encryption, MACs, hashes, random, envelopes, audit.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod util;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gmhsm_client::{
+    CipherMech, Client, HashAlg, KeyAlg, KeyRef, MacMech, Mechanism, Profile, Sm2Layout, Sm4Mode, WrapWith, pem,
+    sm2_with_id,
+};
+use sha2::Digest;
+
+use args::*;
+use util::*;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => ExitCode::from(f.report()),
+    }
+}
+
+fn connect(cli: &Cli) -> Result<Client, Failure> {
+    match (&cli.socket, &cli.profile) {
+        (Some(socket), _) => Ok(Client::connect_local(socket, Duration::from_secs(30))?),
+        (None, Some(profile)) => Ok(Client::connect(&Profile::load(profile)?)?),
+        (None, None) => Err(Failure::Usage("give --profile or --socket".into())),
+    }
+}
+
+/// Connect and, when a password is given, prove it for `key.label` on this connection.
+fn connect_for(cli: &Cli, key: &KeyArgs) -> Result<Client, Failure> {
+    let mut client = connect(cli)?;
+    if let Some(pw) = &key.password {
+        client.authorize_key(&key.label, pw.as_bytes())?;
+    }
+    Ok(client)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    // Local inputs are read before connecting, so a missing file costs no connection.
+    match &cli.command {
+        Command::Ping => {
+            connect(&cli)?.ping()?;
+            println!("pong");
+        }
+        Command::Status => print_status(&connect(&cli)?.status()?),
+        Command::SelfTest => {
+            let st = connect(&cli)?.self_test()?;
+            print_status(&st);
+            if st.error.is_some() {
+                return Err(Failure::Invalid("self-test"));
+            }
+        }
+        Command::Key(k) => key_command(&cli, k)?,
+        Command::Sign { key, input, out, mech } => {
+            let message = read_input(input)?;
+            let mut client = connect_for(&cli, key)?;
+            let mechanism = mechanism(&mut client, &key.label, mech)?;
+            let sig = client.sign(&key.label, mechanism, &message)?;
+            write_output(out.as_deref(), &sig)?;
+        }
+        Command::Verify { key, input, sig, mech } => {
+            let message = read_input(input)?;
+            let signature = read_input(sig)?;
+            let mut client = connect(&cli)?;
+            let mechanism = mechanism(&mut client, &key.label, mech)?;
+            if !client.verify(&key.label, mechanism, &message, &signature)? {
+                return Err(Failure::Invalid("signature"));
+            }
+            eprintln!("signature OK");
+        }
+        Command::Encrypt(c) => cipher(&cli, c, true)?,
+        Command::Decrypt(c) => cipher(&cli, c, false)?,
+        Command::Mac { key, input, out, mech, iv } => {
+            let data = read_input(input)?;
+            let m = mac_mech(*mech, iv.as_deref())?;
+            let tag = connect_for(&cli, key)?.mac(KeyRef::Label(label(&key.label)?), m, &data)?;
+            write_output(out.as_deref(), &tag)?;
+        }
+        Command::VerifyMac { key, input, mac, mech, iv } => {
+            let data = read_input(input)?;
+            let tag = read_input(mac)?;
+            let m = mac_mech(*mech, iv.as_deref())?;
+            if !connect_for(&cli, key)?.verify_mac(KeyRef::Label(label(&key.label)?), m, &data, &tag)? {
+                return Err(Failure::Invalid("MAC"));
+            }
+            eprintln!("MAC OK");
+        }
+        Command::Hash { input, alg } => {
+            let data = read_input(input)?;
+            let alg = match alg {
+                HashArg::Sm3 => HashAlg::Sm3,
+                HashArg::Sha256 => HashAlg::Sha256,
+            };
+            println!("{}", to_hex(&connect(&cli)?.hash(alg, &data)?));
+        }
+        Command::Random { len, hex, out } => {
+            let bytes = connect(&cli)?.random(*len)?;
+            if *hex {
+                write_output(out.as_deref(), format!("{}\n", to_hex(&bytes)).as_bytes())?;
+            } else {
+                write_output(out.as_deref(), &bytes)?;
+            }
+        }
+        Command::Seal { to_label, to_pem, input, out } => seal(&cli, to_label.as_deref(), to_pem.as_deref(), input, out)?,
+        Command::Open { key, input, out } => open(&cli, key, input, out.as_deref())?,
+        Command::Audit { from } => audit(&cli, *from)?,
+        Command::RegisterApp { cert, name, domains, caps } => {
+            let der = certificate_pem(cert)?;
+            let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
+            let caps = parse_caps(caps)?;
+            connect(&cli)?.register_application(fp, name, *domains, caps)?;
+            println!("registered {name} ({}) domains {domains:#x} caps {}", to_hex(&fp), caps_text(caps));
+        }
+    }
+    Ok(())
+}
+
+fn print_status(info: &gmhsm_client::StatusInfo) {
+    println!("initialized: {}", info.initialized);
+    println!("state: {}", info.error.as_deref().unwrap_or("operational"));
+    println!("keys: {}", info.keys);
+    println!("boots: {}", info.boots);
+    println!("audit: records {}..{}", info.audit.first_seq, info.audit.last_seq);
+    if let Some(seq) = info.audit.chain_break {
+        println!("audit: CHAIN BROKEN at record {seq}");
+    }
+}
+
+fn label(s: &str) -> Result<gmhsm_client::Label, Failure> {
+    Ok(gmhsm_client::to_label(s)?)
+}
+
+fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
+    match k {
+        KeyCommand::Generate { alg, label, caps, domains } => {
+            let alg = key_alg(*alg);
+            let caps = match caps {
+                Some(c) => parse_caps(c)?,
+                None => gmhsm_client::Capabilities::DEFAULT,
+            };
+            connect(cli)?.generate_key_with(label, alg, caps, *domains)?;
+            println!("{label} {}", alg_name(alg));
+        }
+        KeyCommand::Export { label, pem: as_pem, out } => {
+            let (_, spki) = connect(cli)?.export_public_key(label)?;
+            let bytes = if *as_pem { pem::public_key(&spki).into_bytes() } else { spki };
+            write_output(out.as_deref(), &bytes)?;
+        }
+        KeyCommand::Info { label } => {
+            let i = connect(cli)?.key_info(label)?;
+            println!("label: {label}");
+            println!("algorithm: {}", alg_name(i.alg));
+            println!("capabilities: {}", caps_text(i.caps));
+            println!("domains: {:#x}", i.domains);
+            println!("owner: {}", owner_text(&i.owner));
+            println!("access password: {}", if i.password { "set" } else { "none" });
+        }
+        KeyCommand::List => {
+            for (label, alg) in connect(cli)?.list_keys()? {
+                println!("{label}\t{}", alg_name(alg));
+            }
+        }
+        KeyCommand::Delete { label } => {
+            connect(cli)?.delete_key(label)?;
+            println!("deleted {label}");
+        }
+        KeyCommand::SetPassword { label, new_password } => {
+            connect(cli)?.set_key_password(label, new_password.as_bytes())?;
+            println!("password set for {label}");
+        }
+        KeyCommand::ImportEnveloped { label, unwrap_with, input } => {
+            let blob = read_input(input)?;
+            connect(cli)?.import_enveloped_key_pair(label, unwrap_with, &blob)?;
+            println!("{label} sm2 (imported)");
+        }
+    }
+    Ok(())
+}
+
+fn owner_text(p: &gmhsm_client::Principal) -> String {
+    match p {
+        gmhsm_client::Principal::Application { cert_sha256 } => format!("application {}", to_hex(cert_sha256)),
+        gmhsm_client::Principal::Local => "appliance (local)".into(),
+    }
+}
+
+fn key_alg(a: AlgArg) -> KeyAlg {
+    match a {
+        AlgArg::Sm2 => KeyAlg::Sm2,
+        AlgArg::Rsa2048 => KeyAlg::Rsa2048,
+        AlgArg::Rsa3072 => KeyAlg::Rsa3072,
+        AlgArg::Rsa4096 => KeyAlg::Rsa4096,
+        AlgArg::EcdsaP256 => KeyAlg::EcdsaP256,
+        AlgArg::Sm4 => KeyAlg::Sm4,
+        AlgArg::HmacSm3 => KeyAlg::HmacSm3,
+    }
+}
+
+fn alg_name(alg: KeyAlg) -> &'static str {
+    match alg {
+        KeyAlg::Sm2 => "sm2",
+        KeyAlg::Rsa2048 => "rsa2048",
+        KeyAlg::Rsa3072 => "rsa3072",
+        KeyAlg::Rsa4096 => "rsa4096",
+        KeyAlg::EcdsaP256 => "ecdsa-p256",
+        KeyAlg::Sm4 => "sm4",
+        KeyAlg::HmacSm3 => "hmac-sm3",
+        _ => "unknown",
+    }
+}
+
+/// The signature mechanism from `--mech`, or from the key's algorithm as the appliance
+/// reports it.
+fn mechanism(client: &mut Client, label: &str, args: &MechArgs) -> Result<Mechanism, Failure> {
+    let sm2 = || match &args.id {
+        Some(id) => sm2_with_id(id.as_bytes()).map_err(Failure::from),
+        None => Ok(Mechanism::sm2_default()),
+    };
+    match args.mech {
+        Some(MechArg::Sm2) => sm2(),
+        Some(MechArg::Sm2Digest) => Ok(Mechanism::Sm2Digest),
+        Some(MechArg::Rsa) => Ok(Mechanism::RsaPkcs1v15Sha256),
+        Some(MechArg::RsaPss) => Ok(Mechanism::RsaPssSha256),
+        Some(MechArg::Ecdsa) => Ok(Mechanism::EcdsaP256Sha256),
+        None => match client.key_info(label)?.alg {
+            KeyAlg::Sm2 => sm2(),
+            KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => Ok(Mechanism::RsaPkcs1v15Sha256),
+            KeyAlg::EcdsaP256 => Ok(Mechanism::EcdsaP256Sha256),
+            other => Err(Failure::Usage(format!("key {label} is {}: it does not sign", alg_name(other)))),
+        },
+    }
+}
+
+fn mac_mech(m: MacArg, iv: Option<&str>) -> Result<MacMech, Failure> {
+    Ok(match m {
+        MacArg::HmacSm3 => MacMech::HmacSm3,
+        MacArg::Sm4Cmac => MacMech::Sm4Cmac,
+        MacArg::Sm4CbcMac => MacMech::Sm4CbcMac { iv: iv.map(|s| hex_array::<16>("--iv", s)).transpose()?.unwrap_or([0; 16]) },
+    })
+}
+
+/// Encrypt or decrypt a file with a stored key.
+fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
+    let mut data = read_input(&c.input)?;
+    let mut client = connect_for(cli, &c.key)?;
+    let arg = match c.mech {
+        Some(m) => m,
+        None => match client.key_info(&c.key.label)?.alg {
+            KeyAlg::Sm2 => CipherArg::Sm2,
+            KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => CipherArg::RsaOaep,
+            KeyAlg::Sm4 => CipherArg::Sm4Gcm,
+            other => return Err(Failure::Usage(format!("key {} is {}: it does not encrypt", c.key.label, alg_name(other)))),
+        },
+    };
+    let iv16 = || -> Result<[u8; 16], Failure> {
+        hex_array::<16>("--iv", c.iv.as_deref().ok_or_else(|| Failure::Usage("this mode needs --iv (32 hex digits)".into()))?)
+    };
+    let mut prefix = Vec::new();
+    let mech = match arg {
+        CipherArg::Sm2 => CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 },
+        CipherArg::Sm2C1c2c3 => CipherMech::Sm2 { layout: Sm2Layout::C1C2C3 },
+        CipherArg::Sm2Der => CipherMech::Sm2 { layout: Sm2Layout::Der },
+        CipherArg::RsaPkcs1 => CipherMech::RsaPkcs1v15,
+        CipherArg::RsaOaep => CipherMech::RsaOaepSha256,
+        CipherArg::RsaRaw => CipherMech::RsaRaw,
+        CipherArg::Sm4Ecb => CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true },
+        CipherArg::Sm4Cbc => CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: iv16()? }, pkcs7: true },
+        CipherArg::Sm4Cfb => CipherMech::Sm4 { mode: Sm4Mode::Cfb { iv: iv16()? }, pkcs7: false },
+        CipherArg::Sm4Ofb => CipherMech::Sm4 { mode: Sm4Mode::Ofb { iv: iv16()? }, pkcs7: false },
+        CipherArg::Sm4Ctr => CipherMech::Sm4 { mode: Sm4Mode::Ctr { iv: iv16()? }, pkcs7: false },
+        CipherArg::Sm4Gcm => {
+            let nonce: [u8; 12] = match (&c.iv, encrypt) {
+                (Some(s), _) => hex_array::<12>("--iv", s)?,
+                (None, true) => {
+                    let n: [u8; 12] = client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
+                    prefix = n.to_vec();
+                    n
+                }
+                (None, false) => {
+                    if data.len() < 12 {
+                        return Err(Failure::Usage("input too short for nonce || sealed data".into()));
+                    }
+                    let n: [u8; 12] = data[..12].try_into().map_err(|_| Failure::Usage("bad nonce".into()))?;
+                    data.drain(..12);
+                    n
+                }
+            };
+            CipherMech::Sm4Gcm { nonce, aad: Vec::new() }
+        }
+    };
+    let key = KeyRef::Label(label(&c.key.label)?);
+    let out = if encrypt { client.encrypt(key, mech, &data)? } else { client.decrypt(key, mech, &data)? };
+    prefix.extend_from_slice(&out);
+    write_output(c.out.as_deref(), &prefix)
+}
+
+/// The public-key mechanism for wrapping a session key to a key of `alg`.
+fn wrap_mech(alg: KeyAlg) -> Result<CipherMech, Failure> {
+    match alg {
+        KeyAlg::Sm2 => Ok(CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }),
+        KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => Ok(CipherMech::RsaOaepSha256),
+        other => Err(Failure::Usage(format!("a {} key cannot carry an envelope", alg_name(other)))),
+    }
+}
+
+fn seal(
+    cli: &Cli,
+    to_label: Option<&str>,
+    to_pem: Option<&std::path::Path>,
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(), Failure> {
+    let data = read_input(input)?;
+    let external = to_pem.map(public_key_pem).transpose()?;
+    let mut client = connect(cli)?;
+    let wrap = match (to_label, external) {
+        (Some(l), None) => {
+            let alg = client.key_info(l)?.alg;
+            WrapWith::Key { label: label(l)?, mechanism: wrap_mech(alg)? }
+        }
+        (None, Some(spki)) => {
+            // The SM2 curve OID 1.2.156.10197.1.301 marks an SM2 key; anything else is RSA.
+            let sm2_oid = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+            let alg = if spki.windows(sm2_oid.len()).any(|w| w == sm2_oid) { KeyAlg::Sm2 } else { KeyAlg::Rsa2048 };
+            WrapWith::External { spki_der: spki, mechanism: wrap_mech(alg)? }
+        }
+        _ => return Err(Failure::Usage("give exactly one of --to-label and --to-pem".into())),
+    };
+    let sk = client.generate_session_key(wrap)?;
+    let nonce: [u8; 12] = client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
+    let sealed = client.encrypt(KeyRef::Session(sk.handle), CipherMech::Sm4Gcm { nonce, aad: Vec::new() }, &data)?;
+    let mut file = (sk.wrapped.len() as u32).to_be_bytes().to_vec();
+    file.extend_from_slice(&sk.wrapped);
+    file.extend_from_slice(&nonce);
+    file.extend_from_slice(&sealed);
+    write_output(Some(out), &file)
+}
+
+fn open(cli: &Cli, key: &KeyArgs, input: &std::path::Path, out: Option<&std::path::Path>) -> Result<(), Failure> {
+    let file = read_input(input)?;
+    let bad = || Failure::Usage(format!("{} is not an envelope made by `gmhsm seal`", input.display()));
+    let len = u32::from_be_bytes(file.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let wrapped = file.get(4..4 + len).ok_or_else(bad)?;
+    let nonce: [u8; 12] = file.get(4 + len..16 + len).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+    let sealed = &file[16 + len..];
+    let mut client = connect_for(cli, key)?;
+    let alg = client.key_info(&key.label)?.alg;
+    let handle = client.import_session_key(&key.label, wrap_mech(alg)?, wrapped)?;
+    let plain = client.decrypt(KeyRef::Session(handle), CipherMech::Sm4Gcm { nonce, aad: Vec::new() }, sealed)?;
+    write_output(out, &plain)
+}
+
+fn audit(cli: &Cli, from: u64) -> Result<(), Failure> {
+    let mut client = connect(cli)?;
+    let mut next = from;
+    let mut prev: Option<gmhsm_client::AuditRecord> = None;
+    let mut broken = None;
+    loop {
+        let batch = client.read_audit(next, 256)?;
+        if batch.is_empty() {
+            break;
+        }
+        for rec in batch {
+            if let Some(p) = &prev {
+                if broken.is_none() && (rec.seq != p.seq + 1 || rec.prev_hash != gmhsm_client::audit_hash(p)) {
+                    broken = Some(rec.seq);
+                }
+            }
+            let who = rec.principal.as_ref().map_or_else(|| "card".to_string(), owner_text);
+            println!("{}\tboot {}\t{} ms\t{who}\t{:?}", rec.seq, rec.boot, rec.time_ms, rec.event);
+            next = rec.seq + 1;
+            prev = Some(rec);
+        }
+    }
+    match broken {
+        Some(seq) => {
+            eprintln!("audit chain BROKEN at record {seq}");
+            Err(Failure::Invalid("audit chain"))
+        }
+        None => {
+            eprintln!("audit chain OK");
+            Ok(())
+        }
+    }
+}
