@@ -22,8 +22,16 @@ pub struct Options {
     pub noise_fault: Option<NoiseFault>,
 }
 
-/// The card process of `gmhsm-sim card`: boot the firmware and serve the card link.
-pub fn run_card(state: &Path, socket: &Path, init_demo: bool, fault: Option<NoiseFault>) -> anyhow::Result<()> {
+/// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. With
+/// `demo_app` (the SHA-256 of the demo client certificate), a fresh card is initialized and
+/// the demo application registered in every domain with every capability.
+pub fn run_card(
+    state: &Path,
+    socket: &Path,
+    init_demo: bool,
+    demo_app: Option<[u8; 32]>,
+    fault: Option<NoiseFault>,
+) -> anyhow::Result<()> {
     // The card dies with the appliance process.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     std::fs::create_dir_all(state)?;
@@ -33,6 +41,16 @@ pub fn run_card(state: &Path, socket: &Path, init_demo: bool, fault: Option<Nois
     if init_demo && !st.initialized && st.error.is_none() {
         hsm.initialize().map_err(|s| anyhow::anyhow!("demo initialization failed: {s}"))?;
         log::info!("card: initialized with a fresh device master key (demo)");
+        if let Some(fp) = demo_app {
+            let register = gmhsm_proto::Request::RegisterApplication {
+                cert_sha256: fp,
+                name: heapless::String::try_from("demo-app").unwrap_or_default(),
+                domains: u32::MAX,
+                caps: gmhsm_proto::Capabilities::ALL,
+            };
+            hsm.execute(&gmhsm_proto::Principal::Local, 0, register)
+                .map_err(|s| anyhow::anyhow!("registering the demo application failed: {s}"))?;
+        }
     }
     let st = hsm.status();
     match &st.error {
@@ -58,6 +76,15 @@ struct CardProcess {
     stopping: AtomicBool,
 }
 
+/// SHA-256 of the demo client certificate (the principal the daemon will derive).
+fn demo_app_fingerprint(pki: &Pki) -> anyhow::Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pki.client_cert())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", pki.client_cert().display()))?;
+    Ok(sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     let _ = std::fs::remove_file(socket);
     let exe = std::env::current_exe()?;
@@ -65,6 +92,10 @@ fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
     if opts.demo {
         cmd.arg("--init-demo");
+        let pki = Pki::new(&opts.state);
+        if pki.exists() {
+            cmd.arg("--demo-app").arg(demo_app_fingerprint(&pki)?);
+        }
     }
     if let Some(f) = opts.noise_fault {
         cmd.arg("--noise-fault").arg(match f {
@@ -101,20 +132,22 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     signal_hook::flag::register(SIGINT, stop.clone())?;
     signal_hook::flag::register(SIGTERM, stop.clone())?;
 
+    let pki = Pki::new(&opts.state);
+    if opts.demo && !pki.exists() {
+        pki.create().context("creating the demo PKI")?;
+    }
     let socket = opts.state.join("card.sock");
     let card = Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
 
-    let pki = Pki::new(&opts.state);
     if !pki.exists() {
-        if !opts.demo {
-            log::info!("appliance not initialized: waiting for the init ceremony (run with --demo to initialize with demo credentials)");
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            stop_card(&card);
-            return Ok(());
+        log::info!(
+            "appliance not initialized: waiting for the init ceremony (run with --demo to initialize with demo credentials)"
+        );
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        pki.create().context("creating the demo PKI")?;
+        stop_card(&card);
+        return Ok(());
     }
 
     let config = DaemonConfig::new(

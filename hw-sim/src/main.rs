@@ -47,9 +47,23 @@ enum Cmd {
         socket: PathBuf,
         #[arg(long)]
         init_demo: bool,
+        /// SHA-256 (hex) of the demo client certificate, registered at demo initialization.
+        #[arg(long)]
+        demo_app: Option<String>,
         #[arg(long)]
         noise_fault: Option<NoiseFault>,
     },
+}
+
+fn parse_fp(s: &str) -> anyhow::Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        anyhow::bail!("--demo-app must be 64 hex digits");
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -60,9 +74,11 @@ fn main() -> ExitCode {
             gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options { state, demo, listen, noise_fault })
         }
         Cmd::TripTamper { state } => gmhsm_sim::appliance::trip_tamper(&state),
-        Cmd::Card { state, socket, init_demo, noise_fault } => {
-            gmhsm_sim::appliance::run_card(&state, &socket, init_demo, noise_fault)
-        }
+        Cmd::Card { state, socket, init_demo, demo_app, noise_fault } => demo_app
+            .as_deref()
+            .map(parse_fp)
+            .transpose()
+            .and_then(|fp| gmhsm_sim::appliance::run_card(&state, &socket, init_demo, fp, noise_fault)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
