@@ -38,11 +38,29 @@ pub struct Completion {
     pub token: Token,
     pub client_id: u64,
     pub result: Result<Response, Status>,
+    /// The request's variant name, for the log line.
+    pub kind: &'static str,
+    /// When the request was submitted.
+    pub started: Instant,
 }
 
 struct Pending {
     token: Token,
     client_id: u64,
+    kind: &'static str,
+    started: Instant,
+}
+
+impl Pending {
+    fn complete(self, result: Result<Response, Status>) -> Completion {
+        Completion {
+            token: self.token,
+            client_id: self.client_id,
+            result,
+            kind: self.kind,
+            started: self.started,
+        }
+    }
 }
 
 /// The link to the crypto card.
@@ -123,6 +141,7 @@ impl CardLink {
         if self.out.len() - self.out_pos > OUT_LIMIT {
             return Err(Status::Busy);
         }
+        let kind = crate::session::kind(&request);
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let frame = CardFrame {
@@ -131,13 +150,32 @@ impl CardLink {
                 id,
             },
             principal,
+            // The connection's token is its card session: unique, never reused.
+            session: token.0 as u64,
             request,
         };
         let bytes = frame::encode(&frame).map_err(|_| Status::FrameTooLarge)?;
         self.out.extend_from_slice(&bytes);
-        self.pending.insert(id, Pending { token, client_id });
+        self.pending.insert(
+            id,
+            Pending {
+                token,
+                client_id,
+                kind,
+                started: now,
+            },
+        );
         self.deadlines.push_back((now + self.card_timeout, id));
         Ok(())
+    }
+
+    /// Tell the card that connection `token` ended, so it drops that session's state. The
+    /// answer, when it comes, finds no connection and is dropped. Best effort: with the link
+    /// down there is nothing to tell (the card loses its sessions with the link).
+    pub fn close_session(&mut self, now: Instant, token: Token, principal: Principal) {
+        if let Err(status) = self.submit(now, token, 0, principal, Request::CloseSession) {
+            debug!("event=close_session conn={} status={status:?}", token.0);
+        }
     }
 
     /// Handle a readiness event for [`TOKEN`].
@@ -168,11 +206,7 @@ impl CardLink {
             self.deadlines.pop_front();
             if let Some(p) = self.pending.remove(&id) {
                 warn!("card did not answer request {id} in time");
-                done.push(Completion {
-                    token: p.token,
-                    client_id: p.client_id,
-                    result: Err(Status::CardUnavailable),
-                });
+                done.push(p.complete(Err(Status::CardUnavailable)));
             }
         }
         if self.reconnect_at.is_some_and(|t| t <= now) {
@@ -268,11 +302,11 @@ impl CardLink {
         self.out.clear();
         self.out_pos = 0;
         self.deadlines.clear();
-        done.extend(self.pending.drain().map(|(_, p)| Completion {
-            token: p.token,
-            client_id: p.client_id,
-            result: Err(Status::CardUnavailable),
-        }));
+        done.extend(
+            self.pending
+                .drain()
+                .map(|(_, p)| p.complete(Err(Status::CardUnavailable))),
+        );
         self.reconnect_at = Some(now + RECONNECT_DELAY);
     }
 
@@ -324,11 +358,7 @@ fn take_frames(
             }
         };
         match pending.remove(&id) {
-            Some(p) => done.push(Completion {
-                token: p.token,
-                client_id: p.client_id,
-                result,
-            }),
+            Some(p) => done.push(p.complete(result)),
             None => warn!("card answered unknown or expired request {id}"),
         }
     }

@@ -1,43 +1,27 @@
-//! One client connection: TCP socket, rustls server session, deframer, output queue.
+//! One client connection: a [`Wire`] (TLS over TCP, or a local Unix socket), a deframer,
+//! the [`Session`] grammar and an output queue.
 //!
 //! [`Conn::pump`] is safe to call on any event: it reads what is there (unless the output
 //! queue is past its high-water mark, which is the connection's back-pressure), turns frames
-//! into actions through the [`Session`], and writes what it can. It returns [`Close`] when the
-//! connection must go; the server then calls [`Conn::close`].
+//! into actions, and writes what it can. It returns [`Close`] when the connection must go;
+//! the server then calls [`Conn::close`] and, if [`Conn::counted`], `Bounds::leave`.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use mio::Token;
-use mio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
 
 use gmhsm_proto::frame::{self, FrameHeader};
 use gmhsm_proto::{Deframer, PROTOCOL_VERSION, Principal, ServerFrame, Status};
 
+use crate::bounds::{self, Bounds, Refusal};
 use crate::cardlink::{CardLink, Completion};
 use crate::session::{self, Action, Session};
-use crate::tls;
+pub use crate::wire::Close;
+use crate::wire::{OutQueue, Wire};
 
 /// Queued output past which the connection stops reading requests until the client reads.
 const OUT_HIGH_WATER: usize = 2 * frame::MAX_FRAME_LEN;
-
-/// Why a connection ends.
-#[derive(Debug)]
-pub enum Close {
-    /// The peer closed and everything it asked for was answered.
-    Done,
-    /// The TLS layer failed (bad handshake, missing or rejected client certificate, ...).
-    Tls(rustls::Error),
-    /// The socket failed.
-    Io(io::Error),
-    /// The handshake or idle deadline passed.
-    Timeout,
-}
 
 /// The per-connection bounds, taken from the daemon's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -47,18 +31,28 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// What a connection needs from the daemon while it pumps.
+pub struct Ctx<'a> {
+    pub card: &'a mut CardLink,
+    pub bounds: &'a mut Bounds,
+    /// False while the daemon drains for shutdown: nothing more is read.
+    pub accepting: bool,
+}
+
 /// One connection.
 pub struct Conn {
     token: Token,
-    peer: SocketAddr,
-    pub sock: TcpStream,
-    tls: ServerConnection,
+    peer: String,
+    pub wire: Wire,
     deframer: Deframer,
     session: Session,
     principal: Option<Principal>,
-    out: VecDeque<Vec<u8>>,
-    out_off: usize,
-    out_bytes: usize,
+    /// The principal was counted by `Bounds::enter`.
+    counted: bool,
+    refused: Option<&'static str>,
+    /// A request reached the card, so the card may hold session state for this connection.
+    relayed: bool,
+    out: OutQueue,
     read_closed: bool,
     handshake_deadline: Instant,
     last_activity: Instant,
@@ -66,54 +60,59 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(
-        token: Token,
-        peer: SocketAddr,
-        sock: TcpStream,
-        config: Arc<ServerConfig>,
-        limits: Limits,
-        now: Instant,
-    ) -> Result<Self, rustls::Error> {
-        Ok(Conn {
+    pub fn new(token: Token, peer: String, wire: Wire, limits: Limits, now: Instant) -> Self {
+        Conn {
             token,
             peer,
-            sock,
-            tls: ServerConnection::new(config)?,
+            wire,
             deframer: Deframer::new(),
             session: Session::new(limits.max_in_flight),
             principal: None,
-            out: VecDeque::new(),
-            out_off: 0,
-            out_bytes: 0,
+            counted: false,
+            refused: None,
+            relayed: false,
+            out: OutQueue::default(),
             read_closed: false,
             handshake_deadline: now + limits.handshake_timeout,
             last_activity: now,
             idle_timeout: limits.idle_timeout,
-        })
+        }
     }
 
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
+    /// The fields every log line about this connection starts with.
+    pub fn tag(&self) -> String {
+        format!(
+            "conn={} peer={} principal={}",
+            self.token.0,
+            self.peer,
+            bounds::short(self.principal.as_ref())
+        )
     }
 
-    /// Read, process and write as far as the socket allows. `accept_requests` is false while
-    /// the daemon drains for shutdown: nothing more is read.
-    pub fn pump(
-        &mut self,
-        now: Instant,
-        card: &mut CardLink,
-        accept_requests: bool,
-    ) -> Result<(), Close> {
+    /// The principal to release with `Bounds::leave` when this connection goes.
+    pub fn counted(&self) -> Option<&Principal> {
+        self.principal.as_ref().filter(|_| self.counted)
+    }
+
+    /// The principal whose card session must be closed when this connection goes.
+    pub fn card_session(&self) -> Option<&Principal> {
+        self.principal.as_ref().filter(|_| self.relayed)
+    }
+
+    /// Read, process and write as far as the socket allows.
+    pub fn pump(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Result<(), Close> {
         loop {
-            let blocked = self.out_bytes >= OUT_HIGH_WATER;
+            let blocked = self.out.bytes() >= OUT_HIGH_WATER;
             let mut progressed = false;
-            if accept_requests && !self.read_closed && !blocked {
-                progressed = self.read_some(now, card)?;
+            if ctx.accepting && !self.read_closed && !blocked {
+                progressed = self.read_some(now, ctx)?;
             }
-            self.flush(now).map_err(Close::Io)?;
+            if self.wire.flush(&mut self.out).map_err(Close::Io)? {
+                self.last_activity = now;
+            }
             // Readiness is edge-triggered: once the back-pressure lifts, read again now, as
             // no new readable event may come for bytes already waiting in the socket.
-            if blocked && self.out_bytes < OUT_HIGH_WATER {
+            if blocked && self.out.bytes() < OUT_HIGH_WATER {
                 progressed = true;
             }
             if !progressed {
@@ -121,14 +120,22 @@ impl Conn {
             }
         }
         if self.read_closed && self.session.in_flight() == 0 && self.flushed() {
-            return Err(Close::Done);
+            return Err(self.refused.map_or(Close::Done, Close::Refused));
         }
         Ok(())
     }
 
     /// An answer from the card for this connection.
-    pub fn deliver(&mut self, c: Completion) {
+    pub fn deliver(&mut self, c: Completion, now: Instant) {
         self.session.completed();
+        info!(
+            "event=request {} id={} kind={} status={} latency_us={}",
+            self.tag(),
+            c.client_id,
+            c.kind,
+            session::status_name(c.result.as_ref().err()),
+            now.saturating_duration_since(c.started).as_micros()
+        );
         let frame = ServerFrame {
             header: FrameHeader {
                 version: PROTOCOL_VERSION,
@@ -141,7 +148,7 @@ impl Conn {
 
     /// Everything queued has been handed to the socket.
     pub fn flushed(&self) -> bool {
-        self.out_bytes == 0 && !self.tls.wants_write()
+        self.out.bytes() == 0 && !self.wire.wants_write()
     }
 
     /// Requests of this connection waiting for the card.
@@ -153,7 +160,7 @@ impl Conn {
     /// or written; a connection waiting for the card does not time out (the card link has
     /// its own deadline), one whose peer stops reading its answers does.
     pub fn deadline(&self) -> Option<Instant> {
-        if self.tls.is_handshaking() {
+        if self.wire.handshaking() {
             Some(self.handshake_deadline)
         } else if self.session.in_flight() > 0 {
             None
@@ -166,77 +173,64 @@ impl Conn {
         self.deadline().is_some_and(|d| d <= now)
     }
 
-    /// Say goodbye (TLS close_notify when established) and shut the socket down.
+    /// Log why, say goodbye (TLS close_notify when established) and shut the socket down.
     pub fn close(&mut self, why: &Close) {
+        let tag = self.tag();
+        let n = self.in_flight();
         match why {
-            Close::Done => debug!("{}: closed by peer", self.peer),
-            Close::Tls(e) => info!("{}: TLS error: {e}", self.peer),
-            Close::Io(e) => info!("{}: I/O error: {e}", self.peer),
-            Close::Timeout => info!("{}: timed out", self.peer),
+            Close::Done => debug!("event=close {tag} reason=peer_closed in_flight={n}"),
+            Close::Tls(e) => info!("event=close {tag} reason=tls in_flight={n} error=\"{e}\""),
+            Close::Io(e) => info!("event=close {tag} reason=io in_flight={n} error=\"{e}\""),
+            Close::Timeout => info!("event=close {tag} reason=timeout in_flight={n}"),
+            Close::Refused(r) => warn!("event=close {tag} reason={r} in_flight={n}"),
         }
-        if !self.tls.is_handshaking() {
-            self.tls.send_close_notify();
-        }
-        let _ = self.flush(Instant::now());
-        let _ = self.sock.shutdown(Shutdown::Both);
+        self.wire.close(&mut self.out);
     }
 
-    /// One `read_tls` and everything it makes available. `Ok(true)` if bytes came in.
-    fn read_some(&mut self, now: Instant, card: &mut CardLink) -> Result<bool, Close> {
-        let got = match self.tls.read_tls(&mut self.sock) {
-            Ok(0) => {
-                self.read_closed = true;
-                false
-            }
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(e) => return Err(Close::Io(e)),
-        };
-        if got {
+    /// One socket read and everything it makes available. `Ok(true)` if bytes came in.
+    fn read_some(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Result<bool, Close> {
+        let r = self.wire.read(&mut self.deframer)?;
+        if r.got {
             self.last_activity = now;
         }
-        if let Err(e) = self.tls.process_new_packets() {
-            // Send the alert rustls queued, then go.
-            let _ = self.tls.write_tls(&mut self.sock);
-            return Err(Close::Tls(e));
-        }
-        if self.tls.is_handshaking() {
-            return Ok(got);
+        self.read_closed |= r.eof;
+        if self.wire.handshaking() {
+            return Ok(r.got);
         }
         if self.principal.is_none() {
-            match tls::principal_of(self.tls.peer_certificates()) {
-                Some(p) => {
-                    info!("{}: authenticated", self.peer);
-                    self.principal = Some(p);
-                }
-                None => return Err(Close::Tls(rustls::Error::NoCertificatesPresented)),
-            }
+            self.authenticate(ctx.bounds)?;
         }
-        self.read_plaintext();
-        self.take_frames(now, card);
-        Ok(got)
+        if self.refused.is_none() {
+            self.take_frames(now, ctx);
+        }
+        Ok(r.got)
     }
 
-    fn read_plaintext(&mut self) {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match self.tls.reader().read(&mut buf) {
-                Ok(0) => {
-                    self.read_closed = true; // close_notify
-                    return;
-                }
-                Ok(n) => self.deframer.push(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.read_closed = true; // EOF without close_notify
-                    return;
-                }
+    /// The transport knows the peer: count it against the bounds or refuse it.
+    fn authenticate(&mut self, bounds: &mut Bounds) -> Result<(), Close> {
+        let p = self.wire.principal()?;
+        let result = bounds.enter(&p);
+        self.principal = Some(p);
+        match result {
+            Ok(()) => {
+                self.counted = true;
+                info!("event=auth {}", self.tag());
+            }
+            Err(refusal) => {
+                let (reason, status) = match refusal {
+                    Refusal::TooManyConnections => ("too_many_connections", Status::Busy),
+                    Refusal::NotListed => ("not_in_applications", Status::AccessDenied),
+                };
+                // One status frame (id 0: no request was read), then close once flushed.
+                self.refused = Some(reason);
+                self.read_closed = true;
+                self.queue(&session::reply(0, status));
             }
         }
+        Ok(())
     }
 
-    fn take_frames(&mut self, now: Instant, card: &mut CardLink) {
+    fn take_frames(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         let Some(principal) = self.principal.clone() else {
             return;
         };
@@ -247,12 +241,31 @@ impl Conn {
                 Err(e) => Action::Reply(self.session.on_deframe_error(e)),
             };
             match action {
-                Action::Reply(frame) => self.queue(&frame),
+                Action::Reply(frame) => {
+                    info!(
+                        "event=request {} id={} kind=- status={} latency_us=0",
+                        self.tag(),
+                        frame.header.id,
+                        session::status_name(frame.result.as_ref().err())
+                    );
+                    self.queue(&frame);
+                }
                 Action::Relay { id, request } => {
-                    if let Err(status) =
-                        card.submit(now, self.token, id, principal.clone(), request)
-                    {
+                    let kind = session::kind(&request);
+                    let result = if ctx.bounds.take_token(&principal) {
+                        ctx.card
+                            .submit(now, self.token, id, principal.clone(), request)
+                    } else {
+                        Err(Status::Busy)
+                    };
+                    self.relayed |= result.is_ok();
+                    if let Err(status) = result {
                         self.session.completed();
+                        info!(
+                            "event=request {} id={id} kind={kind} status={} latency_us=0",
+                            self.tag(),
+                            session::status_name(Some(&status))
+                        );
                         self.queue(&session::reply(id, status));
                     }
                 }
@@ -271,34 +284,6 @@ impl Conn {
                 }
             }
         };
-        self.out_bytes += bytes.len();
-        self.out.push_back(bytes);
-    }
-
-    fn flush(&mut self, now: Instant) -> io::Result<()> {
-        loop {
-            while let Some(front) = self.out.front() {
-                let n = self.tls.writer().write(&front[self.out_off..])?;
-                if n == 0 {
-                    break;
-                }
-                self.out_off += n;
-                self.out_bytes -= n;
-                if self.out_off == front.len() {
-                    self.out.pop_front();
-                    self.out_off = 0;
-                }
-            }
-            if !self.tls.wants_write() {
-                return Ok(());
-            }
-            match self.tls.write_tls(&mut self.sock) {
-                Ok(0) => return Ok(()),
-                Ok(_) => self.last_activity = now,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.out.push(bytes);
     }
 }

@@ -1,29 +1,40 @@
 //! gmhsmd library: the appliance daemon that serves the private link and relays to the card.
 //!
-//! One mio event loop ([`server`]) owns the TCP listener, every client connection ([`conn`])
-//! and the card link ([`cardlink`]). A connection is TLS 1.3 with a required client
-//! certificate ([`tls`]); the frames inside it follow the grammar in [`session`], which knows
-//! nothing of sockets.
+//! One mio event loop ([`server`]) owns the TCP listener, the local tools socket
+//! ([`local`]), every client connection ([`conn`]) and the card link ([`cardlink`]). A
+//! network connection is TLS 1.3 with a required client certificate ([`tls`]); a local one
+//! is authenticated by its peer uid. The frames inside follow the grammar in [`session`],
+//! which knows nothing of sockets. [`harden`] locks the process down once everything is
+//! bound; [`settings`] reads `gmhsmd.toml`.
 //!
 //! Invariants:
 //! * the loop never blocks: sockets are non-blocking and the card is reached through a
 //!   non-blocking Unix stream registered in the same poll;
 //! * every request relayed to the card carries the [`gmhsm_proto::Principal`] derived from the
-//!   client's certificate (SHA-256 of its DER), never anything the client sent;
+//!   client's certificate (SHA-256 of its DER) or `Local` for an allowed local uid, never
+//!   anything the client sent;
 //! * input from the network never panics the daemon: a bad frame gets a
 //!   [`gmhsm_proto::Status`] answer, a TLS error or a deadline closes only that connection;
-//! * bounds: frame size (by the proto deframer), connections, requests in flight per
-//!   connection, bytes queued per connection and towards the card, handshake and idle
-//!   deadlines, a deadline for each card answer;
-//! * request payloads are never logged.
+//! * bounds: frame size (by the proto deframer), connections in total and per client
+//!   certificate, requests in flight per connection, requests per second per application,
+//!   bytes queued per connection and towards the card, handshake and idle deadlines, a
+//!   deadline for each card answer;
+//! * request payloads are never logged: log lines carry ids, kinds, statuses and latencies.
 #![forbid(unsafe_code)]
 
+mod bounds;
 mod cardlink;
 mod config;
 mod conn;
+mod control;
+pub mod harden;
+mod local;
 mod server;
 pub mod session;
+pub mod settings;
 mod tls;
+mod wire;
 
-pub use config::DaemonConfig;
-pub use server::{Daemon, ShutdownHandle};
+pub use config::{Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock};
+pub use control::{ReloadHandle, ShutdownHandle};
+pub use server::Daemon;

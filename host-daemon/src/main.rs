@@ -1,4 +1,6 @@
-//! `gmhsmd`: run the appliance daemon from the command line; SIGINT / SIGTERM stop it cleanly.
+//! `gmhsmd`: run the appliance daemon. Configuration from `--config FILE` (TOML, see
+//! `docs/daemon.md`), overridden by flags. SIGINT / SIGTERM stop it after answering requests
+//! in flight; SIGHUP re-reads the client CA and the applications list.
 
 #![forbid(unsafe_code)]
 
@@ -8,74 +10,147 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use gmhsm_daemon::{Daemon, DaemonConfig};
+use gmhsm_daemon::Daemon;
+use gmhsm_daemon::harden::harden;
+use gmhsm_daemon::settings::Settings;
 
 /// The gmhsm appliance daemon: serves application servers over TLS 1.3 with client
 /// certificates and relays their requests to the crypto card.
 #[derive(Parser, Debug)]
 #[command(name = "gmhsmd", version)]
 struct Cli {
+    /// TOML configuration file (every key optional; see gmhsmd.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// TCP address to listen on, e.g. 0.0.0.0:7443.
     #[arg(long)]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// PEM file: server certificate followed by its chain.
     #[arg(long)]
-    cert: PathBuf,
+    cert: Option<PathBuf>,
     /// PEM file: the server's private key.
     #[arg(long)]
-    key: PathBuf,
+    key: Option<PathBuf>,
     /// PEM file: CA certificate(s) that issue application client certificates.
     #[arg(long = "client-ca")]
-    client_ca: PathBuf,
+    client_ca: Option<PathBuf>,
     /// Unix socket of the crypto card.
     #[arg(long = "card-socket")]
-    card_socket: PathBuf,
+    card_socket: Option<PathBuf>,
+    /// Path of the local tools socket.
+    #[arg(long = "local-socket")]
+    local_socket: Option<PathBuf>,
+    /// Do not open the local tools socket.
+    #[arg(long = "no-local")]
+    no_local: bool,
     /// Maximum simultaneous connections.
-    #[arg(long, default_value_t = 256)]
-    max_connections: usize,
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Maximum requests in flight per connection.
-    #[arg(long, default_value_t = 32)]
-    max_in_flight: usize,
-}
-
-fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log-level")]
+    log_level: Option<String>,
+    /// Service user to drop to when started as root.
+    #[arg(long)]
+    user: Option<String>,
+    /// Skip the process hardening (development only).
+    #[arg(long = "no-harden")]
+    no_harden: bool,
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    match run(cli) {
+    let settings = match settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gmhsmd: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(settings.log_level.as_str()),
+    )
+    .init();
+    match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e:#}");
+            log::error!("event=fatal error=\"{e:#}\"");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = DaemonConfig::new(
-        cli.listen,
-        read(&cli.cert)?,
-        read(&cli.key)?,
-        read(&cli.client_ca)?,
-        cli.card_socket,
-    );
-    config.max_connections = cli.max_connections;
-    config.max_in_flight_per_conn = cli.max_in_flight;
+/// The file's settings (or the defaults), with the flags applied over them.
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut s = match &cli.config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::default(),
+    };
+    macro_rules! set {
+        ($flag:expr => $field:expr) => {
+            if let Some(v) = $flag.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(cli.listen => s.listen);
+    set!(cli.cert => s.cert);
+    set!(cli.key => s.key);
+    set!(cli.client_ca => s.client_ca);
+    set!(cli.card_socket => s.card_socket);
+    set!(cli.local_socket => s.local.path);
+    set!(cli.max_connections => s.limits.max_connections);
+    set!(cli.max_in_flight => s.limits.max_in_flight_per_connection);
+    set!(cli.log_level => s.log_level);
+    set!(cli.user => s.harden.user);
+    if cli.no_local {
+        s.local.enabled = false;
+    }
+    if cli.no_harden {
+        s.harden.enabled = false;
+    }
+    Ok(s)
+}
 
-    let daemon = Daemon::bind(config)?;
-    let handle = daemon.shutdown_handle();
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: shutting down");
-            handle.shutdown();
+fn run(settings: &Settings) -> anyhow::Result<()> {
+    // Everything that opens a file or binds a socket happens before the hardening.
+    let harden_config = settings.harden_config()?;
+    let daemon = Daemon::bind(settings.daemon_config()?)?;
+    let shutdown = daemon.shutdown_handle();
+    let reload = daemon.reload_handle();
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::info!("event=signal signal=HUP action=reload");
+                    reload.reload();
+                } else {
+                    log::info!("event=signal signal={sig} action=shutdown");
+                    shutdown.shutdown();
+                    return;
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+
+    match harden_config {
+        Some(h) => {
+            let report = harden(&h).context("hardening")?;
+            if report.mlock != gmhsm_daemon::harden::Mlock::All {
+                log::warn!("event=harden {report}");
+            } else {
+                log::info!("event=harden {report}");
+            }
         }
-    });
+        None => log::warn!("event=harden skipped=true reason=disabled_by_configuration"),
+    }
     daemon.run()
 }

@@ -1,109 +1,99 @@
-//! The event loop: one mio poll owning the TCP listener, the connections and the card link.
+//! The event loop: one mio poll owning the TCP listener, the local socket, the connections
+//! and the card link.
 //!
-//! Tokens: [`LISTENER`], [`WAKER`] (shutdown), [`cardlink::TOKEN`], then one per connection
-//! from [`FIRST_CONN`] up, never reused, so a late card answer for a closed connection
-//! finds no connection and is dropped.
+//! Tokens: [`LISTENER`], [`WAKER`] (shutdown, reload), [`cardlink::TOKEN`], [`LOCAL`], then
+//! one per connection from [`FIRST_CONN`] up, never reused, so a late card answer for a
+//! closed connection finds no connection and is dropped. The token number is the `conn=`
+//! field of the logs.
 //!
 //! Past `max_connections`, a new connection is accepted and closed at once (no TLS, no
 //! answer): the cheapest refusal, and the client sees a reset it can retry on.
 //!
-//! Shutdown: [`ShutdownHandle::shutdown`] wakes the loop; it closes the listener, stops
+//! Shutdown: [`ShutdownHandle::shutdown`] wakes the loop; it closes the listeners, stops
 //! reading requests, waits up to `drain_timeout` for the card's answers to requests already
 //! in flight and for their delivery, then closes every connection and returns.
+//!
+//! Reload: [`ReloadHandle::reload`] wakes the loop, which re-reads the client CA and the
+//! applications list; connections accepted afterwards use them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rustls::ServerConfig;
+use rustls::{ServerConfig, ServerConnection};
 
+use crate::bounds::{self, Bounds};
 use crate::cardlink::{self, CardLink, Completion};
 use crate::config::DaemonConfig;
-use crate::conn::{Close, Conn, Limits};
+use crate::conn::{Close, Conn, Ctx, Limits};
+use crate::control::{ControlInner, ReloadHandle, ShutdownHandle};
+use crate::local::LocalListener;
 use crate::tls;
+use crate::wire::Wire;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+const LOCAL: Token = Token(3);
 const FIRST_CONN: usize = 16;
-
-/// Wakes the event loop and asks it to stop. Cheap to clone, usable from any thread.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    inner: Arc<ShutdownInner>,
-}
-
-struct ShutdownInner {
-    requested: AtomicBool,
-    waker: Waker,
-}
-
-impl ShutdownHandle {
-    /// Ask the daemon to stop; [`Daemon::run`] returns once requests in flight are answered
-    /// (or the drain timeout passes).
-    pub fn shutdown(&self) {
-        self.inner.requested.store(true, Ordering::SeqCst);
-        if let Err(e) = self.inner.waker.wake() {
-            warn!("cannot wake the event loop: {e}");
-        }
-    }
-
-    fn requested(&self) -> bool {
-        self.inner.requested.load(Ordering::SeqCst)
-    }
-}
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A bound daemon, ready to [`Daemon::run`].
 pub struct Daemon {
     poll: Poll,
     listener: Option<TcpListener>,
+    local: Option<LocalListener>,
     local_addr: SocketAddr,
     card: CardLink,
     tls: Arc<ServerConfig>,
+    bounds: Bounds,
     config: DaemonConfig,
-    shutdown: ShutdownHandle,
+    control: Arc<ControlInner>,
     conns: HashMap<Token, Conn>,
     next_token: usize,
 }
 
 impl Daemon {
-    /// Build the TLS configuration, bind the TCP listener and connect to the card socket
-    /// (waiting up to `config.card_connect_wait` for it to appear).
+    /// Build the TLS configuration, read the applications list, bind the TCP listener and
+    /// the local socket, and connect to the card socket (waiting up to
+    /// `config.card_connect_wait` for it to appear).
     pub fn bind(config: DaemonConfig) -> anyhow::Result<Daemon> {
         let tls = tls::server_config(
             &config.server_cert_chain_pem,
             &config.server_key_pem,
             &config.client_ca_pem,
         )?;
+        let mut bounds = Bounds::new(
+            config.max_connections_per_client,
+            config.rate_limit,
+            config.clock.clone(),
+        );
+        bounds.set_allowed(load_applications(&config)?);
         let poll = Poll::new().context("creating the poll")?;
         let waker = Waker::new(poll.registry(), WAKER).context("creating the waker")?;
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("listener address")?;
+        let local = config.local.as_ref().map(LocalListener::bind).transpose()?;
         let card = CardLink::connect(
             &config.card_socket,
             config.card_connect_wait,
             config.card_timeout,
         )?;
-        let shutdown = ShutdownHandle {
-            inner: Arc::new(ShutdownInner {
-                requested: AtomicBool::new(false),
-                waker,
-            }),
-        };
         Ok(Daemon {
             poll,
             listener: Some(listener),
+            local,
             local_addr,
             card,
             tls,
+            bounds,
             config,
-            shutdown,
+            control: ControlInner::new(waker),
             conns: HashMap::new(),
             next_token: FIRST_CONN,
         })
@@ -116,7 +106,16 @@ impl Daemon {
 
     /// A handle that stops [`Daemon::run`] from another thread or a signal handler thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.shutdown.clone()
+        ShutdownHandle {
+            inner: self.control.clone(),
+        }
+    }
+
+    /// A handle that makes the running daemon re-read its client CA and applications list.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            inner: self.control.clone(),
+        }
     }
 
     /// Serve until shut down.
@@ -126,20 +125,29 @@ impl Daemon {
                 .registry()
                 .register(l, LISTENER, Interest::READABLE)?;
         }
+        if let Some(l) = self.local.as_mut() {
+            self.poll
+                .registry()
+                .register(&mut l.listener, LOCAL, Interest::READABLE)?;
+        }
         self.card
             .register(self.poll.registry())
             .context("registering the card link")?;
-        info!("listening on {}", self.local_addr);
+        info!("event=listen addr={}", self.local_addr);
 
         let mut events = Events::with_capacity(256);
         let mut drain_until: Option<Instant> = None;
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
         loop {
             let now = Instant::now();
-            if drain_until.is_none() && self.shutdown.requested() {
-                info!("shutting down; {} requests in flight", self.card.pending());
+            if drain_until.is_none() && self.control.shutdown_requested() {
+                info!("event=shutdown in_flight={}", self.card.pending());
                 drain_until = Some(now + self.config.drain_timeout);
                 if let Some(mut l) = self.listener.take() {
                     let _ = self.poll.registry().deregister(&mut l);
+                }
+                if let Some(mut l) = self.local.take() {
+                    let _ = self.poll.registry().deregister(&mut l.listener);
                 }
             }
             if let Some(until) = drain_until {
@@ -148,10 +156,14 @@ impl Daemon {
                     break;
                 }
             }
+            if now >= next_sweep {
+                self.bounds.sweep();
+                next_sweep = now + SWEEP_EVERY;
+            }
 
             let timeout = self
                 .next_deadline(drain_until)
-                .map(|d| d.saturating_duration_since(now));
+                .map(|d| d.min(next_sweep).saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -159,11 +171,16 @@ impl Daemon {
                 return Err(e).context("polling");
             }
 
+            // Before accepting: a connection made after `reload()` returned sees the reload.
+            if self.control.take_reload() {
+                self.reload();
+            }
             let now = Instant::now();
             let accepting = drain_until.is_none();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept_tcp(now),
+                    LOCAL => self.accept_local(now),
                     WAKER => {}
                     cardlink::TOKEN => {
                         let done = self.card.on_event(self.poll.registry(), now);
@@ -184,7 +201,10 @@ impl Daemon {
         for token in tokens {
             self.close(token, &Close::Done);
         }
-        info!("stopped");
+        // Best effort: hand the CloseSession frames to the card before going.
+        self.card
+            .flush(self.poll.registry(), Instant::now(), &mut Vec::new());
+        info!("event=stopped");
         Ok(())
     }
 
@@ -197,58 +217,101 @@ impl Daemon {
             .min()
     }
 
-    fn accept(&mut self, now: Instant) {
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
+    fn limits(&self) -> Limits {
+        Limits {
+            max_in_flight: self.config.max_in_flight_per_conn,
+            handshake_timeout: self.config.handshake_timeout,
+            idle_timeout: self.config.idle_timeout,
+        }
+    }
+
+    fn accept_tcp(&mut self, now: Instant) {
         loop {
-            let (mut sock, peer) = match listener.accept() {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            let (sock, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("accept failed: {e}");
+                    warn!("event=accept_failed error=\"{e}\"");
                     return;
                 }
             };
             if self.conns.len() >= self.config.max_connections {
                 warn!(
-                    "{peer}: refused, at the bound of {} connections",
+                    "event=refuse peer={peer} reason=max_connections bound={}",
                     self.config.max_connections
                 );
                 let _ = sock.shutdown(std::net::Shutdown::Both);
                 continue;
             }
-            let token = Token(self.next_token);
-            self.next_token += 1;
-            let limits = Limits {
-                max_in_flight: self.config.max_in_flight_per_conn,
-                handshake_timeout: self.config.handshake_timeout,
-                idle_timeout: self.config.idle_timeout,
-            };
-            if let Err(e) = self.poll.registry().register(
-                &mut sock,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                warn!("{peer}: cannot register: {e}");
-                continue;
-            }
-            match Conn::new(token, peer, sock, self.tls.clone(), limits, now) {
-                Ok(conn) => {
-                    debug!("{peer}: accepted");
-                    self.conns.insert(token, conn);
-                }
-                Err(e) => warn!("{peer}: cannot start TLS: {e}"),
+            match ServerConnection::new(self.tls.clone()) {
+                Ok(tls) => self.add(
+                    peer.to_string(),
+                    Wire::Tls {
+                        sock,
+                        tls: Box::new(tls),
+                    },
+                    now,
+                ),
+                Err(e) => warn!("event=refuse peer={peer} reason=tls_setup error=\"{e}\""),
             }
         }
+    }
+
+    fn accept_local(&mut self, now: Instant) {
+        loop {
+            let Some(local) = self.local.as_ref() else {
+                return;
+            };
+            match local.accept() {
+                Ok(Some((sock, peer))) => {
+                    if self.conns.len() >= self.config.max_connections {
+                        warn!("event=refuse peer={peer} reason=max_connections");
+                        let _ = sock.shutdown(std::net::Shutdown::Both);
+                        continue;
+                    }
+                    self.add(peer, Wire::Plain { sock }, now);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("event=accept_failed socket=local error=\"{e}\"");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, peer: String, mut wire: Wire, now: Instant) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = self.poll.registry().register(
+            wire.source(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("event=refuse peer={peer} reason=register error=\"{e}\"");
+            return;
+        }
+        debug!("event=accept conn={} peer={peer}", token.0);
+        let conn = Conn::new(token, peer, wire, self.limits(), now);
+        self.conns.insert(token, conn);
+        // A local connection needs no handshake and may have sent already.
+        self.pump(token, now, true);
     }
 
     fn pump(&mut self, token: Token, now: Instant, accepting: bool) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if let Err(why) = conn.pump(now, &mut self.card, accepting) {
+        let mut ctx = Ctx {
+            card: &mut self.card,
+            bounds: &mut self.bounds,
+            accepting,
+        };
+        if let Err(why) = conn.pump(now, &mut ctx) {
             self.close(token, &why);
         }
     }
@@ -259,12 +322,12 @@ impl Daemon {
             let token = c.token;
             match self.conns.get_mut(&token) {
                 Some(conn) => {
-                    conn.deliver(c);
+                    conn.deliver(c, now);
                     if !touched.contains(&token) {
                         touched.push(token);
                     }
                 }
-                None => debug!("answer for a closed connection dropped"),
+                None => debug!("event=answer_dropped conn={} reason=closed", token.0),
             }
         }
         for token in touched {
@@ -287,12 +350,59 @@ impl Daemon {
     fn close(&mut self, token: Token, why: &Close) {
         if let Some(mut conn) = self.conns.remove(&token) {
             conn.close(why);
-            let _ = self.poll.registry().deregister(&mut conn.sock);
-            debug!(
-                "{}: {} requests in flight abandoned",
-                conn.peer(),
-                conn.in_flight()
-            );
+            let _ = self.poll.registry().deregister(conn.wire.source());
+            if let Some(p) = conn.counted() {
+                self.bounds.leave(p);
+            }
+            if let Some(p) = conn.card_session() {
+                self.card.close_session(Instant::now(), token, p.clone());
+            }
         }
     }
+
+    /// Re-read the client CA and the applications list; keep the old ones on error.
+    fn reload(&mut self) {
+        if let Some(path) = &self.config.client_ca_path {
+            let loaded = std::fs::read(path)
+                .with_context(|| format!("reading {}", path.display()))
+                .and_then(|ca| {
+                    let tls = tls::server_config(
+                        &self.config.server_cert_chain_pem,
+                        &self.config.server_key_pem,
+                        &ca,
+                    )?;
+                    Ok((ca, tls))
+                });
+            match loaded {
+                Ok((ca, tls)) => {
+                    self.config.client_ca_pem = ca;
+                    self.tls = tls;
+                    info!("event=reload what=client_ca path={}", path.display());
+                }
+                Err(e) => error!("event=reload_failed what=client_ca error=\"{e:#}\""),
+            }
+        }
+        match load_applications(&self.config) {
+            Ok(allowed) => {
+                if let Some(a) = &allowed {
+                    info!("event=reload what=applications count={}", a.len());
+                }
+                self.bounds.set_allowed(allowed);
+            }
+            Err(e) => error!("event=reload_failed what=applications error=\"{e:#}\""),
+        }
+    }
+}
+
+fn load_applications(
+    config: &DaemonConfig,
+) -> anyhow::Result<Option<std::collections::HashSet<bounds::Fingerprint>>> {
+    let Some(path) = &config.applications_path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading applications list {}", path.display()))?;
+    bounds::parse_applications(&text)
+        .with_context(|| format!("applications list {}", path.display()))
+        .map(Some)
 }

@@ -9,6 +9,8 @@ use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{ClientFrame, PROTOCOL_VERSION, Request, ServerFrame, Status};
 
 /// What to do with one frame from the client.
+// Transient (made and consumed per frame): the size difference costs a move, not memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send this frame back to the client; nothing goes to the card.
@@ -90,6 +92,54 @@ pub fn reply(id: u64, status: Status) -> ServerFrame {
             id,
         },
         result: Err(status),
+    }
+}
+
+/// The request's variant name, for logs (never its fields: they may be payloads).
+pub fn kind(request: &Request) -> &'static str {
+    match request {
+        Request::Ping => "Ping",
+        Request::GetStatus => "GetStatus",
+        Request::GenerateKey { .. } => "GenerateKey",
+        Request::ExportPublicKey { .. } => "ExportPublicKey",
+        Request::Sign { .. } => "Sign",
+        Request::Verify { .. } => "Verify",
+        Request::DeleteKey { .. } => "DeleteKey",
+        Request::ListKeys => "ListKeys",
+        Request::ReadAudit { .. } => "ReadAudit",
+        Request::GenerateRandom { .. } => "GenerateRandom",
+        Request::Hash { .. } => "Hash",
+        Request::Encrypt { .. } => "Encrypt",
+        Request::Decrypt { .. } => "Decrypt",
+        Request::Mac { .. } => "Mac",
+        Request::VerifyMac { .. } => "VerifyMac",
+        Request::OpInit { .. } => "OpInit",
+        Request::OpUpdate { .. } => "OpUpdate",
+        Request::OpFinal { .. } => "OpFinal",
+        Request::GenerateSessionKey { .. } => "GenerateSessionKey",
+        Request::ImportSessionKey { .. } => "ImportSessionKey",
+        Request::DestroySessionKey { .. } => "DestroySessionKey",
+        Request::AgreementInit { .. } => "AgreementInit",
+        Request::AgreementRespond { .. } => "AgreementRespond",
+        Request::AgreementFinish { .. } => "AgreementFinish",
+        Request::SelfTest => "SelfTest",
+        Request::GetKeyInfo { .. } => "GetKeyInfo",
+        Request::SetKeyPassword { .. } => "SetKeyPassword",
+        Request::AuthorizeKey { .. } => "AuthorizeKey",
+        Request::CloseSession => "CloseSession",
+        Request::RegisterApplication { .. } => "RegisterApplication",
+        _ => "Other",
+    }
+}
+
+/// `ok`, or the status's variant name (without fields), for logs.
+pub fn status_name(status: Option<&Status>) -> String {
+    match status {
+        None => "ok".into(),
+        Some(s) => {
+            let full = format!("{s:?}");
+            full.split([' ', '{', '(']).next().unwrap_or("?").to_owned()
+        }
     }
 }
 
@@ -177,6 +227,17 @@ mod tests {
             s.on_frame(&body(PROTOCOL_VERSION, 4, Request::Ping)),
             Action::Relay { id: 4, .. }
         ));
+    }
+
+    #[test]
+    fn log_names_carry_no_fields() {
+        assert_eq!(kind(&Request::Ping), "Ping");
+        assert_eq!(status_name(None), "ok");
+        assert_eq!(
+            status_name(Some(&Status::UnsupportedVersion { supported: 1 })),
+            "UnsupportedVersion"
+        );
+        assert_eq!(status_name(Some(&Status::Busy)), "Busy");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::pki::{Pki, SERVER_NAME, write_atomic};
 
 pub struct Options {
     pub state: PathBuf,
+    /// PKI folder; `STATE/pki` when `None`. Appliances of one domain can share one.
+    pub pki: Option<PathBuf>,
     pub demo: bool,
     pub listen: SocketAddr,
     pub noise_fault: Option<NoiseFault>,
@@ -92,7 +94,7 @@ fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
     if opts.demo {
         cmd.arg("--init-demo");
-        let pki = Pki::new(&opts.state);
+        let pki = opts.pki();
         if pki.exists() {
             cmd.arg("--demo-app").arg(demo_app_fingerprint(&pki)?);
         }
@@ -132,7 +134,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     signal_hook::flag::register(SIGINT, stop.clone())?;
     signal_hook::flag::register(SIGTERM, stop.clone())?;
 
-    let pki = Pki::new(&opts.state);
+    let pki = opts.pki();
     if opts.demo && !pki.exists() {
         pki.create().context("creating the demo PKI")?;
     }
@@ -157,6 +159,13 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         std::fs::read(pki.ca_cert())?,
         socket.clone(),
     );
+    // Tools on the appliance (admin CLI, auditors) reach it through a local socket, admitted
+    // by peer credentials: here, the user running the simulator.
+    let mut config = config;
+    config.local = Some(gmhsm_daemon::LocalSocket {
+        path: opts.state.join("local.sock"),
+        allowed_uids: vec![nix::unistd::getuid().as_raw()],
+    });
     let daemon = Daemon::bind(config)?;
     let addr = daemon.local_addr();
     let handle = daemon.shutdown_handle();
@@ -175,12 +184,18 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     // Card supervisor: a card process that dies is restarted (a card reset).
     {
         let card = card.clone();
-        let opts = Options { state: opts.state.clone(), demo: false, listen: opts.listen, noise_fault: opts.noise_fault };
+        let opts = Options {
+            state: opts.state.clone(),
+            pki: opts.pki.clone(),
+            demo: false,
+            listen: opts.listen,
+            noise_fault: opts.noise_fault,
+        };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));
     }
 
-    write_atomic(&profile, profile_toml(addr).as_bytes(), 0o644)?;
+    write_atomic(&profile, profile_toml(addr, &pki, "client").as_bytes(), 0o644)?;
     log::info!("appliance serving on {addr}; client profile {}", profile.display());
     let result = daemon.run();
     let _ = std::fs::remove_file(&profile);
@@ -229,13 +244,49 @@ fn stop_card(card: &CardProcess) {
     }
 }
 
-fn profile_toml(addr: SocketAddr) -> String {
+impl Options {
+    pub fn pki(&self) -> Pki {
+        match &self.pki {
+            Some(dir) => Pki::at(dir),
+            None => Pki::new(&self.state),
+        }
+    }
+}
+
+/// A client profile for the certificate `pki/NAME.pem` (absolute paths).
+fn profile_toml(addr: SocketAddr, pki: &Pki, name: &str) -> String {
+    let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p).display().to_string();
     format!(
-        "# gmhsm client profile written by gmhsm-sim; paths are relative to this file.\n\
+        "# gmhsm client profile written by gmhsm-sim.\n\
          address = \"{addr}\"\n\
          server_name = \"{SERVER_NAME}\"\n\
-         ca_cert = \"pki/ca.pem\"\n\
-         client_cert = \"pki/client.pem\"\n\
-         client_key = \"pki/client.key\"\n"
+         ca_cert = \"{}\"\n\
+         client_cert = \"{}\"\n\
+         client_key = \"{}\"\n",
+        abs(pki.ca_cert()),
+        abs(pki.dir.join(format!("{name}.pem"))),
+        abs(pki.dir.join(format!("{name}.key"))),
     )
+}
+
+/// `gmhsm-sim client-cert`: issue a certificate for another application and write its
+/// profile `STATE/NAME.toml` next to the running appliance's `client.toml`.
+pub fn client_cert(state: &Path, pki_dir: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+    let pki = match pki_dir {
+        Some(d) => Pki::at(d),
+        None => Pki::new(state),
+    };
+    if !pki.exists() {
+        bail!("{} holds no appliance PKI", pki.dir.display());
+    }
+    let running = std::fs::read_to_string(state.join("client.toml"))
+        .with_context(|| format!("{}: is the appliance running?", state.join("client.toml").display()))?;
+    let addr: SocketAddr = running
+        .lines()
+        .find_map(|l| l.strip_prefix("address = \"")?.strip_suffix('"')?.parse().ok())
+        .context("client.toml names no address")?;
+    pki.issue_client(name)?;
+    let path = state.join(format!("{name}.toml"));
+    write_atomic(&path, profile_toml(addr, &pki, name).as_bytes(), 0o644)?;
+    Ok(path)
 }

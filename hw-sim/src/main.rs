@@ -32,6 +32,19 @@ enum Cmd {
         /// Inject a noise-source fault into the card: stuck, biased or repeating.
         #[arg(long)]
         noise_fault: Option<NoiseFault>,
+        /// PKI folder to use instead of STATE/pki: appliances of one security domain share it,
+        /// so one client profile reaches each of them (failover).
+        #[arg(long)]
+        pki: Option<PathBuf>,
+    },
+    /// Issue a client certificate for another application and write STATE/NAME.toml.
+    ClientCert {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        pki: Option<PathBuf>,
     },
     /// Open the simulated enclosure: the card zeroizes its device master key.
     TripTamper {
@@ -70,8 +83,11 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, listen, noise_fault } => {
-            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options { state, demo, listen, noise_fault })
+        Cmd::Up { state, demo, listen, noise_fault, pki } => {
+            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options { state, pki, demo, listen, noise_fault })
+        }
+        Cmd::ClientCert { state, name, pki } => {
+            gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }
         Cmd::TripTamper { state } => gmhsm_sim::appliance::trip_tamper(&state),
         Cmd::Card { state, socket, init_demo, demo_app, noise_fault } => demo_app

@@ -22,9 +22,50 @@ pub struct Pki {
     pub dir: PathBuf,
 }
 
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name.push(DnType::CommonName, "gmhsm appliance CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(ca)
+}
+
+fn client_params(name: &str) -> anyhow::Result<CertificateParams> {
+    let mut cp = CertificateParams::new(Vec::<String>::new())?;
+    cp.distinguished_name.push(DnType::CommonName, name);
+    cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(cp)
+}
+
 impl Pki {
     pub fn new(state: &Path) -> Self {
         Self { dir: state.join("pki") }
+    }
+
+    /// A PKI kept in `dir` (several appliances of one security domain can share one).
+    pub fn at(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// Issue another application's client certificate from the CA: `dir/NAME.pem` and
+    /// `dir/NAME.key`. Refuses names that are not plain file names, and existing names.
+    pub fn issue_client(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            anyhow::bail!("client name {name:?}: use letters, digits, '-' and '_'");
+        }
+        let (cert, key) = (self.dir.join(format!("{name}.pem")), self.dir.join(format!("{name}.key")));
+        if cert.exists() || ["ca", "server", "client"].contains(&name) {
+            anyhow::bail!("a certificate named {name} exists already");
+        }
+        let ca_key = KeyPair::from_pem(&fs::read_to_string(self.dir.join("ca.key"))?)?;
+        // Re-creating the CA's parameters with its key yields the same subject and key
+        // identifier, so certificates issued now chain to the CA certificate on disk.
+        let ca_cert = ca_params()?.self_signed(&ca_key)?;
+        let client_key = KeyPair::generate()?;
+        let client_cert = client_params(name)?.signed_by(&client_key, &ca_cert, &ca_key)?;
+        write_private(&key, client_key.serialize_pem().as_bytes())?;
+        write_file(&cert, client_cert.pem().as_bytes())?;
+        Ok((cert, key))
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
@@ -52,11 +93,7 @@ impl Pki {
     pub fn create(&self) -> anyhow::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.distinguished_name.push(DnType::CommonName, "gmhsm appliance CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key)?;
+        let ca_cert = ca_params()?.self_signed(&ca_key)?;
 
         let server_key = KeyPair::generate()?;
         let mut sp = CertificateParams::new(vec![SERVER_NAME.to_string(), "localhost".into(), "127.0.0.1".into()])?;
@@ -65,10 +102,7 @@ impl Pki {
         let server_cert = sp.signed_by(&server_key, &ca_cert, &ca_key)?;
 
         let client_key = KeyPair::generate()?;
-        let mut cp = CertificateParams::new(Vec::<String>::new())?;
-        cp.distinguished_name.push(DnType::CommonName, "demo-app");
-        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client_cert = cp.signed_by(&client_key, &ca_cert, &ca_key)?;
+        let client_cert = client_params("demo-app")?.signed_by(&client_key, &ca_cert, &ca_key)?;
 
         write_private(&self.dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
         write_private(&self.server_key(), server_key.serialize_pem().as_bytes())?;

@@ -1,0 +1,228 @@
+//! Bounds shared by all connections: connections per client certificate, the per-application
+//! request rate (token buckets) and the optional allow-list of applications.
+//!
+//! Time comes from the injected [`Clock`], so the rate limiter is deterministic under test.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use gmhsm_proto::Principal;
+
+use crate::config::{Clock, RateLimit};
+
+/// A SHA-256 certificate fingerprint.
+pub type Fingerprint = [u8; 32];
+
+/// The fingerprint of an application principal; `None` for local tools.
+pub fn fingerprint(p: &Principal) -> Option<&Fingerprint> {
+    match p {
+        Principal::Application { cert_sha256 } => Some(cert_sha256),
+        Principal::Local => None,
+    }
+}
+
+/// The first 4 bytes of a principal's fingerprint in hex, for logs; `local` for local tools.
+pub fn short(p: Option<&Principal>) -> String {
+    match p {
+        None => "-".into(),
+        Some(Principal::Local) => "local".into(),
+        Some(Principal::Application { cert_sha256 }) => cert_sha256[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    }
+}
+
+/// Why an authenticated connection may not go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The certificate is not in the applications list.
+    NotListed,
+    /// The certificate already has `max_connections_per_client` connections.
+    TooManyConnections,
+}
+
+/// One token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The shared bounds.
+pub struct Bounds {
+    max_per_client: usize,
+    per_client: HashMap<Fingerprint, usize>,
+    rate: Option<RateLimit>,
+    buckets: HashMap<Fingerprint, Bucket>,
+    allowed: Option<HashSet<Fingerprint>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Bounds {
+    pub fn new(max_per_client: usize, rate: Option<RateLimit>, clock: Arc<dyn Clock>) -> Self {
+        Bounds {
+            max_per_client,
+            per_client: HashMap::new(),
+            rate,
+            buckets: HashMap::new(),
+            allowed: None,
+            clock,
+        }
+    }
+
+    /// Replace the applications allow-list (`None`: every certificate the CA issued).
+    pub fn set_allowed(&mut self, allowed: Option<HashSet<Fingerprint>>) {
+        self.allowed = allowed;
+    }
+
+    /// A connection authenticated as `p`: count it, or say why it must go. Each `Ok` must be
+    /// matched by one [`Bounds::leave`].
+    pub fn enter(&mut self, p: &Principal) -> Result<(), Refusal> {
+        let Some(fp) = fingerprint(p) else {
+            return Ok(());
+        };
+        if self.allowed.as_ref().is_some_and(|a| !a.contains(fp)) {
+            return Err(Refusal::NotListed);
+        }
+        let n = self.per_client.entry(*fp).or_insert(0);
+        if *n >= self.max_per_client {
+            return Err(Refusal::TooManyConnections);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    /// A connection counted by [`Bounds::enter`] closed.
+    pub fn leave(&mut self, p: &Principal) {
+        let Some(fp) = fingerprint(p) else { return };
+        if let Some(n) = self.per_client.get_mut(fp) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(fp);
+            }
+        }
+    }
+
+    /// Take one token from `p`'s bucket; `false` when it is empty (answer `Status::Busy`).
+    pub fn take_token(&mut self, p: &Principal) -> bool {
+        let (Some(rate), Some(fp)) = (self.rate, fingerprint(p)) else {
+            return true;
+        };
+        let now = self.clock.now();
+        let burst = f64::from(rate.burst);
+        let b = self.buckets.entry(*fp).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forget full buckets of applications without connections, so the map stays bounded by
+    /// the applications that are connected or recently were.
+    pub fn sweep(&mut self) {
+        let Some(rate) = self.rate else { return };
+        let now = self.clock.now();
+        let per_client = &self.per_client;
+        self.buckets.retain(|fp, b| {
+            let refilled =
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate.per_second;
+            per_client.contains_key(fp) || refilled < f64::from(rate.burst)
+        });
+    }
+}
+
+/// Parse an applications file: one hex SHA-256 fingerprint per line (colons allowed),
+/// blank lines and `#` comments ignored.
+pub fn parse_applications(text: &str) -> anyhow::Result<HashSet<Fingerprint>> {
+    let mut set = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let hex: String = line.chars().filter(|c| *c != ':').collect();
+        if hex.len() != 64 {
+            bail!("line {}: a fingerprint is 64 hex digits", i + 1);
+        }
+        let mut fp = [0u8; 32];
+        for (j, b) in fp.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16)
+                .with_context(|| format!("line {}: not hex", i + 1))?;
+        }
+        set.insert(fp);
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    struct Manual(Mutex<Instant>);
+    impl Clock for Manual {
+        fn now(&self) -> Instant {
+            *self.0.lock().expect("lock")
+        }
+    }
+
+    fn app(n: u8) -> Principal {
+        Principal::Application {
+            cert_sha256: [n; 32],
+        }
+    }
+
+    #[test]
+    fn bucket_empties_and_refills() {
+        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
+        let rate = RateLimit {
+            per_second: 2.0,
+            burst: 3,
+        };
+        let mut b = Bounds::new(1, Some(rate), clock.clone());
+        assert!((0..3).all(|_| b.take_token(&app(1))));
+        assert!(!b.take_token(&app(1)));
+        assert!(b.take_token(&app(2)), "another application is unaffected");
+        assert!(
+            b.take_token(&Principal::Local),
+            "local tools are not limited"
+        );
+        *clock.0.lock().expect("lock") += Duration::from_millis(500);
+        assert!(b.take_token(&app(1)));
+        assert!(!b.take_token(&app(1)));
+        b.sweep();
+        *clock.0.lock().expect("lock") += Duration::from_secs(10);
+        b.sweep();
+        assert!(b.buckets.is_empty());
+    }
+
+    #[test]
+    fn connections_per_client_and_allow_list() {
+        let mut b = Bounds::new(1, None, Arc::new(crate::config::SystemClock));
+        assert_eq!(b.enter(&app(1)), Ok(()));
+        assert_eq!(b.enter(&app(1)), Err(Refusal::TooManyConnections));
+        assert_eq!(b.enter(&app(2)), Ok(()));
+        b.leave(&app(1));
+        assert_eq!(b.enter(&app(1)), Ok(()));
+        b.set_allowed(Some(
+            parse_applications(&format!("# x\n{}\n", "03".repeat(32))).unwrap(),
+        ));
+        assert_eq!(b.enter(&app(4)), Err(Refusal::NotListed));
+        b.leave(&app(2));
+        assert_eq!(b.enter(&app(3)), Ok(()));
+        assert!(parse_applications("abcd").is_err());
+    }
+}

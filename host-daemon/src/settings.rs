@@ -1,0 +1,294 @@
+//! `gmhsmd.toml`: the daemon's configuration file, its defaults, and its translation into a
+//! [`DaemonConfig`] and a [`HardenConfig`].
+//!
+//! Every table and key is optional (a missing one takes its default, documented in
+//! `docs/daemon.md` and `host-daemon/gmhsmd.example.toml`); an unknown key is an error that
+//! names it. Durations are whole milliseconds (`*_ms`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use nix::unistd::User;
+use serde::Deserialize;
+
+use crate::config::{DaemonConfig, LocalSocket, RateLimit, defaults};
+use crate::harden::{HardenConfig, SeccompMode};
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// TCP address of the private link.
+    pub listen: SocketAddr,
+    /// PEM: server certificate followed by its chain.
+    pub cert: PathBuf,
+    /// PEM: the server's private key.
+    pub key: PathBuf,
+    /// PEM: the CA(s) issuing application client certificates; re-read on SIGHUP.
+    pub client_ca: PathBuf,
+    /// Allowed application certificate fingerprints; re-read on SIGHUP. Empty: no list.
+    pub applications: PathBuf,
+    /// Unix socket of the crypto card.
+    pub card_socket: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    pub local: Local,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub harden: Harden,
+}
+
+/// `[local]`: the socket for tools on the appliance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Local {
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// User names, resolved to uids at start.
+    pub allowed_users: Vec<String>,
+    pub allowed_uids: Vec<u32>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub max_in_flight_per_connection: usize,
+    /// Requests per second per application; 0 turns the rate limit off.
+    pub rate_per_second: f64,
+    pub rate_burst: u32,
+}
+
+/// `[timeouts]`, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub handshake_ms: u64,
+    pub idle_ms: u64,
+    pub card_ms: u64,
+    pub card_connect_ms: u64,
+    pub drain_ms: u64,
+}
+
+/// `[harden]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Harden {
+    /// Apply the hardening at all (turn off only for development).
+    pub enabled: bool,
+    /// Service user to drop to when started as root; empty: stay root (refused).
+    pub user: String,
+    pub require_mlock: bool,
+    /// `errno`, `kill` or `off`.
+    pub seccomp: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            cert: "/etc/gmhsm/server.pem".into(),
+            key: "/etc/gmhsm/server.key".into(),
+            client_ca: "/etc/gmhsm/client-ca.pem".into(),
+            applications: PathBuf::new(),
+            card_socket: "/run/gmhsm/card.sock".into(),
+            log_level: "info".into(),
+            local: Local::default(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            harden: Harden::default(),
+        }
+    }
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            enabled: true,
+            path: "/run/gmhsm/gmhsmd.sock".into(),
+            allowed_users: vec![],
+            allowed_uids: vec![0],
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_client: defaults::MAX_CONNECTIONS_PER_CLIENT,
+            max_in_flight_per_connection: defaults::MAX_IN_FLIGHT_PER_CONN,
+            rate_per_second: defaults::RATE_PER_SECOND,
+            rate_burst: defaults::RATE_BURST,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Timeouts {
+            handshake_ms: ms(defaults::HANDSHAKE_TIMEOUT),
+            idle_ms: ms(defaults::IDLE_TIMEOUT),
+            card_ms: ms(defaults::CARD_TIMEOUT),
+            card_connect_ms: ms(defaults::CARD_CONNECT_WAIT),
+            drain_ms: ms(defaults::DRAIN_TIMEOUT),
+        }
+    }
+}
+
+impl Default for Harden {
+    fn default() -> Self {
+        Harden {
+            enabled: true,
+            user: "gmhsm".into(),
+            require_mlock: false,
+            seccomp: "errno".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Parse a configuration file's text; errors name the unknown or malformed key.
+    pub fn parse(text: &str) -> anyhow::Result<Settings> {
+        let s: Settings = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim()))?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Settings> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Settings::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_connections_per_client == 0 {
+            bail!("limits: connection bounds must be at least 1");
+        }
+        if l.max_in_flight_per_connection == 0 {
+            bail!("limits.max_in_flight_per_connection must be at least 1");
+        }
+        if !(l.rate_per_second >= 0.0 && l.rate_per_second.is_finite()) {
+            bail!("limits.rate_per_second must be a finite number >= 0");
+        }
+        if l.rate_per_second > 0.0 && l.rate_burst == 0 {
+            bail!("limits.rate_burst must be at least 1 when rate_per_second > 0");
+        }
+        self.seccomp_mode()?;
+        Ok(())
+    }
+
+    fn seccomp_mode(&self) -> anyhow::Result<SeccompMode> {
+        match self.harden.seccomp.as_str() {
+            "errno" => Ok(SeccompMode::Errno),
+            "kill" => Ok(SeccompMode::Kill),
+            "off" => Ok(SeccompMode::Off),
+            other => bail!("harden.seccomp: `{other}` is not one of errno, kill, off"),
+        }
+    }
+
+    /// Read the files the settings name and build the daemon configuration.
+    pub fn daemon_config(&self) -> anyhow::Result<DaemonConfig> {
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let mut c = DaemonConfig::new(
+            self.listen,
+            read(&self.cert)?,
+            read(&self.key)?,
+            read(&self.client_ca)?,
+            self.card_socket.clone(),
+        );
+        c.client_ca_path = Some(self.client_ca.clone());
+        if !self.applications.as_os_str().is_empty() {
+            c.applications_path = Some(self.applications.clone());
+        }
+        if self.local.enabled {
+            let mut uids = self.local.allowed_uids.clone();
+            for name in &self.local.allowed_users {
+                let user = User::from_name(name)
+                    .with_context(|| format!("looking up local.allowed_users {name}"))?
+                    .ok_or_else(|| anyhow!("local.allowed_users: no such user {name}"))?;
+                uids.push(user.uid.as_raw());
+            }
+            c.local = Some(LocalSocket {
+                path: self.local.path.clone(),
+                allowed_uids: uids,
+            });
+        }
+        let l = &self.limits;
+        c.max_connections = l.max_connections;
+        c.max_connections_per_client = l.max_connections_per_client;
+        c.max_in_flight_per_conn = l.max_in_flight_per_connection;
+        c.rate_limit = (l.rate_per_second > 0.0).then_some(RateLimit {
+            per_second: l.rate_per_second,
+            burst: l.rate_burst,
+        });
+        let t = &self.timeouts;
+        c.handshake_timeout = Duration::from_millis(t.handshake_ms);
+        c.idle_timeout = Duration::from_millis(t.idle_ms);
+        c.card_timeout = Duration::from_millis(t.card_ms);
+        c.card_connect_wait = Duration::from_millis(t.card_connect_ms);
+        c.drain_timeout = Duration::from_millis(t.drain_ms);
+        Ok(c)
+    }
+
+    /// The hardening to apply; `None` when `harden.enabled` is false.
+    pub fn harden_config(&self) -> anyhow::Result<Option<HardenConfig>> {
+        if !self.harden.enabled {
+            return Ok(None);
+        }
+        Ok(Some(HardenConfig {
+            user: (!self.harden.user.is_empty()).then(|| self.harden.user.clone()),
+            allow_root: false,
+            require_mlock: self.harden.require_mlock,
+            seccomp: self.seccomp_mode()?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_equals_the_defaults() {
+        let text = include_str!("../gmhsmd.example.toml");
+        assert_eq!(
+            Settings::parse(text).expect("example parses"),
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Settings::parse("").expect("parses"), Settings::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        for (text, key) in [
+            ("listen_addr = \"1.2.3.4:5\"\n", "listen_addr"),
+            ("[limits]\nmax_conns = 3\n", "max_conns"),
+            ("[harden]\nseccomp_mode = \"kill\"\n", "seccomp_mode"),
+            ("[nonsense]\n", "nonsense"),
+        ] {
+            let err = Settings::parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Settings::parse("[harden]\nseccomp = \"maybe\"\n").is_err());
+        assert!(Settings::parse("[limits]\nmax_connections = 0\n").is_err());
+        assert!(Settings::parse("listen = \"nowhere\"\n").is_err());
+        let s = Settings::parse("[limits]\nrate_per_second = 0\n").expect("rate off");
+        assert_eq!(s.limits.rate_per_second, 0.0);
+    }
+}

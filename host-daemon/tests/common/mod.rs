@@ -1,0 +1,322 @@
+//! Shared test harness: a throw-away PKI, a fake card on a Unix socket, and a daemon
+//! running in a thread of the test process.
+//!
+//! The fake card is a test double: it answers `Ping` with `Pong`, `SelfTest` with `Pong`
+//! after [`SLOW`] (a slow card), closes the link on `DeleteKey { label: "drop-link" }` (to
+//! test card-link failure) and answers every other request with `Status::UnknownKey`. It
+//! records the principal of every frame it receives, `CloseSession` included.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use gmhsm_client::{Client, Profile};
+use gmhsm_daemon::{Daemon, DaemonConfig, ReloadHandle, ShutdownHandle};
+use gmhsm_proto::frame::{self, FrameHeader};
+use gmhsm_proto::{
+    CardFrame, ClientFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame,
+    Status,
+};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// How long the fake card takes to answer `SelfTest`.
+pub const SLOW: Duration = Duration::from_millis(500);
+
+/// A CA able to issue client certificates.
+pub struct Ca {
+    pub cert: Certificate,
+    pub key: KeyPair,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("ca cert");
+        Ca { cert, key }
+    }
+
+    /// A client certificate and key, as PEM.
+    pub fn client(&self, cn: &str) -> (Certificate, String) {
+        let key = KeyPair::generate().expect("client key");
+        let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        cp.distinguished_name.push(DnType::CommonName, cn);
+        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = cp
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("client cert");
+        (cert, key.serialize_pem())
+    }
+}
+
+/// A CA, a server certificate for `gmhsm.local`, a client certificate `app1`; PEM files in
+/// `dir` (`ca.pem` is what clients trust for the server).
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: Ca,
+    pub ca_pem: String,
+    pub server_pem: String,
+    pub server_key_pem: String,
+    pub client_der: Vec<u8>,
+}
+
+pub fn make_pki() -> Pki {
+    let dir = std::env::temp_dir().join(format!(
+        "gmhsmd-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ca = Ca::new("gmhsm test CA");
+    let server_key = KeyPair::generate().expect("server key");
+    let mut sp = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
+    sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = sp
+        .signed_by(&server_key, &ca.cert, &ca.key)
+        .expect("server cert");
+    let (client, client_key) = ca.client("app1");
+    std::fs::write(dir.join("ca.pem"), ca.cert.pem()).expect("write");
+    std::fs::write(dir.join("client.pem"), client.pem()).expect("write");
+    std::fs::write(dir.join("client.key"), client_key).expect("write");
+    Pki {
+        dir,
+        ca_pem: ca.cert.pem(),
+        ca,
+        server_pem: server.pem(),
+        server_key_pem: server_key.serialize_pem(),
+        client_der: client.der().to_vec(),
+    }
+}
+
+impl Pki {
+    /// Write a client profile `<name>.toml` for `addr` using `<cert>.pem` / `<cert>.key`.
+    pub fn profile(&self, name: &str, cert: &str, addr: SocketAddr) -> Profile {
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "address = \"{addr}\"\nserver_name = \"gmhsm.local\"\nca_cert = \"ca.pem\"\n\
+                 client_cert = \"{cert}.pem\"\nclient_key = \"{cert}.key\"\ntimeout_secs = 10\n"
+            ),
+        )
+        .expect("write profile");
+        Profile::load(path).expect("profile")
+    }
+
+    /// Issue a client certificate `<name>.pem` / `<name>.key` from `ca`.
+    pub fn issue(&self, ca: &Ca, name: &str) -> Vec<u8> {
+        let (cert, key) = ca.client(name);
+        std::fs::write(self.dir.join(format!("{name}.pem")), cert.pem()).expect("write");
+        std::fs::write(self.dir.join(format!("{name}.key")), key).expect("write");
+        cert.der().to_vec()
+    }
+}
+
+pub type Seen = Arc<Mutex<Vec<Principal>>>;
+
+pub fn start_fake_card(path: &Path) -> Seen {
+    let listener = UnixListener::bind(path).expect("bind card socket");
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen = seen2.clone();
+            std::thread::spawn(move || serve_card(stream, seen));
+        }
+    });
+    seen
+}
+
+fn serve_card(mut s: UnixStream, seen: Seen) {
+    let mut d = Deframer::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        d.push(&buf[..n]);
+        while let Ok(Some(body)) = d.next_frame() {
+            let f: CardFrame = frame::decode(&body).expect("the daemon sends valid card frames");
+            seen.lock().expect("lock").push(f.principal.clone());
+            let result = match f.request {
+                Request::Ping => Ok(Response::Pong),
+                Request::SelfTest => {
+                    std::thread::sleep(SLOW);
+                    Ok(Response::Pong)
+                }
+                Request::DeleteKey { label } if label.as_str() == "drop-link" => return,
+                _ => Err(Status::UnknownKey),
+            };
+            let out = frame::encode(&ServerFrame {
+                header: f.header,
+                result,
+            })
+            .expect("encode");
+            if s.write_all(&out).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+pub struct Harness {
+    pub pki: Pki,
+    pub addr: SocketAddr,
+    pub seen: Seen,
+    pub shutdown: ShutdownHandle,
+    pub reload: ReloadHandle,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Harness {
+    pub fn start(tune: impl FnOnce(&mut DaemonConfig)) -> Harness {
+        Harness::start_with(|_, c| tune(c))
+    }
+
+    /// Start with a configuration tuned knowing the PKI (its folder, its CA).
+    pub fn start_with(tune: impl FnOnce(&Pki, &mut DaemonConfig)) -> Harness {
+        let pki = make_pki();
+        let card = pki.dir.join("card.sock");
+        let seen = start_fake_card(&card);
+        let mut config = DaemonConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            pki.server_pem.clone().into_bytes(),
+            pki.server_key_pem.clone().into_bytes(),
+            pki.ca_pem.clone().into_bytes(),
+            card,
+        );
+        tune(&pki, &mut config);
+        let daemon = Daemon::bind(config).expect("daemon binds");
+        let addr = daemon.local_addr();
+        let shutdown = daemon.shutdown_handle();
+        let reload = daemon.reload_handle();
+        let thread = Some(std::thread::spawn(move || daemon.run()));
+        Harness {
+            pki,
+            addr,
+            seen,
+            shutdown,
+            reload,
+            thread,
+        }
+    }
+
+    /// The profile of the `app1` client certificate.
+    pub fn profile(&self) -> Profile {
+        self.pki.profile("client", "client", self.addr)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.profile()).expect("client connects")
+    }
+
+    /// A raw rustls connection, with or without the client certificate.
+    pub fn raw(&self, with_cert: bool) -> StreamOwned<ClientConnection, TcpStream> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.pki.ca_pem.as_bytes()).expect("ca"))
+            .expect("root");
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("tls13")
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            let cert =
+                CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
+            let key = PrivateKeyDer::from_pem_file(self.pki.dir.join("client.key")).expect("key");
+            builder
+                .with_client_auth_cert(vec![cert], key)
+                .expect("client auth")
+        } else {
+            builder.with_no_client_auth()
+        };
+        let name = ServerName::try_from("gmhsm.local").expect("name");
+        let conn = ClientConnection::new(Arc::new(config), name).expect("conn");
+        let tcp = TcpStream::connect(self.addr).expect("tcp");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        StreamOwned::new(conn, tcp)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+        if let Some(t) = self.thread.take() {
+            let result = t.join().expect("daemon thread does not panic");
+            if !std::thread::panicking() {
+                result.expect("daemon run returns Ok");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.pki.dir);
+    }
+}
+
+pub fn client_frame(version: u16, id: u64, request: Request) -> Vec<u8> {
+    frame::encode(&ClientFrame {
+        header: FrameHeader { version, id },
+        request,
+    })
+    .expect("encode")
+}
+
+/// The next frame from any byte stream; panics if the peer closes first.
+pub fn read_frame(s: &mut impl Read, d: &mut Deframer) -> ServerFrame {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(body) = d.next_frame().expect("deframe") {
+            return frame::decode(&body).expect("decode answer");
+        }
+        let n = s.read(&mut buf).expect("read answer");
+        assert!(n > 0, "daemon closed the connection");
+        d.push(&buf[..n]);
+    }
+}
+
+pub fn status(id: u64, s: Status) -> ServerFrame {
+    ServerFrame {
+        header: FrameHeader {
+            version: PROTOCOL_VERSION,
+            id,
+        },
+        result: Err(s),
+    }
+}
+
+/// Retry `f` every 50 ms until it returns `Some`, giving up (panicking with `what`) after
+/// 10 s. Used where the daemon reacts asynchronously (a close it has yet to notice).
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < give_up, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
