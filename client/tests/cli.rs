@@ -43,6 +43,17 @@ fn card(mut s: UnixStream) {
                     }),
                     None => Err(Status::UnknownKey),
                 },
+                Request::GetKeyInfo { label } => match keys.get(&label) {
+                    Some(&alg) => Ok(Response::KeyInfo(gmhsm_proto::KeyInfo {
+                        alg,
+                        caps: gmhsm_proto::Capabilities::ALL,
+                        domains: 0,
+                        owner: f.principal.clone(),
+                        spki_der: SPKI.to_vec(),
+                        password: false,
+                    })),
+                    None => Err(Status::UnknownKey),
+                },
                 Request::Sign { label, message, .. } if keys.contains_key(&label) => {
                     Ok(Response::Signature(Sha256::digest(&message).to_vec()))
                 }
