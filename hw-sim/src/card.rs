@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gmhsm_firmware::Hsm;
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
@@ -12,19 +14,35 @@ use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, ServerFrame, Status};
 
 use crate::board::SimPlatform;
 
-/// Serve card-link connections on `socket` until the process is killed. One connection at a
-/// time (the daemon); requests are executed in order.
-pub fn serve(mut hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
+/// Most card-link connections served at once (the daemon's relay link, its TLS signing link,
+/// the simulator's provisioning link).
+const MAX_LINKS: usize = 8;
+
+/// Serve card-link connections on `socket` until the process is killed. Each connection gets
+/// a thread; the card itself is one state machine behind a mutex, so requests are executed
+/// one at a time, in order per connection.
+pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     log::info!("card: listening on {}", socket.display());
+    let hsm = Arc::new(Mutex::new(hsm));
+    let links = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
-                if let Err(e) = serve_conn(&mut hsm, stream) {
-                    log::warn!("card: link closed: {e}");
+                if links.load(Ordering::Relaxed) >= MAX_LINKS {
+                    log::warn!("card: refusing a link: {MAX_LINKS} already open");
+                    continue;
                 }
+                links.fetch_add(1, Ordering::Relaxed);
+                let (hsm, links) = (hsm.clone(), links.clone());
+                std::thread::spawn(move || {
+                    if let Err(e) = serve_conn(&hsm, stream) {
+                        log::warn!("card: link closed: {e}");
+                    }
+                    links.fetch_sub(1, Ordering::Relaxed);
+                });
             }
             Err(e) => log::warn!("card: accept failed: {e}"),
         }
@@ -36,7 +54,7 @@ fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) ->
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: header.id }, result }
 }
 
-fn serve_conn(hsm: &mut Hsm<SimPlatform>, mut stream: UnixStream) -> anyhow::Result<()> {
+fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -54,7 +72,14 @@ fn serve_conn(hsm: &mut Hsm<SimPlatform>, mut stream: UnixStream) -> anyhow::Res
                         f.header,
                         Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }),
                     ),
-                    Ok(f) => answer(f.header, hsm.execute(&f.principal, f.session, f.request)),
+                    Ok(f) => {
+                        let result = match hsm.lock() {
+                            Ok(mut card) => card.execute(&f.principal, f.session, f.request),
+                            // A thread panicked inside the card: refuse rather than go on.
+                            Err(_) => Err(Status::DeviceError),
+                        };
+                        answer(f.header, result)
+                    }
                     Err(FrameError::Malformed { header }) => answer(
                         header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }),
                         Err(Status::BadFrame),

@@ -191,7 +191,26 @@ impl Sm2Certificate {
 
 /// A self-signed certificate (normally `Role::Ca`) for `key`.
 pub fn self_signed(params: &CertParams, key: &Sm2KeyPair) -> Result<Sm2Certificate, CertError> {
-    build(params, key, None, key)
+    build(params, &key.public_key_der()?, None, key)
+}
+
+/// A certificate for a subject known only by its public key (DER SubjectPublicKeyInfo), e.g.
+/// a key pair born in the crypto card, signed by the CA `issuer` with `issuer_key`.
+pub fn issue_for_public_key(
+    params: &CertParams,
+    subject_spki_der: &[u8],
+    issuer: &Sm2Certificate,
+    issuer_key: &Sm2KeyPair,
+) -> Result<Sm2Certificate, CertError> {
+    build(params, subject_spki_der, Some(issuer), issuer_key)
+}
+
+impl Sm2Certificate {
+    /// Parse a certificate made here (or any X.509 certificate) from DER, to issue under it.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        let cert = x509_cert::Certificate::from_der(der).map_err(|_| CertError::Encoding)?;
+        Ok(Self { cert, der: der.to_vec() })
+    }
 }
 
 /// A certificate for `subject_key` signed by the CA `issuer` with `issuer_key`.
@@ -201,12 +220,12 @@ pub fn issue(
     issuer: &Sm2Certificate,
     issuer_key: &Sm2KeyPair,
 ) -> Result<Sm2Certificate, CertError> {
-    build(params, subject_key, Some(issuer), issuer_key)
+    build(params, &subject_key.public_key_der()?, Some(issuer), issuer_key)
 }
 
 fn build(
     params: &CertParams,
-    subject_key: &Sm2KeyPair,
+    subject_spki_der: &[u8],
     issuer: Option<&Sm2Certificate>,
     issuer_key: &Sm2KeyPair,
 ) -> Result<Sm2Certificate, CertError> {
@@ -229,7 +248,7 @@ fn build(
         Time::try_from(params.not_before).map_err(|_| CertError::BadValidity)?,
         Time::try_from(params.not_after).map_err(|_| CertError::BadValidity)?,
     );
-    let spki = SubjectPublicKeyInfoOwned::from_der(&subject_key.public_key_der()?)
+    let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der)
         .map_err(|_| CertError::Encoding)?;
     let mut builder = CertificateBuilder::new(profile, random_serial()?, validity, spki)
         .map_err(|_| CertError::Encoding)?;
