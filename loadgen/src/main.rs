@@ -1,0 +1,244 @@
+//! `gmhsm-bench`: drive a gmhsm appliance over the private link with N connections and a
+//! pipelining depth; report operations per second and latency percentiles per operation,
+//! beside the references measured in the same run on the same machine: the raw primitive
+//! in-process on one core (the limit for the full path), OpenSSL 3's `openssl speed`, and a
+//! bare 64-byte echo between two processes.
+//!
+//! Latency: with depth 1 each sample is one request's round trip; with depth D a sample is
+//! the time from writing a batch of D requests to reading its last answer (what a pipelining
+//! client waits for).
+
+mod ops;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gmhsm_client::{Client, Profile};
+
+use ops::Op;
+
+#[derive(Parser)]
+#[command(name = "gmhsm-bench", version, about = "Load generator for a gmhsm appliance, with same-run references")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Client profile of the appliance (e.g. state/client.toml).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Connections, each driven by its own thread.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    depth: usize,
+    /// Seconds per operation.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Operations to measure (default: all).
+    #[arg(long = "op", value_enum)]
+    ops: Vec<Op>,
+    /// Skip the in-process and OpenSSL references.
+    #[arg(long)]
+    no_reference: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// (internal) the echo peer for the bare round-trip reference.
+    #[command(hide = true)]
+    EchoServer { socket: PathBuf },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Cmd::EchoServer { socket }) = &cli.cmd {
+        return echo_server(socket);
+    }
+    let profile = Profile::load(cli.profile.as_ref().context("--profile is required")?)?;
+    let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
+    let mut setup = Client::connect(&profile)?;
+    let sig = ops::setup(&mut setup)?;
+    let ct = ops::decrypt_input(&mut setup)?;
+    drop(setup);
+
+    println!("# gmhsm-bench: {} connections x depth {}, {} s per operation", cli.connections, cli.depth, cli.seconds);
+    if !cli.no_reference {
+        let (p50, p99) = echo_round_trip()?;
+        println!("# bare 64-byte echo between two processes, blocking: p50 {p50:.1} us, p99 {p99:.1} us");
+    }
+    println!(
+        "{:<12} {:>11} {:>9} {:>9} {:>9} {:>13} {:>7} {:>12}",
+        "op", "appliance/s", "p50 us", "p99 us", "p99.9 us", "in-process/s", "ratio", "openssl/s"
+    );
+    for op in ops {
+        let r = drive(&profile, op, &cli, &sig, &ct)?;
+        let (raw, ossl) = if cli.no_reference { (None, None) } else { (reference(op, cli.seconds), openssl(op)) };
+        let unit = |v: f64| {
+            let b = ops::payload(op);
+            if b > 0 { format!("{:.1}MB", v * b as f64 / 1e6) } else { format!("{v:.0}") }
+        };
+        println!(
+            "{:<12} {:>11} {:>9.0} {:>9.0} {:>9.0} {:>13} {:>7} {:>12}{}",
+            format!("{op:?}"),
+            unit(r.rate),
+            r.p50,
+            r.p99,
+            r.p999,
+            raw.map_or("-".into(), unit),
+            raw.map_or("-".into(), |x| format!("{:.2}", r.rate / x)),
+            ossl.map_or("-".into(), |(v, bytes)| if bytes { format!("{:.1}MB", v / 1e6) } else { format!("{v:.0}") }),
+            if r.errors > 0 { format!("  ({} errors: {})", r.errors, r.first_error) } else { String::new() },
+        );
+    }
+    Ok(())
+}
+
+struct Run {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+    first_error: String,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Drive one operation with every connection for the configured time.
+fn drive(profile: &Profile, op: Op, cli: &Cli, sig: &[u8], ct: &[u8]) -> anyhow::Result<Run> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for t in 0..cli.connections {
+        let (profile, stop, counter) = (profile.clone(), stop.clone(), counter.clone());
+        let (sig, ct, depth) = (sig.to_vec(), ct.to_vec(), cli.depth);
+        handles.push(std::thread::spawn(move || -> anyhow::Result<(u64, u64, Vec<f64>, String)> {
+            let mut client = Client::connect(&profile)?;
+            let (mut ok, mut errors, mut lat, mut first) = (0u64, 0u64, Vec::new(), String::new());
+            while !stop.load(Ordering::Relaxed) {
+                let batch = (0..depth)
+                    .map(|_| ops::request(op, &sig, &ct, (t as u64) << 40 | counter.fetch_add(1, Ordering::Relaxed)))
+                    .collect();
+                let t0 = Instant::now();
+                let answers = client.pipeline(batch)?;
+                lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                for a in answers {
+                    match a {
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            errors += 1;
+                            if first.is_empty() {
+                                first = e.to_string();
+                            }
+                        }
+                    }
+                }
+            }
+            Ok((ok, errors, lat, first))
+        }));
+    }
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(cli.seconds));
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut errors, mut lat, mut first_error) = (0, 0, Vec::new(), String::new());
+    for h in handles {
+        let (o, e, l, f) = h.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+        ok += o;
+        errors += e;
+        lat.extend(l);
+        if first_error.is_empty() {
+            first_error = f;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok(Run {
+        rate: ok as f64 / elapsed,
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        p999: percentile(&lat, 0.999),
+        errors,
+        first_error,
+    })
+}
+
+/// The raw primitive on one core, in this process.
+fn reference(op: Op, seconds: f64) -> Option<f64> {
+    let mut f = ops::raw(op)?;
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds.min(2.0) {
+        f();
+        n += 1;
+    }
+    Some(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// OpenSSL 3's rate for the operation: (value, is bytes per second).
+fn openssl(op: Op) -> Option<(f64, bool)> {
+    let (args, word) = ops::openssl_speed(op)?;
+    let out = std::process::Command::new("openssl").args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.contains(word))?;
+    let nums: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches('k').parse::<f64>().ok().map(|v| if w.ends_with('k') { v * 1000.0 } else { v }))
+        .collect();
+    match op {
+        // "... sign verify sign/s verify/s"
+        Op::Sm2Sign | Op::Rsa2048Sign | Op::EcdsaSign => nums.iter().rev().nth(1).map(|v| (*v, false)),
+        Op::Sm2Verify => nums.last().map(|v| (*v, false)),
+        // The 65536-byte column in bytes/s.
+        _ => nums.last().map(|v| (*v, true)),
+    }
+}
+
+/// p50 and p99 (µs) of a blocking 64-byte round trip to a child process over a Unix socket.
+fn echo_round_trip() -> anyhow::Result<(f64, f64)> {
+    let path = std::env::temp_dir().join(format!("gmhsm-bench-echo-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut child = std::process::Command::new(std::env::current_exe()?).arg("echo-server").arg(&path).spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match UnixStream::connect(&path) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (msg, mut buf) = ([0x42u8; 64], [0u8; 64]);
+    let mut lat = Vec::new();
+    for _ in 0..5000 {
+        let t0 = Instant::now();
+        s.write_all(&msg)?;
+        s.read_exact(&mut buf)?;
+        lat.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(s);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
+}
+
+fn echo_server(path: &PathBuf) -> anyhow::Result<()> {
+    let listener = UnixListener::bind(path)?;
+    let (mut s, _) = listener.accept()?;
+    let mut buf = [0u8; 64];
+    while s.read_exact(&mut buf).is_ok() {
+        s.write_all(&buf)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The operations the load generator drives, each as a wire request (for the appliance) and
+//! as the raw in-process primitive (the limit for the full path).
+
+use gmhsm_client::{CipherMech, Client, ClientError, KeyAlg, KeyRef, Mechanism, Request, Sm4Mode};
+use gmhsm_firmware::alg;
+use gmhsm_proto::Label;
+
+/// An operation to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Op {
+    Ping,
+    Sm2Sign,
+    Sm2Verify,
+    Sm2Encrypt,
+    Sm2Decrypt,
+    Sm2Keygen,
+    Rsa2048Sign,
+    EcdsaSign,
+    Sm4Cbc64,
+    Sm4Cbc64k,
+    Sm4Gcm64,
+    Sm4Gcm64k,
+    Random,
+}
+
+pub const ALL: &[Op] = &[
+    Op::Ping,
+    Op::Sm2Sign,
+    Op::Sm2Verify,
+    Op::Sm2Encrypt,
+    Op::Sm2Decrypt,
+    Op::Sm2Keygen,
+    Op::Rsa2048Sign,
+    Op::EcdsaSign,
+    Op::Sm4Cbc64,
+    Op::Sm4Cbc64k,
+    Op::Sm4Gcm64,
+    Op::Sm4Gcm64k,
+    Op::Random,
+];
+
+fn label(s: &str) -> Label {
+    Label::try_from(s).unwrap_or_default()
+}
+
+/// Bytes of payload an operation moves (for MB/s), 0 when it is counted in operations.
+pub fn payload(op: Op) -> usize {
+    match op {
+        Op::Sm4Cbc64 | Op::Sm4Gcm64 => 64,
+        Op::Sm4Cbc64k | Op::Sm4Gcm64k => 65536,
+        _ => 0,
+    }
+}
+
+/// Keys the benchmark uses, created once if missing.
+pub fn setup(client: &mut Client) -> Result<Vec<u8>, ClientError> {
+    for (l, alg) in [("bench-sm2", KeyAlg::Sm2), ("bench-rsa", KeyAlg::Rsa2048), ("bench-p256", KeyAlg::EcdsaP256), ("bench-sm4", KeyAlg::Sm4)] {
+        match client.generate_key(l, alg) {
+            Ok(_) | Err(ClientError::Status(gmhsm_client::Status::KeyExists)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // An SM2 signature and ciphertext to verify / decrypt.
+    client.sign("bench-sm2", Mechanism::sm2_default(), &[7u8; 32])
+}
+
+/// The request for one operation; `n` makes key-generation labels unique.
+pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
+    let data = vec![0x5au8; payload(op).max(32)];
+    let sm4 = |_pkcs7: bool| KeyRef::Label(label("bench-sm4"));
+    match op {
+        Op::Ping => Request::Ping,
+        Op::Sm2Sign => Request::Sign { label: label("bench-sm2"), mechanism: Mechanism::sm2_default(), message: vec![7; 32] },
+        Op::Sm2Verify => Request::Verify {
+            label: label("bench-sm2"),
+            mechanism: Mechanism::sm2_default(),
+            message: vec![7; 32],
+            signature: sig.to_vec(),
+        },
+        Op::Sm2Encrypt => Request::Encrypt {
+            key: KeyRef::Label(label("bench-sm2")),
+            mechanism: CipherMech::Sm2 { layout: gmhsm_client::Sm2Layout::C1C3C2 },
+            data: vec![1; 32],
+        },
+        Op::Sm2Decrypt => Request::Decrypt {
+            key: KeyRef::Label(label("bench-sm2")),
+            mechanism: CipherMech::Sm2 { layout: gmhsm_client::Sm2Layout::C1C3C2 },
+            data: ct.to_vec(),
+        },
+        Op::Sm2Keygen => Request::GenerateKey {
+            label: label(&format!("bench-kg-{n}")),
+            alg: KeyAlg::Sm2,
+            caps: gmhsm_client::Capabilities::DEFAULT,
+            domains: 0,
+        },
+        Op::Rsa2048Sign => Request::Sign { label: label("bench-rsa"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![7; 32] },
+        Op::EcdsaSign => Request::Sign { label: label("bench-p256"), mechanism: Mechanism::EcdsaP256Sha256, message: vec![7; 32] },
+        Op::Sm4Cbc64 | Op::Sm4Cbc64k => Request::Encrypt {
+            key: sm4(false),
+            mechanism: CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: [0; 16] }, pkcs7: false },
+            data,
+        },
+        Op::Sm4Gcm64 | Op::Sm4Gcm64k => Request::Encrypt {
+            key: sm4(false),
+            mechanism: CipherMech::Sm4Gcm { nonce: [n as u8; 12], aad: Vec::new() },
+            data,
+        },
+        Op::Random => Request::GenerateRandom { len: 32 },
+    }
+}
+
+/// An RNG for the in-process reference (the host's getrandom; the card uses its own DRBG).
+pub struct HostRng;
+
+impl rand_core::TryRng for HostRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        getrandom::fill(dst).unwrap_or_else(|_| dst.fill(0x42));
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for HostRng {}
+
+/// The raw primitive, in-process: returns a closure running one operation.
+pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
+    let mut rng = HostRng;
+    let sm2 = alg::sm2::generate(&mut rng).ok()?;
+    let sm2_pub = sm2.public_key();
+    let msg = [7u8; 32];
+    let sig = alg::sm2::sign(&mut rng, &sm2, alg::sm2::DEFAULT_ID, &msg).ok()?;
+    let ct = alg::sm2_pke::encrypt(&mut rng, &sm2_pub, &[1; 32], alg::sm2_pke::Layout::C1C3C2).ok()?;
+    let key = [9u8; 16];
+    let data = vec![0x5au8; payload(op).max(32)];
+    Some(match op {
+        Op::Ping => return None,
+        Op::Sm2Sign => Box::new(move || {
+            let _ = alg::sm2::sign(&mut HostRng, &sm2, alg::sm2::DEFAULT_ID, &msg);
+        }),
+        Op::Sm2Verify => Box::new(move || {
+            let _ = alg::sm2::verify(&sm2_pub, alg::sm2::DEFAULT_ID, &msg, &sig);
+        }),
+        Op::Sm2Encrypt => Box::new(move || {
+            let _ = alg::sm2_pke::encrypt(&mut HostRng, &sm2_pub, &[1; 32], alg::sm2_pke::Layout::C1C3C2);
+        }),
+        Op::Sm2Decrypt => Box::new(move || {
+            let _ = alg::sm2_pke::decrypt(&sm2, &ct, alg::sm2_pke::Layout::C1C3C2);
+        }),
+        Op::Sm2Keygen => Box::new(move || {
+            let _ = alg::sm2::generate(&mut HostRng);
+        }),
+        Op::Rsa2048Sign => {
+            let k = alg::rsa::generate(&mut rng, 2048).ok()?;
+            Box::new(move || {
+                let _ = alg::rsa::sign_pkcs1v15_sha256(&mut HostRng, &k, &msg);
+            })
+        }
+        Op::EcdsaSign => {
+            let k = alg::ecdsa::generate(&mut rng).ok()?;
+            Box::new(move || {
+                let _ = alg::ecdsa::sign(&mut HostRng, &k, &msg);
+            })
+        }
+        Op::Sm4Cbc64 | Op::Sm4Cbc64k => Box::new(move || {
+            let _ = alg::sm4::crypt(&key, alg::sm4::Mode::Cbc([0; 16]), alg::sm4::Direction::Encrypt, alg::sm4::Padding::None, &data);
+        }),
+        Op::Sm4Gcm64 | Op::Sm4Gcm64k => Box::new(move || {
+            let _ = alg::sm4::gcm_encrypt(&key, &[1; 12], &[], &data);
+        }),
+        Op::Random => return None,
+    })
+}
+
+/// The OpenSSL 3 command-line reference for an operation: (args to `openssl speed`, the
+/// line-matching word, what the number means).
+pub fn openssl_speed(op: Op) -> Option<(&'static [&'static str], &'static str)> {
+    match op {
+        Op::Sm2Sign | Op::Sm2Verify => Some((&["speed", "-seconds", "2", "sm2"], "SM2")),
+        Op::Rsa2048Sign => Some((&["speed", "-seconds", "2", "rsa2048"], "rsa 2048")),
+        Op::EcdsaSign => Some((&["speed", "-seconds", "2", "ecdsap256"], "256 bits ecdsa")),
+        Op::Sm4Cbc64 | Op::Sm4Cbc64k => Some((&["speed", "-seconds", "2", "-evp", "sm4-cbc", "-bytes", "65536"], "SM4-CBC")),
+        _ => None,
+    }
+}
+
+pub fn decrypt_input(client: &mut Client) -> Result<Vec<u8>, ClientError> {
+    client.encrypt(
+        KeyRef::Label(label("bench-sm2")),
+        CipherMech::Sm2 { layout: gmhsm_client::Sm2Layout::C1C3C2 },
+        &[1; 32],
+    )
+}
