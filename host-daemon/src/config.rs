@@ -39,6 +39,40 @@ pub struct LocalSocket {
     pub allowed_uids: Vec<u32>,
 }
 
+/// The signature a card-held TLS key makes, and so the certificates it can stand behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardKeyScheme {
+    /// ECDSA on P-256 with SHA-256 (TLS `ecdsa_secp256r1_sha256`): the card answers
+    /// `Sign { mechanism: EcdsaP256Sha256 }` with a DER signature over SHA-256(message).
+    EcdsaP256Sha256,
+    /// SM2 with SM3 (TLS `sm2sig_sm3`, RFC 8998): the card answers
+    /// `Sign { mechanism: Sm2Sm3 { distid: "TLSv1.3+GM+Cipher+Suite" } }` with a DER signature.
+    Sm2Sm3,
+}
+
+/// A TLS server identity whose private key stays in the crypto card: the daemon holds only
+/// the key's label and its certificate chain, and asks the card for each handshake signature
+/// (as `Principal::Local`, on a card-link connection of its own).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardTlsKey {
+    /// The key's label on the card (at most 64 bytes).
+    pub label: String,
+    /// PEM: the certificate for the card's public key, then its intermediates.
+    pub cert_chain_pem: Vec<u8>,
+    /// What the key signs with.
+    pub scheme: CardKeyScheme,
+}
+
+impl std::fmt::Debug for CardTlsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardTlsKey")
+            .field("label", &self.label)
+            .field("scheme", &self.scheme)
+            .field("cert_chain_pem_len", &self.cert_chain_pem.len())
+            .finish()
+    }
+}
+
 /// Everything [`crate::Daemon::bind`] needs. Build it with [`DaemonConfig::new`], which fills
 /// the bounds with defaults, then adjust the public fields.
 #[derive(Clone)]
@@ -47,8 +81,19 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// PEM: the server certificate, then its intermediates.
     pub server_cert_chain_pem: Vec<u8>,
-    /// PEM: the server's private key (PKCS#8, SEC1 or PKCS#1). Zeroized on drop.
+    /// PEM: the server's private key (PKCS#8, SEC1 or PKCS#1; an SM2 key as PKCS#8).
+    /// Zeroized on drop. Unused (may be empty) when `card_tls_keys` is not empty.
     pub server_key_pem: Zeroizing<Vec<u8>>,
+    /// Server identities whose keys the card holds. Empty (the default): the daemon uses
+    /// `server_cert_chain_pem` and `server_key_pem`. Otherwise these are the server's
+    /// certificates and the two PEM fields are not used: at most one
+    /// [`CardKeyScheme::Sm2Sm3`] key (offered to clients that offer `sm2sig_sm3`) and at most
+    /// one standard key (offered to everyone else).
+    pub card_tls_keys: Vec<CardTlsKey>,
+    /// Threads that run the CPU and card work of TLS handshakes (`process_new_packets`,
+    /// which signs through the card for card keys), so the event loop never waits for a
+    /// signature. At least 1.
+    pub handshake_workers: usize,
     /// PEM: the CA(s) whose certificates authenticate application servers.
     pub client_ca_pem: Vec<u8>,
     /// Where `client_ca_pem` came from; re-read on [`crate::ReloadHandle::reload`]. `None`:
@@ -98,13 +143,15 @@ pub mod defaults {
     pub const CARD_TIMEOUT: Duration = Duration::from_secs(30);
     pub const CARD_CONNECT_WAIT: Duration = Duration::from_secs(5);
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const HANDSHAKE_WORKERS: usize = 2;
 }
 
 impl DaemonConfig {
     /// A configuration with default bounds: 256 connections, 16 per client certificate,
     /// 32 requests in flight per connection, 1000 requests/s per application with a burst
     /// of 2000, 5 min idle, 10 s handshake, 30 s per card answer, 5 s to find the card,
-    /// 5 s drain on shutdown; no local socket, no reload source.
+    /// 5 s drain on shutdown, 2 handshake workers; no card-held TLS keys, no local socket,
+    /// no reload source.
     pub fn new(
         listen: SocketAddr,
         server_cert_chain_pem: Vec<u8>,
@@ -116,6 +163,8 @@ impl DaemonConfig {
             listen,
             server_cert_chain_pem,
             server_key_pem: Zeroizing::new(server_key_pem),
+            card_tls_keys: Vec::new(),
+            handshake_workers: defaults::HANDSHAKE_WORKERS,
             client_ca_pem,
             client_ca_path: None,
             applications_path: None,
@@ -143,6 +192,8 @@ impl std::fmt::Debug for DaemonConfig {
         f.debug_struct("DaemonConfig")
             .field("listen", &self.listen)
             .field("server_key_pem", &"<redacted>")
+            .field("card_tls_keys", &self.card_tls_keys)
+            .field("handshake_workers", &self.handshake_workers)
             .field("client_ca_path", &self.client_ca_path)
             .field("applications_path", &self.applications_path)
             .field("card_socket", &self.card_socket)

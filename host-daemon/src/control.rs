@@ -21,7 +21,7 @@ impl ControlInner {
         })
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             warn!("cannot wake the event loop: {e}");
         }

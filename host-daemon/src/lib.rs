@@ -2,14 +2,20 @@
 //!
 //! One mio event loop ([`server`]) owns the TCP listener, the local tools socket
 //! ([`local`]), every client connection ([`conn`]) and the card link ([`cardlink`]). A
-//! network connection is TLS 1.3 with a required client certificate ([`tls`]); a local one
-//! is authenticated by its peer uid. The frames inside follow the grammar in [`session`],
+//! network connection is TLS 1.3 with a required client certificate ([`tls`]: the RFC 8998
+//! SM suite and the standard suites, one provider); its handshake's processing runs on the
+//! handshake workers ([`handshake`]). The server's TLS key may be held by the card
+//! ([`cardkey`]): each handshake signature is then a `Sign` request the card answers for
+//! `Principal::Local`, and the daemon never has the private key. A local connection is
+//! authenticated by its peer uid. The frames inside follow the grammar in [`session`],
 //! which knows nothing of sockets. [`harden`] locks the process down once everything is
 //! bound; [`settings`] reads `gmhsmd.toml`.
 //!
 //! Invariants:
-//! * the loop never blocks: sockets are non-blocking and the card is reached through a
-//!   non-blocking Unix stream registered in the same poll;
+//! * the loop never blocks: sockets are non-blocking, the card is reached through a
+//!   non-blocking Unix stream registered in the same poll, and TLS handshake processing
+//!   (which may wait for a card signature) runs on the handshake workers, which in turn never
+//!   wait on the network;
 //! * every request relayed to the card carries the [`gmhsm_proto::Principal`] derived from the
 //!   client's certificate (SHA-256 of its DER) or `Local` for an allowed local uid, never
 //!   anything the client sent;
@@ -23,10 +29,12 @@
 #![forbid(unsafe_code)]
 
 mod bounds;
+mod cardkey;
 mod cardlink;
 mod config;
 mod conn;
 mod control;
+mod handshake;
 pub mod harden;
 mod local;
 mod server;
@@ -35,6 +43,8 @@ pub mod settings;
 mod tls;
 mod wire;
 
-pub use config::{Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock};
+pub use config::{
+    CardKeyScheme, CardTlsKey, Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock,
+};
 pub use control::{ReloadHandle, ShutdownHandle};
 pub use server::Daemon;

@@ -31,7 +31,8 @@ struct Cli {
     /// PEM file: server certificate followed by its chain.
     #[arg(long)]
     cert: Option<PathBuf>,
-    /// PEM file: the server's private key.
+    /// PEM file: the server's private key (not read when the configuration file names
+    /// card-held keys, `[[card_tls_key]]`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// PEM file: CA certificate(s) that issue application client certificates.

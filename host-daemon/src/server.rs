@@ -6,15 +6,21 @@
 //! closed connection finds no connection and is dropped. The token number is the `conn=`
 //! field of the logs.
 //!
-//! Past `max_connections`, a new connection is accepted and closed at once (no TLS, no
-//! answer): the cheapest refusal, and the client sees a reset it can retry on.
+//! Past `max_connections` (handshakes under way included), a new connection is accepted and
+//! closed at once (no TLS, no answer): the cheapest refusal, and the client sees a reset it
+//! can retry on.
+//!
+//! A TCP connection starts as a [`Handshake`] whose TLS processing runs on the handshake
+//! workers (see [`crate::handshake`]; the loop side is in `server/accept.rs`); once
+//! established it becomes a [`Conn`] under the same token.
 //!
 //! Shutdown: [`ShutdownHandle::shutdown`] wakes the loop; it closes the listeners, stops
 //! reading requests, waits up to `drain_timeout` for the card's answers to requests already
 //! in flight and for their delivery, then closes every connection and returns.
 //!
 //! Reload: [`ReloadHandle::reload`] wakes the loop, which re-reads the client CA and the
-//! applications list; connections accepted afterwards use them.
+//! applications list; connections accepted afterwards use them. The server identities
+//! (certificates, card-held keys) are built once at bind.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,13 +31,14 @@ use anyhow::Context;
 use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
 
 use crate::bounds::{self, Bounds};
 use crate::cardlink::{self, CardLink, Completion};
 use crate::config::DaemonConfig;
 use crate::conn::{Close, Conn, Ctx, Limits};
 use crate::control::{ControlInner, ReloadHandle, ShutdownHandle};
+use crate::handshake::{Handshake, Workers};
 use crate::local::LocalListener;
 use crate::tls;
 use crate::wire::Wire;
@@ -42,6 +49,8 @@ const LOCAL: Token = Token(3);
 const FIRST_CONN: usize = 16;
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
+mod accept;
+
 /// A bound daemon, ready to [`Daemon::run`].
 pub struct Daemon {
     poll: Poll,
@@ -49,7 +58,10 @@ pub struct Daemon {
     local: Option<LocalListener>,
     local_addr: SocketAddr,
     card: CardLink,
+    identities: tls::Identities,
     tls: Arc<ServerConfig>,
+    workers: Workers,
+    handshakes: HashMap<Token, Handshake>,
     bounds: Bounds,
     config: DaemonConfig,
     control: Arc<ControlInner>,
@@ -59,14 +71,12 @@ pub struct Daemon {
 
 impl Daemon {
     /// Build the TLS configuration, read the applications list, bind the TCP listener and
-    /// the local socket, and connect to the card socket (waiting up to
-    /// `config.card_connect_wait` for it to appear).
+    /// the local socket, connect to the card socket (waiting up to
+    /// `config.card_connect_wait` for it to appear), connect the card-held TLS keys' own
+    /// card links, and start the handshake workers.
     pub fn bind(config: DaemonConfig) -> anyhow::Result<Daemon> {
-        let tls = tls::server_config(
-            &config.server_cert_chain_pem,
-            &config.server_key_pem,
-            &config.client_ca_pem,
-        )?;
+        let identities = tls::identities(&config)?;
+        let tls = tls::server_config(&identities, &config.client_ca_pem)?;
         let mut bounds = Bounds::new(
             config.max_connections_per_client,
             config.rate_limit,
@@ -84,16 +94,22 @@ impl Daemon {
             config.card_connect_wait,
             config.card_timeout,
         )?;
+        identities.connect_card_keys();
+        let control = ControlInner::new(waker);
+        let workers = Workers::start(config.handshake_workers, control.clone())?;
         Ok(Daemon {
             poll,
             listener: Some(listener),
             local,
             local_addr,
             card,
+            identities,
             tls,
+            workers,
+            handshakes: HashMap::new(),
             bounds,
             config,
-            control: ControlInner::new(waker),
+            control,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
         })
@@ -149,6 +165,7 @@ impl Daemon {
                 if let Some(mut l) = self.local.take() {
                     let _ = self.poll.registry().deregister(&mut l.listener);
                 }
+                self.close_handshakes();
             }
             if let Some(until) = drain_until {
                 let drained = self.card.pending() == 0 && self.conns.values().all(Conn::flushed);
@@ -186,9 +203,11 @@ impl Daemon {
                         let done = self.card.on_event(self.poll.registry(), now);
                         self.deliver(done, now, accepting);
                     }
+                    token if self.handshakes.contains_key(&token) => self.pump_handshake(token),
                     token => self.pump(token, now, accepting),
                 }
             }
+            self.take_handshakes(now, accepting);
             let done = self.card.tick(self.poll.registry(), now);
             self.deliver(done, now, accepting);
             let mut done = Vec::new();
@@ -212,6 +231,7 @@ impl Daemon {
         self.conns
             .values()
             .filter_map(Conn::deadline)
+            .chain(self.handshakes.values().map(Handshake::deadline))
             .chain(self.card.next_deadline())
             .chain(drain_until)
             .min()
@@ -225,42 +245,6 @@ impl Daemon {
         }
     }
 
-    fn accept_tcp(&mut self, now: Instant) {
-        loop {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
-            let (sock, peer) = match listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!("event=accept_failed error=\"{e}\"");
-                    return;
-                }
-            };
-            if self.conns.len() >= self.config.max_connections {
-                warn!(
-                    "event=refuse peer={peer} reason=max_connections bound={}",
-                    self.config.max_connections
-                );
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-                continue;
-            }
-            match ServerConnection::new(self.tls.clone()) {
-                Ok(tls) => self.add(
-                    peer.to_string(),
-                    Wire::Tls {
-                        sock,
-                        tls: Box::new(tls),
-                    },
-                    now,
-                ),
-                Err(e) => warn!("event=refuse peer={peer} reason=tls_setup error=\"{e}\""),
-            }
-        }
-    }
-
     fn accept_local(&mut self, now: Instant) {
         loop {
             let Some(local) = self.local.as_ref() else {
@@ -268,7 +252,7 @@ impl Daemon {
             };
             match local.accept() {
                 Ok(Some((sock, peer))) => {
-                    if self.conns.len() >= self.config.max_connections {
+                    if self.connections() >= self.config.max_connections {
                         warn!("event=refuse peer={peer} reason=max_connections");
                         let _ = sock.shutdown(std::net::Shutdown::Both);
                         continue;
@@ -345,6 +329,7 @@ impl Daemon {
         for token in expired {
             self.close(token, &Close::Timeout);
         }
+        self.expire_handshakes(now);
     }
 
     fn close(&mut self, token: Token, why: &Close) {
@@ -366,11 +351,7 @@ impl Daemon {
             let loaded = std::fs::read(path)
                 .with_context(|| format!("reading {}", path.display()))
                 .and_then(|ca| {
-                    let tls = tls::server_config(
-                        &self.config.server_cert_chain_pem,
-                        &self.config.server_key_pem,
-                        &ca,
-                    )?;
+                    let tls = tls::server_config(&self.identities, &ca)?;
                     Ok((ca, tls))
                 });
             match loaded {

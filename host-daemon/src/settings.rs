@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use nix::unistd::User;
 use serde::Deserialize;
 
-use crate::config::{DaemonConfig, LocalSocket, RateLimit, defaults};
+use crate::config::{CardKeyScheme, CardTlsKey, DaemonConfig, LocalSocket, RateLimit, defaults};
 use crate::harden::{HardenConfig, SeccompMode};
 
 /// The whole file.
@@ -26,6 +26,8 @@ pub struct Settings {
     pub cert: PathBuf,
     /// PEM: the server's private key.
     pub key: PathBuf,
+    /// Server identities whose keys the card holds; when any, `cert` and `key` are not read.
+    pub card_tls_key: Vec<CardTlsKeySetting>,
     /// PEM: the CA(s) issuing application client certificates; re-read on SIGHUP.
     pub client_ca: PathBuf,
     /// Allowed application certificate fingerprints; re-read on SIGHUP. Empty: no list.
@@ -38,6 +40,31 @@ pub struct Settings {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub harden: Harden,
+}
+
+/// `[[card_tls_key]]`: a TLS server identity whose private key stays in the card.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardTlsKeySetting {
+    /// The key's label on the card.
+    pub label: String,
+    /// PEM: the key's certificate, then its chain.
+    pub cert: PathBuf,
+    /// `ecdsa-p256` or `sm2`.
+    pub scheme: String,
+}
+
+impl CardTlsKeySetting {
+    fn scheme(&self) -> anyhow::Result<CardKeyScheme> {
+        match self.scheme.as_str() {
+            "ecdsa-p256" => Ok(CardKeyScheme::EcdsaP256Sha256),
+            "sm2" => Ok(CardKeyScheme::Sm2Sm3),
+            other => bail!(
+                "card_tls_key `{}`: scheme `{other}` is not one of ecdsa-p256, sm2",
+                self.label
+            ),
+        }
+    }
 }
 
 /// `[local]`: the socket for tools on the appliance.
@@ -61,6 +88,8 @@ pub struct Limits {
     /// Requests per second per application; 0 turns the rate limit off.
     pub rate_per_second: f64,
     pub rate_burst: u32,
+    /// Threads doing the TLS handshakes' computing and card signatures.
+    pub handshake_workers: usize,
 }
 
 /// `[timeouts]`, in milliseconds.
@@ -93,6 +122,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             cert: "/etc/gmhsm/server.pem".into(),
             key: "/etc/gmhsm/server.key".into(),
+            card_tls_key: Vec::new(),
             client_ca: "/etc/gmhsm/client-ca.pem".into(),
             applications: PathBuf::new(),
             card_socket: "/run/gmhsm/card.sock".into(),
@@ -124,6 +154,7 @@ impl Default for Limits {
             max_in_flight_per_connection: defaults::MAX_IN_FLIGHT_PER_CONN,
             rate_per_second: defaults::RATE_PER_SECOND,
             rate_burst: defaults::RATE_BURST,
+            handshake_workers: defaults::HANDSHAKE_WORKERS,
         }
     }
 }
@@ -181,6 +212,12 @@ impl Settings {
         if l.rate_per_second > 0.0 && l.rate_burst == 0 {
             bail!("limits.rate_burst must be at least 1 when rate_per_second > 0");
         }
+        if l.handshake_workers == 0 || l.handshake_workers > 64 {
+            bail!("limits.handshake_workers must be between 1 and 64");
+        }
+        for k in &self.card_tls_key {
+            k.scheme()?;
+        }
         self.seccomp_mode()?;
         Ok(())
     }
@@ -197,13 +234,26 @@ impl Settings {
     /// Read the files the settings name and build the daemon configuration.
     pub fn daemon_config(&self) -> anyhow::Result<DaemonConfig> {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        // With card-held keys there is no server key file to read (nor a `cert` to pair it).
+        let (cert, key) = if self.card_tls_key.is_empty() {
+            (read(&self.cert)?, read(&self.key)?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut c = DaemonConfig::new(
             self.listen,
-            read(&self.cert)?,
-            read(&self.key)?,
+            cert,
+            key,
             read(&self.client_ca)?,
             self.card_socket.clone(),
         );
+        for k in &self.card_tls_key {
+            c.card_tls_keys.push(CardTlsKey {
+                label: k.label.clone(),
+                cert_chain_pem: read(&k.cert)?,
+                scheme: k.scheme()?,
+            });
+        }
         c.client_ca_path = Some(self.client_ca.clone());
         if !self.applications.as_os_str().is_empty() {
             c.applications_path = Some(self.applications.clone());
@@ -225,6 +275,7 @@ impl Settings {
         c.max_connections = l.max_connections;
         c.max_connections_per_client = l.max_connections_per_client;
         c.max_in_flight_per_conn = l.max_in_flight_per_connection;
+        c.handshake_workers = l.handshake_workers;
         c.rate_limit = (l.rate_per_second > 0.0).then_some(RateLimit {
             per_second: l.rate_per_second,
             burst: l.rate_burst,
@@ -266,6 +317,44 @@ mod tests {
     }
 
     #[test]
+    fn card_tls_keys_replace_the_key_file() {
+        let dir = std::env::temp_dir().join(format!("gmhsmd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("ca.pem"), "ca").expect("write");
+        std::fs::write(dir.join("p256.pem"), "p256 chain").expect("write");
+        std::fs::write(dir.join("sm2.pem"), "sm2 chain").expect("write");
+        let text = format!(
+            "client_ca = \"{d}/ca.pem\"\nkey = \"{d}/absent.key\"\n\
+             [[card_tls_key]]\nlabel = \"tls:p256\"\ncert = \"{d}/p256.pem\"\nscheme = \"ecdsa-p256\"\n\
+             [[card_tls_key]]\nlabel = \"tls:sm2\"\ncert = \"{d}/sm2.pem\"\nscheme = \"sm2\"\n\
+             [local]\nenabled = false\n",
+            d = dir.display()
+        );
+        let c = Settings::parse(&text)
+            .expect("parses")
+            .daemon_config()
+            .expect("no key file is read");
+        assert!(c.server_key_pem.is_empty());
+        let keys: Vec<_> = c
+            .card_tls_keys
+            .iter()
+            .map(|k| (k.label.as_str(), k.cert_chain_pem.as_slice(), k.scheme))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    "tls:p256",
+                    &b"p256 chain"[..],
+                    CardKeyScheme::EcdsaP256Sha256
+                ),
+                ("tls:sm2", &b"sm2 chain"[..], CardKeyScheme::Sm2Sm3),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         assert_eq!(Settings::parse("").expect("parses"), Settings::default());
     }
@@ -288,6 +377,9 @@ mod tests {
         assert!(Settings::parse("[harden]\nseccomp = \"maybe\"\n").is_err());
         assert!(Settings::parse("[limits]\nmax_connections = 0\n").is_err());
         assert!(Settings::parse("listen = \"nowhere\"\n").is_err());
+        assert!(Settings::parse("[limits]\nhandshake_workers = 0\n").is_err());
+        let bad_scheme = "[[card_tls_key]]\nlabel = \"k\"\ncert = \"c\"\nscheme = \"rsa\"\n";
+        assert!(Settings::parse(bad_scheme).is_err());
         let s = Settings::parse("[limits]\nrate_per_second = 0\n").expect("rate off");
         assert_eq!(s.limits.rate_per_second, 0.0);
     }

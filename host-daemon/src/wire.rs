@@ -138,17 +138,20 @@ impl Wire {
                 Ok(r)
             }
             Wire::Tls { sock, tls } => {
+                let mut fresh = true;
                 match tls.read_tls(sock) {
                     Ok(0) => r.eof = true,
                     Ok(_) => r.got = true,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(r),
+                    // Plaintext may wait in rustls already: the handshake worker processed
+                    // the records that came with the client's last handshake flight.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => fresh = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                         r.got = true;
                         return Ok(r);
                     }
                     Err(e) => return Err(Close::Io(e)),
                 }
-                if let Err(e) = tls.process_new_packets() {
+                if fresh && let Err(e) = tls.process_new_packets() {
                     // Send the alert rustls queued, then go.
                     let _ = tls.write_tls(sock);
                     return Err(Close::Tls(e));

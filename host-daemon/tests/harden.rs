@@ -181,3 +181,81 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The card-held TLS key's path (its own card connection, `setsockopt` for its deadline, the
+/// handshake workers) works under the seccomp filter in `kill` mode.
+#[test]
+fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
+    use common::keycard::{p256_key, start_key_card};
+    let pki = make_pki();
+    let dir = &pki.dir;
+    let (key, cert_pem) = p256_key("harden", &pki.ca);
+    let card = start_key_card(&dir.join("card.sock"), vec![("tls:p256".into(), key)]);
+    std::fs::write(dir.join("tls-p256.pem"), cert_pem).expect("write");
+    std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).expect("write");
+    let seccomp = std::env::var("GMHSMD_TEST_SECCOMP").unwrap_or_else(|_| "kill".into());
+    // No `cert` / `key` files exist: the card key replaces them.
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ncert = \"{d}/absent.pem\"\nkey = \"{d}/absent.key\"\n\
+         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
+         [[card_tls_key]]\nlabel = \"tls:p256\"\ncert = \"{d}/tls-p256.pem\"\n\
+         scheme = \"ecdsa-p256\"\n\
+         [local]\nenabled = false\n[harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
+    let child = Command::new(env!("CARGO_BIN_EXE_gmhsmd"))
+        .arg("--config")
+        .arg(dir.join("gmhsmd.toml"))
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gmhsmd");
+    let mut daemon = Daemon(child);
+    let pid = daemon.0.id();
+    let stderr = daemon.0.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    wait_for(&lines, &mut log, "event=harden");
+    let listen = wait_for(&lines, &mut log, "event=listen addr=");
+    let addr = listen
+        .rsplit("addr=")
+        .next()
+        .expect("addr")
+        .trim()
+        .parse()
+        .expect("addr");
+    assert_eq!(
+        status_field(pid, "Seccomp"),
+        if seccomp == "off" { "0" } else { "2" }
+    );
+
+    let profile = pki.profile("client", "client", addr);
+    for _ in 0..2 {
+        if let Err(e) = Client::connect(&profile).and_then(|mut c| c.ping()) {
+            std::thread::sleep(Duration::from_millis(200));
+            log.extend(lines.try_iter());
+            let exit = daemon.0.try_wait().expect("try_wait");
+            panic!(
+                "no pong over TLS with the card's key: {e}; daemon {exit:?}; log:\n{}",
+                log.join("\n")
+            );
+        }
+    }
+    assert!(card.signs().len() >= 2, "{:?}", card.signs());
+
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    wait_for(&lines, &mut log, "event=stopped");
+    let exit = daemon.0.wait().expect("wait");
+    assert!(
+        exit.success(),
+        "gmhsmd exited with {exit:?}; log:\n{}",
+        log.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

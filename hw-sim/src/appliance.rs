@@ -152,16 +152,40 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let config = DaemonConfig::new(
-        opts.listen,
-        std::fs::read(pki.server_cert())?,
-        std::fs::read(pki.server_key())?,
-        std::fs::read(pki.ca_cert())?,
-        socket.clone(),
-    );
+    // The appliance's TLS keys live in the card; the daemon gets labels and certificates.
+    let tls_keys = match crate::provision::tls_keys(&socket, &pki) {
+        Ok(keys) => keys,
+        Err(e) => {
+            let why = crate::provision::card_error(&socket).unwrap_or_else(|| format!("{e:#}"));
+            match crate::provision::cached(&pki) {
+                Some(keys) => {
+                    log::error!("card cannot provide the TLS keys ({why}); serving the last certificates");
+                    keys
+                }
+                None => {
+                    stop_card(&card);
+                    bail!("the crypto card cannot provide the appliance's TLS keys: {why}");
+                }
+            }
+        }
+    };
+    let mut config = DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.clone());
+    config.card_tls_keys = tls_keys
+        .into_iter()
+        .map(|k| gmhsm_daemon::CardTlsKey {
+            label: k.label,
+            cert_chain_pem: k.cert_chain_pem,
+            scheme: match k.alg {
+                gmhsm_proto::KeyAlg::Sm2 => gmhsm_daemon::CardKeyScheme::Sm2Sm3,
+                _ => gmhsm_daemon::CardKeyScheme::EcdsaP256Sha256,
+            },
+        })
+        .collect();
     // Tools on the appliance (admin CLI, auditors) reach it through a local socket, admitted
     // by peer credentials: here, the user running the simulator.
-    let mut config = config;
+    // The simulator is also the benchmark target: no per-application rate limit (gmhsmd's
+    // production default is 1000/s, burst 2000; see docs/daemon.md).
+    config.rate_limit = None;
     config.local = Some(gmhsm_daemon::LocalSocket {
         path: opts.state.join("local.sock"),
         allowed_uids: vec![nix::unistd::getuid().as_raw()],

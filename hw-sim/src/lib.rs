@@ -21,6 +21,7 @@ pub mod keypad_sim;
 pub mod lcd_sim;
 pub mod noise;
 pub mod pki;
+pub mod provision;
 pub mod tamper;
 #[cfg(feature = "pcsc")]
 pub mod vpcd;

@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use gmhsm_tls_sm::certs;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -47,6 +48,27 @@ impl Pki {
         Self { dir: dir.to_path_buf() }
     }
 
+    /// The standard CA, to issue under. Re-creating the CA's parameters with its key yields
+    /// the same subject and key identifier, so certificates issued now chain to the CA
+    /// certificate on disk.
+    pub fn ca(&self) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+        let ca_key = KeyPair::from_pem(&fs::read_to_string(self.dir.join("ca.key"))?)?;
+        Ok((ca_params()?.self_signed(&ca_key)?, ca_key))
+    }
+
+    /// The SM2 CA certificate and key.
+    pub fn sm_ca(&self) -> anyhow::Result<(certs::Sm2Certificate, certs::Sm2KeyPair)> {
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::from_pem_file(self.dir.join("sm-ca.pem"))
+            .map_err(|e| anyhow::anyhow!("sm-ca.pem: {e}"))?;
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(self.dir.join("sm-ca.key"))
+            .map_err(|e| anyhow::anyhow!("sm-ca.key: {e}"))?;
+        Ok((
+            certs::Sm2Certificate::from_der(&der).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            certs::Sm2KeyPair::from_pkcs8_der(key.secret_pkcs8_der()).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        ))
+    }
+
     /// Issue another application's client certificate from the CA: `dir/NAME.pem` and
     /// `dir/NAME.key`. Refuses names that are not plain file names, and existing names.
     pub fn issue_client(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -57,10 +79,7 @@ impl Pki {
         if cert.exists() || ["ca", "server", "client"].contains(&name) {
             anyhow::bail!("a certificate named {name} exists already");
         }
-        let ca_key = KeyPair::from_pem(&fs::read_to_string(self.dir.join("ca.key"))?)?;
-        // Re-creating the CA's parameters with its key yields the same subject and key
-        // identifier, so certificates issued now chain to the CA certificate on disk.
-        let ca_cert = ca_params()?.self_signed(&ca_key)?;
+        let (ca_cert, ca_key) = self.ca()?;
         let client_key = KeyPair::generate()?;
         let client_cert = client_params(name)?.signed_by(&client_key, &ca_cert, &ca_key)?;
         write_private(&key, client_key.serialize_pem().as_bytes())?;
@@ -70,12 +89,6 @@ impl Pki {
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("server.pem")
-    }
-    pub fn server_key(&self) -> PathBuf {
-        self.dir.join("server.key")
-    }
     pub fn client_cert(&self) -> PathBuf {
         self.dir.join("client.pem")
     }
@@ -84,7 +97,7 @@ impl Pki {
     }
 
     pub fn exists(&self) -> bool {
-        [self.ca_cert(), self.server_cert(), self.server_key(), self.client_cert(), self.client_key()]
+        [self.ca_cert(), self.dir.join("ca.key"), self.dir.join("sm-ca.key"), self.client_cert(), self.client_key()]
             .iter()
             .all(|p| p.exists())
     }
@@ -95,20 +108,31 @@ impl Pki {
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca_params()?.self_signed(&ca_key)?;
 
-        let server_key = KeyPair::generate()?;
-        let mut sp = CertificateParams::new(vec![SERVER_NAME.to_string(), "localhost".into(), "127.0.0.1".into()])?;
-        sp.distinguished_name.push(DnType::CommonName, SERVER_NAME);
-        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = sp.signed_by(&server_key, &ca_cert, &ca_key)?;
+        // The SM2 CA for RFC 8998 certificates (OpenSSL 3.0 checks them with
+        // `-vfyopt distid:1234567812345678`).
+        let sm_key = certs::Sm2KeyPair::generate().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let now = std::time::SystemTime::now();
+        let sm_params = certs::CertParams {
+            subject: "CN=gmhsm appliance SM2 CA,O=gmhsm".into(),
+            dns_names: vec![],
+            ip_addresses: vec![],
+            not_before: now - std::time::Duration::from_secs(3600),
+            not_after: now + std::time::Duration::from_secs(20 * 365 * 86_400),
+            role: certs::Role::Ca,
+        };
+        let sm_ca = certs::self_signed(&sm_params, &sm_key).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let sm_ca_pem = sm_ca.pem().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let sm_key_pem = sm_key.expose_secret_pkcs8_pem().map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let client_key = KeyPair::generate()?;
         let client_cert = client_params("demo-app")?.signed_by(&client_key, &ca_cert, &ca_key)?;
 
         write_private(&self.dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
-        write_private(&self.server_key(), server_key.serialize_pem().as_bytes())?;
+        write_private(&self.dir.join("sm-ca.key"), sm_key_pem.as_bytes())?;
         write_private(&self.client_key(), client_key.serialize_pem().as_bytes())?;
-        write_file(&self.ca_cert(), ca_cert.pem().as_bytes())?;
-        write_file(&self.server_cert(), server_cert.pem().as_bytes())?;
+        write_file(&self.dir.join("sm-ca.pem"), sm_ca_pem.as_bytes())?;
+        // ca.pem: every CA a client or the daemon trusts (standard and SM2).
+        write_file(&self.ca_cert(), format!("{}{sm_ca_pem}", ca_cert.pem()).as_bytes())?;
         write_file(&self.client_cert(), client_cert.pem().as_bytes())?;
         Ok(())
     }

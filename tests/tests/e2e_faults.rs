@@ -3,17 +3,24 @@
 
 use gmhsm_tests::*;
 
+/// A broken noise source at the first boot: the card cannot make its device master key nor
+/// the appliance's TLS keys, so the appliance does not come up, and says why.
 #[test]
-fn stuck_noise_source_means_no_keys() {
-    let tmp = TempDir::new("noise");
-    let app = Appliance::start(&tmp.path().join("state"), &["--demo", "--noise-fault", "stuck"]);
-    let out = app.cli(&["status"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("repetition count"), "status must say why: {text}");
-    let out = app.cli(&["key", "generate", "--alg", "sm2", "--label", "k"]);
-    assert_eq!(out.status.code(), Some(4));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not initialized") || err.contains("error state"), "{err}");
+fn faulty_noise_source_means_no_appliance_and_says_why() {
+    // A biased source may be caught by the adaptive proportion test or, first, by the
+    // power-up statistical test, depending on where its windows fall.
+    for (fault, why) in [("stuck", "repetition count"), ("biased", "entropy: "), ("repeating", "entropy: ")] {
+        let tmp = TempDir::new("noise");
+        let out = std::process::Command::new(bin("gmhsm-sim"))
+            .args(["up", "--demo", "--listen", "127.0.0.1:0", "--noise-fault", fault, "--state"])
+            .arg(tmp.path().join("state"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{fault}: the appliance must not serve");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{fault}: must say why ({why}): {err}");
+        assert!(!tmp.path().join("state/client.toml").exists());
+    }
 }
 
 #[test]
@@ -30,10 +37,18 @@ fn tamper_zeroizes_and_refuses() {
     ok(&out, "trip-tamper");
     let msg = tmp.path().join("m");
     std::fs::write(&msg, b"x").unwrap();
+    // The appliance's TLS key lived in the card too: no handshake, no signature.
     let out = app.cli(&["sign", "--label", "k", "--in", msg.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(4), "signing after tamper must be refused");
+    assert!(matches!(out.status.code(), Some(3) | Some(4)), "signing after tamper must fail: {out:?}");
     let ram = std::fs::read(state.join("card/tamper.ram")).unwrap();
     assert!(ram.iter().all(|&b| b == 0), "device master key zeroized");
-    let status = String::from_utf8_lossy(&ok(&app.cli(&["status"]), "status")).to_string();
+    // The operator still reads why through the appliance's local socket.
+    let out = std::process::Command::new(bin("gmhsm"))
+        .arg("--socket")
+        .arg(state.join("local.sock"))
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&ok(&out, "status over the local socket")).to_string();
     assert!(status.contains("tamper"), "{status}");
 }

@@ -7,6 +7,8 @@
 //! records the principal of every frame it receives, `CloseSession` included.
 #![allow(dead_code)]
 
+pub mod keycard;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
