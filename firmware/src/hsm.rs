@@ -40,9 +40,11 @@ pub struct Hsm<P: Platform> {
     cache: BTreeMap<Label, LoadedKey>,
     audit: Option<AuditLog>,
     sessions: Sessions,
+    admin: crate::quorum::AdminRuntime,
 }
 
 mod access;
+mod admin;
 mod handlers;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
@@ -130,7 +132,7 @@ impl<P: Platform> Hsm<P> {
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
         let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None, sessions: Sessions::default() };
+            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None, sessions: Sessions::default(), admin: Default::default() };
         if hsm.tamper_check() {
             return hsm;
         }

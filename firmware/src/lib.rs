@@ -26,6 +26,7 @@ pub mod hsm;
 pub mod keys;
 pub mod ops;
 pub mod rng;
+pub mod quorum;
 pub mod selftest;
 pub mod shamir;
 pub mod session;

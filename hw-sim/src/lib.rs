@@ -15,6 +15,7 @@ pub mod admin_card;
 pub mod appliance;
 pub mod board;
 pub mod card;
+pub mod ceremony;
 pub mod clock;
 pub mod flash;
 pub mod keypad_sim;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::admin::{AdminAction, AuthorityEnd, CardRole, CeremonyKind, CeremonyStep, Serial};
 use crate::request::{KeyAlg, Label, Principal};
 use crate::status::Status;
 
@@ -21,6 +22,17 @@ pub enum AuditEvent {
     ErrorState { reason: heapless::String<96> },
     /// A tamper event zeroized the device master key.
     Tamper,
+    /// A ceremony step (see `docs/ceremonies.md`); `serial` names the card it concerns.
+    Ceremony { ceremony: CeremonyKind, step: CeremonyStep, serial: Option<Serial> },
+    /// A card login attempt (accepted or not).
+    CardLogin { serial: Serial, role: Option<CardRole>, accepted: bool },
+    /// A session reached quorum authority with `cards` distinct administrator cards.
+    AuthorityGranted { cards: u8 },
+    AuthorityEnded { reason: AuthorityEnd },
+    /// A card's contribution was withdrawn (logout or removal).
+    CardLogout { serial: Serial },
+    /// An administrative action carried out under quorum authority.
+    Admin { action: AdminAction },
 }
 
 /// One entry of the audit log. Its hash is SM3 over its postcard encoding; the next entry's

@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod admin;
 pub mod audit;
 pub mod frame;
 pub mod mech;
@@ -23,6 +24,7 @@ pub mod request;
 pub mod response;
 pub mod status;
 
+pub use admin::{AdminOp, AdminStatus, CardRole, QuorumPolicy, Thresholds};
 pub use audit::{AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
 pub use mech::{Capabilities, CipherMech, HashAlg, MacMech, Sm2Layout, Sm4Mode};

@@ -3,6 +3,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::admin::{CardKey, CardRole, CardSignature, QuorumPolicy, Serial, ShareBlob};
 use crate::mech::{Capabilities, CipherMech, HashAlg, MacMech};
 
 /// A key label: 1 to 64 bytes of UTF-8, unique per device.
@@ -178,4 +179,39 @@ pub enum Request {
     /// key wrapped to the stored SM2 key `unwrap_with`; stored under `label`. Answered
     /// `KeyGenerated` with the imported public key.
     ImportEnvelopedKeyPair { label: Label, unwrap_with: Label, blob: Vec<u8>, caps: Capabilities, domains: u32 },
+    /// A fresh login nonce for this session (single use: the next `AdminLogin` or
+    /// `CeremonyVerify` of this session consumes it). Answered `AdminNonce`.
+    AdminChallenge,
+    /// One card's login: its signature over `auth_message(serial, nonce)` and, for an
+    /// administrator card, its share blob. Answered `AdminState`.
+    AdminLogin { serial: Serial, signature: CardSignature, share: ShareBlob },
+    /// Withdraw one card's contribution (`Some`: that card was removed) or every card's.
+    AdminLogout { serial: Option<Serial> },
+    /// This session's administration state. Answered `AdminState`.
+    AdminStatus,
+    /// Init ceremony, step 1 (factory state only): the policy; the card draws DMK and DK.
+    InitBegin { policy: QuorumPolicy },
+    /// Card-set replacement, step 1 (quorum authority): re-split DK k-of-n, next epoch.
+    ReplaceBegin { n: u8, k: u8 },
+    /// Enrol a card (its key born on the card) in the running ceremony. Answered
+    /// `CardEnrolled` with its x and the domain key to bind on the card.
+    CeremonyEnroll { serial: Serial, role: CardRole, public_key: CardKey },
+    /// The enrolled administrator card's share blob and the domain authorization for PUT
+    /// DATA `D0` over the card's fresh GET CHALLENGE. Answered `CardShare`.
+    CeremonyShare { serial: Serial, card_challenge: [u8; 16] },
+    /// Prove an enrolled card: signature over the session nonce and the share read back.
+    CeremonyVerify { serial: Serial, signature: CardSignature, share: ShareBlob },
+    /// Finish the running ceremony (every card verified).
+    CeremonyCommit,
+    /// Abandon the running ceremony; nothing it prepared is kept.
+    CeremonyAbort,
+    /// Domain authorization for RESET RETRY COUNTER on one card (unblock quorum). Answered
+    /// `DomainAuthorization`.
+    AuthorizeUnblock { serial: Serial, card_challenge: [u8; 16], new_pin_block: [u8; 8] },
+    /// Replace the policy's thresholds, retry limit and timeout (n and k must not change).
+    SetPolicy { policy: QuorumPolicy },
+    /// Remove an application's registration.
+    RevokeApplication { cert_sha256: [u8; 32] },
+    /// Wipe DMK and DK: every stored key becomes unreadable; the card returns to factory.
+    Zeroize,
 }

@@ -3,6 +3,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::admin::{AdminStatus, CardKey, CardSignature, ShareBlob};
 use crate::audit::{AuditRecord, AuditState};
 use crate::mech::Capabilities;
 use crate::request::{KeyAlg, Label, Principal};
@@ -53,6 +54,15 @@ pub enum Response {
     AgreementReply { key_handle: u32, ephemeral: Vec<u8>, confirm: [u8; 32] },
     KeyInfo(KeyInfo),
     Done,
+    /// A login nonce (see `Request::AdminChallenge`).
+    AdminNonce([u8; 32]),
+    AdminState(AdminStatus),
+    /// The card's share x-coordinate (0 for operator / auditor cards) and the domain public
+    /// key to bind on it.
+    CardEnrolled { x: u8, domain_key: CardKey },
+    /// A share blob for an admin card and the domain authorization to store it.
+    CardShare { blob: ShareBlob, authorization: CardSignature },
+    DomainAuthorization(CardSignature),
 }
 
 /// Attributes of a stored key.

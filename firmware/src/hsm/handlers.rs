@@ -28,6 +28,7 @@ impl<P: Platform> Hsm<P> {
             Request::GetStatus => return Ok(Response::Status(self.status())),
             Request::CloseSession => {
                 self.sessions.close(session);
+                self.admin_session_closed(session);
                 return Ok(Response::Done);
             }
             Request::ReadAudit { from_seq, max } => {
@@ -47,6 +48,21 @@ impl<P: Platform> Hsm<P> {
                 }
                 return Ok(Response::Status(self.status()));
             }
+            r @ (Request::AdminChallenge
+            | Request::AdminLogin { .. }
+            | Request::AdminLogout { .. }
+            | Request::AdminStatus
+            | Request::InitBegin { .. }
+            | Request::ReplaceBegin { .. }
+            | Request::CeremonyEnroll { .. }
+            | Request::CeremonyShare { .. }
+            | Request::CeremonyVerify { .. }
+            | Request::CeremonyCommit
+            | Request::CeremonyAbort
+            | Request::AuthorizeUnblock { .. }
+            | Request::SetPolicy { .. }
+            | Request::RevokeApplication { .. }
+            | Request::Zeroize) => return self.admin(principal, session, kind, r),
             _ => {}
         }
         match self.state {
@@ -54,6 +70,7 @@ impl<P: Platform> Hsm<P> {
             State::Error(_) => return Err(self.deny(principal, kind, Status::DeviceError)),
             State::Operational(_) => {}
         }
+        self.admin_gate(principal, session, kind, &request)?;
         match request {
             Request::GenerateKey { label, alg, caps, domains } => self.generate(principal, label, alg, caps, domains),
             Request::ExportPublicKey { label } => {

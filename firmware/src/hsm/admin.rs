@@ -1,0 +1,474 @@
+//! Administration requests: logins, ceremonies, and the operations that need a quorum's
+//! authority. The rules live in [`crate::quorum`]; this file applies them to the card's
+//! store, tamper RAM, audit log and device state.
+//!
+//! Demo devices: a card initialized by [`Hsm::initialize`] (the simulator's `--demo`) has no
+//! admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
+//! A card initialized by the init ceremony has the record, and then every administrative
+//! request needs the session's quorum authority for its operation ([`Hsm::admin_gate`]).
+
+use alloc::vec::Vec;
+use gmhsm_icc::spec::purpose;
+use gmhsm_platform::{Clock, Platform};
+use gmhsm_proto::admin::{
+    AdminAction, AdminOp, AdminStatus, AuthorityEnd, CardRole, CeremonyKind, CeremonyStep, Serial,
+};
+use gmhsm_proto::{AuditEvent, Principal, Request, Response, Status};
+use zeroize::Zeroizing;
+
+use super::{Hsm, KEY_PREFIX, META_INIT, State, store_status};
+use crate::dmk;
+use crate::quorum::ceremony::{Input, Output, Secrets};
+use crate::quorum::record::RECORD_KEY;
+use crate::quorum::{AdminRecord, Committed, QuorumError, share};
+use crate::wrap::Wrapper;
+
+const APP_PREFIX: &[u8] = b"app:";
+
+fn serial_of(s: &[u8]) -> Serial {
+    Serial::from_slice(&s[..s.len().min(16)]).unwrap_or_default()
+}
+
+impl<P: Platform> Hsm<P> {
+    /// The admin record, if a ceremony initialized this device.
+    pub(super) fn admin_record(&self) -> Option<AdminRecord> {
+        if matches!(self.state, State::Factory) {
+            return None;
+        }
+        let raw = self.store.as_ref()?.get(RECORD_KEY).ok()??;
+        postcard::from_bytes(&raw).ok()
+    }
+
+    /// End this session's authority if it lapsed (audited).
+    fn expire(&mut self, session: u64) {
+        let now = self.clock.now_ms();
+        if self.admin.sessions.get_mut(&session).is_some_and(|s| s.expire(now)) {
+            self.log(Some(Principal::Local), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Expired });
+        }
+    }
+
+    /// Does `session` hold the authority `op` needs (always true on a demo device)?
+    fn may(&mut self, session: u64, op: AdminOp) -> bool {
+        let Some(rec) = self.admin_record() else { return true };
+        self.expire(session);
+        self.admin.sessions.get(&session).is_some_and(|s| s.may(op, &rec.policy))
+    }
+
+    /// Refuse and audit.
+    fn refuse(&mut self, principal: &Principal, kind: u8, e: QuorumError) -> Status {
+        self.deny(principal, kind, e.status())
+    }
+
+    /// Requests that existed before quorum administration and need its authority on a
+    /// ceremony-initialized device: application registration and, from the local principal,
+    /// SDF key indices (`sdf:` labels) and their passwords.
+    pub(super) fn admin_gate(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        kind: u8,
+        request: &Request,
+    ) -> Result<(), Status> {
+        let local = *principal == Principal::Local;
+        let sdf = |l: &gmhsm_proto::Label| l.starts_with("sdf:");
+        let gated = match request {
+            Request::RegisterApplication { .. } => true,
+            Request::GenerateKey { label, .. }
+            | Request::SetKeyPassword { label, .. }
+            | Request::DeleteKey { label } => local && sdf(label),
+            _ => false,
+        };
+        if !gated || self.admin_record().is_none() {
+            return Ok(());
+        }
+        if !local || !self.may(session, AdminOp::KeyManagement) {
+            return Err(self.refuse(principal, kind, QuorumError::NotAuthorized));
+        }
+        if let Request::RegisterApplication { cert_sha256, .. } = request {
+            self.log(
+                Some(Principal::Local),
+                AuditEvent::Admin { action: AdminAction::ApplicationRegistered { cert_sha256: *cert_sha256 } },
+            );
+        }
+        Ok(())
+    }
+
+    /// The session closed: its logins and authority end with it.
+    pub(super) fn admin_session_closed(&mut self, session: u64) {
+        if let Some(mut s) = self.admin.sessions.remove(&session)
+            && s.authority().is_some()
+        {
+            s.end();
+            self.log(Some(Principal::Local), AuditEvent::AuthorityEnded { reason: AuthorityEnd::SessionClosed });
+        }
+    }
+
+    fn admin_status(&mut self, session: u64) -> AdminStatus {
+        self.expire(session);
+        let rec = self.admin_record();
+        let now = self.clock.now_ms();
+        let ceremony = self.admin.ceremony.kind();
+        let s = self.admin.session(session);
+        AdminStatus {
+            ceremony_initialized: rec.is_some(),
+            n: rec.as_ref().map_or(0, |r| r.policy.n),
+            k: rec.as_ref().map_or(0, |r| r.policy.k),
+            epoch: rec.as_ref().map_or(0, |r| r.epoch),
+            admins: s.admins(),
+            authority: s.authority().is_some(),
+            expires_in_ms: s.authority().map_or(0, |a| a.expires_at.saturating_sub(now)),
+            role: s.role,
+            ceremony,
+            policy: rec.map(|r| r.policy),
+        }
+    }
+
+    /// The share-wrapping key of the stored DMK.
+    fn stored_share_key(&mut self) -> Result<Zeroizing<[u8; 16]>, QuorumError> {
+        match dmk::load(&mut self.tamper) {
+            dmk::Slot::Key(k) => Ok(share::share_key(&k)),
+            _ => Err(QuorumError::Internal),
+        }
+    }
+
+    fn random<const N: usize>(&mut self) -> Result<Zeroizing<[u8; N]>, QuorumError> {
+        let mut b = Zeroizing::new([0u8; N]);
+        self.rng.fill(&mut b[..]).map_err(|_| QuorumError::Rng)?;
+        Ok(b)
+    }
+
+    /// One administration request (`Request::AdminChallenge` and after).
+    pub(super) fn admin(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        kind: u8,
+        request: Request,
+    ) -> Result<Response, Status> {
+        if *principal != Principal::Local {
+            return Err(self.refuse(principal, kind, QuorumError::NotLocal));
+        }
+        if matches!(self.state, State::Error(_)) {
+            return Err(self.deny(principal, kind, Status::DeviceError));
+        }
+        let ceremony_step = matches!(
+            request,
+            Request::InitBegin { .. }
+                | Request::ReplaceBegin { .. }
+                | Request::CeremonyEnroll { .. }
+                | Request::CeremonyShare { .. }
+                | Request::CeremonyVerify { .. }
+                | Request::CeremonyCommit
+                | Request::CeremonyAbort
+        );
+        let serial = match &request {
+            Request::CeremonyEnroll { serial, .. }
+            | Request::CeremonyShare { serial, .. }
+            | Request::CeremonyVerify { serial, .. } => Some(serial.clone()),
+            _ => None,
+        };
+        match self.admin_inner(session, request) {
+            Ok(r) => Ok(r),
+            Err(e) if ceremony_step => {
+                let ceremony = self.admin.ceremony.kind().unwrap_or(CeremonyKind::Init);
+                self.log(
+                    Some(principal.clone()),
+                    AuditEvent::Ceremony { ceremony, step: CeremonyStep::Refused, serial },
+                );
+                Err(e.status())
+            }
+            Err(e) => Err(self.refuse(principal, kind, e)),
+        }
+    }
+
+    fn admin_inner(&mut self, session: u64, request: Request) -> Result<Response, QuorumError> {
+        let local = Some(Principal::Local);
+        match request {
+            Request::AdminChallenge => {
+                let n = self.random::<32>()?;
+                self.admin.session(session).set_nonce(*n);
+                Ok(Response::AdminNonce(*n))
+            }
+            Request::AdminStatus => Ok(Response::AdminState(self.admin_status(session))),
+            Request::AdminLogin { serial, signature, share } => self.login(session, serial, &signature, &share),
+            Request::AdminLogout { serial } => {
+                let k = self.admin_record().map_or(u8::MAX, |r| r.policy.k);
+                let ended = self.admin.session(session).logout(serial.as_deref(), k);
+                if let Some(s) = serial {
+                    self.log(local.clone(), AuditEvent::CardLogout { serial: s });
+                }
+                if let Some(reason) = ended {
+                    self.log(local, AuditEvent::AuthorityEnded { reason });
+                }
+                Ok(Response::AdminState(self.admin_status(session)))
+            }
+            Request::InitBegin { policy } => {
+                if !matches!(self.state, State::Factory) {
+                    return Err(QuorumError::Unexpected { expected: "factory state", got: "InitBegin" });
+                }
+                let dk = self.random::<32>()?;
+                let dmk = self.random::<32>()?;
+                let domain_id = *self.random::<16>()?;
+                let secrets = Secrets::new(dk, Some(dmk.clone()), share::share_key(&dmk))?;
+                self.ceremony(session, Input::BeginInit { policy, domain_id, secrets })
+            }
+            Request::ReplaceBegin { n, k } => {
+                let rec = self
+                    .admin_record()
+                    .ok_or(QuorumError::Unexpected { expected: "ceremony-initialized device", got: "ReplaceBegin" })?;
+                if !self.may(session, AdminOp::CardReplacement) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                let dk = {
+                    let a = self.admin.session(session).authority().ok_or(QuorumError::NotAuthorized)?;
+                    Zeroizing::new(*a.expose_dk())
+                };
+                let mut policy = rec.policy;
+                policy.n = n;
+                policy.k = k;
+                policy.thresholds = clamp_thresholds(policy.thresholds, rec.policy.k, k, n);
+                let secrets = Secrets::new(dk, None, self.stored_share_key()?)?;
+                self.ceremony(session, Input::BeginReplace { policy, old: &rec, secrets })
+            }
+            Request::CeremonyEnroll { serial, role, public_key } => {
+                self.ceremony(session, Input::Enroll { serial, role, public_key })
+            }
+            Request::CeremonyShare { serial, card_challenge } => {
+                self.ceremony(session, Input::Share { serial: &serial, card_challenge })
+            }
+            Request::CeremonyVerify { serial, signature, share } => {
+                let nonce = self.admin.session(session).take_nonce()?;
+                self.ceremony(session, Input::Verify { serial: &serial, nonce, signature: &signature, share: &share })
+            }
+            Request::CeremonyCommit => {
+                if self.admin.ceremony.kind() == Some(CeremonyKind::Init) && !matches!(self.state, State::Factory) {
+                    return Err(QuorumError::Unexpected { expected: "factory state", got: "CeremonyCommit" });
+                }
+                self.ceremony(session, Input::Commit)
+            }
+            Request::CeremonyAbort => self.ceremony(session, Input::Abort),
+            Request::AuthorizeUnblock { serial, card_challenge, new_pin_block } => {
+                let rec = self.admin_record().ok_or(QuorumError::NotAuthorized)?;
+                if !self.may(session, AdminOp::Unblock) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                if rec.card(&serial).is_none() {
+                    return Err(QuorumError::UnknownCard);
+                }
+                let domain = {
+                    let a = self.admin.session(session).authority().ok_or(QuorumError::NotAuthorized)?;
+                    share::domain_key(a.expose_dk())?
+                };
+                let sig = share::authorize(
+                    &mut self.rng,
+                    &domain,
+                    purpose::RESET_RETRY_COUNTER,
+                    &serial,
+                    &card_challenge,
+                    &new_pin_block,
+                )?;
+                self.log(local, AuditEvent::Admin { action: AdminAction::UnblockAuthorized { serial } });
+                Ok(Response::DomainAuthorization(sig))
+            }
+            Request::SetPolicy { policy } => {
+                let mut rec = self.admin_record().ok_or(QuorumError::NotAuthorized)?;
+                if !self.may(session, AdminOp::PolicyChange) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                if policy.n != rec.policy.n || policy.k != rec.policy.k {
+                    return Err(QuorumError::Unexpected {
+                        expected: "the same n and k (use card-set replacement)",
+                        got: "SetPolicy",
+                    });
+                }
+                policy.check().map_err(QuorumError::BadPolicy)?;
+                rec.policy = policy;
+                self.save_admin_record(&rec)?;
+                self.log(local, AuditEvent::Admin { action: AdminAction::PolicyChanged });
+                Ok(Response::Done)
+            }
+            Request::RevokeApplication { cert_sha256 } => {
+                if !matches!(self.state, State::Operational(_)) {
+                    return Err(QuorumError::Unexpected { expected: "operational device", got: "RevokeApplication" });
+                }
+                if !self.may(session, AdminOp::KeyManagement) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                let mut key = APP_PREFIX.to_vec();
+                key.extend_from_slice(&cert_sha256);
+                let store = self.store.as_mut().ok_or(QuorumError::Store)?;
+                if !store.remove(&key)? {
+                    return Err(QuorumError::UnknownCard);
+                }
+                self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
+                Ok(Response::Done)
+            }
+            Request::Zeroize => {
+                if !matches!(self.state, State::Operational(_)) {
+                    return Err(QuorumError::Unexpected { expected: "operational device", got: "Zeroize" });
+                }
+                if !self.may(session, AdminOp::Zeroize) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                self.zeroize_device()?;
+                Ok(Response::Done)
+            }
+            _ => Err(QuorumError::Internal),
+        }
+    }
+
+    fn save_admin_record(&mut self, rec: &AdminRecord) -> Result<(), QuorumError> {
+        let value = postcard::to_allocvec(rec).map_err(|_| QuorumError::Internal)?;
+        self.store.as_mut().ok_or(QuorumError::Store)?.insert(RECORD_KEY, &value)?;
+        Ok(())
+    }
+
+    fn login(&mut self, session: u64, serial: Serial, signature: &[u8], blob: &[u8]) -> Result<Response, QuorumError> {
+        let rec = self
+            .admin_record()
+            .ok_or(QuorumError::Unexpected { expected: "ceremony-initialized device", got: "AdminLogin" })?;
+        self.expire(session);
+        let nonce = self.admin.session(session).take_nonce()?;
+        let local = Some(Principal::Local);
+        let card = rec.card(&serial).cloned();
+        let checked = match &card {
+            None => Err(QuorumError::UnknownCard),
+            Some(c) => share::verify_card(&c.public_key, &serial, &nonce, signature).map(|()| c.clone()),
+        };
+        let card = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(local, AuditEvent::CardLogin { serial, role: card.map(|c| c.role), accepted: false });
+                return Err(e);
+            }
+        };
+        let now = self.clock.now_ms();
+        let counted = match card.role {
+            CardRole::Administrator => {
+                let opened = self
+                    .stored_share_key()
+                    .and_then(|key| share::open(&key, &rec.domain_id, rec.epoch, card.x, &serial, blob));
+                opened.and_then(|s| self.admin.session(session).add_admin(serial.clone(), s, &rec, now))
+            }
+            role => {
+                self.admin.session(session).role = Some(role);
+                Ok(false)
+            }
+        };
+        let accepted = counted.is_ok();
+        self.log(local.clone(), AuditEvent::CardLogin { serial, role: Some(card.role), accepted });
+        if counted? {
+            let cards = self.admin.session(session).admins();
+            self.log(local, AuditEvent::AuthorityGranted { cards });
+        }
+        Ok(Response::AdminState(self.admin_status(session)))
+    }
+
+    /// Advance the ceremony state machine by one input; audit the step; apply a commit.
+    fn ceremony(&mut self, session: u64, input: Input<'_>) -> Result<Response, QuorumError> {
+        let serial = match &input {
+            Input::Enroll { serial, .. } => Some(serial.clone()),
+            Input::Share { serial, .. } | Input::Verify { serial, .. } => Some(serial_of(serial)),
+            _ => None,
+        };
+        let state = core::mem::take(&mut self.admin.ceremony);
+        let kind_before = state.kind();
+        let (next, out) = state.step(session, input, &mut self.rng);
+        self.admin.ceremony = next;
+        let out = out?;
+        let ceremony = self.admin.ceremony.kind().or(kind_before).unwrap_or(CeremonyKind::Init);
+        let local = Some(Principal::Local);
+        let (step, response) = match out {
+            Output::Begun => (CeremonyStep::Begun, Response::Done),
+            Output::Enrolled { x, domain_key } => {
+                (CeremonyStep::CardEnrolled, Response::CardEnrolled { x, domain_key })
+            }
+            Output::Share { blob, authorization } => {
+                (CeremonyStep::ShareIssued, Response::CardShare { blob, authorization })
+            }
+            Output::Verified => (CeremonyStep::CardVerified, Response::Done),
+            Output::Aborted => (CeremonyStep::Aborted, Response::Done),
+            Output::Committed(c) => {
+                self.apply_commit(c)?;
+                (CeremonyStep::Committed, Response::Done)
+            }
+        };
+        self.log(local, AuditEvent::Ceremony { ceremony, step, serial });
+        Ok(response)
+    }
+
+    fn apply_commit(&mut self, c: Committed) -> Result<(), QuorumError> {
+        match (c.kind, c.dmk) {
+            (CeremonyKind::Init, Some(dmk)) => {
+                // Order: record, DMK, then the init marker (the commit point). A power cut
+                // before the marker boots to the factory state (the DMK is wiped at boot).
+                self.save_admin_record(&c.record)?;
+                dmk::store(&mut self.tamper, &dmk).map_err(|_| QuorumError::Store)?;
+                self.store.as_mut().ok_or(QuorumError::Store)?.insert(META_INIT, &[1])?;
+                self.state = State::Operational(Wrapper::new(&dmk));
+                self.log(None, AuditEvent::Initialized);
+                self.ensure_device_keys().map_err(|_| QuorumError::Store)
+            }
+            (CeremonyKind::CardReplacement, None) => {
+                self.save_admin_record(&c.record)?;
+                // The old cards' logins are void: every session's authority ends.
+                let had = self.admin.sessions.values().any(|s| s.authority().is_some());
+                self.admin.end_all();
+                if had {
+                    self.log(
+                        Some(Principal::Local),
+                        AuditEvent::AuthorityEnded { reason: AuthorityEnd::CardSetReplaced },
+                    );
+                }
+                Ok(())
+            }
+            _ => Err(QuorumError::Internal),
+        }
+    }
+
+    /// Wipe the DMK first (every stored key is unreadable from that instant), then the
+    /// key records, applications, admin record and init marker: the card is back in its
+    /// factory state, ready for a new init ceremony. The audit log is kept.
+    fn zeroize_device(&mut self) -> Result<(), QuorumError> {
+        dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+        self.state = State::Factory;
+        self.cache.clear();
+        self.sessions.clear();
+        self.admin.end_all();
+        self.admin = Default::default();
+        let store = self.store.as_mut().ok_or(QuorumError::Store)?;
+        let doomed: Vec<Vec<u8>> = store
+            .keys()
+            .filter(|k| k.starts_with(KEY_PREFIX) || k.starts_with(APP_PREFIX) || *k == RECORD_KEY || *k == META_INIT)
+            .map(|k| k.to_vec())
+            .collect();
+        for k in doomed {
+            store.remove(&k).map_err(|e| {
+                let _ = store_status(e);
+                QuorumError::Store
+            })?;
+        }
+        let local = Some(Principal::Local);
+        self.log(local.clone(), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Zeroized });
+        self.log(local, AuditEvent::Admin { action: AdminAction::Zeroized });
+        Ok(())
+    }
+}
+
+/// After a replacement changes k and n: an operation that needed the old k needs the new k;
+/// any other keeps its quorum, clamped into the new k..=n.
+fn clamp_thresholds(mut t: gmhsm_proto::Thresholds, old_k: u8, k: u8, n: u8) -> gmhsm_proto::Thresholds {
+    for v in [
+        &mut t.key_management,
+        &mut t.policy_change,
+        &mut t.card_replacement,
+        &mut t.unblock,
+        &mut t.zeroize,
+        &mut t.backup,
+        &mut t.restore,
+        &mut t.firmware_update,
+    ] {
+        *v = if *v == old_k { k } else { (*v).clamp(k, n.max(k)) };
+    }
+    t
+}

@@ -1,0 +1,566 @@
+//! Quorum administration in the card, end to end in-process: the init ceremony (n = 5,
+//! k = 3), quorum logins, authority expiry and logout, out-of-order steps, card-set
+//! replacement, PIN-unblock authorization and zeroize. The admin cards are simulated with the
+//! sm2 crate (key pair, INTERNAL AUTHENTICATE signature, share slot); the real virtual cards
+//! through pcscd are exercised in hw-sim/tests/ceremony_pcsc.rs.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use common::*;
+use gmhsm_firmware::Hsm;
+use gmhsm_firmware::alg::sm2 as fsm2;
+use gmhsm_firmware::quorum::share;
+use gmhsm_icc::spec;
+use gmhsm_platform::*;
+use gmhsm_proto::admin::{AdminStatus, CardKey, CardRole, CardSignature, QuorumPolicy, Serial};
+use gmhsm_proto::{AuditEvent, Capabilities, KeyAlg, Principal, Request, Response, Status};
+
+const L: Principal = Principal::Local;
+const S: u64 = 7;
+const TIMEOUT: u64 = 60_000;
+
+#[derive(Clone, Default)]
+struct QClock(Rc<Cell<u64>>);
+impl Clock for QClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+struct QBoard;
+impl Platform for QBoard {
+    type Noise = TestNoise;
+    type Flash = RamFlash;
+    type Tamper = TestTamper;
+    type Clock = QClock;
+}
+
+/// Deterministic test randomness for the simulated cards.
+struct XRng(u64);
+impl rand_core::TryRng for XRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for b in dst {
+            *b = self.try_next_u64()? as u8;
+        }
+        Ok(())
+    }
+}
+impl rand_core::TryCryptoRng for XRng {}
+
+/// A simulated admin / operator / auditor card.
+struct Card {
+    serial: Serial,
+    role: CardRole,
+    sk: sm2::SecretKey,
+    share: Vec<u8>,
+    domain: Option<CardKey>,
+}
+
+impl Card {
+    fn new(name: &str, role: CardRole, rng: &mut XRng) -> Card {
+        Card {
+            serial: Serial::from_slice(name.as_bytes()).unwrap(),
+            role,
+            sk: fsm2::generate(rng).unwrap(),
+            share: Vec::new(),
+            domain: None,
+        }
+    }
+    fn public(&self) -> CardKey {
+        share::point(&self.sk.public_key())
+    }
+    fn sign(&self, nonce: &[u8], rng: &mut XRng) -> CardSignature {
+        let sig =
+            fsm2::sign(rng, &self.sk, spec::CARD_DISTID.as_bytes(), &spec::auth_message(&self.serial, nonce)).unwrap();
+        CardSignature::from_slice(&sig.to_bytes()).unwrap()
+    }
+    /// What the card checks before PUT DATA D0 / RESET RETRY COUNTER.
+    fn accepts(&self, purpose: &[u8], challenge: &[u8; 16], payload: &[u8], sig: &[u8]) -> bool {
+        let Some(d) = &self.domain else { return false };
+        let pk = fsm2::public_from_sec1(d).unwrap();
+        let sig = fsm2::signature_from_bytes(sig).unwrap();
+        let msg = spec::domain_message(purpose, &self.serial, challenge, payload);
+        fsm2::verify(&pk, spec::DOMAIN_DISTID.as_bytes(), &msg, &sig).is_ok()
+    }
+}
+
+struct Rig {
+    hsm: Hsm<QBoard>,
+    clock: QClock,
+    tamper: TestTamper,
+    rng: XRng,
+}
+
+fn rig() -> Rig {
+    let clock = QClock::default();
+    clock.0.set(1_000);
+    let tamper = tamper();
+    let hsm = Hsm::boot(Devices {
+        noise: TestNoise { x: 99, stuck: false },
+        flash: fresh_flash(),
+        tamper: tamper.clone(),
+        clock: clock.clone(),
+    });
+    Rig { hsm, clock, tamper, rng: XRng(0x1234_5678_9abc_def1) }
+}
+
+impl Rig {
+    fn x(&mut self, r: Request) -> Result<Response, Status> {
+        self.hsm.execute(&L, S, r)
+    }
+    fn nonce(&mut self) -> [u8; 32] {
+        match self.x(Request::AdminChallenge).unwrap() {
+            Response::AdminNonce(n) => n,
+            r => panic!("{r:?}"),
+        }
+    }
+    fn challenge(&mut self) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        rand_core::TryRng::try_fill_bytes(&mut self.rng, &mut c).unwrap();
+        c
+    }
+    fn enroll(&mut self, card: &mut Card) -> Result<(), Status> {
+        let r = self.x(Request::CeremonyEnroll {
+            serial: card.serial.clone(),
+            role: card.role,
+            public_key: card.public(),
+        })?;
+        let Response::CardEnrolled { domain_key, .. } = r else { panic!("{r:?}") };
+        card.domain = Some(domain_key);
+        Ok(())
+    }
+    fn give_share(&mut self, card: &mut Card) -> Result<(), Status> {
+        let ch = self.challenge();
+        let r = self.x(Request::CeremonyShare { serial: card.serial.clone(), card_challenge: ch })?;
+        let Response::CardShare { blob, authorization } = r else { panic!("{r:?}") };
+        assert!(
+            card.accepts(spec::purpose::PUT_SHARE, &ch, &blob, &authorization),
+            "the card must accept the share write"
+        );
+        assert!(blob.len() <= spec::MAX_SHARE_LEN);
+        card.share = blob;
+        Ok(())
+    }
+    fn verify(&mut self, card: &Card) -> Result<Response, Status> {
+        let n = self.nonce();
+        let signature = card.sign(&n, &mut self.rng);
+        self.x(Request::CeremonyVerify { serial: card.serial.clone(), signature, share: card.share.clone() })
+    }
+    fn login(&mut self, card: &Card) -> Result<AdminStatus, Status> {
+        let n = self.nonce();
+        let signature = card.sign(&n, &mut self.rng);
+        match self.x(Request::AdminLogin { serial: card.serial.clone(), signature, share: card.share.clone() })? {
+            Response::AdminState(s) => Ok(s),
+            r => panic!("{r:?}"),
+        }
+    }
+    fn status(&mut self) -> AdminStatus {
+        match self.x(Request::AdminStatus).unwrap() {
+            Response::AdminState(s) => s,
+            r => panic!("{r:?}"),
+        }
+    }
+    fn register(&mut self, n: u8) -> Result<Response, Status> {
+        self.x(Request::RegisterApplication {
+            cert_sha256: [n; 32],
+            name: "app".try_into().unwrap(),
+            domains: 1,
+            caps: Capabilities::ALL,
+        })
+    }
+    fn audit(&mut self) -> Vec<AuditEvent> {
+        match self.x(Request::ReadAudit { from_seq: 0, max: 256 }).unwrap() {
+            Response::Audit(v) => v.into_iter().map(|r| r.event).collect(),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    /// A whole ceremony for the given cards (admins, then the others), committed.
+    fn enrol_all(&mut self, cards: &mut [Card]) {
+        for c in cards.iter_mut() {
+            self.enroll(c).unwrap();
+            if c.role == CardRole::Administrator {
+                self.give_share(c).unwrap();
+            }
+            self.verify(c).unwrap();
+        }
+        self.x(Request::CeremonyCommit).unwrap();
+    }
+
+    fn init(&mut self, n: u8, k: u8) -> Vec<Card> {
+        let mut policy = QuorumPolicy::new(n, k);
+        policy.authority_timeout_ms = TIMEOUT;
+        self.x(Request::InitBegin { policy }).unwrap();
+        let mut cards: Vec<Card> =
+            (1..=n).map(|i| Card::new(&format!("ADM-{i}"), CardRole::Administrator, &mut self.rng)).collect();
+        cards.push(Card::new("OPR-1", CardRole::Operator, &mut self.rng));
+        cards.push(Card::new("AUD-1", CardRole::Auditor, &mut self.rng));
+        self.enrol_all(&mut cards);
+        cards
+    }
+}
+
+#[test]
+fn init_five_cards_then_two_are_refused_and_three_succeed() {
+    let mut r = rig();
+    assert!(!r.hsm.status().initialized);
+    let cards = r.init(5, 3);
+    assert!(r.hsm.status().initialized, "the commit leaves the factory state");
+    let st = r.status();
+    assert_eq!((st.ceremony_initialized, st.n, st.k, st.epoch, st.authority), (true, 5, 3, 1, false));
+
+    // Without a quorum every administrative request is refused (and audited).
+    assert_eq!(r.register(1), Err(Status::AccessDenied));
+    assert_eq!(
+        r.x(Request::GenerateKey {
+            label: label("sdf:sign:1"),
+            alg: KeyAlg::Sm2,
+            caps: Capabilities::DEFAULT,
+            domains: 0
+        }),
+        Err(Status::AccessDenied)
+    );
+    // Non-SDF keys of the appliance (e.g. TLS) are not administration.
+    r.x(Request::GenerateKey { label: label("tls:test"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 })
+        .unwrap();
+
+    assert_eq!(r.login(&cards[0]).unwrap().admins, 1);
+    let st = r.login(&cards[3]).unwrap();
+    assert_eq!((st.admins, st.authority), (2, false));
+    assert_eq!(r.register(1), Err(Status::AccessDenied), "2 of 3 is not a quorum");
+    // The same card twice counts once.
+    assert_eq!(r.login(&cards[3]).unwrap().admins, 2);
+    let st = r.login(&cards[4]).unwrap();
+    assert_eq!((st.admins, st.authority, st.expires_in_ms), (3, true, TIMEOUT));
+    r.register(1).unwrap();
+    r.x(Request::GenerateKey { label: label("sdf:sign:1"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 })
+        .unwrap();
+    r.x(Request::RevokeApplication { cert_sha256: [1; 32] }).unwrap();
+
+    // Another session (another console) has no authority.
+    assert_eq!(
+        r.hsm.execute(&L, S + 1, Request::RevokeApplication { cert_sha256: [1; 32] }),
+        Err(Status::AccessDenied)
+    );
+    // Applications can never administer.
+    assert_eq!(r.hsm.execute(&app(9), S, Request::AdminChallenge), Err(Status::AccessDenied));
+
+    // Operator and auditor cards log in alone, without authority.
+    let st = r.hsm.execute(&L, S + 2, Request::AdminChallenge).and_then(|resp| {
+        let Response::AdminNonce(n) = resp else { panic!() };
+        let sig = cards[5].sign(&n, &mut r.rng);
+        r.hsm.execute(&L, S + 2, Request::AdminLogin { serial: cards[5].serial.clone(), signature: sig, share: vec![] })
+    });
+    let Ok(Response::AdminState(st)) = st else { panic!("{st:?}") };
+    assert_eq!((st.role, st.authority), (Some(CardRole::Operator), false));
+
+    let audit = r.audit();
+    assert!(audit.iter().any(|e| matches!(e, AuditEvent::AuthorityGranted { cards: 3 })));
+    assert!(audit.iter().any(|e| matches!(e, AuditEvent::Denied { status: Status::AccessDenied, .. })));
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Ceremony { step: gmhsm_proto::admin::CeremonyStep::CardVerified, .. }))
+            .count(),
+        7
+    );
+}
+
+#[test]
+fn bad_logins_are_refused() {
+    let mut r = rig();
+    let cards = r.init(3, 2);
+    // No nonce, nonce reuse, wrong signature, someone else's share, unknown card.
+    let sig = cards[0].sign(&[0u8; 32], &mut r.rng);
+    assert_eq!(
+        r.x(Request::AdminLogin { serial: cards[0].serial.clone(), signature: sig, share: cards[0].share.clone() }),
+        Err(Status::InvalidArgument)
+    );
+    let n = r.nonce();
+    let sig = cards[0].sign(&n, &mut r.rng);
+    let req = Request::AdminLogin { serial: cards[0].serial.clone(), signature: sig, share: cards[0].share.clone() };
+    r.x(req.clone()).unwrap();
+    assert_eq!(r.x(req), Err(Status::InvalidArgument), "a nonce is single use");
+    let n = r.nonce();
+    let sig = cards[1].sign(&[1u8; 32], &mut r.rng);
+    let _ = n;
+    assert_eq!(
+        r.x(Request::AdminLogin { serial: cards[1].serial.clone(), signature: sig, share: cards[1].share.clone() }),
+        Err(Status::SignatureInvalid)
+    );
+    let n = r.nonce();
+    let sig = cards[1].sign(&n, &mut r.rng);
+    assert_eq!(
+        r.x(Request::AdminLogin { serial: cards[1].serial.clone(), signature: sig, share: cards[2].share.clone() }),
+        Err(Status::DecryptFailed),
+        "share bound to its card"
+    );
+    let mut forged = cards[1].share.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let n = r.nonce();
+    let sig = cards[1].sign(&n, &mut r.rng);
+    assert_eq!(
+        r.x(Request::AdminLogin { serial: cards[1].serial.clone(), signature: sig, share: forged }),
+        Err(Status::DecryptFailed)
+    );
+    let stranger = Card::new("NOBODY", CardRole::Administrator, &mut r.rng);
+    assert_eq!(r.login(&stranger), Err(Status::InvalidArgument));
+    assert!(!r.status().authority);
+    assert!(r.login(&cards[1]).unwrap().authority);
+    let audit = r.audit();
+    assert!(audit.iter().filter(|e| matches!(e, AuditEvent::CardLogin { accepted: false, .. })).count() >= 4);
+}
+
+#[test]
+fn authority_expires_with_the_clock_and_ends_below_quorum() {
+    let mut r = rig();
+    let cards = r.init(5, 3);
+    for c in &cards[..4] {
+        r.login(c).unwrap();
+    }
+    r.register(1).unwrap();
+    // 4 cards: one removed leaves 3 = k, authority stays; a second drops below k.
+    let st = match r.x(Request::AdminLogout { serial: Some(cards[0].serial.clone()) }).unwrap() {
+        Response::AdminState(s) => s,
+        x => panic!("{x:?}"),
+    };
+    assert_eq!((st.admins, st.authority), (3, true));
+    r.register(2).unwrap();
+    r.x(Request::AdminLogout { serial: Some(cards[1].serial.clone()) }).unwrap();
+    assert!(!r.status().authority);
+    assert_eq!(r.register(3), Err(Status::AccessDenied));
+    // A fresh quorum, then the clock runs out.
+    for c in &cards[..3] {
+        r.login(c).unwrap();
+    }
+    r.register(3).unwrap();
+    r.clock.0.set(r.clock.0.get() + TIMEOUT - 1);
+    r.register(4).unwrap();
+    r.clock.0.set(r.clock.0.get() + 1);
+    assert_eq!(r.register(5), Err(Status::AccessDenied));
+    assert!(!r.status().authority);
+    // Closing the session ends authority too.
+    for c in &cards[2..5] {
+        r.login(c).unwrap();
+    }
+    r.register(5).unwrap();
+    r.x(Request::CloseSession).unwrap();
+    assert_eq!(r.register(6), Err(Status::AccessDenied));
+    let audit = r.audit();
+    for reason in [
+        gmhsm_proto::admin::AuthorityEnd::BelowQuorum,
+        gmhsm_proto::admin::AuthorityEnd::Expired,
+        gmhsm_proto::admin::AuthorityEnd::SessionClosed,
+    ] {
+        assert!(audit.iter().any(|e| *e == AuditEvent::AuthorityEnded { reason }), "{reason:?} audited");
+    }
+}
+
+#[test]
+fn ceremony_steps_out_of_order_are_refused() {
+    let mut r = rig();
+    let mut a = Card::new("ADM-1", CardRole::Administrator, &mut r.rng);
+    // Nothing before InitBegin.
+    assert_eq!(r.enroll(&mut a), Err(Status::InvalidArgument));
+    assert_eq!(r.x(Request::CeremonyCommit), Err(Status::InvalidArgument));
+    assert_eq!(r.login(&a), Err(Status::InvalidArgument));
+    // Policy rules: k = n refused unless explicitly allowed, k >= 2.
+    assert_eq!(r.x(Request::InitBegin { policy: QuorumPolicy::new(3, 3) }), Err(Status::InvalidArgument));
+    assert_eq!(r.x(Request::InitBegin { policy: QuorumPolicy::new(3, 1) }), Err(Status::InvalidArgument));
+    let mut p = QuorumPolicy::new(3, 3);
+    p.allow_k_equals_n = true;
+    r.x(Request::InitBegin { policy: p }).unwrap();
+    r.x(Request::CeremonyAbort).unwrap();
+
+    r.x(Request::InitBegin { policy: QuorumPolicy::new(3, 2) }).unwrap();
+    assert_eq!(
+        r.x(Request::InitBegin { policy: QuorumPolicy::new(3, 2) }),
+        Err(Status::InvalidArgument),
+        "one ceremony at a time"
+    );
+    // Another session cannot drive or cancel it.
+    assert_eq!(r.hsm.execute(&L, S + 1, Request::CeremonyAbort), Err(Status::AccessDenied));
+    r.enroll(&mut a).unwrap();
+    assert_eq!(r.enroll(&mut a), Err(Status::InvalidArgument), "duplicate card");
+    assert_eq!(r.verify(&a), Err(Status::InvalidArgument), "verify before the share");
+    r.give_share(&mut a).unwrap();
+    assert_eq!(r.give_share(&mut a), Err(Status::InvalidArgument), "share twice");
+    assert_eq!(r.x(Request::CeremonyCommit), Err(Status::InvalidArgument), "commit with cards missing");
+    let mut wrong = Card::new("ADM-1b", CardRole::Administrator, &mut r.rng);
+    wrong.sk = fsm2::generate(&mut r.rng).unwrap();
+    r.verify(&a).unwrap();
+    // Still factory: no DMK, nothing usable.
+    assert!(!r.hsm.status().initialized);
+    assert_eq!(r.x(gen_req(label("x"), KeyAlg::Sm4)), Err(Status::NotInitialized));
+    let mut b = Card::new("ADM-2", CardRole::Administrator, &mut r.rng);
+    let mut c = Card::new("ADM-3", CardRole::Administrator, &mut r.rng);
+    for card in [&mut b, &mut c] {
+        r.enroll(card).unwrap();
+        r.give_share(card).unwrap();
+    }
+    r.verify(&b).unwrap();
+    let mut d = Card::new("ADM-4", CardRole::Administrator, &mut r.rng);
+    assert_eq!(r.enroll(&mut d), Err(Status::InvalidArgument), "n cards already");
+    // A card that signs with another key is not verified; the commit waits for it.
+    let mut impostor = Card::new("ADM-3", CardRole::Administrator, &mut r.rng);
+    impostor.share = c.share.clone();
+    assert_eq!(r.verify(&impostor), Err(Status::SignatureInvalid));
+    assert_eq!(r.x(Request::CeremonyCommit), Err(Status::InvalidArgument));
+    r.verify(&c).unwrap();
+    r.x(Request::CeremonyCommit).unwrap();
+    assert!(r.hsm.status().initialized);
+    assert_eq!(
+        r.x(Request::InitBegin { policy: QuorumPolicy::new(3, 2) }),
+        Err(Status::InvalidArgument),
+        "init only from factory"
+    );
+    let refused = r
+        .audit()
+        .iter()
+        .filter(|e| matches!(e, AuditEvent::Ceremony { step: gmhsm_proto::admin::CeremonyStep::Refused, .. }))
+        .count();
+    assert!(refused >= 8, "{refused} refusals audited");
+}
+
+#[test]
+fn replaced_card_set_works_and_the_old_one_does_not() {
+    let mut r = rig();
+    let old = r.init(5, 3);
+    for c in &old[..3] {
+        r.login(c).unwrap();
+    }
+    r.x(Request::GenerateKey { label: label("sdf:sign:1"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 })
+        .unwrap();
+    r.x(Request::ReplaceBegin { n: 4, k: 2 }).unwrap();
+    let mut new: Vec<Card> =
+        (1..=4).map(|i| Card::new(&format!("NEW-{i}"), CardRole::Administrator, &mut r.rng)).collect();
+    // An old serial cannot be enrolled again... only new cards.
+    let mut again = Card::new("OPR-1", CardRole::Operator, &mut r.rng);
+    assert_eq!(r.enroll(&mut again), Err(Status::InvalidArgument), "kept operator serial clashes");
+    r.enrol_all(&mut new);
+    // The old set's authority ended with the commit.
+    assert!(!r.status().authority);
+    assert_eq!(r.status().epoch, 2);
+    for c in &old[..5] {
+        assert!(r.login(c).is_err(), "old card {:?} must not log in", c.serial);
+    }
+    assert!(!r.status().authority);
+    r.login(&new[2]).unwrap();
+    assert!(r.login(&new[0]).unwrap().authority, "2 of the new 4");
+    r.register(7).unwrap();
+    // Stored keys did not change: the SDF key made before still signs.
+    r.x(Request::Sign {
+        label: label("sdf:sign:1"),
+        mechanism: gmhsm_proto::Mechanism::sm2_default(),
+        message: b"m".to_vec(),
+    })
+    .unwrap();
+    // The operator card was kept.
+    let n = r.nonce();
+    let sig = old[5].sign(&n, &mut r.rng);
+    r.x(Request::AdminLogin { serial: old[5].serial.clone(), signature: sig, share: vec![] }).unwrap();
+}
+
+#[test]
+fn unblock_needs_the_quorum_and_the_card_accepts_it() {
+    let mut r = rig();
+    let cards = r.init(3, 2);
+    let ch = r.challenge();
+    let req = Request::AuthorizeUnblock {
+        serial: cards[0].serial.clone(),
+        card_challenge: ch,
+        new_pin_block: *b"123456\xFF\xFF",
+    };
+    assert_eq!(r.x(req.clone()), Err(Status::AccessDenied));
+    r.login(&cards[1]).unwrap();
+    r.login(&cards[2]).unwrap();
+    let Response::DomainAuthorization(sig) = r.x(req).unwrap() else { panic!() };
+    assert!(cards[0].accepts(spec::purpose::RESET_RETRY_COUNTER, &ch, b"123456\xFF\xFF", &sig));
+    assert!(!cards[0].accepts(spec::purpose::RESET_RETRY_COUNTER, &ch, b"654321\xFF\xFF", &sig));
+    // Policy change: n and k stay; thresholds may rise to n.
+    let mut p = QuorumPolicy::new(3, 2);
+    p.thresholds.zeroize = 3;
+    r.x(Request::SetPolicy { policy: p }).unwrap();
+    assert_eq!(r.x(Request::Zeroize), Err(Status::AccessDenied), "zeroize now needs 3 cards");
+    r.login(&cards[0]).unwrap();
+    r.x(Request::Zeroize).unwrap();
+}
+
+#[test]
+fn zeroize_leaves_nothing_readable() {
+    let mut r = rig();
+    let cards = r.init(3, 2);
+    r.login(&cards[0]).unwrap();
+    r.login(&cards[1]).unwrap();
+    r.x(Request::GenerateKey { label: label("sdf:enc:1"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 })
+        .unwrap();
+    r.register(1).unwrap();
+    assert!(r.hsm.status().keys >= 3);
+    assert_ne!(r.tamper.ram.get(), [0u8; 64]);
+    r.x(Request::Zeroize).unwrap();
+    assert_eq!(r.tamper.ram.get(), [0u8; 64], "DMK wiped");
+    let st = r.hsm.status();
+    assert_eq!((st.initialized, st.keys), (false, 0));
+    assert_eq!(r.x(Request::ListKeys), Err(Status::NotInitialized));
+    assert_eq!(
+        r.x(Request::Sign {
+            label: label("sdf:sign:0"),
+            mechanism: gmhsm_proto::Mechanism::sm2_default(),
+            message: vec![1]
+        }),
+        Err(Status::NotInitialized)
+    );
+    // The old cards are nobody now; the audit log survives and names the zeroize.
+    assert!(r.login(&cards[0]).is_err());
+    assert!(
+        r.audit().iter().any(|e| matches!(e, AuditEvent::Admin { action: gmhsm_proto::admin::AdminAction::Zeroized }))
+    );
+    // After a reboot the card is factory-fresh and a new init ceremony can run.
+    let flash = {
+        let Rig { hsm, .. } = r;
+        hsm.into_flash().unwrap()
+    };
+    let clock = QClock::default();
+    let tamper = tamper();
+    let mut hsm = Hsm::<QBoard>::boot(Devices { noise: TestNoise { x: 5, stuck: false }, flash, tamper, clock });
+    assert!(!hsm.status().initialized);
+    assert_eq!(hsm.execute(&L, 1, Request::ListKeys), Err(Status::NotInitialized));
+}
+
+#[test]
+fn demo_devices_keep_local_administration() {
+    let mut r = rig();
+    r.hsm.initialize().unwrap();
+    r.register(1).unwrap();
+    r.x(Request::GenerateKey { label: label("sdf:sign:1"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 })
+        .unwrap();
+    r.x(Request::RevokeApplication { cert_sha256: [1; 32] }).unwrap();
+    assert!(!r.status().ceremony_initialized);
+    assert_eq!(
+        r.hsm.execute(
+            &app(3),
+            S,
+            Request::RegisterApplication {
+                cert_sha256: [1; 32],
+                name: "a".try_into().unwrap(),
+                domains: 1,
+                caps: Capabilities::ALL
+            }
+        ),
+        Err(Status::AccessDenied)
+    );
+}
