@@ -230,8 +230,10 @@ impl<P: Platform> Hsm<P> {
         self.store.map(|s| s.into_flash())
     }
 
-    /// Leave the factory state with a fresh device master key (the simulator's demo
-    /// initialization; the quorum init ceremony calls this too once it has succeeded).
+    /// Leave the factory state with a fresh device master key and no admin cards: a device
+    /// administered by its local tools alone (unit tests, and benches). The appliance is
+    /// initialized by the init ceremony instead (`InitBegin` … `CeremonyCommit`), which
+    /// splits the domain key onto admin cards and gates administration behind a quorum.
     pub fn initialize(&mut self) -> Result<(), Status> {
         if !matches!(self.state, State::Factory) {
             return Err(Status::InvalidArgument);
