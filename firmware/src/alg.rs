@@ -24,6 +24,7 @@
 pub mod ecdsa;
 pub mod rsa;
 pub mod sm2;
+pub mod sm2_fast;
 pub mod sm2_kex;
 pub mod sm2_pke;
 pub mod sm3;

@@ -38,12 +38,14 @@ pub struct Hsm<P: Platform> {
     state: State,
     boots: u32,
     cache: BTreeMap<Label, LoadedKey>,
+    fast: fast::Sm2Fast,
     audit: Option<AuditLog>,
     sessions: Sessions,
     admin: crate::quorum::AdminRuntime,
 }
 
 mod access;
+mod fast;
 mod admin;
 mod handlers;
 
@@ -132,7 +134,7 @@ impl<P: Platform> Hsm<P> {
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
         let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), audit: None, sessions: Sessions::default(), admin: Default::default() };
+            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), fast: Default::default(), audit: None, sessions: Sessions::default(), admin: Default::default() };
         if hsm.tamper_check() {
             return hsm;
         }
@@ -189,6 +191,7 @@ impl<P: Platform> Hsm<P> {
         let now = self.clock.now_ms();
         if audit.append(store, self.boots, now, principal, event).is_err() {
             self.cache.clear();
+            self.fast.clear();
             self.state = State::Error("audit log write failed");
         }
     }
@@ -204,6 +207,7 @@ impl<P: Platform> Hsm<P> {
         if self.tamper.tamper_event() {
             let _ = dmk::zeroize(&mut self.tamper);
             self.cache.clear();
+            self.fast.clear();
             self.sessions.clear();
             self.state = State::Error("tamper event: device master key zeroized");
             self.log(None, AuditEvent::Tamper);
@@ -223,6 +227,15 @@ impl<P: Platform> Hsm<P> {
             .unwrap_or(0);
         self.boots = prev.wrapping_add(1);
         let _ = store.insert(META_BOOTS, &self.boots.to_be_bytes());
+    }
+
+    /// Work to do while no request is waiting: refill the SM2 nonce pool by one batch.
+    /// Returns whether there was work (call again until it says no).
+    pub fn idle(&mut self) -> bool {
+        if !matches!(self.state, State::Operational(_)) || self.rng.failure().is_some() {
+            return false;
+        }
+        self.fast.refill(&mut self.rng).unwrap_or(false)
     }
 
     /// Power down: hand back the flash (tests reboot the card on the same flash).
@@ -295,6 +308,7 @@ impl<P: Platform> Hsm<P> {
         if let Some(e) = self.rng.failure() {
             if !matches!(self.state, State::Error(_)) {
                 self.cache.clear();
+            self.fast.clear();
                 let why = match e {
                     crate::rng::RngError::Entropy(e) => e.describe(),
                     crate::rng::RngError::NotReady => "rng: not instantiated",

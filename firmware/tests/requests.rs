@@ -395,3 +395,25 @@ fn enveloped_key_pair_import_gmt0016() {
     assert_eq!(hsm.exec(&p, Request::GetKeyInfo { label: label("user-enc2") }), Err(Status::UnknownKey));
     assert_eq!(hsm.exec(&p, import(blob[..100].to_vec(), "user-enc3")), Err(Status::InvalidArgument));
 }
+
+#[test]
+fn idle_refills_nonces_and_pooled_signatures_verify() {
+    let mut hsm = ready(21);
+    let p = app(1);
+    make(&mut hsm, &p, "s", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    let mut batches = 0;
+    while hsm.idle() {
+        batches += 1;
+        assert!(batches <= 64, "idle work must end once the pool is full");
+    }
+    assert!(batches > 0, "an empty pool is refilled while idle");
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40u8 {
+        let sig = data(hsm.exec(&p, Request::Sign { label: label("s"), mechanism: Mechanism::sm2_default(), message: vec![i] }));
+        // r is never reused: each pooled nonce is used once.
+        assert!(seen.insert(sig[..40].to_vec()));
+        let v = Request::Verify { label: label("s"), mechanism: Mechanism::sm2_default(), message: vec![i], signature: sig };
+        assert_eq!(hsm.exec(&p, v), Ok(Response::Verified));
+    }
+    assert!(hsm.idle(), "used nonces are replaced while idle");
+}

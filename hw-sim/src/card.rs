@@ -57,8 +57,20 @@ fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) ->
 fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // A link with nothing to read for a few milliseconds lets the card do its idle work
+    // (refilling the SM2 nonce pool), one batch at a time so requests are not held up.
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(5)))?;
     loop {
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if let Ok(mut card) = hsm.lock() {
+                    card.idle();
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Ok(());
         }

@@ -433,6 +433,7 @@ impl<P: Platform> Hsm<P> {
         dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
         self.state = State::Factory;
         self.cache.clear();
+        self.fast.clear();
         self.sessions.clear();
         self.admin.end_all();
         self.admin = Default::default();

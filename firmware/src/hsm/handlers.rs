@@ -43,6 +43,7 @@ impl<P: Platform> Hsm<P> {
             Request::SelfTest => {
                 if let Err(why) = crate::selftest::run() {
                     self.cache.clear();
+                    self.fast.clear();
                     self.state = State::Error(why);
                     self.log(None, AuditEvent::ErrorState { reason: super::short(why) });
                 }
@@ -97,12 +98,19 @@ impl<P: Platform> Hsm<P> {
                     return Err(Status::WrongKeyType);
                 }
                 let key = self.cache.get(&label).ok_or(Status::Internal)?;
+                if let LoadedKey::Sm2(secret) = key {
+                    return Ok(Response::Signature(self.fast.sign(&label, secret, &mechanism, &message, &mut self.rng)?));
+                }
                 Ok(Response::Signature(ops::sign(key, &mechanism, &message, &mut self.rng)?))
             }
             Request::Verify { label, mechanism, message, signature } => {
                 let rec = self.use_key(principal, session, &label, C::VERIFY)?;
-                let public = Public::from_spki(&rec.spki_der)?;
-                ops::verify(&public, &mechanism, &message, &signature)?;
+                match Public::from_spki(&rec.spki_der)? {
+                    Public::Sm2(p) if ops::mechanism_fits(rec.alg, &mechanism) => {
+                        self.fast.verify(&label, &p, &mechanism, &message, &signature)?
+                    }
+                    public => ops::verify(&public, &mechanism, &message, &signature)?,
+                }
                 Ok(Response::Verified)
             }
             Request::DeleteKey { label } => {
@@ -113,6 +121,7 @@ impl<P: Platform> Hsm<P> {
                 let store = self.store.as_mut().ok_or(Status::DeviceError)?;
                 store.remove(&store_key(&label)).map_err(store_status)?;
                 self.cache.remove(&label);
+                self.fast.forget(&label);
                 self.sessions.revoke(&label);
                 self.log(Some(principal.clone()), AuditEvent::KeyDeleted { label });
                 Ok(Response::Deleted)

@@ -1,0 +1,222 @@
+//! One-core throughput of the card's primitives: SM2 (crate path and `sm2_fast`), SM3, SM4,
+//! RSA-2048, ECDSA P-256. `scripts/bench-primitives.sh` runs this and OpenSSL side by side;
+//! docs/benchmarks.md has the table and how to read it.
+//!
+//! Randomness is the card's SM3 Hash_DRBG (`gmhsm_firmware::drbg::HashDrbg`) seeded with a
+//! fixed string, so its cost is inside every number that draws random bytes.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gmhsm_firmware::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NoncePool};
+use gmhsm_firmware::alg::{ecdsa, rsa, sm2, sm2_pke, sm3, sm4};
+use gmhsm_firmware::drbg::HashDrbg;
+use rand_core::{TryCryptoRng, TryRng};
+
+/// Signatures per pool batch in the steady-state benchmark.
+const BATCH: usize = 32;
+const MSG: [u8; 32] = [0x5a; 32];
+
+/// The card's DRBG core as a `TryCryptoRng`, reseeded from a fixed string when due.
+struct Drbg(HashDrbg<::sm3::Sm3>);
+
+impl Drbg {
+    fn new() -> Self {
+        Drbg(HashDrbg::new(b"bench entropy, not secret......", b"nonce", b"gmhsm bench"))
+    }
+}
+
+impl TryRng for Drbg {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        if self.0.needs_reseed() {
+            self.0.reseed(b"bench reseed", b"");
+        }
+        self.0.generate(dst, b"").expect("bench DRBG request within limits");
+        Ok(())
+    }
+}
+impl TryCryptoRng for Drbg {}
+
+fn sm2_sign(c: &mut Criterion) {
+    let mut rng = Drbg::new();
+    let sk = sm2::generate(&mut rng).unwrap();
+    let table = Arc::new(BaseTable::new());
+    let signer = FastSigner::new(&sk, table.clone()).unwrap();
+    let mut g = c.benchmark_group("sm2_sign");
+    g.bench_function("crate", |b| {
+        b.iter(|| sm2::sign(&mut rng, &sk, sm2::DEFAULT_ID, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("fast_no_pool", |b| {
+        b.iter(|| signer.sign(&mut rng, sm2::DEFAULT_ID, black_box(&MSG)).unwrap())
+    });
+    // Steady state with the pool, refill cost included: one batch refill and BATCH
+    // signatures per iteration; divide by BATCH for the per-signature time.
+    let mut pool = NoncePool::new(table.clone(), BATCH);
+    g.bench_function(BenchmarkId::new("fast_pool_refill_plus_signs", BATCH), |b| {
+        b.iter(|| {
+            pool.refill(&mut rng, BATCH).unwrap();
+            for _ in 0..BATCH {
+                black_box(
+                    signer
+                        .sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG))
+                        .unwrap(),
+                );
+            }
+        })
+    });
+    // Latency of one signature when the pool has a pair (refill outside the timing).
+    g.bench_function("fast_pool_hit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH as u64) as usize;
+                pool.clear();
+                pool.refill(&mut rng, n).unwrap();
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    black_box(
+                        signer
+                            .sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG))
+                            .unwrap(),
+                    );
+                }
+                total += start.elapsed();
+                left -= n as u64;
+            }
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new("pool_refill", BATCH), |b| {
+        b.iter(|| {
+            pool.refill(&mut rng, BATCH).unwrap();
+            pool.clear();
+        })
+    });
+    g.bench_function("fast_signer_setup", |b| {
+        b.iter(|| FastSigner::new(black_box(&sk), table.clone()).unwrap())
+    });
+    g.finish();
+}
+
+fn sm2_verify(c: &mut Criterion) {
+    let mut rng = Drbg::new();
+    let sk = sm2::generate(&mut rng).unwrap();
+    let pk = sk.public_key();
+    let table = Arc::new(BaseTable::new());
+    let verifier = FastVerifier::new(&pk, table.clone()).unwrap();
+    let sig = sm2::sign(&mut rng, &sk, sm2::DEFAULT_ID, &MSG).unwrap();
+    let mut g = c.benchmark_group("sm2_verify");
+    g.bench_function("crate", |b| {
+        b.iter(|| sm2::verify(&pk, sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
+    });
+    g.bench_function("fast", |b| {
+        b.iter(|| sm2_fast::verify(&table, &pk, sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
+    });
+    g.bench_function("fast_verifier_per_key_table", |b| {
+        b.iter(|| verifier.verify(sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
+    });
+    g.bench_function("fast_verifier_setup", |b| {
+        b.iter(|| FastVerifier::new(black_box(&pk), table.clone()).unwrap())
+    });
+    g.finish();
+}
+
+fn sm2_other(c: &mut Criterion) {
+    let mut rng = Drbg::new();
+    let sk = sm2::generate(&mut rng).unwrap();
+    let pk = sk.public_key();
+    let ct = sm2_pke::encrypt(&mut rng, &pk, &MSG, sm2_pke::Layout::C1C3C2).unwrap();
+    let mut g = c.benchmark_group("sm2");
+    // A key pair: the scalar and its public point (as keys::generate needs for the SPKI).
+    g.bench_function("keygen", |b| b.iter(|| sm2::generate(&mut rng).unwrap().public_key()));
+    g.bench_function("encrypt_32", |b| {
+        b.iter(|| sm2_pke::encrypt(&mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap())
+    });
+    g.bench_function("decrypt_32", |b| {
+        b.iter(|| sm2_pke::decrypt(&sk, black_box(&ct), sm2_pke::Layout::C1C3C2).unwrap())
+    });
+    g.finish();
+}
+
+fn symmetric(c: &mut Criterion) {
+    let key = [0x11u8; 16];
+    let iv = [0x22u8; 16];
+    let mut g = c.benchmark_group("sm3");
+    let mib = vec![0xa5u8; 1 << 20];
+    g.throughput(Throughput::Bytes(mib.len() as u64));
+    g.bench_function("1MiB", |b| b.iter(|| sm3::sm3(black_box(&mib))));
+    g.finish();
+    for (name, len) in [("64B", 64usize), ("64KiB", 64 << 10)] {
+        let data = vec![0x3cu8; len];
+        let mut g = c.benchmark_group("sm4");
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(format!("cbc_encrypt_{name}"), |b| {
+            b.iter(|| {
+                sm4::crypt(&key, sm4::Mode::Cbc(iv), sm4::Direction::Encrypt, sm4::Padding::None, black_box(&data))
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("gcm_encrypt_{name}"), |b| {
+            b.iter(|| sm4::gcm_encrypt(&key, &iv[..12], b"", black_box(&data)).unwrap())
+        });
+        g.finish();
+    }
+}
+
+fn others(c: &mut Criterion) {
+    let mut rng = Drbg::new();
+    let rsa_key = rsa::generate(&mut rng, 2048).unwrap();
+    let p256 = ecdsa::generate(&mut rng).unwrap();
+    let mut g = c.benchmark_group("other");
+    g.bench_function("rsa2048_sign_pkcs1v15_sha256", |b| {
+        b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa_key, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("ecdsa_p256_sign", |b| {
+        b.iter(|| ecdsa::sign(&mut rng, &p256, black_box(&MSG)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    targets = sm2_sign, sm2_verify, sm2_other, symmetric, others
+}
+criterion_main!(benches, micro_benches);
+
+fn micro(c: &mut Criterion) {
+    use ::sm2::elliptic_curve::{Field, Group};
+    use ::sm2::{AffinePoint, ProjectivePoint, Scalar};
+    let mut rng = Drbg::new();
+    let a = Scalar::try_random(&mut rng).unwrap();
+    let b = Scalar::try_random(&mut rng).unwrap();
+    let p = ProjectivePoint::GENERATOR * a;
+    let q = ProjectivePoint::GENERATOR * b;
+    let qa: AffinePoint = q.to_affine();
+    let mut g = c.benchmark_group("micro");
+    g.bench_function("scalar_mul", |bn| bn.iter(|| black_box(a) * black_box(b)));
+    g.bench_function("scalar_invert", |bn| bn.iter(|| black_box(a).invert()));
+    g.bench_function("point_add", |bn| bn.iter(|| black_box(p) + black_box(q)));
+    g.bench_function("point_add_mixed", |bn| bn.iter(|| black_box(p) + black_box(qa)));
+    g.bench_function("point_double", |bn| bn.iter(|| black_box(p).double()));
+    g.bench_function("to_affine", |bn| bn.iter(|| black_box(p).to_affine()));
+    g.finish();
+}
+criterion_group!(micro_benches, micro);

@@ -1,0 +1,235 @@
+//! A pool of precomputed SM2 signing nonces: pairs (k, x1 mod n) with (x1, y1) = \[k\]G.
+//!
+//! The pairs do not depend on any key, so one pool serves every SM2 key of the card. The
+//! card refills it while idle ([`NoncePool::refill`], in batches: \[k\]G through the fixed-base
+//! table, then one field inversion for the whole batch to get the affine x1 of every point,
+//! Montgomery's trick); a signature takes one pair ([`NoncePool::take`]) and the signer
+//! computes one on the spot when the pool is empty.
+//!
+//! Invariants: each pair is handed out at most once: taking it moves it out of its slot and
+//! zeroes the slot; the taken [`Nonce`] zeroizes itself when dropped. The slots are allocated
+//! once at the pool's capacity and never reallocated, so no copy of a nonce is left behind in
+//! freed memory. Every k comes from the caller's `TryCryptoRng`.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use ::sm2::elliptic_curve::Generate;
+use ::sm2::elliptic_curve::ops::Reduce;
+use ::sm2::{FieldBytes, NonZeroScalar, Scalar};
+use rand_core::TryCryptoRng;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::BaseTable;
+use super::fe::Fe;
+use super::point::Jacobian;
+use crate::alg::AlgError;
+
+/// One signing nonce: the secret k and x1 mod n of \[k\]G. Zeroized on drop; not `Clone`, so a
+/// pair cannot be duplicated.
+#[derive(Default, Zeroize, ZeroizeOnDrop)]
+pub struct Nonce {
+    pub(super) k: Scalar,
+    pub(super) x1: Scalar,
+}
+
+impl core::fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Nonce(..)")
+    }
+}
+
+impl Nonce {
+    /// A fresh pair computed now: one constant-time fixed-base multiplication and one
+    /// field inversion.
+    pub fn generate<R: TryCryptoRng + ?Sized>(
+        table: &BaseTable,
+        rng: &mut R,
+    ) -> Result<Nonce, AlgError> {
+        let k = draw(rng)?;
+        let p = table.mul(&k);
+        let x = p.x_with_zinv(&p.z().invert());
+        Ok(Nonce { k, x1: reduce_fe(&x) })
+    }
+
+    /// x1 mod n (for tests that compare the batch and the plain path).
+    pub fn x1(&self) -> Scalar {
+        self.x1
+    }
+
+    /// The secret nonce k. Exposed for tests only; never leaves the card.
+    #[cfg(test)]
+    pub(super) fn expose_k(&self) -> Scalar {
+        self.k
+    }
+}
+
+/// k uniform in [1, n−1] (rejection sampling in the crate).
+fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Scalar, AlgError> {
+    NonZeroScalar::try_generate_from_rng(rng)
+        .map(|k| *k)
+        .map_err(|_| AlgError::Rng)
+}
+
+/// x (an affine coordinate) mod n.
+fn reduce_fe(x: &Fe) -> Scalar {
+    let mut bytes = x.to_bytes();
+    let s = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(bytes));
+    bytes.zeroize();
+    s
+}
+
+/// Z^−1 of every point with one inversion (Montgomery's trick); constant time. No Z may
+/// be zero (no point is the identity).
+fn batch_invert_z(points: &[Jacobian]) -> Vec<Fe> {
+    let mut prefix = Vec::with_capacity(points.len());
+    let mut acc = Fe::ONE;
+    for p in points {
+        prefix.push(acc);
+        acc = acc.mul(&p.z());
+    }
+    let mut inv = acc.invert();
+    let mut out = alloc::vec![Fe::ZERO; points.len()];
+    for i in (0..points.len()).rev() {
+        out[i] = inv.mul(&prefix[i]);
+        inv = inv.mul(&points[i].z());
+    }
+    prefix.zeroize();
+    inv.zeroize();
+    out
+}
+
+/// Precomputed nonces, filled in batches while the card is idle.
+pub struct NoncePool {
+    table: Arc<BaseTable>,
+    /// `slots[..len]` hold unused pairs; the rest are zero.
+    slots: Vec<Nonce>,
+    len: usize,
+}
+
+impl core::fmt::Debug for NoncePool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "NoncePool {{ len: {}, capacity: {} }}", self.len, self.slots.len())
+    }
+}
+
+impl NoncePool {
+    /// An empty pool that holds at most `capacity` pairs.
+    pub fn new(table: Arc<BaseTable>, capacity: usize) -> Self {
+        let mut slots = Vec::with_capacity(capacity);
+        slots.resize_with(capacity, Nonce::default);
+        NoncePool { table, slots, len: 0 }
+    }
+
+    /// Unused pairs in the pool.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The fixed-base table the pool computes with.
+    pub fn table(&self) -> &Arc<BaseTable> {
+        &self.table
+    }
+
+    /// Add up to `n` pairs (fewer if the pool would overflow) as one batch; returns how many
+    /// were added. On an RNG failure nothing is added, the pairs of the batch drawn so far
+    /// are zeroized, and the result is [`AlgError::Rng`].
+    pub fn refill<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        n: usize,
+    ) -> Result<usize, AlgError> {
+        let n = n.min(self.capacity() - self.len);
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut ks: Vec<Scalar> = Vec::with_capacity(n);
+        for _ in 0..n {
+            match draw(rng) {
+                Ok(k) => ks.push(k),
+                Err(e) => {
+                    ks.zeroize();
+                    return Err(e);
+                }
+            }
+        }
+        let mut points: Vec<Jacobian> = ks.iter().map(|k| self.table.mul(k)).collect();
+        // One inversion for the batch (Montgomery's trick), in constant time.
+        let mut zinv = batch_invert_z(&points);
+        for (slot, ((k, p), zi)) in self.slots[self.len..self.len + n]
+            .iter_mut()
+            .zip(ks.iter().zip(points.iter()).zip(zinv.iter()))
+        {
+            *slot = Nonce { k: *k, x1: reduce_fe(&p.x_with_zinv(zi)) };
+        }
+        self.len += n;
+        ks.zeroize();
+        points.zeroize();
+        zinv.zeroize();
+        Ok(n)
+    }
+
+    /// Take one unused pair, or `None` if the pool is empty. The slot is zeroed.
+    pub fn take(&mut self) -> Option<Nonce> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        Some(core::mem::take(&mut self.slots[self.len]))
+    }
+
+    /// Take a pair from the pool, or compute one now if the pool is empty.
+    pub fn take_or_generate<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Nonce, AlgError> {
+        match self.take() {
+            Some(n) => Ok(n),
+            None => Nonce::generate(&self.table, rng),
+        }
+    }
+
+    /// Zeroize and drop every unused pair (e.g. before the card enters its error state).
+    pub fn clear(&mut self) {
+        for slot in &mut self.slots[..self.len] {
+            slot.zeroize();
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for NoncePool {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::testrng::CounterRng;
+
+    fn zero(n: &Nonce) -> bool {
+        bool::from(n.k.is_zero() & n.x1.is_zero())
+    }
+
+    #[test]
+    fn taken_and_cleared_slots_are_zeroed() {
+        let mut pool = NoncePool::new(Arc::new(BaseTable::new()), 4);
+        pool.refill(&mut CounterRng::new(b"slots"), 4).unwrap();
+        assert!(pool.slots.iter().all(|n| !zero(n)));
+        let taken = pool.take().unwrap();
+        assert!(!zero(&taken));
+        assert!(zero(&pool.slots[3]));
+        pool.clear();
+        assert!(pool.is_empty() && pool.slots.iter().all(zero));
+        assert_eq!(pool.slots.capacity(), 4, "slots are never reallocated");
+    }
+}

@@ -1,0 +1,232 @@
+//! A fixed-base table of multiples of the SM2 generator G (or of a public key), for \[k\]G
+//! without doublings.
+//!
+//! The scalar is recoded into [`WINDOWS`] signed digits d_i in [−2^(W−1), 2^(W−1)] with
+//! k = Σ d_i · 2^(W·i), and the table holds, for every window i, the affine points
+//! j · 2^(W·i) · G for j = 1 … 2^(W−1). Then \[k\]G = Σ d_i · 2^(W·i) · G is [`WINDOWS`] mixed
+//! additions and no doubling.
+//!
+//! Constant time ([`BaseTable::mul`]): the recoding is branch-free arithmetic; every lookup
+//! reads all 2^(W−1) entries of its window and keeps one with `subtle` conditional
+//! selection (the window index is public, the digit is not); negation is a conditional
+//! select; the additions are the crate's complete formulas. [`BaseTable::mul_vartime`] is
+//! for public scalars only (signature verification).
+
+use alloc::vec::Vec;
+use ::sm2::elliptic_curve::BatchNormalize;
+use ::sm2::elliptic_curve::group::Group;
+use ::sm2::elliptic_curve::ff::PrimeField;
+use ::sm2::elliptic_curve::point::AffineCoordinates;
+use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use ::sm2::{AffinePoint, ProjectivePoint, Scalar};
+use zeroize::Zeroize;
+
+use super::fe::Fe;
+use super::point::{Affine, Jacobian};
+
+/// Bits per window.
+pub const W: usize = 6;
+/// Entries per window: the multiples 1 … 2^(W−1).
+pub const ENTRIES: usize = 1 << (W - 1);
+/// Windows: enough signed digits for a 256-bit scalar and the final carry.
+pub const WINDOWS: usize = 256 / W + 1;
+
+/// The table, `WINDOWS · ENTRIES` affine points (88 KiB for W = 6). Built once per card
+/// (a few milliseconds, with the crate's arithmetic) and shared behind an `Arc` by every
+/// signer and the nonce pool.
+pub struct BaseTable {
+    /// `points[i * ENTRIES + j]` = (j + 1) · 2^(W·i) · G.
+    points: Vec<Affine>,
+}
+
+impl core::fmt::Debug for BaseTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BaseTable {{ W: {W}, windows: {WINDOWS} }}")
+    }
+}
+
+impl Default for BaseTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A crate affine point (not the identity) in our representation.
+pub(super) fn from_crate(p: &AffinePoint) -> Affine {
+    let coord = |b: ::sm2::FieldBytes| {
+        let bytes: [u8; 32] = b.into();
+        // Coordinates of a crate point are canonical, below p.
+        Fe::from_bytes(&bytes).unwrap_or(Fe::ZERO)
+    };
+    [coord(p.x()), coord(p.y())]
+}
+
+impl BaseTable {
+    /// The table of G: `WINDOWS · ENTRIES` projective additions, `WINDOWS · W` doublings
+    /// and one field inversion (batch normalization).
+    pub fn new() -> Self {
+        Self::build(ProjectivePoint::GENERATOR)
+    }
+
+    /// The same table for another point (a public key, for [`super::FastVerifier`]).
+    pub fn for_point(point: &AffinePoint) -> Self {
+        Self::build(ProjectivePoint::from(point))
+    }
+
+    fn build(mut base: ProjectivePoint) -> Self {
+        let mut projective = Vec::with_capacity(WINDOWS * ENTRIES);
+        for _ in 0..WINDOWS {
+            let mut acc = base;
+            for _ in 0..ENTRIES {
+                projective.push(acc);
+                acc += &base;
+            }
+            for _ in 0..W {
+                base = base.double();
+            }
+        }
+        let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
+            &projective[..],
+        );
+        BaseTable { points: affine.iter().map(from_crate).collect() }
+    }
+
+    fn window(&self, i: usize) -> &[Affine] {
+        &self.points[i * ENTRIES..(i + 1) * ENTRIES]
+    }
+
+    /// \[k\]G in constant time (in k), in Jacobian coordinates.
+    ///
+    /// The mixed addition formula is wrong only when it adds a point to itself: when the
+    /// sum s of the lower windows (an integer, |s| < 0.51 · 2^(W·i)) is ≡ d_i · 2^(W·i)
+    /// (mod n). Below the top window both are far smaller than n, so they would be equal,
+    /// which |s| < 2^(W·i) ≤ |d_i| · 2^(W·i) excludes. In the top window (W·i = 252) the
+    /// difference would be ±n, so k = s + d·2^252 = 2d·2^252 ∓ n; 0 ≤ k < n then needs
+    /// 8 ≤ d ≤ 15 (−n) or −7 ≤ d ≤ −1 (+n), and either way |s| > 2^251, a contradiction.
+    /// The case is still detected in constant time and answered with the crate's
+    /// constant-time arithmetic, so that a flaw in this argument costs speed, not
+    /// correctness.
+    pub(crate) fn mul(&self, k: &Scalar) -> Jacobian {
+        let mut digits = recode(k);
+        let mut acc = Jacobian::IDENTITY;
+        let mut bad = Choice::from(0);
+        for (i, &d) in digits.iter().enumerate() {
+            let (q, zero) = self.select(i, d);
+            let (sum, same) = acc.add_affine_ct(&q, zero);
+            acc = sum;
+            bad |= same;
+        }
+        digits.zeroize();
+        if bool::from(bad) {
+            let p = (ProjectivePoint::GENERATOR * k).to_affine();
+            return Jacobian::from_affine(&from_crate(&p));
+        }
+        acc
+    }
+
+    /// \[k\]G in variable time: for public k only.
+    pub(crate) fn mul_vartime(&self, k: &Scalar) -> Jacobian {
+        let digits = recode(k);
+        let mut acc = Jacobian::IDENTITY;
+        for (i, &d) in digits.iter().enumerate() {
+            if d != 0 {
+                let p = self.window(i)[d.unsigned_abs() as usize - 1];
+                acc = acc.add_affine_vartime(&if d < 0 { [p[0], p[1].neg()] } else { p });
+            }
+        }
+        acc
+    }
+
+    /// (|d| · 2^(W·i) · G with the sign of d, d = 0), reading every entry of window i
+    /// (constant time in d).
+    fn select(&self, i: usize, d: i8) -> (Affine, Choice) {
+        let sign = d >> 7; // 0 or −1
+        let abs = ((d ^ sign) - sign) as u8;
+        let mut t = [Fe::ONE, Fe::ONE];
+        for (j, p) in self.window(i).iter().enumerate() {
+            // All ones iff abs = j + 1: x | −x has its top bit set iff x ≠ 0.
+            let x = u64::from(abs) ^ (j as u64 + 1);
+            let mask = ((x | x.wrapping_neg()) >> 63).wrapping_sub(1);
+            t[0].cmov(&p[0], mask);
+            t[1].cmov(&p[1], mask);
+        }
+        let neg = t[1].neg();
+        t[1].conditional_assign(&neg, Choice::from((sign & 1) as u8));
+        (t, abs.ct_eq(&0))
+    }
+}
+
+/// Signed base-2^W digits of k, least significant first, each in [−2^(W−1), 2^(W−1)]:
+/// k = Σ d_i · 2^(W·i). Branch-free in k.
+fn recode(k: &Scalar) -> [i8; WINDOWS] {
+    let mut repr = k.to_repr();
+    // Little-endian limbs, one spare so that a window may straddle the top.
+    let mut limbs = [0u64; 5];
+    for (i, chunk) in repr.chunks_exact(8).rev().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        limbs[i] = u64::from_be_bytes(b);
+        b.zeroize();
+    }
+    repr.zeroize();
+    let mut digits = [0i8; WINDOWS];
+    let mut carry: i32 = 0;
+    for (i, digit) in digits.iter_mut().enumerate() {
+        let bit = i * W;
+        let (q, r) = (bit / 64, bit % 64);
+        let mut raw = limbs[q] >> r;
+        if r + W > 64 && q + 1 < limbs.len() {
+            raw |= limbs[q + 1] << (64 - r);
+        }
+        let v = (raw & ((1 << W) - 1)) as i32 + carry; // 0 ..= 2^W
+        // c = 1 iff v > 2^(W−1): then the digit is v − 2^W and 1 carries up.
+        let c = ((ENTRIES as i32 - v) >> 31) & 1;
+        *digit = (v - (c << W)) as i8;
+        carry = c;
+    }
+    limbs.zeroize();
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::testrng::CounterRng;
+    use ::sm2::elliptic_curve::Field;
+
+    #[test]
+    fn recoding_reconstructs_the_scalar() {
+        let mut rng = CounterRng::new(b"recode");
+        let two_w = Scalar::from(1u64 << W);
+        for k in [Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(u64::MAX)]
+            .into_iter()
+            .chain((0..50).map(|_| Scalar::try_random(&mut rng).unwrap()))
+        {
+            let digits = recode(&k);
+            let mut acc = Scalar::ZERO;
+            for &d in digits.iter().rev() {
+                assert!((-(ENTRIES as i32)..=ENTRIES as i32).contains(&i32::from(d)));
+                let ds = Scalar::from(u64::from(d.unsigned_abs()));
+                acc = acc * two_w + if d < 0 { -ds } else { ds };
+            }
+            assert_eq!(acc, k);
+        }
+    }
+
+    #[test]
+    fn table_agrees_with_the_crate() {
+        let table = BaseTable::new();
+        let mut rng = CounterRng::new(b"table");
+        for k in [Scalar::ONE, -Scalar::ONE, Scalar::from(ENTRIES as u64)]
+            .into_iter()
+            .chain((0..20).map(|_| Scalar::try_random(&mut rng).unwrap()))
+        {
+            let want = (ProjectivePoint::GENERATOR * k).to_affine();
+            let want = Some((want.x().into(), want.y().into()));
+            assert_eq!(table.mul(&k).to_affine_bytes(), want);
+            assert_eq!(table.mul_vartime(&k).to_affine_bytes(), want);
+        }
+        assert!(bool::from(table.mul(&Scalar::ZERO).is_identity()));
+        assert!(bool::from(table.mul_vartime(&Scalar::ZERO).is_identity()));
+    }
+}
