@@ -1,5 +1,6 @@
-//! Booting a whole virtual appliance: the card process, the demo PKI, the daemon, the client
-//! profile, and a supervisor that restarts the card if its process dies (a card reset).
+//! Booting a whole virtual appliance: the card process, the front panel, the demo PKI and the
+//! demo's init ceremony, the daemon, the client profile, and a supervisor that restarts the
+//! card if its process dies (a card reset).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use gmhsm_daemon::{Daemon, DaemonConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::noise::NoiseFault;
+use crate::panel::FrontPanel;
+use crate::panel::demo::{self, DemoCards};
 use crate::pki::{Pki, SERVER_NAME, write_atomic};
 
 pub struct Options {
@@ -22,38 +25,19 @@ pub struct Options {
     pub demo: bool,
     pub listen: SocketAddr,
     pub noise_fault: Option<NoiseFault>,
+    /// Demo administrator cards and their login quorum.
+    pub cards: u8,
+    pub quorum: u8,
 }
 
-/// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. With
-/// `demo_app` (the SHA-256 of the demo client certificate), a fresh card is initialized and
-/// the demo application registered in every domain with every capability.
-pub fn run_card(
-    state: &Path,
-    socket: &Path,
-    init_demo: bool,
-    demo_app: Option<[u8; 32]>,
-    fault: Option<NoiseFault>,
-) -> anyhow::Result<()> {
+/// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
+/// factory-fresh card waits for the init ceremony (the demo runs it at the front panel).
+pub fn run_card(state: &Path, socket: &Path, fault: Option<NoiseFault>) -> anyhow::Result<()> {
     // The card dies with the appliance process.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     std::fs::create_dir_all(state)?;
     let devices = crate::board::devices(state, fault).context("opening the card's devices")?;
-    let mut hsm = gmhsm_firmware::Hsm::boot(devices);
-    let st = hsm.status();
-    if init_demo && !st.initialized && st.error.is_none() {
-        hsm.initialize().map_err(|s| anyhow::anyhow!("demo initialization failed: {s}"))?;
-        log::info!("card: initialized with a fresh device master key (demo)");
-        if let Some(fp) = demo_app {
-            let register = gmhsm_proto::Request::RegisterApplication {
-                cert_sha256: fp,
-                name: heapless::String::try_from("demo-app").unwrap_or_default(),
-                domains: u32::MAX,
-                caps: gmhsm_proto::Capabilities::ALL,
-            };
-            hsm.execute(&gmhsm_proto::Principal::Local, 0, register)
-                .map_err(|s| anyhow::anyhow!("registering the demo application failed: {s}"))?;
-        }
-    }
+    let hsm = gmhsm_firmware::Hsm::boot(devices);
     let st = hsm.status();
     match &st.error {
         Some(why) => log::error!("card: ERROR STATE: {why}"),
@@ -73,18 +57,51 @@ pub fn trip_tamper(state: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes a socket file when `up` returns.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 struct CardProcess {
     child: Mutex<Option<Child>>,
     stopping: AtomicBool,
 }
 
 /// SHA-256 of the demo client certificate (the principal the daemon will derive).
-fn demo_app_fingerprint(pki: &Pki) -> anyhow::Result<String> {
+fn demo_app_fingerprint(pki: &Pki) -> anyhow::Result<[u8; 32]> {
     use rustls_pki_types::pem::PemObject;
     use sha2::Digest;
     let der = rustls_pki_types::CertificateDer::from_pem_file(pki.client_cert())
         .map_err(|e| anyhow::anyhow!("{}: {e}", pki.client_cert().display()))?;
-    Ok(sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha2::Sha256::digest(der.as_ref()).into())
+}
+
+/// The demo on a factory-fresh card: demo cards and PINs, the init ceremony at the front
+/// panel, then a quorum login that registers the demo application. A card that is already
+/// initialized (a restart) or in its error state is left alone.
+fn demo_init(opts: &Options, panel: &FrontPanel, socket: &Path, pki: &Pki) -> anyhow::Result<()> {
+    let mut link = crate::provision::CardLink::connect(socket)?;
+    let st = match link.call(gmhsm_proto::Request::GetStatus)? {
+        Ok(gmhsm_proto::Response::Status(st)) => st,
+        other => bail!("card status: {other:?}"),
+    };
+    drop(link);
+    if st.initialized || st.error.is_some() {
+        return Ok(());
+    }
+    panel.boot("init ceremony", 3);
+    let dir = panel.cards_dir().to_path_buf();
+    let cards = DemoCards::create(&dir, opts.cards, opts.quorum)?;
+    cards.announce(&dir);
+    demo::init(panel, &cards).context("the demo's init ceremony")?;
+    log::info!("card: initialized by the init ceremony ({} of {} cards)", opts.quorum, opts.cards);
+    demo::register_demo_app(panel, &cards, demo_app_fingerprint(pki)?).context("registering the demo application")?;
+    log::info!("demo application registered under a quorum login");
+    Ok(())
 }
 
 fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
@@ -92,13 +109,6 @@ fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
-    if opts.demo {
-        cmd.arg("--init-demo");
-        let pki = opts.pki();
-        if pki.exists() {
-            cmd.arg("--demo-app").arg(demo_app_fingerprint(&pki)?);
-        }
-    }
     if let Some(f) = opts.noise_fault {
         cmd.arg("--noise-fault").arg(match f {
             NoiseFault::Stuck(_) => "stuck",
@@ -139,9 +149,22 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         pki.create().context("creating the demo PKI")?;
     }
     let socket = opts.state.join("card.sock");
+    let panel = FrontPanel::start(&opts.state, &socket)?;
+    let panel_socket = opts.state.join("panel.sock");
+    crate::panel::control::serve(panel.clone(), &panel_socket).context("opening the panel's control socket")?;
+    let _panel_socket = RemoveOnDrop(panel_socket);
+    panel.boot("card process", 1);
     let card = Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
+    panel.boot("self-tests", 2);
 
+    if opts.demo
+        && let Err(e) = demo_init(opts, &panel, &socket, &pki)
+    {
+        stop_card(&card);
+        return Err(e);
+    }
     if !pki.exists() {
+        panel.running("no link: not initialized");
         log::info!(
             "appliance not initialized: waiting for the init ceremony (run with --demo to initialize with demo credentials)"
         );
@@ -153,6 +176,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     }
 
     // The appliance's TLS keys live in the card; the daemon gets labels and certificates.
+    panel.boot("TLS keys", 4);
     let tls_keys = match crate::provision::tls_keys(&socket, &pki) {
         Ok(keys) => keys,
         Err(e) => {
@@ -193,6 +217,8 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     let daemon = Daemon::bind(config)?;
     let addr = daemon.local_addr();
     let handle = daemon.shutdown_handle();
+    panel.boot("private link", 5);
+    panel.running(&addr.to_string());
 
     // Signals → daemon shutdown.
     {
@@ -214,6 +240,8 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             demo: false,
             listen: opts.listen,
             noise_fault: opts.noise_fault,
+            cards: opts.cards,
+            quorum: opts.quorum,
         };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));

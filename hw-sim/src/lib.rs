@@ -7,6 +7,9 @@
 //! * `DIR/card/tamper.ram` — tamper RAM holding the device master key; `DIR/card/tamper.trip`
 //!   present = enclosure opened;
 //! * `DIR/card.sock` — the card link (Unix socket, mode 0600);
+//! * `DIR/panel.sock` — the front panel's control socket (mode 0600, `gmhsm-sim panel`);
+//! * `DIR/cards/NAME.img` — virtual admin cards (`--demo`: `admin-i`, `operator-1`,
+//!   `auditor-1`, and `PINS.txt`, mode 0600, a simulator convenience a real appliance lacks);
 //! * `DIR/pki/` — demo CA, server and client certificates;
 //! * `DIR/client.toml` — client profile, present only while the appliance accepts connections.
 #![forbid(unsafe_code)]
@@ -21,6 +24,7 @@ pub mod flash;
 pub mod keypad_sim;
 pub mod lcd_sim;
 pub mod noise;
+pub mod panel;
 pub mod pki;
 pub mod provision;
 pub mod tamper;

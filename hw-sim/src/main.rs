@@ -22,10 +22,18 @@ enum Cmd {
         /// State folder (flash image, tamper RAM, certificates); created if missing.
         #[arg(long)]
         state: PathBuf,
-        /// Initialize a factory-fresh appliance with demo credentials and write
-        /// STATE/client.toml for the `gmhsm` CLI.
+        /// Initialize a factory-fresh appliance through the init ceremony at the front panel
+        /// with virtual demo cards (PINs printed once and written to STATE/cards/PINS.txt),
+        /// register the demo application under a quorum login, and write STATE/client.toml
+        /// for the `gmhsm` CLI.
         #[arg(long)]
         demo: bool,
+        /// Demo administrator cards (n).
+        #[arg(long, default_value_t = 3)]
+        cards: u8,
+        /// Demo login quorum (k, 2 <= k < n).
+        #[arg(long, default_value_t = 2)]
+        quorum: u8,
         /// Address of the private link.
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: SocketAddr,
@@ -46,6 +54,46 @@ enum Cmd {
         #[arg(long)]
         pki: Option<PathBuf>,
     },
+    /// Look at the running appliance's front panel (the LCD, framed) and act on it: insert or
+    /// remove a card from STATE/cards/, press keys, start a quorum login, run a script.
+    Panel {
+        #[arg(long)]
+        state: PathBuf,
+        /// Insert the card STATE/cards/NAME.img.
+        #[arg(long, value_name = "NAME", group = "action")]
+        insert: Option<String>,
+        /// Take the card out of the reader.
+        #[arg(long, group = "action")]
+        remove: bool,
+        /// Press keys: digits, OK, CANCEL, MENU, UP, DOWN, comma-separated (`12345678,OK`).
+        #[arg(long, value_name = "KEYS", group = "action")]
+        keys: Option<String>,
+        /// Start a quorum login (key management).
+        #[arg(long, group = "action")]
+        login: bool,
+        /// End the quorum's authority (then take the last card out).
+        #[arg(long, group = "action")]
+        logout: bool,
+        /// Register the application whose certificate (PEM) this is, under the quorum's
+        /// authority held at the panel.
+        #[arg(long, value_name = "CERT", group = "action", requires = "name")]
+        register_app: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Domain bit mask for --register-app.
+        #[arg(long, default_value_t = 1)]
+        domains: u32,
+        /// Capabilities for --register-app: sign,verify,encrypt,... or all.
+        #[arg(long, default_value = "sign,verify")]
+        caps: String,
+        /// Run a script: one command a line (insert NAME, remove, keys K,..., login, logout,
+        /// wait-lcd TEXT, show); the LCD is printed after each.
+        #[arg(long, value_name = "FILE", group = "action")]
+        script: Option<PathBuf>,
+        /// How long wait-lcd waits, in seconds.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
     /// Open the simulated enclosure: the card zeroizes its device master key.
     TripTamper {
         #[arg(long)]
@@ -59,42 +107,38 @@ enum Cmd {
         #[arg(long)]
         socket: PathBuf,
         #[arg(long)]
-        init_demo: bool,
-        /// SHA-256 (hex) of the demo client certificate, registered at demo initialization.
-        #[arg(long)]
-        demo_app: Option<String>,
-        #[arg(long)]
         noise_fault: Option<NoiseFault>,
     },
-}
-
-fn parse_fp(s: &str) -> anyhow::Result<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        anyhow::bail!("--demo-app must be 64 hex digits");
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, listen, noise_fault, pki } => {
-            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options { state, pki, demo, listen, noise_fault })
+        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki } => gmhsm_sim::appliance::up(
+            &gmhsm_sim::appliance::Options { state, pki, demo, listen, noise_fault, cards, quorum },
+        ),
+        Cmd::Panel { state, insert, remove, keys, login, logout, register_app, name, domains, caps, script, wait } => {
+            gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
+                state,
+                insert,
+                remove,
+                keys,
+                login,
+                logout,
+                register_app,
+                name,
+                domains,
+                caps,
+                script,
+                wait_secs: wait,
+            })
         }
         Cmd::ClientCert { state, name, pki } => {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }
         Cmd::TripTamper { state } => gmhsm_sim::appliance::trip_tamper(&state),
-        Cmd::Card { state, socket, init_demo, demo_app, noise_fault } => demo_app
-            .as_deref()
-            .map(parse_fp)
-            .transpose()
-            .and_then(|fp| gmhsm_sim::appliance::run_card(&state, &socket, init_demo, fp, noise_fault)),
+        Cmd::Card { state, socket, noise_fault } => gmhsm_sim::appliance::run_card(&state, &socket, noise_fault),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -144,12 +144,25 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
     let data = vec![0x5au8; payload(op).max(32)];
     Some(match op {
         Op::Ping => return None,
-        Op::Sm2Sign => Box::new(move || {
-            let _ = alg::sm2::sign(&mut HostRng, &sm2, alg::sm2::DEFAULT_ID, &msg);
-        }),
-        Op::Sm2Verify => Box::new(move || {
-            let _ = alg::sm2::verify(&sm2_pub, alg::sm2::DEFAULT_ID, &msg, &sig);
-        }),
+        // The card's own SM2 path: a cached signer and a pool refilled in batches of 32
+        // (refill cost included), and the fast verification the card uses.
+        Op::Sm2Sign => {
+            let table = std::sync::Arc::new(alg::sm2_fast::BaseTable::new());
+            let signer = alg::sm2_fast::FastSigner::new(&sm2, table.clone()).ok()?;
+            let mut pool = alg::sm2_fast::NoncePool::new(table, 1024);
+            Box::new(move || {
+                if pool.is_empty() {
+                    let _ = pool.refill(&mut HostRng, 32);
+                }
+                let _ = signer.sign_pooled(&mut pool, &mut HostRng, alg::sm2::DEFAULT_ID, &msg);
+            })
+        }
+        Op::Sm2Verify => {
+            let table = alg::sm2_fast::BaseTable::new();
+            Box::new(move || {
+                let _ = alg::sm2_fast::verify(&table, &sm2_pub, alg::sm2::DEFAULT_ID, &msg, &sig);
+            })
+        }
         Op::Sm2Encrypt => Box::new(move || {
             let _ = alg::sm2_pke::encrypt(&mut HostRng, &sm2_pub, &[1; 32], alg::sm2_pke::Layout::C1C3C2);
         }),

@@ -1,7 +1,8 @@
 //! Applications and administration across the real daemon: two applications that cannot touch
-//! each other's keys, local administration over the appliance's Unix socket (register an
-//! application, read and check the audit log), and client failover between two simulated
-//! appliances of one security domain.
+//! each other's keys, administration on a ceremony-initialized appliance (registering an
+//! application needs a quorum of admin cards logged in at the front panel; the local socket's
+//! session holds no such authority and is refused), the audit log read and checked over the
+//! local socket, and client failover between two simulated appliances of one security domain.
 
 use std::process::Command;
 
@@ -33,16 +34,36 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
     let names: Vec<String> = payroll.list_keys().unwrap().into_iter().map(|(l, _)| l).collect();
     assert_eq!(names, ["payroll-key"]);
 
-    // Local administration registers payroll in domain 0b100 with sign only.
+    // Administration: payroll in domain 0b100 with sign only. The demo appliance was
+    // initialized by the init ceremony, so this needs a quorum's authority: the local socket
+    // alone is refused; a quorum logged in at the front panel (the demo's cards and PINs)
+    // registers it.
     let socket = state.join("local.sock");
     let admin = |args: &[&str]| {
         Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap()
     };
     let cert = state.join("pki/payroll.pem");
-    ok(
-        &admin(&["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"]),
-        "register-app over the local socket",
-    );
+    let local =
+        admin(&["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"]);
+    assert!(!local.status.success(), "register-app over the local socket without a quorum must be refused");
+    let pins = std::fs::read_to_string(state.join("cards/PINS.txt")).unwrap();
+    let pin = |card: &str| pins.lines().find_map(|l| l.strip_prefix(&format!("{card} "))).unwrap().to_string();
+    let script = tmp.path().join("register.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "login\ninsert admin-1\nkeys {},OK\nwait-lcd Remove card\nremove\ninsert admin-2\nkeys {},OK\n\
+             wait-lcd ADMIN LOGGED IN\n",
+            pin("admin-1"),
+            pin("admin-2")
+        ),
+    )
+    .unwrap();
+    let state_s = state.to_str().unwrap();
+    ok(&sim(&["panel", "--state", state_s, "--script", script.to_str().unwrap()]), "quorum login at the panel");
+    let reg = ["panel", "--state", state_s, "--register-app", cert.to_str().unwrap(), "--name", "payroll"];
+    ok(&sim(&[&reg[..], &["--domains", "4", "--caps", "sign"]].concat()), "register-app at the panel");
+    ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");
     payroll.sign("shared-signer", Mechanism::sm2_default(), b"x").unwrap();
     let enc = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };
     assert!(matches!(

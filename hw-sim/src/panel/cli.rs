@@ -1,0 +1,235 @@
+//! `gmhsm-sim panel`: look at the simulated appliance's front panel and act on it through its
+//! control socket — one action from the command line, or a script of them.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use gmhsm_proto::Capabilities;
+
+/// Biggest script accepted.
+const MAX_SCRIPT: u64 = 64 * 1024;
+const MAX_SCRIPT_LINES: usize = 1000;
+/// Longest answer read from the socket.
+const MAX_ANSWER: u64 = 4096;
+
+/// One thing to do at the panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A control-socket command, sent as is (`show`, `insert NAME`, `keys ...`, ...).
+    Send(String),
+    /// Wait until some row of the LCD contains the text.
+    WaitLcd(String),
+}
+
+/// What the panel answered.
+pub struct Answer {
+    pub error: Option<String>,
+    pub rows: Vec<String>,
+}
+
+/// Send one command line to the panel of the appliance in `state`.
+pub fn send(state: &Path, line: &str) -> anyhow::Result<Answer> {
+    let path = state.join("panel.sock");
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("{}: is `gmhsm-sim up --state {}` running?", path.display(), state.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.write_all(line.as_bytes())?;
+    s.write_all(b"\n")?;
+    let mut text = String::new();
+    s.take(MAX_ANSWER).read_to_string(&mut text)?;
+    let mut lines = text.lines();
+    let error = match lines.next() {
+        Some("ok") => None,
+        Some(e) => Some(e.strip_prefix("error: ").unwrap_or(e).to_string()),
+        None => bail!("the panel closed the connection without an answer"),
+    };
+    Ok(Answer { error, rows: lines.map(str::to_string).collect() })
+}
+
+/// The LCD in a box.
+pub fn framed(rows: &[String]) -> String {
+    let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+    let edge = format!("+{}+\n", "-".repeat(width));
+    let mut out = edge.clone();
+    for r in rows {
+        out.push_str(&format!("|{r:width$}|\n"));
+    }
+    out.push_str(&edge);
+    out
+}
+
+/// A script: one action per line; blank lines and `#` comments ignored.
+pub fn parse_script(text: &str) -> anyhow::Result<Vec<Action>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if out.len() >= MAX_SCRIPT_LINES {
+            bail!("a script has at most {MAX_SCRIPT_LINES} commands");
+        }
+        if line.len() > super::control::MAX_LINE {
+            bail!("line {}: longer than {} bytes", n + 1, super::control::MAX_LINE);
+        }
+        out.push(match line.split_once(' ') {
+            Some(("wait-lcd", text)) => Action::WaitLcd(text.trim().to_string()),
+            _ if line == "wait-lcd" => bail!("line {}: wait-lcd TEXT", n + 1),
+            _ => Action::Send(line.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+pub fn read_script(path: &Path) -> anyhow::Result<Vec<Action>> {
+    let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut text = String::new();
+    f.take(MAX_SCRIPT + 1).read_to_string(&mut text).with_context(|| format!("{}", path.display()))?;
+    if text.len() as u64 > MAX_SCRIPT {
+        bail!("{}: a script is at most {MAX_SCRIPT} bytes", path.display());
+    }
+    parse_script(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Run `actions` in order, printing the LCD after each (with the command when `echo`).
+/// Stops at the first error.
+pub fn run(state: &Path, actions: &[Action], echo: bool, wait: Duration) -> anyhow::Result<()> {
+    for a in actions {
+        if echo {
+            match a {
+                Action::Send(l) => println!("> {l}"),
+                Action::WaitLcd(t) => println!("> wait-lcd {t}"),
+            }
+        }
+        let answer = match a {
+            Action::Send(l) => send(state, l)?,
+            Action::WaitLcd(t) => wait_lcd(state, t, wait)?,
+        };
+        print!("{}", framed(&answer.rows));
+        std::io::stdout().flush()?;
+        if let Some(e) = answer.error {
+            bail!("{e}");
+        }
+    }
+    Ok(())
+}
+
+fn wait_lcd(state: &Path, text: &str, wait: Duration) -> anyhow::Result<Answer> {
+    if text.is_empty() {
+        bail!("wait-lcd TEXT");
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        let a = send(state, "show")?;
+        if a.rows.iter().any(|r| r.contains(text)) {
+            return Ok(a);
+        }
+        if Instant::now() > deadline {
+            return Ok(Answer {
+                error: Some(format!("the panel did not show {text:?} within {} s", wait.as_secs())),
+                rows: a.rows,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `register-app SHA256 NAME DOMAINS CAPS` for the certificate `cert` (PEM).
+pub fn register_line(cert: &Path, name: &str, domains: u32, caps: &str) -> anyhow::Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
+    let fp: String = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("register-app {fp} {name} {domains} {}", parse_caps(caps)?.0))
+}
+
+/// `sign,verify,...` (or `all`) to a capability set.
+pub fn parse_caps(s: &str) -> anyhow::Result<Capabilities> {
+    let mut caps = Capabilities(0);
+    for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        caps = caps
+            | match word {
+                "all" => Capabilities::ALL,
+                "sign" => Capabilities::SIGN,
+                "verify" => Capabilities::VERIFY,
+                "encrypt" => Capabilities::ENCRYPT,
+                "decrypt" => Capabilities::DECRYPT,
+                "wrap" => Capabilities::WRAP,
+                "unwrap" => Capabilities::UNWRAP,
+                "derive" => Capabilities::DERIVE,
+                "mac" => Capabilities::MAC,
+                "export-wrapped" => Capabilities::EXPORT_WRAPPED,
+                other => bail!("unknown capability {other:?}"),
+            };
+    }
+    Ok(caps)
+}
+
+/// The command-line form: at most one action flag, or a script.
+#[derive(Debug, Default)]
+pub struct PanelArgs {
+    pub state: PathBuf,
+    pub insert: Option<String>,
+    pub remove: bool,
+    pub keys: Option<String>,
+    pub login: bool,
+    pub logout: bool,
+    pub register_app: Option<PathBuf>,
+    pub name: Option<String>,
+    pub domains: u32,
+    pub caps: String,
+    pub script: Option<PathBuf>,
+    pub wait_secs: u64,
+}
+
+/// `gmhsm-sim panel`.
+pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
+    let wait = Duration::from_secs(a.wait_secs);
+    if let Some(script) = &a.script {
+        return run(&a.state, &read_script(script)?, true, wait);
+    }
+    let line = if let Some(n) = &a.insert {
+        format!("insert {n}")
+    } else if a.remove {
+        "remove".into()
+    } else if let Some(k) = &a.keys {
+        format!("keys {k}")
+    } else if a.login {
+        "login".into()
+    } else if a.logout {
+        "logout".into()
+    } else if let Some(cert) = &a.register_app {
+        let name = a.name.as_deref().context("--register-app needs --name")?;
+        register_line(cert, name, a.domains, &a.caps)?
+    } else {
+        "show".into()
+    };
+    run(&a.state, &[Action::Send(line)], false, wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_and_frames() {
+        let s = parse_script("# log in\ninsert admin-1\n\nkeys 12345678,OK\nwait-lcd Remove card\nshow\n").unwrap();
+        assert_eq!(
+            s,
+            [
+                Action::Send("insert admin-1".into()),
+                Action::Send("keys 12345678,OK".into()),
+                Action::WaitLcd("Remove card".into()),
+                Action::Send("show".into())
+            ]
+        );
+        assert!(parse_script("wait-lcd").is_err());
+        assert!(parse_script(&"show\n".repeat(1001)).is_err());
+        let f = framed(&["Enter PIN".into(), "PIN: **".into()]);
+        assert_eq!(f, "+---------+\n|Enter PIN|\n|PIN: **  |\n+---------+\n");
+    }
+}

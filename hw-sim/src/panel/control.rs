@@ -1,0 +1,219 @@
+//! The panel's control socket `STATE/panel.sock` (Unix, mode 0600): one command per
+//! connection, one line of text; the answer is `ok` or `error: WHY`, then the LCD rows.
+//!
+//! Grammar (the bytes come from anyone who can reach the socket: every field is bounded and
+//! checked before anything is touched):
+//!
+//! ```text
+//! show | remove | login | logout
+//! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
+//! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
+//! register-app SHA256HEX NAME DOMAINS CAPS   DOMAINS, CAPS: decimal u32
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gmhsm_platform::Key;
+use gmhsm_proto::Capabilities;
+
+use super::{FrontPanel, Job, PanelError};
+
+/// Longest command line.
+pub const MAX_LINE: usize = 1024;
+/// Most keys in one `keys` command.
+pub const MAX_KEYS: usize = 64;
+const MAX_CLIENTS: usize = 4;
+/// How long a command that ends a ceremony step may take.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Show,
+    Insert(String),
+    Remove,
+    Keys(Vec<Key>),
+    Login,
+    Logout,
+    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: u32 },
+}
+
+/// `1234567,OK` → keys. Digit groups type one key per digit.
+pub fn parse_keys(s: &str) -> Result<Vec<Key>, PanelError> {
+    let mut keys = Vec::new();
+    for word in s.split([',', ' ']).filter(|w| !w.is_empty()) {
+        let w = word.to_ascii_uppercase();
+        match w.as_str() {
+            "OK" => keys.push(Key::Ok),
+            "CANCEL" => keys.push(Key::Cancel),
+            "MENU" => keys.push(Key::Menu),
+            "UP" => keys.push(Key::Up),
+            "DOWN" => keys.push(Key::Down),
+            d if d.bytes().all(|b| b.is_ascii_digit()) => keys.extend(d.bytes().map(|b| Key::Digit(b - b'0'))),
+            _ => return Err(format!("unknown key {:?} (digits, OK, CANCEL, MENU, UP, DOWN)", truncate(word))),
+        }
+        if keys.len() > MAX_KEYS {
+            return Err(format!("at most {MAX_KEYS} keys at once"));
+        }
+    }
+    if keys.is_empty() {
+        return Err("keys: name at least one key".into());
+    }
+    Ok(keys)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(24).collect()
+}
+
+impl Command {
+    pub fn parse(line: &str) -> Result<Command, PanelError> {
+        if line.len() > MAX_LINE {
+            return Err(format!("command longer than {MAX_LINE} bytes"));
+        }
+        let line = line.trim();
+        let (verb, rest) = line.split_once(' ').map_or((line, ""), |(v, r)| (v, r.trim()));
+        let no_args = |c: Command| if rest.is_empty() { Ok(c) } else { Err(format!("{verb} takes no argument")) };
+        match verb {
+            "show" => no_args(Command::Show),
+            "remove" => no_args(Command::Remove),
+            "login" => no_args(Command::Login),
+            "logout" => no_args(Command::Logout),
+            "insert" => {
+                super::check_name(rest)?;
+                Ok(Command::Insert(rest.to_string()))
+            }
+            "keys" => parse_keys(rest).map(Command::Keys),
+            "register-app" => {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let [fp, name, domains, caps] = f[..] else {
+                    return Err("register-app SHA256HEX NAME DOMAINS CAPS".into());
+                };
+                let mut cert_sha256 = [0u8; 32];
+                if fp.len() != 64 {
+                    return Err("register-app: the certificate hash is 64 hex digits".into());
+                }
+                for (i, b) in cert_sha256.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&fp[2 * i..2 * i + 2], 16).map_err(|_| "register-app: bad hex")?;
+                }
+                if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err("register-app: a name has 1 to 32 printable characters".into());
+                }
+                let domains = domains.parse().map_err(|_| "register-app: DOMAINS is a number")?;
+                let caps = caps.parse().map_err(|_| "register-app: CAPS is a number")?;
+                Ok(Command::Register { cert_sha256, name: name.into(), domains, caps })
+            }
+            "" => Err("empty command".into()),
+            other => Err(format!(
+                "unknown command {:?} (show, insert, remove, keys, login, logout, register-app)",
+                truncate(other)
+            )),
+        }
+    }
+}
+
+/// Serve the control socket at `path` from a thread.
+pub fn serve(panel: FrontPanel, path: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let clients = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new().name("panel-control".into()).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut stream) = conn else { continue };
+            if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                let _ = stream.write_all(b"error: the panel is busy, try again\n");
+                continue;
+            }
+            clients.fetch_add(1, Ordering::Relaxed);
+            let (panel, clients) = (panel.clone(), clients.clone());
+            let _ = std::thread::Builder::new().name("panel-client".into()).spawn(move || {
+                let _ = client(&panel, stream);
+                clients.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    })?;
+    Ok(())
+}
+
+fn client(panel: &FrontPanel, mut stream: UnixStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    let r = BufReader::new((&stream).take(MAX_LINE as u64 + 1)).read_line(&mut line);
+    let result = match r {
+        Err(e) => Err(format!("reading the command: {e}")),
+        Ok(_) if line.len() > MAX_LINE => Err(format!("command longer than {MAX_LINE} bytes")),
+        Ok(_) => Command::parse(&line).and_then(|c| execute(panel, c)),
+    };
+    let mut out = match result {
+        Ok(()) => "ok\n".to_string(),
+        Err(e) => format!("error: {}\n", e.replace('\n', " ")),
+    };
+    for row in panel.screen() {
+        out.push_str(&row);
+        out.push('\n');
+    }
+    stream.write_all(out.as_bytes())
+}
+
+/// Do `c` and wait until the panel has reacted.
+pub fn execute(panel: &FrontPanel, c: Command) -> Result<(), PanelError> {
+    let act = panel.activity();
+    let new_waits = match c {
+        Command::Insert(_) | Command::Remove => 2,
+        _ => 1,
+    };
+    let r = match c {
+        Command::Show => return Ok(()),
+        Command::Insert(name) => panel.insert(&name),
+        Command::Remove => panel.remove().map(drop),
+        Command::Keys(keys) => {
+            panel.press(&keys);
+            Ok(())
+        }
+        Command::Login => panel.submit(Job::Login).map(drop),
+        Command::Logout => panel.submit(Job::Logout).map(drop),
+        Command::Register { cert_sha256, name, domains, caps } => {
+            let rx = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps) })?;
+            return match rx.recv_timeout(SETTLE) {
+                Ok(r) => r,
+                Err(_) => Err("the panel did not answer (is a ceremony running?)".into()),
+            };
+        }
+    };
+    r?;
+    act.settle(act.snapshot(), new_waits, SETTLE);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_commands_are_refused_clearly() {
+        assert_eq!(parse_keys("12,ok,Cancel").unwrap(), [Key::Digit(1), Key::Digit(2), Key::Ok, Key::Cancel]);
+        assert!(parse_keys("12,PANIC").unwrap_err().contains("unknown key"));
+        assert!(parse_keys(&"1".repeat(65)).unwrap_err().contains("at most"));
+        assert!(parse_keys("").is_err());
+        assert_eq!(Command::parse("insert admin-1\n").unwrap(), Command::Insert("admin-1".into()));
+        assert!(Command::parse("insert ../../etc/passwd").is_err());
+        assert!(Command::parse("insert").is_err());
+        assert!(Command::parse(&format!("insert {}", "a".repeat(33))).is_err());
+        assert!(Command::parse("show me").is_err());
+        assert!(Command::parse("format c:").unwrap_err().contains("unknown command"));
+        assert!(Command::parse(&"x".repeat(2000)).unwrap_err().contains("longer"));
+        assert!(Command::parse("register-app zz 1 2 3").is_err());
+        let fp = "ab".repeat(32);
+        assert!(matches!(
+            Command::parse(&format!("register-app {fp} payroll 4 1")),
+            Ok(Command::Register { domains: 4, caps: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! The panel thread: between ceremonies it shows the status pages (boot and self-test
+//! progress, device state and link address, card details, alarms) and watches the quorum's
+//! last card; on request it runs a ceremony of `gmhsm-provisioning` (init, quorum login,
+//! register an application under the quorum's authority, logout) on its own card-link session.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use gmhsm_lcd::screens::{DeviceState, Frame, Page, render};
+use gmhsm_platform::{CardSlot, Key, Keypad, SlotState};
+use gmhsm_proto::{AdminOp, Capabilities, Request, Response, Status, StatusInfo};
+use gmhsm_provisioning::{Authority, CardLink, CeremonyError, InitPlan, Panel, Station, UnixCardLink};
+
+use super::slot::SlotReader;
+use super::{PanelKeypad, Shared};
+use crate::ceremony::SimPanelLcd;
+
+/// Steps of the boot shown on the panel: card process, self-tests, init, TLS keys, link.
+pub const BOOT_STEPS: u8 = 5;
+/// The panel's card-link session (the daemon's connections use small numbers, its TLS
+/// signing links and the provisioning link `u64::MAX - n` for small n).
+pub const SESSION: u64 = u64::MAX - 64;
+/// How long a ceremony waits for a key or a card before giving up.
+const PEOPLE_MS: u32 = 300_000;
+/// How long the page a job ended on stays before the status page comes back.
+const HOLD: Duration = Duration::from_secs(3);
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// What the panel shows between ceremonies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Boot { step: String, done: u8, total: u8 },
+    Running,
+}
+
+/// Work for the panel thread.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// The init ceremony.
+    Init(InitPlan),
+    /// A quorum login for key management; the last card stays in the reader.
+    Login,
+    /// Register an application under the quorum's authority.
+    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: Capabilities },
+    /// End the quorum's authority and wait for the last card to go.
+    Logout,
+}
+
+impl Job {
+    fn name(&self) -> &'static str {
+        match self {
+            Job::Init(_) => "init",
+            Job::Login => "login",
+            Job::Register { .. } => "register-app",
+            Job::Logout => "logout",
+        }
+    }
+}
+
+pub(crate) struct Envelope {
+    pub job: Job,
+    pub reply: Option<Sender<Result<(), String>>>,
+}
+
+pub(crate) struct Parts {
+    pub socket: PathBuf,
+    pub reader: SlotReader,
+    pub lcd: SimPanelLcd,
+    pub keypad: PanelKeypad,
+    pub shared: Arc<Shared>,
+    pub activity: super::Activity,
+}
+
+/// The card link, connected when first needed and again after it failed (a card restart).
+struct LazyLink {
+    socket: PathBuf,
+    link: Option<UnixCardLink>,
+}
+
+impl CardLink for LazyLink {
+    fn call_in(&mut self, session: u64, request: Request) -> Result<Result<Response, Status>, CeremonyError> {
+        let link = match self.link.as_mut() {
+            Some(l) => l,
+            None => self
+                .link
+                .insert(UnixCardLink::connect(&self.socket, SESSION).map_err(|e| CeremonyError::Link(e.to_string()))?),
+        };
+        let r = link.call_in(session, request);
+        if matches!(r, Err(CeremonyError::Link(_))) {
+            self.link = None;
+        }
+        r
+    }
+
+    fn session(&self) -> u64 {
+        SESSION
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug)]
+enum JobError {
+    /// The ceremony stopped (the panel shows why).
+    Ceremony(CeremonyError),
+    /// The job makes no sense now.
+    Refused(&'static str),
+}
+
+impl From<CeremonyError> for JobError {
+    fn from(e: CeremonyError) -> Self {
+        JobError::Ceremony(e)
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobError::Ceremony(e) => e.fmt(f),
+            JobError::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+type PanelStation = Station<LazyLink, SlotReader, SimPanelLcd, PanelKeypad>;
+
+struct Loop {
+    st: PanelStation,
+    shared: Arc<Shared>,
+    authority: Option<Authority>,
+    /// Status page shown (0 = state, 1 = card details).
+    page: usize,
+    /// Until then the page a job ended on stays.
+    hold: Option<Instant>,
+    status: Option<Result<StatusInfo, String>>,
+    refreshed: Option<Instant>,
+}
+
+pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
+    let activity = p.activity;
+    let link = LazyLink { socket: p.socket, link: None };
+    let mut st = Station::new(link, p.reader, Panel::new(p.lcd, p.keypad, PEOPLE_MS));
+    st.timeouts.card_ms = u64::from(PEOPLE_MS);
+    let mut me = Loop { st, shared: p.shared, authority: None, page: 0, hold: None, status: None, refreshed: None };
+    loop {
+        match jobs.try_recv() {
+            Ok(Envelope { job, reply }) => {
+                activity.job_taken();
+                let what = job.name();
+                let r = me.job(job).map_err(|e| e.to_string());
+                let outcome = match &r {
+                    Ok(done) => format!("{what}: {done}"),
+                    Err(e) => format!("{what}: {e}"),
+                };
+                log::info!("front panel: {outcome}");
+                Shared::set(&me.shared.last, outcome);
+                me.hold = Some(Instant::now() + HOLD);
+                me.refreshed = None;
+                if let Some(tx) = reply {
+                    let _ = tx.send(r.map(drop));
+                }
+            }
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {}
+        }
+        me.watch();
+        if me.hold.is_some_and(|h| Instant::now() >= h) {
+            me.hold = None;
+        }
+        if me.hold.is_none() {
+            me.idle_page();
+        }
+        if let Ok(Some(k)) = me.st.panel.keypad.read_key(200) {
+            me.key(k);
+        }
+    }
+}
+
+impl Loop {
+    fn job(&mut self, job: Job) -> Result<&'static str, JobError> {
+        let st = &mut self.st;
+        match job {
+            Job::Init(plan) => Ok(st.init(&plan).map(|()| "done")?),
+            Job::Login => {
+                if self.authority.is_some() {
+                    return Err(JobError::Refused("a quorum is already logged in at the panel"));
+                }
+                let a = st.quorum_login(AdminOp::KeyManagement)?;
+                self.authority = Some(a);
+                Ok("quorum reached")
+            }
+            Job::Register { cert_sha256, name, domains, caps } => {
+                let Some(a) = self.authority.as_mut() else {
+                    st.panel.text(&["Refused", "No quorum logged in"])?;
+                    return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
+                };
+                st.panel.prompt(gmhsm_lcd::Prompt::Working)?;
+                match a.register_application(st, cert_sha256, &name, domains, caps) {
+                    Ok(()) => {
+                        st.panel.text(&["Application", "registered", &name])?;
+                        Ok("registered")
+                    }
+                    Err(e) => {
+                        if e == CeremonyError::AuthorityEnded {
+                            self.authority = None;
+                        }
+                        st.panel.text(&["Refused", "No quorum authority"])?;
+                        Err(e.into())
+                    }
+                }
+            }
+            Job::Logout => {
+                let a = self.authority.take().ok_or(JobError::Refused("no quorum logged in at the panel"))?;
+                a.logout(st)?;
+                Ok("logged out")
+            }
+        }
+    }
+
+    /// The quorum's authority ends when its last card leaves the reader or it lapses.
+    fn watch(&mut self) {
+        let Some(a) = self.authority.as_mut() else { return };
+        let gone = self.st.reader.state().map_or(true, |s| s == SlotState::Empty);
+        let due = self.refreshed.is_none_or(|t| t.elapsed() >= REFRESH);
+        if !gone && !due {
+            return;
+        }
+        if let Err(e) = a.check(&mut self.st) {
+            log::info!("front panel: quorum authority ended ({e})");
+            self.authority = None;
+            Shared::set(
+                &self.shared.last,
+                format!("authority ended: {}", if gone { "card removed" } else { "lapsed" }),
+            );
+            self.hold = Some(Instant::now() + HOLD);
+            self.refreshed = None;
+        }
+    }
+
+    fn key(&mut self, k: Key) {
+        if self.hold.take().is_some() {
+            return;
+        }
+        match k {
+            Key::Menu | Key::Down => self.page = (self.page + 1) % 2,
+            Key::Up => self.page = (self.page + 1) % 2,
+            _ => {}
+        }
+    }
+
+    fn put(&mut self, f: &Frame) {
+        let _ = f.show(&mut self.st.panel.display);
+    }
+
+    fn idle_page(&mut self) {
+        let phase = Shared::get(&self.shared.phase);
+        let (cols, rows) = (20, 4);
+        if let Phase::Boot { step, done, total } = phase {
+            self.put(&render(&Page::Boot { step: &step, done, total }, cols, rows));
+            return;
+        }
+        if self.refreshed.is_none_or(|t| t.elapsed() >= REFRESH) {
+            self.refreshed = Some(Instant::now());
+            self.status = Some(match self.st.link.call_in(SESSION, Request::GetStatus) {
+                Ok(Ok(Response::Status(s))) => Ok(s),
+                Ok(Ok(_)) => Err("card: odd answer".into()),
+                Ok(Err(s)) => Err(format!("card: {s}")),
+                Err(_) => Err("card link down".into()),
+            });
+        }
+        let link = Shared::get(&self.shared.link);
+        let f = match &self.status {
+            None => return,
+            Some(Err(why)) => render(&Page::Alarm { text: why }, cols, rows),
+            Some(Ok(s)) => {
+                let state = match (&s.error, s.initialized, &self.authority) {
+                    (Some(e), _, _) if e.contains("tamper") => DeviceState::Tampered,
+                    (Some(_), _, _) => DeviceState::Error,
+                    (None, false, _) => DeviceState::Uninitialized,
+                    (None, true, Some(_)) => DeviceState::AdminLoggedIn,
+                    (None, true, None) => DeviceState::Ready,
+                };
+                match (self.page, &s.error) {
+                    (0, Some(e)) => render(&Page::Alarm { text: e }, cols, rows),
+                    (0, None) => {
+                        let mut f = render(&Page::Status { state, link: &link }, cols, rows);
+                        match &self.authority {
+                            Some(a) => f.set(2, format_args!("Quorum {} of {}", a.status.admins, a.status.k)),
+                            None if !s.initialized => f.set(2, format_args!("Awaiting init")),
+                            None => f.set(2, format_args!("{} keys", s.keys)),
+                        }
+                        f
+                    }
+                    _ => {
+                        let mut f = render(&Page::Status { state, link: &link }, cols, rows);
+                        f.set(1, format_args!("{} keys, boot {}", s.keys, s.boots));
+                        f.set(2, format_args!("audit #{}", s.audit.last_seq));
+                        f
+                    }
+                }
+            }
+        };
+        self.put(&f);
+    }
+}
