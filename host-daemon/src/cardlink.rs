@@ -149,9 +149,11 @@ impl CardLink {
                 version: PROTOCOL_VERSION,
                 id,
             },
+            // The connection's token is its card session: unique, never reused. Tools on the
+            // local socket share the appliance's own session with the front panel, so a
+            // quorum logged in at the panel authorizes them (see LOCAL_ADMIN_SESSION).
+            session: if principal == Principal::Local { gmhsm_proto::LOCAL_ADMIN_SESSION } else { token.0 as u64 },
             principal,
-            // The connection's token is its card session: unique, never reused.
-            session: token.0 as u64,
             request,
         };
         let bytes = frame::encode(&frame).map_err(|_| Status::FrameTooLarge)?;

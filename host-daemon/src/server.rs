@@ -339,7 +339,8 @@ impl Daemon {
             if let Some(p) = conn.counted() {
                 self.bounds.leave(p);
             }
-            if let Some(p) = conn.card_session() {
+            // The shared local session outlives any one tool's connection.
+            if let Some(p) = conn.card_session().filter(|p| **p != gmhsm_proto::Principal::Local) {
                 self.card.close_session(Instant::now(), token, p.clone());
             }
         }

@@ -1,7 +1,7 @@
 //! Applications and administration across the real daemon: two applications that cannot touch
 //! each other's keys, administration on a ceremony-initialized appliance (registering an
-//! application needs a quorum of admin cards logged in at the front panel; the local socket's
-//! session holds no such authority and is refused), the audit log read and checked over the
+//! application needs a quorum of admin cards logged in at the front panel; the admin CLI on
+//! the local socket is refused without it and acts under it while it lasts), the audit log read and checked over the
 //! local socket, and client failover between two simulated appliances of one security domain.
 
 use std::process::Command;
@@ -36,8 +36,8 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
 
     // Administration: payroll in domain 0b100 with sign only. The demo appliance was
     // initialized by the init ceremony, so this needs a quorum's authority: the local socket
-    // alone is refused; a quorum logged in at the front panel (the demo's cards and PINs)
-    // registers it.
+    // alone is refused; with a quorum logged in at the front panel (the demo's cards and
+    // PINs) the same command succeeds.
     let socket = state.join("local.sock");
     let admin = |args: &[&str]| {
         Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap()
@@ -61,8 +61,12 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
     .unwrap();
     let state_s = state.to_str().unwrap();
     ok(&sim(&["panel", "--state", state_s, "--script", script.to_str().unwrap()]), "quorum login at the panel");
-    let reg = ["panel", "--state", state_s, "--register-app", cert.to_str().unwrap(), "--name", "payroll"];
-    ok(&sim(&[&reg[..], &["--domains", "4", "--caps", "sign"]].concat()), "register-app at the panel");
+    // While the quorum is logged in at the panel, the admin CLI on the local socket acts
+    // under its authority.
+    ok(
+        &admin(&["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"]),
+        "register-app over the local socket under the panel's quorum",
+    );
     ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");
     payroll.sign("shared-signer", Mechanism::sm2_default(), b"x").unwrap();
     let enc = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };

@@ -21,7 +21,7 @@ use crate::ceremony::SimPanelLcd;
 pub const BOOT_STEPS: u8 = 5;
 /// The panel's card-link session (the daemon's connections use small numbers, its TLS
 /// signing links and the provisioning link `u64::MAX - n` for small n).
-pub const SESSION: u64 = u64::MAX - 64;
+pub const SESSION: u64 = gmhsm_proto::LOCAL_ADMIN_SESSION;
 /// How long a ceremony waits for a key or a card before giving up.
 const PEOPLE_MS: u32 = 300_000;
 /// How long the page a job ended on stays before the status page comes back.
