@@ -169,8 +169,10 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
         Op::Sm2Decrypt => Box::new(move || {
             let _ = alg::sm2_pke::decrypt(&sm2, &ct, alg::sm2_pke::Layout::C1C3C2);
         }),
+        // Key generation as the card does it (key pair and its SPKI), without the store.
         Op::Sm2Keygen => Box::new(move || {
-            let _ = alg::sm2::generate(&mut HostRng);
+            let r = gmhsm_firmware::keys::generate(KeyAlg::Sm2, &mut HostRng);
+            assert!(r.is_ok(), "SM2 key generation failed in the reference");
         }),
         Op::Rsa2048Sign => {
             let k = alg::rsa::generate(&mut rng, 2048).ok()?;
