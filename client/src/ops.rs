@@ -209,6 +209,16 @@ impl Client {
         }
     }
 
+    /// Stop (`true`) or start (`false`) the appliance's service for applications (local
+    /// tools under a key-management quorum's authority, see docs/ceremonies.md).
+    pub fn set_service(&mut self, stopped: bool) -> Result<(), ClientError> {
+        let request = if stopped { Request::ServiceStop } else { Request::ServiceStart };
+        match self.call(request)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Import a GM/T 0016 enveloped SM2 key pair; returns its public key.
     pub fn import_enveloped_key_pair(&mut self, label: &str, unwrap_with: &str, blob: &[u8]) -> Result<Vec<u8>, ClientError> {
         let r = self.call(Request::ImportEnvelopedKeyPair {

@@ -4,8 +4,13 @@
 //! and `Error` (self-test or entropy failure, tamper, lost DMK, broken store), in which every
 //! cryptographic request is refused with [`Status::DeviceError`] and the reason is reported by
 //! `GetStatus`.
+//!
+//! Orthogonal to the device state, the service can be stopped by the administrators
+//! (`ServiceStop`, persisted under `m:service`): applications then get
+//! [`Status::ServiceStopped`] for everything but `Ping`, `GetStatus` and the daemon's
+//! `CloseSession`, while local tools keep working.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Devices, Platform};
 use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Response, Status, StatusInfo};
@@ -21,6 +26,8 @@ use crate::{dmk, selftest};
 const KEY_PREFIX: &[u8] = b"k:";
 const META_INIT: &[u8] = b"m:init";
 const META_BOOTS: &[u8] = b"m:boots";
+/// Present (value `[1]`) while the service is stopped.
+const META_SERVICE: &[u8] = b"m:service";
 /// Most unwrapped keys kept in card RAM.
 const CACHE_MAX: usize = 4096;
 
@@ -42,6 +49,12 @@ pub struct Hsm<P: Platform> {
     audit: Option<AuditLog>,
     sessions: Sessions,
     admin: crate::quorum::AdminRuntime,
+    /// Mirrors `m:service` in the store.
+    service_stopped: bool,
+    /// Card sessions seen and not closed (bounded like [`Sessions`]), for the status.
+    live: BTreeSet<u64>,
+    /// Requests handled since boot.
+    requests: u64,
 }
 
 mod access;
@@ -85,6 +98,23 @@ fn request_kind(r: &Request) -> u8 {
         R::CloseSession => 28,
         R::RegisterApplication { .. } => 29,
         R::ImportEnvelopedKeyPair { .. } => 30,
+        R::AdminChallenge => 31,
+        R::AdminLogin { .. } => 32,
+        R::AdminLogout { .. } => 33,
+        R::AdminStatus => 34,
+        R::InitBegin { .. } => 35,
+        R::ReplaceBegin { .. } => 36,
+        R::CeremonyEnroll { .. } => 37,
+        R::CeremonyShare { .. } => 38,
+        R::CeremonyVerify { .. } => 39,
+        R::CeremonyCommit => 40,
+        R::CeremonyAbort => 41,
+        R::AuthorizeUnblock { .. } => 42,
+        R::SetPolicy { .. } => 43,
+        R::RevokeApplication { .. } => 44,
+        R::Zeroize => 45,
+        R::ServiceStop => 46,
+        R::ServiceStart => 47,
         _ => u8::MAX,
     }
 }
@@ -96,7 +126,18 @@ mod kind_tests {
     /// The index given to audit records is the one postcard puts on the wire.
     #[test]
     fn request_kind_matches_the_wire_index() {
-        let samples = [Request::Ping, Request::ListKeys, Request::SelfTest, Request::CloseSession, Request::GenerateRandom { len: 1 }];
+        let samples = [
+            Request::Ping,
+            Request::ListKeys,
+            Request::SelfTest,
+            Request::CloseSession,
+            Request::GenerateRandom { len: 1 },
+            Request::AdminChallenge,
+            Request::CeremonyCommit,
+            Request::Zeroize,
+            Request::ServiceStop,
+            Request::ServiceStart,
+        ];
         for r in samples {
             let wire = postcard::to_allocvec(&r).unwrap();
             assert_eq!(request_kind(&r), wire[0]);
@@ -134,7 +175,7 @@ impl<P: Platform> Hsm<P> {
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
         let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), fast: Default::default(), audit: None, sessions: Sessions::default(), admin: Default::default() };
+            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), fast: Default::default(), audit: None, sessions: Sessions::default(), admin: Default::default(), service_stopped: false, live: BTreeSet::new(), requests: 0 };
         if hsm.tamper_check() {
             return hsm;
         }
@@ -157,6 +198,7 @@ impl<P: Platform> Hsm<P> {
             }
         }
         hsm.count_boot();
+        hsm.service_stopped = hsm.store.as_ref().is_some_and(|s| s.contains(META_SERVICE));
         hsm.audit = hsm.store.as_ref().map(AuditLog::load);
         let initialized = hsm.store.as_ref().is_some_and(|s| s.contains(META_INIT));
         hsm.state = match (dmk::load(&mut hsm.tamper), initialized) {
@@ -287,11 +329,22 @@ impl<P: Platform> Hsm<P> {
             _ => None,
         };
         let audit = self.audit.as_ref().map_or(AuditState { first_seq: 0, last_seq: 0, chain_break: None }, |a| a.state());
-        StatusInfo { initialized: !matches!(self.state, State::Factory), error, keys: keys as u32, boots: self.boots, audit }
+        StatusInfo {
+            initialized: !matches!(self.state, State::Factory),
+            error,
+            keys: keys as u32,
+            boots: self.boots,
+            audit,
+            service_stopped: self.service_stopped,
+            sessions: self.live.len() as u32,
+            requests: self.requests,
+        }
     }
 
     /// Carry out one request for `principal`. Never panics on any input.
     pub fn execute(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
+        self.requests = self.requests.wrapping_add(1);
+        self.count_session(session, &request);
         self.rng.tick(self.clock.now_ms());
         if self.tamper_check() {
             return Err(Status::DeviceError);
@@ -301,6 +354,27 @@ impl<P: Platform> Hsm<P> {
         // A source that failed during this request latches the error state now.
         self.check_rng();
         result
+    }
+
+    /// Keep the set of open sessions: `CloseSession` ends one, any other request opens it.
+    /// Past [`crate::session::MAX_SESSIONS`] the lowest id is forgotten (a count, not state).
+    fn count_session(&mut self, session: u64, request: &Request) {
+        if matches!(request, Request::CloseSession) {
+            self.live.remove(&session);
+            return;
+        }
+        if self.live.insert(session) && self.live.len() > crate::session::MAX_SESSIONS {
+            self.live.pop_first();
+        }
+    }
+
+    /// Is this request refused because the service is stopped? Only applications are: the
+    /// appliance's own tools administer it, and `Ping`, `GetStatus` and the daemon's
+    /// `CloseSession` still work. Not audited per request (the stop itself is).
+    fn service_refuses(&self, principal: &Principal, request: &Request) -> bool {
+        self.service_stopped
+            && matches!(principal, Principal::Application { .. })
+            && !matches!(request, Request::Ping | Request::GetStatus | Request::CloseSession)
     }
 
     /// Enter the error state if the RNG can no longer produce output.

@@ -550,6 +550,11 @@ fn demo_devices_keep_local_administration() {
         .unwrap();
     r.x(Request::RevokeApplication { cert_sha256: [1; 32] }).unwrap();
     assert!(!r.status().ceremony_initialized);
+    // So is stopping and starting the service.
+    r.x(Request::ServiceStop).unwrap();
+    assert_eq!(r.hsm.execute(&app(3), S, Request::ListKeys), Err(Status::ServiceStopped));
+    r.x(Request::ServiceStart).unwrap();
+    r.hsm.execute(&app(3), S, Request::ListKeys).unwrap();
     assert_eq!(
         r.hsm.execute(
             &app(3),
@@ -563,4 +568,86 @@ fn demo_devices_keep_local_administration() {
         ),
         Err(Status::AccessDenied)
     );
+}
+
+/// Audit events after `seq`.
+fn events_after(r: &mut Rig, seq: u64) -> Vec<AuditEvent> {
+    match r.x(Request::ReadAudit { from_seq: seq + 1, max: 256 }).unwrap() {
+        Response::Audit(v) => v.into_iter().map(|rec| rec.event).collect(),
+        x => panic!("{x:?}"),
+    }
+}
+
+#[test]
+fn service_stop_needs_the_quorum_refuses_applications_and_survives_a_reboot() {
+    use gmhsm_proto::admin::AdminAction;
+    let mut r = rig();
+    let cards = r.init(3, 2);
+    let a = app(1);
+    let sign = || Request::Sign {
+        label: label("app-key"),
+        mechanism: gmhsm_proto::Mechanism::sm2_default(),
+        message: b"pay 100".to_vec(),
+    };
+
+    // Without the quorum's authority nobody stops the service.
+    assert_eq!(r.x(Request::ServiceStop), Err(Status::AccessDenied));
+    r.login(&cards[0]).unwrap();
+    r.login(&cards[1]).unwrap();
+    r.register(1).unwrap();
+    r.hsm.execute(&a, 100, gen_req(label("app-key"), KeyAlg::Sm2)).unwrap();
+    r.hsm.execute(&a, 100, sign()).unwrap();
+    assert_eq!(r.hsm.execute(&a, 100, Request::ServiceStop), Err(Status::AccessDenied), "applications never");
+    assert_eq!(r.hsm.execute(&L, S + 1, Request::ServiceStop), Err(Status::AccessDenied), "another session");
+    assert!(!r.hsm.status().service_stopped);
+
+    // Stopped: applications get ServiceStopped for everything but Ping and GetStatus,
+    // without an audit record each; local tools go on.
+    let seq = r.hsm.status().audit.last_seq;
+    r.x(Request::ServiceStop).unwrap();
+    assert!(r.hsm.status().service_stopped);
+    for _ in 0..5 {
+        assert_eq!(r.hsm.execute(&a, 100, sign()), Err(Status::ServiceStopped));
+    }
+    assert_eq!(r.hsm.execute(&a, 100, Request::ListKeys), Err(Status::ServiceStopped));
+    assert_eq!(r.hsm.execute(&a, 100, Request::Ping), Ok(Response::Pong));
+    let st = r.hsm.execute(&a, 100, Request::GetStatus);
+    assert!(matches!(&st, Ok(Response::Status(s)) if s.service_stopped), "{st:?}");
+    r.x(Request::ListKeys).unwrap();
+    let events = events_after(&mut r, seq);
+    assert_eq!(events, [AuditEvent::Admin { action: AdminAction::ServiceStopped }], "only the stop is audited");
+
+    // Sessions and load: three sessions open (two consoles' and the application's), every
+    // request counted; CloseSession ends one.
+    let st = r.hsm.status();
+    assert_eq!(st.sessions, 3);
+    let requests = st.requests;
+    r.hsm.execute(&a, 100, Request::Ping).unwrap();
+    r.hsm.execute(&a, 100, Request::CloseSession).unwrap();
+    let st = r.hsm.status();
+    assert_eq!((st.sessions, st.requests), (2, requests + 2));
+
+    // The stop survives a reboot; the authority does not, so starting needs a new quorum.
+    let Rig { hsm, clock, tamper, rng } = r;
+    let flash = hsm.into_flash().unwrap();
+    let hsm = Hsm::<QBoard>::boot(Devices {
+        noise: TestNoise { x: 5, stuck: false },
+        flash,
+        tamper: tamper.clone(),
+        clock: clock.clone(),
+    });
+    let mut r = Rig { hsm, clock, tamper, rng };
+    let st = r.hsm.status();
+    assert!(st.service_stopped && st.error.is_none(), "{st:?}");
+    assert_eq!((st.sessions, st.requests), (0, 0), "counted since boot");
+    assert_eq!(r.hsm.execute(&a, 200, sign()), Err(Status::ServiceStopped));
+    assert_eq!(r.x(Request::ServiceStart), Err(Status::AccessDenied));
+    r.login(&cards[1]).unwrap();
+    r.login(&cards[2]).unwrap();
+    r.x(Request::ServiceStart).unwrap();
+    assert!(!r.hsm.status().service_stopped);
+    r.hsm.execute(&a, 200, sign()).unwrap();
+    let audit = r.audit();
+    assert!(audit.contains(&AuditEvent::Admin { action: AdminAction::ServiceStarted }));
+    assert!(!audit.iter().any(|e| matches!(e, AuditEvent::Denied { status: Status::ServiceStopped, .. })));
 }

@@ -128,6 +128,8 @@ pub fn kind(request: &Request) -> &'static str {
         Request::AuthorizeKey { .. } => "AuthorizeKey",
         Request::CloseSession => "CloseSession",
         Request::RegisterApplication { .. } => "RegisterApplication",
+        Request::ServiceStop => "ServiceStop",
+        Request::ServiceStart => "ServiceStart",
         _ => "Other",
     }
 }

@@ -246,6 +246,9 @@ pub enum AdminAction {
     ApplicationRegistered { cert_sha256: [u8; 32] },
     UnblockAuthorized { serial: Serial },
     Zeroized,
+    /// The service was stopped: applications are refused until it starts again.
+    ServiceStopped,
+    ServiceStarted,
 }
 
 /// A share blob as relayed to and from an admin card: opaque, bounded by the card's slot.

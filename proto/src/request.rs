@@ -214,4 +214,10 @@ pub enum Request {
     RevokeApplication { cert_sha256: [u8; 32] },
     /// Wipe DMK and DK: every stored key becomes unreadable; the card returns to factory.
     Zeroize,
+    /// Stop the service (key-management quorum authority on a ceremony-initialized device):
+    /// from now on, and across reboots, applications get [`crate::Status::ServiceStopped`]
+    /// for everything but `Ping` and `GetStatus`; local tools keep working.
+    ServiceStop,
+    /// Start the service again after [`Request::ServiceStop`] (same authority).
+    ServiceStart,
 }

@@ -21,6 +21,12 @@ pub struct StatusInfo {
     pub boots: u32,
     /// The audit log's extent and integrity.
     pub audit: AuditState,
+    /// `true` while the service is stopped (`Request::ServiceStop`): applications are refused.
+    pub service_stopped: bool,
+    /// Card sessions open now (connections the card has seen and not yet closed).
+    pub sessions: u32,
+    /// Requests the card has handled since it booted, whatever their outcome.
+    pub requests: u64,
 }
 
 /// One successful answer. Append-only.

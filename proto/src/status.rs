@@ -50,6 +50,9 @@ pub enum Status {
     PasswordRequired,
     /// No such handle in this session (operation, session key, agreement).
     UnknownHandle,
+    /// The appliance's service is stopped by its administrators (`ServiceStop`); it answers
+    /// applications again after `ServiceStart`. Nothing was done; retry later or elsewhere.
+    ServiceStopped,
 }
 
 impl Status {
@@ -76,6 +79,7 @@ impl Status {
             Status::KeyLocked => 18,
             Status::PasswordRequired => 19,
             Status::UnknownHandle => 20,
+            Status::ServiceStopped => 21,
         }
     }
 }
@@ -105,6 +109,7 @@ impl fmt::Display for Status {
             Status::KeyLocked => f.write_str("key locked after too many wrong passwords"),
             Status::PasswordRequired => f.write_str("key access password required"),
             Status::UnknownHandle => f.write_str("no such handle in this session"),
+            Status::ServiceStopped => f.write_str("service stopped by the administrators"),
         }
     }
 }

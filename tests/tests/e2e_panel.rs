@@ -3,13 +3,19 @@
 //! a person (this test) then drives a quorum login with `gmhsm-sim panel` — insert a card,
 //! type its PIN, watch the LCD — registers an application under the quorum's authority, and
 //! ends that authority by pulling the last card. Also: the status page (device state, link
-//! address), hostile panel commands, a script, and the alarm page after a tamper event.
+//! address, sessions and load), stopping and starting the service under the quorum from the
+//! local socket, hostile panel commands, a script, and the alarm page after a tamper event.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use gmhsm_tests::*;
+
+/// `gmhsm --socket STATE/local.sock args...`: the appliance's own tools.
+fn local(state: &Path, args: &[&str]) -> Output {
+    Command::new(bin("gmhsm")).arg("--socket").arg(state.join("local.sock")).args(args).output().unwrap()
+}
 
 /// `gmhsm-sim panel --state STATE args...`.
 fn panel(state: &Path, args: &[&str]) -> Output {
@@ -129,6 +135,9 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
         .output()
         .unwrap();
     assert!(!local.status.success(), "the local socket's session holds no quorum authority");
+    let stop = self::local(&state, &["service", "stop"]);
+    assert!(!stop.status.success(), "no quorum, no service stop");
+    assert!(String::from_utf8_lossy(&stop.stderr).contains("access denied"), "{stop:?}");
 
     // Hostile or mistaken commands get a clear error and change nothing.
     refused(&state, &["--insert", "../../etc/passwd"], "card name");
@@ -158,12 +167,38 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     let p = gmhsm_client::Profile::load(state.join("payroll.toml")).unwrap();
     let mut c = gmhsm_client::Client::connect(&p).unwrap();
     c.generate_key("payroll-key", gmhsm_proto::KeyAlg::Sm2).unwrap();
+    let mech = gmhsm_proto::Mechanism::sm2_default();
+    c.sign("payroll-key", mech.clone(), b"pay 100").unwrap();
+
+    // The status page's load line: open card sessions and requests per second (from two
+    // readings of the card's counter), whatever their values.
+    let s = eventually(&state, " req/s");
+    assert!(s.lines().any(|l| l.starts_with("|Sess ") && l.contains(" req/s")), "a load line:\n{s}");
+
+    // Stopping the service under the quorum, from the local socket: applications are refused
+    // (their connection stays up), local tools go on; starting it again serves them again.
+    ok(&self::local(&state, &["service", "stop"]), "service stop");
+    match c.sign("payroll-key", mech.clone(), b"pay 100") {
+        Err(gmhsm_client::ClientError::Status(gmhsm_proto::Status::ServiceStopped)) => {}
+        other => panic!("a stopped service refuses applications: {other:?}"),
+    }
+    c.ping().unwrap();
+    let st = String::from_utf8(ok(&self::local(&state, &["status"]), "status")).unwrap();
+    assert!(st.contains("service: STOPPED") && st.contains("sessions: "), "{st}");
+    ok(&self::local(&state, &["key", "list"]), "local tools work while stopped");
+    shows(&eventually(&state, "SERVICE STOPPED"), &["ADMIN LOGGED IN", "SERVICE STOPPED"]);
+    ok(&self::local(&state, &["service", "start"]), "service start");
+    c.sign("payroll-key", mech.clone(), b"pay 100").unwrap();
+    let st = String::from_utf8(ok(&self::local(&state, &["status"]), "status")).unwrap();
+    assert!(st.contains("service: running"), "{st}");
 
     // Pulling the last card ends the authority; administration is refused again.
     shows(&lcd(&state, &["--remove"]), &["READY", "admin logged out"]);
     refused(&state, &register, "no quorum logged in");
     let s = eventually(&state, &addr);
     shows(&s, &["READY"]);
+    assert!(!self::local(&state, &["service", "stop"]).status.success(), "the authority ended");
+    c.sign("payroll-key", mech, b"pay 100").unwrap();
 
     // The same login as a script, with a card whose PIN is refused on the way.
     let script = tmp.path().join("login.txt");

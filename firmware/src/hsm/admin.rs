@@ -1,6 +1,7 @@
 //! Administration requests: logins, ceremonies, and the operations that need a quorum's
-//! authority. The rules live in [`crate::quorum`]; this file applies them to the card's
-//! store, tamper RAM, audit log and device state.
+//! authority (policy, applications, unblock, zeroize, service stop / start). The rules live
+//! in [`crate::quorum`]; this file applies them to the card's store, tamper RAM, audit log
+//! and device state.
 //!
 //! Demo devices: a card initialized by [`Hsm::initialize`] (the simulator's `--demo`) has no
 //! admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
@@ -16,7 +17,7 @@ use gmhsm_proto::admin::{
 use gmhsm_proto::{AuditEvent, Principal, Request, Response, Status};
 use zeroize::Zeroizing;
 
-use super::{Hsm, KEY_PREFIX, META_INIT, State, store_status};
+use super::{Hsm, KEY_PREFIX, META_INIT, META_SERVICE, State, store_status};
 use crate::dmk;
 use crate::quorum::ceremony::{Input, Output, Secrets};
 use crate::quorum::record::RECORD_KEY;
@@ -303,6 +304,20 @@ impl<P: Platform> Hsm<P> {
                 self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
                 Ok(Response::Done)
             }
+            r @ (Request::ServiceStop | Request::ServiceStart) => {
+                let stop = r == Request::ServiceStop;
+                let got = if stop { "ServiceStop" } else { "ServiceStart" };
+                if !matches!(self.state, State::Operational(_)) {
+                    return Err(QuorumError::Unexpected { expected: "operational device", got });
+                }
+                if !self.may(session, AdminOp::KeyManagement) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                self.set_service_stopped(stop)?;
+                let action = if stop { AdminAction::ServiceStopped } else { AdminAction::ServiceStarted };
+                self.log(local, AuditEvent::Admin { action });
+                Ok(Response::Done)
+            }
             Request::Zeroize => {
                 if !matches!(self.state, State::Operational(_)) {
                     return Err(QuorumError::Unexpected { expected: "operational device", got: "Zeroize" });
@@ -315,6 +330,18 @@ impl<P: Platform> Hsm<P> {
             }
             _ => Err(QuorumError::Internal),
         }
+    }
+
+    /// Persist the service state first, then mirror it in RAM (a failed write changes nothing).
+    fn set_service_stopped(&mut self, stop: bool) -> Result<(), QuorumError> {
+        let store = self.store.as_mut().ok_or(QuorumError::Store)?;
+        if stop {
+            store.insert(META_SERVICE, &[1])?;
+        } else {
+            store.remove(META_SERVICE)?;
+        }
+        self.service_stopped = stop;
+        Ok(())
     }
 
     fn save_admin_record(&mut self, rec: &AdminRecord) -> Result<(), QuorumError> {
@@ -437,10 +464,17 @@ impl<P: Platform> Hsm<P> {
         self.sessions.clear();
         self.admin.end_all();
         self.admin = Default::default();
+        self.service_stopped = false;
         let store = self.store.as_mut().ok_or(QuorumError::Store)?;
         let doomed: Vec<Vec<u8>> = store
             .keys()
-            .filter(|k| k.starts_with(KEY_PREFIX) || k.starts_with(APP_PREFIX) || *k == RECORD_KEY || *k == META_INIT)
+            .filter(|k| {
+                k.starts_with(KEY_PREFIX)
+                    || k.starts_with(APP_PREFIX)
+                    || *k == RECORD_KEY
+                    || *k == META_INIT
+                    || *k == META_SERVICE
+            })
             .map(|k| k.to_vec())
             .collect();
         for k in doomed {

@@ -23,6 +23,9 @@ const MAX_RANDOM: u32 = 1 << 16;
 impl<P: Platform> Hsm<P> {
     pub(super) fn dispatch(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
         let kind = request_kind(&request);
+        if self.service_refuses(principal, &request) {
+            return Err(Status::ServiceStopped);
+        }
         match request {
             Request::Ping => return Ok(Response::Pong),
             Request::GetStatus => return Ok(Response::Status(self.status())),
@@ -63,7 +66,9 @@ impl<P: Platform> Hsm<P> {
             | Request::AuthorizeUnblock { .. }
             | Request::SetPolicy { .. }
             | Request::RevokeApplication { .. }
-            | Request::Zeroize) => return self.admin(principal, session, kind, r),
+            | Request::Zeroize
+            | Request::ServiceStop
+            | Request::ServiceStart) => return self.admin(principal, session, kind, r),
             _ => {}
         }
         match self.state {

@@ -1,5 +1,6 @@
 //! The panel thread: between ceremonies it shows the status pages (boot and self-test
-//! progress, device state and link address, card details, alarms) and watches the quorum's
+//! progress, device state and link address, sessions and load, a stopped service, card
+//! details, alarms) and watches the quorum's
 //! last card; on request it runs a ceremony of `gmhsm-provisioning` (init, quorum login,
 //! register an application under the quorum's authority, logout) on its own card-link session.
 
@@ -135,6 +136,10 @@ struct Loop {
     hold: Option<Instant>,
     status: Option<Result<StatusInfo, String>>,
     refreshed: Option<Instant>,
+    /// The card's request counter at the previous reading, and when it was read.
+    counted: Option<(u64, Instant)>,
+    /// Requests per second between the last two readings.
+    rate: Option<u64>,
 }
 
 pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
@@ -142,7 +147,17 @@ pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
     let link = LazyLink { socket: p.socket, link: None };
     let mut st = Station::new(link, p.reader, Panel::new(p.lcd, p.keypad, PEOPLE_MS));
     st.timeouts.card_ms = u64::from(PEOPLE_MS);
-    let mut me = Loop { st, shared: p.shared, authority: None, page: 0, hold: None, status: None, refreshed: None };
+    let mut me = Loop {
+        st,
+        shared: p.shared,
+        authority: None,
+        page: 0,
+        hold: None,
+        status: None,
+        refreshed: None,
+        counted: None,
+        rate: None,
+    };
     loop {
         match jobs.try_recv() {
             Ok(Envelope { job, reply }) => {
@@ -249,6 +264,25 @@ impl Loop {
         }
     }
 
+    /// Requests per second from the last two readings of the card's counter (the counter
+    /// restarts at a card reboot: a reading below the previous one starts over).
+    fn measure(&mut self) {
+        let Some(Ok(s)) = &self.status else {
+            self.counted = None;
+            self.rate = None;
+            return;
+        };
+        let now = Instant::now();
+        self.rate = match self.counted {
+            Some((before, at)) if s.requests >= before => {
+                let ms = now.duration_since(at).as_millis().max(1);
+                Some(u64::try_from(u128::from(s.requests - before) * 1000 / ms).unwrap_or(u64::MAX))
+            }
+            _ => None,
+        };
+        self.counted = Some((s.requests, now));
+    }
+
     fn put(&mut self, f: &Frame) {
         let _ = f.show(&mut self.st.panel.display);
     }
@@ -268,6 +302,7 @@ impl Loop {
                 Ok(Err(s)) => Err(format!("card: {s}")),
                 Err(_) => Err("card link down".into()),
             });
+            self.measure();
         }
         let link = Shared::get(&self.shared.link);
         let f = match &self.status {
@@ -290,12 +325,20 @@ impl Loop {
                             None if !s.initialized => f.set(2, format_args!("Awaiting init")),
                             None => f.set(2, format_args!("{} keys", s.keys)),
                         }
+                        if s.service_stopped {
+                            f.set(2, format_args!("SERVICE STOPPED"));
+                        }
+                        match self.rate {
+                            Some(r) => f.set(3, format_args!("Sess {}  {r} req/s", s.sessions)),
+                            None => f.set(3, format_args!("Sess {}", s.sessions)),
+                        }
                         f
                     }
                     _ => {
                         let mut f = render(&Page::Status { state, link: &link }, cols, rows);
                         f.set(1, format_args!("{} keys, boot {}", s.keys, s.boots));
                         f.set(2, format_args!("audit #{}", s.audit.last_seq));
+                        f.set(3, format_args!("{} requests", s.requests));
                         f
                     }
                 }

@@ -18,7 +18,8 @@ Examples:
   gmhsm --profile state/client.toml key generate --alg sm2 --label app1-sign
   gmhsm --profile state/client.toml sign --label app1-sign --in msg.txt --out msg.sig
   gmhsm --profile state/client.toml encrypt --label app1-enc --in doc --out doc.enc
-  gmhsm --socket state/local.sock audit --from 1";
+  gmhsm --socket state/local.sock audit --from 1
+  gmhsm --socket state/local.sock service stop";
 
 /// Talk to a gmhsm appliance: generate and use keys that never leave its crypto card.
 #[derive(Parser, Debug)]
@@ -162,6 +163,20 @@ pub enum Command {
         #[arg(long, default_value = "sign,verify,encrypt,decrypt,mac")]
         caps: String,
     },
+    /// Stop or start serving applications (local socket only; needs the quorum logged in at
+    /// the front panel on a ceremony-initialized appliance).
+    Service {
+        #[arg(value_enum)]
+        action: ServiceAction,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Refuse every application request but ping and status (survives a reboot).
+    Stop,
+    /// Serve applications again.
+    Start,
 }
 
 #[derive(Args, Debug)]

@@ -120,6 +120,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             connect(&cli)?.register_application(fp, name, *domains, caps)?;
             println!("registered {name} ({}) domains {domains:#x} caps {}", to_hex(&fp), caps_text(caps));
         }
+        Command::Service { action } => {
+            let stop = *action == ServiceAction::Stop;
+            connect(&cli)?.set_service(stop)?;
+            println!("service {}", if stop { "stopped" } else { "started" });
+        }
     }
     Ok(())
 }
@@ -128,7 +133,10 @@ fn print_status(info: &gmhsm_client::StatusInfo) {
     println!("initialized: {}", info.initialized);
     println!("state: {}", info.error.as_deref().unwrap_or("operational"));
     println!("keys: {}", info.keys);
+    println!("service: {}", if info.service_stopped { "STOPPED" } else { "running" });
     println!("boots: {}", info.boots);
+    println!("sessions: {}", info.sessions);
+    println!("requests: {}", info.requests);
     println!("audit: records {}..{}", info.audit.first_seq, info.audit.last_seq);
     if let Some(seq) = info.audit.chain_break {
         println!("audit: CHAIN BROKEN at record {seq}");
