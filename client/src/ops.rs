@@ -209,6 +209,14 @@ impl Client {
         }
     }
 
+    /// Remove an application's registration (local tools under the quorum's authority).
+    pub fn revoke_application(&mut self, cert_sha256: [u8; 32]) -> Result<(), ClientError> {
+        match self.call(Request::RevokeApplication { cert_sha256 })? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Stop (`true`) or start (`false`) the appliance's service for applications (local
     /// tools under a key-management quorum's authority, see docs/ceremonies.md).
     pub fn set_service(&mut self, stopped: bool) -> Result<(), ClientError> {

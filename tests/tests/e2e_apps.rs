@@ -68,6 +68,8 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
         "register-app over the local socket under the panel's quorum",
     );
     ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");
+    let revoke = admin(&["revoke-app", "--cert", cert.to_str().unwrap()]);
+    assert_eq!(revoke.status.code(), Some(4), "revoking without the quorum is refused: {revoke:?}");
     payroll.sign("shared-signer", Mechanism::sm2_default(), b"x").unwrap();
     let enc = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };
     assert!(matches!(

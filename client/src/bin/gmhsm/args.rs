@@ -163,6 +163,13 @@ pub enum Command {
         #[arg(long, default_value = "sign,verify,encrypt,decrypt,mac")]
         caps: String,
     },
+    /// Revoke an application's registration (local socket only; needs the quorum logged in
+    /// at the front panel on a ceremony-initialized appliance).
+    RevokeApp {
+        /// The application's certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
     /// Stop or start serving applications (local socket only; needs the quorum logged in at
     /// the front panel on a ceremony-initialized appliance).
     Service {

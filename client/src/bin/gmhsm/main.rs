@@ -120,6 +120,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             connect(&cli)?.register_application(fp, name, *domains, caps)?;
             println!("registered {name} ({}) domains {domains:#x} caps {}", to_hex(&fp), caps_text(caps));
         }
+        Command::RevokeApp { cert } => {
+            let der = certificate_pem(cert)?;
+            let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
+            connect(&cli)?.revoke_application(fp)?;
+            println!("revoked {}", to_hex(&fp));
+        }
         Command::Service { action } => {
             let stop = *action == ServiceAction::Stop;
             connect(&cli)?.set_service(stop)?;
