@@ -13,8 +13,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use gmhsm_proto::frame::{self, FrameHeader, MAX_MESSAGE_LEN};
 use gmhsm_proto::{
-    ClientFrame, Deframer, KeyAlg, Label, Mechanism, PROTOCOL_VERSION, Request, Response,
-    ServerFrame, Status, StatusInfo,
+    ClientFrame, Deframer, KeyAlg, Label, Mechanism, PROTOCOL_VERSION, Request, Response, ServerFrame, Status,
+    StatusInfo,
 };
 
 use crate::{ClientError, Profile};
@@ -72,9 +72,8 @@ impl Client {
     /// `Ping` is used. The error of the last one tried is returned when none does.
     pub fn connect(profile: &Profile) -> Result<Client, ClientError> {
         let config = tls_config(profile)?;
-        let server_name = ServerName::try_from(profile.server_name.clone()).map_err(|e| {
-            ClientError::Config(format!("server_name {:?}: {e}", profile.server_name))
-        })?;
+        let server_name = ServerName::try_from(profile.server_name.clone())
+            .map_err(|e| ClientError::Config(format!("server_name {:?}: {e}", profile.server_name)))?;
         let mut last = None;
         for address in profile.addresses() {
             match Self::connect_one(address, &config, &server_name, profile.timeout) {
@@ -93,14 +92,11 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, ClientError> {
         let tcp = connect_tcp(address, timeout)?;
-        let conn = ClientConnection::new(config.clone(), server_name.clone())
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let conn =
+            ClientConnection::new(config.clone(), server_name.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
         let mut stream = StreamOwned::new(conn, tcp);
         while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .map_err(ClientError::from_stream)?;
+            stream.conn.complete_io(&mut stream.sock).map_err(ClientError::from_stream)?;
         }
         let mut client = Client {
             stream: Transport::Tls(Box::new(stream)),
@@ -119,9 +115,8 @@ impl Client {
     /// Connect to the appliance's local socket (tools on the appliance itself). The daemon
     /// admits only the users it is configured for, by peer credentials.
     pub fn connect_local(socket: &Path, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(socket).map_err(|e| {
-            ClientError::Io(io::Error::new(e.kind(), format!("{}: {e}", socket.display())))
-        })?;
+        let stream = UnixStream::connect(socket)
+            .map_err(|e| ClientError::Io(io::Error::new(e.kind(), format!("{}: {e}", socket.display()))))?;
         stream.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;
         stream.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
         Ok(Client {
@@ -148,13 +143,9 @@ impl Client {
             // The daemon could not read our frame's header: the answer is about this request.
             0 => match answer.result {
                 Err(status) => Err(ClientError::Status(status)),
-                Ok(_) => Err(ClientError::Protocol(
-                    "a success answer without a request id".into(),
-                )),
+                Ok(_) => Err(ClientError::Protocol("a success answer without a request id".into())),
             },
-            got => Err(ClientError::Protocol(format!(
-                "answer for request {got} while waiting for {id}"
-            ))),
+            got => Err(ClientError::Protocol(format!("answer for request {got} while waiting for {id}"))),
         }
     }
 
@@ -162,10 +153,7 @@ impl Client {
     /// returned in the order of `requests`. The daemon answers `Status::Busy` for requests
     /// past its in-flight bound. Keep batches modest: all requests are written before any
     /// answer is read.
-    pub fn pipeline(
-        &mut self,
-        requests: Vec<Request>,
-    ) -> Result<Vec<Result<Response, Status>>, ClientError> {
+    pub fn pipeline(&mut self, requests: Vec<Request>) -> Result<Vec<Result<Response, Status>>, ClientError> {
         let first = self.next_id;
         let mut wire = Vec::new();
         let count = requests.len();
@@ -184,9 +172,7 @@ impl Client {
                 .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| results.get_mut(i))
                 .filter(|slot| slot.is_none())
-                .ok_or_else(|| {
-                    ClientError::Protocol(format!("unexpected answer id {}", answer.header.id))
-                })?;
+                .ok_or_else(|| ClientError::Protocol(format!("unexpected answer id {}", answer.header.id)))?;
             *slot = Some(answer.result);
         }
         // Every slot was filled exactly once: `count` answers, each to a distinct empty slot.
@@ -224,27 +210,16 @@ impl Client {
 
     /// The algorithm and public key (DER SubjectPublicKeyInfo) of `label`.
     pub fn export_public_key(&mut self, label: &str) -> Result<(KeyAlg, Vec<u8>), ClientError> {
-        match self.call(Request::ExportPublicKey {
-            label: to_label(label)?,
-        })? {
+        match self.call(Request::ExportPublicKey { label: to_label(label)? })? {
             Response::PublicKey { alg, spki_der } => Ok((alg, spki_der)),
             other => Err(unexpected(&other)),
         }
     }
 
     /// Sign `message` with the private key of `label`.
-    pub fn sign(
-        &mut self,
-        label: &str,
-        mechanism: Mechanism,
-        message: &[u8],
-    ) -> Result<Vec<u8>, ClientError> {
+    pub fn sign(&mut self, label: &str, mechanism: Mechanism, message: &[u8]) -> Result<Vec<u8>, ClientError> {
         check_message(message)?;
-        let request = Request::Sign {
-            label: to_label(label)?,
-            mechanism,
-            message: message.to_vec(),
-        };
+        let request = Request::Sign { label: to_label(label)?, mechanism, message: message.to_vec() };
         match self.call(request)? {
             Response::Signature(sig) => Ok(sig),
             other => Err(unexpected(&other)),
@@ -278,19 +253,14 @@ impl Client {
     /// The labels (and algorithms) of the keys this client may see.
     pub fn list_keys(&mut self) -> Result<Vec<(String, KeyAlg)>, ClientError> {
         match self.call(Request::ListKeys)? {
-            Response::Keys(keys) => Ok(keys
-                .into_iter()
-                .map(|(l, a)| (l.as_str().to_owned(), a))
-                .collect()),
+            Response::Keys(keys) => Ok(keys.into_iter().map(|(l, a)| (l.as_str().to_owned(), a)).collect()),
             other => Err(unexpected(&other)),
         }
     }
 
     /// Delete the key `label`.
     pub fn delete_key(&mut self, label: &str) -> Result<(), ClientError> {
-        match self.call(Request::DeleteKey {
-            label: to_label(label)?,
-        })? {
+        match self.call(Request::DeleteKey { label: to_label(label)? })? {
             Response::Deleted => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -311,9 +281,7 @@ impl Client {
     }
 
     fn write(&mut self, wire: &[u8]) -> Result<(), ClientError> {
-        self.stream
-            .write_all(wire)
-            .map_err(ClientError::from_stream)?;
+        self.stream.write_all(wire).map_err(ClientError::from_stream)?;
         self.stream.flush().map_err(ClientError::from_stream)
     }
 
@@ -328,10 +296,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(format!("bad answer frame: {e:?}"))),
             }
-            let n = self
-                .stream
-                .read(&mut buf)
-                .map_err(ClientError::from_stream)?;
+            let n = self.stream.read(&mut buf).map_err(ClientError::from_stream)?;
             if n == 0 {
                 return Err(ClientError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -345,9 +310,8 @@ impl Client {
 
 /// The SM2 mechanism with a chosen distinguishing ID (at most 128 bytes).
 pub fn sm2_with_id(id: &[u8]) -> Result<Mechanism, ClientError> {
-    let distid = heapless::Vec::from_slice(id).map_err(|_| {
-        ClientError::InvalidArgument(format!("SM2 ID is {} bytes; the limit is 128", id.len()))
-    })?;
+    let distid = heapless::Vec::from_slice(id)
+        .map_err(|_| ClientError::InvalidArgument(format!("SM2 ID is {} bytes; the limit is 128", id.len())))?;
     Ok(Mechanism::Sm2Sm3 { distid })
 }
 
@@ -356,9 +320,8 @@ pub fn to_label(label: &str) -> Result<Label, ClientError> {
     if label.is_empty() {
         return Err(ClientError::InvalidArgument("the label is empty".into()));
     }
-    Label::try_from(label).map_err(|_| {
-        ClientError::InvalidArgument(format!("label is {} bytes; the limit is 64", label.len()))
-    })
+    Label::try_from(label)
+        .map_err(|_| ClientError::InvalidArgument(format!("label is {} bytes; the limit is 64", label.len())))
 }
 
 fn check_message(message: &[u8]) -> Result<(), ClientError> {
@@ -372,15 +335,8 @@ fn check_message(message: &[u8]) -> Result<(), ClientError> {
 }
 
 fn encode(id: u64, request: Request) -> Result<Vec<u8>, ClientError> {
-    let frame = ClientFrame {
-        header: FrameHeader {
-            version: PROTOCOL_VERSION,
-            id,
-        },
-        request,
-    };
-    frame::encode(&frame)
-        .map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
+    let frame = ClientFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, request };
+    frame::encode(&frame).map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
 }
 
 pub(crate) fn unexpected(response: &Response) -> ClientError {
@@ -407,17 +363,12 @@ fn connect_tcp(address: &str, timeout: Duration) -> Result<TcpStream, ClientErro
         io::ErrorKind::InvalidInput => ClientError::Config(format!("address {address:?}: {e}")),
         _ => ClientError::Io(e),
     })?;
-    let mut last = io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{address} resolves to no address"),
-    );
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{address} resolves to no address"));
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(tcp) => {
-                tcp.set_read_timeout(Some(timeout))
-                    .map_err(ClientError::Io)?;
-                tcp.set_write_timeout(Some(timeout))
-                    .map_err(ClientError::Io)?;
+                tcp.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;
+                tcp.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
                 tcp.set_nodelay(true).map_err(ClientError::Io)?;
                 return Ok(tcp);
             }
@@ -431,12 +382,9 @@ fn tls_config(profile: &Profile) -> Result<Arc<ClientConfig>, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in read_certs(&profile.ca_cert)? {
-        roots.add(ca).map_err(|e| {
-            ClientError::Config(format!(
-                "{}: unusable CA certificate: {e}",
-                profile.ca_cert.display()
-            ))
-        })?;
+        roots
+            .add(ca)
+            .map_err(|e| ClientError::Config(format!("{}: unusable CA certificate: {e}", profile.ca_cert.display())))?;
     }
     let chain = read_certs(&profile.client_cert)?;
     let key = PrivateKeyDer::from_pem_file(&profile.client_key)
@@ -455,10 +403,7 @@ fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Cl
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(ClientError::Config(format!(
-            "{}: no CERTIFICATE in file",
-            path.display()
-        )));
+        return Err(ClientError::Config(format!("{}: no CERTIFICATE in file", path.display())));
     }
     Ok(certs)
 }
@@ -471,20 +416,14 @@ mod tests {
     fn labels_are_checked_before_sending() {
         assert!(to_label("k1").is_ok());
         assert!(to_label(&"a".repeat(64)).is_ok());
-        assert!(matches!(
-            to_label(&"a".repeat(65)),
-            Err(ClientError::InvalidArgument(_))
-        ));
+        assert!(matches!(to_label(&"a".repeat(65)), Err(ClientError::InvalidArgument(_))));
         assert!(matches!(to_label(""), Err(ClientError::InvalidArgument(_))));
     }
 
     #[test]
     fn oversized_message_is_refused() {
         assert!(check_message(&vec![0; MAX_MESSAGE_LEN]).is_ok());
-        assert!(matches!(
-            check_message(&vec![0; MAX_MESSAGE_LEN + 1]),
-            Err(ClientError::InvalidArgument(_))
-        ));
+        assert!(matches!(check_message(&vec![0; MAX_MESSAGE_LEN + 1]), Err(ClientError::InvalidArgument(_))));
     }
 
     #[test]

@@ -28,10 +28,7 @@ pub enum ClientError {
 impl ClientError {
     /// Classify an I/O error from the TLS stream: rustls errors travel inside `io::Error`.
     pub(crate) fn from_stream(e: io::Error) -> Self {
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
             Some(tls) => ClientError::Tls(tls.to_string()),
             None => ClientError::Io(e),
         }

@@ -31,6 +31,6 @@ pub fn audit_hash(rec: &AuditRecord) -> [u8; 32] {
 pub use profile::Profile;
 
 pub use gmhsm_proto::{
-    AuditRecord, Capabilities, Principal, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
-    Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
+    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
+    Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
 };

@@ -72,7 +72,13 @@ impl Client {
     }
 
     /// `Ok(false)` when the MAC does not match.
-    pub fn verify_mac(&mut self, key: KeyRef, mechanism: MacMech, bytes: &[u8], mac: &[u8]) -> Result<bool, ClientError> {
+    pub fn verify_mac(
+        &mut self,
+        key: KeyRef,
+        mechanism: MacMech,
+        bytes: &[u8],
+        mac: &[u8],
+    ) -> Result<bool, ClientError> {
         match self.call(Request::VerifyMac { key, mechanism, data: bytes.to_vec(), mac: mac.to_vec() }) {
             Ok(Response::Verified) => Ok(true),
             Ok(other) => Err(unexpected(&other)),
@@ -107,8 +113,17 @@ impl Client {
     }
 
     /// Open a client's envelope inside the card: the session key never leaves it.
-    pub fn import_session_key(&mut self, unwrap_with: &str, mechanism: CipherMech, wrapped: &[u8]) -> Result<u32, ClientError> {
-        let r = self.call(Request::ImportSessionKey { unwrap_with: to_label(unwrap_with)?, mechanism, wrapped: wrapped.to_vec() })?;
+    pub fn import_session_key(
+        &mut self,
+        unwrap_with: &str,
+        mechanism: CipherMech,
+        wrapped: &[u8],
+    ) -> Result<u32, ClientError> {
+        let r = self.call(Request::ImportSessionKey {
+            unwrap_with: to_label(unwrap_with)?,
+            mechanism,
+            wrapped: wrapped.to_vec(),
+        })?;
         match r {
             Response::SessionKey { handle, .. } => Ok(handle),
             other => Err(unexpected(&other)),
@@ -124,7 +139,8 @@ impl Client {
 
     /// SM2 key exchange, initiator's first step: (pending handle, ephemeral public key).
     pub fn agreement_init(&mut self, label: &str, own_id: &[u8]) -> Result<(u32, Vec<u8>), ClientError> {
-        let r = self.call(Request::AgreementInit { label: to_label(label)?, own_id: bounded("ID", own_id)?, key_len: 16 })?;
+        let r =
+            self.call(Request::AgreementInit { label: to_label(label)?, own_id: bounded("ID", own_id)?, key_len: 16 })?;
         match r {
             Response::Agreement { handle, ephemeral } => Ok((handle, ephemeral)),
             other => Err(unexpected(&other)),
@@ -155,7 +171,13 @@ impl Client {
     }
 
     /// SM2 key exchange, initiator's second step: the session key handle.
-    pub fn agreement_finish(&mut self, handle: u32, peer_id: &[u8], peer_public: &[u8], peer_ephemeral: &[u8]) -> Result<u32, ClientError> {
+    pub fn agreement_finish(
+        &mut self,
+        handle: u32,
+        peer_id: &[u8],
+        peer_public: &[u8],
+        peer_ephemeral: &[u8],
+    ) -> Result<u32, ClientError> {
         let r = self.call(Request::AgreementFinish {
             handle,
             peer_id: bounded("peer ID", peer_id)?,
@@ -176,7 +198,8 @@ impl Client {
     }
 
     pub fn set_key_password(&mut self, label: &str, password: &[u8]) -> Result<(), ClientError> {
-        let r = self.call(Request::SetKeyPassword { label: to_label(label)?, password: bounded("password", password)? })?;
+        let r =
+            self.call(Request::SetKeyPassword { label: to_label(label)?, password: bounded("password", password)? })?;
         match r {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
@@ -185,7 +208,8 @@ impl Client {
 
     /// Prove a key's access password for this connection.
     pub fn authorize_key(&mut self, label: &str, password: &[u8]) -> Result<(), ClientError> {
-        let r = self.call(Request::AuthorizeKey { label: to_label(label)?, password: bounded("password", password)? })?;
+        let r =
+            self.call(Request::AuthorizeKey { label: to_label(label)?, password: bounded("password", password)? })?;
         match r {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
@@ -200,7 +224,13 @@ impl Client {
     }
 
     /// Register an application by the SHA-256 of its certificate (local tools only).
-    pub fn register_application(&mut self, cert_sha256: [u8; 32], name: &str, domains: u32, caps: Capabilities) -> Result<(), ClientError> {
+    pub fn register_application(
+        &mut self,
+        cert_sha256: [u8; 32],
+        name: &str,
+        domains: u32,
+        caps: Capabilities,
+    ) -> Result<(), ClientError> {
         let name = heapless::String::try_from(name)
             .map_err(|_| ClientError::InvalidArgument("application name over 64 bytes".into()))?;
         match self.call(Request::RegisterApplication { cert_sha256, name, domains, caps })? {
@@ -228,7 +258,12 @@ impl Client {
     }
 
     /// Import a GM/T 0016 enveloped SM2 key pair; returns its public key.
-    pub fn import_enveloped_key_pair(&mut self, label: &str, unwrap_with: &str, blob: &[u8]) -> Result<Vec<u8>, ClientError> {
+    pub fn import_enveloped_key_pair(
+        &mut self,
+        label: &str,
+        unwrap_with: &str,
+        blob: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
         let r = self.call(Request::ImportEnvelopedKeyPair {
             label: to_label(label)?,
             unwrap_with: to_label(unwrap_with)?,

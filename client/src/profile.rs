@@ -63,12 +63,10 @@ impl Profile {
     /// Read a profile file; relative paths in it are taken from the file's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<Profile, ClientError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ClientError::Config(format!("cannot read profile {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Config(format!("cannot read profile {}: {e}", path.display())))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Profile::from_toml(&text, base)
-            .map_err(|e| ClientError::Config(format!("profile {}: {e}", path.display())))
+        Profile::from_toml(&text, base).map_err(|e| ClientError::Config(format!("profile {}: {e}", path.display())))
     }
 
     /// Parse profile text; relative paths are resolved against `base_dir`.
@@ -84,9 +82,7 @@ impl Profile {
             ca_cert: resolve(raw.ca_cert),
             client_cert: resolve(raw.client_cert),
             client_key: resolve(raw.client_key),
-            timeout: raw
-                .timeout_secs
-                .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+            timeout: raw.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
             failover: raw.failover,
         })
     }
@@ -138,9 +134,6 @@ mod tests {
         assert_eq!(p.ca_cert, dir.join("ca.pem"));
         assert_eq!(p.timeout, Duration::from_secs(5));
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(matches!(
-            Profile::load(dir.join("absent.toml")),
-            Err(ClientError::Config(_))
-        ));
+        assert!(matches!(Profile::load(dir.join("absent.toml")), Err(ClientError::Config(_))));
     }
 }

@@ -30,17 +30,11 @@ fn card(mut s: UnixStream) {
                 Request::Ping => Ok(Response::Pong),
                 Request::GenerateKey { label, alg, .. } if !keys.contains_key(&label) => {
                     keys.insert(label, alg);
-                    Ok(Response::KeyGenerated {
-                        alg,
-                        spki_der: SPKI.to_vec(),
-                    })
+                    Ok(Response::KeyGenerated { alg, spki_der: SPKI.to_vec() })
                 }
                 Request::GenerateKey { .. } => Err(Status::KeyExists),
                 Request::ExportPublicKey { label } => match keys.get(&label) {
-                    Some(&alg) => Ok(Response::PublicKey {
-                        alg,
-                        spki_der: SPKI.to_vec(),
-                    }),
+                    Some(&alg) => Ok(Response::PublicKey { alg, spki_der: SPKI.to_vec() }),
                     None => Err(Status::UnknownKey),
                 },
                 Request::GetKeyInfo { label } => match keys.get(&label) {
@@ -57,32 +51,21 @@ fn card(mut s: UnixStream) {
                 Request::Sign { label, message, .. } if keys.contains_key(&label) => {
                     Ok(Response::Signature(Sha256::digest(&message).to_vec()))
                 }
-                Request::Verify {
-                    label,
-                    message,
-                    signature,
-                    ..
-                } if keys.contains_key(&label) => {
+                Request::Verify { label, message, signature, .. } if keys.contains_key(&label) => {
                     if Sha256::digest(&message).as_slice() == signature.as_slice() {
                         Ok(Response::Verified)
                     } else {
                         Err(Status::SignatureInvalid)
                     }
                 }
-                Request::ListKeys => Ok(Response::Keys(
-                    keys.iter().map(|(l, a)| (l.clone(), *a)).collect(),
-                )),
+                Request::ListKeys => Ok(Response::Keys(keys.iter().map(|(l, a)| (l.clone(), *a)).collect())),
                 Request::DeleteKey { label } => match keys.remove(&label) {
                     Some(_) => Ok(Response::Deleted),
                     None => Err(Status::UnknownKey),
                 },
                 _ => Err(Status::UnknownKey),
             };
-            let out = frame::encode(&ServerFrame {
-                header: f.header,
-                result,
-            })
-            .expect("encode");
+            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
             if s.write_all(&out).is_err() {
                 return;
             }
@@ -98,9 +81,7 @@ fn start() -> PathBuf {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "cli test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "cli test CA");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let server_key = KeyPair::generate().expect("key");
     let mut sp = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("params");
@@ -160,25 +141,13 @@ fn cli_end_to_end() {
 
     assert_eq!(code(&gmhsm(&dir, &["ping"])), 0);
 
-    let out = gmhsm(
-        &dir,
-        &["key", "generate", "--alg", "sm2", "--label", "app-sign"],
-    );
+    let out = gmhsm(&dir, &["key", "generate", "--alg", "sm2", "--label", "app-sign"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "app-sign sm2");
-    assert_eq!(
-        code(&gmhsm(
-            &dir,
-            &["key", "generate", "--alg", "rsa2048", "--label", "app-rsa"]
-        )),
-        0
-    );
+    assert_eq!(code(&gmhsm(&dir, &["key", "generate", "--alg", "rsa2048", "--label", "app-rsa"])), 0);
 
     // A second generate under the same label: the appliance refuses, exit 4 with the status.
-    let out = gmhsm(
-        &dir,
-        &["key", "generate", "--alg", "sm2", "--label", "app-sign"],
-    );
+    let out = gmhsm(&dir, &["key", "generate", "--alg", "sm2", "--label", "app-sign"]);
     assert_eq!(code(&out), 4);
     assert!(String::from_utf8_lossy(&out.stderr).contains("status 4"));
 
@@ -187,64 +156,15 @@ fn cli_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("-----BEGIN PUBLIC KEY-----\n"));
     let out = gmhsm(&dir, &["key", "export", "--label", "app-sign"]);
     assert_eq!(out.stdout, SPKI);
-    assert_eq!(
-        code(&gmhsm(
-            &dir,
-            &[
-                "key",
-                "export",
-                "--label",
-                "app-sign",
-                "--out",
-                &p("pub.der")
-            ]
-        )),
-        0
-    );
+    assert_eq!(code(&gmhsm(&dir, &["key", "export", "--label", "app-sign", "--out", &p("pub.der")])), 0);
     assert_eq!(std::fs::read(dir.join("pub.der")).expect("pub.der"), SPKI);
 
     std::fs::write(dir.join("msg"), b"hello").expect("write");
-    let out = gmhsm(
-        &dir,
-        &[
-            "sign",
-            "--label",
-            "app-sign",
-            "--in",
-            &p("msg"),
-            "--out",
-            &p("sig"),
-        ],
-    );
+    let out = gmhsm(&dir, &["sign", "--label", "app-sign", "--in", &p("msg"), "--out", &p("sig")]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        code(&gmhsm(
-            &dir,
-            &[
-                "verify",
-                "--label",
-                "app-sign",
-                "--in",
-                &p("msg"),
-                "--sig",
-                &p("sig")
-            ]
-        )),
-        0
-    );
+    assert_eq!(code(&gmhsm(&dir, &["verify", "--label", "app-sign", "--in", &p("msg"), "--sig", &p("sig")])), 0);
     std::fs::write(dir.join("msg"), b"hellO").expect("write");
-    let out = gmhsm(
-        &dir,
-        &[
-            "verify",
-            "--label",
-            "app-sign",
-            "--in",
-            &p("msg"),
-            "--sig",
-            &p("sig"),
-        ],
-    );
+    let out = gmhsm(&dir, &["verify", "--label", "app-sign", "--in", &p("msg"), "--sig", &p("sig")]);
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature INVALID"));
 
@@ -254,36 +174,19 @@ fn cli_end_to_end() {
 
     let out = gmhsm(&dir, &["key", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("app-rsa\trsa2048"));
-    assert_eq!(
-        code(&gmhsm(&dir, &["key", "delete", "--label", "app-rsa"])),
-        0
-    );
-    assert_eq!(
-        code(&gmhsm(&dir, &["key", "delete", "--label", "app-rsa"])),
-        4
-    );
+    assert_eq!(code(&gmhsm(&dir, &["key", "delete", "--label", "app-rsa"])), 0);
+    assert_eq!(code(&gmhsm(&dir, &["key", "delete", "--label", "app-rsa"])), 4);
 
     // Local problems.
-    assert_eq!(
-        code(&gmhsm(
-            &dir,
-            &["sign", "--label", "app-sign", "--in", &p("absent")]
-        )),
-        5
-    );
+    assert_eq!(code(&gmhsm(&dir, &["sign", "--label", "app-sign", "--in", &p("absent")])), 5);
     std::fs::write(dir.join("big"), vec![0u8; MAX_MESSAGE_LEN + 1]).expect("write");
     let out = gmhsm(&dir, &["sign", "--label", "app-sign", "--in", &p("big")]);
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("larger than"));
-    assert_eq!(
-        code(&gmhsm(&dir, &["key", "delete", "--label", &"x".repeat(65)])),
-        2
-    );
+    assert_eq!(code(&gmhsm(&dir, &["key", "delete", "--label", &"x".repeat(65)])), 2);
     assert_eq!(code(&gmhsm(&dir, &["key", "frobnicate"])), 2);
-    let missing = Command::new(env!("CARGO_BIN_EXE_gmhsm"))
-        .args(["--profile", &p("absent.toml"), "ping"])
-        .output()
-        .expect("run");
+    let missing =
+        Command::new(env!("CARGO_BIN_EXE_gmhsm")).args(["--profile", &p("absent.toml"), "ping"]).output().expect("run");
     assert_eq!(code(&missing), 5);
 
     // Cannot connect: a profile pointing at a closed port.
@@ -294,10 +197,8 @@ fn cli_end_to_end() {
     let mut lines: Vec<String> = toml.lines().map(str::to_owned).collect();
     lines[0] = format!("address = \"{closed_addr}\"");
     std::fs::write(dir.join("closed.toml"), lines.join("\n")).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_gmhsm"))
-        .args(["--profile", &p("closed.toml"), "ping"])
-        .output()
-        .expect("run");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_gmhsm")).args(["--profile", &p("closed.toml"), "ping"]).output().expect("run");
     assert_eq!(code(&out), 3);
 
     // GMHSM_PROFILE stands in for --profile.

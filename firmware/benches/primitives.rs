@@ -56,12 +56,8 @@ fn sm2_sign(c: &mut Criterion) {
     let table = Arc::new(BaseTable::new());
     let signer = FastSigner::new(&sk, table.clone()).unwrap();
     let mut g = c.benchmark_group("sm2_sign");
-    g.bench_function("crate", |b| {
-        b.iter(|| sm2::sign(&mut rng, &sk, sm2::DEFAULT_ID, black_box(&MSG)).unwrap())
-    });
-    g.bench_function("fast_no_pool", |b| {
-        b.iter(|| signer.sign(&mut rng, sm2::DEFAULT_ID, black_box(&MSG)).unwrap())
-    });
+    g.bench_function("crate", |b| b.iter(|| sm2::sign(&mut rng, &sk, sm2::DEFAULT_ID, black_box(&MSG)).unwrap()));
+    g.bench_function("fast_no_pool", |b| b.iter(|| signer.sign(&mut rng, sm2::DEFAULT_ID, black_box(&MSG)).unwrap()));
     // Steady state with the pool, refill cost included: one batch refill and BATCH
     // signatures per iteration; divide by BATCH for the per-signature time.
     let mut pool = NoncePool::new(table.clone(), BATCH);
@@ -69,11 +65,7 @@ fn sm2_sign(c: &mut Criterion) {
         b.iter(|| {
             pool.refill(&mut rng, BATCH).unwrap();
             for _ in 0..BATCH {
-                black_box(
-                    signer
-                        .sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG))
-                        .unwrap(),
-                );
+                black_box(signer.sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG)).unwrap());
             }
         })
     });
@@ -88,11 +80,7 @@ fn sm2_sign(c: &mut Criterion) {
                 pool.refill(&mut rng, n).unwrap();
                 let start = std::time::Instant::now();
                 for _ in 0..n {
-                    black_box(
-                        signer
-                            .sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG))
-                            .unwrap(),
-                    );
+                    black_box(signer.sign_pooled(&mut pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG)).unwrap());
                 }
                 total += start.elapsed();
                 left -= n as u64;
@@ -106,9 +94,7 @@ fn sm2_sign(c: &mut Criterion) {
             pool.clear();
         })
     });
-    g.bench_function("fast_signer_setup", |b| {
-        b.iter(|| FastSigner::new(black_box(&sk), table.clone()).unwrap())
-    });
+    g.bench_function("fast_signer_setup", |b| b.iter(|| FastSigner::new(black_box(&sk), table.clone()).unwrap()));
     g.finish();
 }
 
@@ -120,18 +106,14 @@ fn sm2_verify(c: &mut Criterion) {
     let verifier = FastVerifier::new(&pk, table.clone()).unwrap();
     let sig = sm2::sign(&mut rng, &sk, sm2::DEFAULT_ID, &MSG).unwrap();
     let mut g = c.benchmark_group("sm2_verify");
-    g.bench_function("crate", |b| {
-        b.iter(|| sm2::verify(&pk, sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
-    });
+    g.bench_function("crate", |b| b.iter(|| sm2::verify(&pk, sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap()));
     g.bench_function("fast", |b| {
         b.iter(|| sm2_fast::verify(&table, &pk, sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
     });
     g.bench_function("fast_verifier_per_key_table", |b| {
         b.iter(|| verifier.verify(sm2::DEFAULT_ID, black_box(&MSG), &sig).unwrap())
     });
-    g.bench_function("fast_verifier_setup", |b| {
-        b.iter(|| FastVerifier::new(black_box(&pk), table.clone()).unwrap())
-    });
+    g.bench_function("fast_verifier_setup", |b| b.iter(|| FastVerifier::new(black_box(&pk), table.clone()).unwrap()));
     g.finish();
 }
 
@@ -185,9 +167,7 @@ fn others(c: &mut Criterion) {
     g.bench_function("rsa2048_sign_pkcs1v15_sha256", |b| {
         b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa_key, black_box(&MSG)).unwrap())
     });
-    g.bench_function("ecdsa_p256_sign", |b| {
-        b.iter(|| ecdsa::sign(&mut rng, &p256, black_box(&MSG)).unwrap())
-    });
+    g.bench_function("ecdsa_p256_sign", |b| b.iter(|| ecdsa::sign(&mut rng, &p256, black_box(&MSG)).unwrap()));
     g.finish();
 }
 

@@ -93,12 +93,7 @@ pub(crate) mod testrng {
     impl CounterRng {
         pub fn new(seed: &[u8]) -> Self {
             let seed = Sm3::digest(seed).into();
-            Self {
-                seed,
-                counter: 0,
-                buf: [0; 32],
-                pos: 32,
-            }
+            Self { seed, counter: 0, buf: [0; 32], pos: 32 }
         }
     }
 
@@ -180,9 +175,6 @@ pub(crate) mod testrng {
 
     pub fn h(s: &str) -> alloc::vec::Vec<u8> {
         let s: alloc::string::String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 }

@@ -18,8 +18,7 @@ pub const APT_WINDOW: usize = 1024;
 
 /// Repetition-count cutoff `1 + ⌈20 / H⌉` and adaptive-proportion cutoff
 /// `1 + CRITBINOM(1024, 2^-H, 1 - 2^-20)` for H = 1..=8.
-const CUTOFFS: [(u16, u16); 8] =
-    [(21, 589), (11, 325), (8, 182), (6, 105), (5, 63), (5, 39), (4, 26), (4, 18)];
+const CUTOFFS: [(u16, u16); 8] = [(21, 589), (11, 325), (8, 182), (6, 105), (5, 63), (5, 39), (4, 26), (4, 18)];
 
 /// Why the entropy source is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +37,7 @@ impl EntropyError {
     pub fn describe(&self) -> &'static str {
         match self {
             EntropyError::RepetitionCount => "entropy: repetition count test failed (stuck source)",
-            EntropyError::AdaptiveProportion => {
-                "entropy: adaptive proportion test failed (biased source)"
-            }
+            EntropyError::AdaptiveProportion => "entropy: adaptive proportion test failed (biased source)",
             EntropyError::SourceUnavailable => "entropy: noise source unavailable",
             EntropyError::Statistical => "entropy: statistical test failed (poker/monobit/runs)",
         }

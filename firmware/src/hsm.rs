@@ -16,9 +16,9 @@ use gmhsm_platform::{Clock, Devices, Platform};
 use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Response, Status, StatusInfo};
 
 use crate::audit::AuditLog;
-use crate::session::Sessions;
 use crate::keys::LoadedKey;
 use crate::rng::CardRng;
+use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 use crate::wrap::Wrapper;
 use crate::{dmk, selftest};
@@ -58,8 +58,8 @@ pub struct Hsm<P: Platform> {
 }
 
 mod access;
-mod fast;
 mod admin;
+mod fast;
 mod handlers;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
@@ -174,8 +174,22 @@ impl<P: Platform> Hsm<P> {
         let Devices { noise, flash, tamper, clock } = devices;
         let now = clock.now_ms();
         let (rng, rng_ok) = CardRng::new(noise, now, b"gmhsm card drbg");
-        let mut hsm =
-            Hsm { store: None, rng, tamper, clock, state: State::Factory, boots: 0, cache: BTreeMap::new(), fast: Default::default(), audit: None, sessions: Sessions::default(), admin: Default::default(), service_stopped: false, live: BTreeSet::new(), requests: 0 };
+        let mut hsm = Hsm {
+            store: None,
+            rng,
+            tamper,
+            clock,
+            state: State::Factory,
+            boots: 0,
+            cache: BTreeMap::new(),
+            fast: Default::default(),
+            audit: None,
+            sessions: Sessions::default(),
+            admin: Default::default(),
+            service_stopped: false,
+            live: BTreeSet::new(),
+            requests: 0,
+        };
         if hsm.tamper_check() {
             return hsm;
         }
@@ -328,7 +342,8 @@ impl<P: Platform> Hsm<P> {
             State::Error(why) => Some(short(why)),
             _ => None,
         };
-        let audit = self.audit.as_ref().map_or(AuditState { first_seq: 0, last_seq: 0, chain_break: None }, |a| a.state());
+        let audit =
+            self.audit.as_ref().map_or(AuditState { first_seq: 0, last_seq: 0, chain_break: None }, |a| a.state());
         StatusInfo {
             initialized: !matches!(self.state, State::Factory),
             error,
@@ -382,7 +397,7 @@ impl<P: Platform> Hsm<P> {
         if let Some(e) = self.rng.failure() {
             if !matches!(self.state, State::Error(_)) {
                 self.cache.clear();
-            self.fast.clear();
+                self.fast.clear();
                 let why = match e {
                     crate::rng::RngError::Entropy(e) => e.describe(),
                     crate::rng::RngError::NotReady => "rng: not instantiated",

@@ -146,9 +146,7 @@ pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
         KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
             LoadedKey::Rsa(rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?)
         }
-        KeyAlg::EcdsaP256 => {
-            LoadedKey::P256(alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?)
-        }
+        KeyAlg::EcdsaP256 => LoadedKey::P256(alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
         KeyAlg::Sm4 => {
             let k: [u8; 16] = private_der.try_into().map_err(|_| Status::Internal)?;
             LoadedKey::Sm4(Zeroizing::new(k))

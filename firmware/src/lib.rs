@@ -28,8 +28,8 @@ pub mod ops;
 pub mod quorum;
 pub mod rng;
 pub mod selftest;
-pub mod shamir;
 pub mod session;
+pub mod shamir;
 pub mod store;
 pub mod wrap;
 

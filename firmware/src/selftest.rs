@@ -40,8 +40,11 @@ fn sm3_sm4() -> Result<(), &'static str> {
         alg::sm3::sm3(b"abc").to_vec() == h("66c7f0f4 62eeedd9 d1f2d46b dc10e4e2 4167c487 5cf2f7a2 297da02b 8f4ba8e0"),
         "self-test: SM3 known answer failed",
     )?;
-    let hmac = alg::sm3::hmac_sm3(&h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), b"The quick brown fox jumps over the lazy dog")
-        .map_err(|_| "self-test: HMAC-SM3 failed")?;
+    let hmac = alg::sm3::hmac_sm3(
+        &h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+        b"The quick brown fox jumps over the lazy dog",
+    )
+    .map_err(|_| "self-test: HMAC-SM3 failed")?;
     check(hmac.to_vec() == h(HMAC_SM3_FOX), "self-test: HMAC-SM3 known answer failed")?;
     let k = h("0123456789abcdeffedcba9876543210");
     let ecb = alg::sm4::crypt(&k, alg::sm4::Mode::Ecb, alg::sm4::Direction::Encrypt, alg::sm4::Padding::None, &k)
@@ -49,8 +52,9 @@ fn sm3_sm4() -> Result<(), &'static str> {
     check(ecb.to_vec() == h("681edf34d206965e86b3e94f536e4246"), "self-test: SM4 known answer failed")?;
     let p = h("aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd\
                eeeeeeeeeeeeeeeeffffffffffffffffeeeeeeeeeeeeeeeeaaaaaaaaaaaaaaaa");
-    let gcm = alg::sm4::gcm_encrypt(&k, &h("00001234567800000000ABCD"), &h("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2"), &p)
-        .map_err(|_| "self-test: SM4-GCM failed")?;
+    let gcm =
+        alg::sm4::gcm_encrypt(&k, &h("00001234567800000000ABCD"), &h("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2"), &p)
+            .map_err(|_| "self-test: SM4-GCM failed")?;
     check(
         gcm == h("17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735\
                   D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D\

@@ -91,12 +91,7 @@ pub fn gf_inv(a: u8) -> u8 {
 }
 
 /// Split `secret` into `n` shares with x = 1..=n, any `k` of which recombine it.
-pub fn split<R: TryCryptoRng + ?Sized>(
-    secret: &[u8],
-    k: u8,
-    n: u8,
-    rng: &mut R,
-) -> Result<Vec<Share>, ShamirError> {
+pub fn split<R: TryCryptoRng + ?Sized>(secret: &[u8], k: u8, n: u8, rng: &mut R) -> Result<Vec<Share>, ShamirError> {
     if k < 2 || k > n {
         return Err(ShamirError::BadThreshold);
     }
@@ -107,8 +102,7 @@ pub fn split<R: TryCryptoRng + ?Sized>(
     let degree = usize::from(k - 1);
     // coeffs[j * len + b] = coefficient of x^(j+1) of byte b's polynomial.
     let mut coeffs = Zeroizing::new(alloc::vec![0u8; degree * len]);
-    rng.try_fill_bytes(&mut coeffs)
-        .map_err(|_| ShamirError::Rng)?;
+    rng.try_fill_bytes(&mut coeffs).map_err(|_| ShamirError::Rng)?;
     let mut shares = Vec::with_capacity(usize::from(n));
     for x in 1..=n {
         let mut y = Zeroizing::new(alloc::vec![0u8; len]);
@@ -216,24 +210,14 @@ mod tests {
         let mut rng = TestRng(1);
         let secret: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
         let shares = split(&secret, 3, 5, &mut rng).unwrap();
-        assert_eq!(
-            shares.iter().map(|s| s.x).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5]
-        );
+        assert_eq!(shares.iter().map(|s| s.x).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
         let mut subsets = 0;
         for mask in 0u32..32 {
             if mask.count_ones() < 3 {
                 continue;
             }
-            let pick: Vec<Share> = (0..5)
-                .filter(|i| mask & (1 << i) != 0)
-                .map(|i| shares[i].clone())
-                .collect();
-            assert_eq!(
-                &combine(&pick, 3).unwrap()[..],
-                &secret[..],
-                "mask {mask:05b}"
-            );
+            let pick: Vec<Share> = (0..5).filter(|i| mask & (1 << i) != 0).map(|i| shares[i].clone()).collect();
+            assert_eq!(&combine(&pick, 3).unwrap()[..], &secret[..], "mask {mask:05b}");
             // In reverse order too.
             let rev: Vec<Share> = pick.iter().rev().cloned().collect();
             assert_eq!(&combine(&rev, 3).unwrap()[..], &secret[..]);
@@ -241,19 +225,13 @@ mod tests {
         }
         assert_eq!(subsets, 10 + 5 + 1);
         // Two shares are not enough, and recombining them "as if k = 2" gives garbage.
-        assert_eq!(
-            combine(&shares[..2], 3).unwrap_err(),
-            ShamirError::NotEnoughShares
-        );
+        assert_eq!(combine(&shares[..2], 3).unwrap_err(), ShamirError::NotEnoughShares);
         assert_ne!(&combine(&shares[..2], 2).unwrap()[..], &secret[..]);
     }
 
     fn chi_square(counts: &[u32; 256], total: u32) -> f64 {
         let e = f64::from(total) / 256.0;
-        counts
-            .iter()
-            .map(|&c| (f64::from(c) - e) * (f64::from(c) - e) / e)
-            .sum()
+        counts.iter().map(|&c| (f64::from(c) - e) * (f64::from(c) - e) / e).sum()
     }
 
     /// With k = 3, two shares' bytes are uniform and independent of the secret byte: their
@@ -281,28 +259,16 @@ mod tests {
                 let chi = chi_square(counts, N);
                 assert!(chi < 346.0, "secret {secret:#04x}: {name} chi-square {chi}");
             }
-            assert!(
-                one[usize::from(secret)] > 0,
-                "a share equal to the secret must be possible"
-            );
+            assert!(one[usize::from(secret)] > 0, "a share equal to the secret must be possible");
         }
     }
 
     #[test]
     fn rejects_bad_inputs() {
         let mut rng = TestRng(3);
-        assert_eq!(
-            split(b"s", 1, 3, &mut rng).unwrap_err(),
-            ShamirError::BadThreshold
-        );
-        assert_eq!(
-            split(b"s", 4, 3, &mut rng).unwrap_err(),
-            ShamirError::BadThreshold
-        );
-        assert_eq!(
-            split(b"", 2, 3, &mut rng).unwrap_err(),
-            ShamirError::BadLength
-        );
+        assert_eq!(split(b"s", 1, 3, &mut rng).unwrap_err(), ShamirError::BadThreshold);
+        assert_eq!(split(b"s", 4, 3, &mut rng).unwrap_err(), ShamirError::BadThreshold);
+        assert_eq!(split(b"", 2, 3, &mut rng).unwrap_err(), ShamirError::BadLength);
         let shares = split(b"secret", 2, 3, &mut rng).unwrap();
         let dup = [shares[0].clone(), shares[0].clone()];
         assert_eq!(combine(&dup, 2).unwrap_err(), ShamirError::DuplicateX);
@@ -342,9 +308,6 @@ mod tests {
             }
         }
         impl rand_core::TryCryptoRng for Broken {}
-        assert_eq!(
-            split(b"s", 2, 2, &mut Broken).unwrap_err(),
-            ShamirError::Rng
-        );
+        assert_eq!(split(b"s", 2, 2, &mut Broken).unwrap_err(), ShamirError::Rng);
     }
 }

@@ -155,14 +155,8 @@ impl Limits {
         let (u, n) = (lay.usable, lay.pages as usize);
         let s = u + m + h;
         let reserve = 2 * s + n * h + m + u;
-        let budget = lay
-            .ring()
-            .checked_sub(reserve + n * h + u + m + lay.record_len(MAX_KEY, 0))?;
-        (budget >= m).then_some(Limits {
-            max_value,
-            reserve,
-            budget,
-        })
+        let budget = lay.ring().checked_sub(reserve + n * h + u + m + lay.record_len(MAX_KEY, 0))?;
+        (budget >= m).then_some(Limits { max_value, reserve, budget })
     }
 }
 
@@ -194,13 +188,7 @@ impl<F: Flash> Store<F> {
         let live = rec.index.values().map(|l| l.len).sum();
         let largest = rec.index.values().map(|l| l.len).max().unwrap_or(0);
         let limits = Limits::new(&lay, max_value, largest).ok_or(StoreError::Geometry)?;
-        Ok(Store {
-            log: rec.log,
-            index: rec.index,
-            live,
-            limits,
-            poisoned: None,
-        })
+        Ok(Store { log: rec.log, index: rec.index, live, limits, poisoned: None })
     }
 
     /// The value stored under `key`, read from flash and checked.
@@ -211,9 +199,7 @@ impl<F: Flash> Store<F> {
         let lay = self.log.lay;
         let mut bytes = vec![0u8; loc.len];
         self.log.read(loc.at, &mut bytes)?;
-        let header = lay
-            .decode_record_header(&bytes[..lay.word])
-            .ok_or(StoreError::Corrupt)?;
+        let header = lay.decode_record_header(&bytes[..lay.word]).ok_or(StoreError::Corrupt)?;
         let key_end = lay.word + header.key_len;
         let value_end = key_end + header.value_len;
         if header.kind != Kind::Value
@@ -307,10 +293,7 @@ impl<F: Flash> Store<F> {
     }
 
     /// Run a mutation; a flash error poisons the store.
-    fn guard<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let r = f(self);
         if let Err(StoreError::Flash(e)) = r {
             self.poisoned = Some(e);

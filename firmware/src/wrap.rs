@@ -1,8 +1,8 @@
 //! Key wrapping under the device master key: SM4-GCM with the key's attributes as associated
 //! data, so a stored key cannot be moved to another label, owner or algorithm.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::AesGcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use alloc::vec::Vec;
 use sm3::{Digest, Sm3};
 use sm4::Sm4;

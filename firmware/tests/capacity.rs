@@ -120,6 +120,8 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     );
     assert!(matches!(sig, Ok(Response::Signature(_))));
     let late = cost(&mut hsm, &written, "late-", 50);
-    println!("flash words written per SM4 key generation: {early:.1} with few keys, {late:.1} with 6150; {free} bytes free");
+    println!(
+        "flash words written per SM4 key generation: {early:.1} with few keys, {late:.1} with 6150; {free} bytes free"
+    );
     assert!(late <= early * 1.5 + 8.0, "cost grew from {early:.1} to {late:.1} words");
 }

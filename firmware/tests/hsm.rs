@@ -28,10 +28,9 @@ fn sm2_and_rsa_sign_verify_and_isolation() {
     let t = tamper();
     let mut hsm = boot(fresh_flash(), &t, 2, false);
     hsm.initialize().unwrap();
-    for (name, alg, mech) in [
-        ("s", KeyAlg::Sm2, Mechanism::sm2_default()),
-        ("r", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256),
-    ] {
+    for (name, alg, mech) in
+        [("s", KeyAlg::Sm2, Mechanism::sm2_default()), ("r", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256)]
+    {
         let r = hsm.exec(&app(1), gen_req(label(name), alg)).unwrap();
         assert!(matches!(r, Response::KeyGenerated { .. }));
         let again = hsm.exec(&app(1), gen_req(label(name), alg));
@@ -44,12 +43,22 @@ fn sm2_and_rsa_sign_verify_and_isolation() {
         };
         let ok = hsm.exec(
             &app(1),
-            Request::Verify { label: label(name), mechanism: mech.clone(), message: b"hello".to_vec(), signature: sig.clone() },
+            Request::Verify {
+                label: label(name),
+                mechanism: mech.clone(),
+                message: b"hello".to_vec(),
+                signature: sig.clone(),
+            },
         );
         assert_eq!(ok, Ok(Response::Verified));
         let bad = hsm.exec(
             &app(1),
-            Request::Verify { label: label(name), mechanism: mech.clone(), message: b"hellO".to_vec(), signature: sig.clone() },
+            Request::Verify {
+                label: label(name),
+                mechanism: mech.clone(),
+                message: b"hellO".to_vec(),
+                signature: sig.clone(),
+            },
         );
         assert_eq!(bad, Err(Status::SignatureInvalid));
         // Another application sees nothing.
@@ -57,10 +66,8 @@ fn sm2_and_rsa_sign_verify_and_isolation() {
         assert_eq!(other, Err(Status::UnknownKey));
     }
     // The wrong mechanism for the key type.
-    let wrong = hsm.exec(
-        &app(1),
-        Request::Sign { label: label("s"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![] },
-    );
+    let wrong = hsm
+        .exec(&app(1), Request::Sign { label: label("s"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![] });
     assert_eq!(wrong, Err(Status::WrongKeyType));
     let Response::Keys(keys) = hsm.exec(&app(1), Request::ListKeys).unwrap() else { panic!() };
     assert_eq!(keys.len(), 2);
@@ -73,9 +80,7 @@ fn keys_survive_reboot_and_die_with_tamper() {
     let t = tamper();
     let mut hsm = boot(fresh_flash(), &t, 3, false);
     hsm.initialize().unwrap();
-    let Response::KeyGenerated { spki_der, .. } =
-        hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap()
-    else {
+    let Response::KeyGenerated { spki_der, .. } = hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap() else {
         panic!()
     };
     let flash = hsm.into_flash().unwrap();

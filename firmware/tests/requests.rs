@@ -41,7 +41,8 @@ fn random_and_hashes() {
     let d = data(hsm.exec(&app(1), Request::Hash { alg: HashAlg::Sm3, data: b"abc".to_vec() }));
     assert_eq!(hex::encode(d), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
     // Multi-part equals one-shot.
-    let Ok(Response::Handle(h)) = hsm.exec(&app(1), Request::OpInit { op: MultiOp::Hash { alg: HashAlg::Sha256 } }) else {
+    let Ok(Response::Handle(h)) = hsm.exec(&app(1), Request::OpInit { op: MultiOp::Hash { alg: HashAlg::Sha256 } })
+    else {
         panic!()
     };
     data(hsm.exec(&app(1), Request::OpUpdate { handle: h, data: b"ab".to_vec() }));
@@ -64,12 +65,14 @@ fn every_signature_mechanism() {
         if !matches!(hsm.exec(&p, Request::GetKeyInfo { label: label(name) }), Ok(_)) {
             make(&mut hsm, &p, name, alg, Capabilities::DEFAULT, 0);
         }
-        let sig = data(hsm.exec(&p, Request::Sign { label: label(name), mechanism: mech.clone(), message: b"m".to_vec() }));
+        let sig =
+            data(hsm.exec(&p, Request::Sign { label: label(name), mechanism: mech.clone(), message: b"m".to_vec() }));
         let v = Request::Verify { label: label(name), mechanism: mech.clone(), message: b"m".to_vec(), signature: sig };
         assert_eq!(hsm.exec(&p, v), Ok(Response::Verified), "{name} {mech:?}");
     }
     // SM2 over a digest computed by a multi-part HashSm2 verifies as a message signature.
-    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("sm2") }) else {
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("sm2") })
+    else {
         panic!()
     };
     let distid = heapless::Vec::from_slice(SM2_DEFAULT_ID).unwrap();
@@ -78,7 +81,12 @@ fn every_signature_mechanism() {
     };
     let e = data(hsm.exec(&p, Request::OpFinal { handle: h, data: b"hello".to_vec() }));
     let sig = data(hsm.exec(&p, Request::Sign { label: label("sm2"), mechanism: Mechanism::Sm2Digest, message: e }));
-    let v = Request::Verify { label: label("sm2"), mechanism: Mechanism::sm2_default(), message: b"hello".to_vec(), signature: sig };
+    let v = Request::Verify {
+        label: label("sm2"),
+        mechanism: Mechanism::sm2_default(),
+        message: b"hello".to_vec(),
+        signature: sig,
+    };
     assert_eq!(hsm.exec(&p, v), Ok(Response::Verified));
     // A digest of the wrong size is refused.
     let bad = Request::Sign { label: label("sm2"), mechanism: Mechanism::Sm2Digest, message: vec![0; 31] };
@@ -96,7 +104,8 @@ fn public_key_encryption_round_trips() {
     mechs.push(("rsa", CipherMech::RsaPkcs1v15));
     mechs.push(("rsa", CipherMech::RsaOaepSha256));
     for (name, mech) in mechs {
-        let ct = data(hsm.exec(&p, Request::Encrypt { key: key(name), mechanism: mech.clone(), data: b"secret".to_vec() }));
+        let ct =
+            data(hsm.exec(&p, Request::Encrypt { key: key(name), mechanism: mech.clone(), data: b"secret".to_vec() }));
         let pt = data(hsm.exec(&p, Request::Decrypt { key: key(name), mechanism: mech.clone(), data: ct.clone() }));
         assert_eq!(pt, b"secret", "{mech:?}");
         let mut bad = ct;
@@ -148,7 +157,10 @@ fn symmetric_keys_modes_macs_and_multipart() {
     assert_eq!(sealed.len(), msg.len() + 16);
     assert_eq!(data(hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: gcm, data: sealed.clone() })), msg);
     let wrong_aad = CipherMech::Sm4Gcm { nonce: [3; 12], aad: b"HDR".to_vec() };
-    assert_eq!(hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: wrong_aad, data: sealed }), Err(Status::DecryptFailed));
+    assert_eq!(
+        hsm.exec(&p, Request::Decrypt { key: key("kek"), mechanism: wrong_aad, data: sealed }),
+        Err(Status::DecryptFailed)
+    );
 
     for (name, mech) in [("hmac", MacMech::HmacSm3), ("kek", MacMech::Sm4Cmac), ("kek", MacMech::Sm4CbcMac { iv })] {
         let input = msg[..96].to_vec();
@@ -159,7 +171,8 @@ fn symmetric_keys_modes_macs_and_multipart() {
         bad[0] ^= 1;
         let no = Request::VerifyMac { key: key(name), mechanism: mech, data: input.clone(), mac: bad };
         assert_eq!(hsm.exec(&p, no), Err(Status::SignatureInvalid));
-        let Ok(Response::Handle(h)) = hsm.exec(&p, Request::OpInit { op: MultiOp::Mac { key: key(name), mechanism: mech } })
+        let Ok(Response::Handle(h)) =
+            hsm.exec(&p, Request::OpInit { op: MultiOp::Mac { key: key(name), mechanism: mech } })
         else {
             panic!()
         };
@@ -167,7 +180,11 @@ fn symmetric_keys_modes_macs_and_multipart() {
         assert_eq!(data(hsm.exec(&p, Request::OpFinal { handle: h, data: input[48..].to_vec() })), tag);
     }
     // An HMAC key cannot encrypt, a signature key cannot MAC.
-    let e = Request::Encrypt { key: key("hmac"), mechanism: CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true }, data: msg };
+    let e = Request::Encrypt {
+        key: key("hmac"),
+        mechanism: CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true },
+        data: msg,
+    };
     assert_eq!(hsm.exec(&p, e), Err(Status::AccessDenied));
 }
 
@@ -181,11 +198,23 @@ fn envelopes_move_a_session_key_between_sessions() {
     let Ok(Response::SessionKey { handle, wrapped }) = hsm.execute(&p, 10, Request::GenerateSessionKey { wrap }) else {
         panic!()
     };
-    let ct = data(hsm.execute(&p, 10, Request::Encrypt { key: KeyRef::Session(handle), mechanism: sm4.clone(), data: b"bid".to_vec() }));
+    let ct = data(hsm.execute(
+        &p,
+        10,
+        Request::Encrypt { key: KeyRef::Session(handle), mechanism: sm4.clone(), data: b"bid".to_vec() },
+    ));
     // Another session (another connection) unwraps the envelope inside the card.
-    let import = Request::ImportSessionKey { unwrap_with: label("enc"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }, wrapped };
+    let import = Request::ImportSessionKey {
+        unwrap_with: label("enc"),
+        mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 },
+        wrapped,
+    };
     let Ok(Response::SessionKey { handle: h2, .. }) = hsm.execute(&p, 11, import) else { panic!() };
-    let pt = data(hsm.execute(&p, 11, Request::Decrypt { key: KeyRef::Session(h2), mechanism: sm4.clone(), data: ct.clone() }));
+    let pt = data(hsm.execute(
+        &p,
+        11,
+        Request::Decrypt { key: KeyRef::Session(h2), mechanism: sm4.clone(), data: ct.clone() },
+    ));
     assert_eq!(pt, b"bid");
     // Session keys die with their session and are invisible to other sessions.
     assert_eq!(
@@ -202,7 +231,8 @@ fn envelopes_move_a_session_key_between_sessions() {
     assert_eq!(hsm.execute(&p, 10, Request::DestroySessionKey { handle }), Ok(Response::Done));
 
     // Wrapped to an external public key (a client's certificate key).
-    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("enc") }) else {
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("enc") })
+    else {
         panic!()
     };
     let wrap = WrapWith::External { spki_der, mechanism: CipherMech::Sm2 { layout: Sm2Layout::Der } };
@@ -237,11 +267,17 @@ fn sm2_key_exchange_agrees() {
         peer_ephemeral: ra,
         key_len: 16,
     };
-    let Ok(Response::AgreementReply { key_handle: kb, ephemeral: rb, .. }) = hsm.execute(&b, 2, respond) else { panic!() };
+    let Ok(Response::AgreementReply { key_handle: kb, ephemeral: rb, .. }) = hsm.execute(&b, 2, respond) else {
+        panic!()
+    };
     let finish = Request::AgreementFinish { handle, peer_id: id(b"bob"), peer_public: pb, peer_ephemeral: rb };
     let Ok(Response::SessionKey { handle: ka, .. }) = hsm.execute(&a, 1, finish) else { panic!() };
     let ecb = CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true };
-    let ct = data(hsm.execute(&a, 1, Request::Encrypt { key: KeyRef::Session(ka), mechanism: ecb.clone(), data: b"hi".to_vec() }));
+    let ct = data(hsm.execute(
+        &a,
+        1,
+        Request::Encrypt { key: KeyRef::Session(ka), mechanism: ecb.clone(), data: b"hi".to_vec() },
+    ));
     let pt = data(hsm.execute(&b, 2, Request::Decrypt { key: KeyRef::Session(kb), mechanism: ecb, data: ct }));
     assert_eq!(pt, b"hi", "both sides derived the same key");
 }
@@ -252,10 +288,17 @@ fn capabilities_domains_and_applications() {
     let (owner, member, outsider) = (app(1), app(2), app(3));
     make(&mut hsm, &owner, "signer", KeyAlg::Sm2, Capabilities::SIGN | Capabilities::VERIFY, 0b10);
     // A capability the key lacks is refused even to its owner.
-    let enc = Request::Encrypt { key: key("signer"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }, data: vec![1] };
+    let enc = Request::Encrypt {
+        key: key("signer"),
+        mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 },
+        data: vec![1],
+    };
     assert_eq!(hsm.exec(&owner, enc), Err(Status::AccessDenied));
     // Capabilities beyond the algorithm's are refused at generation.
-    let r = hsm.exec(&owner, Request::GenerateKey { label: label("x"), alg: KeyAlg::HmacSm3, caps: Capabilities::SIGN, domains: 0 });
+    let r = hsm.exec(
+        &owner,
+        Request::GenerateKey { label: label("x"), alg: KeyAlg::HmacSm3, caps: Capabilities::SIGN, domains: 0 },
+    );
     assert_eq!(r, Err(Status::InvalidArgument));
     let sign = |l: &str| Request::Sign { label: label(l), mechanism: Mechanism::sm2_default(), message: vec![1] };
     assert_eq!(hsm.exec(&member, sign("signer")), Err(Status::UnknownKey));
@@ -272,7 +315,12 @@ fn capabilities_domains_and_applications() {
     assert!(matches!(hsm.exec(&member, sign("signer")), Ok(Response::Signature(_))));
     assert_eq!(hsm.exec(&outsider, sign("signer")), Err(Status::UnknownKey));
     // The member's registered capabilities bound what it may do; it may not delete.
-    let v = Request::Verify { label: label("signer"), mechanism: Mechanism::sm2_default(), message: vec![1], signature: vec![0] };
+    let v = Request::Verify {
+        label: label("signer"),
+        mechanism: Mechanism::sm2_default(),
+        message: vec![1],
+        signature: vec![0],
+    };
     assert_eq!(hsm.exec(&member, v), Err(Status::AccessDenied));
     assert_eq!(hsm.exec(&member, Request::DeleteKey { label: label("signer") }), Err(Status::AccessDenied));
     let names = |hsm: &mut Hsm<TestBoard>, p: &Principal| {
@@ -291,13 +339,19 @@ fn access_passwords_gate_private_use_and_lock() {
     let p = app(1);
     make(&mut hsm, &p, "idx1", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
     let pw = |s: &[u8]| heapless::Vec::<u8, 64>::from_slice(s).unwrap();
-    assert_eq!(hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"short") }), Err(Status::InvalidArgument));
+    assert_eq!(
+        hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"short") }),
+        Err(Status::InvalidArgument)
+    );
     hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"correct horse") }).unwrap();
     let sign = Request::Sign { label: label("idx1"), mechanism: Mechanism::sm2_default(), message: vec![1] };
     assert_eq!(hsm.exec(&p, sign.clone()), Err(Status::PasswordRequired));
     // Public operations need no password.
     assert!(matches!(hsm.exec(&p, Request::ExportPublicKey { label: label("idx1") }), Ok(_)));
-    assert_eq!(hsm.exec(&p, Request::AuthorizeKey { label: label("idx1"), password: pw(b"wrong pass") }), Err(Status::WrongPassword));
+    assert_eq!(
+        hsm.exec(&p, Request::AuthorizeKey { label: label("idx1"), password: pw(b"wrong pass") }),
+        Err(Status::WrongPassword)
+    );
     hsm.exec(&p, Request::AuthorizeKey { label: label("idx1"), password: pw(b"correct horse") }).unwrap();
     assert!(matches!(hsm.exec(&p, sign.clone()), Ok(Response::Signature(_))));
     // Authorization is per session.
@@ -353,7 +407,8 @@ fn enveloped_key_pair_import_gmt0016() {
     let mut hsm = ready(20);
     let p = app(1);
     make(&mut hsm, &p, "device-enc", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
-    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("device-enc") })
+    let Ok(Response::PublicKey { spki_der, .. }) =
+        hsm.exec(&p, Request::ExportPublicKey { label: label("device-enc") })
     else {
         panic!()
     };
@@ -365,7 +420,8 @@ fn enveloped_key_pair_import_gmt0016() {
     let mut pub_sec1 = [4u8; 65];
     pub_sec1[1..].copy_from_slice(&alg::sm2::public_xy(&escrowed.public_key()));
     let sym = [0x42u8; 16];
-    let enc_d = sm4::crypt(&sym, sm4::Mode::Ecb, sm4::Direction::Encrypt, sm4::Padding::None, &escrowed.to_bytes()).unwrap();
+    let enc_d =
+        sm4::crypt(&sym, sm4::Mode::Ecb, sm4::Direction::Encrypt, sm4::Padding::None, &escrowed.to_bytes()).unwrap();
     let wrapped = alg::sm2_pke::encrypt(&mut rng, &device_pub, &sym, alg::sm2_pke::Layout::C1C3C2).unwrap();
     let blob = gmhsm_firmware::envelope::build(&enc_d[..].try_into().unwrap(), &pub_sec1, &wrapped);
 
@@ -376,12 +432,14 @@ fn enveloped_key_pair_import_gmt0016() {
         caps: Capabilities::DEFAULT,
         domains: 0,
     };
-    let Ok(Response::KeyGenerated { alg: KeyAlg::Sm2, spki_der }) = hsm.exec(&p, import(blob.clone(), "user-enc")) else {
+    let Ok(Response::KeyGenerated { alg: KeyAlg::Sm2, spki_der }) = hsm.exec(&p, import(blob.clone(), "user-enc"))
+    else {
         panic!()
     };
     assert_eq!(&spki_der[spki_der.len() - 65..], &pub_sec1[..]);
     // Data encrypted outside to the escrowed public key decrypts inside the card.
-    let ct = alg::sm2_pke::encrypt(&mut rng, &escrowed.public_key(), b"mail key", alg::sm2_pke::Layout::C1C3C2).unwrap();
+    let ct =
+        alg::sm2_pke::encrypt(&mut rng, &escrowed.public_key(), b"mail key", alg::sm2_pke::Layout::C1C3C2).unwrap();
     let mech = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };
     assert_eq!(data(hsm.exec(&p, Request::Decrypt { key: key("user-enc"), mechanism: mech, data: ct })), b"mail key");
     // An encryption key pair does not sign.
@@ -409,10 +467,17 @@ fn idle_refills_nonces_and_pooled_signatures_verify() {
     assert!(batches > 0, "an empty pool is refilled while idle");
     let mut seen = std::collections::HashSet::new();
     for i in 0..40u8 {
-        let sig = data(hsm.exec(&p, Request::Sign { label: label("s"), mechanism: Mechanism::sm2_default(), message: vec![i] }));
+        let sig = data(
+            hsm.exec(&p, Request::Sign { label: label("s"), mechanism: Mechanism::sm2_default(), message: vec![i] }),
+        );
         // r is never reused: each pooled nonce is used once.
         assert!(seen.insert(sig[..40].to_vec()));
-        let v = Request::Verify { label: label("s"), mechanism: Mechanism::sm2_default(), message: vec![i], signature: sig };
+        let v = Request::Verify {
+            label: label("s"),
+            mechanism: Mechanism::sm2_default(),
+            message: vec![i],
+            signature: sig,
+        };
         assert_eq!(hsm.exec(&p, v), Ok(Response::Verified));
     }
     assert!(hsm.idle(), "used nonces are replaced while idle");

@@ -48,12 +48,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
         ),
         Err(e) => panic!("cannot run openssl: {e}"),
     };
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -105,8 +100,8 @@ fn fast_signatures_both_ways_with_openssl() {
         for sig in [fresh, pooled] {
             let sigfile = write("sig.der", &sig.to_der().to_vec());
             let out = openssl(&[
-                "pkeyutl", "-verify", "-pubin", "-inkey", &public, "-rawin", "-digest", "sm3",
-                "-pkeyopt", distid, "-in", &msg, "-sigfile", &sigfile,
+                "pkeyutl", "-verify", "-pubin", "-inkey", &public, "-rawin", "-digest", "sm3", "-pkeyopt", distid,
+                "-in", &msg, "-sigfile", &sigfile,
             ]);
             assert!(String::from_utf8_lossy(&out).contains("Signature Verified Successfully"));
         }
@@ -114,8 +109,8 @@ fn fast_signatures_both_ways_with_openssl() {
         // OpenSSL → ours (fast verifier and the crate path).
         let theirs = path("theirs.der");
         openssl(&[
-            "pkeyutl", "-sign", "-inkey", &key, "-rawin", "-digest", "sm3", "-pkeyopt", distid,
-            "-in", &msg, "-out", &theirs,
+            "pkeyutl", "-sign", "-inkey", &key, "-rawin", "-digest", "sm3", "-pkeyopt", distid, "-in", &msg, "-out",
+            &theirs,
         ]);
         let sig = sm2::signature_from_bytes(&std::fs::read(&theirs).unwrap()).unwrap();
         sm2_fast::verify(&table, &pk, sm2::DEFAULT_ID, text.as_bytes(), &sig).unwrap();

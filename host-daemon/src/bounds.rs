@@ -29,10 +29,7 @@ pub fn short(p: Option<&Principal>) -> String {
     match p {
         None => "-".into(),
         Some(Principal::Local) => "local".into(),
-        Some(Principal::Application { cert_sha256 }) => cert_sha256[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        Some(Principal::Application { cert_sha256 }) => cert_sha256[..4].iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
 
@@ -64,14 +61,7 @@ pub struct Bounds {
 
 impl Bounds {
     pub fn new(max_per_client: usize, rate: Option<RateLimit>, clock: Arc<dyn Clock>) -> Self {
-        Bounds {
-            max_per_client,
-            per_client: HashMap::new(),
-            rate,
-            buckets: HashMap::new(),
-            allowed: None,
-            clock,
-        }
+        Bounds { max_per_client, per_client: HashMap::new(), rate, buckets: HashMap::new(), allowed: None, clock }
     }
 
     /// Replace the applications allow-list (`None`: every certificate the CA issued).
@@ -114,10 +104,7 @@ impl Bounds {
         };
         let now = self.clock.now();
         let burst = f64::from(rate.burst);
-        let b = self.buckets.entry(*fp).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
+        let b = self.buckets.entry(*fp).or_insert(Bucket { tokens: burst, at: now });
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
         b.at = now;
@@ -136,8 +123,7 @@ impl Bounds {
         let now = self.clock.now();
         let per_client = &self.per_client;
         self.buckets.retain(|fp, b| {
-            let refilled =
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate.per_second;
+            let refilled = b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate.per_second;
             per_client.contains_key(fp) || refilled < f64::from(rate.burst)
         });
     }
@@ -158,8 +144,7 @@ pub fn parse_applications(text: &str) -> anyhow::Result<HashSet<Fingerprint>> {
         }
         let mut fp = [0u8; 32];
         for (j, b) in fp.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16)
-                .with_context(|| format!("line {}: not hex", i + 1))?;
+            *b = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).with_context(|| format!("line {}: not hex", i + 1))?;
         }
         set.insert(fp);
     }
@@ -180,26 +165,18 @@ mod tests {
     }
 
     fn app(n: u8) -> Principal {
-        Principal::Application {
-            cert_sha256: [n; 32],
-        }
+        Principal::Application { cert_sha256: [n; 32] }
     }
 
     #[test]
     fn bucket_empties_and_refills() {
         let clock = Arc::new(Manual(Mutex::new(Instant::now())));
-        let rate = RateLimit {
-            per_second: 2.0,
-            burst: 3,
-        };
+        let rate = RateLimit { per_second: 2.0, burst: 3 };
         let mut b = Bounds::new(1, Some(rate), clock.clone());
         assert!((0..3).all(|_| b.take_token(&app(1))));
         assert!(!b.take_token(&app(1)));
         assert!(b.take_token(&app(2)), "another application is unaffected");
-        assert!(
-            b.take_token(&Principal::Local),
-            "local tools are not limited"
-        );
+        assert!(b.take_token(&Principal::Local), "local tools are not limited");
         *clock.0.lock().expect("lock") += Duration::from_millis(500);
         assert!(b.take_token(&app(1)));
         assert!(!b.take_token(&app(1)));
@@ -217,9 +194,7 @@ mod tests {
         assert_eq!(b.enter(&app(2)), Ok(()));
         b.leave(&app(1));
         assert_eq!(b.enter(&app(1)), Ok(()));
-        b.set_allowed(Some(
-            parse_applications(&format!("# x\n{}\n", "03".repeat(32))).unwrap(),
-        ));
+        b.set_allowed(Some(parse_applications(&format!("# x\n{}\n", "03".repeat(32))).unwrap()));
         assert_eq!(b.enter(&app(4)), Err(Refusal::NotListed));
         b.leave(&app(2));
         assert_eq!(b.enter(&app(3)), Ok(()));

@@ -24,10 +24,7 @@ use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, SignatureAlgorithm, SignatureScheme};
 
 use gmhsm_proto::frame::{self, FrameHeader};
-use gmhsm_proto::{
-    CardFrame, Deframer, Label, Mechanism, PROTOCOL_VERSION, Principal, Request, Response,
-    ServerFrame,
-};
+use gmhsm_proto::{CardFrame, Deframer, Label, Mechanism, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame};
 
 use crate::config::CardKeyScheme;
 
@@ -72,8 +69,8 @@ impl CardSigningKey {
         session: u64,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let label = Label::try_from(label)
-            .map_err(|_| anyhow::anyhow!("card TLS key label `{label}` is over 64 bytes"))?;
+        let label =
+            Label::try_from(label).map_err(|_| anyhow::anyhow!("card TLS key label `{label}` is over 64 bytes"))?;
         anyhow::ensure!(!label.is_empty(), "card TLS key label is empty");
         Ok(CardSigningKey {
             scheme,
@@ -102,10 +99,7 @@ impl CardSigningKey {
                 state.stream = Some(s);
                 state.deframer = Deframer::new();
             }
-            Err(e) => warn!(
-                "event=card_sign label={} error=\"connect: {e}\"",
-                self.link.label
-            ),
+            Err(e) => warn!("event=card_sign label={} error=\"connect: {e}\"", self.link.label),
         }
     }
 }
@@ -122,12 +116,9 @@ impl fmt::Debug for CardSigningKey {
 impl SigningKey for CardSigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
         let scheme = tls_scheme(self.scheme);
-        offered.contains(&scheme).then(|| {
-            Box::new(CardSigner {
-                scheme,
-                link: Arc::clone(&self.link),
-            }) as Box<dyn Signer>
-        })
+        offered
+            .contains(&scheme)
+            .then(|| Box::new(CardSigner { scheme, link: Arc::clone(&self.link) }) as Box<dyn Signer>)
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
@@ -198,10 +189,7 @@ impl SignLink {
         let result = match first {
             Err(Failure::Link(e)) if reused => {
                 state.stream = None;
-                debug!(
-                    "event=card_sign label={} retry=true error=\"{e}\"",
-                    self.label
-                );
+                debug!("event=card_sign label={} retry=true error=\"{e}\"", self.label);
                 self.attempt(&mut state, message, deadline)
             }
             other => other,
@@ -217,12 +205,7 @@ impl SignLink {
         })
     }
 
-    fn attempt(
-        &self,
-        state: &mut LinkState,
-        message: &[u8],
-        deadline: Instant,
-    ) -> Result<Vec<u8>, Failure> {
+    fn attempt(&self, state: &mut LinkState, message: &[u8], deadline: Instant) -> Result<Vec<u8>, Failure> {
         if state.stream.is_none() {
             let s = UnixStream::connect(&self.path).map_err(Failure::Link)?;
             state.stream = Some(s);
@@ -231,10 +214,7 @@ impl SignLink {
         state.next_id = state.next_id.wrapping_add(1).max(1);
         let id = state.next_id;
         let bytes = frame::encode(&CardFrame {
-            header: FrameHeader {
-                version: PROTOCOL_VERSION,
-                id,
-            },
+            header: FrameHeader { version: PROTOCOL_VERSION, id },
             principal: Principal::Local,
             session: self.session,
             request: Request::Sign {
@@ -244,24 +224,19 @@ impl SignLink {
             },
         })
         .map_err(|_| Failure::Final("request does not encode".into()))?;
-        let LinkState {
-            stream, deframer, ..
-        } = state;
+        let LinkState { stream, deframer, .. } = state;
         let Some(stream) = stream.as_mut() else {
             return Err(Failure::Final("no link".into()));
         };
-        stream
-            .set_write_timeout(Some(remaining(deadline)?))
-            .map_err(Failure::Link)?;
+        stream.set_write_timeout(Some(remaining(deadline)?)).map_err(Failure::Link)?;
         stream.write_all(&bytes).map_err(timeout_or_link)?;
         let mut buf = [0u8; 4096];
         loop {
-            while let Some(body) = deframer
-                .next_frame()
-                .map_err(|_| Failure::Final("card sent an oversized frame".into()))?
+            while let Some(body) =
+                deframer.next_frame().map_err(|_| Failure::Final("card sent an oversized frame".into()))?
             {
-                let answer: ServerFrame = frame::decode(&body)
-                    .map_err(|_| Failure::Final("card answer does not decode".into()))?;
+                let answer: ServerFrame =
+                    frame::decode(&body).map_err(|_| Failure::Final("card answer does not decode".into()))?;
                 if answer.header.id != id {
                     continue; // a late answer to an earlier, abandoned request
                 }
@@ -271,15 +246,10 @@ impl SignLink {
                     Err(status) => Err(Failure::Final(format!("card status {status:?}"))),
                 };
             }
-            stream
-                .set_read_timeout(Some(remaining(deadline)?))
-                .map_err(Failure::Link)?;
+            stream.set_read_timeout(Some(remaining(deadline)?)).map_err(Failure::Link)?;
             match stream.read(&mut buf) {
                 Ok(0) => {
-                    return Err(Failure::Link(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "card closed the link",
-                    )));
+                    return Err(Failure::Link(io::Error::new(io::ErrorKind::UnexpectedEof, "card closed the link")));
                 }
                 Ok(n) => deframer.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -293,18 +263,12 @@ impl SignLink {
 /// "block forever" to the socket).
 fn remaining(deadline: Instant) -> Result<Duration, Failure> {
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(Failure::Final("no answer in time".into()))
-    } else {
-        Ok(left)
-    }
+    if left.is_zero() { Err(Failure::Final("no answer in time".into())) } else { Ok(left) }
 }
 
 fn timeout_or_link(e: io::Error) -> Failure {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            Failure::Final("no answer in time".into())
-        }
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Final("no answer in time".into()),
         _ => Failure::Link(e),
     }
 }
@@ -317,8 +281,7 @@ mod tests {
     /// A card that answers each connection's requests with `answer`, closing the connection
     /// after `per_conn` answers (`None`: never answering at all).
     fn card(name: &str, per_conn: Option<usize>) -> (PathBuf, std::sync::mpsc::Receiver<u64>) {
-        let dir =
-            std::env::temp_dir().join(format!("gmhsmd-cardkey-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("gmhsmd-cardkey-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("card.sock");
@@ -347,11 +310,7 @@ mod tests {
                                 }
                                 _ => Err(gmhsm_proto::Status::UnknownKey),
                             };
-                            let out = frame::encode(&ServerFrame {
-                                header: f.header,
-                                result,
-                            })
-                            .expect("encode");
+                            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
                             let _ = s.write_all(&out);
                             answered += 1;
                             if answered == limit {
@@ -366,11 +325,9 @@ mod tests {
     }
 
     fn signer(label: &str, path: PathBuf, timeout: Duration) -> Box<dyn Signer> {
-        let key = CardSigningKey::new(label, CardKeyScheme::EcdsaP256Sha256, path, 7, timeout)
-            .expect("key");
+        let key = CardSigningKey::new(label, CardKeyScheme::EcdsaP256Sha256, path, 7, timeout).expect("key");
         assert!(key.choose_scheme(&[SignatureScheme::ED25519]).is_none());
-        key.choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
-            .expect("scheme offered")
+        key.choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256]).expect("scheme offered")
     }
 
     #[test]
@@ -386,32 +343,20 @@ mod tests {
     #[test]
     fn failures_are_opaque_and_bounded_in_time() {
         let (path, _seen) = card("status", Some(usize::MAX));
-        let e = signer("other", path, Duration::from_secs(5))
-            .sign(b"m")
-            .expect_err("unknown key");
+        let e = signer("other", path, Duration::from_secs(5)).sign(b"m").expect_err("unknown key");
         assert_eq!(e, Error::General(FAILED.into()));
 
         let (path, _seen) = card("silent", None);
         let started = Instant::now();
-        let e = signer("k", path, Duration::from_millis(300))
-            .sign(b"m")
-            .expect_err("no answer");
+        let e = signer("k", path, Duration::from_millis(300)).sign(b"m").expect_err("no answer");
         assert_eq!(e, Error::General(FAILED.into()));
         assert!(started.elapsed() < Duration::from_secs(3));
 
-        let e = signer("k", "/nonexistent/card.sock".into(), Duration::from_secs(1))
-            .sign(b"m")
-            .expect_err("no card");
+        let e = signer("k", "/nonexistent/card.sock".into(), Duration::from_secs(1)).sign(b"m").expect_err("no card");
         assert_eq!(e, Error::General(FAILED.into()));
         assert!(
-            CardSigningKey::new(
-                &"x".repeat(65),
-                CardKeyScheme::Sm2Sm3,
-                PathBuf::new(),
-                0,
-                Duration::from_secs(1)
-            )
-            .is_err()
+            CardSigningKey::new(&"x".repeat(65), CardKeyScheme::Sm2Sm3, PathBuf::new(), 0, Duration::from_secs(1))
+                .is_err()
         );
     }
 }

@@ -19,9 +19,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Registry, Token};
 
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
-use gmhsm_proto::{
-    CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status,
-};
+use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status};
 
 /// The poll token of the card link.
 pub const TOKEN: Token = Token(2);
@@ -53,13 +51,7 @@ struct Pending {
 
 impl Pending {
     fn complete(self, result: Result<Response, Status>) -> Completion {
-        Completion {
-            token: self.token,
-            client_id: self.client_id,
-            result,
-            kind: self.kind,
-            started: self.started,
-        }
+        Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started }
     }
 }
 
@@ -92,8 +84,7 @@ impl CardLink {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("connecting to card socket {}", path.display()));
+                    return Err(e).with_context(|| format!("connecting to card socket {}", path.display()));
                 }
             }
         };
@@ -145,10 +136,7 @@ impl CardLink {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let frame = CardFrame {
-            header: FrameHeader {
-                version: PROTOCOL_VERSION,
-                id,
-            },
+            header: FrameHeader { version: PROTOCOL_VERSION, id },
             // The connection's token is its card session: unique, never reused. Tools on the
             // local socket share the appliance's own session with the front panel, so a
             // quorum logged in at the panel authorizes them (see LOCAL_ADMIN_SESSION).
@@ -158,15 +146,7 @@ impl CardLink {
         };
         let bytes = frame::encode(&frame).map_err(|_| Status::FrameTooLarge)?;
         self.out.extend_from_slice(&bytes);
-        self.pending.insert(
-            id,
-            Pending {
-                token,
-                client_id,
-                kind,
-                started: now,
-            },
-        );
+        self.pending.insert(id, Pending { token, client_id, kind, started: now });
         self.deadlines.push_back((now + self.card_timeout, id));
         Ok(())
     }
@@ -241,10 +221,7 @@ impl CardLink {
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "card closed the link",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "card closed the link"));
                 }
                 Ok(n) => {
                     self.deframer.push(&buf[..n]);
@@ -264,10 +241,7 @@ impl CardLink {
         while self.out_pos < self.out.len() {
             match stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "card link wrote 0 bytes",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "card link wrote 0 bytes"));
                 }
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -286,17 +260,8 @@ impl CardLink {
     }
 
     /// The link failed: answer everything pending, drop the stream, schedule a reconnect.
-    fn down(
-        &mut self,
-        registry: &Registry,
-        now: Instant,
-        why: &io::Error,
-        done: &mut Vec<Completion>,
-    ) {
-        warn!(
-            "card link down ({why}); {} requests answered CardUnavailable",
-            self.pending.len()
-        );
+    fn down(&mut self, registry: &Registry, now: Instant, why: &io::Error, done: &mut Vec<Completion>) {
+        warn!("card link down ({why}); {} requests answered CardUnavailable", self.pending.len());
         if let Some(mut s) = self.stream.take() {
             let _ = registry.deregister(&mut s);
         }
@@ -304,11 +269,7 @@ impl CardLink {
         self.out.clear();
         self.out_pos = 0;
         self.deadlines.clear();
-        done.extend(
-            self.pending
-                .drain()
-                .map(|(_, p)| p.complete(Err(Status::CardUnavailable))),
-        );
+        done.extend(self.pending.drain().map(|(_, p)| p.complete(Err(Status::CardUnavailable))));
         self.reconnect_at = Some(now + RECONNECT_DELAY);
     }
 
@@ -334,11 +295,7 @@ impl CardLink {
 }
 
 /// Route every complete frame from the card to its pending request.
-fn take_frames(
-    deframer: &mut Deframer,
-    pending: &mut HashMap<u64, Pending>,
-    done: &mut Vec<Completion>,
-) {
+fn take_frames(deframer: &mut Deframer, pending: &mut HashMap<u64, Pending>, done: &mut Vec<Completion>) {
     loop {
         let body = match deframer.next_frame() {
             Ok(Some(body)) => body,

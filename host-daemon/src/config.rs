@@ -173,10 +173,7 @@ impl DaemonConfig {
             max_connections: defaults::MAX_CONNECTIONS,
             max_connections_per_client: defaults::MAX_CONNECTIONS_PER_CLIENT,
             max_in_flight_per_conn: defaults::MAX_IN_FLIGHT_PER_CONN,
-            rate_limit: Some(RateLimit {
-                per_second: defaults::RATE_PER_SECOND,
-                burst: defaults::RATE_BURST,
-            }),
+            rate_limit: Some(RateLimit { per_second: defaults::RATE_PER_SECOND, burst: defaults::RATE_BURST }),
             clock: Arc::new(SystemClock),
             idle_timeout: defaults::IDLE_TIMEOUT,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
@@ -199,10 +196,7 @@ impl std::fmt::Debug for DaemonConfig {
             .field("card_socket", &self.card_socket)
             .field("local", &self.local)
             .field("max_connections", &self.max_connections)
-            .field(
-                "max_connections_per_client",
-                &self.max_connections_per_client,
-            )
+            .field("max_connections_per_client", &self.max_connections_per_client)
             .field("max_in_flight_per_conn", &self.max_in_flight_per_conn)
             .field("rate_limit", &self.rate_limit)
             .field("idle_timeout", &self.idle_timeout)

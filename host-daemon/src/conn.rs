@@ -81,12 +81,7 @@ impl Conn {
 
     /// The fields every log line about this connection starts with.
     pub fn tag(&self) -> String {
-        format!(
-            "conn={} peer={} principal={}",
-            self.token.0,
-            self.peer,
-            bounds::short(self.principal.as_ref())
-        )
+        format!("conn={} peer={} principal={}", self.token.0, self.peer, bounds::short(self.principal.as_ref()))
     }
 
     /// The principal to release with `Bounds::leave` when this connection goes.
@@ -136,13 +131,8 @@ impl Conn {
             session::status_name(c.result.as_ref().err()),
             now.saturating_duration_since(c.started).as_micros()
         );
-        let frame = ServerFrame {
-            header: FrameHeader {
-                version: PROTOCOL_VERSION,
-                id: c.client_id,
-            },
-            result: c.result,
-        };
+        let frame =
+            ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: c.client_id }, result: c.result };
         self.queue(&frame);
     }
 
@@ -253,8 +243,7 @@ impl Conn {
                 Action::Relay { id, request } => {
                     let kind = session::kind(&request);
                     let result = if ctx.bounds.take_token(&principal) {
-                        ctx.card
-                            .submit(now, self.token, id, principal.clone(), request)
+                        ctx.card.submit(now, self.token, id, principal.clone(), request)
                     } else {
                         Err(Status::Busy)
                     };

@@ -14,11 +14,7 @@ pub(crate) struct ControlInner {
 
 impl ControlInner {
     pub(crate) fn new(waker: Waker) -> Arc<Self> {
-        Arc::new(ControlInner {
-            shutdown: AtomicBool::new(false),
-            reload: AtomicBool::new(false),
-            waker,
-        })
+        Arc::new(ControlInner { shutdown: AtomicBool::new(false), reload: AtomicBool::new(false), waker })
     }
 
     pub(crate) fn wake(&self) {

@@ -72,11 +72,7 @@ impl Workers {
                 .context("starting a handshake worker")?;
             threads.push(t);
         }
-        Ok(Workers {
-            jobs,
-            done,
-            _threads: threads,
-        })
+        Ok(Workers { jobs, done, _threads: threads })
     }
 
     /// Hand a job to the pool; `false` when the workers are gone (the caller closes).
@@ -129,12 +125,7 @@ pub struct Handshake {
 
 impl Handshake {
     pub fn new(sock: TcpStream, tls: ServerConnection, peer: String, deadline: Instant) -> Self {
-        Handshake {
-            sock,
-            tls: Some(Box::new(tls)),
-            peer,
-            deadline,
-        }
+        Handshake { sock, tls: Some(Box::new(tls)), peer, deadline }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -166,11 +157,7 @@ impl Handshake {
 
     /// The connection came back from a worker: `Ok(true)` when the handshake is complete
     /// (make it a connection), `Ok(false)` to pump again.
-    pub fn returned(
-        &mut self,
-        tls: Box<ServerConnection>,
-        result: Result<(), rustls::Error>,
-    ) -> Result<bool, Close> {
+    pub fn returned(&mut self, tls: Box<ServerConnection>, result: Result<(), rustls::Error>) -> Result<bool, Close> {
         let tls = self.tls.insert(tls);
         if let Err(e) = result {
             // The alert rustls queued, best effort.
@@ -183,10 +170,7 @@ impl Handshake {
     /// The established connection's transport; `None` while a worker has the TLS state.
     pub fn into_wire(self) -> Option<Wire> {
         let tls = self.tls?;
-        Some(Wire::Tls {
-            sock: self.sock,
-            tls,
-        })
+        Some(Wire::Tls { sock: self.sock, tls })
     }
 
     /// Log why and shut the socket down (no close_notify: nothing was established).

@@ -116,14 +116,9 @@ pub fn harden(cfg: &HardenConfig) -> anyhow::Result<HardenReport> {
     prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS, 1)")?;
     if cfg.seccomp != SeccompMode::Off {
         let program = filter(cfg.seccomp)?;
-        seccompiler::apply_filter_all_threads(&program)
-            .map_err(|e| anyhow!("installing the seccomp filter: {e}"))?;
+        seccompiler::apply_filter_all_threads(&program).map_err(|e| anyhow!("installing the seccomp filter: {e}"))?;
     }
-    Ok(HardenReport {
-        mlock,
-        dropped_to,
-        seccomp: cfg.seccomp,
-    })
+    Ok(HardenReport { mlock, dropped_to, seccomp: cfg.seccomp })
 }
 
 /// Raise `RLIMIT_MEMLOCK`, then lock memory. With `MCL_FUTURE`, every later allocation
@@ -133,8 +128,7 @@ pub fn harden(cfg: &HardenConfig) -> anyhow::Result<HardenReport> {
 fn lock_memory() -> Mlock {
     let unlimited = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok()
         || getrlimit(Resource::RLIMIT_MEMLOCK).is_ok_and(|(_, hard)| {
-            hard == RLIM_INFINITY
-                && setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok()
+            hard == RLIM_INFINITY && setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok()
         });
     if unlimited {
         return match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
@@ -147,9 +141,9 @@ fn lock_memory() -> Mlock {
     let hard = getrlimit(Resource::RLIMIT_MEMLOCK).map_or(0, |(_, h)| h);
     let _ = setrlimit(Resource::RLIMIT_MEMLOCK, hard, hard);
     match mlockall(MlockAllFlags::MCL_CURRENT) {
-        Ok(()) => Mlock::CurrentOnly(format!(
-            "RLIMIT_MEMLOCK is {hard} bytes and cannot be raised: new pages are not locked"
-        )),
+        Ok(()) => {
+            Mlock::CurrentOnly(format!("RLIMIT_MEMLOCK is {hard} bytes and cannot be raised: new pages are not locked"))
+        }
         Err(e) => Mlock::Failed(format!("mlockall: {e} (RLIMIT_MEMLOCK {hard} bytes)")),
     }
 }
@@ -157,9 +151,7 @@ fn lock_memory() -> Mlock {
 /// When root, become `cfg.user` for good; when not root, change nothing.
 fn drop_privileges(cfg: &HardenConfig) -> anyhow::Result<Option<(u32, u32)>> {
     let ids = getresuid().context("getresuid")?;
-    let root = [ids.real, ids.effective, ids.saved]
-        .iter()
-        .any(|u| u.is_root());
+    let root = [ids.real, ids.effective, ids.saved].iter().any(|u| u.is_root());
     if !root {
         return Ok(None);
     }

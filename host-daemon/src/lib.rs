@@ -43,8 +43,6 @@ pub mod settings;
 mod tls;
 mod wire;
 
-pub use config::{
-    CardKeyScheme, CardTlsKey, Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock,
-};
+pub use config::{CardKeyScheme, CardTlsKey, Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock};
 pub use control::{ReloadHandle, ShutdownHandle};
 pub use server::Daemon;

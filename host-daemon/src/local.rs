@@ -24,20 +24,16 @@ impl LocalListener {
     pub fn bind(cfg: &LocalSocket) -> anyhow::Result<Self> {
         match std::fs::symlink_metadata(&cfg.path) {
             Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-                std::fs::remove_file(&cfg.path)
-                    .with_context(|| format!("removing stale {}", cfg.path.display()))?;
+                std::fs::remove_file(&cfg.path).with_context(|| format!("removing stale {}", cfg.path.display()))?;
             }
             Ok(_) => anyhow::bail!("{} exists and is not a socket", cfg.path.display()),
             Err(_) => {}
         }
-        let listener = UnixListener::bind(&cfg.path)
-            .with_context(|| format!("binding local socket {}", cfg.path.display()))?;
+        let listener =
+            UnixListener::bind(&cfg.path).with_context(|| format!("binding local socket {}", cfg.path.display()))?;
         std::fs::set_permissions(&cfg.path, std::fs::Permissions::from_mode(0o666))
             .with_context(|| format!("chmod {}", cfg.path.display()))?;
-        Ok(LocalListener {
-            listener,
-            allowed_uids: cfg.allowed_uids.clone(),
-        })
+        Ok(LocalListener { listener, allowed_uids: cfg.allowed_uids.clone() })
     }
 
     /// The next connection whose peer uid is allowed, with a description of the peer for

@@ -73,10 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(settings.log_level.as_str()),
-    )
-    .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(settings.log_level.as_str())).init();
     match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -124,8 +121,7 @@ fn run(settings: &Settings) -> anyhow::Result<()> {
     let daemon = Daemon::bind(settings.daemon_config()?)?;
     let shutdown = daemon.shutdown_handle();
     let reload = daemon.reload_handle();
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -77,23 +77,14 @@ impl Daemon {
     pub fn bind(config: DaemonConfig) -> anyhow::Result<Daemon> {
         let identities = tls::identities(&config)?;
         let tls = tls::server_config(&identities, &config.client_ca_pem)?;
-        let mut bounds = Bounds::new(
-            config.max_connections_per_client,
-            config.rate_limit,
-            config.clock.clone(),
-        );
+        let mut bounds = Bounds::new(config.max_connections_per_client, config.rate_limit, config.clock.clone());
         bounds.set_allowed(load_applications(&config)?);
         let poll = Poll::new().context("creating the poll")?;
         let waker = Waker::new(poll.registry(), WAKER).context("creating the waker")?;
-        let listener = TcpListener::bind(config.listen)
-            .with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("listener address")?;
         let local = config.local.as_ref().map(LocalListener::bind).transpose()?;
-        let card = CardLink::connect(
-            &config.card_socket,
-            config.card_connect_wait,
-            config.card_timeout,
-        )?;
+        let card = CardLink::connect(&config.card_socket, config.card_connect_wait, config.card_timeout)?;
         identities.connect_card_keys();
         let control = ControlInner::new(waker);
         let workers = Workers::start(config.handshake_workers, control.clone())?;
@@ -122,33 +113,23 @@ impl Daemon {
 
     /// A handle that stops [`Daemon::run`] from another thread or a signal handler thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            inner: self.control.clone(),
-        }
+        ShutdownHandle { inner: self.control.clone() }
     }
 
     /// A handle that makes the running daemon re-read its client CA and applications list.
     pub fn reload_handle(&self) -> ReloadHandle {
-        ReloadHandle {
-            inner: self.control.clone(),
-        }
+        ReloadHandle { inner: self.control.clone() }
     }
 
     /// Serve until shut down.
     pub fn run(mut self) -> anyhow::Result<()> {
         if let Some(l) = self.listener.as_mut() {
-            self.poll
-                .registry()
-                .register(l, LISTENER, Interest::READABLE)?;
+            self.poll.registry().register(l, LISTENER, Interest::READABLE)?;
         }
         if let Some(l) = self.local.as_mut() {
-            self.poll
-                .registry()
-                .register(&mut l.listener, LOCAL, Interest::READABLE)?;
+            self.poll.registry().register(&mut l.listener, LOCAL, Interest::READABLE)?;
         }
-        self.card
-            .register(self.poll.registry())
-            .context("registering the card link")?;
+        self.card.register(self.poll.registry()).context("registering the card link")?;
         info!("event=listen addr={}", self.local_addr);
 
         let mut events = Events::with_capacity(256);
@@ -178,9 +159,7 @@ impl Daemon {
                 next_sweep = now + SWEEP_EVERY;
             }
 
-            let timeout = self
-                .next_deadline(drain_until)
-                .map(|d| d.min(next_sweep).saturating_duration_since(now));
+            let timeout = self.next_deadline(drain_until).map(|d| d.min(next_sweep).saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -221,8 +200,7 @@ impl Daemon {
             self.close(token, &Close::Done);
         }
         // Best effort: hand the CloseSession frames to the card before going.
-        self.card
-            .flush(self.poll.registry(), Instant::now(), &mut Vec::new());
+        self.card.flush(self.poll.registry(), Instant::now(), &mut Vec::new());
         info!("event=stopped");
         Ok(())
     }
@@ -271,11 +249,7 @@ impl Daemon {
     fn add(&mut self, peer: String, mut wire: Wire, now: Instant) {
         let token = Token(self.next_token);
         self.next_token += 1;
-        if let Err(e) = self.poll.registry().register(
-            wire.source(),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.poll.registry().register(wire.source(), token, Interest::READABLE | Interest::WRITABLE) {
             warn!("event=refuse peer={peer} reason=register error=\"{e}\"");
             return;
         }
@@ -290,11 +264,7 @@ impl Daemon {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let mut ctx = Ctx {
-            card: &mut self.card,
-            bounds: &mut self.bounds,
-            accepting,
-        };
+        let mut ctx = Ctx { card: &mut self.card, bounds: &mut self.bounds, accepting };
         if let Err(why) = conn.pump(now, &mut ctx) {
             self.close(token, &why);
         }
@@ -320,12 +290,7 @@ impl Daemon {
     }
 
     fn expire(&mut self, now: Instant) {
-        let expired: Vec<Token> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.expired(now))
-            .map(|(t, _)| *t)
-            .collect();
+        let expired: Vec<Token> = self.conns.iter().filter(|(_, c)| c.expired(now)).map(|(t, _)| *t).collect();
         for token in expired {
             self.close(token, &Close::Timeout);
         }
@@ -349,12 +314,10 @@ impl Daemon {
     /// Re-read the client CA and the applications list; keep the old ones on error.
     fn reload(&mut self) {
         if let Some(path) = &self.config.client_ca_path {
-            let loaded = std::fs::read(path)
-                .with_context(|| format!("reading {}", path.display()))
-                .and_then(|ca| {
-                    let tls = tls::server_config(&self.identities, &ca)?;
-                    Ok((ca, tls))
-                });
+            let loaded = std::fs::read(path).with_context(|| format!("reading {}", path.display())).and_then(|ca| {
+                let tls = tls::server_config(&self.identities, &ca)?;
+                Ok((ca, tls))
+            });
             match loaded {
                 Ok((ca, tls)) => {
                     self.config.client_ca_pem = ca;
@@ -376,15 +339,11 @@ impl Daemon {
     }
 }
 
-fn load_applications(
-    config: &DaemonConfig,
-) -> anyhow::Result<Option<std::collections::HashSet<bounds::Fingerprint>>> {
+fn load_applications(config: &DaemonConfig) -> anyhow::Result<Option<std::collections::HashSet<bounds::Fingerprint>>> {
     let Some(path) = &config.applications_path else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading applications list {}", path.display()))?;
-    bounds::parse_applications(&text)
-        .with_context(|| format!("applications list {}", path.display()))
-        .map(Some)
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading applications list {}", path.display()))?;
+    bounds::parse_applications(&text).with_context(|| format!("applications list {}", path.display())).map(Some)
 }

@@ -29,10 +29,7 @@ pub struct Session {
 impl Session {
     /// A session that allows `max_in_flight` requests at the card at once.
     pub fn new(max_in_flight: usize) -> Self {
-        Session {
-            in_flight: 0,
-            max_in_flight,
-        }
+        Session { in_flight: 0, max_in_flight }
     }
 
     /// Requests relayed and not yet answered.
@@ -64,10 +61,7 @@ impl Session {
             return Action::Reply(reply(id, Status::Busy));
         }
         self.in_flight += 1;
-        Action::Relay {
-            id,
-            request: frame.request,
-        }
+        Action::Relay { id, request: frame.request }
     }
 
     /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
@@ -86,13 +80,7 @@ impl Session {
 
 /// A frame carrying `status` for request `id`.
 pub fn reply(id: u64, status: Status) -> ServerFrame {
-    ServerFrame {
-        header: FrameHeader {
-            version: PROTOCOL_VERSION,
-            id,
-        },
-        result: Err(status),
-    }
+    ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, result: Err(status) }
 }
 
 /// The request's variant name, for logs (never its fields: they may be payloads).
@@ -146,12 +134,7 @@ pub fn status_name(status: Option<&Status>) -> String {
 }
 
 fn unsupported_version(id: u64) -> ServerFrame {
-    reply(
-        id,
-        Status::UnsupportedVersion {
-            supported: PROTOCOL_VERSION,
-        },
-    )
+    reply(id, Status::UnsupportedVersion { supported: PROTOCOL_VERSION })
 }
 
 #[cfg(test)]
@@ -159,11 +142,7 @@ mod tests {
     use super::*;
 
     fn body(version: u16, id: u64, request: Request) -> Vec<u8> {
-        let wire = frame::encode(&ClientFrame {
-            header: FrameHeader { version, id },
-            request,
-        })
-        .expect("encode");
+        let wire = frame::encode(&ClientFrame { header: FrameHeader { version, id }, request }).expect("encode");
         wire[4..].to_vec()
     }
 
@@ -172,10 +151,7 @@ mod tests {
         let mut s = Session::new(4);
         assert_eq!(
             s.on_frame(&body(PROTOCOL_VERSION, 7, Request::Ping)),
-            Action::Relay {
-                id: 7,
-                request: Request::Ping
-            }
+            Action::Relay { id: 7, request: Request::Ping }
         );
         assert_eq!(s.in_flight(), 1);
         s.completed();
@@ -185,10 +161,7 @@ mod tests {
     #[test]
     fn wrong_version_is_refused_even_with_undecodable_body() {
         let mut s = Session::new(4);
-        assert_eq!(
-            s.on_frame(&body(99, 3, Request::Ping)),
-            Action::Reply(unsupported_version(3))
-        );
+        assert_eq!(s.on_frame(&body(99, 3, Request::Ping)), Action::Reply(unsupported_version(3)));
         let mut b = body(99, 5, Request::Ping);
         b.truncate(b.len() - 1);
         b.push(0xEE); // not a request variant
@@ -199,10 +172,7 @@ mod tests {
     #[test]
     fn garbage_gets_bad_frame_with_id_when_header_decodes() {
         let mut s = Session::new(4);
-        assert_eq!(
-            s.on_frame(&[0xff, 0xff, 0xff]),
-            Action::Reply(reply(0, Status::BadFrame))
-        );
+        assert_eq!(s.on_frame(&[0xff, 0xff, 0xff]), Action::Reply(reply(0, Status::BadFrame)));
         assert_eq!(s.on_frame(&[]), Action::Reply(reply(0, Status::BadFrame)));
         let mut b = body(PROTOCOL_VERSION, 42, Request::Ping);
         b.truncate(b.len() - 1);
@@ -215,43 +185,25 @@ mod tests {
     fn busy_past_the_in_flight_bound() {
         let mut s = Session::new(2);
         for id in 1..=2 {
-            assert!(matches!(
-                s.on_frame(&body(PROTOCOL_VERSION, id, Request::Ping)),
-                Action::Relay { .. }
-            ));
+            assert!(matches!(s.on_frame(&body(PROTOCOL_VERSION, id, Request::Ping)), Action::Relay { .. }));
         }
-        assert_eq!(
-            s.on_frame(&body(PROTOCOL_VERSION, 3, Request::Ping)),
-            Action::Reply(reply(3, Status::Busy))
-        );
+        assert_eq!(s.on_frame(&body(PROTOCOL_VERSION, 3, Request::Ping)), Action::Reply(reply(3, Status::Busy)));
         s.completed();
-        assert!(matches!(
-            s.on_frame(&body(PROTOCOL_VERSION, 4, Request::Ping)),
-            Action::Relay { id: 4, .. }
-        ));
+        assert!(matches!(s.on_frame(&body(PROTOCOL_VERSION, 4, Request::Ping)), Action::Relay { id: 4, .. }));
     }
 
     #[test]
     fn log_names_carry_no_fields() {
         assert_eq!(kind(&Request::Ping), "Ping");
         assert_eq!(status_name(None), "ok");
-        assert_eq!(
-            status_name(Some(&Status::UnsupportedVersion { supported: 1 })),
-            "UnsupportedVersion"
-        );
+        assert_eq!(status_name(Some(&Status::UnsupportedVersion { supported: 1 })), "UnsupportedVersion");
         assert_eq!(status_name(Some(&Status::Busy)), "Busy");
     }
 
     #[test]
     fn deframe_errors_map_to_statuses() {
         let s = Session::new(1);
-        assert_eq!(
-            s.on_deframe_error(FrameError::TooLarge { len: 1 << 30 }),
-            reply(0, Status::FrameTooLarge)
-        );
-        assert_eq!(
-            s.on_deframe_error(FrameError::Malformed { header: None }),
-            reply(0, Status::BadFrame)
-        );
+        assert_eq!(s.on_deframe_error(FrameError::TooLarge { len: 1 << 30 }), reply(0, Status::FrameTooLarge));
+        assert_eq!(s.on_deframe_error(FrameError::Malformed { header: None }), reply(0, Status::BadFrame));
     }
 }

@@ -59,10 +59,7 @@ impl CardTlsKeySetting {
         match self.scheme.as_str() {
             "ecdsa-p256" => Ok(CardKeyScheme::EcdsaP256Sha256),
             "sm2" => Ok(CardKeyScheme::Sm2Sm3),
-            other => bail!(
-                "card_tls_key `{}`: scheme `{other}` is not one of ecdsa-p256, sm2",
-                self.label
-            ),
+            other => bail!("card_tls_key `{}`: scheme `{other}` is not one of ecdsa-p256, sm2", self.label),
         }
     }
 }
@@ -137,12 +134,7 @@ impl Default for Settings {
 
 impl Default for Local {
     fn default() -> Self {
-        Local {
-            enabled: true,
-            path: "/run/gmhsm/gmhsmd.sock".into(),
-            allowed_users: vec![],
-            allowed_uids: vec![0],
-        }
+        Local { enabled: true, path: "/run/gmhsm/gmhsmd.sock".into(), allowed_users: vec![], allowed_uids: vec![0] }
     }
 }
 
@@ -174,12 +166,7 @@ impl Default for Timeouts {
 
 impl Default for Harden {
     fn default() -> Self {
-        Harden {
-            enabled: true,
-            user: "gmhsm".into(),
-            require_mlock: false,
-            seccomp: "errno".into(),
-        }
+        Harden { enabled: true, user: "gmhsm".into(), require_mlock: false, seccomp: "errno".into() }
     }
 }
 
@@ -193,8 +180,7 @@ impl Settings {
 
     /// Read and parse `path`.
     pub fn load(path: &Path) -> anyhow::Result<Settings> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Settings::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -235,18 +221,9 @@ impl Settings {
     pub fn daemon_config(&self) -> anyhow::Result<DaemonConfig> {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         // With card-held keys there is no server key file to read (nor a `cert` to pair it).
-        let (cert, key) = if self.card_tls_key.is_empty() {
-            (read(&self.cert)?, read(&self.key)?)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let mut c = DaemonConfig::new(
-            self.listen,
-            cert,
-            key,
-            read(&self.client_ca)?,
-            self.card_socket.clone(),
-        );
+        let (cert, key) =
+            if self.card_tls_key.is_empty() { (read(&self.cert)?, read(&self.key)?) } else { (Vec::new(), Vec::new()) };
+        let mut c = DaemonConfig::new(self.listen, cert, key, read(&self.client_ca)?, self.card_socket.clone());
         for k in &self.card_tls_key {
             c.card_tls_keys.push(CardTlsKey {
                 label: k.label.clone(),
@@ -266,20 +243,15 @@ impl Settings {
                     .ok_or_else(|| anyhow!("local.allowed_users: no such user {name}"))?;
                 uids.push(user.uid.as_raw());
             }
-            c.local = Some(LocalSocket {
-                path: self.local.path.clone(),
-                allowed_uids: uids,
-            });
+            c.local = Some(LocalSocket { path: self.local.path.clone(), allowed_uids: uids });
         }
         let l = &self.limits;
         c.max_connections = l.max_connections;
         c.max_connections_per_client = l.max_connections_per_client;
         c.max_in_flight_per_conn = l.max_in_flight_per_connection;
         c.handshake_workers = l.handshake_workers;
-        c.rate_limit = (l.rate_per_second > 0.0).then_some(RateLimit {
-            per_second: l.rate_per_second,
-            burst: l.rate_burst,
-        });
+        c.rate_limit =
+            (l.rate_per_second > 0.0).then_some(RateLimit { per_second: l.rate_per_second, burst: l.rate_burst });
         let t = &self.timeouts;
         c.handshake_timeout = Duration::from_millis(t.handshake_ms);
         c.idle_timeout = Duration::from_millis(t.idle_ms);
@@ -310,10 +282,7 @@ mod tests {
     #[test]
     fn the_example_file_parses_and_equals_the_defaults() {
         let text = include_str!("../gmhsmd.example.toml");
-        assert_eq!(
-            Settings::parse(text).expect("example parses"),
-            Settings::default()
-        );
+        assert_eq!(Settings::parse(text).expect("example parses"), Settings::default());
     }
 
     #[test]
@@ -330,24 +299,14 @@ mod tests {
              [local]\nenabled = false\n",
             d = dir.display()
         );
-        let c = Settings::parse(&text)
-            .expect("parses")
-            .daemon_config()
-            .expect("no key file is read");
+        let c = Settings::parse(&text).expect("parses").daemon_config().expect("no key file is read");
         assert!(c.server_key_pem.is_empty());
-        let keys: Vec<_> = c
-            .card_tls_keys
-            .iter()
-            .map(|k| (k.label.as_str(), k.cert_chain_pem.as_slice(), k.scheme))
-            .collect();
+        let keys: Vec<_> =
+            c.card_tls_keys.iter().map(|k| (k.label.as_str(), k.cert_chain_pem.as_slice(), k.scheme)).collect();
         assert_eq!(
             keys,
             [
-                (
-                    "tls:p256",
-                    &b"p256 chain"[..],
-                    CardKeyScheme::EcdsaP256Sha256
-                ),
+                ("tls:p256", &b"p256 chain"[..], CardKeyScheme::EcdsaP256Sha256),
                 ("tls:sm2", &b"sm2 chain"[..], CardKeyScheme::Sm2Sm3),
             ]
         );

@@ -67,14 +67,10 @@ fn card_key_session(n: usize) -> u64 {
 pub fn identities(config: &DaemonConfig) -> anyhow::Result<Identities> {
     let provider = provider();
     if config.card_tls_keys.is_empty() {
-        let chain =
-            certs_from_pem(&config.server_cert_chain_pem).context("server certificate chain")?;
-        let key = PrivateKeyDer::from_pem_slice(&config.server_key_pem)
-            .map_err(|e| anyhow!("server private key: {e}"))?;
-        let key = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| anyhow!("server private key: {e}"))?;
+        let chain = certs_from_pem(&config.server_cert_chain_pem).context("server certificate chain")?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&config.server_key_pem).map_err(|e| anyhow!("server private key: {e}"))?;
+        let key = provider.key_provider.load_private_key(key).map_err(|e| anyhow!("server private key: {e}"))?;
         let certified = CertifiedKey::new(chain, key);
         certified
             .keys_match()
@@ -83,24 +79,15 @@ pub fn identities(config: &DaemonConfig) -> anyhow::Result<Identities> {
                 e => Err(e),
             })
             .map_err(|e| anyhow!("server certificate and key do not form a pair: {e}"))?;
-        return Ok(Identities {
-            resolver: Arc::new(Single(Arc::new(certified))),
-            card_keys: Vec::new(),
-        });
+        return Ok(Identities { resolver: Arc::new(Single(Arc::new(certified))), card_keys: Vec::new() });
     }
     let timeout = sign_timeout(config);
     let (mut sm, mut standard) = (None, None);
     let mut card_keys = Vec::new();
     for (n, k) in config.card_tls_keys.iter().enumerate() {
-        let chain = certs_from_pem(&k.cert_chain_pem)
-            .with_context(|| format!("certificate of card TLS key `{}`", k.label))?;
-        let key = CardSigningKey::new(
-            &k.label,
-            k.scheme,
-            config.card_socket.clone(),
-            card_key_session(n),
-            timeout,
-        )?;
+        let chain =
+            certs_from_pem(&k.cert_chain_pem).with_context(|| format!("certificate of card TLS key `{}`", k.label))?;
+        let key = CardSigningKey::new(&k.label, k.scheme, config.card_socket.clone(), card_key_session(n), timeout)?;
         let key = Arc::new(key);
         card_keys.push(Arc::clone(&key));
         let certified = Arc::new(CertifiedKey::new(chain, key));
@@ -109,11 +96,7 @@ pub fn identities(config: &DaemonConfig) -> anyhow::Result<Identities> {
             CardKeyScheme::EcdsaP256Sha256 => &mut standard,
         };
         if slot.replace(certified).is_some() {
-            bail!(
-                "card TLS keys: at most one SM2 key and one standard key (`{}` is a second {:?})",
-                k.label,
-                k.scheme
-            );
+            bail!("card TLS keys: at most one SM2 key and one standard key (`{}` is a second {:?})", k.label, k.scheme);
         }
     }
     let resolver: Arc<dyn ResolvesServerCert> = match (sm, standard) {
@@ -124,10 +107,7 @@ pub fn identities(config: &DaemonConfig) -> anyhow::Result<Identities> {
         (Some(one), None) | (None, Some(one)) => Arc::new(Single(one)),
         (None, None) => bail!("no card TLS key"),
     };
-    Ok(Identities {
-        resolver,
-        card_keys,
-    })
+    Ok(Identities { resolver, card_keys })
 }
 
 /// How long a card signature may take: a signature later than the handshake deadline is of
@@ -137,10 +117,7 @@ fn sign_timeout(config: &DaemonConfig) -> Duration {
 }
 
 /// Build the server configuration for `identities` and the client CA(s) in PEM.
-pub fn server_config(
-    identities: &Identities,
-    client_ca_pem: &[u8],
-) -> anyhow::Result<Arc<ServerConfig>> {
+pub fn server_config(identities: &Identities, client_ca_pem: &[u8]) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = provider();
     let mut roots = rustls::RootCertStore::empty();
     for ca in certs_from_pem(client_ca_pem).context("client CA")? {
@@ -159,9 +136,8 @@ pub fn server_config(
 
 /// Every certificate in a PEM bundle; an empty bundle is an error.
 fn certs_from_pem(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("bad PEM: {e}"))?;
+    let certs =
+        CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow!("bad PEM: {e}"))?;
     if certs.is_empty() {
         bail!("no CERTIFICATE found in PEM");
     }

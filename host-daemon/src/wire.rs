@@ -84,13 +84,8 @@ impl OutQueue {
 
 /// The transport of one connection.
 pub enum Wire {
-    Tls {
-        sock: TcpStream,
-        tls: Box<ServerConnection>,
-    },
-    Plain {
-        sock: UnixStream,
-    },
+    Tls { sock: TcpStream, tls: Box<ServerConnection> },
+    Plain { sock: UnixStream },
 }
 
 impl Wire {
@@ -113,8 +108,9 @@ impl Wire {
     /// a peer certificate (never with our verifier) is an error.
     pub fn principal(&self) -> Result<Principal, Close> {
         match self {
-            Wire::Tls { tls, .. } => tls::principal_of(tls.peer_certificates())
-                .ok_or(Close::Tls(rustls::Error::NoCertificatesPresented)),
+            Wire::Tls { tls, .. } => {
+                tls::principal_of(tls.peer_certificates()).ok_or(Close::Tls(rustls::Error::NoCertificatesPresented))
+            }
             Wire::Plain { .. } => Ok(Principal::Local),
         }
     }

@@ -26,15 +26,7 @@ fn ring() -> rustls::crypto::CryptoProvider {
 fn standard_client_handshakes_against_a_card_held_p256_key() {
     let pki = make_pki();
     let (key, cert_pem) = p256_key("standard", &pki.ca);
-    let h = KeyHarness::start(
-        pki,
-        vec![(
-            "tls:p256",
-            CardKeyScheme::EcdsaP256Sha256,
-            key,
-            cert_pem.clone(),
-        )],
-    );
+    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem.clone())]);
     let mut s = h.connect(ring(), &[h.ca_der()], true);
     let mut d = Deframer::new();
     ping(&mut s, &mut d, 1);
@@ -42,10 +34,7 @@ fn standard_client_handshakes_against_a_card_held_p256_key() {
 
     let suite = s.conn.negotiated_cipher_suite().expect("suite").suite();
     assert!(
-        matches!(
-            suite,
-            CipherSuite::TLS13_AES_256_GCM_SHA384 | CipherSuite::TLS13_AES_128_GCM_SHA256
-        ),
+        matches!(suite, CipherSuite::TLS13_AES_256_GCM_SHA384 | CipherSuite::TLS13_AES_128_GCM_SHA256),
         "{suite:?}"
     );
     let served = s.conn.peer_certificates().expect("server certificate")[0].clone();
@@ -53,11 +42,7 @@ fn standard_client_handshakes_against_a_card_held_p256_key() {
     assert_eq!(served, want, "the card key's certificate was served");
 
     let signs = h.card.signs();
-    assert_eq!(
-        signs.len(),
-        1,
-        "one handshake, one card signature: {signs:?}"
-    );
+    assert_eq!(signs.len(), 1, "one handshake, one card signature: {signs:?}");
     assert_eq!(signs[0].principal, Principal::Local);
     assert_eq!(signs[0].label, "tls:p256");
     assert_eq!(signs[0].mechanism, Mechanism::EcdsaP256Sha256);
@@ -81,10 +66,7 @@ fn sm_client_negotiates_rfc8998_against_a_card_held_sm2_key() {
     let mut s = h.connect(gmhsm_tls_sm::sm_only_provider(), &roots, true);
     let mut d = Deframer::new();
     ping(&mut s, &mut d, 1);
-    assert_eq!(
-        s.conn.negotiated_cipher_suite().expect("suite").suite(),
-        TLS_SM4_GCM_SM3_ID
-    );
+    assert_eq!(s.conn.negotiated_cipher_suite().expect("suite").suite(), TLS_SM4_GCM_SM3_ID);
     let group = s.conn.negotiated_key_exchange_group().expect("group");
     assert_eq!(group.name(), CURVE_SM2_GROUP);
     let served = s.conn.peer_certificates().expect("server certificate")[0].clone();
@@ -112,10 +94,7 @@ fn sm_client_negotiates_rfc8998_against_a_card_held_sm2_key() {
 fn without_a_client_certificate_the_handshake_is_refused() {
     let pki = make_pki();
     let (key, cert_pem) = p256_key("refused", &pki.ca);
-    let h = KeyHarness::start(
-        pki,
-        vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)],
-    );
+    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)]);
     let mut s = h.connect(ring(), &[h.ca_der()], false);
     // TLS 1.3: the client finishes its side before the server checks its certificate.
     let _ = s.write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping));
@@ -126,12 +105,7 @@ fn without_a_client_certificate_the_handshake_is_refused() {
         Err(e) => {
             let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
             assert!(
-                matches!(
-                    tls,
-                    Some(rustls::Error::AlertReceived(
-                        rustls::AlertDescription::CertificateRequired
-                    ))
-                ),
+                matches!(tls, Some(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired))),
                 "{e:?}"
             );
         }
@@ -147,10 +121,7 @@ fn without_a_client_certificate_the_handshake_is_refused() {
 fn a_slow_card_signature_does_not_stall_established_connections() {
     let pki = make_pki();
     let (key, cert_pem) = p256_key("slow", &pki.ca);
-    let h = KeyHarness::start(
-        pki,
-        vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)],
-    );
+    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)]);
     let mut fast = h.connect(ring(), &[h.ca_der()], true);
     let mut d = Deframer::new();
     ping(&mut fast, &mut d, 1);
@@ -163,16 +134,11 @@ fn a_slow_card_signature_does_not_stall_established_connections() {
         ping(&mut slow, &mut Deframer::new(), 7);
         order2.lock().expect("lock").push("slow handshake done");
     });
-    eventually("the card is inside the slow signature", || {
-        h.card.slow_started.load(Ordering::SeqCst).then_some(())
-    });
+    eventually("the card is inside the slow signature", || h.card.slow_started.load(Ordering::SeqCst).then_some(()));
     for id in 2..6 {
         ping(&mut fast, &mut d, id);
     }
     order.lock().expect("lock").push("established pings done");
     slow_thread.join().expect("slow client");
-    assert_eq!(
-        *order.lock().expect("lock"),
-        ["established pings done", "slow handshake done"]
-    );
+    assert_eq!(*order.lock().expect("lock"), ["established pings done", "slow handshake done"]);
 }

@@ -25,9 +25,7 @@ fn ping_pong_through_the_client() {
 fn principal_is_the_sha256_of_the_client_certificate() {
     let h = Harness::start(|_| {});
     h.client().ping().expect("pong");
-    let want = Principal::Application {
-        cert_sha256: Sha256::digest(&h.pki.client_der).into(),
-    };
+    let want = Principal::Application { cert_sha256: Sha256::digest(&h.pki.client_der).into() };
     let seen = h.seen.lock().expect("lock").clone();
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|p| *p == want), "{seen:?}");
@@ -55,8 +53,7 @@ fn garbage_gets_bad_frame_and_the_connection_goes_on() {
     wire.extend(std::iter::repeat_n(0u8, big as usize));
     s.write_all(&wire).expect("write");
     assert_eq!(read_frame(&mut s, &mut d), status(0, Status::FrameTooLarge));
-    s.write_all(&client_frame(PROTOCOL_VERSION, 43, Request::Ping))
-        .expect("write");
+    s.write_all(&client_frame(PROTOCOL_VERSION, 43, Request::Ping)).expect("write");
     let answer = read_frame(&mut s, &mut d);
     assert_eq!(answer.header.id, 43);
     assert_eq!(answer.result, Ok(Response::Pong));
@@ -67,21 +64,9 @@ fn unknown_version_is_refused() {
     let h = Harness::start(|_| {});
     let mut s = h.raw(true);
     let mut d = Deframer::new();
-    s.write_all(&client_frame(99, 5, Request::Ping))
-        .expect("write");
-    assert_eq!(
-        read_frame(&mut s, &mut d),
-        status(
-            5,
-            Status::UnsupportedVersion {
-                supported: PROTOCOL_VERSION
-            }
-        )
-    );
-    assert!(
-        h.seen.lock().expect("lock").is_empty(),
-        "nothing reached the card"
-    );
+    s.write_all(&client_frame(99, 5, Request::Ping)).expect("write");
+    assert_eq!(read_frame(&mut s, &mut d), status(5, Status::UnsupportedVersion { supported: PROTOCOL_VERSION }));
+    assert!(h.seen.lock().expect("lock").is_empty(), "nothing reached the card");
 }
 
 #[test]
@@ -96,16 +81,10 @@ fn connection_without_client_certificate_is_refused() {
         Ok(n) => panic!("got {n} bytes of application data without a client certificate"),
         Err(e) => {
             let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-            assert!(
-                tls.is_some() || e.kind() == std::io::ErrorKind::ConnectionReset,
-                "{e:?}"
-            );
+            assert!(tls.is_some() || e.kind() == std::io::ErrorKind::ConnectionReset, "{e:?}");
         }
     }
-    assert!(
-        h.seen.lock().expect("lock").is_empty(),
-        "nothing reached the card"
-    );
+    assert!(h.seen.lock().expect("lock").is_empty(), "nothing reached the card");
     // The daemon still serves authenticated clients.
     h.client().ping().expect("pong");
 }
@@ -116,20 +95,12 @@ fn pipelined_requests_come_back_matched_by_id() {
     let mut c = h.client();
     let mut requests = Vec::new();
     for i in 0..300 {
-        requests.push(if i % 3 == 0 {
-            Request::ListKeys
-        } else {
-            Request::Ping
-        });
+        requests.push(if i % 3 == 0 { Request::ListKeys } else { Request::Ping });
     }
     let results = c.pipeline(requests).expect("pipeline");
     assert_eq!(results.len(), 300);
     for (i, r) in results.iter().enumerate() {
-        let want = if i % 3 == 0 {
-            Err(Status::UnknownKey)
-        } else {
-            Ok(Response::Pong)
-        };
+        let want = if i % 3 == 0 { Err(Status::UnknownKey) } else { Ok(Response::Pong) };
         assert_eq!(*r, want, "request {i}");
     }
 }
@@ -140,12 +111,7 @@ fn requests_past_the_in_flight_bound_get_busy_and_all_are_answered() {
     let mut c = h.client();
     let results = c.pipeline(vec![Request::Ping; 200]).expect("pipeline");
     assert_eq!(results.len(), 200);
-    assert!(
-        results
-            .iter()
-            .all(|r| *r == Ok(Response::Pong) || *r == Err(Status::Busy)),
-        "{results:?}"
-    );
+    assert!(results.iter().all(|r| *r == Ok(Response::Pong) || *r == Err(Status::Busy)), "{results:?}");
     c.ping().expect("the connection still works");
 }
 
@@ -194,9 +160,6 @@ fn labels_over_64_bytes_are_refused_before_sending() {
     let mut c = h.client();
     // `Client::connect` pings the card itself: count from here.
     let before = h.seen.lock().expect("lock").len();
-    assert!(matches!(
-        c.delete_key(&"x".repeat(65)),
-        Err(ClientError::InvalidArgument(_))
-    ));
+    assert!(matches!(c.delete_key(&"x".repeat(65)), Err(ClientError::InvalidArgument(_))));
     assert_eq!(h.seen.lock().expect("lock").len(), before);
 }

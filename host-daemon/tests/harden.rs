@@ -94,79 +94,43 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     let mut log = Vec::new();
     let harden_line = wait_for(&lines, &mut log, "event=harden");
     let listen = wait_for(&lines, &mut log, "event=listen addr=");
-    let addr = listen
-        .rsplit("addr=")
-        .next()
-        .expect("addr")
-        .trim()
-        .parse()
-        .expect("addr");
+    let addr = listen.rsplit("addr=").next().expect("addr").trim().parse().expect("addr");
 
     assert_eq!(status_field(pid, "NoNewPrivs"), "1");
-    assert_eq!(
-        status_field(pid, "Seccomp"),
-        if seccomp == "off" { "0" } else { "2" }
-    );
+    assert_eq!(status_field(pid, "Seccomp"), if seccomp == "off" { "0" } else { "2" });
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let core = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .expect("core limit");
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).expect("core limit");
     assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
     assert_eq!(core.split_whitespace().nth(5), Some("0"), "{core}");
-    let vmlck: u64 = status_field(pid, "VmLck")
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmLck");
+    let vmlck: u64 = status_field(pid, "VmLck").trim_end_matches("kB").trim().parse().expect("VmLck");
     assert!(
         vmlck > 0 || harden_line.contains("mlock=failed"),
         "memory neither locked nor reported: VmLck {vmlck} kB, {harden_line}"
     );
-    let uids: Vec<u32> = status_field(pid, "Uid")
-        .split_whitespace()
-        .map(|u| u.parse().expect("uid"))
-        .collect();
-    let gids: Vec<u32> = status_field(pid, "Gid")
-        .split_whitespace()
-        .map(|g| g.parse().expect("gid"))
-        .collect();
+    let uids: Vec<u32> = status_field(pid, "Uid").split_whitespace().map(|u| u.parse().expect("uid")).collect();
+    let gids: Vec<u32> = status_field(pid, "Gid").split_whitespace().map(|g| g.parse().expect("gid")).collect();
     if root {
         assert!(uids.iter().all(|&u| u != 0), "Uid {uids:?}");
         assert!(gids.iter().all(|&g| g != 0), "Gid {gids:?}");
-        assert_eq!(
-            status_field(pid, "Groups"),
-            "",
-            "supplementary groups dropped"
-        );
+        assert_eq!(status_field(pid, "Groups"), "", "supplementary groups dropped");
     } else {
         eprintln!("note: not root, so the privilege drop is not exercised");
     }
     // Not dumpable: the kernel makes /proc/<pid>/* owned by root instead of the process's
     // user (for a dumpable process they belong to its effective uid, which is not 0 here).
-    let owner = std::fs::metadata(format!("/proc/{pid}/environ"))
-        .expect("stat")
-        .uid();
+    let owner = std::fs::metadata(format!("/proc/{pid}/environ")).expect("stat").uid();
     assert_ne!(uids[1], 0, "the daemon does not run as root");
     assert_eq!(owner, 0, "/proc/{pid}/environ owned by root: not dumpable");
 
     // Still serving: TLS, then a reload, then TLS again, then the local socket.
     let profile = pki.profile("client", "client", addr);
-    Client::connect(&profile)
-        .and_then(|mut c| c.ping())
-        .expect("pong over TLS");
+    Client::connect(&profile).and_then(|mut c| c.ping()).expect("pong over TLS");
     kill(Pid::from_raw(pid as i32), Signal::SIGHUP).expect("SIGHUP");
     wait_for(&lines, &mut log, "event=reload what=client_ca");
-    Client::connect(&profile)
-        .and_then(|mut c| c.ping())
-        .expect("pong after reload");
+    Client::connect(&profile).and_then(|mut c| c.ping()).expect("pong after reload");
     let mut local = UnixStream::connect(dir.join("gmhsmd.sock")).expect("local connect");
-    local
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    local
-        .write_all(&client_frame(PROTOCOL_VERSION, 3, Request::Ping))
-        .expect("write");
+    local.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    local.write_all(&client_frame(PROTOCOL_VERSION, 3, Request::Ping)).expect("write");
     let answer = read_frame(&mut local, &mut Deframer::new());
     assert_eq!(answer.result, Ok(Response::Pong));
     drop(local);
@@ -174,11 +138,7 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
     wait_for(&lines, &mut log, "event=stopped");
     let exit = daemon.0.wait().expect("wait");
-    assert!(
-        exit.success(),
-        "gmhsmd exited with {exit:?}; log:\n{}",
-        log.join("\n")
-    );
+    assert!(exit.success(), "gmhsmd exited with {exit:?}; log:\n{}", log.join("\n"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -223,17 +183,8 @@ fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
     let mut log = Vec::new();
     wait_for(&lines, &mut log, "event=harden");
     let listen = wait_for(&lines, &mut log, "event=listen addr=");
-    let addr = listen
-        .rsplit("addr=")
-        .next()
-        .expect("addr")
-        .trim()
-        .parse()
-        .expect("addr");
-    assert_eq!(
-        status_field(pid, "Seccomp"),
-        if seccomp == "off" { "0" } else { "2" }
-    );
+    let addr = listen.rsplit("addr=").next().expect("addr").trim().parse().expect("addr");
+    assert_eq!(status_field(pid, "Seccomp"), if seccomp == "off" { "0" } else { "2" });
 
     let profile = pki.profile("client", "client", addr);
     for _ in 0..2 {
@@ -241,10 +192,7 @@ fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
             std::thread::sleep(Duration::from_millis(200));
             log.extend(lines.try_iter());
             let exit = daemon.0.try_wait().expect("try_wait");
-            panic!(
-                "no pong over TLS with the card's key: {e}; daemon {exit:?}; log:\n{}",
-                log.join("\n")
-            );
+            panic!("no pong over TLS with the card's key: {e}; daemon {exit:?}; log:\n{}", log.join("\n"));
         }
     }
     assert!(card.signs().len() >= 2, "{:?}", card.signs());
@@ -252,10 +200,6 @@ fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
     wait_for(&lines, &mut log, "event=stopped");
     let exit = daemon.0.wait().expect("wait");
-    assert!(
-        exit.success(),
-        "gmhsmd exited with {exit:?}; log:\n{}",
-        log.join("\n")
-    );
+    assert!(exit.success(), "gmhsmd exited with {exit:?}; log:\n{}", log.join("\n"));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -26,9 +26,7 @@ fn reload_applies_a_new_client_ca_to_new_connections_only() {
     h.reload.reload();
 
     eventually("the first CA's certificates are refused", || {
-        let refused = Client::connect(&h.profile())
-            .and_then(|mut c| c.ping())
-            .is_err();
+        let refused = Client::connect(&h.profile()).and_then(|mut c| c.ping()).is_err();
         refused.then_some(())
     });
     let mut new = Client::connect(&h.pki.profile("app2", "app2", h.addr)).expect("connect");
@@ -55,11 +53,8 @@ fn shutdown_answers_the_request_in_flight() {
     let h = Harness::start(|_| {});
     let mut s = h.raw(true);
     let mut d = Deframer::new();
-    s.write_all(&client_frame(PROTOCOL_VERSION, 5, Request::SelfTest))
-        .expect("write");
-    eventually("the slow card has the request", || {
-        (!h.seen.lock().expect("lock").is_empty()).then_some(())
-    });
+    s.write_all(&client_frame(PROTOCOL_VERSION, 5, Request::SelfTest)).expect("write");
+    eventually("the slow card has the request", || (!h.seen.lock().expect("lock").is_empty()).then_some(()));
     h.shutdown.shutdown();
     let answer = read_frame(&mut s, &mut d);
     assert_eq!(answer.header.id, 5);
@@ -75,23 +70,10 @@ fn applications_list_refuses_others_and_reloads() {
     });
     let mut raw = h.raw(true);
     let _ = raw.write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping));
-    assert_eq!(
-        read_frame(&mut raw, &mut Deframer::new()),
-        status(0, gmhsm_proto::Status::AccessDenied)
-    );
-    assert!(
-        h.seen.lock().expect("lock").is_empty(),
-        "nothing reached the card"
-    );
-    let fp: String = sha2::Sha256::digest(&h.pki.client_der)
-        .iter()
-        .map(|b| format!("{b:02X}:"))
-        .collect();
-    std::fs::write(
-        h.pki.dir.join("applications"),
-        format!("{}\n", fp.trim_end_matches(':')),
-    )
-    .expect("write");
+    assert_eq!(read_frame(&mut raw, &mut Deframer::new()), status(0, gmhsm_proto::Status::AccessDenied));
+    assert!(h.seen.lock().expect("lock").is_empty(), "nothing reached the card");
+    let fp: String = sha2::Sha256::digest(&h.pki.client_der).iter().map(|b| format!("{b:02X}:")).collect();
+    std::fs::write(h.pki.dir.join("applications"), format!("{}\n", fp.trim_end_matches(':'))).expect("write");
     h.reload.reload();
     h.client().ping().expect("listed after the reload");
 }

@@ -13,17 +13,13 @@ use gmhsm_proto::{Deframer, PROTOCOL_VERSION, Principal, Request, Response};
 fn start(allowed: impl Fn(u32) -> Vec<u32>) -> Harness {
     let uid = nix::unistd::getuid().as_raw();
     Harness::start_with(|pki, c| {
-        c.local = Some(LocalSocket {
-            path: pki.dir.join("gmhsmd.sock"),
-            allowed_uids: allowed(uid),
-        });
+        c.local = Some(LocalSocket { path: pki.dir.join("gmhsmd.sock"), allowed_uids: allowed(uid) });
     })
 }
 
 fn connect(h: &Harness) -> UnixStream {
     let s = UnixStream::connect(h.pki.dir.join("gmhsmd.sock")).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     s
 }
 
@@ -32,8 +28,7 @@ fn allowed_uid_is_served_as_local() {
     let h = start(|uid| vec![uid]);
     let mut s = connect(&h);
     let mut d = Deframer::new();
-    s.write_all(&client_frame(PROTOCOL_VERSION, 7, Request::Ping))
-        .expect("write");
+    s.write_all(&client_frame(PROTOCOL_VERSION, 7, Request::Ping)).expect("write");
     let answer = read_frame(&mut s, &mut d);
     assert_eq!(answer.header.id, 7);
     assert_eq!(answer.result, Ok(Response::Pong));
@@ -53,8 +48,5 @@ fn other_uid_is_closed() {
         Ok(n) => panic!("got {n} bytes on a refused local connection"),
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e:?}"),
     }
-    assert!(
-        h.seen.lock().expect("lock").is_empty(),
-        "nothing reached the card"
-    );
+    assert!(h.seen.lock().expect("lock").is_empty(), "nothing reached the card");
 }

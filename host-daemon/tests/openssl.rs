@@ -52,10 +52,7 @@ fn require_openssl() {
         .output()
         .unwrap_or_else(|e| panic!("this test needs OpenSSL 3's `openssl` on PATH: {e}"));
     let version = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        version.starts_with("OpenSSL 3"),
-        "this test needs OpenSSL 3, found {version}"
-    );
+    assert!(version.starts_with("OpenSSL 3"), "this test needs OpenSSL 3, found {version}");
 }
 
 fn start() -> KeyHarness {
@@ -104,10 +101,7 @@ fn s_client(h: &KeyHarness, with_cert: bool, pong: &[u8]) -> (Vec<u8>, String) {
         .arg(dir.join("ca.pem"))
         .args(["-servername", "gmhsm.local"]);
     if with_cert {
-        cmd.arg("-cert")
-            .arg(dir.join("client.pem"))
-            .arg("-key")
-            .arg(dir.join("client.key"));
+        cmd.arg("-cert").arg(dir.join("client.pem")).arg("-key").arg(dir.join("client.key"));
     }
     let mut child: Child = cmd
         .stdin(Stdio::piped())
@@ -118,9 +112,7 @@ fn s_client(h: &KeyHarness, with_cert: bool, pong: &[u8]) -> (Vec<u8>, String) {
     let out = collect(child.stdout.take().expect("stdout"));
     let err = collect(child.stderr.take().expect("stderr"));
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping))
-        .expect("write to s_client");
+    stdin.write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping)).expect("write to s_client");
     let give_up = Instant::now() + Duration::from_secs(10);
     while Instant::now() < give_up
         && !contains(&out.lock().expect("lock"), pong)
@@ -137,23 +129,13 @@ fn s_client(h: &KeyHarness, with_cert: bool, pong: &[u8]) -> (Vec<u8>, String) {
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(100)); // let the readers drain
     let stdout = out.lock().expect("lock").clone();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&stdout),
-        String::from_utf8_lossy(&err.lock().expect("lock"))
-    );
+    let text = format!("{}\n{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&err.lock().expect("lock")));
     (stdout, text)
 }
 
 fn pong_frame() -> Vec<u8> {
-    frame::encode(&ServerFrame {
-        header: FrameHeader {
-            version: PROTOCOL_VERSION,
-            id: 1,
-        },
-        result: Ok(Response::Pong),
-    })
-    .expect("encode")
+    frame::encode(&ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: 1 }, result: Ok(Response::Pong) })
+        .expect("encode")
 }
 
 #[test]
@@ -161,20 +143,14 @@ fn s_client_connects_with_the_standard_suite_and_a_client_certificate() {
     let h = start();
     let pong = pong_frame();
     let (stdout, text) = s_client(&h, true, &pong);
-    assert!(
-        text.contains("TLS_AES_256_GCM_SHA384") || text.contains("TLS_AES_128_GCM_SHA256"),
-        "{text}"
-    );
+    assert!(text.contains("TLS_AES_256_GCM_SHA384") || text.contains("TLS_AES_128_GCM_SHA256"), "{text}");
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     assert!(text.contains("Peer signature type: ECDSA"), "{text}");
     assert!(contains(&stdout, &pong), "no Pong for the Ping:\n{text}");
 
     let client = std::fs::read(h.pki.dir.join("client.pem")).expect("client.pem");
     let der = rustls_pki_types::CertificateDer::from_pem_slice(&client).expect("pem");
-    let short: String = Sha256::digest(der.as_ref())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let short: String = Sha256::digest(der.as_ref())[..4].iter().map(|b| format!("{b:02x}")).collect();
     let auth = eventually("the daemon logs the principal", || {
         LINES
             .lock()
@@ -186,12 +162,7 @@ fn s_client_connects_with_the_standard_suite_and_a_client_certificate() {
     assert!(auth.contains("peer=127.0.0.1:"), "{auth}");
     let signs = h.card.signs();
     assert!(!signs.is_empty());
-    assert!(
-        signs
-            .iter()
-            .all(|s| s.label == "tls:p256" && s.mechanism == Mechanism::EcdsaP256Sha256),
-        "{signs:?}"
-    );
+    assert!(signs.iter().all(|s| s.label == "tls:p256" && s.mechanism == Mechanism::EcdsaP256Sha256), "{signs:?}");
 }
 
 #[test]
@@ -199,27 +170,14 @@ fn s_client_without_a_client_certificate_is_refused() {
     let h = start();
     let pong = pong_frame();
     let (stdout, text) = s_client(&h, false, &pong);
-    assert!(
-        !contains(&stdout, &pong),
-        "served without a certificate:\n{text}"
-    );
-    assert!(
-        text.contains("certificate required") && text.contains("alert"),
-        "{text}"
-    );
+    assert!(!contains(&stdout, &pong), "served without a certificate:\n{text}");
+    assert!(text.contains("certificate required") && text.contains("alert"), "{text}");
     // A rustls client without a certificate gets no answer either.
-    let mut s = h.connect(
-        rustls::crypto::ring::default_provider(),
-        &[h.ca_der()],
-        false,
-    );
+    let mut s = h.connect(rustls::crypto::ring::default_provider(), &[h.ca_der()], false);
     let _ = s.write_all(&client_frame(PROTOCOL_VERSION, 2, Request::Ping));
     let mut d = Deframer::new();
     let mut buf = [0u8; 1024];
     let got = s.read(&mut buf);
-    assert!(
-        !matches!(got, Ok(n) if n > 0),
-        "application data without a client certificate"
-    );
+    assert!(!matches!(got, Ok(n) if n > 0), "application data without a client certificate");
     assert!(d.next_frame().expect("deframe").is_none());
 }

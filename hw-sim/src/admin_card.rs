@@ -31,9 +31,7 @@ pub const ATR: [u8; 13] = atr();
 
 const fn atr() -> [u8; 13] {
     // TS, T0 (TD1 present, 8 historical bytes), TD1 (TD2 present, T=0), TD2 (T=1), history, TCK.
-    let mut a = [
-        0x3B, 0x88, 0x80, 0x01, b'G', b'M', b'H', b'S', b'M', b'A', b'D', b'M', 0,
-    ];
+    let mut a = [0x3B, 0x88, 0x80, 0x01, b'G', b'M', b'H', b'S', b'M', b'A', b'D', b'M', 0];
     let mut tck = 0u8;
     let mut i = 1;
     while i < 12 {
@@ -62,34 +60,21 @@ pub struct VirtualCard {
 
 impl std::fmt::Debug for VirtualCard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "VirtualCard({:?}, state {:?})",
-            self.image.serial,
-            self.image.state()
-        )
+        write!(f, "VirtualCard({:?}, state {:?})", self.image.serial, self.image.state())
     }
 }
 
 impl VirtualCard {
     /// A blank card whose memory lives only in this process.
     pub fn blank() -> VirtualCard {
-        VirtualCard {
-            image: Image::blank(),
-            storage: Storage::Memory,
-            session: Session::default(),
-        }
+        VirtualCard { image: Image::blank(), storage: Storage::Memory, session: Session::default() }
     }
 
     /// The card whose memory is the file `path` (a blank card if the file does not exist; it
     /// is created on the first change).
     pub fn open(path: &Path) -> Result<VirtualCard, ImageError> {
         let image = Storage::load(path)?.unwrap_or_else(Image::blank);
-        Ok(VirtualCard {
-            image,
-            storage: Storage::File(PathBuf::from(path)),
-            session: Session::default(),
-        })
+        Ok(VirtualCard { image, storage: Storage::File(PathBuf::from(path)), session: Session::default() })
     }
 
     /// Power off or reset: forget the volatile state (PIN verification, challenge, selection).

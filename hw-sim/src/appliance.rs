@@ -154,7 +154,8 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     crate::panel::control::serve(panel.clone(), &panel_socket).context("opening the panel's control socket")?;
     let _panel_socket = RemoveOnDrop(panel_socket);
     panel.boot("card process", 1);
-    let card = Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
+    let card =
+        Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
     panel.boot("self-tests", 2);
 
     if opts.demo
@@ -193,7 +194,8 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             }
         }
     };
-    let mut config = DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.clone());
+    let mut config =
+        DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.clone());
     config.card_tls_keys = tls_keys
         .into_iter()
         .map(|k| gmhsm_daemon::CardTlsKey {
@@ -287,10 +289,8 @@ fn stop_card(card: &CardProcess) {
     card.stopping.store(true, Ordering::Relaxed);
     if let Ok(mut guard) = card.child.lock() {
         if let Some(mut c) = guard.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
             let _ = c.wait();
         }
     }

@@ -80,10 +80,9 @@ fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::
             let reply = match deframer.next_frame() {
                 Ok(None) => break,
                 Ok(Some(body)) => match frame::decode::<CardFrame>(&body) {
-                    Ok(f) if f.header.version != PROTOCOL_VERSION => answer(
-                        f.header,
-                        Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }),
-                    ),
+                    Ok(f) if f.header.version != PROTOCOL_VERSION => {
+                        answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
+                    }
                     Ok(f) => {
                         let result = match hsm.lock() {
                             Ok(mut card) => card.execute(&f.principal, f.session, f.request),

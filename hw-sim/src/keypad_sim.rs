@@ -86,12 +86,7 @@ impl Keypad for SimKeypad {
             if left.is_zero() {
                 return Ok(None);
             }
-            keys = self
-                .q
-                .ready
-                .wait_timeout(keys, left)
-                .map_err(|_| KeypadError::Unavailable)?
-                .0;
+            keys = self.q.ready.wait_timeout(keys, left).map_err(|_| KeypadError::Unavailable)?.0;
         }
     }
 }

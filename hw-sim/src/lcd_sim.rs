@@ -63,10 +63,7 @@ impl SimLcd {
             return String::new();
         }
         let base = usize::from(ROW_BASES[usize::from(row)]);
-        self.ddram[base..base + usize::from(self.cols)]
-            .iter()
-            .map(|&b| b as char)
-            .collect()
+        self.ddram[base..base + usize::from(self.cols)].iter().map(|&b| b as char).collect()
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -141,15 +138,9 @@ impl ErrorType for SimLcd {
 }
 
 impl I2c for SimLcd {
-    fn transaction(
-        &mut self,
-        address: u8,
-        operations: &mut [Operation<'_>],
-    ) -> Result<(), Self::Error> {
+    fn transaction(&mut self, address: u8, operations: &mut [Operation<'_>]) -> Result<(), Self::Error> {
         if address != self.address {
-            return Err(SimI2cError(ErrorKind::NoAcknowledge(
-                NoAcknowledgeSource::Address,
-            )));
+            return Err(SimI2cError(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)));
         }
         for op in operations {
             match op {

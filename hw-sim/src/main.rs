@@ -115,9 +115,17 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki } => gmhsm_sim::appliance::up(
-            &gmhsm_sim::appliance::Options { state, pki, demo, listen, noise_fault, cards, quorum },
-        ),
+        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki } => {
+            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
+                state,
+                pki,
+                demo,
+                listen,
+                noise_fault,
+                cards,
+                quorum,
+            })
+        }
         Cmd::Panel { state, insert, remove, keys, login, logout, register_app, name, domains, caps, script, wait } => {
             gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
                 state,

@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use gmhsm_tls_sm::certs;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 
 /// DNS name in the server certificate; the client profile verifies it.
 pub const SERVER_NAME: &str = "gmhsm.local";

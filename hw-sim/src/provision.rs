@@ -125,7 +125,8 @@ fn sm2_cert(pki: &Pki, spki: &[u8]) -> anyhow::Result<String> {
     cert.pem().map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
-const KEYS: [(&str, KeyAlg, &str); 2] = [("tls:sm2", KeyAlg::Sm2, "tls-sm2"), ("tls:p256", KeyAlg::EcdsaP256, "tls-p256")];
+const KEYS: [(&str, KeyAlg, &str); 2] =
+    [("tls:sm2", KeyAlg::Sm2, "tls-sm2"), ("tls:p256", KeyAlg::EcdsaP256, "tls-p256")];
 
 /// The certificates issued at an earlier boot, when the card cannot be asked now (it is in
 /// its error state): the daemon serves them, and handshakes succeed again once the card can

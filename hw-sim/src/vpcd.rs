@@ -89,13 +89,8 @@ impl VpcdCard {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         let served = stream.try_clone()?;
-        let thread = std::thread::Builder::new()
-            .name("vpcd-card".into())
-            .spawn(move || serve(served, card))?;
-        Ok(VpcdCard {
-            stream,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("vpcd-card".into()).spawn(move || serve(served, card))?;
+        Ok(VpcdCard { stream, thread: Some(thread) })
     }
 
     /// Insert into the default reader, "Virtual PCD 00 00".
@@ -180,14 +175,8 @@ impl Pcscd {
             .map_err(|e| PcscdError(format!("cannot start {}: {e}", pcscd.display())))?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let pipes: [Option<Box<dyn Read + Send>>; 2] = [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
         ];
         for pipe in pipes.into_iter().flatten() {
             let log = log.clone();
@@ -208,26 +197,17 @@ impl Pcscd {
                 }
             });
         }
-        let mut me = Pcscd {
-            child: Some(child),
-            log,
-        };
+        let mut me = Pcscd { child: Some(child), log };
         let deadline = Instant::now() + timeout;
         loop {
             if ready_rx.recv_timeout(Duration::from_millis(100)).is_ok() {
                 break;
             }
             if let Some(Ok(Some(status))) = me.child.as_mut().map(|c| c.try_wait()) {
-                return Err(PcscdError(format!(
-                    "pcscd exited ({status}) before vpcd was ready:\n{}",
-                    me.log_tail()
-                )));
+                return Err(PcscdError(format!("pcscd exited ({status}) before vpcd was ready:\n{}", me.log_tail())));
             }
             if Instant::now() > deadline {
-                return Err(PcscdError(format!(
-                    "pcscd did not log {READY_LINE:?} in {timeout:?}:\n{}",
-                    me.log_tail()
-                )));
+                return Err(PcscdError(format!("pcscd did not log {READY_LINE:?} in {timeout:?}:\n{}", me.log_tail())));
             }
         }
         me.wait_for_reader(VPCD_READER, timeout)?;
@@ -260,10 +240,7 @@ impl Pcscd {
 
     /// The last lines pcscd logged (only for a pcscd started here).
     pub fn log_tail(&self) -> String {
-        self.log
-            .lock()
-            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
+        self.log.lock().map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default()
     }
 }
 

@@ -133,10 +133,7 @@ impl CardInfo {
         };
         let point = |v: Option<&[u8]>| match v {
             None | Some([]) => Ok(None),
-            Some(p) => p
-                .try_into()
-                .map(Some)
-                .map_err(|_| AdminCardError::Malformed),
+            Some(p) => p.try_into().map(Some).map_err(|_| AdminCardError::Malformed),
         };
         let two = |v: Option<&[u8]>| match v {
             Some([a, b]) => Ok([*a, *b]),
@@ -148,8 +145,7 @@ impl CardInfo {
             Some([r]) => Some(Role::from_byte(*r).ok_or(AdminCardError::Malformed)?),
             Some(_) => return Err(AdminCardError::Malformed),
         };
-        let state =
-            CardState::from_byte(one(get(tag::STATE)?)?).ok_or(AdminCardError::Malformed)?;
+        let state = CardState::from_byte(one(get(tag::STATE)?)?).ok_or(AdminCardError::Malformed)?;
         let [pin_retries_left, pin_retry_limit] = two(get(tag::PIN_RETRIES)?)?;
         Ok(CardInfo {
             serial,
@@ -191,11 +187,7 @@ pub struct AdminCard<T: CardTransport> {
 impl<T: CardTransport> AdminCard<T> {
     /// Wrap a transport; call [`AdminCard::select`] before anything else.
     pub fn new(transport: T) -> Self {
-        AdminCard {
-            transport,
-            capdu: Zeroizing::new(Vec::new()),
-            rapdu: Zeroizing::new(Vec::new()),
-        }
+        AdminCard { transport, capdu: Zeroizing::new(Vec::new()), rapdu: Zeroizing::new(Vec::new()) }
     }
 
     pub fn transport_mut(&mut self) -> &mut T {
@@ -209,30 +201,20 @@ impl<T: CardTransport> AdminCard<T> {
     /// Send `cmd`; on 9000 return the response data (valid until the next call).
     fn exchange(&mut self, cmd: Command<'_>) -> Result<&[u8], AdminCardError> {
         self.capdu.clear();
-        cmd.emit(&mut self.capdu)
-            .map_err(|_| AdminCardError::Malformed)?;
+        cmd.emit(&mut self.capdu).map_err(|_| AdminCardError::Malformed)?;
         self.rapdu.clear();
         let sent = self.transport.transmit(&self.capdu, &mut self.rapdu);
         self.capdu.iter_mut().for_each(|b| *b = 0);
         sent?;
         let r = Response::new_checked(&self.rapdu).map_err(|_| AdminCardError::Malformed)?;
-        if r.sw == StatusWord::OK {
-            Ok(r.data)
-        } else {
-            Err(AdminCardError::from_status(r.sw))
-        }
+        if r.sw == StatusWord::OK { Ok(r.data) } else { Err(AdminCardError::from_status(r.sw)) }
     }
 
     /// SELECT the application by AID; returns the application version from the FCI.
     pub fn select(&mut self) -> Result<u16, AdminCardError> {
-        let cmd = Command::new(spec::CLA_ISO, ins::SELECT, 0x04, 0x00)
-            .with_data(&spec::AID)
-            .with_ne(256);
+        let cmd = Command::new(spec::CLA_ISO, ins::SELECT, 0x04, 0x00).with_data(&spec::AID).with_ne(256);
         let fci = self.exchange(cmd)?;
-        let inner = tlv::find(fci, tag::FCI)
-            .ok()
-            .flatten()
-            .ok_or(AdminCardError::Malformed)?;
+        let inner = tlv::find(fci, tag::FCI).ok().flatten().ok_or(AdminCardError::Malformed)?;
         match tlv::find(inner, tag::FCI_VERSION) {
             Ok(Some([a, b])) => Ok(u16::from_be_bytes([*a, *b])),
             _ => Err(AdminCardError::Malformed),
@@ -241,61 +223,40 @@ impl<T: CardTransport> AdminCard<T> {
 
     /// GET DATA `6E`: identity and status. Needs no PIN.
     pub fn info(&mut self) -> Result<CardInfo, AdminCardError> {
-        let data =
-            self.exchange(Command::new(spec::CLA_ISO, ins::GET_DATA, 0x00, 0x6E).with_ne(256))?;
+        let data = self.exchange(Command::new(spec::CLA_ISO, ins::GET_DATA, 0x00, 0x6E).with_ne(256))?;
         CardInfo::parse(data)
     }
 
     /// PERSONALIZE: set serial, role and PIN retry limit, once (state Blank → Personalized).
-    pub fn personalize(
-        &mut self,
-        serial: &[u8],
-        role: Role,
-        retry_limit: u8,
-    ) -> Result<(), AdminCardError> {
+    pub fn personalize(&mut self, serial: &[u8], role: Role, retry_limit: u8) -> Result<(), AdminCardError> {
         let mut data = Vec::new();
         tlv::put(&mut data, tag::SERIAL, serial);
         tlv::put(&mut data, tag::ROLE, &[role as u8]);
         tlv::put(&mut data, tag::PIN_RETRIES, &[retry_limit]);
-        self.exchange(
-            Command::new(spec::CLA_PROPRIETARY, ins::PERSONALIZE, 0, 0).with_data(&data),
-        )?;
+        self.exchange(Command::new(spec::CLA_PROPRIETARY, ins::PERSONALIZE, 0, 0).with_data(&data))?;
         Ok(())
     }
 
     /// CHANGE REFERENCE DATA P1=01: set the first PIN (Personalized → PinSet).
     pub fn set_initial_pin(&mut self, pin: &Pin) -> Result<(), AdminCardError> {
-        let cmd = Command::new(
-            spec::CLA_ISO,
-            ins::CHANGE_REFERENCE_DATA,
-            0x01,
-            spec::PIN_REF,
-        )
-        .with_data(pin.expose_block());
+        let cmd =
+            Command::new(spec::CLA_ISO, ins::CHANGE_REFERENCE_DATA, 0x01, spec::PIN_REF).with_data(pin.expose_block());
         self.exchange(cmd)?;
         Ok(())
     }
 
     /// VERIFY: present the PIN. A wrong PIN costs one try (`WrongPin`), the last one locks.
     pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), AdminCardError> {
-        let cmd = Command::new(spec::CLA_ISO, ins::VERIFY, 0x00, spec::PIN_REF)
-            .with_data(pin.expose_block());
+        let cmd = Command::new(spec::CLA_ISO, ins::VERIFY, 0x00, spec::PIN_REF).with_data(pin.expose_block());
         self.exchange(cmd)?;
         Ok(())
     }
 
     /// VERIFY without data: whether the PIN is verified, and the tries left. Costs no try.
     pub fn pin_status(&mut self) -> Result<PinStatus, AdminCardError> {
-        match self.exchange(Command::new(
-            spec::CLA_ISO,
-            ins::VERIFY,
-            0x00,
-            spec::PIN_REF,
-        )) {
+        match self.exchange(Command::new(spec::CLA_ISO, ins::VERIFY, 0x00, spec::PIN_REF)) {
             Ok(_) => Ok(PinStatus::Verified),
-            Err(AdminCardError::WrongPin { retries_left }) => {
-                Ok(PinStatus::NotVerified { retries_left })
-            }
+            Err(AdminCardError::WrongPin { retries_left }) => Ok(PinStatus::NotVerified { retries_left }),
             Err(AdminCardError::Blocked) => Ok(PinStatus::Blocked),
             Err(e) => Err(e),
         }
@@ -303,12 +264,7 @@ impl<T: CardTransport> AdminCard<T> {
 
     /// VERIFY P1=FF: forget the PIN verification (log out).
     pub fn logout(&mut self) -> Result<(), AdminCardError> {
-        self.exchange(Command::new(
-            spec::CLA_ISO,
-            ins::VERIFY,
-            0xFF,
-            spec::PIN_REF,
-        ))?;
+        self.exchange(Command::new(spec::CLA_ISO, ins::VERIFY, 0xFF, spec::PIN_REF))?;
         Ok(())
     }
 
@@ -318,59 +274,39 @@ impl<T: CardTransport> AdminCard<T> {
         data[..spec::PIN_BLOCK_LEN].copy_from_slice(old.expose_block());
         data[spec::PIN_BLOCK_LEN..].copy_from_slice(new.expose_block());
         self.exchange(
-            Command::new(
-                spec::CLA_ISO,
-                ins::CHANGE_REFERENCE_DATA,
-                0x00,
-                spec::PIN_REF,
-            )
-            .with_data(&data[..]),
+            Command::new(spec::CLA_ISO, ins::CHANGE_REFERENCE_DATA, 0x00, spec::PIN_REF).with_data(&data[..]),
         )?;
         Ok(())
     }
 
     /// GET CHALLENGE: a fresh card nonce for the next domain-authorized command.
     pub fn get_challenge(&mut self) -> Result<CardChallenge, AdminCardError> {
-        let data = self.exchange(
-            Command::new(spec::CLA_ISO, ins::GET_CHALLENGE, 0, 0).with_ne(spec::CARD_CHALLENGE_LEN),
-        )?;
-        data.try_into()
-            .map(CardChallenge)
-            .map_err(|_| AdminCardError::Malformed)
+        let data =
+            self.exchange(Command::new(spec::CLA_ISO, ins::GET_CHALLENGE, 0, 0).with_ne(spec::CARD_CHALLENGE_LEN))?;
+        data.try_into().map(CardChallenge).map_err(|_| AdminCardError::Malformed)
     }
 
     /// RESET RETRY COUNTER P1=00: unblock with a new PIN, authorized by the crypto card's
     /// signature over `domain_message(purpose::RESET_RETRY_COUNTER, serial, challenge,
     /// new PIN block)`.
-    pub fn reset_retry_counter(
-        &mut self,
-        new: &Pin,
-        authorization: &Sm2Signature,
-    ) -> Result<(), AdminCardError> {
+    pub fn reset_retry_counter(&mut self, new: &Pin, authorization: &Sm2Signature) -> Result<(), AdminCardError> {
         let mut data = Zeroizing::new(Vec::new());
         tlv::put(&mut data, tag::NEW_PIN, new.expose_block());
         tlv::put(&mut data, tag::DOMAIN_SIGNATURE, authorization);
-        self.exchange(
-            Command::new(spec::CLA_ISO, ins::RESET_RETRY_COUNTER, 0x00, spec::PIN_REF)
-                .with_data(&data),
-        )?;
+        self.exchange(Command::new(spec::CLA_ISO, ins::RESET_RETRY_COUNTER, 0x00, spec::PIN_REF).with_data(&data))?;
         Ok(())
     }
 
     /// GENERATE ASYMMETRIC KEY PAIR: the card makes its SM2 key pair (once; PinSet →
     /// Operational; PIN verified) and returns the public key.
     pub fn generate_key(&mut self) -> Result<Sm2Point, AdminCardError> {
-        let data = self.exchange(
-            Command::new(spec::CLA_ISO, ins::GENERATE_KEY_PAIR, 0x80, 0x00).with_ne(256),
-        )?;
+        let data = self.exchange(Command::new(spec::CLA_ISO, ins::GENERATE_KEY_PAIR, 0x80, 0x00).with_ne(256))?;
         parse_public_key(data)
     }
 
     /// GENERATE ASYMMETRIC KEY PAIR P1=81: read the public key. Needs no PIN.
     pub fn public_key(&mut self) -> Result<Sm2Point, AdminCardError> {
-        let data = self.exchange(
-            Command::new(spec::CLA_ISO, ins::GENERATE_KEY_PAIR, 0x81, 0x00).with_ne(256),
-        )?;
+        let data = self.exchange(Command::new(spec::CLA_ISO, ins::GENERATE_KEY_PAIR, 0x81, 0x00).with_ne(256))?;
         parse_public_key(data)
     }
 
@@ -378,9 +314,7 @@ impl<T: CardTransport> AdminCard<T> {
     /// (distinguishing ID [`spec::CARD_DISTID`]). PIN verified; 16..=64-byte challenge.
     pub fn authenticate(&mut self, challenge: &[u8]) -> Result<Sm2Signature, AdminCardError> {
         let data = self.exchange(
-            Command::new(spec::CLA_ISO, ins::INTERNAL_AUTHENTICATE, 0x00, 0x00)
-                .with_data(challenge)
-                .with_ne(256),
+            Command::new(spec::CLA_ISO, ins::INTERNAL_AUTHENTICATE, 0x00, 0x00).with_data(challenge).with_ne(256),
         )?;
         data.try_into().map_err(|_| AdminCardError::Malformed)
     }
@@ -388,31 +322,20 @@ impl<T: CardTransport> AdminCard<T> {
     /// PUT DATA `C8`: bind the card to a domain (crypto card) signing key. The first binding
     /// needs only the PIN; re-binding needs `authorization`, the old domain key's signature
     /// over `domain_message(purpose::BIND_DOMAIN, serial, challenge, new key)`.
-    pub fn bind_domain(
-        &mut self,
-        key: &Sm2Point,
-        authorization: Option<&Sm2Signature>,
-    ) -> Result<(), AdminCardError> {
+    pub fn bind_domain(&mut self, key: &Sm2Point, authorization: Option<&Sm2Signature>) -> Result<(), AdminCardError> {
         let mut data = Vec::new();
         tlv::put(&mut data, tag::DOMAIN_KEY, key);
         if let Some(sig) = authorization {
             tlv::put(&mut data, tag::DOMAIN_SIGNATURE, sig);
         }
-        self.exchange(
-            Command::new(spec::CLA_ISO, ins::PUT_DATA, 0x00, tag::DOMAIN_KEY as u8)
-                .with_data(&data),
-        )?;
+        self.exchange(Command::new(spec::CLA_ISO, ins::PUT_DATA, 0x00, tag::DOMAIN_KEY as u8).with_data(&data))?;
         Ok(())
     }
 
     /// PUT DATA `D0`: store (or with `None`, erase) the share blob. PIN verified, and the
     /// domain key's signature over `domain_message(purpose::PUT_SHARE, serial, challenge,
     /// blob or empty)`.
-    pub fn put_share(
-        &mut self,
-        blob: Option<&[u8]>,
-        authorization: &Sm2Signature,
-    ) -> Result<(), AdminCardError> {
+    pub fn put_share(&mut self, blob: Option<&[u8]>, authorization: &Sm2Signature) -> Result<(), AdminCardError> {
         if blob.is_some_and(|b| b.len() > spec::MAX_SHARE_LEN) {
             return Err(AdminCardError::BadData);
         }
@@ -421,31 +344,21 @@ impl<T: CardTransport> AdminCard<T> {
             tlv::put(&mut data, tag::SHARE_BLOB, b);
         }
         tlv::put(&mut data, tag::DOMAIN_SIGNATURE, authorization);
-        self.exchange(
-            Command::new(spec::CLA_ISO, ins::PUT_DATA, 0x00, tag::SHARE_SLOT as u8)
-                .with_data(&data),
-        )?;
+        self.exchange(Command::new(spec::CLA_ISO, ins::PUT_DATA, 0x00, tag::SHARE_SLOT as u8).with_data(&data))?;
         Ok(())
     }
 
     /// GET DATA `D0`: release the share blob (PIN verified). Opaque to the card and to us.
     pub fn get_share(&mut self) -> Result<Zeroizing<Vec<u8>>, AdminCardError> {
-        let data = self.exchange(
-            Command::new(spec::CLA_ISO, ins::GET_DATA, 0x00, tag::SHARE_SLOT as u8).with_ne(MAX_NE),
-        )?;
+        let data =
+            self.exchange(Command::new(spec::CLA_ISO, ins::GET_DATA, 0x00, tag::SHARE_SLOT as u8).with_ne(MAX_NE))?;
         Ok(Zeroizing::new(data.to_vec()))
     }
 }
 
 fn parse_public_key(data: &[u8]) -> Result<Sm2Point, AdminCardError> {
-    let inner = tlv::find(data, tag::PUBLIC_KEY_TEMPLATE)
-        .ok()
-        .flatten()
-        .ok_or(AdminCardError::Malformed)?;
-    let point = tlv::find(inner, tag::EC_POINT)
-        .ok()
-        .flatten()
-        .ok_or(AdminCardError::Malformed)?;
+    let inner = tlv::find(data, tag::PUBLIC_KEY_TEMPLATE).ok().flatten().ok_or(AdminCardError::Malformed)?;
+    let point = tlv::find(inner, tag::EC_POINT).ok().flatten().ok_or(AdminCardError::Malformed)?;
     match <Sm2Point>::try_from(point) {
         Ok(p @ [0x04, ..]) => Ok(p),
         _ => Err(AdminCardError::Malformed),

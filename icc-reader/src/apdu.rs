@@ -67,14 +67,7 @@ impl fmt::Debug for Command<'_> {
 impl<'a> Command<'a> {
     /// A command without data or Le (case 1).
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
-        Command {
-            cla,
-            ins,
-            p1,
-            p2,
-            data: &[],
-            ne: None,
-        }
+        Command { cla, ins, p1, p2, data: &[], ne: None }
     }
 
     pub fn with_data(mut self, data: &'a [u8]) -> Self {
@@ -91,14 +84,7 @@ impl<'a> Command<'a> {
     pub fn new_checked(b: &'a [u8]) -> Result<Self, ApduError> {
         let (header, body) = b.split_first_chunk::<4>().ok_or(ApduError::TooShort)?;
         let [cla, ins, p1, p2] = *header;
-        let cmd = |data: &'a [u8], ne: Option<usize>| Command {
-            cla,
-            ins,
-            p1,
-            p2,
-            data,
-            ne,
-        };
+        let cmd = |data: &'a [u8], ne: Option<usize>| Command { cla, ins, p1, p2, data, ne };
         let short_ne = |x: u8| if x == 0 { 256 } else { usize::from(x) };
         let ext_ne = |hi: u8, lo: u8| match u16::from_be_bytes([hi, lo]) {
             0 => MAX_NE,
@@ -233,22 +219,14 @@ pub struct Response<'a> {
 
 impl fmt::Debug for Response<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Response {{ {} data bytes, {:?} }}",
-            self.data.len(),
-            self.sw
-        )
+        write!(f, "Response {{ {} data bytes, {:?} }}", self.data.len(), self.sw)
     }
 }
 
 impl<'a> Response<'a> {
     pub fn new_checked(b: &'a [u8]) -> Result<Self, ApduError> {
         let (data, sw) = b.split_last_chunk::<2>().ok_or(ApduError::TooShort)?;
-        Ok(Response {
-            data,
-            sw: StatusWord(u16::from_be_bytes(*sw)),
-        })
+        Ok(Response { data, sw: StatusWord(u16::from_be_bytes(*sw)) })
     }
 
     /// Append `data ‖ SW1 SW2` to `out`.
@@ -273,34 +251,15 @@ mod tests {
     #[test]
     fn cases_short_and_extended() {
         assert_eq!(roundtrip(Command::new(0, 0xA4, 4, 0)), [0, 0xA4, 4, 0]);
-        assert_eq!(
-            roundtrip(Command::new(0, 0xCA, 0, 0x6E).with_ne(256)),
-            [0, 0xCA, 0, 0x6E, 0]
-        );
-        assert_eq!(
-            roundtrip(Command::new(0, 0x20, 0, 0x81).with_data(&[1, 2])),
-            [0, 0x20, 0, 0x81, 2, 1, 2]
-        );
-        assert_eq!(
-            roundtrip(Command::new(0, 0x88, 0, 0).with_data(&[9]).with_ne(256)),
-            [0, 0x88, 0, 0, 1, 9, 0]
-        );
-        assert_eq!(
-            roundtrip(Command::new(0, 0xCA, 0, 0xD0).with_ne(MAX_NE)),
-            [0, 0xCA, 0, 0xD0, 0, 0, 0]
-        );
-        assert_eq!(
-            roundtrip(Command::new(0, 0xCA, 0, 0xD0).with_ne(300)),
-            [0, 0xCA, 0, 0xD0, 0, 1, 0x2C]
-        );
+        assert_eq!(roundtrip(Command::new(0, 0xCA, 0, 0x6E).with_ne(256)), [0, 0xCA, 0, 0x6E, 0]);
+        assert_eq!(roundtrip(Command::new(0, 0x20, 0, 0x81).with_data(&[1, 2])), [0, 0x20, 0, 0x81, 2, 1, 2]);
+        assert_eq!(roundtrip(Command::new(0, 0x88, 0, 0).with_data(&[9]).with_ne(256)), [0, 0x88, 0, 0, 1, 9, 0]);
+        assert_eq!(roundtrip(Command::new(0, 0xCA, 0, 0xD0).with_ne(MAX_NE)), [0, 0xCA, 0, 0xD0, 0, 0, 0]);
+        assert_eq!(roundtrip(Command::new(0, 0xCA, 0, 0xD0).with_ne(300)), [0, 0xCA, 0, 0xD0, 0, 1, 0x2C]);
         let big = vec![7u8; 300];
         let e = roundtrip(Command::new(0, 0xDA, 0, 0xD0).with_data(&big));
         assert_eq!(&e[4..7], &[0, 1, 0x2C]);
-        let e = roundtrip(
-            Command::new(0, 0xDA, 0, 0xD0)
-                .with_data(&big)
-                .with_ne(MAX_NE),
-        );
+        let e = roundtrip(Command::new(0, 0xDA, 0, 0xD0).with_data(&big).with_ne(MAX_NE));
         assert_eq!(&e[e.len() - 2..], &[0, 0]);
         // Short data with a large Ne forces the extended form.
         let e = roundtrip(Command::new(0, 1, 2, 3).with_data(&[5]).with_ne(1000));
@@ -320,12 +279,7 @@ mod tests {
         ] {
             assert!(Command::new_checked(bad).is_err(), "{bad:?}");
         }
-        assert!(
-            Command::new(0, 0, 0, 0)
-                .with_ne(0)
-                .emit(&mut Vec::new())
-                .is_err()
-        );
+        assert!(Command::new(0, 0, 0, 0).with_ne(0).emit(&mut Vec::new()).is_err());
     }
 
     #[test]

@@ -25,9 +25,7 @@ pub mod pcsc_reader;
 pub mod spec;
 pub mod tlv;
 
-pub use admin_card::{
-    AdminCard, AdminCardError, CardChallenge, CardInfo, PinStatus, Sm2Point, Sm2Signature,
-};
+pub use admin_card::{AdminCard, AdminCardError, CardChallenge, CardInfo, PinStatus, Sm2Point, Sm2Signature};
 pub use apdu::{ApduError, Command, Response, StatusWord};
 #[cfg(feature = "pcsc")]
 pub use pcsc_reader::{PcscReader, list_readers};

@@ -32,10 +32,7 @@ fn map_err(e: Error) -> CardError {
 pub fn list_readers() -> Result<Vec<String>, CardError> {
     let ctx = Context::establish(Scope::User).map_err(map_err)?;
     match ctx.list_readers_owned() {
-        Ok(names) => Ok(names
-            .into_iter()
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect()),
+        Ok(names) => Ok(names.into_iter().map(|n| n.to_string_lossy().into_owned()).collect()),
         Err(Error::NoReadersAvailable) => Ok(Vec::new()),
         Err(e) => Err(map_err(e)),
     }
@@ -53,12 +50,7 @@ pub struct PcscReader {
 
 impl std::fmt::Debug for PcscReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PcscReader({:?}, connected: {})",
-            self.name,
-            self.card.is_some()
-        )
+        write!(f, "PcscReader({:?}, connected: {})", self.name, self.card.is_some())
     }
 }
 
@@ -80,10 +72,7 @@ impl PcscReader {
 
     /// The first listed reader whose name contains `pattern`.
     pub fn find(pattern: &str) -> Result<PcscReader, CardError> {
-        let name = list_readers()?
-            .into_iter()
-            .find(|n| n.contains(pattern))
-            .ok_or(CardError::Reader)?;
+        let name = list_readers()?.into_iter().find(|n| n.contains(pattern)).ok_or(CardError::Reader)?;
         PcscReader::open(&name)
     }
 
@@ -93,14 +82,8 @@ impl PcscReader {
 
     /// Connect to the card now (shared, T=1 or T=0); returns its ATR.
     pub fn connect(&mut self) -> Result<Vec<u8>, CardError> {
-        let card = self
-            .ctx
-            .connect(&self.name, ShareMode::Shared, Protocols::T1 | Protocols::T0)
-            .map_err(map_err)?;
-        let atr = card
-            .status2_owned()
-            .map(|s| s.atr().to_vec())
-            .map_err(map_err)?;
+        let card = self.ctx.connect(&self.name, ShareMode::Shared, Protocols::T1 | Protocols::T0).map_err(map_err)?;
+        let atr = card.status2_owned().map(|s| s.atr().to_vec()).map_err(map_err)?;
         self.card = Some(card);
         Ok(atr)
     }
@@ -108,11 +91,7 @@ impl PcscReader {
     /// Drop the connection; `reset` also resets the card (clearing its PIN verification).
     pub fn disconnect(&mut self, reset: bool) {
         if let Some(card) = self.card.take() {
-            let how = if reset {
-                pcsc::Disposition::ResetCard
-            } else {
-                pcsc::Disposition::LeaveCard
-            };
+            let how = if reset { pcsc::Disposition::ResetCard } else { pcsc::Disposition::LeaveCard };
             let _ = card.disconnect(how);
         }
     }
@@ -126,10 +105,7 @@ impl PcscReader {
             Ok(r) => Ok(r.to_vec()),
             Err(e) => {
                 let e = map_err(e);
-                if matches!(
-                    e,
-                    CardError::Removed | CardError::NoCard | CardError::Transport
-                ) {
+                if matches!(e, CardError::Removed | CardError::NoCard | CardError::Transport) {
                     self.card = None;
                 }
                 Err(e)
@@ -138,11 +114,7 @@ impl PcscReader {
     }
 
     fn presence(&self) -> SlotState {
-        if self.watch[0].event_state().contains(State::PRESENT) {
-            SlotState::Present
-        } else {
-            SlotState::Empty
-        }
+        if self.watch[0].event_state().contains(State::PRESENT) { SlotState::Present } else { SlotState::Empty }
     }
 
     fn poll(&mut self, timeout: Duration) -> Result<bool, CardError> {
@@ -178,13 +150,7 @@ impl CardTransport for PcscReader {
                 return Err(CardError::TooLong);
             }
             rapdu.extend_from_slice(&r[..r.len() - 2]);
-            r = Zeroizing::new(self.transmit_once(&[
-                capdu.first().copied().unwrap_or(0) & 0x03,
-                0xC0,
-                0,
-                0,
-                more,
-            ])?);
+            r = Zeroizing::new(self.transmit_once(&[capdu.first().copied().unwrap_or(0) & 0x03, 0xC0, 0, 0, more])?);
         }
         if r.len() < 2 {
             return Err(CardError::Transport);

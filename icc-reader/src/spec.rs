@@ -164,9 +164,7 @@ impl core::fmt::Debug for Pin {
 impl Pin {
     /// A PIN from its digits (ASCII `0`..`9`, 6 to 8 of them).
     pub fn new(digits: &[u8]) -> Result<Pin, PinFormatError> {
-        if !(PIN_MIN_DIGITS..=PIN_BLOCK_LEN).contains(&digits.len())
-            || !digits.iter().all(u8::is_ascii_digit)
-        {
+        if !(PIN_MIN_DIGITS..=PIN_BLOCK_LEN).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
             return Err(PinFormatError);
         }
         let mut block = Zeroizing::new([0xFF; PIN_BLOCK_LEN]);
@@ -217,12 +215,7 @@ pub fn auth_message(serial: &[u8], challenge: &[u8]) -> Vec<u8> {
 
 /// The message the crypto card signs (SM2, [`DOMAIN_DISTID`]) to authorize a command on one
 /// card: `purpose ‖ 00 ‖ len(serial) ‖ serial ‖ card challenge (16) ‖ SM3(payload)`.
-pub fn domain_message(
-    purpose: &[u8],
-    serial: &[u8],
-    card_challenge: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn domain_message(purpose: &[u8], serial: &[u8], card_challenge: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(purpose.len() + 2 + serial.len() + card_challenge.len() + 32);
     m.extend_from_slice(purpose);
     m.push(0);
@@ -239,10 +232,7 @@ mod tests {
 
     #[test]
     fn pin_blocks() {
-        assert_eq!(
-            Pin::new(b"123456").unwrap().expose_block(),
-            b"123456\xFF\xFF"
-        );
+        assert_eq!(Pin::new(b"123456").unwrap().expose_block(), b"123456\xFF\xFF");
         assert!(Pin::new(b"12345").is_err());
         assert!(Pin::new(b"123456789").is_err());
         assert!(Pin::new(b"12345a").is_err());
@@ -250,9 +240,6 @@ mod tests {
         assert!(Pin::from_block(b"123456\xFF1").is_err());
         assert!(Pin::from_block(b"12345\xFF\xFF\xFF").is_err());
         assert!(Pin::from_block(b"1234567").is_err());
-        assert_eq!(
-            alloc::format!("{:?}", Pin::new(b"123456").unwrap()),
-            "Pin(..)"
-        );
+        assert_eq!(alloc::format!("{:?}", Pin::new(b"123456").unwrap()), "Pin(..)");
     }
 }

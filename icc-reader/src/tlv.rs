@@ -94,10 +94,7 @@ pub fn check(b: &[u8], allowed: &[u16]) -> Result<(), TlvError> {
     let mut seen = 0u64;
     for item in parse(b) {
         let (t, _) = item?;
-        let i = allowed
-            .iter()
-            .position(|&a| a == t)
-            .ok_or(TlvError::Unsupported)?;
+        let i = allowed.iter().position(|&a| a == t).ok_or(TlvError::Unsupported)?;
         if seen & (1 << i) != 0 {
             return Err(TlvError::Unsupported);
         }
@@ -152,13 +149,7 @@ mod tests {
 
     #[test]
     fn malformed() {
-        for bad in [
-            &[0xC1u8, 5, 1][..],
-            &[0xC1, 0x83, 0, 0, 1],
-            &[0x5F],
-            &[0xC1],
-            &[0x00, 0],
-        ] {
+        for bad in [&[0xC1u8, 5, 1][..], &[0xC1, 0x83, 0, 0, 1], &[0x5F], &[0xC1], &[0x00, 0]] {
             assert!(parse(bad).any(|r| r.is_err()), "{bad:?}");
         }
     }

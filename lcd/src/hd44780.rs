@@ -77,19 +77,8 @@ pub struct Hd44780<I, D> {
 impl<I: I2c, D: DelayNs> Hd44780<I, D> {
     /// Take the bus and run the 4-bit initialization sequence (HD44780 datasheet, figure 24),
     /// leaving the display cleared, on, cursor off, backlight on.
-    pub fn new(
-        i2c: I,
-        delay: D,
-        address: u8,
-        geometry: Geometry,
-    ) -> Result<Self, LcdError<I::Error>> {
-        let mut lcd = Hd44780 {
-            i2c,
-            delay,
-            address,
-            geometry,
-            backlight: BACKLIGHT,
-        };
+    pub fn new(i2c: I, delay: D, address: u8, geometry: Geometry) -> Result<Self, LcdError<I::Error>> {
+        let mut lcd = Hd44780 { i2c, delay, address, geometry, backlight: BACKLIGHT };
         lcd.init()?;
         Ok(lcd)
     }
@@ -129,9 +118,7 @@ impl<I: I2c, D: DelayNs> Hd44780<I, D> {
     /// Put `nibble` on D4–D7 with `rs`, and pulse EN (high, then low: the falling edge latches).
     fn nibble(&mut self, nibble: u8, rs: u8) -> Result<(), LcdError<I::Error>> {
         let b = (nibble << 4) | rs | self.backlight;
-        self.i2c
-            .write(self.address, &[b | EN, b])
-            .map_err(LcdError::I2c)
+        self.i2c.write(self.address, &[b | EN, b]).map_err(LcdError::I2c)
     }
 
     fn byte(&mut self, value: u8, rs: u8) -> Result<(), LcdError<I::Error>> {

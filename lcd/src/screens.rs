@@ -98,9 +98,7 @@ pub struct Frame {
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries((0..self.rows).map(|r| self.line(r)))
-            .finish()
+        f.debug_list().entries((0..self.rows).map(|r| self.line(r))).finish()
     }
 }
 
@@ -116,11 +114,7 @@ impl Write for RowWriter<'_> {
             if self.pos >= self.row.len() {
                 break;
             }
-            self.row[self.pos] = if (' '..='~').contains(&c) {
-                c as u8
-            } else {
-                b'?'
-            };
+            self.row[self.pos] = if (' '..='~').contains(&c) { c as u8 } else { b'?' };
             self.pos += 1;
         }
         Ok(())
@@ -191,15 +185,8 @@ pub fn render(page: &Page<'_>, cols: u8, rows: u8) -> Frame {
             f.set(1, format_args!("{step}"));
             // Progress bar on the 20x4 panel.
             let inner = w.saturating_sub(2);
-            let filled = if total == 0 {
-                0
-            } else {
-                inner * usize::from(done.min(total)) / usize::from(total)
-            };
-            f.set(
-                2,
-                format_args!("[{:#<filled$}{:inner2$}]", "", "", inner2 = inner - filled),
-            );
+            let filled = if total == 0 { 0 } else { inner * usize::from(done.min(total)) / usize::from(total) };
+            f.set(2, format_args!("[{:#<filled$}{:inner2$}]", "", "", inner2 = inner - filled));
             f.set(3, format_args!("gmhsm starting"));
         }
         Page::Status { state, link } => {
@@ -207,10 +194,7 @@ pub fn render(page: &Page<'_>, cols: u8, rows: u8) -> Frame {
             f.set(1, format_args!("{link}"));
             f.set(3, format_args!("MENU for more"));
         }
-        Page::Load {
-            sessions,
-            load_percent,
-        } => {
+        Page::Load { sessions, load_percent } => {
             f.set(0, format_args!("Sessions {sessions}"));
             f.set(1, format_args!("Load {}%", load_percent.min(100)));
         }
@@ -265,33 +249,12 @@ mod tests {
         let f = render(&Page::Prompt(Prompt::EnterPin { entered: 4 }), 20, 4);
         assert_eq!(f.line(1), "PIN: ****           ");
         assert_eq!(f.line(3), "OK=done C=cancel    ");
-        let f = render(
-            &Page::Boot {
-                step: "SM2 KAT",
-                done: 3,
-                total: 6,
-            },
-            20,
-            4,
-        );
+        let f = render(&Page::Boot { step: "SM2 KAT", done: 3, total: 6 }, 20, 4);
         assert_eq!(f.line(0), "Self-test 3/6       ");
         assert_eq!(f.line(2), "[#########         ]");
-        let f = render(
-            &Page::Status {
-                state: DeviceState::Ready,
-                link: "192.168.100.200:7443",
-            },
-            16,
-            2,
-        );
+        let f = render(&Page::Status { state: DeviceState::Ready, link: "192.168.100.200:7443" }, 16, 2);
         assert_eq!(f.line(1), "192.168.100.200:");
-        let f = render(
-            &Page::Alarm {
-                text: "Entropy source failed ✗",
-            },
-            20,
-            4,
-        );
+        let f = render(&Page::Alarm { text: "Entropy source failed ✗" }, 20, 4);
         assert_eq!(f.line(1), "Entropy source faile");
         let mut g = Frame::new(16, 2);
         g.center(0, "gmhsm");

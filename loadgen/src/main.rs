@@ -193,7 +193,9 @@ fn openssl(op: Op) -> Option<(f64, bool)> {
     let line = text.lines().rev().find(|l| l.contains(word))?;
     let nums: Vec<f64> = line
         .split_whitespace()
-        .filter_map(|w| w.trim_end_matches('k').parse::<f64>().ok().map(|v| if w.ends_with('k') { v * 1000.0 } else { v }))
+        .filter_map(|w| {
+            w.trim_end_matches('k').parse::<f64>().ok().map(|v| if w.ends_with('k') { v * 1000.0 } else { v })
+        })
         .collect();
     match op {
         // "... sign verify sign/s verify/s"

@@ -54,7 +54,12 @@ pub fn payload(op: Op) -> usize {
 
 /// Keys the benchmark uses, created once if missing.
 pub fn setup(client: &mut Client) -> Result<Vec<u8>, ClientError> {
-    for (l, alg) in [("bench-sm2", KeyAlg::Sm2), ("bench-rsa", KeyAlg::Rsa2048), ("bench-p256", KeyAlg::EcdsaP256), ("bench-sm4", KeyAlg::Sm4)] {
+    for (l, alg) in [
+        ("bench-sm2", KeyAlg::Sm2),
+        ("bench-rsa", KeyAlg::Rsa2048),
+        ("bench-p256", KeyAlg::EcdsaP256),
+        ("bench-sm4", KeyAlg::Sm4),
+    ] {
         match client.generate_key(l, alg) {
             Ok(_) | Err(ClientError::Status(gmhsm_client::Status::KeyExists)) => {}
             Err(e) => return Err(e),
@@ -70,7 +75,9 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
     let sm4 = |_pkcs7: bool| KeyRef::Label(label("bench-sm4"));
     match op {
         Op::Ping => Request::Ping,
-        Op::Sm2Sign => Request::Sign { label: label("bench-sm2"), mechanism: Mechanism::sm2_default(), message: vec![7; 32] },
+        Op::Sm2Sign => {
+            Request::Sign { label: label("bench-sm2"), mechanism: Mechanism::sm2_default(), message: vec![7; 32] }
+        }
         Op::Sm2Verify => Request::Verify {
             label: label("bench-sm2"),
             mechanism: Mechanism::sm2_default(),
@@ -93,8 +100,12 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
             caps: gmhsm_client::Capabilities::DEFAULT,
             domains: 0,
         },
-        Op::Rsa2048Sign => Request::Sign { label: label("bench-rsa"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![7; 32] },
-        Op::EcdsaSign => Request::Sign { label: label("bench-p256"), mechanism: Mechanism::EcdsaP256Sha256, message: vec![7; 32] },
+        Op::Rsa2048Sign => {
+            Request::Sign { label: label("bench-rsa"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![7; 32] }
+        }
+        Op::EcdsaSign => {
+            Request::Sign { label: label("bench-p256"), mechanism: Mechanism::EcdsaP256Sha256, message: vec![7; 32] }
+        }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Request::Encrypt {
             key: sm4(false),
             mechanism: CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: [0; 16] }, pkcs7: false },
@@ -187,7 +198,13 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
             })
         }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Box::new(move || {
-            let _ = alg::sm4::crypt(&key, alg::sm4::Mode::Cbc([0; 16]), alg::sm4::Direction::Encrypt, alg::sm4::Padding::None, &data);
+            let _ = alg::sm4::crypt(
+                &key,
+                alg::sm4::Mode::Cbc([0; 16]),
+                alg::sm4::Direction::Encrypt,
+                alg::sm4::Padding::None,
+                &data,
+            );
         }),
         Op::Sm4Gcm64 | Op::Sm4Gcm64k => Box::new(move || {
             let _ = alg::sm4::gcm_encrypt(&key, &[1; 12], &[], &data);
@@ -203,7 +220,9 @@ pub fn openssl_speed(op: Op) -> Option<(&'static [&'static str], &'static str)> 
         Op::Sm2Sign | Op::Sm2Verify => Some((&["speed", "-seconds", "2", "sm2"], "SM2")),
         Op::Rsa2048Sign => Some((&["speed", "-seconds", "2", "rsa2048"], "rsa 2048")),
         Op::EcdsaSign => Some((&["speed", "-seconds", "2", "ecdsap256"], "256 bits ecdsa")),
-        Op::Sm4Cbc64 | Op::Sm4Cbc64k => Some((&["speed", "-seconds", "2", "-evp", "sm4-cbc", "-bytes", "65536"], "SM4-CBC")),
+        Op::Sm4Cbc64 | Op::Sm4Cbc64k => {
+            Some((&["speed", "-seconds", "2", "-evp", "sm4-cbc", "-bytes", "65536"], "SM4-CBC"))
+        }
         _ => None,
     }
 }

@@ -242,9 +242,15 @@ pub enum AuthorityEnd {
 #[non_exhaustive]
 pub enum AdminAction {
     PolicyChanged,
-    ApplicationRevoked { cert_sha256: [u8; 32] },
-    ApplicationRegistered { cert_sha256: [u8; 32] },
-    UnblockAuthorized { serial: Serial },
+    ApplicationRevoked {
+        cert_sha256: [u8; 32],
+    },
+    ApplicationRegistered {
+        cert_sha256: [u8; 32],
+    },
+    UnblockAuthorized {
+        serial: Serial,
+    },
     Zeroized,
     /// The service was stopped: applications are refused until it starts again.
     ServiceStopped,

@@ -11,28 +11,56 @@ use crate::status::Status;
 #[non_exhaustive]
 pub enum AuditEvent {
     /// The card booted; `error` is set when it came up in its error state.
-    Boot { error: Option<heapless::String<96>> },
+    Boot {
+        error: Option<heapless::String<96>>,
+    },
     /// The device left the factory state.
     Initialized,
-    KeyGenerated { label: Label, alg: KeyAlg },
-    KeyDeleted { label: Label },
+    KeyGenerated {
+        label: Label,
+        alg: KeyAlg,
+    },
+    KeyDeleted {
+        label: Label,
+    },
     /// A request was refused for a reason that matters to an auditor (access, state).
-    Denied { request: u8, status: Status },
+    Denied {
+        request: u8,
+        status: Status,
+    },
     /// The card entered its error state while running.
-    ErrorState { reason: heapless::String<96> },
+    ErrorState {
+        reason: heapless::String<96>,
+    },
     /// A tamper event zeroized the device master key.
     Tamper,
     /// A ceremony step (see `docs/ceremonies.md`); `serial` names the card it concerns.
-    Ceremony { ceremony: CeremonyKind, step: CeremonyStep, serial: Option<Serial> },
+    Ceremony {
+        ceremony: CeremonyKind,
+        step: CeremonyStep,
+        serial: Option<Serial>,
+    },
     /// A card login attempt (accepted or not).
-    CardLogin { serial: Serial, role: Option<CardRole>, accepted: bool },
+    CardLogin {
+        serial: Serial,
+        role: Option<CardRole>,
+        accepted: bool,
+    },
     /// A session reached quorum authority with `cards` distinct administrator cards.
-    AuthorityGranted { cards: u8 },
-    AuthorityEnded { reason: AuthorityEnd },
+    AuthorityGranted {
+        cards: u8,
+    },
+    AuthorityEnded {
+        reason: AuthorityEnd,
+    },
     /// A card's contribution was withdrawn (logout or removal).
-    CardLogout { serial: Serial },
+    CardLogout {
+        serial: Serial,
+    },
     /// An administrative action carried out under quorum authority.
-    Admin { action: AdminAction },
+    Admin {
+        action: AdminAction,
+    },
 }
 
 /// One entry of the audit log. Its hash is SM3 over its postcard encoding; the next entry's

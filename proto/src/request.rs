@@ -92,13 +92,27 @@ pub enum WrapWith {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum MultiOp {
-    Hash { alg: HashAlg },
+    Hash {
+        alg: HashAlg,
+    },
     /// SM3 prefixed with Z computed from the public key (DER SPKI) and ID (SDF_HashInit with
     /// a public key): the result is the e an SM2 signature over the data signs.
-    HashSm2 { spki_der: Vec<u8>, distid: heapless::Vec<u8, 128> },
-    Encrypt { key: KeyRef, mechanism: CipherMech },
-    Decrypt { key: KeyRef, mechanism: CipherMech },
-    Mac { key: KeyRef, mechanism: MacMech },
+    HashSm2 {
+        spki_der: Vec<u8>,
+        distid: heapless::Vec<u8, 128>,
+    },
+    Encrypt {
+        key: KeyRef,
+        mechanism: CipherMech,
+    },
+    Decrypt {
+        key: KeyRef,
+        mechanism: CipherMech,
+    },
+    Mac {
+        key: KeyRef,
+        mechanism: MacMech,
+    },
 }
 
 /// One request. Append-only.
@@ -112,41 +126,104 @@ pub enum Request {
     /// Generate a key inside the card and store it under `label`. `caps` DEFAULT means the
     /// algorithm's natural capabilities; `domains` (a bit set) lets applications registered
     /// in those domains use the key besides its owner.
-    GenerateKey { label: Label, alg: KeyAlg, caps: Capabilities, domains: u32 },
+    GenerateKey {
+        label: Label,
+        alg: KeyAlg,
+        caps: Capabilities,
+        domains: u32,
+    },
     /// The public key of `label` as DER SubjectPublicKeyInfo.
-    ExportPublicKey { label: Label },
+    ExportPublicKey {
+        label: Label,
+    },
     /// Sign `message` with the private key of `label`.
-    Sign { label: Label, mechanism: Mechanism, message: Vec<u8> },
+    Sign {
+        label: Label,
+        mechanism: Mechanism,
+        message: Vec<u8>,
+    },
     /// Verify `signature` over `message` with the public key of `label`.
-    Verify { label: Label, mechanism: Mechanism, message: Vec<u8>, signature: Vec<u8> },
+    Verify {
+        label: Label,
+        mechanism: Mechanism,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    },
     /// Delete the key `label`.
-    DeleteKey { label: Label },
+    DeleteKey {
+        label: Label,
+    },
     /// List the labels visible to the caller.
     ListKeys,
     /// Read up to `max` audit records starting at `from_seq` (auditors and local tools only).
-    ReadAudit { from_seq: u64, max: u16 },
+    ReadAudit {
+        from_seq: u64,
+        max: u16,
+    },
     /// `len` (≤ 65536) bytes from the card's DRBG.
-    GenerateRandom { len: u32 },
+    GenerateRandom {
+        len: u32,
+    },
     /// One-shot digest.
-    Hash { alg: HashAlg, data: Vec<u8> },
-    Encrypt { key: KeyRef, mechanism: CipherMech, data: Vec<u8> },
-    Decrypt { key: KeyRef, mechanism: CipherMech, data: Vec<u8> },
-    Mac { key: KeyRef, mechanism: MacMech, data: Vec<u8> },
+    Hash {
+        alg: HashAlg,
+        data: Vec<u8>,
+    },
+    Encrypt {
+        key: KeyRef,
+        mechanism: CipherMech,
+        data: Vec<u8>,
+    },
+    Decrypt {
+        key: KeyRef,
+        mechanism: CipherMech,
+        data: Vec<u8>,
+    },
+    Mac {
+        key: KeyRef,
+        mechanism: MacMech,
+        data: Vec<u8>,
+    },
     /// Answered `Verified` or `Err(SignatureInvalid)`; compared in constant time.
-    VerifyMac { key: KeyRef, mechanism: MacMech, data: Vec<u8>, mac: Vec<u8> },
+    VerifyMac {
+        key: KeyRef,
+        mechanism: MacMech,
+        data: Vec<u8>,
+        mac: Vec<u8>,
+    },
     /// Start a multi-part operation kept in this session; answered `Handle`.
-    OpInit { op: MultiOp },
+    OpInit {
+        op: MultiOp,
+    },
     /// Feed data; answered `Data` with the output produced so far.
-    OpUpdate { handle: u32, data: Vec<u8> },
+    OpUpdate {
+        handle: u32,
+        data: Vec<u8>,
+    },
     /// Feed the last data and finish; answered `Data` (digest, MAC, last output).
-    OpFinal { handle: u32, data: Vec<u8> },
+    OpFinal {
+        handle: u32,
+        data: Vec<u8>,
+    },
     /// A fresh SM4 session key, kept in this session and returned wrapped (digital envelope).
-    GenerateSessionKey { wrap: WrapWith },
+    GenerateSessionKey {
+        wrap: WrapWith,
+    },
     /// Unwrap a client's envelope with a stored private or SM4 key into a session key.
-    ImportSessionKey { unwrap_with: Label, mechanism: CipherMech, wrapped: Vec<u8> },
-    DestroySessionKey { handle: u32 },
+    ImportSessionKey {
+        unwrap_with: Label,
+        mechanism: CipherMech,
+        wrapped: Vec<u8>,
+    },
+    DestroySessionKey {
+        handle: u32,
+    },
     /// SM2 key exchange, initiator step 1 (GB/T 32918.3 A1–A3) with the stored key `label`.
-    AgreementInit { label: Label, own_id: heapless::Vec<u8, 128>, key_len: u16 },
+    AgreementInit {
+        label: Label,
+        own_id: heapless::Vec<u8, 128>,
+        key_len: u16,
+    },
     /// SM2 key exchange, responder (B1–B9): derives the session key at once.
     AgreementRespond {
         label: Label,
@@ -166,52 +243,101 @@ pub enum Request {
     /// Run every known-answer test now; answered `Status`.
     SelfTest,
     /// Attributes of a key the caller may use.
-    GetKeyInfo { label: Label },
+    GetKeyInfo {
+        label: Label,
+    },
     /// Set (or change) the private-key access password of `label` (owner or local tools).
-    SetKeyPassword { label: Label, password: heapless::Vec<u8, 64> },
+    SetKeyPassword {
+        label: Label,
+        password: heapless::Vec<u8, 64>,
+    },
     /// Prove the access password of `label` for this session (SDF_GetPrivateKeyAccessRight).
-    AuthorizeKey { label: Label, password: heapless::Vec<u8, 64> },
+    AuthorizeKey {
+        label: Label,
+        password: heapless::Vec<u8, 64>,
+    },
     /// Sent by the daemon when a connection ends: the card drops its session state.
     CloseSession,
     /// Register an application: who may use keys of which domains (local tools only).
-    RegisterApplication { cert_sha256: [u8; 32], name: heapless::String<64>, domains: u32, caps: Capabilities },
+    RegisterApplication {
+        cert_sha256: [u8; 32],
+        name: heapless::String<64>,
+        domains: u32,
+        caps: Capabilities,
+    },
     /// Import an SM2 encryption key pair delivered as a GM/T 0016 `ENVELOPEDKEYBLOB`, its SM4
     /// key wrapped to the stored SM2 key `unwrap_with`; stored under `label`. Answered
     /// `KeyGenerated` with the imported public key.
-    ImportEnvelopedKeyPair { label: Label, unwrap_with: Label, blob: Vec<u8>, caps: Capabilities, domains: u32 },
+    ImportEnvelopedKeyPair {
+        label: Label,
+        unwrap_with: Label,
+        blob: Vec<u8>,
+        caps: Capabilities,
+        domains: u32,
+    },
     /// A fresh login nonce for this session (single use: the next `AdminLogin` or
     /// `CeremonyVerify` of this session consumes it). Answered `AdminNonce`.
     AdminChallenge,
     /// One card's login: its signature over `auth_message(serial, nonce)` and, for an
     /// administrator card, its share blob. Answered `AdminState`.
-    AdminLogin { serial: Serial, signature: CardSignature, share: ShareBlob },
+    AdminLogin {
+        serial: Serial,
+        signature: CardSignature,
+        share: ShareBlob,
+    },
     /// Withdraw one card's contribution (`Some`: that card was removed) or every card's.
-    AdminLogout { serial: Option<Serial> },
+    AdminLogout {
+        serial: Option<Serial>,
+    },
     /// This session's administration state. Answered `AdminState`.
     AdminStatus,
     /// Init ceremony, step 1 (factory state only): the policy; the card draws DMK and DK.
-    InitBegin { policy: QuorumPolicy },
+    InitBegin {
+        policy: QuorumPolicy,
+    },
     /// Card-set replacement, step 1 (quorum authority): re-split DK k-of-n, next epoch.
-    ReplaceBegin { n: u8, k: u8 },
+    ReplaceBegin {
+        n: u8,
+        k: u8,
+    },
     /// Enrol a card (its key born on the card) in the running ceremony. Answered
     /// `CardEnrolled` with its x and the domain key to bind on the card.
-    CeremonyEnroll { serial: Serial, role: CardRole, public_key: CardKey },
+    CeremonyEnroll {
+        serial: Serial,
+        role: CardRole,
+        public_key: CardKey,
+    },
     /// The enrolled administrator card's share blob and the domain authorization for PUT
     /// DATA `D0` over the card's fresh GET CHALLENGE. Answered `CardShare`.
-    CeremonyShare { serial: Serial, card_challenge: [u8; 16] },
+    CeremonyShare {
+        serial: Serial,
+        card_challenge: [u8; 16],
+    },
     /// Prove an enrolled card: signature over the session nonce and the share read back.
-    CeremonyVerify { serial: Serial, signature: CardSignature, share: ShareBlob },
+    CeremonyVerify {
+        serial: Serial,
+        signature: CardSignature,
+        share: ShareBlob,
+    },
     /// Finish the running ceremony (every card verified).
     CeremonyCommit,
     /// Abandon the running ceremony; nothing it prepared is kept.
     CeremonyAbort,
     /// Domain authorization for RESET RETRY COUNTER on one card (unblock quorum). Answered
     /// `DomainAuthorization`.
-    AuthorizeUnblock { serial: Serial, card_challenge: [u8; 16], new_pin_block: [u8; 8] },
+    AuthorizeUnblock {
+        serial: Serial,
+        card_challenge: [u8; 16],
+        new_pin_block: [u8; 8],
+    },
     /// Replace the policy's thresholds, retry limit and timeout (n and k must not change).
-    SetPolicy { policy: QuorumPolicy },
+    SetPolicy {
+        policy: QuorumPolicy,
+    },
     /// Remove an application's registration.
-    RevokeApplication { cert_sha256: [u8; 32] },
+    RevokeApplication {
+        cert_sha256: [u8; 32],
+    },
     /// Wipe DMK and DK: every stored key becomes unreadable; the card returns to factory.
     Zeroize,
     /// Stop the service (key-management quorum authority on a ceremony-initialized device):

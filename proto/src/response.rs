@@ -36,8 +36,14 @@ pub enum Response {
     Pong,
     Status(StatusInfo),
     /// The key was generated; its public key as DER SubjectPublicKeyInfo.
-    KeyGenerated { alg: KeyAlg, spki_der: Vec<u8> },
-    PublicKey { alg: KeyAlg, spki_der: Vec<u8> },
+    KeyGenerated {
+        alg: KeyAlg,
+        spki_der: Vec<u8>,
+    },
+    PublicKey {
+        alg: KeyAlg,
+        spki_der: Vec<u8>,
+    },
     Signature(Vec<u8>),
     /// The signature verified.
     Verified,
@@ -52,12 +58,22 @@ pub enum Response {
     /// A multi-part operation's handle.
     Handle(u32),
     /// A session key: its handle in this session and, when generated, its wrapped form.
-    SessionKey { handle: u32, wrapped: Vec<u8> },
+    SessionKey {
+        handle: u32,
+        wrapped: Vec<u8>,
+    },
     /// Initiator's ephemeral public key (65-byte SEC1) and the pending exchange's handle.
-    Agreement { handle: u32, ephemeral: Vec<u8> },
+    Agreement {
+        handle: u32,
+        ephemeral: Vec<u8>,
+    },
     /// Responder's answer: the derived session key's handle, its ephemeral public key and
     /// S_B for the initiator to check.
-    AgreementReply { key_handle: u32, ephemeral: Vec<u8>, confirm: [u8; 32] },
+    AgreementReply {
+        key_handle: u32,
+        ephemeral: Vec<u8>,
+        confirm: [u8; 32],
+    },
     KeyInfo(KeyInfo),
     Done,
     /// A login nonce (see `Request::AdminChallenge`).
@@ -65,9 +81,15 @@ pub enum Response {
     AdminState(AdminStatus),
     /// The card's share x-coordinate (0 for operator / auditor cards) and the domain public
     /// key to bind on it.
-    CardEnrolled { x: u8, domain_key: CardKey },
+    CardEnrolled {
+        x: u8,
+        domain_key: CardKey,
+    },
     /// A share blob for an admin card and the domain authorization to store it.
-    CardShare { blob: ShareBlob, authorization: CardSignature },
+    CardShare {
+        blob: ShareBlob,
+        authorization: CardSignature,
+    },
     DomainAuthorization(CardSignature),
 }
 

@@ -172,7 +172,19 @@ mod tests {
         }
     }
     fn keys(s: &str) -> Keys {
-        Keys(s.chars().map(|c| if c == '#' { Key::Ok } else if c == '*' { Key::Cancel } else { Key::Digit(c as u8 - b'0') }).collect())
+        Keys(
+            s.chars()
+                .map(|c| {
+                    if c == '#' {
+                        Key::Ok
+                    } else if c == '*' {
+                        Key::Cancel
+                    } else {
+                        Key::Digit(c as u8 - b'0')
+                    }
+                })
+                .collect(),
+        )
     }
 
     #[test]

@@ -39,12 +39,19 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
     // alone is refused; with a quorum logged in at the front panel (the demo's cards and
     // PINs) the same command succeeds.
     let socket = state.join("local.sock");
-    let admin = |args: &[&str]| {
-        Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap()
-    };
+    let admin = |args: &[&str]| Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap();
     let cert = state.join("pki/payroll.pem");
-    let local =
-        admin(&["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"]);
+    let local = admin(&[
+        "register-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--name",
+        "payroll",
+        "--domains",
+        "4",
+        "--caps",
+        "sign",
+    ]);
     assert!(!local.status.success(), "register-app over the local socket without a quorum must be refused");
     let pins = std::fs::read_to_string(state.join("cards/PINS.txt")).unwrap();
     let pin = |card: &str| pins.lines().find_map(|l| l.strip_prefix(&format!("{card} "))).unwrap().to_string();
@@ -64,7 +71,17 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
     // While the quorum is logged in at the panel, the admin CLI on the local socket acts
     // under its authority.
     ok(
-        &admin(&["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"]),
+        &admin(&[
+            "register-app",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--name",
+            "payroll",
+            "--domains",
+            "4",
+            "--caps",
+            "sign",
+        ]),
         "register-app over the local socket under the panel's quorum",
     );
     ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");

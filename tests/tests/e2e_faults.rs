@@ -29,11 +29,8 @@ fn tamper_zeroizes_and_refuses() {
     let state = tmp.path().join("state");
     let app = Appliance::start(&state, &["--demo"]);
     ok(&app.cli(&["key", "generate", "--alg", "sm2", "--label", "k"]), "generate");
-    let out = std::process::Command::new(bin("gmhsm-sim"))
-        .args(["trip-tamper", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(bin("gmhsm-sim")).args(["trip-tamper", "--state"]).arg(&state).output().unwrap();
     ok(&out, "trip-tamper");
     let msg = tmp.path().join("m");
     std::fs::write(&msg, b"x").unwrap();

@@ -33,11 +33,9 @@ fn every_request_through_the_daemon() {
     }
 
     // Signatures.
-    for (label, mech) in [
-        ("sm2", Mechanism::sm2_default()),
-        ("rsa", Mechanism::RsaPssSha256),
-        ("p256", Mechanism::EcdsaP256Sha256),
-    ] {
+    for (label, mech) in
+        [("sm2", Mechanism::sm2_default()), ("rsa", Mechanism::RsaPssSha256), ("p256", Mechanism::EcdsaP256Sha256)]
+    {
         let sig = c.sign(label, mech.clone(), b"msg").unwrap();
         assert!(c.verify(label, mech.clone(), b"msg", &sig).unwrap());
         assert!(!c.verify(label, mech, b"msG", &sig).unwrap());
@@ -74,7 +72,10 @@ fn every_request_through_the_daemon() {
     assert!(matches!(c.op_final(h, b""), Err(ClientError::Status(Status::UnknownHandle))));
 
     // Envelope to the device's key (SDF index 0), opened on another connection.
-    let wrap = WrapWith::Key { label: to_label("sdf:enc:0").unwrap(), mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 } };
+    let wrap = WrapWith::Key {
+        label: to_label("sdf:enc:0").unwrap(),
+        mechanism: CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 },
+    };
     let sk = c.generate_session_key(wrap).unwrap();
     let gcm = CipherMech::Sm4Gcm { nonce: [1; 12], aad: vec![] };
     let sealed = c.encrypt(KeyRef::Session(sk.handle), gcm.clone(), b"bid 42").unwrap();
@@ -102,11 +103,17 @@ fn every_request_through_the_daemon() {
 
     // Access passwords are per connection.
     c.set_key_password("sm2", b"index password").unwrap();
-    assert!(matches!(c.sign("sm2", Mechanism::sm2_default(), b"m"), Err(ClientError::Status(Status::PasswordRequired))));
+    assert!(matches!(
+        c.sign("sm2", Mechanism::sm2_default(), b"m"),
+        Err(ClientError::Status(Status::PasswordRequired))
+    ));
     c.authorize_key("sm2", b"index password").unwrap();
     c.sign("sm2", Mechanism::sm2_default(), b"m").unwrap();
     let mut third = connect(&app);
-    assert!(matches!(third.sign("sm2", Mechanism::sm2_default(), b"m"), Err(ClientError::Status(Status::PasswordRequired))));
+    assert!(matches!(
+        third.sign("sm2", Mechanism::sm2_default(), b"m"),
+        Err(ClientError::Status(Status::PasswordRequired))
+    ));
 
     // Self-test, status, and the refusals of local-only requests.
     assert_eq!(c.self_test().unwrap().error, None);

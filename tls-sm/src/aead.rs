@@ -9,9 +9,9 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use rustls::crypto::cipher::{
-    AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter, MessageEncrypter,
-    Nonce, OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls13AeadAlgorithm,
-    UnsupportedOperationError, make_tls13_aad,
+    AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter, MessageEncrypter, Nonce,
+    OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload, Tls13AeadAlgorithm, UnsupportedOperationError,
+    make_tls13_aad,
 };
 use rustls::{ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion};
 
@@ -45,11 +45,7 @@ impl Tls13AeadAlgorithm for Sm4GcmAead {
 
     /// The kernel TLS offload (kTLS) has SM4-GCM, but rustls' `ConnectionTrafficSecrets` has no
     /// variant for it, so secrets cannot be extracted.
-    fn extract_keys(
-        &self,
-        _key: AeadKey,
-        _iv: Iv,
-    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+    fn extract_keys(&self, _key: AeadKey, _iv: Iv) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
         Err(UnsupportedOperationError)
     }
 }
@@ -65,22 +61,12 @@ struct Sm4GcmRecords {
 
 impl Sm4GcmRecords {
     fn new(key: &AeadKey, iv: Iv) -> Self {
-        Self {
-            cipher: key
-                .as_ref()
-                .get(..KEY_LEN)
-                .and_then(|k| Sm4Gcm::new_from_slice(k).ok()),
-            iv,
-        }
+        Self { cipher: key.as_ref().get(..KEY_LEN).and_then(|k| Sm4Gcm::new_from_slice(k).ok()), iv }
     }
 }
 
 impl MessageEncrypter for Sm4GcmRecords {
-    fn encrypt(
-        &mut self,
-        msg: OutboundPlainMessage<'_>,
-        seq: u64,
-    ) -> Result<OutboundOpaqueMessage, Error> {
+    fn encrypt(&mut self, msg: OutboundPlainMessage<'_>, seq: u64) -> Result<OutboundOpaqueMessage, Error> {
         let cipher = self.cipher.as_ref().ok_or(Error::EncryptError)?;
         let total_len = self.encrypted_payload_len(msg.payload.len());
         let mut payload = PrefixedPayload::with_capacity(total_len);
@@ -95,11 +81,7 @@ impl MessageEncrypter for Sm4GcmRecords {
         payload.extend_from_slice(&tag);
 
         // All TLS 1.3 protected records say ApplicationData / TLS 1.2 (RFC 8446 §5.1).
-        Ok(OutboundOpaqueMessage::new(
-            ContentType::ApplicationData,
-            ProtocolVersion::TLSv1_2,
-            payload,
-        ))
+        Ok(OutboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, payload))
     }
 
     fn encrypted_payload_len(&self, payload_len: usize) -> usize {
@@ -108,11 +90,7 @@ impl MessageEncrypter for Sm4GcmRecords {
 }
 
 impl MessageDecrypter for Sm4GcmRecords {
-    fn decrypt<'a>(
-        &mut self,
-        mut msg: InboundOpaqueMessage<'a>,
-        seq: u64,
-    ) -> Result<InboundPlainMessage<'a>, Error> {
+    fn decrypt<'a>(&mut self, mut msg: InboundOpaqueMessage<'a>, seq: u64) -> Result<InboundPlainMessage<'a>, Error> {
         let cipher = self.cipher.as_ref().ok_or(Error::DecryptError)?;
         let payload = &mut msg.payload;
         let Some(body_len) = payload.len().checked_sub(TAG_LEN) else {
@@ -135,10 +113,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex")).collect()
     }
 
     /// RFC 8998 Appendix A.1, the SM4-GCM test vector (also in GmSSL, Nettle, Bouncy Castle).
@@ -160,25 +135,17 @@ mod tests {
         let cipher = Sm4Gcm::new_from_slice(&key).expect("16-byte key");
         let nonce = aes_gcm::Nonce::<U12>::try_from(&nonce[..]).expect("12 bytes");
         let mut buf = plain.clone();
-        let tag = cipher
-            .encrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..]))
-            .expect("encrypt");
+        let tag = cipher.encrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..])).expect("encrypt");
         assert_eq!(buf, want_ct);
         assert_eq!(tag.to_vec(), want_tag);
 
-        cipher
-            .decrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..]), &tag)
-            .expect("decrypt");
+        cipher.decrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..]), &tag).expect("decrypt");
         assert_eq!(buf, plain);
 
         let mut bad_tag = tag;
         bad_tag[0] ^= 1;
         let mut buf = want_ct.clone();
-        assert!(
-            cipher
-                .decrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..]), &bad_tag)
-                .is_err()
-        );
+        assert!(cipher.decrypt_inout_detached(&nonce, &aad, InOutBuf::from(&mut buf[..]), &bad_tag).is_err());
     }
 
     /// A record sealed by one direction opens in the other; a flipped bit, a wrong sequence
@@ -200,11 +167,8 @@ mod tests {
         assert_eq!(sealed.len(), 5 + 13 + 1 + TAG_LEN);
 
         let open = |seq: u64, bytes: &mut Vec<u8>, dec: &mut Box<dyn MessageDecrypter>| {
-            let msg = InboundOpaqueMessage::new(
-                ContentType::ApplicationData,
-                ProtocolVersion::TLSv1_2,
-                &mut bytes[5..],
-            );
+            let msg =
+                InboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, &mut bytes[5..]);
             dec.decrypt(msg, seq).map(|m| (m.typ, m.payload.to_vec()))
         };
         let mut good = sealed.clone();

@@ -32,8 +32,8 @@ use x509_cert::der::{Decode, Encode, EncodePem, pem::LineEnding};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -93,8 +93,7 @@ impl std::fmt::Debug for Sm2KeyPair {
 impl Sm2KeyPair {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self, CertError> {
-        let secret =
-            sm2::SecretKey::try_generate_from_rng(&mut SysRng).map_err(|_| CertError::Random)?;
+        let secret = sm2::SecretKey::try_generate_from_rng(&mut SysRng).map_err(|_| CertError::Random)?;
         Ok(Self { secret })
     }
 
@@ -107,29 +106,18 @@ impl Sm2KeyPair {
     /// The private key as PKCS#8 DER, ready for rustls (`with_single_cert`,
     /// `with_client_auth_cert`) or [`crate::sm2_signing_key`].
     pub fn expose_secret_pkcs8_der(&self) -> Result<PrivateKeyDer<'static>, CertError> {
-        let doc = self
-            .secret
-            .to_pkcs8_der()
-            .map_err(|_| CertError::Encoding)?;
-        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            doc.as_bytes().to_vec(),
-        )))
+        let doc = self.secret.to_pkcs8_der().map_err(|_| CertError::Encoding)?;
+        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec())))
     }
 
     /// The private key as a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as OpenSSL reads it.
     pub fn expose_secret_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>, CertError> {
-        self.secret
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| CertError::Encoding)
+        self.secret.to_pkcs8_pem(LineEnding::LF).map_err(|_| CertError::Encoding)
     }
 
     /// The public key as a DER `SubjectPublicKeyInfo`.
     pub fn public_key_der(&self) -> Result<Vec<u8>, CertError> {
-        let doc = self
-            .secret
-            .public_key()
-            .to_public_key_der()
-            .map_err(|_| CertError::Encoding)?;
+        let doc = self.secret.public_key().to_public_key_der().map_err(|_| CertError::Encoding)?;
         Ok(doc.into_vec())
     }
 
@@ -183,9 +171,7 @@ impl Sm2Certificate {
 
     /// The certificate as PEM (`-----BEGIN CERTIFICATE-----`).
     pub fn pem(&self) -> Result<String, CertError> {
-        self.cert
-            .to_pem(LineEnding::LF)
-            .map_err(|_| CertError::Encoding)
+        self.cert.to_pem(LineEnding::LF).map_err(|_| CertError::Encoding)
     }
 }
 
@@ -248,20 +234,15 @@ fn build(
         Time::try_from(params.not_before).map_err(|_| CertError::BadValidity)?,
         Time::try_from(params.not_after).map_err(|_| CertError::BadValidity)?,
     );
-    let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der)
-        .map_err(|_| CertError::Encoding)?;
-    let mut builder = CertificateBuilder::new(profile, random_serial()?, validity, spki)
-        .map_err(|_| CertError::Encoding)?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der).map_err(|_| CertError::Encoding)?;
+    let mut builder =
+        CertificateBuilder::new(profile, random_serial()?, validity, spki).map_err(|_| CertError::Encoding)?;
 
     let signer = issuer_key.signing_key()?;
     let tbs = builder.finalize(&signer).map_err(|_| CertError::Encoding)?;
-    let sig: sm2::dsa::Signature = signer
-        .try_sign_with_rng(&mut SysRng, &tbs)
-        .map_err(|_| CertError::Encoding)?;
+    let sig: sm2::dsa::Signature = signer.try_sign_with_rng(&mut SysRng, &tbs).map_err(|_| CertError::Encoding)?;
     let sig = BitString::from_bytes(sig.to_der().as_bytes()).map_err(|_| CertError::Encoding)?;
-    let cert = builder
-        .assemble(sig, &signer)
-        .map_err(|_| CertError::Encoding)?;
+    let cert = builder.assemble(sig, &signer).map_err(|_| CertError::Encoding)?;
     let der = cert.to_der().map_err(|_| CertError::Encoding)?;
     Ok(Sm2Certificate { cert, der })
 }
@@ -269,9 +250,7 @@ fn build(
 /// A positive 128-bit serial number, never zero and never with a leading zero byte.
 fn random_serial() -> Result<SerialNumber, CertError> {
     let mut bytes = [0u8; 16];
-    SysRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|_| CertError::Random)?;
+    SysRng.try_fill_bytes(&mut bytes).map_err(|_| CertError::Random)?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::new(&bytes).map_err(|_| CertError::Encoding)
 }
@@ -295,11 +274,7 @@ fn ext<T: Encode + x509_cert::der::oid::AssociatedOid>(
     critical: bool,
     value: &T,
 ) -> Result<Extension, x509_cert::builder::Error> {
-    Ok(Extension {
-        extn_id: T::OID,
-        critical,
-        extn_value: OctetString::new(value.to_der()?)?,
-    })
+    Ok(Extension { extn_id: T::OID, critical, extn_value: OctetString::new(value.to_der()?)? })
 }
 
 impl BuilderProfile for Sm2Profile {
@@ -319,35 +294,16 @@ impl BuilderProfile for Sm2Profile {
     ) -> x509_cert::builder::Result<Vec<Extension>> {
         let ski = key_id(&spk)?;
         let mut exts = vec![ext(false, &SubjectKeyIdentifier(ski.clone()))?];
-        let aki = if self.issuer.is_some() {
-            key_id(&issuer_spk)?
-        } else {
-            ski
-        };
-        exts.push(ext(
-            false,
-            &AuthorityKeyIdentifier {
-                key_identifier: Some(aki),
-                ..Default::default()
-            },
-        )?);
+        let aki = if self.issuer.is_some() { key_id(&issuer_spk)? } else { ski };
+        exts.push(ext(false, &AuthorityKeyIdentifier { key_identifier: Some(aki), ..Default::default() })?);
         if self.role == Role::Ca {
-            let bc = BasicConstraints {
-                ca: true,
-                path_len_constraint: None,
-            };
+            let bc = BasicConstraints { ca: true, path_len_constraint: None };
             exts.push(ext(true, &bc)?);
             let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
             exts.push(ext(true, &ku)?);
             return Ok(exts);
         }
-        exts.push(ext(
-            true,
-            &BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            },
-        )?);
+        exts.push(ext(true, &BasicConstraints { ca: false, path_len_constraint: None })?);
         exts.push(ext(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?);
         let eku = match self.role {
             Role::Server => vec![ID_KP_SERVER_AUTH],
@@ -402,10 +358,7 @@ mod tests {
         let mut p = params(Role::Server);
         p.dns_names = vec!["bücher.example".into()];
         assert_eq!(self_signed(&p, &key).err(), Some(CertError::BadDnsName));
-        assert_eq!(
-            Sm2KeyPair::from_pkcs8_der(&[0x30, 0]).err(),
-            Some(CertError::BadKey)
-        );
+        assert_eq!(Sm2KeyPair::from_pkcs8_der(&[0x30, 0]).err(), Some(CertError::BadKey));
     }
 
     #[test]
@@ -419,18 +372,11 @@ mod tests {
         assert_eq!(cert.signature_algorithm().oid, sm2_sm3);
         assert!(cert.signature_algorithm().parameters.is_none());
         assert_eq!(cert.tbs_certificate().signature().oid, sm2_sm3);
-        assert_eq!(
-            cert.tbs_certificate().issuer(),
-            ca.cert.tbs_certificate().subject()
-        );
+        assert_eq!(cert.tbs_certificate().issuer(), ca.cert.tbs_certificate().subject());
         let sig = cert.signature().as_bytes().expect("octets");
-        assert!(
-            sm2::dsa::Signature::from_der(sig).is_ok(),
-            "signature is DER r,s"
-        );
+        assert!(sm2::dsa::Signature::from_der(sig).is_ok(), "signature is DER r,s");
         let round_trip =
-            Sm2KeyPair::from_pkcs8_der(ee_key.expose_secret_pkcs8_der().expect("der").secret_der())
-                .expect("pkcs8");
+            Sm2KeyPair::from_pkcs8_der(ee_key.expose_secret_pkcs8_der().expect("der").secret_der()).expect("pkcs8");
         assert_eq!(round_trip.public_key_der(), ee_key.public_key_der());
     }
 }

@@ -122,10 +122,7 @@ mod tests {
     use rustls::crypto::tls13::Hkdf;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex")).collect()
     }
 
     #[test]
@@ -150,8 +147,7 @@ mod tests {
         );
         let key = HMAC_SM3.with_key(b"Jefe");
         assert_eq!(
-            key.sign_concat(b"what do ya", &[b" want "], b"for nothing?")
-                .as_ref(),
+            key.sign_concat(b"what do ya", &[b" want "], b"for nothing?").as_ref(),
             &hex("2e87f1d16862e6d964b50a5200bf2b10b764faa9680a296a2405f24bec39f882")[..]
         );
         assert_eq!(key.tag_len(), 32);
@@ -164,21 +160,13 @@ mod tests {
         let info = hex("f0f1f2f3f4f5f6f7f8f9");
         // RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM).
         let prk = HMAC_SM3.with_key(&salt).sign(&[&ikm]);
-        assert_eq!(
-            prk.as_ref(),
-            &hex("e0d6f7b0bd056327b7659f1f39ad850561fbcf4fb10fb58e88eafa55cf7cd01e")[..]
-        );
+        assert_eq!(prk.as_ref(), &hex("e0d6f7b0bd056327b7659f1f39ad850561fbcf4fb10fb58e88eafa55cf7cd01e")[..]);
         let expander = HKDF_SM3.extract_from_secret(Some(&salt), &ikm);
         let mut okm = [0u8; 42];
-        expander
-            .expand_slice(&[&info[..4], &info[4..]], &mut okm)
-            .expect("42 <= 255 * 32");
+        expander.expand_slice(&[&info[..4], &info[4..]], &mut okm).expect("42 <= 255 * 32");
         assert_eq!(
             okm.to_vec(),
-            hex(concat!(
-                "c69fe91b7aaee2dd5718d72dcaee0cce93f1b8e41f792da51261b6a517e68b36",
-                "ed2c595572b01dfa359b"
-            ))
+            hex(concat!("c69fe91b7aaee2dd5718d72dcaee0cce93f1b8e41f792da51261b6a517e68b36", "ed2c595572b01dfa359b"))
         );
         // RFC 5869 §2.3: T(1) = HMAC-Hash(PRK, info | 0x01).
         let t1 = HMAC_SM3.with_key(prk.as_ref()).sign(&[&info, &[1]]);

@@ -29,8 +29,7 @@ pub static CURVE_SM2: CurveSm2 = CurveSm2;
 
 impl SupportedKxGroup for CurveSm2 {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
-        let secret = sm2::SecretKey::try_generate_from_rng(&mut SysRng)
-            .map_err(|_| Error::FailedToGetRandomBytes)?;
+        let secret = sm2::SecretKey::try_generate_from_rng(&mut SysRng).map_err(|_| Error::FailedToGetRandomBytes)?;
         let pub_key = secret.public_key().to_sec1_point(false).as_bytes().to_vec();
         Ok(Box::new(Sm2KeyExchange { secret, pub_key }))
     }
@@ -69,8 +68,7 @@ fn agree(secret: &sm2::SecretKey, peer: &[u8]) -> Result<zeroize::Zeroizing<[u8;
     if peer.len() != SHARE_LEN || peer.first() != Some(&0x04) {
         return Err(PeerMisbehaved::InvalidKeyShare.into());
     }
-    let peer =
-        sm2::PublicKey::from_sec1_bytes(peer).map_err(|_| PeerMisbehaved::InvalidKeyShare)?;
+    let peer = sm2::PublicKey::from_sec1_bytes(peer).map_err(|_| PeerMisbehaved::InvalidKeyShare)?;
     let point = (peer.to_projective() * *secret.to_nonzero_scalar()).to_affine();
     let mut out = zeroize::Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&point.x());
@@ -108,14 +106,7 @@ mod tests {
         off_curve[64] ^= 1;
         let mut identity = vec![0u8; SHARE_LEN];
         identity[0] = 4;
-        for bad in [
-            &compressed[..],
-            &off_curve,
-            &identity,
-            &good[..64],
-            &[][..],
-            &[0u8][..],
-        ] {
+        for bad in [&compressed[..], &off_curve, &identity, &good[..64], &[][..], &[0u8][..]] {
             let Err(err) = agree(&secret, bad) else {
                 panic!("a bad share was accepted");
             };

@@ -165,19 +165,18 @@ pub const TLS_SM4_GCM_SM3_ID: CipherSuite = CipherSuite::Unknown(0x00C6);
 
 /// The TLS 1.3 cipher suite `TLS_SM4_GCM_SM3` (0x00C6): SM4-GCM records, SM3 transcript
 /// hash, HKDF over HMAC-SM3. Not offered for QUIC.
-pub static TLS13_SM4_GCM_SM3: SupportedCipherSuite =
-    SupportedCipherSuite::Tls13(&Tls13CipherSuite {
-        common: CipherSuiteCommon {
-            suite: TLS_SM4_GCM_SM3_ID,
-            hash_provider: &hash::SM3,
-            // SM4 has a 128-bit block like AES, so the AES-GCM record limit applies
-            // (2^24.5 full records, draft-irtf-cfrg-aead-limits); rustls then rekeys.
-            confidentiality_limit: 1 << 24,
-        },
-        hkdf_provider: &hash::HKDF_SM3,
-        aead_alg: &aead::SM4_GCM,
-        quic: None,
-    });
+pub static TLS13_SM4_GCM_SM3: SupportedCipherSuite = SupportedCipherSuite::Tls13(&Tls13CipherSuite {
+    common: CipherSuiteCommon {
+        suite: TLS_SM4_GCM_SM3_ID,
+        hash_provider: &hash::SM3,
+        // SM4 has a 128-bit block like AES, so the AES-GCM record limit applies
+        // (2^24.5 full records, draft-irtf-cfrg-aead-limits); rustls then rekeys.
+        confidentiality_limit: 1 << 24,
+    },
+    hkdf_provider: &hash::HKDF_SM3,
+    aead_alg: &aead::SM4_GCM,
+    quic: None,
+});
 
 /// The provider for the private link: `TLS_SM4_GCM_SM3` with `curveSM2` first, then ring's
 /// TLS 1.3 suites (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305) and groups (X25519,
@@ -187,12 +186,7 @@ pub static TLS13_SM4_GCM_SM3: SupportedCipherSuite =
 pub fn provider() -> CryptoProvider {
     let ring = rustls::crypto::ring::default_provider();
     let mut cipher_suites = vec![TLS13_SM4_GCM_SM3];
-    cipher_suites.extend(
-        ring.cipher_suites
-            .iter()
-            .filter(|suite| suite.tls13().is_some())
-            .copied(),
-    );
+    cipher_suites.extend(ring.cipher_suites.iter().filter(|suite| suite.tls13().is_some()).copied());
     let mut kx_groups: Vec<&'static dyn SupportedKxGroup> = vec![&CURVE_SM2];
     kx_groups.extend(ring.kx_groups.iter().copied());
     CryptoProvider {
@@ -209,11 +203,7 @@ pub fn provider() -> CryptoProvider {
 /// be verified with any algorithm; restrict the client's or server's own certificate to SM2 to
 /// get `sm2sig_sm3` end to end.
 pub fn sm_only_provider() -> CryptoProvider {
-    CryptoProvider {
-        cipher_suites: vec![TLS13_SM4_GCM_SM3],
-        kx_groups: vec![&CURVE_SM2],
-        ..provider()
-    }
+    CryptoProvider { cipher_suites: vec![TLS13_SM4_GCM_SM3], kx_groups: vec![&CURVE_SM2], ..provider() }
 }
 
 #[cfg(test)]
@@ -226,18 +216,10 @@ mod tests {
         assert_eq!(p.cipher_suites[0].suite(), TLS_SM4_GCM_SM3_ID);
         assert_eq!(u16::from(p.cipher_suites[0].suite()), 0x00C6);
         assert!(p.cipher_suites.iter().all(|s| s.tls13().is_some()));
-        assert!(
-            p.cipher_suites
-                .iter()
-                .any(|s| s.suite() == CipherSuite::TLS13_AES_128_GCM_SHA256)
-        );
+        assert!(p.cipher_suites.iter().any(|s| s.suite() == CipherSuite::TLS13_AES_128_GCM_SHA256));
         assert_eq!(p.kx_groups[0].name(), CURVE_SM2_GROUP);
         assert_eq!(u16::from(CURVE_SM2_GROUP), 41);
-        assert!(
-            p.kx_groups
-                .iter()
-                .any(|g| g.name() == rustls::NamedGroup::X25519)
-        );
+        assert!(p.kx_groups.iter().any(|g| g.name() == rustls::NamedGroup::X25519));
         let strict = sm_only_provider();
         assert_eq!(strict.cipher_suites.len(), 1);
         assert_eq!(strict.kx_groups.len(), 1);

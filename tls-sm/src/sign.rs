@@ -54,10 +54,7 @@ impl Sm2SigningKey {
             .to_public_key_der()
             .map_err(|_| Error::General("SM2 public key does not encode".into()))?
             .into_vec();
-        Ok(Self {
-            key: Arc::new(key),
-            spki,
-        })
+        Ok(Self { key: Arc::new(key), spki })
     }
 }
 
@@ -69,11 +66,7 @@ impl fmt::Debug for Sm2SigningKey {
 
 impl SigningKey for Sm2SigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        offered.contains(&SM2SIG_SM3).then(|| {
-            Box::new(Sm2Signer {
-                key: Arc::clone(&self.key),
-            }) as Box<dyn Signer>
-        })
+        offered.contains(&SM2SIG_SM3).then(|| Box::new(Sm2Signer { key: Arc::clone(&self.key) }) as Box<dyn Signer>)
     }
 
     fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
@@ -133,10 +126,7 @@ pub struct SmKeyProvider;
 pub static SM_KEY_PROVIDER: SmKeyProvider = SmKeyProvider;
 
 impl KeyProvider for SmKeyProvider {
-    fn load_private_key(
-        &self,
-        key_der: PrivateKeyDer<'static>,
-    ) -> Result<Arc<dyn SigningKey>, Error> {
+    fn load_private_key(&self, key_der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
         match sm2_signing_key(&key_der) {
             Ok(key) => Ok(key),
             Err(_) => rustls::crypto::ring::sign::any_supported_type(&key_der),
@@ -161,14 +151,10 @@ mod tests {
     fn signs_with_the_tls13_distid_only() {
         let secret = fresh();
         let der = secret.to_pkcs8_der().expect("pkcs8");
-        let key = sm2_signing_key(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            der.as_bytes().to_vec(),
-        )))
-        .expect("load");
+        let key =
+            sm2_signing_key(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()))).expect("load");
         assert!(key.choose_scheme(&[SignatureScheme::ED25519]).is_none());
-        let signer = key
-            .choose_scheme(&[SignatureScheme::ED25519, SM2SIG_SM3])
-            .expect("sm2sig_sm3 offered");
+        let signer = key.choose_scheme(&[SignatureScheme::ED25519, SM2SIG_SM3]).expect("sm2sig_sm3 offered");
         assert_eq!(signer.scheme(), SM2SIG_SM3);
         let sig_der = signer.sign(b"transcript").expect("sign");
         let sig = sm2::dsa::Signature::from_der(&sig_der).expect("DER signature");
@@ -180,33 +166,23 @@ mod tests {
         assert!(cert.verify(b"transcript", &sig).is_err());
         assert_eq!(
             key.public_key().expect("spki").as_ref(),
-            secret
-                .public_key()
-                .to_public_key_der()
-                .expect("spki")
-                .as_bytes()
+            secret.public_key().to_public_key_der().expect("spki").as_bytes()
         );
     }
 
     #[test]
     fn provider_loads_sm2_and_falls_back_to_ring() {
         let sm2_der = fresh().to_pkcs8_der().expect("pkcs8");
-        let sm2_key = SM_KEY_PROVIDER
-            .load_private_key(PrivateKeyDer::Pkcs8(sm2_der.as_bytes().to_vec().into()))
-            .expect("sm2");
+        let sm2_key =
+            SM_KEY_PROVIDER.load_private_key(PrivateKeyDer::Pkcs8(sm2_der.as_bytes().to_vec().into())).expect("sm2");
         assert_eq!(sm2_key.algorithm(), SM2_SIGNATURE_ALGORITHM);
 
         let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("p256");
-        let p256_key = SM_KEY_PROVIDER
-            .load_private_key(PrivateKeyDer::Pkcs8(p256.serialize_der().into()))
-            .expect("p256 via ring");
+        let p256_key =
+            SM_KEY_PROVIDER.load_private_key(PrivateKeyDer::Pkcs8(p256.serialize_der().into())).expect("p256 via ring");
         assert_eq!(p256_key.algorithm(), SignatureAlgorithm::ECDSA);
         assert!(sm2_signing_key(&PrivateKeyDer::Pkcs8(p256.serialize_der().into())).is_err());
 
-        assert!(
-            SM_KEY_PROVIDER
-                .load_private_key(PrivateKeyDer::Pkcs8(vec![0x30, 0x00].into()))
-                .is_err()
-        );
+        assert!(SM_KEY_PROVIDER.load_private_key(PrivateKeyDer::Pkcs8(vec![0x30, 0x00].into())).is_err());
     }
 }

@@ -7,17 +7,15 @@ use std::time::{Duration, SystemTime};
 
 use gmhsm_tls_sm::certs::{self, CertParams, Role, Sm2Certificate, Sm2KeyPair};
 use gmhsm_tls_sm::{
-    CURVE_SM2_GROUP, SM2SIG_SM3, SmOrStandardResolver, TLS_SM4_GCM_SM3_ID, provider,
-    sm_only_provider, sm2_signing_key,
+    CURVE_SM2_GROUP, SM2SIG_SM3, SmOrStandardResolver, TLS_SM4_GCM_SM3_ID, provider, sm_only_provider, sm2_signing_key,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{
-    AlertDescription, CipherSuite, ClientConfig, ClientConnection, Error, NamedGroup,
-    PeerIncompatible, RootCertStore, ServerConfig, ServerConnection, SignatureAlgorithm,
-    SignatureScheme,
+    AlertDescription, CipherSuite, ClientConfig, ClientConnection, Error, NamedGroup, PeerIncompatible, RootCertStore,
+    ServerConfig, ServerConnection, SignatureAlgorithm, SignatureScheme,
 };
 
 /// An SM2 CA with a server ("localhost") and a client certificate under it.
@@ -73,13 +71,8 @@ fn ecdsa_pki() -> EcdsaPki {
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let leaf_key = KeyPair::generate_for(alg).expect("leaf key");
     let mut leaf_params = CertificateParams::new(vec!["localhost".into()]).expect("params");
-    leaf_params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .expect("leaf");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).expect("leaf");
     EcdsaPki {
         ca: ca.der().clone(),
         leaf: leaf.der().clone(),
@@ -99,16 +92,12 @@ fn roots(cas: &[&CertificateDer<'static>]) -> Arc<RootCertStore> {
 /// verified against both CAs with the SM provider's algorithms.
 fn server_config(sm: &SmPki, ec: &EcdsaPki) -> Arc<ServerConfig> {
     let p = Arc::new(provider());
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&[&sm.ca.der(), &ec.ca]), Arc::clone(&p))
-            .build()
-            .expect("client verifier");
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&[&sm.ca.der(), &ec.ca]), Arc::clone(&p))
+        .build()
+        .expect("client verifier");
     let sm_key = sm2_signing_key(&sm.server.1.expose_secret_pkcs8_der().expect("der")).expect("sm");
     let sm_ck = CertifiedKey::new(vec![sm.server.0.der()], sm_key);
-    let ec_key = p
-        .key_provider
-        .load_private_key(ec.leaf_key.clone_key())
-        .expect("ecdsa key");
+    let ec_key = p.key_provider.load_private_key(ec.leaf_key.clone_key()).expect("ecdsa key");
     let ec_ck = CertifiedKey::new(vec![ec.leaf.clone()], ec_key);
     let resolver = SmOrStandardResolver::new(Arc::new(sm_ck), Arc::new(ec_ck)).expect("sm key");
     let config = ServerConfig::builder_with_provider(p)
@@ -134,15 +123,9 @@ fn client_config(
     Arc::new(config)
 }
 
-fn connect(
-    client: Arc<ClientConfig>,
-    server: Arc<ServerConfig>,
-) -> (ClientConnection, ServerConnection) {
+fn connect(client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> (ClientConnection, ServerConnection) {
     let name = ServerName::try_from("localhost").expect("name");
-    (
-        ClientConnection::new(client, name).expect("client"),
-        ServerConnection::new(server).expect("server"),
-    )
+    (ClientConnection::new(client, name).expect("client"), ServerConnection::new(server).expect("server"))
 }
 
 /// Moves every pending TLS byte from `from` to `to` through a Vec and lets `to` process it.
@@ -164,10 +147,7 @@ fn deliver(
 
 /// Runs the handshake to completion or to the first error on either side; the side that
 /// failed has queued its alert, which is delivered so the other side sees it too.
-fn handshake(
-    c: &mut ClientConnection,
-    s: &mut ServerConnection,
-) -> (Result<(), Error>, Result<(), Error>) {
+fn handshake(c: &mut ClientConnection, s: &mut ServerConnection) -> (Result<(), Error>, Result<(), Error>) {
     let (mut cr, mut sr) = (Ok(()), Ok(()));
     for _ in 0..10 {
         if let Err(e) = deliver(c, s) {
@@ -220,25 +200,13 @@ fn rfc8998_suite_with_mutual_sm2_auth() {
     for suite in [c.negotiated_cipher_suite(), s.negotiated_cipher_suite()] {
         assert_eq!(suite.expect("suite").suite(), TLS_SM4_GCM_SM3_ID);
     }
-    for group in [
-        c.negotiated_key_exchange_group(),
-        s.negotiated_key_exchange_group(),
-    ] {
+    for group in [c.negotiated_key_exchange_group(), s.negotiated_key_exchange_group()] {
         assert_eq!(group.expect("group").name(), CURVE_SM2_GROUP);
     }
-    assert_eq!(
-        c.peer_certificates().expect("server chain")[0],
-        sm.server.0.der()
-    );
-    assert_eq!(
-        s.peer_certificates().expect("client chain")[0],
-        sm.client.0.der()
-    );
+    assert_eq!(c.peer_certificates().expect("server chain")[0], sm.server.0.der());
+    assert_eq!(s.peer_certificates().expect("client chain")[0], sm.client.0.der());
 
-    assert_eq!(
-        echo(&mut c, &mut s, b"request over SM4-GCM"),
-        b"request over SM4-GCM"
-    );
+    assert_eq!(echo(&mut c, &mut s, b"request over SM4-GCM"), b"request over SM4-GCM");
     for round in 0..4u8 {
         let big = vec![round; 12_000];
         assert_eq!(echo(&mut s, &mut c, &big), big);
@@ -258,14 +226,8 @@ fn strict_sm_client_gets_the_rfc8998_profile() {
     let (cr, sr) = handshake(&mut c, &mut s);
     cr.expect("client");
     sr.expect("server");
-    assert_eq!(
-        c.negotiated_cipher_suite().expect("suite").suite(),
-        TLS_SM4_GCM_SM3_ID
-    );
-    assert_eq!(
-        c.negotiated_key_exchange_group().expect("kx").name(),
-        CURVE_SM2_GROUP
-    );
+    assert_eq!(c.negotiated_cipher_suite().expect("suite").suite(), TLS_SM4_GCM_SM3_ID);
+    assert_eq!(c.negotiated_key_exchange_group().expect("kx").name(), CURVE_SM2_GROUP);
     assert_eq!(echo(&mut s, &mut c, b"pong"), b"pong");
 }
 
@@ -285,16 +247,10 @@ fn standard_client_gets_aes_gcm_and_ecdsa_from_the_same_server() {
     sr.expect("server");
     let suite = s.negotiated_cipher_suite().expect("suite").suite();
     assert!(
-        matches!(
-            suite,
-            CipherSuite::TLS13_AES_256_GCM_SHA384 | CipherSuite::TLS13_AES_128_GCM_SHA256
-        ),
+        matches!(suite, CipherSuite::TLS13_AES_256_GCM_SHA384 | CipherSuite::TLS13_AES_128_GCM_SHA256),
         "{suite:?}"
     );
-    assert_eq!(
-        s.negotiated_key_exchange_group().expect("kx").name(),
-        NamedGroup::X25519
-    );
+    assert_eq!(s.negotiated_key_exchange_group().expect("kx").name(), NamedGroup::X25519);
     assert_eq!(c.peer_certificates().expect("chain")[0], ec.leaf);
     assert_eq!(s.peer_certificates().expect("chain")[0], ec.leaf);
     assert_eq!(echo(&mut c, &mut s, b"ping"), b"ping");
@@ -304,20 +260,16 @@ fn standard_client_gets_aes_gcm_and_ecdsa_from_the_same_server() {
 #[test]
 fn sm_only_client_and_aes_only_server_fail_cleanly() {
     let (sm, ec) = (sm_pki(), ecdsa_pki());
-    let server =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("tls13")
-            .with_no_client_auth()
-            .with_single_cert(vec![ec.leaf.clone()], ec.leaf_key.clone_key())
-            .expect("server cert");
+    let server = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_no_client_auth()
+        .with_single_cert(vec![ec.leaf.clone()], ec.leaf_key.clone_key())
+        .expect("server cert");
     let server = Arc::new(server);
 
     // Only the SM suite, but X25519 among the groups: the suite is what does not match.
-    let sm_suite_only = CryptoProvider {
-        cipher_suites: vec![gmhsm_tls_sm::TLS13_SM4_GCM_SM3],
-        ..provider()
-    };
+    let sm_suite_only = CryptoProvider { cipher_suites: vec![gmhsm_tls_sm::TLS13_SM4_GCM_SM3], ..provider() };
     // The strict profile: curveSM2 alone, so the group is refused first.
     let cases = [
         (sm_suite_only, PeerIncompatible::NoCipherSuitesInCommon),
@@ -332,14 +284,8 @@ fn sm_only_client_and_aes_only_server_fail_cleanly() {
         );
         let (mut c, mut s) = connect(client, Arc::clone(&server));
         let (cr, sr) = handshake(&mut c, &mut s);
-        assert_eq!(
-            sr.expect_err("server refuses"),
-            Error::PeerIncompatible(why)
-        );
-        assert_eq!(
-            cr.expect_err("client is told"),
-            Error::AlertReceived(AlertDescription::HandshakeFailure)
-        );
+        assert_eq!(sr.expect_err("server refuses"), Error::PeerIncompatible(why));
+        assert_eq!(cr.expect_err("client is told"), Error::AlertReceived(AlertDescription::HandshakeFailure));
         assert!(c.negotiated_cipher_suite().is_none());
     }
 }
@@ -350,10 +296,7 @@ fn untrusted_sm2_server_is_refused() {
     let (sm, ec) = (sm_pki(), ecdsa_pki());
     // Another CA under a different name: no path. Another CA under the same name: the SM2
     // signature on the server certificate does not verify under its key.
-    let cases = [
-        (sm_pki_named("CN=someone else,O=elsewhere"), UnknownIssuer),
-        (sm_pki(), BadSignature),
-    ];
+    let cases = [(sm_pki_named("CN=someone else,O=elsewhere"), UnknownIssuer), (sm_pki(), BadSignature)];
     for (other, why) in cases {
         let client = client_config(
             provider(),
@@ -384,9 +327,7 @@ struct WrongDistId(Arc<sm2::dsa::SigningKey>);
 
 impl SigningKey for WrongDistId {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        offered
-            .contains(&SM2SIG_SM3)
-            .then(|| Box::new(WrongDistIdSigner(Arc::clone(&self.0))) as Box<dyn Signer>)
+        offered.contains(&SM2SIG_SM3).then(|| Box::new(WrongDistIdSigner(Arc::clone(&self.0))) as Box<dyn Signer>)
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {

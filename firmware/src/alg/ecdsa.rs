@@ -28,11 +28,7 @@ pub fn public_from_sec1(bytes: &[u8]) -> Result<PublicKey, AlgError> {
 }
 
 /// Sign SHA-256(`msg`); the signature is DER.
-pub fn sign<R: TryCryptoRng + ?Sized>(
-    rng: &mut R,
-    secret: &SecretKey,
-    msg: &[u8],
-) -> Result<Vec<u8>, AlgError> {
+pub fn sign<R: TryCryptoRng + ?Sized>(rng: &mut R, secret: &SecretKey, msg: &[u8]) -> Result<Vec<u8>, AlgError> {
     let key = SigningKey::from(secret);
     let sig: Signature = key.try_sign_with_rng(rng, msg).map_err(|_| AlgError::Rng)?;
     Ok(sig.to_der().as_bytes().to_vec())
@@ -45,24 +41,18 @@ pub fn sign_digest<R: TryCryptoRng + ?Sized>(
     digest: &[u8; 32],
 ) -> Result<Vec<u8>, AlgError> {
     let key = SigningKey::from(secret);
-    let sig: Signature = key
-        .sign_prehash_with_rng(rng, digest)
-        .map_err(|_| AlgError::Rng)?;
+    let sig: Signature = key.sign_prehash_with_rng(rng, digest).map_err(|_| AlgError::Rng)?;
     Ok(sig.to_der().as_bytes().to_vec())
 }
 
 /// Verify a DER or raw (64-byte r ‖ s) signature over SHA-256(`msg`).
 pub fn verify(public: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), AlgError> {
-    VerifyingKey::from(public)
-        .verify(msg, &parse(sig)?)
-        .map_err(|_| AlgError::VerifyFailed)
+    VerifyingKey::from(public).verify(msg, &parse(sig)?).map_err(|_| AlgError::VerifyFailed)
 }
 
 /// Verify over a precomputed SHA-256 digest.
 pub fn verify_digest(public: &PublicKey, digest: &[u8; 32], sig: &[u8]) -> Result<(), AlgError> {
-    VerifyingKey::from(public)
-        .verify_prehash(digest, &parse(sig)?)
-        .map_err(|_| AlgError::VerifyFailed)
+    VerifyingKey::from(public).verify_prehash(digest, &parse(sig)?).map_err(|_| AlgError::VerifyFailed)
 }
 
 fn parse(sig: &[u8]) -> Result<Signature, AlgError> {
@@ -84,10 +74,7 @@ mod tests {
     // verifies with the published key.
     #[test]
     fn rfc6979_sample_signature_verifies() {
-        let x = secret_from_bytes(&h(
-            "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721",
-        ))
-        .unwrap();
+        let x = secret_from_bytes(&h("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")).unwrap();
         let pk = x.public_key();
         let ux = h("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6");
         let uy = h("7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299");
@@ -113,10 +100,7 @@ mod tests {
         verify_digest(&pk, &digest, &sig).unwrap();
         let sig2 = sign_digest(&mut rng, &sk, &digest).unwrap();
         verify(&pk, b"hello", &sig2).unwrap();
-        assert_eq!(
-            verify(&pk, b"hello", &sig[..sig.len() - 1]),
-            Err(AlgError::VerifyFailed)
-        );
+        assert_eq!(verify(&pk, b"hello", &sig[..sig.len() - 1]), Err(AlgError::VerifyFailed));
         assert_eq!(sign(&mut FailingRng, &sk, b"x").err(), Some(AlgError::Rng));
     }
 }

@@ -35,10 +35,7 @@ pub enum PssHash {
 }
 
 /// Generate a key of `bits` (one of [`SIZES`]) with e = 65537.
-pub fn generate<R: TryCryptoRng + ?Sized>(
-    rng: &mut R,
-    bits: usize,
-) -> Result<PrivateKey, AlgError> {
+pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R, bits: usize) -> Result<PrivateKey, AlgError> {
     if !SIZES.contains(&bits) {
         return Err(AlgError::InvalidInput);
     }
@@ -47,11 +44,7 @@ pub fn generate<R: TryCryptoRng + ?Sized>(
 
 /// Check that a parsed key has a supported size.
 pub fn check_size(key: &PublicKey) -> Result<(), AlgError> {
-    if SIZES.contains(&(key.size() * 8)) {
-        Ok(())
-    } else {
-        Err(AlgError::InvalidKey)
-    }
+    if SIZES.contains(&(key.size() * 8)) { Ok(()) } else { Err(AlgError::InvalidKey) }
 }
 
 /// RSASSA-PKCS1-v1_5 with SHA-256 over `msg` (deterministic; the RNG blinds).
@@ -60,13 +53,11 @@ pub fn sign_pkcs1v15_sha256<R: TryCryptoRng + ?Sized>(
     key: &PrivateKey,
     msg: &[u8],
 ) -> Result<Vec<u8>, AlgError> {
-    key.pkcs1v15_sign_with_rng::<Sha256, R>(rng, msg)
-        .map_err(|_| AlgError::Rng)
+    key.pkcs1v15_sign_with_rng::<Sha256, R>(rng, msg).map_err(|_| AlgError::Rng)
 }
 
 pub fn verify_pkcs1v15_sha256(key: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), AlgError> {
-    key.pkcs1v15_verify::<Sha256>(msg, sig)
-        .map_err(|_| AlgError::VerifyFailed)
+    key.pkcs1v15_verify::<Sha256>(msg, sig).map_err(|_| AlgError::VerifyFailed)
 }
 
 /// RSASSA-PSS over `msg` with `hash`, salt of the digest's length from the RNG.
@@ -100,8 +91,7 @@ pub fn encrypt_pkcs1v15<R: TryCryptoRng + ?Sized>(
     if msg.len() + 11 > key.size() {
         return Err(AlgError::InvalidInput);
     }
-    key.pkcs1v15_encrypt_with_rng(rng, msg)
-        .map_err(|_| AlgError::Rng)
+    key.pkcs1v15_encrypt_with_rng(rng, msg).map_err(|_| AlgError::Rng)
 }
 
 /// RSAES-PKCS1-v1_5 decryption with implicit rejection (see the module docs).
@@ -110,9 +100,7 @@ pub fn decrypt_pkcs1v15<R: TryCryptoRng + ?Sized>(
     key: &PrivateKey,
     ct: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, AlgError> {
-    key.pkcs1v15_decrypt_with_rng(rng, ct)
-        .map(Zeroizing::new)
-        .map_err(|_| AlgError::DecryptFailed)
+    key.pkcs1v15_decrypt_with_rng(rng, ct).map(Zeroizing::new).map_err(|_| AlgError::DecryptFailed)
 }
 
 /// RSAES-OAEP with SHA-256 (and MGF1-SHA-256), empty label; message at most k − 66 bytes.
@@ -124,8 +112,7 @@ pub fn encrypt_oaep_sha256<R: TryCryptoRng + ?Sized>(
     if msg.len() + 66 > key.size() {
         return Err(AlgError::InvalidInput);
     }
-    key.oaep_encrypt_with_rng::<Sha256, R>(rng, msg)
-        .map_err(|_| AlgError::Rng)
+    key.oaep_encrypt_with_rng::<Sha256, R>(rng, msg).map_err(|_| AlgError::Rng)
 }
 
 pub fn decrypt_oaep_sha256<R: TryCryptoRng + ?Sized>(
@@ -133,9 +120,7 @@ pub fn decrypt_oaep_sha256<R: TryCryptoRng + ?Sized>(
     key: &PrivateKey,
     ct: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, AlgError> {
-    key.oaep_decrypt_with_rng::<Sha256, R>(rng, ct)
-        .map(Zeroizing::new)
-        .map_err(|_| AlgError::DecryptFailed)
+    key.oaep_decrypt_with_rng::<Sha256, R>(rng, ct).map(Zeroizing::new).map_err(|_| AlgError::DecryptFailed)
 }
 
 /// Raw public operation m^e mod n. `input` is k bytes big-endian (k = modulus length) and
@@ -154,9 +139,7 @@ pub fn private_op<R: TryCryptoRng + ?Sized>(
     input: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, AlgError> {
     let c = operand(key.as_public_key(), input)?;
-    let m = Zeroizing::new(
-        rsa_decrypt_and_check(key, Some(rng), &c).map_err(|_| AlgError::DecryptFailed)?,
-    );
+    let m = Zeroizing::new(rsa_decrypt_and_check(key, Some(rng), &c).map_err(|_| AlgError::DecryptFailed)?);
     Ok(fixed_width(&m, key.size()))
 }
 
@@ -164,8 +147,7 @@ fn operand(key: &PublicKey, input: &[u8]) -> Result<BoxedUint, AlgError> {
     if input.len() != key.size() {
         return Err(AlgError::InvalidInput);
     }
-    let v = BoxedUint::from_be_slice(input, key.n_bits_precision())
-        .map_err(|_| AlgError::InvalidInput)?;
+    let v = BoxedUint::from_be_slice(input, key.n_bits_precision()).map_err(|_| AlgError::InvalidInput)?;
     if v >= *key.n().as_ref() {
         return Err(AlgError::InvalidInput);
     }
@@ -201,25 +183,16 @@ mod tests {
         // PKCS#1 v1.5 is deterministic: the RNG only blinds.
         assert_eq!(sign_pkcs1v15_sha256(&mut rng, &k, b"msg").unwrap(), sig);
         verify_pkcs1v15_sha256(&pk, b"msg", &sig).unwrap();
-        assert_eq!(
-            verify_pkcs1v15_sha256(&pk, b"msh", &sig),
-            Err(AlgError::VerifyFailed)
-        );
+        assert_eq!(verify_pkcs1v15_sha256(&pk, b"msh", &sig), Err(AlgError::VerifyFailed));
         for hash in [PssHash::Sha256, PssHash::Sm3] {
             let sig = sign_pss(&mut rng, &k, hash, b"msg").unwrap();
             verify_pss(&pk, hash, b"msg", &sig).unwrap();
             let mut bad = sig.clone();
             bad[10] ^= 1;
-            assert_eq!(
-                verify_pss(&pk, hash, b"msg", &bad),
-                Err(AlgError::VerifyFailed)
-            );
+            assert_eq!(verify_pss(&pk, hash, b"msg", &bad), Err(AlgError::VerifyFailed));
         }
         let sig = sign_pss(&mut rng, &k, PssHash::Sha256, b"msg").unwrap();
-        assert_eq!(
-            verify_pss(&pk, PssHash::Sm3, b"msg", &sig),
-            Err(AlgError::VerifyFailed)
-        );
+        assert_eq!(verify_pss(&pk, PssHash::Sm3, b"msg", &sig), Err(AlgError::VerifyFailed));
     }
 
     #[test]
@@ -228,35 +201,18 @@ mod tests {
         let k = key();
         let pk = k.to_public_key();
         let ct = encrypt_oaep_sha256(&mut rng, &pk, b"secret").unwrap();
-        assert_eq!(
-            &decrypt_oaep_sha256(&mut rng, &k, &ct).unwrap()[..],
-            b"secret"
-        );
+        assert_eq!(&decrypt_oaep_sha256(&mut rng, &k, &ct).unwrap()[..], b"secret");
         let mut bad = ct.clone();
         bad[0] ^= 1;
-        assert_eq!(
-            decrypt_oaep_sha256(&mut rng, &k, &bad).err(),
-            Some(AlgError::DecryptFailed)
-        );
-        assert_eq!(
-            encrypt_oaep_sha256(&mut rng, &pk, &[0; 191]).err(),
-            Some(AlgError::InvalidInput)
-        );
+        assert_eq!(decrypt_oaep_sha256(&mut rng, &k, &bad).err(), Some(AlgError::DecryptFailed));
+        assert_eq!(encrypt_oaep_sha256(&mut rng, &pk, &[0; 191]).err(), Some(AlgError::InvalidInput));
         let ct = encrypt_pkcs1v15(&mut rng, &pk, b"secret").unwrap();
         assert_eq!(&decrypt_pkcs1v15(&mut rng, &k, &ct).unwrap()[..], b"secret");
         let mut bad = ct.clone();
         bad[5] ^= 1;
         // Implicit rejection: no error, but not the message either.
-        assert_ne!(
-            decrypt_pkcs1v15(&mut rng, &k, &bad)
-                .map(|m| m.to_vec())
-                .ok(),
-            Some(b"secret".to_vec())
-        );
-        assert_eq!(
-            encrypt_pkcs1v15(&mut FailingRng, &pk, b"x").err(),
-            Some(AlgError::Rng)
-        );
+        assert_ne!(decrypt_pkcs1v15(&mut rng, &k, &bad).map(|m| m.to_vec()).ok(), Some(b"secret".to_vec()));
+        assert_eq!(encrypt_pkcs1v15(&mut FailingRng, &pk, b"x").err(), Some(AlgError::Rng));
     }
 
     #[test]
@@ -265,10 +221,7 @@ mod tests {
         let k = key();
         let pk = k.to_public_key();
         let mut m = alloc::vec![0u8; 256];
-        m[1..]
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = i as u8);
+        m[1..].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
         let c = public_op(&pk, &m).unwrap();
         assert_eq!(c.len(), 256);
         assert_eq!(&private_op(&mut rng, &k, &c).unwrap()[..], &m[..]);
@@ -278,14 +231,8 @@ mod tests {
         assert_eq!(public_op(&pk, &one).unwrap(), one);
         // Wrong length, value ≥ n.
         assert_eq!(public_op(&pk, &m[1..]).err(), Some(AlgError::InvalidInput));
-        assert_eq!(
-            public_op(&pk, &[0xff; 256]).err(),
-            Some(AlgError::InvalidInput)
-        );
-        assert_eq!(
-            private_op(&mut rng, &k, &[0xff; 256]).err(),
-            Some(AlgError::InvalidInput)
-        );
+        assert_eq!(public_op(&pk, &[0xff; 256]).err(), Some(AlgError::InvalidInput));
+        assert_eq!(private_op(&mut rng, &k, &[0xff; 256]).err(), Some(AlgError::InvalidInput));
         // Raw private op of a PKCS#1 v1.5 encoded digest is the PKCS#1 v1.5 signature.
         let sig = sign_pkcs1v15_sha256(&mut rng, &k, b"raw").unwrap();
         let em = public_op(&pk, &sig).unwrap();
@@ -294,10 +241,7 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(
-            generate(&mut CounterRng::new(b"x"), 1024).err(),
-            Some(AlgError::InvalidInput)
-        );
+        assert_eq!(generate(&mut CounterRng::new(b"x"), 1024).err(), Some(AlgError::InvalidInput));
         assert_eq!(generate(&mut FailingRng, 2048).err(), Some(AlgError::Rng));
     }
 

@@ -114,10 +114,7 @@ pub fn sign_digest<R: TryCryptoRng + ?Sized>(
     let key = SigningKey::new("", secret).map_err(|_| AlgError::InvalidKey)?;
     // A nonce is rejected with probability ~2^-254; a fresh draw then gives a new one.
     for _ in 0..4 {
-        let mut watch = Watch {
-            rng: &mut *rng,
-            failed: false,
-        };
+        let mut watch = Watch { rng: &mut *rng, failed: false };
         let res = key.sign_prehash_with_rng(&mut watch, e);
         if watch.failed {
             return Err(AlgError::Rng);
@@ -138,17 +135,12 @@ pub fn verify(public: &PublicKey, id: &[u8], msg: &[u8], sig: &Signature) -> Res
 /// Verify `sig` over a precomputed digest e.
 pub fn verify_digest(public: &PublicKey, e: &[u8; 32], sig: &Signature) -> Result<(), AlgError> {
     let key = VerifyingKey::new("", *public).map_err(|_| AlgError::InvalidKey)?;
-    key.verify_prehash(e, sig)
-        .map_err(|_| AlgError::VerifyFailed)
+    key.verify_prehash(e, sig).map_err(|_| AlgError::VerifyFailed)
 }
 
 /// Parse a signature: DER `SEQUENCE { r INTEGER, s INTEGER }` or raw r ‖ s (64 bytes).
 pub fn signature_from_bytes(bytes: &[u8]) -> Result<Signature, AlgError> {
-    let parsed = if bytes.len() == 64 {
-        Signature::from_slice(bytes)
-    } else {
-        Signature::from_der(bytes)
-    };
+    let parsed = if bytes.len() == 64 { Signature::from_slice(bytes) } else { Signature::from_der(bytes) };
     parsed.map_err(|_| AlgError::VerifyFailed)
 }
 
@@ -168,9 +160,7 @@ impl<R: TryRng + ?Sized> TryRng for Watch<'_, R> {
         self.rng.try_next_u64().inspect_err(|_| self.failed = true)
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), R::Error> {
-        self.rng
-            .try_fill_bytes(dst)
-            .inspect_err(|_| self.failed = true)
+        self.rng.try_fill_bytes(dst).inspect_err(|_| self.failed = true)
     }
 }
 
@@ -202,21 +192,12 @@ mod tests {
         assert_eq!(public_xy(&pk).to_vec(), [h(PX), h(PY)].concat());
         let e = message_digest(DEFAULT_ID, &pk, b"message digest").unwrap();
         assert_eq!(e.to_vec(), h(E));
-        let sig = Signature::from_scalars(
-            <[u8; 32]>::try_from(h(R)).unwrap(),
-            <[u8; 32]>::try_from(h(S)).unwrap(),
-        )
-        .unwrap();
+        let sig =
+            Signature::from_scalars(<[u8; 32]>::try_from(h(R)).unwrap(), <[u8; 32]>::try_from(h(S)).unwrap()).unwrap();
         verify(&pk, DEFAULT_ID, b"message digest", &sig).unwrap();
         verify_digest(&pk, &e, &sig).unwrap();
-        assert_eq!(
-            verify(&pk, DEFAULT_ID, b"message digesT", &sig),
-            Err(AlgError::VerifyFailed)
-        );
-        assert_eq!(
-            verify(&pk, b"1234567812345679", b"message digest", &sig),
-            Err(AlgError::VerifyFailed)
-        );
+        assert_eq!(verify(&pk, DEFAULT_ID, b"message digesT", &sig), Err(AlgError::VerifyFailed));
+        assert_eq!(verify(&pk, b"1234567812345679", b"message digest", &sig), Err(AlgError::VerifyFailed));
         // Same signature through both encodings.
         assert_eq!(signature_from_bytes(&sig.to_der().to_vec()).unwrap(), sig);
         assert_eq!(signature_from_bytes(&sig.to_bytes()).unwrap(), sig);
@@ -258,24 +239,15 @@ mod tests {
     #[test]
     fn rng_failure_is_reported() {
         assert_eq!(generate(&mut FailingRng).err(), Some(AlgError::Rng));
-        assert_eq!(
-            sign(&mut FailingRng, &std_key(), DEFAULT_ID, b"m").err(),
-            Some(AlgError::Rng)
-        );
+        assert_eq!(sign(&mut FailingRng, &std_key(), DEFAULT_ID, b"m").err(), Some(AlgError::Rng));
     }
 
     #[test]
     fn rejects_oversized_id_and_bad_keys() {
         let pk = std_key().public_key();
-        assert_eq!(
-            z_hash(&[0u8; MAX_ID_LEN + 1], &pk).err(),
-            Some(AlgError::InvalidInput)
-        );
+        assert_eq!(z_hash(&[0u8; MAX_ID_LEN + 1], &pk).err(), Some(AlgError::InvalidInput));
         assert!(z_hash(&[0u8; MAX_ID_LEN], &pk).is_ok());
-        assert_eq!(
-            secret_from_bytes(&[0u8; 32]).err(),
-            Some(AlgError::InvalidKey)
-        );
+        assert_eq!(secret_from_bytes(&[0u8; 32]).err(), Some(AlgError::InvalidKey));
         let mut bad = [h("04"), h(PX), h(PY)].concat();
         bad[64] ^= 1;
         assert_eq!(public_from_sec1(&bad).err(), Some(AlgError::InvalidKey));

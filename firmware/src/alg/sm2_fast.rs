@@ -43,11 +43,11 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use alloc::sync::Arc;
 use ::sm2::elliptic_curve::ff::PrimeField;
 use ::sm2::elliptic_curve::ops::Reduce;
 use ::sm2::{FieldBytes, PublicKey, Scalar, SecretKey};
 use ::sm3::{Digest, Sm3};
+use alloc::sync::Arc;
 use rand_core::TryCryptoRng;
 use zeroize::Zeroize;
 
@@ -117,11 +117,7 @@ impl FastSigner {
 
     /// Z for `id` (the default ID's is cached).
     pub fn z(&self, id: &[u8]) -> Result<[u8; 32], AlgError> {
-        if id == DEFAULT_ID {
-            Ok(self.z_default)
-        } else {
-            z_hash(id, &self.public)
-        }
+        if id == DEFAULT_ID { Ok(self.z_default) } else { z_hash(id, &self.public) }
     }
 
     /// e = SM3(Z ‖ M) for `id`.
@@ -133,12 +129,7 @@ impl FastSigner {
     }
 
     /// Sign `msg` with distinguishing ID `id`, nonce computed now (no pool).
-    pub fn sign<R: TryCryptoRng + ?Sized>(
-        &self,
-        rng: &mut R,
-        id: &[u8],
-        msg: &[u8],
-    ) -> Result<Signature, AlgError> {
+    pub fn sign<R: TryCryptoRng + ?Sized>(&self, rng: &mut R, id: &[u8], msg: &[u8]) -> Result<Signature, AlgError> {
         let e = self.digest(id, msg)?;
         self.sign_digest_with(&e, || Nonce::generate(&self.table, rng))
     }
@@ -156,11 +147,7 @@ impl FastSigner {
     }
 
     /// Sign a precomputed digest e = SM3(Z ‖ M), nonce computed now.
-    pub fn sign_digest<R: TryCryptoRng + ?Sized>(
-        &self,
-        rng: &mut R,
-        e: &[u8; 32],
-    ) -> Result<Signature, AlgError> {
+    pub fn sign_digest<R: TryCryptoRng + ?Sized>(&self, rng: &mut R, e: &[u8; 32]) -> Result<Signature, AlgError> {
         self.sign_digest_with(e, || Nonce::generate(&self.table, rng))
     }
 
@@ -249,24 +236,13 @@ impl FastVerifier {
 
 /// Verify `sig` over `msg` for `public` and `id`; accepts exactly what
 /// [`super::sm2::verify`] accepts. Variable time (public inputs only).
-pub fn verify(
-    table: &BaseTable,
-    public: &PublicKey,
-    id: &[u8],
-    msg: &[u8],
-    sig: &Signature,
-) -> Result<(), AlgError> {
+pub fn verify(table: &BaseTable, public: &PublicKey, id: &[u8], msg: &[u8], sig: &Signature) -> Result<(), AlgError> {
     let e = super::sm2::message_digest(id, public, msg)?;
     verify_digest(table, public, &e, sig)
 }
 
 /// Verify `sig` over a precomputed digest e (GB/T 32918.2 §7.1 B4–B7).
-pub fn verify_digest(
-    table: &BaseTable,
-    public: &PublicKey,
-    e: &[u8; 32],
-    sig: &Signature,
-) -> Result<(), AlgError> {
+pub fn verify_digest(table: &BaseTable, public: &PublicKey, e: &[u8; 32], sig: &Signature) -> Result<(), AlgError> {
     let p = Jacobian::from_affine(&table::from_crate(public.as_affine()));
     verify_with(table, e, sig, |t| p.mul_vartime(&t.to_repr().into()))
 }
@@ -306,9 +282,8 @@ fn verify_with(
 /// v + n as 32 big-endian bytes, or `None` if it overflows 256 bits.
 fn add_n(v: &[u8; 32]) -> Option<[u8; 32]> {
     const N: [u8; 32] = [
-        0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-        0xFF, 0x72, 0x03, 0xDF, 0x6B, 0x21, 0xC6, 0x05, 0x2B, 0x53, 0xBB, 0xF4, 0x09, 0x39, 0xD5,
-        0x41, 0x23,
+        0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x72, 0x03,
+        0xDF, 0x6B, 0x21, 0xC6, 0x05, 0x2B, 0x53, 0xBB, 0xF4, 0x09, 0x39, 0xD5, 0x41, 0x23,
     ];
     let mut out = [0u8; 32];
     let mut carry = 0u16;

@@ -76,19 +76,10 @@ impl Drop for Initiator {
 
 impl Initiator {
     /// A1–A3: draw rA and compute R_A = [rA]G. `secret` is A's static key, `id` its ID.
-    pub fn start<R: TryCryptoRng + ?Sized>(
-        rng: &mut R,
-        secret: &SecretKey,
-        id: &[u8],
-    ) -> Result<Self, AlgError> {
+    pub fn start<R: TryCryptoRng + ?Sized>(rng: &mut R, secret: &SecretKey, id: &[u8]) -> Result<Self, AlgError> {
         let z = z_hash(id, &secret.public_key())?;
         let (r, ephemeral) = ephemeral_pair(rng)?;
-        Ok(Self {
-            secret: secret.clone(),
-            z,
-            r,
-            ephemeral,
-        })
+        Ok(Self { secret: secret.clone(), z, r, ephemeral })
     }
 
     /// R_A, to send to B.
@@ -105,30 +96,15 @@ impl Initiator {
         sb: Option<&[u8]>,
     ) -> Result<InitiatorOutput, AlgError> {
         let zb = z_hash(responder.id, responder.public)?;
-        let shared = shared_point(
-            &self.secret,
-            &self.r,
-            &self.ephemeral,
-            responder.public,
-            responder_ephemeral,
-        )?;
-        let t = Transcript {
-            shared: &shared,
-            za: &self.z,
-            zb: &zb,
-            ra: &self.ephemeral,
-            rb: responder_ephemeral,
-        };
+        let shared = shared_point(&self.secret, &self.r, &self.ephemeral, responder.public, responder_ephemeral)?;
+        let t = Transcript { shared: &shared, za: &self.z, zb: &zb, ra: &self.ephemeral, rb: responder_ephemeral };
         let key = t.key(klen)?;
         if let Some(sb) = sb
             && !bool::from(t.confirm(0x02).ct_eq(sb))
         {
             return Err(AlgError::VerifyFailed);
         }
-        Ok(InitiatorOutput {
-            key,
-            sa: t.confirm(0x03),
-        })
+        Ok(InitiatorOutput { key, sa: t.confirm(0x03) })
     }
 }
 
@@ -144,44 +120,19 @@ pub fn respond<R: TryCryptoRng + ?Sized>(
     let za = z_hash(initiator.id, initiator.public)?;
     let zb = z_hash(id, &secret.public_key())?;
     let (mut r, ephemeral) = ephemeral_pair(rng)?;
-    let shared = shared_point(
-        secret,
-        &r,
-        &ephemeral,
-        initiator.public,
-        initiator_ephemeral,
-    );
+    let shared = shared_point(secret, &r, &ephemeral, initiator.public, initiator_ephemeral);
     r.zeroize();
     let shared = shared?;
-    let t = Transcript {
-        shared: &shared,
-        za: &za,
-        zb: &zb,
-        ra: initiator_ephemeral,
-        rb: &ephemeral,
-    };
+    let t = Transcript { shared: &shared, za: &za, zb: &zb, ra: initiator_ephemeral, rb: &ephemeral };
     let key = t.key(klen)?;
-    let reply = ResponderReply {
-        ephemeral,
-        sb: t.confirm(0x02),
-    };
-    Ok((
-        reply,
-        ResponderKey {
-            key,
-            s2: t.confirm(0x03),
-        },
-    ))
+    let reply = ResponderReply { ephemeral, sb: t.confirm(0x02) };
+    Ok((reply, ResponderKey { key, s2: t.confirm(0x03) }))
 }
 
 impl ResponderKey {
     /// B10: release K_B only if A's S_A matches S_2.
     pub fn confirm(self, sa: &[u8]) -> Result<Zeroizing<Vec<u8>>, AlgError> {
-        if bool::from(self.s2.ct_eq(sa)) {
-            Ok(self.key)
-        } else {
-            Err(AlgError::VerifyFailed)
-        }
+        if bool::from(self.s2.ct_eq(sa)) { Ok(self.key) } else { Err(AlgError::VerifyFailed) }
     }
 
     /// Release K_B without key confirmation (SDF_GenerateAgreementDataAndKeyWithECC).
@@ -306,27 +257,14 @@ mod tests {
             &mut FixedRng(alloc::vec![h(RB_K)]),
             &db,
             DEFAULT_ID,
-            Party {
-                id: DEFAULT_ID,
-                public: &pa,
-            },
+            Party { id: DEFAULT_ID, public: &pa },
             a.ephemeral(),
             16,
         )
         .unwrap();
         assert_eq!(public_xy(&reply.ephemeral).to_vec(), h(RB));
         assert_eq!(reply.sb.to_vec(), h(SB));
-        let out = a
-            .finish(
-                Party {
-                    id: DEFAULT_ID,
-                    public: &pb,
-                },
-                &reply.ephemeral,
-                16,
-                Some(&reply.sb),
-            )
-            .unwrap();
+        let out = a.finish(Party { id: DEFAULT_ID, public: &pb }, &reply.ephemeral, 16, Some(&reply.sb)).unwrap();
         assert_eq!(out.key.to_vec(), h(K));
         assert_eq!(out.sa.to_vec(), h(SA));
         assert_eq!(b_key.confirm(&out.sa).unwrap().to_vec(), h(K));
@@ -339,41 +277,19 @@ mod tests {
         let (ida, idb) = (&[0u8, 0xff, 1][..], &b"responder"[..]);
         let a = Initiator::start(&mut rng, &da, ida).unwrap();
         let pa = da.public_key();
-        let initiator = Party {
-            id: ida,
-            public: &pa,
-        };
+        let initiator = Party { id: ida, public: &pa };
         let (reply, b_key) = respond(&mut rng, &db, idb, initiator, a.ephemeral(), 37).unwrap();
         let pb = db.public_key();
-        let out = a
-            .finish(
-                Party {
-                    id: idb,
-                    public: &pb,
-                },
-                &reply.ephemeral,
-                37,
-                Some(&reply.sb),
-            )
-            .unwrap();
+        let out = a.finish(Party { id: idb, public: &pb }, &reply.ephemeral, 37, Some(&reply.sb)).unwrap();
         assert_eq!(out.key.len(), 37);
         assert_eq!(b_key.without_confirmation(), out.key);
 
         // A wrong S_B (or a wrong responder ID) fails at the initiator; a wrong S_A at B.
         let a = Initiator::start(&mut rng, &da, ida).unwrap();
         let (reply, b_key) = respond(&mut rng, &db, idb, initiator, a.ephemeral(), 16).unwrap();
-        let wrong = Party {
-            id: b"someone else",
-            public: &pb,
-        };
-        assert_eq!(
-            a.finish(wrong, &reply.ephemeral, 16, Some(&reply.sb)).err(),
-            Some(AlgError::VerifyFailed)
-        );
-        assert_eq!(
-            b_key.confirm(&[0u8; 32]).err(),
-            Some(AlgError::VerifyFailed)
-        );
+        let wrong = Party { id: b"someone else", public: &pb };
+        assert_eq!(a.finish(wrong, &reply.ephemeral, 16, Some(&reply.sb)).err(), Some(AlgError::VerifyFailed));
+        assert_eq!(b_key.confirm(&[0u8; 32]).err(), Some(AlgError::VerifyFailed));
     }
 
     #[test]
@@ -382,27 +298,12 @@ mod tests {
         let (da, db) = (generate(&mut rng).unwrap(), generate(&mut rng).unwrap());
         let pa = da.public_key();
         let a = Initiator::start(&mut rng, &da, DEFAULT_ID).unwrap();
-        let p = Party {
-            id: DEFAULT_ID,
-            public: &pa,
-        };
+        let p = Party { id: DEFAULT_ID, public: &pa };
+        assert_eq!(respond(&mut rng, &db, DEFAULT_ID, p, a.ephemeral(), 0).err().unwrap(), AlgError::InvalidInput);
         assert_eq!(
-            respond(&mut rng, &db, DEFAULT_ID, p, a.ephemeral(), 0)
-                .err()
-                .unwrap(),
+            respond(&mut rng, &db, DEFAULT_ID, p, a.ephemeral(), MAX_KEY_LEN + 1).err().unwrap(),
             AlgError::InvalidInput
         );
-        assert_eq!(
-            respond(&mut rng, &db, DEFAULT_ID, p, a.ephemeral(), MAX_KEY_LEN + 1)
-                .err()
-                .unwrap(),
-            AlgError::InvalidInput
-        );
-        assert_eq!(
-            Initiator::start(&mut FailingRng, &da, DEFAULT_ID)
-                .err()
-                .unwrap(),
-            AlgError::Rng
-        );
+        assert_eq!(Initiator::start(&mut FailingRng, &da, DEFAULT_ID).err().unwrap(), AlgError::Rng);
     }
 }

@@ -41,12 +41,8 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     }
     let mut rng = rng;
     let res = match layout {
-        Layout::C1C3C2 => {
-            EncryptingKey::new_with_mode(*public, Mode::C1C3C2).encrypt(&mut rng, msg)
-        }
-        Layout::C1C2C3 => {
-            EncryptingKey::new_with_mode(*public, Mode::C1C2C3).encrypt(&mut rng, msg)
-        }
+        Layout::C1C3C2 => EncryptingKey::new_with_mode(*public, Mode::C1C3C2).encrypt(&mut rng, msg),
+        Layout::C1C2C3 => EncryptingKey::new_with_mode(*public, Mode::C1C2C3).encrypt(&mut rng, msg),
         Layout::Der => EncryptingKey::new(*public).encrypt_der(&mut rng, msg),
     };
     // The crate's only failure with a valid public key and a non-empty message is the RNG.
@@ -70,24 +66,19 @@ pub fn decrypt(
 }
 
 /// Re-encode a ciphertext from one layout to another (no key needed: the parts are public).
-pub fn convert(
-    ciphertext: &[u8],
-    from: Layout,
-    to: Layout,
-) -> Result<alloc::vec::Vec<u8>, AlgError> {
+pub fn convert(ciphertext: &[u8], from: Layout, to: Layout) -> Result<alloc::vec::Vec<u8>, AlgError> {
     let cipher: Cipher<'_> = match from {
         Layout::C1C3C2 => Cipher::from_slice(ciphertext, Mode::C1C3C2),
         Layout::C1C2C3 => Cipher::from_slice(ciphertext, Mode::C1C2C3),
-        Layout::Der => <Cipher<'_> as ::sm2::pkcs8::der::Decode>::from_der(ciphertext)
-            .map_err(|_| ::sm2::elliptic_curve::Error),
+        Layout::Der => {
+            <Cipher<'_> as ::sm2::pkcs8::der::Decode>::from_der(ciphertext).map_err(|_| ::sm2::elliptic_curve::Error)
+        }
     }
     .map_err(|_| AlgError::InvalidInput)?;
     match to {
         Layout::C1C3C2 => cipher.to_vec(Mode::C1C3C2, false),
         Layout::C1C2C3 => cipher.to_vec(Mode::C1C2C3, false),
-        Layout::Der => {
-            ::sm2::pkcs8::der::Encode::to_der(&cipher).map_err(|_| ::sm2::elliptic_curve::Error)
-        }
+        Layout::Der => ::sm2::pkcs8::der::Encode::to_der(&cipher).map_err(|_| ::sm2::elliptic_curve::Error),
     }
     .map_err(|_| AlgError::InvalidInput)
 }
@@ -117,27 +108,15 @@ mod tests {
         let want_c1c3c2 = [c1.clone(), h(C3), h(C2)].concat();
         let want_c1c2c3 = [c1, h(C2), h(C3)].concat();
         let want_der = h(&["307C0220", X1, "022100", Y1, "0420", C3, "0413", C2].concat());
-        for (layout, want) in [
-            (Layout::C1C3C2, &want_c1c3c2),
-            (Layout::C1C2C3, &want_c1c2c3),
-            (Layout::Der, &want_der),
-        ] {
+        for (layout, want) in [(Layout::C1C3C2, &want_c1c3c2), (Layout::C1C2C3, &want_c1c2c3), (Layout::Der, &want_der)]
+        {
             let ct = encrypt(&mut FixedRng(alloc::vec![h(K)]), &pk, msg, layout).unwrap();
             assert_eq!(&ct, want, "{layout:?}");
             assert_eq!(&decrypt(&sk, &ct, layout).unwrap()[..], msg);
         }
-        assert_eq!(
-            convert(&want_der, Layout::Der, Layout::C1C2C3).unwrap(),
-            want_c1c2c3
-        );
-        assert_eq!(
-            convert(&want_c1c2c3, Layout::C1C2C3, Layout::C1C3C2).unwrap(),
-            want_c1c3c2
-        );
-        assert_eq!(
-            convert(&want_c1c3c2, Layout::C1C3C2, Layout::Der).unwrap(),
-            want_der
-        );
+        assert_eq!(convert(&want_der, Layout::Der, Layout::C1C2C3).unwrap(), want_c1c2c3);
+        assert_eq!(convert(&want_c1c2c3, Layout::C1C2C3, Layout::C1C3C2).unwrap(), want_c1c3c2);
+        assert_eq!(convert(&want_c1c3c2, Layout::C1C3C2, Layout::Der).unwrap(), want_der);
     }
 
     #[test]
@@ -149,29 +128,14 @@ mod tests {
         for layout in [Layout::C1C3C2, Layout::C1C2C3, Layout::Der] {
             let ct = encrypt(&mut rng, &sk.public_key(), &msg, layout).unwrap();
             assert_eq!(&decrypt(&sk, &ct, layout).unwrap()[..], &msg[..]);
-            assert_eq!(
-                decrypt(&other, &ct, layout).err(),
-                Some(AlgError::DecryptFailed)
-            );
+            assert_eq!(decrypt(&other, &ct, layout).err(), Some(AlgError::DecryptFailed));
             let mut bad = ct.clone();
             let last = bad.len() - 1;
             bad[last] ^= 1;
-            assert_eq!(
-                decrypt(&sk, &bad, layout).err(),
-                Some(AlgError::DecryptFailed)
-            );
-            assert_eq!(
-                decrypt(&sk, &ct[..50], layout).err(),
-                Some(AlgError::DecryptFailed)
-            );
+            assert_eq!(decrypt(&sk, &bad, layout).err(), Some(AlgError::DecryptFailed));
+            assert_eq!(decrypt(&sk, &ct[..50], layout).err(), Some(AlgError::DecryptFailed));
         }
-        assert_eq!(
-            encrypt(&mut rng, &sk.public_key(), b"", Layout::C1C3C2).err(),
-            Some(AlgError::InvalidInput)
-        );
-        assert_eq!(
-            encrypt(&mut FailingRng, &sk.public_key(), b"x", Layout::Der).err(),
-            Some(AlgError::Rng)
-        );
+        assert_eq!(encrypt(&mut rng, &sk.public_key(), b"", Layout::C1C3C2).err(), Some(AlgError::InvalidInput));
+        assert_eq!(encrypt(&mut FailingRng, &sk.public_key(), b"x", Layout::Der).err(), Some(AlgError::Rng));
     }
 }

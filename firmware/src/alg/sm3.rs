@@ -42,9 +42,7 @@ pub struct HmacSm3Ctx(hmac::Hmac<Sm3>);
 impl HmacSm3Ctx {
     /// Any key length is accepted (keys longer than 64 bytes are hashed, per RFC 2104).
     pub fn new(key: &[u8]) -> Result<Self, AlgError> {
-        <hmac::Hmac<Sm3> as KeyInit>::new_from_slice(key)
-            .map(Self)
-            .map_err(|_| AlgError::InvalidKey)
+        <hmac::Hmac<Sm3> as KeyInit>::new_from_slice(key).map(Self).map_err(|_| AlgError::InvalidKey)
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -60,9 +58,7 @@ impl HmacSm3Ctx {
         if tag.len() < 16 || tag.len() > DIGEST_LEN {
             return Err(AlgError::VerifyFailed);
         }
-        self.0
-            .verify_truncated_left(tag)
-            .map_err(|_| AlgError::VerifyFailed)
+        self.0.verify_truncated_left(tag).map_err(|_| AlgError::VerifyFailed)
     }
 }
 
@@ -100,10 +96,7 @@ mod tests {
     // GB/T 32905-2016 Appendix A, example 1: "abc".
     #[test]
     fn sm3_abc() {
-        assert_eq!(
-            sm3(b"abc").to_vec(),
-            h("66c7f0f4 62eeedd9 d1f2d46b dc10e4e2 4167c487 5cf2f7a2 297da02b 8f4ba8e0")
-        );
+        assert_eq!(sm3(b"abc").to_vec(), h("66c7f0f4 62eeedd9 d1f2d46b dc10e4e2 4167c487 5cf2f7a2 297da02b 8f4ba8e0"));
     }
 
     // GB/T 32905-2016 Appendix A, example 2: "abcd" × 16 (512 bits), also fed in pieces.

@@ -90,43 +90,20 @@ impl Sm4Ctx {
         }
         use Direction::*;
         let state = match (mode, dir) {
-            (Mode::Ecb, Encrypt) => {
-                State::EcbEnc(ecb::Encryptor::new_from_slice(key).map_err(key_err)?)
-            }
-            (Mode::Ecb, Decrypt) => {
-                State::EcbDec(ecb::Decryptor::new_from_slice(key).map_err(key_err)?)
-            }
-            (Mode::Cbc(iv), Encrypt) => {
-                State::CbcEnc(cbc::Encryptor::new_from_slices(key, &iv).map_err(key_err)?)
-            }
-            (Mode::Cbc(iv), Decrypt) => {
-                State::CbcDec(cbc::Decryptor::new_from_slices(key, &iv).map_err(key_err)?)
-            }
-            (Mode::Cfb(iv), Encrypt) => {
-                State::CfbEnc(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?)
-            }
-            (Mode::Cfb(iv), Decrypt) => {
-                State::CfbDec(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?)
-            }
-            (Mode::Ofb(iv), _) => {
-                State::Ofb(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?)
-            }
-            (Mode::Ctr(iv), _) => {
-                State::Ctr(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?)
-            }
+            (Mode::Ecb, Encrypt) => State::EcbEnc(ecb::Encryptor::new_from_slice(key).map_err(key_err)?),
+            (Mode::Ecb, Decrypt) => State::EcbDec(ecb::Decryptor::new_from_slice(key).map_err(key_err)?),
+            (Mode::Cbc(iv), Encrypt) => State::CbcEnc(cbc::Encryptor::new_from_slices(key, &iv).map_err(key_err)?),
+            (Mode::Cbc(iv), Decrypt) => State::CbcDec(cbc::Decryptor::new_from_slices(key, &iv).map_err(key_err)?),
+            (Mode::Cfb(iv), Encrypt) => State::CfbEnc(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
+            (Mode::Cfb(iv), Decrypt) => State::CfbDec(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
+            (Mode::Ofb(iv), _) => State::Ofb(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
+            (Mode::Ctr(iv), _) => State::Ctr(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
         };
-        let block_mode = matches!(
-            state,
-            State::EcbEnc(_) | State::EcbDec(_) | State::CbcEnc(_) | State::CbcDec(_)
-        );
+        let block_mode = matches!(state, State::EcbEnc(_) | State::EcbDec(_) | State::CbcEnc(_) | State::CbcDec(_));
         if padding == Padding::Pkcs7 && !block_mode {
             return Err(AlgError::InvalidInput);
         }
-        Ok(Self {
-            state,
-            padding,
-            pending: Zeroizing::new(Vec::new()),
-        })
+        Ok(Self { state, padding, pending: Zeroizing::new(Vec::new()) })
     }
 
     /// Process `data`; returns the output available so far (block modes hold back a partial
@@ -185,17 +162,11 @@ impl Sm4Ctx {
     }
 
     fn decrypting(&self) -> bool {
-        matches!(
-            self.state,
-            State::EcbDec(_) | State::CbcDec(_) | State::CfbDec(_)
-        )
+        matches!(self.state, State::EcbDec(_) | State::CbcDec(_) | State::CfbDec(_))
     }
 
     fn is_block_mode(&self) -> bool {
-        matches!(
-            self.state,
-            State::EcbEnc(_) | State::EcbDec(_) | State::CbcEnc(_) | State::CbcDec(_)
-        )
+        matches!(self.state, State::EcbEnc(_) | State::EcbDec(_) | State::CbcEnc(_) | State::CbcDec(_))
     }
 
     /// Run whole blocks through the block mode in place.
@@ -227,13 +198,7 @@ fn pkcs7_unpad(block: &[u8]) -> Result<usize, AlgError> {
 }
 
 /// One-shot SM4 in a confidentiality mode.
-pub fn crypt(
-    key: &[u8],
-    mode: Mode,
-    dir: Direction,
-    padding: Padding,
-    data: &[u8],
-) -> Result<Out, AlgError> {
+pub fn crypt(key: &[u8], mode: Mode, dir: Direction, padding: Padding, data: &[u8]) -> Result<Out, AlgError> {
     let mut ctx = Sm4Ctx::new(key, mode, dir, padding)?;
     let mut out = ctx.update(data);
     out.extend_from_slice(&ctx.finalize()?);
@@ -253,13 +218,7 @@ impl Sm4GcmCtx {
     pub fn new(key: &[u8], nonce: &[u8], aad: &[u8], dir: Direction) -> Result<Self, AlgError> {
         let aead = aes_gcm::AesGcm::<Sm4, U12>::new_from_slice(key).map_err(key_err)?;
         let nonce = nonce.try_into().map_err(|_| AlgError::InvalidInput)?;
-        Ok(Self {
-            aead,
-            nonce,
-            aad: aad.to_vec(),
-            dir,
-            data: Zeroizing::new(Vec::new()),
-        })
+        Ok(Self { aead, nonce, aad: aad.to_vec(), dir, data: Zeroizing::new(Vec::new()) })
     }
 
     /// Buffer `data` (for decryption, ciphertext followed by the 16-byte tag). Returns no
@@ -274,37 +233,24 @@ impl Sm4GcmCtx {
 
     /// Encrypt: ciphertext ‖ tag. Decrypt: the plaintext, only if the tag verifies.
     pub fn finalize(self) -> Result<Out, AlgError> {
-        let payload = Payload {
-            msg: &self.data,
-            aad: &self.aad,
-        };
+        let payload = Payload { msg: &self.data, aad: &self.aad };
         let nonce = Array::from(self.nonce);
         match self.dir {
             Direction::Encrypt => {
                 if self.data.len() > MAX_GCM_LEN {
                     return Err(AlgError::InvalidInput);
                 }
-                self.aead
-                    .encrypt(&nonce, payload)
-                    .map(Zeroizing::new)
-                    .map_err(|_| AlgError::InvalidInput)
+                self.aead.encrypt(&nonce, payload).map(Zeroizing::new).map_err(|_| AlgError::InvalidInput)
             }
-            Direction::Decrypt => self
-                .aead
-                .decrypt(&nonce, payload)
-                .map(Zeroizing::new)
-                .map_err(|_| AlgError::DecryptFailed),
+            Direction::Decrypt => {
+                self.aead.decrypt(&nonce, payload).map(Zeroizing::new).map_err(|_| AlgError::DecryptFailed)
+            }
         }
     }
 }
 
 /// SM4-GCM encryption: ciphertext ‖ 16-byte tag.
-pub fn gcm_encrypt(
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, AlgError> {
+pub fn gcm_encrypt(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AlgError> {
     let mut ctx = Sm4GcmCtx::new(key, nonce, aad, Direction::Encrypt)?;
     ctx.update(plaintext)?;
     Ok(ctx.finalize()?.to_vec())
@@ -323,9 +269,7 @@ pub struct Sm4CmacCtx(cmac::Cmac<Sm4>);
 
 impl Sm4CmacCtx {
     pub fn new(key: &[u8]) -> Result<Self, AlgError> {
-        <cmac::Cmac<Sm4> as KeyInit>::new_from_slice(key)
-            .map(Self)
-            .map_err(key_err)
+        <cmac::Cmac<Sm4> as KeyInit>::new_from_slice(key).map(Self).map_err(key_err)
     }
     pub fn update(&mut self, data: &[u8]) {
         self.0.update(data);
@@ -338,9 +282,7 @@ impl Sm4CmacCtx {
         if tag.len() < 8 || tag.len() > BLOCK_LEN {
             return Err(AlgError::VerifyFailed);
         }
-        self.0
-            .verify_truncated_left(tag)
-            .map_err(|_| AlgError::VerifyFailed)
+        self.0.verify_truncated_left(tag).map_err(|_| AlgError::VerifyFailed)
     }
 }
 
@@ -355,11 +297,7 @@ pub struct Sm4CbcMacCtx {
 impl Sm4CbcMacCtx {
     pub fn new(key: &[u8], iv: &[u8; BLOCK_LEN]) -> Result<Self, AlgError> {
         let inner = Sm4Ctx::new(key, Mode::Cbc(*iv), Direction::Encrypt, Padding::None)?;
-        Ok(Self {
-            inner,
-            last: [0; BLOCK_LEN],
-            seen_block: false,
-        })
+        Ok(Self { inner, last: [0; BLOCK_LEN], seen_block: false })
     }
     pub fn update(&mut self, data: &[u8]) {
         let out = self.inner.update(data);

@@ -59,37 +59,18 @@ fn mode_vectors() {
     for (mode, want) in cases {
         let ct = crypt(&h(K), mode, Direction::Encrypt, Padding::None, &h(P)).unwrap();
         assert_eq!(ct.to_vec(), h(want));
-        assert_eq!(
-            crypt(&h(K), mode, Direction::Decrypt, Padding::None, &ct)
-                .unwrap()
-                .to_vec(),
-            h(P)
-        );
+        assert_eq!(crypt(&h(K), mode, Direction::Decrypt, Padding::None, &ct).unwrap().to_vec(), h(P));
     }
     // 37 bytes with PKCS#7 (`openssl enc -sm4-cbc`, padding on by default).
-    let ct = crypt(
-        &h(K),
-        Mode::Cbc(iv()),
-        Direction::Encrypt,
-        Padding::Pkcs7,
-        &h(P)[..37],
-    )
-    .unwrap();
+    let ct = crypt(&h(K), Mode::Cbc(iv()), Direction::Encrypt, Padding::Pkcs7, &h(P)[..37]).unwrap();
     assert_eq!(
         ct.to_vec(),
-        h(
-            "9554bcddf2d371452bffd93df8d461872360664050b1ae28e3e25ab2539ededb43fb82c21157da8f6ee5aba99fed2080"
-        )
+        h("9554bcddf2d371452bffd93df8d461872360664050b1ae28e3e25ab2539ededb43fb82c21157da8f6ee5aba99fed2080")
     );
 }
 
 /// Feed `data` through a context in uneven pieces and collect everything.
-fn streamed(
-    mode: Mode,
-    dir: Direction,
-    padding: Padding,
-    data: &[u8],
-) -> Result<Vec<u8>, AlgError> {
+fn streamed(mode: Mode, dir: Direction, padding: Padding, data: &[u8]) -> Result<Vec<u8>, AlgError> {
     let mut ctx = Sm4Ctx::new(&h(K), mode, dir, padding)?;
     let mut out = Vec::new();
     let mut rest = data;
@@ -109,13 +90,7 @@ fn streamed(
 fn streaming_matches_one_shot_in_every_mode() {
     let data: Vec<u8> = (0..=255u8).cycle().take(301).collect();
     let aligned = &data[..288];
-    let modes = [
-        Mode::Ecb,
-        Mode::Cbc(iv()),
-        Mode::Cfb(iv()),
-        Mode::Ofb(iv()),
-        Mode::Ctr(iv()),
-    ];
+    let modes = [Mode::Ecb, Mode::Cbc(iv()), Mode::Cfb(iv()), Mode::Ofb(iv()), Mode::Ctr(iv())];
     for mode in modes {
         let block_mode = matches!(mode, Mode::Ecb | Mode::Cbc(_));
         let mut variants = alloc::vec![(Padding::None, aligned)];
@@ -142,48 +117,22 @@ fn padding_and_length_errors() {
     let k = h(K);
     // Partial block without padding.
     assert_eq!(
-        crypt(
-            &k,
-            Mode::Cbc(iv()),
-            Direction::Encrypt,
-            Padding::None,
-            &[0; 17]
-        )
-        .err(),
+        crypt(&k, Mode::Cbc(iv()), Direction::Encrypt, Padding::None, &[0; 17]).err(),
         Some(AlgError::InvalidInput)
     );
-    assert_eq!(
-        crypt(&k, Mode::Ecb, Direction::Decrypt, Padding::None, &[0; 15]).err(),
-        Some(AlgError::InvalidInput)
-    );
+    assert_eq!(crypt(&k, Mode::Ecb, Direction::Decrypt, Padding::None, &[0; 15]).err(), Some(AlgError::InvalidInput));
     // Padding where the mode has none, bad key length.
     assert_eq!(
         Sm4Ctx::new(&k, Mode::Ctr(iv()), Direction::Encrypt, Padding::Pkcs7).err(),
         Some(AlgError::InvalidInput)
     );
-    assert_eq!(
-        Sm4Ctx::new(&k[..15], Mode::Ecb, Direction::Encrypt, Padding::None).err(),
-        Some(AlgError::InvalidKey)
-    );
+    assert_eq!(Sm4Ctx::new(&k[..15], Mode::Ecb, Direction::Encrypt, Padding::None).err(), Some(AlgError::InvalidKey));
     // Bad PKCS#7 on decryption: a block decrypting to garbage, and a truncated ciphertext.
-    let ct = crypt(
-        &k,
-        Mode::Cbc(iv()),
-        Direction::Encrypt,
-        Padding::Pkcs7,
-        b"twelve bytes",
-    )
-    .unwrap();
+    let ct = crypt(&k, Mode::Cbc(iv()), Direction::Encrypt, Padding::Pkcs7, b"twelve bytes").unwrap();
     // A different IV changes every decrypted byte, the padding included.
     let wrong_iv = Mode::Cbc([0x55; 16]);
-    assert_eq!(
-        crypt(&k, wrong_iv, Direction::Decrypt, Padding::Pkcs7, &ct).err(),
-        Some(AlgError::DecryptFailed)
-    );
-    assert_eq!(
-        crypt(&k, Mode::Ecb, Direction::Decrypt, Padding::Pkcs7, &[]).err(),
-        Some(AlgError::DecryptFailed)
-    );
+    assert_eq!(crypt(&k, wrong_iv, Direction::Decrypt, Padding::Pkcs7, &ct).err(), Some(AlgError::DecryptFailed));
+    assert_eq!(crypt(&k, Mode::Ecb, Direction::Decrypt, Padding::Pkcs7, &[]).err(), Some(AlgError::DecryptFailed));
     // Padding check itself.
     let mut block = [3u8; 16];
     assert_eq!(pkcs7_unpad(&block), Ok(13));
@@ -199,11 +148,9 @@ fn padding_and_length_errors() {
 fn rfc8998_gcm() {
     let nonce = h("00001234567800000000ABCD");
     let aad = h("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2");
-    let want = h(
-        "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735\
+    let want = h("17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735\
                   D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D\
-                  83DE3541E4C2B58177E065A9BF7B62EC",
-    );
+                  83DE3541E4C2B58177E065A9BF7B62EC");
     let sealed = gcm_encrypt(&h(K), &nonce, &aad, &h(P)).unwrap();
     assert_eq!(sealed, want);
     // In pieces, through the context.
@@ -215,23 +162,11 @@ fn rfc8998_gcm() {
     for i in [0, 63, 64, 79] {
         let mut bad = want.clone();
         bad[i] ^= 1;
-        assert_eq!(
-            gcm_decrypt(&h(K), &nonce, &aad, &bad).err(),
-            Some(AlgError::DecryptFailed)
-        );
+        assert_eq!(gcm_decrypt(&h(K), &nonce, &aad, &bad).err(), Some(AlgError::DecryptFailed));
     }
-    assert_eq!(
-        gcm_decrypt(&h(K), &nonce, b"other aad", &want).err(),
-        Some(AlgError::DecryptFailed)
-    );
-    assert_eq!(
-        gcm_decrypt(&h(K), &nonce, &aad, &want[..15]).err(),
-        Some(AlgError::DecryptFailed)
-    );
-    assert_eq!(
-        Sm4GcmCtx::new(&h(K), &[0; 16], &aad, Direction::Encrypt).err(),
-        Some(AlgError::InvalidInput)
-    );
+    assert_eq!(gcm_decrypt(&h(K), &nonce, b"other aad", &want).err(), Some(AlgError::DecryptFailed));
+    assert_eq!(gcm_decrypt(&h(K), &nonce, &aad, &want[..15]).err(), Some(AlgError::DecryptFailed));
+    assert_eq!(Sm4GcmCtx::new(&h(K), &[0; 16], &aad, Direction::Encrypt).err(), Some(AlgError::InvalidInput));
 }
 
 // CMAC tags computed with `openssl mac -cipher SM4-CBC -macopt hexkey:… CMAC` (OpenSSL 3.0),
@@ -257,14 +192,7 @@ fn cmac_vectors_and_streaming() {
 #[test]
 fn cbc_mac_is_last_cbc_block() {
     let data = h(P);
-    let ct = crypt(
-        &h(K),
-        Mode::Cbc(iv()),
-        Direction::Encrypt,
-        Padding::None,
-        &data,
-    )
-    .unwrap();
+    let ct = crypt(&h(K), Mode::Cbc(iv()), Direction::Encrypt, Padding::None, &data).unwrap();
     let mut mac = Sm4CbcMacCtx::new(&h(K), &iv()).unwrap();
     mac.update(&data[..5]);
     mac.update(&data[5..]);

@@ -77,12 +77,19 @@ impl<P: Platform> Hsm<P> {
     }
 
     /// The record of `label` if `principal` may see it; foreign keys are unknown (audited).
-    pub(super) fn visible(&mut self, principal: &Principal, label: &Label) -> Result<(KeyRecord, Capabilities), Status> {
+    pub(super) fn visible(
+        &mut self,
+        principal: &Principal,
+        label: &Label,
+    ) -> Result<(KeyRecord, Capabilities), Status> {
         let rec = self.load_record(label)?;
         match self.rights(principal, &rec) {
             Some(caps) => Ok((rec, caps)),
             None => {
-                self.log(Some(principal.clone()), AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied });
+                self.log(
+                    Some(principal.clone()),
+                    AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied },
+                );
                 Err(Status::UnknownKey)
             }
         }
@@ -147,7 +154,13 @@ impl<P: Platform> Hsm<P> {
 
     /// Prove the access password for this session. The failure counter is written before
     /// the comparison, so cutting power during a guess still counts it.
-    pub(super) fn authorize(&mut self, principal: &Principal, session: u64, label: &Label, password: &[u8]) -> Result<(), Status> {
+    pub(super) fn authorize(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        label: &Label,
+        password: &[u8],
+    ) -> Result<(), Status> {
         let (mut rec, _) = self.visible(principal, label)?;
         let Some(mut pw) = rec.password.clone() else { return Err(Status::InvalidArgument) };
         if pw.failures >= MAX_PASSWORD_FAILURES {

@@ -21,7 +21,12 @@ use crate::session::{Handle, Op};
 const MAX_RANDOM: u32 = 1 << 16;
 
 impl<P: Platform> Hsm<P> {
-    pub(super) fn dispatch(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
+    pub(super) fn dispatch(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        request: Request,
+    ) -> Result<Response, Status> {
         let kind = request_kind(&request);
         if self.service_refuses(principal, &request) {
             return Err(Status::ServiceStopped);
@@ -104,7 +109,13 @@ impl<P: Platform> Hsm<P> {
                 }
                 let key = self.cache.get(&label).ok_or(Status::Internal)?;
                 if let LoadedKey::Sm2(secret) = key {
-                    return Ok(Response::Signature(self.fast.sign(&label, secret, &mechanism, &message, &mut self.rng)?));
+                    return Ok(Response::Signature(self.fast.sign(
+                        &label,
+                        secret,
+                        &mechanism,
+                        &message,
+                        &mut self.rng,
+                    )?));
                 }
                 Ok(Response::Signature(ops::sign(key, &mechanism, &message, &mut self.rng)?))
             }
@@ -201,7 +212,8 @@ impl<P: Platform> Hsm<P> {
                 let Some(LoadedKey::Sm2(secret)) = self.cache.get(&label) else { return Err(Status::WrongKeyType) };
                 let initiator = alg::sm2_kex::Initiator::start(&mut self.rng, secret, &own_id).map_err(alg_status)?;
                 let ephemeral = sec1(initiator.ephemeral());
-                let handle = self.sessions.get(session, principal)?.insert(Handle::Agreement { initiator, label, key_len })?;
+                let handle =
+                    self.sessions.get(session, principal)?.insert(Handle::Agreement { initiator, label, key_len })?;
                 Ok(Response::Agreement { handle, ephemeral })
             }
             Request::AgreementRespond { label, own_id, peer_id, peer_public, peer_ephemeral, key_len } => {
@@ -285,7 +297,8 @@ impl<P: Platform> Hsm<P> {
         }
         use rsa::pkcs8::EncodePublicKey;
         let spki_der = secret.public_key().to_public_key_der().map_err(|_| Status::Internal)?.into_vec();
-        let generated = keys::Generated { private_der: Zeroizing::new(d.to_vec()), spki_der, key: LoadedKey::Sm2(secret) };
+        let generated =
+            keys::Generated { private_der: Zeroizing::new(d.to_vec()), spki_der, key: LoadedKey::Sm2(secret) };
         self.store_new_key(principal, label, KeyAlg::Sm2, caps, domains, generated)
     }
 
@@ -306,7 +319,9 @@ impl<P: Platform> Hsm<P> {
         }
         let natural = keys::default_caps(alg);
         let caps = if caps == C::DEFAULT { natural } else { caps };
-        if !natural.contains(caps) && !(caps.contains(C::EXPORT_WRAPPED) && natural.union(C::EXPORT_WRAPPED).contains(caps)) {
+        if !natural.contains(caps)
+            && !(caps.contains(C::EXPORT_WRAPPED) && natural.union(C::EXPORT_WRAPPED).contains(caps))
+        {
             return Err(Status::InvalidArgument);
         }
         let generated = keys::generate(alg, &mut self.rng)?;
@@ -387,13 +402,20 @@ impl<P: Platform> Hsm<P> {
         }
     }
 
-    fn generate_session_key(&mut self, principal: &Principal, session: u64, wrap: WrapWith) -> Result<Response, Status> {
+    fn generate_session_key(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        wrap: WrapWith,
+    ) -> Result<Response, Status> {
         let mut k = Zeroizing::new([0u8; 16]);
         self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
         let wrapped = match wrap {
-            WrapWith::Key { label, mechanism } => self.with_key(principal, session, &KeyRef::Label(label), C::WRAP, |key, rng| {
-                ops::encrypt(key, &mechanism, &k[..], rng)
-            })?,
+            WrapWith::Key { label, mechanism } => {
+                self.with_key(principal, session, &KeyRef::Label(label), C::WRAP, |key, rng| {
+                    ops::encrypt(key, &mechanism, &k[..], rng)
+                })?
+            }
             WrapWith::External { spki_der, mechanism } => {
                 let public = Public::from_spki(&spki_der)?;
                 ops::encrypt_public(&public, &mechanism, &k[..], &mut self.rng)?
@@ -415,8 +437,12 @@ impl<P: Platform> Hsm<P> {
                 ctx.update(&alg::sm2::z_hash(&distid, &p).map_err(e)?);
                 Op::Sm3(ctx)
             }
-            MultiOp::Encrypt { key, mechanism } => self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Encrypt)?,
-            MultiOp::Decrypt { key, mechanism } => self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Decrypt)?,
+            MultiOp::Encrypt { key, mechanism } => {
+                self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Encrypt)?
+            }
+            MultiOp::Decrypt { key, mechanism } => {
+                self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Decrypt)?
+            }
             MultiOp::Mac { key, mechanism } => self.with_key(principal, session, &key, C::MAC, |key, _| {
                 let raw = ops::secret_bytes(key).ok_or(Status::WrongKeyType)?;
                 Ok(match mechanism {

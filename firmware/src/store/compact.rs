@@ -43,16 +43,9 @@ impl<F: Flash> Store<F> {
         let mut need = lay.record_len(0, 8);
         while pos < self.log.tail && lay.page(pos) == head_page {
             pos = match self.log.step(pos)? {
-                Step::Record {
-                    at,
-                    header,
-                    bytes,
-                    commit,
-                    next,
-                } => {
+                Step::Record { at, header, bytes, commit, next } => {
                     let key = &bytes[lay.word..lay.word + header.key_len];
-                    let live = header.kind == Kind::Value
-                        && self.index.get(key).is_some_and(|l| l.at == at);
+                    let live = header.kind == Kind::Value && self.index.get(key).is_some_and(|l| l.at == at);
                     if commit == Commit::Yes && live {
                         need += bytes.len();
                         copies.push((header.key_len, bytes));

@@ -74,13 +74,7 @@ impl Layout {
         if g.page_size < header + 8 * word || g.page_size > u32::MAX as usize {
             return None;
         }
-        Some(Layout {
-            page_size: g.page_size,
-            pages: g.page_count as u64,
-            word,
-            header,
-            usable: g.page_size - header,
-        })
+        Some(Layout { page_size: g.page_size, pages: g.page_count as u64, word, header, usable: g.page_size - header })
     }
 
     pub fn round(&self, n: usize) -> usize {
@@ -149,10 +143,7 @@ impl Layout {
     }
 
     pub fn encode_record_header(&self, h: RecordHeader) -> Vec<u8> {
-        let low = (h.value_len as u32)
-            | (h.key_len as u32) << 13
-            | (h.kind as u32) << 20
-            | RECORD_MAGIC << 22;
+        let low = (h.value_len as u32) | (h.key_len as u32) << 13 | (h.kind as u32) << 20 | RECORD_MAGIC << 22;
         let mut b = Vec::with_capacity(self.word);
         b.extend_from_slice(&(low | header_check(low) << 26).to_le_bytes());
         b.resize(self.word, 0);
@@ -177,20 +168,12 @@ impl Layout {
             2 if key_len == 0 && value_len == 8 => Kind::Head,
             _ => return None,
         };
-        Some(RecordHeader {
-            kind,
-            key_len,
-            value_len,
-        })
+        Some(RecordHeader { kind, key_len, value_len })
     }
 
     /// Encode a whole record; the last word is the commit word and must be written last.
     pub fn encode_record(&self, kind: Kind, key: &[u8], value: &[u8]) -> Vec<u8> {
-        let mut b = self.encode_record_header(RecordHeader {
-            kind,
-            key_len: key.len(),
-            value_len: value.len(),
-        });
+        let mut b = self.encode_record_header(RecordHeader { kind, key_len: key.len(), value_len: value.len() });
         b.extend_from_slice(key);
         b.extend_from_slice(value);
         b.resize(self.record_len(key.len(), value.len()) - self.word, 0);

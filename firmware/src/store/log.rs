@@ -39,13 +39,7 @@ pub enum Commit {
 pub enum Step {
     /// A record with an intact header at `at`; `bytes` is the whole record as read. The walk
     /// continues at `next`.
-    Record {
-        at: u64,
-        header: RecordHeader,
-        bytes: Vec<u8>,
-        commit: Commit,
-        next: u64,
-    },
+    Record { at: u64, header: RecordHeader, bytes: Vec<u8>, commit: Commit, next: u64 },
     /// Nothing usable here (a record cut short by a page opened later, or a header word that
     /// is neither erased nor valid: `garbage`); the walk continues at `next`.
     Skip { next: u64, garbage: Option<u64> },
@@ -60,8 +54,7 @@ impl<F: Flash> Log<F> {
         let mut done = 0;
         while done < out.len() {
             let n = (self.lay.usable - self.lay.offset(v)).min(out.len() - done);
-            self.flash
-                .read(self.lay.addr(v), &mut out[done..done + n])?;
+            self.flash.read(self.lay.addr(v), &mut out[done..done + n])?;
             done += n;
             v += n as u64;
         }
@@ -139,10 +132,7 @@ impl<F: Flash> Log<F> {
             match self.top {
                 Some(t) if q <= t => {}
                 _ => {
-                    return Err(Step::End {
-                        tail: self.lay.page_start(q),
-                        garbage: None,
-                    });
+                    return Err(Step::End { tail: self.lay.page_start(q), garbage: None });
                 }
             }
             let first = self.first[self.lay.physical_page(q)];
@@ -159,24 +149,15 @@ impl<F: Flash> Log<F> {
         let lay = self.lay;
         let q = lay.page(pos);
         let Some(top) = self.top.filter(|&t| q <= t) else {
-            return Ok(Step::End {
-                tail: pos,
-                garbage: None,
-            });
+            return Ok(Step::End { tail: pos, garbage: None });
         };
         let skip_page = |garbage: Option<u64>| -> Step {
             if q == top {
-                Step::End {
-                    tail: lay.page_start(top + 1),
-                    garbage,
-                }
+                Step::End { tail: lay.page_start(top + 1), garbage }
             } else {
                 match self.first_from(q + 1) {
                     Ok(next) => Step::Skip { next, garbage },
-                    Err(_) => Step::End {
-                        tail: lay.page_start(top + 1),
-                        garbage,
-                    },
+                    Err(_) => Step::End { tail: lay.page_start(top + 1), garbage },
                 }
             }
         };
@@ -190,10 +171,7 @@ impl<F: Flash> Log<F> {
                 let mut rest = vec![0u8; lay.usable - lay.offset(pos)];
                 self.read(pos, &mut rest)?;
                 if is_erased(&rest) {
-                    return Ok(Step::End {
-                        tail: pos,
-                        garbage: None,
-                    });
+                    return Ok(Step::End { tail: pos, garbage: None });
                 }
             }
             return Ok(skip_page(None));
@@ -203,18 +181,12 @@ impl<F: Flash> Log<F> {
         // Pages the record runs into must have been opened for it.
         for r in q + 1..=lay.page(end - 1) {
             if r > top {
-                return Ok(Step::End {
-                    tail: lay.page_start(top + 1),
-                    garbage: None,
-                });
+                return Ok(Step::End { tail: lay.page_start(top + 1), garbage: None });
             }
             let expect = ((end - lay.page_start(r)) as usize).min(lay.usable);
             if self.first[lay.physical_page(r)] != expect {
                 return Ok(match self.first_from(r) {
-                    Ok(next) => Step::Skip {
-                        next,
-                        garbage: None,
-                    },
+                    Ok(next) => Step::Skip { next, garbage: None },
                     Err(end) => end,
                 });
             }
@@ -228,12 +200,6 @@ impl<F: Flash> Log<F> {
         } else {
             Commit::Bad
         };
-        Ok(Step::Record {
-            at: pos,
-            header,
-            bytes,
-            commit,
-            next: end,
-        })
+        Ok(Step::Record { at: pos, header, bytes, commit, next: end })
     }
 }

@@ -128,11 +128,7 @@ impl Flash for RamFlash {
             return Err(FlashError::PowerLoss);
         }
         let range = self.range(addr, data.len())?;
-        if self.mem[range.clone()]
-            .iter()
-            .zip(data)
-            .any(|(old, new)| old & new != *new)
-        {
+        if self.mem[range.clone()].iter().zip(data).any(|(old, new)| old & new != *new) {
             return Err(FlashError::NotErased);
         }
         let w = self.geometry.word_size;

@@ -34,15 +34,7 @@ pub fn recover<F: Flash>(flash: F, lay: Layout) -> Result<Recovered<F>, StoreErr
         flash.read(phys * lay.page_size, &mut buf)?;
         headers.push(lay.decode_page_header(phys, &buf));
     }
-    let mut log = Log {
-        flash,
-        lay,
-        head: 0,
-        tail: 0,
-        top: None,
-        first: vec![lay.usable; n],
-        blank: vec![false; n],
-    };
+    let mut log = Log { flash, lay, head: 0, tail: 0, top: None, first: vec![lay.usable; n], blank: vec![false; n] };
     let mut index = BTreeMap::new();
 
     let Some(top) = headers.iter().flatten().map(|h| h.seq).max() else {
@@ -71,10 +63,7 @@ pub fn recover<F: Flash>(flash: F, lay: Layout) -> Result<Recovered<F>, StoreErr
     let mut garbage = Vec::new();
     let mut start = None;
     let mut step = match log.first_from(low) {
-        Ok(next) => Step::Skip {
-            next,
-            garbage: None,
-        },
+        Ok(next) => Step::Skip { next, garbage: None },
         Err(end) => end,
     };
     let tail = loop {
@@ -87,13 +76,7 @@ pub fn recover<F: Flash>(flash: F, lay: Layout) -> Result<Recovered<F>, StoreErr
                 garbage.extend(g);
                 next
             }
-            Step::Record {
-                at,
-                header,
-                bytes,
-                commit,
-                next,
-            } => {
+            Step::Record { at, header, bytes, commit, next } => {
                 if commit == Commit::Bad {
                     garbage.push(at);
                 }
@@ -131,13 +114,7 @@ pub fn recover<F: Flash>(flash: F, lay: Layout) -> Result<Recovered<F>, StoreErr
     for e in events.into_iter().filter(|e| e.at >= head) {
         match e.kind {
             Kind::Value => {
-                index.insert(
-                    e.key,
-                    Loc {
-                        at: e.at,
-                        len: e.len,
-                    },
-                );
+                index.insert(e.key, Loc { at: e.at, len: e.len });
             }
             _ => {
                 index.remove(&e.key);
@@ -155,10 +132,7 @@ pub fn recover<F: Flash>(flash: F, lay: Layout) -> Result<Recovered<F>, StoreErr
 }
 
 /// Note which physical pages outside the virtual pages `live` read as erased.
-fn mark_blank_pages<F: Flash>(
-    log: &mut Log<F>,
-    live: core::ops::Range<u64>,
-) -> Result<(), StoreError> {
+fn mark_blank_pages<F: Flash>(log: &mut Log<F>, live: core::ops::Range<u64>) -> Result<(), StoreError> {
     let mut in_log = vec![false; log.lay.pages as usize];
     for q in live {
         in_log[log.lay.physical_page(q)] = true;

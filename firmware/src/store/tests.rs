@@ -64,11 +64,7 @@ impl Flash for Shared {
 }
 
 fn geometry(page_size: usize, page_count: usize, word_size: usize) -> FlashGeometry {
-    FlashGeometry {
-        page_size,
-        page_count,
-        word_size,
-    }
+    FlashGeometry { page_size, page_count, word_size }
 }
 
 /// Check every key of `keys` against the model, and the key set.
@@ -85,9 +81,7 @@ fn assert_matches(store: &Store<Shared>, model: &BTreeMap<Vec<u8>, Vec<u8>>, key
 /// the model, the interrupted operation showing wholly or not at all.
 fn model_with_cuts(g: FlashGeometry, max_value: usize, key_count: usize, seed: u64, cuts: usize) {
     let mut rng = Rng(seed);
-    let keys: Vec<Vec<u8>> = (0..key_count)
-        .map(|i| vec![i as u8; 1 + (i * 17) % MAX_KEY])
-        .collect();
+    let keys: Vec<Vec<u8>> = (0..key_count).map(|i| vec![i as u8; 1 + (i * 17) % MAX_KEY]).collect();
     let flash = Shared::new(g, seed);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut store = Store::open_with_max_value(flash.clone(), max_value).unwrap();
@@ -111,8 +105,7 @@ fn model_with_cuts(g: FlashGeometry, max_value: usize, key_count: usize, seed: u
                     _ => rng.below(48),
                 } as usize;
                 let v = rng.bytes(len);
-                let fits =
-                    store.live + store.log.lay.record_len(k.len(), len) <= store.limits.budget;
+                let fits = store.live + store.log.lay.record_len(k.len(), len) <= store.limits.budget;
                 let erases = flash.counts().erases;
                 match store.insert(&k, &v) {
                     Ok(()) => {
@@ -148,19 +141,14 @@ fn model_with_cuts(g: FlashGeometry, max_value: usize, key_count: usize, seed: u
         flash.0.borrow_mut().reboot();
         let (k, old, new) = pending;
         let got = store.get(&k).unwrap();
-        assert!(
-            got == old || got == new,
-            "interrupted op on {k:02x?} left {got:02x?}"
-        );
+        assert!(got == old || got == new, "interrupted op on {k:02x?} left {got:02x?}");
         match got {
             Some(v) => model.insert(k, v),
             None => model.remove(&k),
         };
         assert_matches(&store, &model, &keys);
     }
-    std::println!(
-        "{g:?}: {cuts} cuts, {ops} ops, {fulls} Full, {compactions_cut} cuts in compaction"
-    );
+    std::println!("{g:?}: {cuts} cuts, {ops} ops, {fulls} Full, {compactions_cut} cuts in compaction");
     if key_count > 12 {
         assert!(fulls > 0, "the store never filled up");
     }
@@ -203,15 +191,9 @@ fn store_basic_operations_survive_reopen() {
     assert!(!s.contains(b"b"));
     let big = vec![0x5a; MAX_VALUE];
     s.insert(b"big", &big).unwrap();
-    assert_eq!(
-        s.insert(b"x", &vec![0; MAX_VALUE + 1]),
-        Err(StoreError::TooLarge)
-    );
+    assert_eq!(s.insert(b"x", &vec![0; MAX_VALUE + 1]), Err(StoreError::TooLarge));
     assert_eq!(s.insert(b"", b"v"), Err(StoreError::InvalidKey));
-    assert_eq!(
-        s.insert(&[1; MAX_KEY + 1], b"v"),
-        Err(StoreError::InvalidKey)
-    );
+    assert_eq!(s.insert(&[1; MAX_KEY + 1], b"v"), Err(StoreError::InvalidKey));
     s.insert(&[7; MAX_KEY], b"long key").unwrap();
     drop(s);
     let s = Store::open(flash).unwrap();
@@ -219,10 +201,7 @@ fn store_basic_operations_survive_reopen() {
     assert_eq!(s.get(b"a").unwrap().as_deref(), Some(&b"two"[..]));
     assert_eq!(s.get(b"b").unwrap(), None);
     assert_eq!(s.get(b"big").unwrap(), Some(big));
-    assert_eq!(
-        s.get(&[7; MAX_KEY]).unwrap().as_deref(),
-        Some(&b"long key"[..])
-    );
+    assert_eq!(s.get(&[7; MAX_KEY]).unwrap().as_deref(), Some(&b"long key"[..]));
 }
 
 #[test]
@@ -256,18 +235,12 @@ fn store_fill_until_full_then_delete_and_insert_again() {
                 model.remove(k);
             }
             let added = fill(&mut s, &mut model);
-            assert!(
-                added + 1 >= doomed.len(),
-                "round {round}: {added} refilled after freeing {}",
-                doomed.len()
-            );
+            assert!(added + 1 >= doomed.len(), "round {round}: {added} refilled after freeing {}", doomed.len());
         }
         assert!(flash.counts().erases > 0, "compaction ran");
         drop(s);
         let s = Store::open(flash).unwrap();
-        let keys: Vec<Vec<u8>> = (0..next)
-            .map(|i| format!("key-{i:04}").into_bytes())
-            .collect();
+        let keys: Vec<Vec<u8>> = (0..next).map(|i| format!("key-{i:04}").into_bytes()).collect();
         assert_matches(&s, &model, &keys);
     }
 }
@@ -278,8 +251,7 @@ fn store_capacity_6000_values_of_120_bytes_in_1_mib() {
         let flash = Shared::new(geometry(4096, 256, word), 3);
         let mut s = Store::open(flash.clone()).unwrap();
         for i in 0..6000u32 {
-            s.insert(format!("key-{i:05}").as_bytes(), &[i as u8; 120])
-                .unwrap();
+            s.insert(format!("key-{i:05}").as_bytes(), &[i as u8; 120]).unwrap();
         }
         let left = s.free_bytes();
         drop(s);
@@ -296,8 +268,7 @@ fn store_operation_cost_does_not_grow_with_key_count() {
         let flash = Shared::new(geometry(4096, 256, 4), 4);
         let mut s = Store::open(flash.clone()).unwrap();
         for i in 0..n {
-            s.insert(format!("key-{i:05}").as_bytes(), &[1; 64])
-                .unwrap();
+            s.insert(format!("key-{i:05}").as_bytes(), &[1; 64]).unwrap();
         }
         let mut ops = |f: &mut dyn FnMut(&mut Store<Shared>)| -> OpCounts {
             flash.0.borrow().reset_counts();
@@ -316,27 +287,14 @@ fn store_operation_cost_does_not_grow_with_key_count() {
     let small = cost(100);
     let large = cost(5000);
     // 4-byte words: a record with a 9-byte key and a 64-byte value is 1 + 19 + 1 words.
-    let words = OpCounts {
-        read_words: 21,
-        written_words: 0,
-        erases: 0,
-    };
+    let words = OpCounts { read_words: 21, written_words: 0, erases: 0 };
     assert_eq!(small.0, words);
     assert_eq!(large.0, words);
-    assert_eq!(
-        (small.1, large.1),
-        (OpCounts::default(), OpCounts::default())
-    );
+    assert_eq!((small.1, large.1), (OpCounts::default(), OpCounts::default()));
     for (s, l) in [(small.2, large.2), (small.3, large.3), (small.4, large.4)] {
         // One record, plus a page header (5 words) if the record opened a page.
-        assert_eq!(
-            (s.read_words, l.read_words, s.erases, l.erases),
-            (0, 0, 0, 0)
-        );
-        assert!(
-            s.written_words <= 20 + 5 && l.written_words <= 20 + 5,
-            "{s:?} {l:?}"
-        );
+        assert_eq!((s.read_words, l.read_words, s.erases, l.erases), (0, 0, 0, 0));
+        assert!(s.written_words <= 20 + 5 && l.written_words <= 20 + 5, "{s:?} {l:?}");
     }
 }
 
@@ -348,17 +306,12 @@ fn store_compaction_cost_is_bounded_per_insert() {
         let flash = Shared::new(geometry(4096, page_count, 4), 5);
         let mut s = Store::open_with_max_value(flash.clone(), 128).unwrap();
         for i in 0..n {
-            s.insert(format!("key-{i:05}").as_bytes(), &[1; 64])
-                .unwrap();
+            s.insert(format!("key-{i:05}").as_bytes(), &[1; 64]).unwrap();
         }
         flash.0.borrow().reset_counts();
         let rounds = 4 * n;
         for r in 0..rounds {
-            s.insert(
-                format!("key-{:05}", (r * 7919) % n).as_bytes(),
-                &[r as u8; 64],
-            )
-            .unwrap();
+            s.insert(format!("key-{:05}", (r * 7919) % n).as_bytes(), &[r as u8; 64]).unwrap();
         }
         assert!(flash.counts().erases > 0);
         flash.counts().written_words as f64 / rounds as f64
@@ -432,8 +385,5 @@ fn store_detects_a_flipped_bit_in_a_committed_record() {
     flash.read(at & !3, &mut byte).unwrap();
     byte[at & 3] &= !2;
     flash.0.borrow_mut().write(at & !3, &byte).unwrap();
-    assert_eq!(
-        Store::open_with_max_value(flash, 200).err(),
-        Some(StoreError::Corrupt)
-    );
+    assert_eq!(Store::open_with_max_value(flash, 200).err(), Some(StoreError::Corrupt));
 }

@@ -130,4 +130,3 @@ pub fn label(s: &str) -> Label {
 pub fn tamper() -> TestTamper {
     TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)) }
 }
-

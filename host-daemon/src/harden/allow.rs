@@ -71,8 +71,7 @@ fn arg_eq(arg: u8, value: i32) -> SeccompRule {
 
 /// Every allowed call, with its argument rules (an empty list allows any arguments).
 pub fn rules() -> BTreeMap<i64, Vec<SeccompRule>> {
-    let mut map: BTreeMap<i64, Vec<SeccompRule>> =
-        PLAIN.iter().map(|&nr| (nr, Vec::new())).collect();
+    let mut map: BTreeMap<i64, Vec<SeccompRule>> = PLAIN.iter().map(|&nr| (nr, Vec::new())).collect();
     // New sockets only for the card link: Unix domain.
     map.insert(libc::SYS_socket, vec![arg_eq(0, libc::AF_UNIX)]);
     map.insert(
@@ -80,26 +79,18 @@ pub fn rules() -> BTreeMap<i64, Vec<SeccompRule>> {
         [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO]
             .into_iter()
             .map(|opt| {
-                let level = SeccompCondition::new(
-                    1,
-                    SeccompCmpArgLen::Dword,
-                    SeccompCmpOp::Eq,
-                    libc::SOL_SOCKET as u64,
-                )
-                .expect("a valid argument index");
-                let name =
-                    SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, opt as u64)
+                let level =
+                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::SOL_SOCKET as u64)
                         .expect("a valid argument index");
+                let name = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, opt as u64)
+                    .expect("a valid argument index");
                 SeccompRule::new(vec![level, name]).expect("a non-empty rule")
             })
             .collect(),
     );
     map.insert(
         libc::SYS_fcntl,
-        [libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL]
-            .into_iter()
-            .map(|cmd| arg_eq(1, cmd))
-            .collect(),
+        [libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL].into_iter().map(|cmd| arg_eq(1, cmd)).collect(),
     );
     map
 }

@@ -32,10 +32,7 @@ impl Daemon {
                 }
             };
             if self.connections() >= self.config.max_connections {
-                warn!(
-                    "event=refuse peer={peer} reason=max_connections bound={}",
-                    self.config.max_connections
-                );
+                warn!("event=refuse peer={peer} reason=max_connections bound={}", self.config.max_connections);
                 let _ = sock.shutdown(std::net::Shutdown::Both);
                 continue;
             }
@@ -48,11 +45,7 @@ impl Daemon {
             };
             let token = Token(self.next_token);
             self.next_token += 1;
-            if let Err(e) = self.poll.registry().register(
-                &mut sock,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) = self.poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
                 warn!("event=refuse peer={peer} reason=register error=\"{e}\"");
                 continue;
             }
@@ -119,12 +112,8 @@ impl Daemon {
     }
 
     pub(super) fn expire_handshakes(&mut self, now: Instant) {
-        let expired: Vec<Token> = self
-            .handshakes
-            .iter()
-            .filter(|(_, h)| h.deadline() <= now)
-            .map(|(t, _)| *t)
-            .collect();
+        let expired: Vec<Token> =
+            self.handshakes.iter().filter(|(_, h)| h.deadline() <= now).map(|(t, _)| *t).collect();
         for token in expired {
             self.close_handshake(token, &Close::Timeout);
         }

@@ -27,8 +27,7 @@ use sm2::pkcs8::DecodePrivateKey;
 use gmhsm_daemon::{CardKeyScheme, CardTlsKey, Daemon, DaemonConfig, ShutdownHandle};
 use gmhsm_proto::frame;
 use gmhsm_proto::{
-    CardFrame, Deframer, Mechanism, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame,
-    Status,
+    CardFrame, Deframer, Mechanism, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status,
 };
 use gmhsm_tls_sm::certs::{self, CertParams, Role, Sm2Certificate, Sm2KeyPair};
 
@@ -94,11 +93,7 @@ fn serve(mut s: UnixStream, card: &KeyCard, keys: &[(String, CardKey)]) {
             let f: CardFrame = frame::decode(&body).expect("the daemon sends valid card frames");
             let result = match f.request {
                 Request::Ping => Ok(Response::Pong),
-                Request::Sign {
-                    label,
-                    mechanism,
-                    message,
-                } => {
+                Request::Sign { label, mechanism, message } => {
                     card.signs.lock().expect("lock").push(SignSeen {
                         principal: f.principal.clone(),
                         session: f.session,
@@ -118,11 +113,7 @@ fn serve(mut s: UnixStream, card: &KeyCard, keys: &[(String, CardKey)]) {
                 }
                 _ => Err(Status::UnknownKey),
             };
-            let out = frame::encode(&ServerFrame {
-                header: f.header,
-                result,
-            })
-            .expect("encode");
+            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
             if s.write_all(&out).is_err() {
                 return;
             }
@@ -164,15 +155,11 @@ impl PublicKeyData for P256Public {
 /// A P-256 card key (deterministic from `seed`) and its `gmhsm.local` certificate (PEM)
 /// issued by `ca` from the public key alone.
 pub fn p256_key(seed: &str, ca: &Ca) -> (CardKey, String) {
-    let key = p256::ecdsa::SigningKey::from_slice(&Sha256::digest(seed.as_bytes()))
-        .expect("a valid scalar");
+    let key = p256::ecdsa::SigningKey::from_slice(&Sha256::digest(seed.as_bytes())).expect("a valid scalar");
     let point = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let mut params =
-        CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
+    let mut params = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&P256Public(point), &ca.cert, &ca.key)
-        .expect("certificate for the card's public key");
+    let cert = params.signed_by(&P256Public(point), &ca.cert, &ca.key).expect("certificate for the card's public key");
     (CardKey::P256(key), cert.pem())
 }
 
@@ -191,8 +178,7 @@ pub fn sm2_key() -> (CardKey, String, Sm2Certificate) {
     let ca_key = Sm2KeyPair::generate().expect("key");
     let ca = certs::self_signed(&params("CN=gmhsm SM2 CA", Role::Ca), &ca_key).expect("ca");
     let key = Sm2KeyPair::generate().expect("key");
-    let cert = certs::issue(&params("CN=gmhsm.local", Role::Server), &key, &ca, &ca_key)
-        .expect("server cert");
+    let cert = certs::issue(&params("CN=gmhsm.local", Role::Server), &key, &ca, &ca_key).expect("server cert");
     let der = key.expose_secret_pkcs8_der().expect("pkcs8");
     let secret = sm2::SecretKey::from_pkcs8_der(der.secret_der()).expect("sm2 key");
     (CardKey::Sm2(secret), cert.pem().expect("pem"), ca)
@@ -215,11 +201,7 @@ impl KeyHarness {
         let mut tls_keys = Vec::new();
         for (label, scheme, key, cert_pem) in keys {
             card_keys.push((label.to_string(), key));
-            tls_keys.push(CardTlsKey {
-                label: label.to_string(),
-                cert_chain_pem: cert_pem.into_bytes(),
-                scheme,
-            });
+            tls_keys.push(CardTlsKey { label: label.to_string(), cert_chain_pem: cert_pem.into_bytes(), scheme });
         }
         let card = start_key_card(&card_path, card_keys);
         // No server key at all: only labels and certificates.
@@ -236,13 +218,7 @@ impl KeyHarness {
         let addr = daemon.local_addr();
         let shutdown = daemon.shutdown_handle();
         let thread = Some(std::thread::spawn(move || daemon.run()));
-        KeyHarness {
-            pki,
-            addr,
-            card,
-            shutdown,
-            thread,
-        }
+        KeyHarness { pki, addr, card, shutdown, thread }
     }
 
     /// A rustls client over `provider` trusting `roots`, with the `app1` certificate or none.
@@ -262,20 +238,16 @@ impl KeyHarness {
             .expect("tls13")
             .with_root_certificates(store);
         let config = if with_cert {
-            let cert =
-                CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
+            let cert = CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
             let key = PrivateKeyDer::from_pem_file(self.pki.dir.join("client.key")).expect("key");
-            builder
-                .with_client_auth_cert(vec![cert], key)
-                .expect("client auth")
+            builder.with_client_auth_cert(vec![cert], key).expect("client auth")
         } else {
             builder.with_no_client_auth()
         };
         let name = ServerName::try_from("gmhsm.local").expect("name");
         let conn = ClientConnection::new(Arc::new(config), name).expect("conn");
         let tcp = TcpStream::connect(self.addr).expect("tcp");
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         StreamOwned::new(conn, tcp)
     }
 
@@ -300,8 +272,7 @@ impl Drop for KeyHarness {
 
 /// Send a Ping with `id` and expect its Pong.
 pub fn ping(s: &mut (impl Read + Write), d: &mut Deframer, id: u64) {
-    s.write_all(&client_frame(PROTOCOL_VERSION, id, Request::Ping))
-        .expect("write ping");
+    s.write_all(&client_frame(PROTOCOL_VERSION, id, Request::Ping)).expect("write ping");
     let answer = read_frame(s, d);
     assert_eq!(answer.header.id, id);
     assert_eq!(answer.result, Ok(Response::Pong));

@@ -19,8 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::pem::PemObject;
@@ -30,8 +29,7 @@ use gmhsm_client::{Client, Profile};
 use gmhsm_daemon::{Daemon, DaemonConfig, ReloadHandle, ShutdownHandle};
 use gmhsm_proto::frame::{self, FrameHeader};
 use gmhsm_proto::{
-    CardFrame, ClientFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame,
-    Status,
+    CardFrame, ClientFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status,
 };
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -50,11 +48,8 @@ impl Ca {
         let key = KeyPair::generate().expect("ca key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.self_signed(&key).expect("ca cert");
         Ca { cert, key }
@@ -66,9 +61,7 @@ impl Ca {
         let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
         cp.distinguished_name.push(DnType::CommonName, cn);
         cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = cp
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("client cert");
+        let cert = cp.signed_by(&key, &self.cert, &self.key).expect("client cert");
         (cert, key.serialize_pem())
     }
 }
@@ -95,9 +88,7 @@ pub fn make_pki() -> Pki {
     let server_key = KeyPair::generate().expect("server key");
     let mut sp = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server = sp
-        .signed_by(&server_key, &ca.cert, &ca.key)
-        .expect("server cert");
+    let server = sp.signed_by(&server_key, &ca.cert, &ca.key).expect("server cert");
     let (client, client_key) = ca.client("app1");
     std::fs::write(dir.join("ca.pem"), ca.cert.pem()).expect("write");
     std::fs::write(dir.join("client.pem"), client.pem()).expect("write");
@@ -173,11 +164,7 @@ fn serve_card(mut s: UnixStream, seen: Seen) {
                 Request::DeleteKey { label } if label.as_str() == "drop-link" => return,
                 _ => Err(Status::UnknownKey),
             };
-            let out = frame::encode(&ServerFrame {
-                header: f.header,
-                result,
-            })
-            .expect("encode");
+            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
             if s.write_all(&out).is_err() {
                 return;
             }
@@ -217,14 +204,7 @@ impl Harness {
         let shutdown = daemon.shutdown_handle();
         let reload = daemon.reload_handle();
         let thread = Some(std::thread::spawn(move || daemon.run()));
-        Harness {
-            pki,
-            addr,
-            seen,
-            shutdown,
-            reload,
-            thread,
-        }
+        Harness { pki, addr, seen, shutdown, reload, thread }
     }
 
     /// The profile of the `app1` client certificate.
@@ -240,28 +220,22 @@ impl Harness {
     pub fn raw(&self, with_cert: bool) -> StreamOwned<ClientConnection, TcpStream> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(self.pki.ca_pem.as_bytes()).expect("ca"))
-            .expect("root");
+        roots.add(CertificateDer::from_pem_slice(self.pki.ca_pem.as_bytes()).expect("ca")).expect("root");
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .expect("tls13")
             .with_root_certificates(roots);
         let config = if with_cert {
-            let cert =
-                CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
+            let cert = CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
             let key = PrivateKeyDer::from_pem_file(self.pki.dir.join("client.key")).expect("key");
-            builder
-                .with_client_auth_cert(vec![cert], key)
-                .expect("client auth")
+            builder.with_client_auth_cert(vec![cert], key).expect("client auth")
         } else {
             builder.with_no_client_auth()
         };
         let name = ServerName::try_from("gmhsm.local").expect("name");
         let conn = ClientConnection::new(Arc::new(config), name).expect("conn");
         let tcp = TcpStream::connect(self.addr).expect("tcp");
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         StreamOwned::new(conn, tcp)
     }
 }
@@ -280,11 +254,7 @@ impl Drop for Harness {
 }
 
 pub fn client_frame(version: u16, id: u64, request: Request) -> Vec<u8> {
-    frame::encode(&ClientFrame {
-        header: FrameHeader { version, id },
-        request,
-    })
-    .expect("encode")
+    frame::encode(&ClientFrame { header: FrameHeader { version, id }, request }).expect("encode")
 }
 
 /// The next frame from any byte stream; panics if the peer closes first.
@@ -301,13 +271,7 @@ pub fn read_frame(s: &mut impl Read, d: &mut Deframer) -> ServerFrame {
 }
 
 pub fn status(id: u64, s: Status) -> ServerFrame {
-    ServerFrame {
-        header: FrameHeader {
-            version: PROTOCOL_VERSION,
-            id,
-        },
-        result: Err(s),
-    }
+    ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, result: Err(s) }
 }
 
 /// Retry `f` every 50 ms until it returns `Some`, giving up (panicking with `what`) after

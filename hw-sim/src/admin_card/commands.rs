@@ -98,11 +98,7 @@ impl VirtualCard {
         let sig = sig.ok_or(Sw::WRONG_DATA)?;
         let challenge = challenge.ok_or(Sw::CONDITIONS_OF_USE)?;
         let msg = spec::domain_message(purpose, &self.image.serial, &challenge, payload);
-        if crypto::verify_domain(key, &msg, sig) {
-            Ok(())
-        } else {
-            Err(Sw::VERIFICATION_FAILED)
-        }
+        if crypto::verify_domain(key, &msg, sig) { Ok(()) } else { Err(Sw::VERIFICATION_FAILED) }
     }
 
     pub(crate) fn select(&mut self, c: &Command<'_>) -> Reply {
@@ -116,11 +112,7 @@ impl VirtualCard {
         self.session.selected = true;
         let mut inner = Vec::new();
         tlv::put(&mut inner, tag::FCI_AID, &spec::AID);
-        tlv::put(
-            &mut inner,
-            tag::FCI_VERSION,
-            &spec::APP_VERSION.to_be_bytes(),
-        );
+        tlv::put(&mut inner, tag::FCI_VERSION, &spec::APP_VERSION.to_be_bytes());
         let mut fci = Vec::new();
         tlv::put(&mut fci, tag::FCI, &inner);
         if c.p2 == 0x0C { ok() } else { data(fci) }
@@ -134,9 +126,7 @@ impl VirtualCard {
             tag::STATE => vec![i.state() as u8],
             tag::PIN_RETRIES => vec![i.retries_left, i.retry_limit],
             tag::CARD_PUBLIC_KEY => crypto::public_point(i.secret.as_deref()?).ok()?.to_vec(),
-            tag::SHARE_STATUS => (i.share.as_ref().map_or(0, |s| s.len()) as u16)
-                .to_be_bytes()
-                .to_vec(),
+            tag::SHARE_STATUS => (i.share.as_ref().map_or(0, |s| s.len()) as u16).to_be_bytes().to_vec(),
             tag::APP_VERSION => spec::APP_VERSION.to_be_bytes().to_vec(),
             tag::DOMAIN_KEY => i.domain_key?.to_vec(),
             _ => return None,
@@ -176,10 +166,7 @@ impl VirtualCard {
                 let share = self.image.share.as_ref().ok_or(Sw::DATA_NOT_FOUND)?;
                 Ok(Zeroizing::new(share.to_vec()))
             }
-            t => self
-                .info_value(t)
-                .map(data)
-                .unwrap_or(Err(Sw::DATA_NOT_FOUND)),
+            t => self.info_value(t).map(data).unwrap_or(Err(Sw::DATA_NOT_FOUND)),
         }
     }
 
@@ -190,12 +177,8 @@ impl VirtualCard {
         match u16::from(c.p2) {
             tag::DOMAIN_KEY => {
                 self.require_operational_verified()?;
-                tlv::check(c.data, &[tag::DOMAIN_KEY, tag::DOMAIN_SIGNATURE])
-                    .map_err(|_| Sw::WRONG_DATA)?;
-                let key = tlv::find(c.data, tag::DOMAIN_KEY)
-                    .ok()
-                    .flatten()
-                    .ok_or(Sw::WRONG_DATA)?;
+                tlv::check(c.data, &[tag::DOMAIN_KEY, tag::DOMAIN_SIGNATURE]).map_err(|_| Sw::WRONG_DATA)?;
+                let key = tlv::find(c.data, tag::DOMAIN_KEY).ok().flatten().ok_or(Sw::WRONG_DATA)?;
                 let key: [u8; spec::SM2_POINT_LEN] = key.try_into().map_err(|_| Sw::WRONG_DATA)?;
                 if !crypto::valid_point(&key) {
                     return Err(Sw::WRONG_DATA);
@@ -204,9 +187,7 @@ impl VirtualCard {
                 match self.image.domain_key {
                     None if sig.is_some() => return Err(Sw::WRONG_DATA),
                     None => {}
-                    Some(old) => {
-                        self.check_domain(&old, challenge, purpose::BIND_DOMAIN, &key, sig)?
-                    }
+                    Some(old) => self.check_domain(&old, challenge, purpose::BIND_DOMAIN, &key, sig)?,
                 }
                 self.commit(|i| i.domain_key = Some(key))?;
                 ok()
@@ -214,20 +195,13 @@ impl VirtualCard {
             tag::SHARE_SLOT => {
                 self.require_operational_verified()?;
                 let domain = self.image.domain_key.ok_or(Sw::CONDITIONS_OF_USE)?;
-                tlv::check(c.data, &[tag::SHARE_BLOB, tag::DOMAIN_SIGNATURE])
-                    .map_err(|_| Sw::WRONG_DATA)?;
+                tlv::check(c.data, &[tag::SHARE_BLOB, tag::DOMAIN_SIGNATURE]).map_err(|_| Sw::WRONG_DATA)?;
                 let blob = tlv::find(c.data, tag::SHARE_BLOB).map_err(|_| Sw::WRONG_DATA)?;
                 if blob.is_some_and(|b| b.len() > spec::MAX_SHARE_LEN) {
                     return Err(Sw::NOT_ENOUGH_MEMORY);
                 }
                 let sig = tlv::find(c.data, tag::DOMAIN_SIGNATURE).ok().flatten();
-                self.check_domain(
-                    &domain,
-                    challenge,
-                    purpose::PUT_SHARE,
-                    blob.unwrap_or(&[]),
-                    sig,
-                )?;
+                self.check_domain(&domain, challenge, purpose::PUT_SHARE, blob.unwrap_or(&[]), sig)?;
                 let share = blob.map(|b| Zeroizing::new(b.to_vec()));
                 self.commit(|i| i.share = share)?;
                 ok()
@@ -292,11 +266,7 @@ impl VirtualCard {
         }
     }
 
-    pub(crate) fn reset_retry_counter(
-        &mut self,
-        c: &Command<'_>,
-        challenge: Option<[u8; 16]>,
-    ) -> Reply {
+    pub(crate) fn reset_retry_counter(&mut self, c: &Command<'_>, challenge: Option<[u8; 16]>) -> Reply {
         if c.p2 != spec::PIN_REF {
             return Err(Sw::DATA_NOT_FOUND);
         }
@@ -306,19 +276,10 @@ impl VirtualCard {
         self.require_pin_set()?;
         let domain = self.image.domain_key.ok_or(Sw::CONDITIONS_OF_USE)?;
         tlv::check(c.data, &[tag::NEW_PIN, tag::DOMAIN_SIGNATURE]).map_err(|_| Sw::WRONG_DATA)?;
-        let block = tlv::find(c.data, tag::NEW_PIN)
-            .ok()
-            .flatten()
-            .ok_or(Sw::WRONG_DATA)?;
+        let block = tlv::find(c.data, tag::NEW_PIN).ok().flatten().ok_or(Sw::WRONG_DATA)?;
         let pin = Pin::from_block(block).map_err(|_| Sw::WRONG_DATA)?;
         let sig = tlv::find(c.data, tag::DOMAIN_SIGNATURE).ok().flatten();
-        self.check_domain(
-            &domain,
-            challenge,
-            purpose::RESET_RETRY_COUNTER,
-            pin.expose_block(),
-            sig,
-        )?;
+        self.check_domain(&domain, challenge, purpose::RESET_RETRY_COUNTER, pin.expose_block(), sig)?;
         let lifecycle = self.image.lifecycle;
         self.set_pin(&pin, lifecycle)?;
         self.session.pin_verified = false;
@@ -358,10 +319,7 @@ impl VirtualCard {
         }
     }
 
-    pub(crate) fn get_challenge(
-        &mut self,
-        c: &Command<'_>,
-    ) -> Result<(Zeroizing<Vec<u8>>, [u8; 16]), Sw> {
+    pub(crate) fn get_challenge(&mut self, c: &Command<'_>) -> Result<(Zeroizing<Vec<u8>>, [u8; 16]), Sw> {
         if c.p1 != 0 || c.p2 != 0 {
             return Err(Sw::WRONG_P1P2);
         }
@@ -392,12 +350,8 @@ impl VirtualCard {
         if self.image.lifecycle != CardState::Blank {
             return Err(Sw::CONDITIONS_OF_USE);
         }
-        tlv::check(c.data, &[tag::SERIAL, tag::ROLE, tag::PIN_RETRIES])
-            .map_err(|_| Sw::WRONG_DATA)?;
-        let serial = tlv::find(c.data, tag::SERIAL)
-            .ok()
-            .flatten()
-            .ok_or(Sw::WRONG_DATA)?;
+        tlv::check(c.data, &[tag::SERIAL, tag::ROLE, tag::PIN_RETRIES]).map_err(|_| Sw::WRONG_DATA)?;
+        let serial = tlv::find(c.data, tag::SERIAL).ok().flatten().ok_or(Sw::WRONG_DATA)?;
         if serial.is_empty() || serial.len() > spec::MAX_SERIAL_LEN {
             return Err(Sw::WRONG_DATA);
         }

@@ -31,26 +31,15 @@ pub(crate) fn generate_secret() -> Result<Zeroizing<[u8; 32]>, CryptoFailure> {
 pub(crate) fn public_point(secret: &[u8; 32]) -> Result<[u8; spec::SM2_POINT_LEN], CryptoFailure> {
     let sk = sm2::SecretKey::from_slice(secret).map_err(|_| CryptoFailure)?;
     let vk = VerifyingKey::new(spec::CARD_DISTID, sk.public_key()).map_err(|_| CryptoFailure)?;
-    vk.to_sec1_bytes()
-        .as_ref()
-        .try_into()
-        .map_err(|_| CryptoFailure)
+    vk.to_sec1_bytes().as_ref().try_into().map_err(|_| CryptoFailure)
 }
 
 /// SM2 with SM3 and [`spec::CARD_DISTID`] over `msg`, as `r ‖ s`.
-pub(crate) fn sign(
-    secret: &[u8; 32],
-    msg: &[u8],
-) -> Result<[u8; spec::SM2_SIGNATURE_LEN], CryptoFailure> {
+pub(crate) fn sign(secret: &[u8; 32], msg: &[u8]) -> Result<[u8; spec::SM2_SIGNATURE_LEN], CryptoFailure> {
     let sk = sm2::SecretKey::from_slice(secret).map_err(|_| CryptoFailure)?;
     let signer = SigningKey::new(spec::CARD_DISTID, &sk).map_err(|_| CryptoFailure)?;
-    let sig: Signature = signer
-        .try_sign_with_rng(&mut SysRng, msg)
-        .map_err(|_| CryptoFailure)?;
-    sig.to_bytes()
-        .as_slice()
-        .try_into()
-        .map_err(|_| CryptoFailure)
+    let sig: Signature = signer.try_sign_with_rng(&mut SysRng, msg).map_err(|_| CryptoFailure)?;
+    sig.to_bytes().as_slice().try_into().map_err(|_| CryptoFailure)
 }
 
 /// Whether `point` is a valid SM2 public key.
@@ -59,11 +48,7 @@ pub(crate) fn valid_point(point: &[u8]) -> bool {
 }
 
 /// Whether `sig` (`r ‖ s`) is the domain key's signature over `msg`.
-pub(crate) fn verify_domain(
-    domain_key: &[u8; spec::SM2_POINT_LEN],
-    msg: &[u8],
-    sig: &[u8],
-) -> bool {
+pub(crate) fn verify_domain(domain_key: &[u8; spec::SM2_POINT_LEN], msg: &[u8], sig: &[u8]) -> bool {
     let Ok(vk) = VerifyingKey::from_sec1_bytes(spec::DOMAIN_DISTID, domain_key) else {
         return false;
     };

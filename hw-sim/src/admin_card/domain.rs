@@ -31,8 +31,7 @@ pub struct SimCryptoError;
 
 impl SimDomainKey {
     pub fn generate() -> Result<SimDomainKey, SimCryptoError> {
-        let secret =
-            sm2::SecretKey::try_generate_from_rng(&mut SysRng).map_err(|_| SimCryptoError)?;
+        let secret = sm2::SecretKey::try_generate_from_rng(&mut SysRng).map_err(|_| SimCryptoError)?;
         Ok(SimDomainKey { secret })
     }
 
@@ -52,48 +51,31 @@ impl SimDomainKey {
         challenge: &CardChallenge,
         payload: &[u8],
     ) -> Result<Sm2Signature, SimCryptoError> {
-        let signer =
-            SigningKey::new(spec::DOMAIN_DISTID, &self.secret).map_err(|_| SimCryptoError)?;
+        let signer = SigningKey::new(spec::DOMAIN_DISTID, &self.secret).map_err(|_| SimCryptoError)?;
         let msg = spec::domain_message(purpose, serial, &challenge.0, payload);
-        let sig: Signature = signer
-            .try_sign_with_rng(&mut SysRng, &msg)
-            .map_err(|_| SimCryptoError)?;
-        sig.to_bytes()
-            .as_slice()
-            .try_into()
-            .map_err(|_| SimCryptoError)
+        let sig: Signature = signer.try_sign_with_rng(&mut SysRng, &msg).map_err(|_| SimCryptoError)?;
+        sig.to_bytes().as_slice().try_into().map_err(|_| SimCryptoError)
     }
 
     /// Encrypt a share to this key (SM2 encryption, C1C3C2), as the crypto card does before
     /// PUT DATA `D0`.
     pub fn encrypt_share(&self, share: &[u8]) -> Result<Vec<u8>, SimCryptoError> {
-        EncryptingKey::new(self.secret.public_key())
-            .encrypt(&mut SysRng, share)
-            .map_err(|_| SimCryptoError)
+        EncryptingKey::new(self.secret.public_key()).encrypt(&mut SysRng, share).map_err(|_| SimCryptoError)
     }
 
     pub fn decrypt_share(&self, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, SimCryptoError> {
-        DecryptingKey::new(self.secret.clone())
-            .decrypt(blob)
-            .map(Zeroizing::new)
-            .map_err(|_| SimCryptoError)
+        DecryptingKey::new(self.secret.clone()).decrypt(blob).map(Zeroizing::new).map_err(|_| SimCryptoError)
     }
 }
 
 /// Verify a card's INTERNAL AUTHENTICATE answer: SM2-SM3 with [`spec::CARD_DISTID`] over
 /// `auth_message(serial, challenge)`.
-pub fn verify_card_signature(
-    card_key: &Sm2Point,
-    serial: &[u8],
-    challenge: &[u8],
-    sig: &Sm2Signature,
-) -> bool {
+pub fn verify_card_signature(card_key: &Sm2Point, serial: &[u8], challenge: &[u8], sig: &Sm2Signature) -> bool {
     let Ok(vk) = VerifyingKey::from_sec1_bytes(spec::CARD_DISTID, card_key) else {
         return false;
     };
     let Ok(sig) = Signature::from_slice(sig) else {
         return false;
     };
-    vk.verify(&spec::auth_message(serial, challenge), &sig)
-        .is_ok()
+    vk.verify(&spec::auth_message(serial, challenge), &sig).is_ok()
 }

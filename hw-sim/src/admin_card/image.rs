@@ -81,9 +81,7 @@ impl Image {
     /// The state reported to the outside (`C3`).
     pub fn state(&self) -> CardState {
         match self.lifecycle {
-            CardState::PinSet | CardState::Operational if self.retries_left == 0 => {
-                CardState::Locked
-            }
+            CardState::PinSet | CardState::Operational if self.retries_left == 0 => CardState::Locked,
             s => s,
         }
     }
@@ -129,13 +127,9 @@ impl Image {
         .map_err(|_| ImageError::Corrupt)?;
         let get = |tag| tlv::find(body, tag).map_err(|_| ImageError::Corrupt);
         let need = |tag| get(tag)?.ok_or(ImageError::Corrupt);
-        let arr = |v: &[u8]| -> Result<[u8; 32], ImageError> {
-            v.try_into().map_err(|_| ImageError::Corrupt)
-        };
+        let arr = |v: &[u8]| -> Result<[u8; 32], ImageError> { v.try_into().map_err(|_| ImageError::Corrupt) };
         let lifecycle = match need(t::LIFECYCLE)? {
-            [b] => CardState::from_byte(*b)
-                .filter(|s| *s != CardState::Locked)
-                .ok_or(ImageError::Corrupt)?,
+            [b] => CardState::from_byte(*b).filter(|s| *s != CardState::Locked).ok_or(ImageError::Corrupt)?,
             _ => return Err(ImageError::Corrupt),
         };
         let (retries_left, retry_limit) = match need(t::RETRIES)? {
@@ -152,20 +146,14 @@ impl Image {
             role,
             retry_limit,
             retries_left,
-            pin_salt: need(t::PIN_SALT)?
-                .try_into()
-                .map_err(|_| ImageError::Corrupt)?,
+            pin_salt: need(t::PIN_SALT)?.try_into().map_err(|_| ImageError::Corrupt)?,
             pin_hash: get(t::PIN_HASH)?.map(arr).transpose()?.map(Zeroizing::new),
             secret: get(t::SECRET)?.map(arr).transpose()?.map(Zeroizing::new),
-            domain_key: get(t::DOMAIN_KEY)?
-                .map(|k| k.try_into().map_err(|_| ImageError::Corrupt))
-                .transpose()?,
+            domain_key: get(t::DOMAIN_KEY)?.map(|k| k.try_into().map_err(|_| ImageError::Corrupt)).transpose()?,
             share: get(t::SHARE)?.map(|s| Zeroizing::new(s.to_vec())),
         };
         let pin_set = matches!(img.lifecycle, CardState::PinSet | CardState::Operational);
-        if img.pin_hash.is_some() != pin_set
-            || img.secret.is_some() != (img.lifecycle == CardState::Operational)
-        {
+        if img.pin_hash.is_some() != pin_set || img.secret.is_some() != (img.lifecycle == CardState::Operational) {
             return Err(ImageError::Corrupt);
         }
         Ok(img)
@@ -200,12 +188,7 @@ impl Storage {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;

@@ -24,45 +24,24 @@ fn operational(card: VirtualCard, domain: &SimDomainKey) -> AdminCard<VirtualCar
 #[test]
 fn life_cycle_and_pin_counter() {
     let mut c = AdminCard::new(VirtualCard::blank());
-    assert_eq!(
-        c.info().unwrap_err(),
-        E::WrongState,
-        "nothing before SELECT"
-    );
+    assert_eq!(c.info().unwrap_err(), E::WrongState, "nothing before SELECT");
     assert_eq!(c.select().unwrap(), spec::APP_VERSION);
     let info = c.info().unwrap();
-    assert_eq!(
-        (info.state, info.role, info.public_key),
-        (CardState::Blank, None, None)
-    );
+    assert_eq!((info.state, info.role, info.public_key), (CardState::Blank, None, None));
     assert_eq!(c.verify_pin(&pin("123456")).unwrap_err(), E::WrongState);
     c.personalize(b"SN-0001", Role::Operator, 3).unwrap();
-    assert_eq!(
-        c.personalize(b"SN-0002", Role::Administrator, 3)
-            .unwrap_err(),
-        E::WrongState
-    );
+    assert_eq!(c.personalize(b"SN-0002", Role::Administrator, 3).unwrap_err(), E::WrongState);
     assert_eq!(c.generate_key().unwrap_err(), E::WrongState);
     c.set_initial_pin(&pin("123456")).unwrap();
-    assert_eq!(
-        c.set_initial_pin(&pin("654321")).unwrap_err(),
-        E::WrongState
-    );
+    assert_eq!(c.set_initial_pin(&pin("654321")).unwrap_err(), E::WrongState);
     assert_eq!(c.generate_key().unwrap_err(), E::PinRequired);
     c.verify_pin(&pin("123456")).unwrap();
     let pk = c.generate_key().unwrap();
-    assert_eq!(
-        c.generate_key().unwrap_err(),
-        E::WrongState,
-        "the key is generated once"
-    );
+    assert_eq!(c.generate_key().unwrap_err(), E::WrongState, "the key is generated once");
     assert_eq!(c.public_key().unwrap(), pk);
     let info = c.info().unwrap();
     assert_eq!(info.serial, b"SN-0001");
-    assert_eq!(
-        (info.state, info.role, info.public_key),
-        (CardState::Operational, Some(Role::Operator), Some(pk))
-    );
+    assert_eq!((info.state, info.role, info.public_key), (CardState::Operational, Some(Role::Operator), Some(pk)));
 
     let challenge = [7u8; 32];
     let sig = c.authenticate(&challenge).unwrap();
@@ -71,26 +50,13 @@ fn life_cycle_and_pin_counter() {
     assert_eq!(c.authenticate(&[1; 8]).unwrap_err(), E::BadData);
 
     c.logout().unwrap();
-    assert_eq!(
-        c.pin_status().unwrap(),
-        PinStatus::NotVerified { retries_left: 3 }
-    );
+    assert_eq!(c.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
     assert_eq!(c.authenticate(&challenge).unwrap_err(), E::PinRequired);
-    assert_eq!(
-        c.verify_pin(&pin("000000")).unwrap_err(),
-        E::WrongPin { retries_left: 2 }
-    );
+    assert_eq!(c.verify_pin(&pin("000000")).unwrap_err(), E::WrongPin { retries_left: 2 });
     c.verify_pin(&pin("123456")).unwrap();
-    assert_eq!(
-        c.info().unwrap().pin_retries_left,
-        3,
-        "a good PIN restores the counter"
-    );
+    assert_eq!(c.info().unwrap().pin_retries_left, 3, "a good PIN restores the counter");
     for left in [2, 1, 0] {
-        assert_eq!(
-            c.verify_pin(&pin("000000")).unwrap_err(),
-            E::WrongPin { retries_left: left }
-        );
+        assert_eq!(c.verify_pin(&pin("000000")).unwrap_err(), E::WrongPin { retries_left: left });
     }
     assert_eq!(c.verify_pin(&pin("123456")).unwrap_err(), E::Blocked);
     assert_eq!(c.pin_status().unwrap(), PinStatus::Blocked);
@@ -102,16 +68,10 @@ fn life_cycle_and_pin_counter() {
 fn change_pin() {
     let domain = SimDomainKey::generate().unwrap();
     let mut c = operational(VirtualCard::blank(), &domain);
-    assert_eq!(
-        c.change_pin(&pin("999999"), &pin("24681357")).unwrap_err(),
-        E::WrongPin { retries_left: 2 }
-    );
+    assert_eq!(c.change_pin(&pin("999999"), &pin("24681357")).unwrap_err(), E::WrongPin { retries_left: 2 });
     c.change_pin(&pin("123456"), &pin("24681357")).unwrap();
     c.logout().unwrap();
-    assert_eq!(
-        c.verify_pin(&pin("123456")).unwrap_err(),
-        E::WrongPin { retries_left: 2 }
-    );
+    assert_eq!(c.verify_pin(&pin("123456")).unwrap_err(), E::WrongPin { retries_left: 2 });
     c.verify_pin(&pin("24681357")).unwrap();
 }
 
@@ -126,38 +86,21 @@ fn share_slot_and_unblock_need_domain_authorization() {
     // No fresh challenge: refused.
     let stale = c.get_challenge().unwrap();
     c.info().unwrap();
-    let sig = domain
-        .authorize(purpose::PUT_SHARE, b"SN-0001", &stale, &blob)
-        .unwrap();
+    let sig = domain.authorize(purpose::PUT_SHARE, b"SN-0001", &stale, &blob).unwrap();
     assert_eq!(c.put_share(Some(&blob), &sig).unwrap_err(), E::WrongState);
     // A rogue key, or a signature for another payload: refused.
     let ch = c.get_challenge().unwrap();
-    let sig = rogue
-        .authorize(purpose::PUT_SHARE, b"SN-0001", &ch, &blob)
-        .unwrap();
-    assert_eq!(
-        c.put_share(Some(&blob), &sig).unwrap_err(),
-        E::AuthorizationRejected
-    );
+    let sig = rogue.authorize(purpose::PUT_SHARE, b"SN-0001", &ch, &blob).unwrap();
+    assert_eq!(c.put_share(Some(&blob), &sig).unwrap_err(), E::AuthorizationRejected);
     let ch = c.get_challenge().unwrap();
-    let sig = domain
-        .authorize(purpose::PUT_SHARE, b"SN-0001", &ch, b"other")
-        .unwrap();
-    assert_eq!(
-        c.put_share(Some(&blob), &sig).unwrap_err(),
-        E::AuthorizationRejected
-    );
+    let sig = domain.authorize(purpose::PUT_SHARE, b"SN-0001", &ch, b"other").unwrap();
+    assert_eq!(c.put_share(Some(&blob), &sig).unwrap_err(), E::AuthorizationRejected);
     let ch = c.get_challenge().unwrap();
-    let sig = domain
-        .authorize(purpose::PUT_SHARE, b"SN-0001", &ch, &blob)
-        .unwrap();
+    let sig = domain.authorize(purpose::PUT_SHARE, b"SN-0001", &ch, &blob).unwrap();
     c.put_share(Some(&blob), &sig).unwrap();
     assert_eq!(c.info().unwrap().share_len as usize, blob.len());
     assert_eq!(&c.get_share().unwrap()[..], &blob[..]);
-    assert_eq!(
-        &domain.decrypt_share(&c.get_share().unwrap()).unwrap()[..],
-        &[0x42; 33]
-    );
+    assert_eq!(&domain.decrypt_share(&c.get_share().unwrap()).unwrap()[..], &[0x42; 33]);
     c.logout().unwrap();
     assert_eq!(c.get_share().unwrap_err(), E::PinRequired);
 
@@ -168,46 +111,22 @@ fn share_slot_and_unblock_need_domain_authorization() {
     assert_eq!(c.info().unwrap().state, CardState::Locked);
     let new = pin("11223344");
     let ch = c.get_challenge().unwrap();
-    let sig = rogue
-        .authorize(
-            purpose::RESET_RETRY_COUNTER,
-            b"SN-0001",
-            &ch,
-            new.expose_block(),
-        )
-        .unwrap();
-    assert_eq!(
-        c.reset_retry_counter(&new, &sig).unwrap_err(),
-        E::AuthorizationRejected
-    );
+    let sig = rogue.authorize(purpose::RESET_RETRY_COUNTER, b"SN-0001", &ch, new.expose_block()).unwrap();
+    assert_eq!(c.reset_retry_counter(&new, &sig).unwrap_err(), E::AuthorizationRejected);
     let ch = c.get_challenge().unwrap();
-    let sig = domain
-        .authorize(
-            purpose::RESET_RETRY_COUNTER,
-            b"SN-0001",
-            &ch,
-            new.expose_block(),
-        )
-        .unwrap();
+    let sig = domain.authorize(purpose::RESET_RETRY_COUNTER, b"SN-0001", &ch, new.expose_block()).unwrap();
     c.reset_retry_counter(&new, &sig).unwrap();
     assert_eq!(c.info().unwrap().state, CardState::Operational);
     c.verify_pin(&new).unwrap();
 
     // Erase the share; rebind to a new domain key with the old key's authorization.
     let ch = c.get_challenge().unwrap();
-    let sig = domain
-        .authorize(purpose::PUT_SHARE, b"SN-0001", &ch, b"")
-        .unwrap();
+    let sig = domain.authorize(purpose::PUT_SHARE, b"SN-0001", &ch, b"").unwrap();
     c.put_share(None, &sig).unwrap();
     assert_eq!(c.get_share().unwrap_err(), E::NotFound);
-    assert_eq!(
-        c.bind_domain(&rogue.public_point(), None).unwrap_err(),
-        E::BadData
-    );
+    assert_eq!(c.bind_domain(&rogue.public_point(), None).unwrap_err(), E::BadData);
     let ch = c.get_challenge().unwrap();
-    let sig = domain
-        .authorize(purpose::BIND_DOMAIN, b"SN-0001", &ch, &rogue.public_point())
-        .unwrap();
+    let sig = domain.authorize(purpose::BIND_DOMAIN, b"SN-0001", &ch, &rogue.public_point()).unwrap();
     c.bind_domain(&rogue.public_point(), Some(&sig)).unwrap();
     assert_eq!(c.info().unwrap().domain_key, Some(rogue.public_point()));
 }
@@ -221,24 +140,14 @@ fn image_persists_and_resists_corruption() {
     let domain = SimDomainKey::generate().unwrap();
     let mut c = operational(VirtualCard::open(&path).unwrap(), &domain);
     let pk = c.public_key().unwrap();
-    assert_eq!(
-        c.verify_pin(&pin("000000")).unwrap_err(),
-        E::WrongPin { retries_left: 2 }
-    );
+    assert_eq!(c.verify_pin(&pin("000000")).unwrap_err(), E::WrongPin { retries_left: 2 });
     drop(c);
 
     let mut c = AdminCard::new(VirtualCard::open(&path).unwrap());
     c.select().unwrap();
     let info = c.info().unwrap();
-    assert_eq!(
-        (info.state, info.pin_retries_left, info.public_key),
-        (CardState::Operational, 2, Some(pk))
-    );
-    assert_eq!(
-        c.authenticate(&[0; 16]).unwrap_err(),
-        E::PinRequired,
-        "verification is volatile"
-    );
+    assert_eq!((info.state, info.pin_retries_left, info.public_key), (CardState::Operational, 2, Some(pk)));
+    assert_eq!(c.authenticate(&[0; 16]).unwrap_err(), E::PinRequired, "verification is volatile");
     c.verify_pin(&pin("123456")).unwrap();
 
     let mut bytes = std::fs::read(&path).unwrap();
@@ -257,10 +166,7 @@ fn hostile_apdus_get_status_words() {
     select.extend_from_slice(&spec::AID);
     for i in 0..20_000usize {
         if i % 100 == 0 {
-            assert_eq!(
-                card.process(&select)[..],
-                [card_fci(), vec![0x90, 0x00]].concat()[..]
-            );
+            assert_eq!(card.process(&select)[..], [card_fci(), vec![0x90, 0x00]].concat()[..]);
         }
         let len = i % 300;
         let mut v: Vec<u8> = (0..len)
@@ -283,11 +189,7 @@ fn hostile_apdus_get_status_words() {
 fn card_fci() -> Vec<u8> {
     let mut inner = Vec::new();
     gmhsm_icc::tlv::put(&mut inner, spec::tag::FCI_AID, &spec::AID);
-    gmhsm_icc::tlv::put(
-        &mut inner,
-        spec::tag::FCI_VERSION,
-        &spec::APP_VERSION.to_be_bytes(),
-    );
+    gmhsm_icc::tlv::put(&mut inner, spec::tag::FCI_VERSION, &spec::APP_VERSION.to_be_bytes());
     let mut fci = Vec::new();
     gmhsm_icc::tlv::put(&mut fci, spec::tag::FCI, &inner);
     fci

@@ -110,7 +110,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 write_output(out.as_deref(), &bytes)?;
             }
         }
-        Command::Seal { to_label, to_pem, input, out } => seal(&cli, to_label.as_deref(), to_pem.as_deref(), input, out)?,
+        Command::Seal { to_label, to_pem, input, out } => {
+            seal(&cli, to_label.as_deref(), to_pem.as_deref(), input, out)?
+        }
         Command::Open { key, input, out } => open(&cli, key, input, out.as_deref())?,
         Command::Audit { from } => audit(&cli, *from)?,
         Command::RegisterApp { cert, name, domains, caps } => {
@@ -258,7 +260,9 @@ fn mac_mech(m: MacArg, iv: Option<&str>) -> Result<MacMech, Failure> {
     Ok(match m {
         MacArg::HmacSm3 => MacMech::HmacSm3,
         MacArg::Sm4Cmac => MacMech::Sm4Cmac,
-        MacArg::Sm4CbcMac => MacMech::Sm4CbcMac { iv: iv.map(|s| hex_array::<16>("--iv", s)).transpose()?.unwrap_or([0; 16]) },
+        MacArg::Sm4CbcMac => {
+            MacMech::Sm4CbcMac { iv: iv.map(|s| hex_array::<16>("--iv", s)).transpose()?.unwrap_or([0; 16]) }
+        }
     })
 }
 
@@ -272,11 +276,16 @@ fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
             KeyAlg::Sm2 => CipherArg::Sm2,
             KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => CipherArg::RsaOaep,
             KeyAlg::Sm4 => CipherArg::Sm4Gcm,
-            other => return Err(Failure::Usage(format!("key {} is {}: it does not encrypt", c.key.label, alg_name(other)))),
+            other => {
+                return Err(Failure::Usage(format!("key {} is {}: it does not encrypt", c.key.label, alg_name(other))));
+            }
         },
     };
     let iv16 = || -> Result<[u8; 16], Failure> {
-        hex_array::<16>("--iv", c.iv.as_deref().ok_or_else(|| Failure::Usage("this mode needs --iv (32 hex digits)".into()))?)
+        hex_array::<16>(
+            "--iv",
+            c.iv.as_deref().ok_or_else(|| Failure::Usage("this mode needs --iv (32 hex digits)".into()))?,
+        )
     };
     let mut prefix = Vec::new();
     let mech = match arg {
@@ -295,7 +304,8 @@ fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
             let nonce: [u8; 12] = match (&c.iv, encrypt) {
                 (Some(s), _) => hex_array::<12>("--iv", s)?,
                 (None, true) => {
-                    let n: [u8; 12] = client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
+                    let n: [u8; 12] =
+                        client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
                     prefix = n.to_vec();
                     n
                 }

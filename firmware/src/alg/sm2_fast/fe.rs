@@ -10,12 +10,7 @@
 
 use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-const P: [u64; 4] = [
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFF_0000_0000,
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFE_FFFF_FFFF,
-];
+const P: [u64; 4] = [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 /// (p + 1) / 2^64 = 2^192 − 2^160 − 2^32 + 1.
 const C: [u64; 3] = [0xFFFF_FFFF_0000_0001, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 /// R^2 mod p, to enter the Montgomery domain.
@@ -285,10 +280,8 @@ mod tests {
         let mut rng = CounterRng::new(b"fe");
         let minus_one = Ref::ONE.neg();
         let edge = [Ref::ZERO, Ref::ONE, minus_one, minus_one.double()];
-        let mut vals: alloc::vec::Vec<(Fe, Ref)> = edge
-            .iter()
-            .map(|r| (Fe::from_bytes(&r.to_repr().into()).unwrap(), *r))
-            .collect();
+        let mut vals: alloc::vec::Vec<(Fe, Ref)> =
+            edge.iter().map(|r| (Fe::from_bytes(&r.to_repr().into()).unwrap(), *r)).collect();
         vals.extend((0..40).map(|_| both(&mut rng)));
         for (a, ra) in &vals {
             same(*a, *ra);

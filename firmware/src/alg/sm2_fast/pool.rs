@@ -11,11 +11,11 @@
 //! once at the pool's capacity and never reallocated, so no copy of a nonce is left behind in
 //! freed memory. Every k comes from the caller's `TryCryptoRng`.
 
-use alloc::sync::Arc;
-use alloc::vec::Vec;
 use ::sm2::elliptic_curve::Generate;
 use ::sm2::elliptic_curve::ops::Reduce;
 use ::sm2::{FieldBytes, NonZeroScalar, Scalar};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -41,10 +41,7 @@ impl core::fmt::Debug for Nonce {
 impl Nonce {
     /// A fresh pair computed now: one constant-time fixed-base multiplication and one
     /// field inversion.
-    pub fn generate<R: TryCryptoRng + ?Sized>(
-        table: &BaseTable,
-        rng: &mut R,
-    ) -> Result<Nonce, AlgError> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(table: &BaseTable, rng: &mut R) -> Result<Nonce, AlgError> {
         let k = draw(rng)?;
         let p = table.mul(&k);
         let x = p.x_with_zinv(&p.z().invert());
@@ -65,9 +62,7 @@ impl Nonce {
 
 /// k uniform in [1, n−1] (rejection sampling in the crate).
 fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Scalar, AlgError> {
-    NonZeroScalar::try_generate_from_rng(rng)
-        .map(|k| *k)
-        .map_err(|_| AlgError::Rng)
+    NonZeroScalar::try_generate_from_rng(rng).map(|k| *k).map_err(|_| AlgError::Rng)
 }
 
 /// x (an affine coordinate) mod n.
@@ -141,11 +136,7 @@ impl NoncePool {
     /// Add up to `n` pairs (fewer if the pool would overflow) as one batch; returns how many
     /// were added. On an RNG failure nothing is added, the pairs of the batch drawn so far
     /// are zeroized, and the result is [`AlgError::Rng`].
-    pub fn refill<R: TryCryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        n: usize,
-    ) -> Result<usize, AlgError> {
+    pub fn refill<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R, n: usize) -> Result<usize, AlgError> {
         let n = n.min(self.capacity() - self.len);
         if n == 0 {
             return Ok(0);
@@ -163,9 +154,8 @@ impl NoncePool {
         let mut points: Vec<Jacobian> = ks.iter().map(|k| self.table.mul(k)).collect();
         // One inversion for the batch (Montgomery's trick), in constant time.
         let mut zinv = batch_invert_z(&points);
-        for (slot, ((k, p), zi)) in self.slots[self.len..self.len + n]
-            .iter_mut()
-            .zip(ks.iter().zip(points.iter()).zip(zinv.iter()))
+        for (slot, ((k, p), zi)) in
+            self.slots[self.len..self.len + n].iter_mut().zip(ks.iter().zip(points.iter()).zip(zinv.iter()))
         {
             *slot = Nonce { k: *k, x1: reduce_fe(&p.x_with_zinv(zi)) };
         }
@@ -186,10 +176,7 @@ impl NoncePool {
     }
 
     /// Take a pair from the pool, or compute one now if the pool is empty.
-    pub fn take_or_generate<R: TryCryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-    ) -> Result<Nonce, AlgError> {
+    pub fn take_or_generate<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Nonce, AlgError> {
         match self.take() {
             Some(n) => Ok(n),
             None => Nonce::generate(&self.table, rng),

@@ -12,13 +12,13 @@
 //! select; the additions are the crate's complete formulas. [`BaseTable::mul_vartime`] is
 //! for public scalars only (signature verification).
 
-use alloc::vec::Vec;
 use ::sm2::elliptic_curve::BatchNormalize;
-use ::sm2::elliptic_curve::group::Group;
 use ::sm2::elliptic_curve::ff::PrimeField;
+use ::sm2::elliptic_curve::group::Group;
 use ::sm2::elliptic_curve::point::AffineCoordinates;
 use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use ::sm2::{AffinePoint, ProjectivePoint, Scalar};
+use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use super::fe::Fe;
@@ -85,9 +85,7 @@ impl BaseTable {
                 base = base.double();
             }
         }
-        let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
-            &projective[..],
-        );
+        let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&projective[..]);
         BaseTable { points: affine.iter().map(from_crate).collect() }
     }
 

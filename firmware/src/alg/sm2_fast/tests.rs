@@ -4,10 +4,10 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use super::*;
-use ::sm2::ProjectivePoint;
-use ::sm2::elliptic_curve::point::AffineCoordinates;
 use crate::alg::sm2::{self as slow, signature_from_bytes};
 use crate::alg::testrng::{CounterRng, FailingRng, FixedRng, h};
+use ::sm2::ProjectivePoint;
+use ::sm2::elliptic_curve::point::AffineCoordinates;
 
 // GB/T 32918.5-2017 Appendix A signature example (the same as in `alg::sm2`), with its k.
 const D: &str = "3945208F 7B2144B1 3F36E38A C6D39F95 88939369 2860B51A 42FB81EF 4DF7C5B8";
@@ -88,10 +88,7 @@ fn each_pool_pair_is_used_once() {
         assert!(rs.insert(sig.r_bytes().to_vec()), "a nonce was used twice");
     }
     // Empty: the next signature needs the RNG and says so when it fails.
-    assert_eq!(
-        signer.sign_pooled(&mut pool, &mut FailingRng, DEFAULT_ID, b"same").err(),
-        Some(AlgError::Rng)
-    );
+    assert_eq!(signer.sign_pooled(&mut pool, &mut FailingRng, DEFAULT_ID, b"same").err(), Some(AlgError::Rng));
     let sig = signer.sign_pooled(&mut pool, &mut rng, DEFAULT_ID, b"same").unwrap();
     assert!(rs.insert(sig.r_bytes().to_vec()));
 }
