@@ -45,6 +45,8 @@ pub struct Hsm<P: Platform> {
     state: State,
     boots: u32,
     cache: BTreeMap<Label, LoadedKey>,
+    /// RAM copies of stored key records (see `access::load_record`).
+    records: BTreeMap<Label, crate::keys::KeyRecord>,
     fast: fast::Sm2Fast,
     audit: Option<AuditLog>,
     sessions: Sessions,
@@ -182,6 +184,7 @@ impl<P: Platform> Hsm<P> {
             state: State::Factory,
             boots: 0,
             cache: BTreeMap::new(),
+            records: BTreeMap::new(),
             fast: Default::default(),
             audit: None,
             sessions: Sessions::default(),
@@ -247,6 +250,7 @@ impl<P: Platform> Hsm<P> {
         let now = self.clock.now_ms();
         if audit.append(store, self.boots, now, principal, event).is_err() {
             self.cache.clear();
+            self.records.clear();
             self.fast.clear();
             self.state = State::Error("audit log write failed");
         }
@@ -263,6 +267,7 @@ impl<P: Platform> Hsm<P> {
         if self.tamper.tamper_event() {
             let _ = dmk::zeroize(&mut self.tamper);
             self.cache.clear();
+            self.records.clear();
             self.fast.clear();
             self.sessions.clear();
             self.state = State::Error("tamper event: device master key zeroized");
@@ -397,6 +402,7 @@ impl<P: Platform> Hsm<P> {
         if let Some(e) = self.rng.failure() {
             if !matches!(self.state, State::Error(_)) {
                 self.cache.clear();
+                self.records.clear();
                 self.fast.clear();
                 let why = match e {
                     crate::rng::RngError::Entropy(e) => e.describe(),

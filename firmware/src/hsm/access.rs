@@ -43,14 +43,27 @@ const PRIVATE_USE: u32 = Capabilities::SIGN.0
     | Capabilities::ENCRYPT.0;
 
 impl<P: Platform> Hsm<P> {
-    pub(super) fn load_record(&self, label: &Label) -> Result<KeyRecord, Status> {
+    /// The stored record of `label`: from the RAM copy kept beside the key cache, or read and
+    /// decoded from flash (then kept). Every write goes through [`Hsm::save_record`] and every
+    /// removal clears the copy, so it never disagrees with the store.
+    pub(super) fn load_record(&mut self, label: &Label) -> Result<KeyRecord, Status> {
+        if let Some(rec) = self.records.get(label) {
+            return Ok(rec.clone());
+        }
         let store = self.store.as_ref().ok_or(Status::DeviceError)?;
         let raw = store.get(&store_key(label)).map_err(store_status)?.ok_or(Status::UnknownKey)?;
-        postcard::from_bytes(&raw).map_err(|_| Status::Internal)
+        let rec: KeyRecord = postcard::from_bytes(&raw).map_err(|_| Status::Internal)?;
+        if self.records.len() >= CACHE_MAX {
+            self.records.pop_first();
+        }
+        self.records.insert(label.clone(), rec.clone());
+        Ok(rec)
     }
 
     pub(super) fn save_record(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
         let value = postcard::to_allocvec(rec).map_err(|_| Status::Internal)?;
+        // Drop the copy first: if the write fails, the next read goes to flash.
+        self.records.remove(label);
         let store = self.store.as_mut().ok_or(Status::DeviceError)?;
         store.insert(&store_key(label), &value).map_err(store_status)
     }

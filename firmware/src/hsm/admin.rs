@@ -460,6 +460,7 @@ impl<P: Platform> Hsm<P> {
         dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
         self.state = State::Factory;
         self.cache.clear();
+        self.records.clear();
         self.fast.clear();
         self.sessions.clear();
         self.admin.end_all();

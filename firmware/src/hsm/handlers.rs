@@ -51,6 +51,7 @@ impl<P: Platform> Hsm<P> {
             Request::SelfTest => {
                 if let Err(why) = crate::selftest::run() {
                     self.cache.clear();
+                    self.records.clear();
                     self.fast.clear();
                     self.state = State::Error(why);
                     self.log(None, AuditEvent::ErrorState { reason: super::short(why) });
@@ -135,6 +136,7 @@ impl<P: Platform> Hsm<P> {
                     return Err(self.deny(principal, kind, Status::AccessDenied));
                 }
                 let store = self.store.as_mut().ok_or(Status::DeviceError)?;
+                self.records.remove(&label);
                 store.remove(&store_key(&label)).map_err(store_status)?;
                 self.cache.remove(&label);
                 self.fast.forget(&label);
