@@ -28,6 +28,8 @@ pub struct Options {
     /// Demo administrator cards and their login quorum.
     pub cards: u8,
     pub quorum: u8,
+    /// The front panel's card reader.
+    pub reader: crate::panel::ReaderKind,
 }
 
 /// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
@@ -149,7 +151,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         pki.create().context("creating the demo PKI")?;
     }
     let socket = opts.state.join("card.sock");
-    let panel = FrontPanel::start(&opts.state, &socket)?;
+    let panel = FrontPanel::start_with(&opts.state, &socket, opts.reader)?;
     let panel_socket = opts.state.join("panel.sock");
     crate::panel::control::serve(panel.clone(), &panel_socket).context("opening the panel's control socket")?;
     let _panel_socket = RemoveOnDrop(panel_socket);
@@ -244,6 +246,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             noise_fault: opts.noise_fault,
             cards: opts.cards,
             quorum: opts.quorum,
+            reader: opts.reader,
         };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));

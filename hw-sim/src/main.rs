@@ -44,6 +44,10 @@ enum Cmd {
         /// so one client profile reaches each of them (failover).
         #[arg(long)]
         pki: Option<PathBuf>,
+        /// The front panel's card reader: `sim` (in-process, the default) or `pcsc` (virtual
+        /// cards on the real pcscd through the vpcd reader; needs the `pcsc` feature).
+        #[arg(long, default_value = "sim")]
+        reader: gmhsm_sim::panel::ReaderKind,
     },
     /// Issue a client certificate for another application and write STATE/NAME.toml.
     ClientCert {
@@ -115,7 +119,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki } => {
+        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki, reader } => {
             gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
                 state,
                 pki,
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
                 noise_fault,
                 cards,
                 quorum,
+                reader,
             })
         }
         Cmd::Panel { state, insert, remove, keys, login, logout, register_app, name, domains, caps, script, wait } => {

@@ -5,7 +5,8 @@
 //! control socket (`STATE/panel.sock`, mode 0600) lets a person or a script look at the LCD,
 //! insert and remove cards and press keys (`gmhsm-sim panel`).
 //!
-//! * [`slot`] — the reader slot; [`station`] — the panel thread (status pages, jobs);
+//! * [`slot`] — the in-process reader slot; [`reader`] — which reader (`--reader sim` or, with
+//!   the `pcsc` feature, `pcsc`: vpcd on the real pcscd); [`station`] — the panel thread;
 //! * [`control`] — the control socket and its command grammar; [`cli`] — `gmhsm-sim panel`;
 //! * [`demo`] — demo cards and PINs, and the people who run the demo's ceremonies.
 //!
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod control;
 pub mod demo;
+pub mod reader;
 pub mod slot;
 pub mod station;
 
@@ -29,6 +31,7 @@ use gmhsm_platform::{Key, Keypad, KeypadError};
 use crate::admin_card::VirtualCard;
 use crate::ceremony::LcdView;
 use crate::keypad_sim::{KeyFeeder, SimKeypad};
+pub use reader::ReaderKind;
 pub use slot::{SimSlot, SlotError};
 pub use station::{Job, Phase};
 
@@ -142,7 +145,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct FrontPanel {
     cards_dir: PathBuf,
-    slot: SimSlot,
+    slot: reader::Hands,
     keys: KeyFeeder,
     view: LcdView,
     activity: Activity,
@@ -154,13 +157,19 @@ pub struct FrontPanel {
 pub type PanelError = String;
 
 impl FrontPanel {
-    /// Start the panel thread for the appliance in `state` whose card link is `card_socket`.
+    /// Start the panel thread for the appliance in `state` whose card link is `card_socket`,
+    /// its admin cards in the in-process slot.
     pub fn start(state: &Path, card_socket: &Path) -> anyhow::Result<FrontPanel> {
+        FrontPanel::start_with(state, card_socket, ReaderKind::Sim)
+    }
+
+    /// [`FrontPanel::start`] with the reader `kind` (the real PC/SC stack for `Pcsc`).
+    pub fn start_with(state: &Path, card_socket: &Path, kind: ReaderKind) -> anyhow::Result<FrontPanel> {
         let (lcd, view) = crate::ceremony::panel(gmhsm_lcd::Geometry::Lcd20x4);
         let pad = SimKeypad::new();
         let keys = pad.feeder();
         let activity = Activity::default();
-        let slot = SimSlot::default();
+        let (slot, reader) = reader::open(kind, &activity)?;
         let shared = Arc::new(Shared {
             phase: Mutex::new(Phase::Boot { step: "power on".into(), done: 0, total: station::BOOT_STEPS }),
             link: Mutex::new(String::new()),
@@ -169,7 +178,7 @@ impl FrontPanel {
         let (tx, rx): (Sender<station::Envelope>, Receiver<station::Envelope>) = channel();
         let parts = station::Parts {
             socket: card_socket.to_path_buf(),
-            reader: slot.reader(activity.clone()),
+            reader,
             lcd,
             keypad: PanelKeypad { pad, activity: activity.clone() },
             shared: shared.clone(),
@@ -221,7 +230,7 @@ impl FrontPanel {
             return Err(format!("no card {name:?} (no {})", path.display()));
         }
         let card = VirtualCard::open(&path).map_err(|e| format!("card {name}: {e:?}"))?;
-        self.slot.insert(name, card).map_err(|e| e.to_string())
+        self.slot.insert(name, card)
     }
 
     /// Insert a card that may not exist yet (a blank card whose image is created on its
@@ -229,11 +238,11 @@ impl FrontPanel {
     pub(crate) fn insert_new(&self, name: &str) -> Result<(), PanelError> {
         check_name(name)?;
         let card = VirtualCard::open(&self.cards_dir.join(format!("{name}.img"))).map_err(|e| format!("{e:?}"))?;
-        self.slot.insert(name, card).map_err(|e| e.to_string())
+        self.slot.insert(name, card)
     }
 
     pub fn remove(&self) -> Result<String, PanelError> {
-        self.slot.remove().map_err(|e| e.to_string())
+        self.slot.remove()
     }
 
     pub fn holding(&self) -> Option<String> {

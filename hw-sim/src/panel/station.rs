@@ -14,7 +14,7 @@ use gmhsm_platform::{CardSlot, Key, Keypad, SlotState};
 use gmhsm_proto::{AdminOp, Capabilities, Request, Response, Status, StatusInfo};
 use gmhsm_provisioning::{Authority, CardLink, CeremonyError, InitPlan, Panel, Station, UnixCardLink};
 
-use super::slot::SlotReader;
+use super::reader::PanelReader;
 use super::{PanelKeypad, Shared};
 use crate::ceremony::SimPanelLcd;
 
@@ -67,7 +67,7 @@ pub(crate) struct Envelope {
 
 pub(crate) struct Parts {
     pub socket: PathBuf,
-    pub reader: SlotReader,
+    pub reader: PanelReader,
     pub lcd: SimPanelLcd,
     pub keypad: PanelKeypad,
     pub shared: Arc<Shared>,
@@ -124,7 +124,7 @@ impl std::fmt::Display for JobError {
     }
 }
 
-type PanelStation = Station<LazyLink, SlotReader, SimPanelLcd, PanelKeypad>;
+type PanelStation = Station<LazyLink, PanelReader, SimPanelLcd, PanelKeypad>;
 
 struct Loop {
     st: PanelStation,
