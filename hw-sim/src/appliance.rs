@@ -30,6 +30,9 @@ pub struct Options {
     pub quorum: u8,
     /// The front panel's card reader.
     pub reader: crate::panel::ReaderKind,
+    /// Connection bound of the private link, in total and per client certificate (`None`:
+    /// the daemon's defaults). Benchmarks of many idle connections raise it.
+    pub max_connections: Option<usize>,
 }
 
 /// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
@@ -214,6 +217,10 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     // The simulator is also the benchmark target: no per-application rate limit (gmhsmd's
     // production default is 1000/s, burst 2000; see docs/daemon.md).
     config.rate_limit = None;
+    if let Some(n) = opts.max_connections {
+        config.max_connections = n;
+        config.max_connections_per_client = n;
+    }
     config.local = Some(gmhsm_daemon::LocalSocket {
         path: opts.state.join("local.sock"),
         allowed_uids: vec![nix::unistd::getuid().as_raw()],
@@ -247,6 +254,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             cards: opts.cards,
             quorum: opts.quorum,
             reader: opts.reader,
+            max_connections: opts.max_connections,
         };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));

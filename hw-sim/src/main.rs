@@ -48,6 +48,10 @@ enum Cmd {
         /// cards on the real pcscd through the vpcd reader; needs the `pcsc` feature).
         #[arg(long, default_value = "sim")]
         reader: gmhsm_sim::panel::ReaderKind,
+        /// Connections the private link accepts, in total and per client certificate (default:
+        /// the daemon's, 256 and 16). Raise the process's open-file limit to match.
+        #[arg(long)]
+        max_connections: Option<usize>,
     },
     /// Issue a client certificate for another application and write STATE/NAME.toml.
     ClientCert {
@@ -119,7 +123,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki, reader } => {
+        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki, reader, max_connections } => {
             gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
                 state,
                 pki,
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
                 cards,
                 quorum,
                 reader,
+                max_connections,
             })
         }
         Cmd::Panel { state, insert, remove, keys, login, logout, register_app, name, domains, caps, script, wait } => {

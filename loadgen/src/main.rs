@@ -46,6 +46,13 @@ struct Cli {
     /// Skip the in-process and OpenSSL references.
     #[arg(long)]
     no_reference: bool,
+    /// Instead of a load: open this many connections, keep them idle, and report the daemon's
+    /// memory per connection (needs --daemon-pid, and open-file limits raised on both sides).
+    #[arg(long)]
+    idle: Option<usize>,
+    /// The daemon's process id, to read its resident memory from /proc.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +68,9 @@ fn main() -> anyhow::Result<()> {
         return echo_server(socket);
     }
     let profile = Profile::load(cli.profile.as_ref().context("--profile is required")?)?;
+    if let Some(n) = cli.idle {
+        return idle(&profile, n, cli.daemon_pid.context("--idle needs --daemon-pid")?);
+    }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
     let mut setup = Client::connect(&profile)?;
     let sig = ops::setup(&mut setup)?;
@@ -233,6 +243,47 @@ fn echo_round_trip() -> anyhow::Result<(f64, f64)> {
     let _ = std::fs::remove_file(&path);
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
+}
+
+/// Resident memory of a process in bytes (VmRSS).
+fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb * 1024)
+}
+
+/// Hold `n` idle, authenticated connections and report the daemon's memory per connection.
+fn idle(profile: &Profile, n: usize, pid: u32) -> anyhow::Result<()> {
+    let before = rss(pid)?;
+    let t0 = Instant::now();
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        // Each connect completes a TLS handshake (signed in the card) and a Ping.
+        held.push(Client::connect(profile).with_context(|| format!("connection {i}"))?);
+    }
+    let opened = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss(pid)?;
+    // Every connection still answers.
+    let mut alive = 0;
+    for c in held.iter_mut().step_by((n / 50).max(1)) {
+        if c.ping().is_ok() {
+            alive += 1;
+        }
+    }
+    let per = (after.saturating_sub(before)) as f64 / n as f64;
+    println!(
+        "# {n} idle connections opened in {:.1} s; daemon RSS {:.1} MiB -> {:.1} MiB: {:.0} bytes per connection; {alive} sampled connections still answer",
+        opened.as_secs_f64(),
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        per
+    );
+    Ok(())
 }
 
 fn echo_server(path: &PathBuf) -> anyhow::Result<()> {

@@ -10,8 +10,8 @@
 //! the kernel audit log, syscall 24 on x86_64, when the signal thread exits), and the abort path (`getpid`, `gettid`, `tgkill`).
 //! `fcntl` is needed by the standard library's debug check on closing a file descriptor
 //! (`F_GETFD`) and is limited to reading and setting descriptor flags. `setsockopt` is
-//! limited to `SOL_SOCKET` / `SO_RCVTIMEO`, `SO_SNDTIMEO`: the deadline of a card-held TLS
-//! key's signature (`cardkey`, on its own blocking card connection). The handshake workers
+//! limited to `IPPROTO_TCP` / `TCP_NODELAY` (set on every accepted connection) and to
+//! `SOL_SOCKET` / `SO_RCVTIMEO`, `SO_SNDTIMEO`: the deadline of a card-held TLS key's signature (`cardkey`, on its own blocking card connection). The handshake workers
 //! are started before the hardening; they use only calls already on the list.
 
 use std::collections::BTreeMap;
@@ -76,17 +76,20 @@ pub fn rules() -> BTreeMap<i64, Vec<SeccompRule>> {
     map.insert(libc::SYS_socket, vec![arg_eq(0, libc::AF_UNIX)]);
     map.insert(
         libc::SYS_setsockopt,
-        [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO]
-            .into_iter()
-            .map(|opt| {
-                let level =
-                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::SOL_SOCKET as u64)
-                        .expect("a valid argument index");
-                let name = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, opt as u64)
-                    .expect("a valid argument index");
-                SeccompRule::new(vec![level, name]).expect("a non-empty rule")
-            })
-            .collect(),
+        [
+            (libc::SOL_SOCKET, libc::SO_RCVTIMEO),
+            (libc::SOL_SOCKET, libc::SO_SNDTIMEO),
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        ]
+        .into_iter()
+        .map(|(lvl, opt)| {
+            let level = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, lvl as u64)
+                .expect("a valid argument index");
+            let name = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, opt as u64)
+                .expect("a valid argument index");
+            SeccompRule::new(vec![level, name]).expect("a non-empty rule")
+        })
+        .collect(),
     );
     map.insert(
         libc::SYS_fcntl,

@@ -36,6 +36,11 @@ impl Daemon {
                 let _ = sock.shutdown(std::net::Shutdown::Both);
                 continue;
             }
+            // Answers and handshake flights go out as soon as they are written: without this,
+            // Nagle's algorithm and the peer's delayed ACK add ~40 ms to a handshake.
+            if let Err(e) = sock.set_nodelay(true) {
+                debug!("event=nodelay_failed peer={peer} error=\"{e}\"");
+            }
             let tls = match ServerConnection::new(self.tls.clone()) {
                 Ok(tls) => tls,
                 Err(e) => {
