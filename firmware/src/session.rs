@@ -4,7 +4,8 @@
 //! A session is the daemon's connection; it dies with `CloseSession` (or when the card
 //! reboots). Everything here is secret or bound to a secret and zeroizes on drop. Bounds:
 //! [`MAX_SESSIONS`] sessions (the least recently used is dropped past it) and
-//! [`MAX_HANDLES`] handles per session.
+//! [`MAX_HANDLES`] handles per session, of which at most [`MAX_GCM_OPS`] buffering SM4-GCM
+//! contexts.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use gmhsm_proto::{Label, Principal, Status};
@@ -14,6 +15,9 @@ use crate::alg::{sm2_kex, sm3, sm4};
 
 pub const MAX_SESSIONS: usize = 4096;
 pub const MAX_HANDLES: usize = 64;
+/// SM4-GCM contexts per session: each buffers up to 1 MiB until its tag is checked, so this
+/// bounds what one connection can make the card hold to 4 MiB.
+pub const MAX_GCM_OPS: usize = 4;
 
 /// A multi-part operation in progress.
 pub enum Op {
@@ -44,6 +48,10 @@ pub struct Session {
 impl Session {
     pub fn insert(&mut self, h: Handle) -> Result<u32, Status> {
         if self.handles.len() >= MAX_HANDLES {
+            return Err(Status::Busy);
+        }
+        let gcm = |h: &Handle| matches!(h, Handle::Op(Op::Gcm(_)));
+        if gcm(&h) && self.handles.values().filter(|h| gcm(h)).count() >= MAX_GCM_OPS {
             return Err(Status::Busy);
         }
         self.next = self.next.wrapping_add(1).max(1);
