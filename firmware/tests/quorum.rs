@@ -38,28 +38,6 @@ impl Platform for QBoard {
     type Clock = QClock;
 }
 
-/// Deterministic test randomness for the simulated cards.
-struct XRng(u64);
-impl rand_core::TryRng for XRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Ok(self.0)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            *b = self.try_next_u64()? as u8;
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for XRng {}
-
 /// A simulated admin / operator / auditor card.
 struct Card {
     serial: Serial,
@@ -70,7 +48,7 @@ struct Card {
 }
 
 impl Card {
-    fn new(name: &str, role: CardRole, rng: &mut XRng) -> Card {
+    fn new(name: &str, role: CardRole, rng: &mut XorShiftRng) -> Card {
         Card {
             serial: Serial::from_slice(name.as_bytes()).unwrap(),
             role,
@@ -82,7 +60,7 @@ impl Card {
     fn public(&self) -> CardKey {
         share::point(&self.sk.public_key())
     }
-    fn sign(&self, nonce: &[u8], rng: &mut XRng) -> CardSignature {
+    fn sign(&self, nonce: &[u8], rng: &mut XorShiftRng) -> CardSignature {
         let sig =
             fsm2::sign(rng, &self.sk, spec::CARD_DISTID.as_bytes(), &spec::auth_message(&self.serial, nonce)).unwrap();
         CardSignature::from_slice(&sig.to_bytes()).unwrap()
@@ -101,7 +79,7 @@ struct Rig {
     hsm: Hsm<QBoard>,
     clock: QClock,
     tamper: TestTamper,
-    rng: XRng,
+    rng: XorShiftRng,
 }
 
 fn rig() -> Rig {
@@ -114,7 +92,7 @@ fn rig() -> Rig {
         tamper: tamper.clone(),
         clock: clock.clone(),
     });
-    Rig { hsm, clock, tamper, rng: XRng(0x1234_5678_9abc_def1) }
+    Rig { hsm, clock, tamper, rng: XorShiftRng(0x1234_5678_9abc_def1) }
 }
 
 impl Rig {

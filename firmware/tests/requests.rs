@@ -379,28 +379,6 @@ fn self_test_on_request() {
     assert_eq!(st.error, None);
 }
 
-/// A deterministic RNG for building test inputs outside the card.
-struct TestRng(u64);
-impl rand_core::TryRng for TestRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Ok(self.0)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            *b = self.try_next_u64()? as u8;
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for TestRng {}
-
 #[test]
 fn enveloped_key_pair_import_gmt0016() {
     use gmhsm_firmware::alg::{self, sm4};
@@ -415,7 +393,7 @@ fn enveloped_key_pair_import_gmt0016() {
     let device_pub = alg::sm2::public_from_sec1(&spki_der[spki_der.len() - 65..]).unwrap();
 
     // The escrow centre's side: a key pair, a fresh SM4 key, the envelope.
-    let mut rng = TestRng(0x1234_5678_9abc);
+    let mut rng = XorShiftRng(0x1234_5678_9abc);
     let escrowed = alg::sm2::generate(&mut rng).unwrap();
     let mut pub_sec1 = [4u8; 65];
     pub_sec1[1..].copy_from_slice(&alg::sm2::public_xy(&escrowed.public_key()));
@@ -481,4 +459,26 @@ fn idle_refills_nonces_and_pooled_signatures_verify() {
         assert_eq!(hsm.exec(&p, v), Ok(Response::Verified));
     }
     assert!(hsm.idle(), "used nonces are replaced while idle");
+}
+
+#[test]
+fn buffering_gcm_contexts_are_bounded_per_session() {
+    let mut hsm = ready(22);
+    let p = app(1);
+    make(&mut hsm, &p, "kek", KeyAlg::Sm4, Capabilities::DEFAULT, 0);
+    let op = || Request::OpInit {
+        op: MultiOp::Decrypt { key: key("kek"), mechanism: CipherMech::Sm4Gcm { nonce: [0; 12], aad: vec![] } },
+    };
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let Ok(Response::Handle(h)) = hsm.exec(&p, op()) else { panic!("GCM context refused too early") };
+        handles.push(h);
+    }
+    assert_eq!(hsm.exec(&p, op()), Err(Status::Busy), "a fifth buffering GCM context in one session");
+    // Other operations still open, other sessions have their own allowance, and a finished
+    // context frees its place.
+    assert!(matches!(hsm.exec(&p, Request::OpInit { op: MultiOp::Hash { alg: HashAlg::Sm3 } }), Ok(_)));
+    assert!(matches!(hsm.execute(&p, 2, op()), Ok(Response::Handle(_))));
+    let _ = hsm.exec(&p, Request::OpFinal { handle: handles[0], data: vec![] });
+    assert!(matches!(hsm.exec(&p, op()), Ok(Response::Handle(_))));
 }

@@ -130,3 +130,28 @@ pub fn label(s: &str) -> Label {
 pub fn tamper() -> TestTamper {
     TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)) }
 }
+
+/// Deterministic xorshift randomness for building test inputs outside the card (simulated
+/// admin cards, escrow-centre envelopes).
+pub struct XorShiftRng(pub u64);
+
+impl rand_core::TryRng for XorShiftRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for b in dst {
+            *b = self.try_next_u64()? as u8;
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for XorShiftRng {}
