@@ -62,6 +62,8 @@ pub struct Hsm<P: Platform> {
 mod access;
 mod admin;
 mod fast;
+
+pub use fast::{RefillDone, RefillJob};
 mod handlers;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
@@ -293,10 +295,37 @@ impl<P: Platform> Hsm<P> {
     /// Work to do while no request is waiting: refill the SM2 nonce pool by one batch.
     /// Returns whether there was work (call again until it says no).
     pub fn idle(&mut self) -> bool {
-        if !matches!(self.state, State::Operational(_)) || self.rng.failure().is_some() {
-            return false;
+        match self.refill_job() {
+            Some(job) => self.accept_refill(job.compute()) > 0,
+            None => false,
         }
-        self.fast.refill(&mut self.rng).unwrap_or(false)
+    }
+
+    /// The card's second engine: draw one batch of SM2 nonce scalars (cheap, from the card's
+    /// DRBG) for [`RefillJob::compute`] to multiply outside the caller's lock, in parallel
+    /// with requests; hand the result back with [`Hsm::accept_refill`]. `None` when the pool
+    /// (with the batches already out) is full, or the card is not operational.
+    pub fn refill_job(&mut self) -> Option<RefillJob> {
+        if !matches!(self.state, State::Operational(_)) || self.rng.failure().is_some() {
+            return None;
+        }
+        let job = self.fast.refill_job(&mut self.rng).ok().flatten();
+        self.check_rng();
+        job
+    }
+
+    /// Put a computed batch into the nonce pool (dropped, zeroized, if the card left the
+    /// operational state or cleared its pool meanwhile). Returns how many nonces were added.
+    pub fn accept_refill(&mut self, done: RefillDone) -> usize {
+        if !matches!(self.state, State::Operational(_)) {
+            return 0;
+        }
+        self.fast.accept(done)
+    }
+
+    /// SM2 nonces ready in the pool.
+    pub fn pooled_nonces(&self) -> usize {
+        self.fast.pooled()
     }
 
     /// Power down: hand back the flash (tests reboot the card on the same flash).

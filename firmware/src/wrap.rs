@@ -4,8 +4,8 @@
 use aes_gcm::AesGcm;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use alloc::vec::Vec;
+use gmhsm_sm4::Sm4;
 use sm3::{Digest, Sm3};
-use sm4::Sm4;
 use zeroize::Zeroizing;
 
 type Sm4Gcm = AesGcm<Sm4, aes_gcm::aead::consts::U12>;

@@ -123,7 +123,11 @@ impl Conn {
     /// An answer from the card for this connection.
     pub fn deliver(&mut self, c: Completion, now: Instant) {
         self.session.completed();
-        info!(
+        // Answered requests are `debug` (tens of thousands a second would make the log the
+        // daemon's main work); refused and failed ones are `info`.
+        let level = if c.result.is_ok() { log::Level::Debug } else { log::Level::Info };
+        log::log!(
+            level,
             "event=request {} id={} kind={} status={} latency_us={}",
             self.tag(),
             c.client_id,

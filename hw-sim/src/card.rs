@@ -18,15 +18,23 @@ use crate::board::SimPlatform;
 /// the simulator's provisioning link).
 const MAX_LINKS: usize = 8;
 
+/// How long the nonce refiller sleeps when the pool is full.
+const REFILL_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Serve card-link connections on `socket` until the process is killed. Each connection gets
 /// a thread; the card itself is one state machine behind a mutex, so requests are executed
-/// one at a time, in order per connection.
+/// one at a time, in order per connection. A second thread is the card's nonce engine: it
+/// keeps the SM2 nonce pool full, computing outside the lock (in parallel with requests on
+/// the other core) and holding the lock only to draw a batch's scalars and to hand the
+/// batch in.
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     log::info!("card: listening on {}", socket.display());
     let hsm = Arc::new(Mutex::new(hsm));
+    let refiller = hsm.clone();
+    std::thread::Builder::new().name("card-nonces".into()).spawn(move || refill_loop(&refiller))?;
     let links = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         match conn {
@@ -50,6 +58,26 @@ pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keep the nonce pool full until the card's lock is poisoned (a panic inside the card).
+fn refill_loop(hsm: &Mutex<Hsm<SimPlatform>>) {
+    loop {
+        let job = match hsm.lock() {
+            Ok(mut card) => card.refill_job(),
+            Err(_) => return,
+        };
+        match job {
+            Some(job) => {
+                let done = job.compute();
+                match hsm.lock() {
+                    Ok(mut card) => card.accept_refill(done),
+                    Err(_) => return,
+                };
+            }
+            None => std::thread::sleep(REFILL_POLL),
+        }
+    }
+}
+
 fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) -> ServerFrame {
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: header.id }, result }
 }
@@ -57,20 +85,8 @@ fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) ->
 fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
     let mut buf = vec![0u8; 64 * 1024];
-    // A link with nothing to read for a few milliseconds lets the card do its idle work
-    // (refilling the SM2 nonce pool), one batch at a time so requests are not held up.
-    stream.set_read_timeout(Some(std::time::Duration::from_millis(5)))?;
     loop {
-        let n = match stream.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                if let Ok(mut card) = hsm.lock() {
-                    card.idle();
-                }
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let n = stream.read(&mut buf)?;
         if n == 0 {
             return Ok(());
         }

@@ -1,8 +1,14 @@
 //! `gmhsm-bench`: drive a gmhsm appliance over the private link with N connections and a
 //! pipelining depth; report operations per second and latency percentiles per operation,
 //! beside the references measured in the same run on the same machine: the raw primitive
-//! in-process on one core (the limit for the full path), OpenSSL 3's `openssl speed`, and a
-//! bare 64-byte echo between two processes.
+//! in-process on one core and on every core at once (the limit for the full path), OpenSSL 3's
+//! `openssl speed`, and a bare 64-byte echo between two processes.
+//!
+//! With `--appliance-pid` (the card and daemon processes) it also reads their CPU time over
+//! each run and reports the appliance's CPU microseconds per operation and its efficiency:
+//! the raw primitive's cost on one core divided by that (1.0: the appliance spends nothing
+//! beyond the primitive). The load generator runs on the same cores, so the rate alone
+//! understates what the appliance would do with the machine to itself.
 //!
 //! Latency: with depth 1 each sample is one request's round trip; with depth D a sample is
 //! the time from writing a batch of D requests to reading its last answer (what a pipelining
@@ -53,6 +59,10 @@ struct Cli {
     /// The daemon's process id, to read its resident memory from /proc.
     #[arg(long)]
     daemon_pid: Option<u32>,
+    /// Processes of the appliance (card, daemon; repeat the option) whose CPU time per
+    /// operation is reported.
+    #[arg(long = "appliance-pid")]
+    appliance_pids: Vec<u32>,
 }
 
 #[derive(Subcommand)]
@@ -82,26 +92,61 @@ fn main() -> anyhow::Result<()> {
         let (p50, p99) = echo_round_trip()?;
         println!("# bare 64-byte echo between two processes, blocking: p50 {p50:.1} us, p99 {p99:.1} us");
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{:<12} {:>11} {:>9} {:>9} {:>9} {:>13} {:>7} {:>12}",
-        "op", "appliance/s", "p50 us", "p99 us", "p99.9 us", "in-process/s", "ratio", "openssl/s"
+        "# raw 1c: the primitive in this process on one core; raw {cores}c: on {cores} threads at once; \
+         ratio = appliance / raw {cores}c{}",
+        if cli.appliance_pids.is_empty() {
+            String::new()
+        } else {
+            "; cpu: appliance CPU us per op (card + daemon); eff = raw 1c cost / cpu".into()
+        }
+    );
+    println!(
+        "{:<12} {:>11} {:>8} {:>8} {:>9} {:>10} {:>10} {:>6} {:>7} {:>5} {:>10}",
+        "op",
+        "appliance/s",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "raw 1c/s",
+        format!("raw {cores}c/s"),
+        "ratio",
+        "cpu us",
+        "eff",
+        "openssl/s"
     );
     for op in ops {
+        let cpu0 = cpu_seconds(&cli.appliance_pids);
         let r = drive(&profile, op, &cli, &sig, &ct)?;
-        let (raw, ossl) = if cli.no_reference { (None, None) } else { (reference(op, cli.seconds), openssl(op)) };
+        let cpu = match (cpu0, cpu_seconds(&cli.appliance_pids)) {
+            (Some(a), Some(b)) if !cli.appliance_pids.is_empty() => Some((b - a) / (r.rate * r.elapsed) * 1e6),
+            _ => None,
+        };
+        let (raw, raw_all, ossl) = if cli.no_reference {
+            (None, None, None)
+        } else {
+            (reference(op, cli.seconds), reference_all(op, cli.seconds, cores), openssl(op))
+        };
         let unit = |v: f64| {
             let b = ops::payload(op);
             if b > 0 { format!("{:.1}MB", v * b as f64 / 1e6) } else { format!("{v:.0}") }
         };
         println!(
-            "{:<12} {:>11} {:>9.0} {:>9.0} {:>9.0} {:>13} {:>7} {:>12}{}",
+            "{:<12} {:>11} {:>8.0} {:>8.0} {:>9.0} {:>10} {:>10} {:>6} {:>7} {:>5} {:>10}{}",
             format!("{op:?}"),
             unit(r.rate),
             r.p50,
             r.p99,
             r.p999,
             raw.map_or("-".into(), unit),
-            raw.map_or("-".into(), |x| format!("{:.2}", r.rate / x)),
+            raw_all.map_or("-".into(), unit),
+            raw_all.map_or("-".into(), |x| format!("{:.2}", r.rate / x)),
+            cpu.map_or("-".into(), |c| format!("{c:.1}")),
+            match (cpu, raw) {
+                (Some(c), Some(x)) => format!("{:.2}", 1e6 / x / c),
+                _ => "-".into(),
+            },
             ossl.map_or("-".into(), |(v, bytes)| if bytes { format!("{:.1}MB", v / 1e6) } else { format!("{v:.0}") }),
             if r.errors > 0 { format!("  ({} errors: {})", r.errors, r.first_error) } else { String::new() },
         );
@@ -110,6 +155,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 struct Run {
+    /// Seconds the load ran.
+    elapsed: f64,
     rate: f64,
     p50: f64,
     p99: f64,
@@ -174,6 +221,7 @@ fn drive(profile: &Profile, op: Op, cli: &Cli, sig: &[u8], ct: &[u8]) -> anyhow:
     let elapsed = t0.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok(Run {
+        elapsed,
         rate: ok as f64 / elapsed,
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
@@ -193,6 +241,27 @@ fn reference(op: Op, seconds: f64) -> Option<f64> {
         n += 1;
     }
     Some(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// The raw primitive on `threads` threads at once (each with its own state), summed.
+fn reference_all(op: Op, seconds: f64, threads: usize) -> Option<f64> {
+    let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || reference(op, seconds))).collect();
+    let rates: Vec<Option<f64>> = handles.into_iter().map(|h| h.join().ok().flatten()).collect();
+    rates.into_iter().sum()
+}
+
+/// User + system CPU seconds of these processes (all their threads), from /proc; `None` if
+/// one cannot be read. Linux reports them in USER_HZ = 100 ticks per second.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name: state is field 3; utime, stime 14, 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
 }
 
 /// OpenSSL 3's rate for the operation: (value, is bytes per second).

@@ -16,7 +16,7 @@ use rustls::crypto::cipher::{
 use rustls::{ConnectionTrafficSecrets, ContentType, Error, ProtocolVersion};
 
 /// SM4 in Galois/Counter Mode with a 96-bit nonce.
-pub type Sm4Gcm = aes_gcm::AesGcm<sm4::Sm4, U12>;
+pub type Sm4Gcm = aes_gcm::AesGcm<gmhsm_sm4::Sm4, U12>;
 
 /// SM4 key length in bytes.
 pub const KEY_LEN: usize = 16;

@@ -13,7 +13,15 @@
 //! * the point arithmetic is our own (`fe`, `point`): Jacobian coordinates with the a = −3
 //!   formulas (mixed addition 7M + 4S, doubling 3M + 5S, against 11M and 8M + 3S plus
 //!   multiplications by b in the crate's complete formulas), over a Montgomery field that
-//!   uses p ≡ −1 (mod 2^64), a dedicated squaring and Fermat inversion by an addition chain.
+//!   uses p ≡ −1 (mod 2^64) (the reduction needs no multiplication: m·(p + 1)/2^64 is shifts
+//!   and subtractions), interleaved (CIOS) multiplication with carry chains through the
+//!   `adc`/`sbb` intrinsics on x86-64 (LLVM spills and re-materializes carries of `u128`
+//!   arithmetic: a third fewer instructions this way), a dedicated squaring and Fermat
+//!   inversion by an addition chain;
+//! * a batch of nonces is multiplied four scalars side by side ([`BaseTable`]'s `mul_many`),
+//!   so that the processor overlaps four independent chains of field operations;
+//! * the card draws a batch's scalars under its lock and multiplies them outside it (see
+//!   `NonceJob`), so a second core keeps the pool full while the first signs.
 //!   The crate's `FieldElement` is reachable only as
 //!   `<Sm2 as FieldArithmetic>::FieldElement` and its point coordinates are private, so the
 //!   crate's types are used only to build the table and in the tests, which check every
@@ -57,8 +65,13 @@ use super::sm2::{DEFAULT_ID, Signature, z_hash};
 use fe::Fe;
 use point::Jacobian;
 
-pub use pool::{Nonce, NoncePool};
+pub use pool::{Nonce, NonceBatch, NonceJob, NoncePool};
 pub use table::{BaseTable, ENTRIES, W, WINDOWS};
+
+/// Scalars the table multiplies side by side (a good small batch size).
+pub const fn table_lanes() -> usize {
+    table::LANES
+}
 
 /// Nonces tried before giving up; each is rejected with probability ~2^−254, so reaching
 /// the bound means the RNG is broken.

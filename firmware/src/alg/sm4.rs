@@ -2,11 +2,12 @@
 //! one-shot and as a multi-part context (`new` / `update` → output / `finalize`) that a
 //! session keeps between requests.
 //!
-//! The block cipher and modes are the `sm4`, `ecb`, `cbc`, `cfb-mode`, `ofb`, `ctr`, `cmac`
-//! and `aes-gcm` crates (`AesGcm<Sm4, U12>` is SM4-GCM). Written here: the buffering of
-//! partial blocks between `update` calls, PKCS#7 padding (ECB and CBC only; the other modes
-//! take any length), and CBC-MAC with an IV (the last block of CBC encryption, as
-//! SDF_CalculateMAC computes it; the input must be whole blocks).
+//! The block cipher is `gmhsm-sm4` (constant time: no table lookups; GFNI, AES-NI or a
+//! bitsliced circuit chosen at run time), and the modes are the `ecb`, `cbc`, `cfb-mode`,
+//! `ofb`, `ctr`, `cmac` and `aes-gcm` crates (`AesGcm<Sm4, U12>` is SM4-GCM). Written here:
+//! the buffering of partial blocks between `update` calls, PKCS#7 padding (ECB and CBC
+//! only; the other modes take any length), and CBC-MAC with an IV (the last block of CBC
+//! encryption, as SDF_CalculateMAC computes it; the input must be whole blocks).
 //!
 //! GCM has no multi-part API in its crate and must not release plaintext before the tag is
 //! checked, so [`Sm4GcmCtx`] buffers its input (up to [`MAX_GCM_LEN`]) and works at
@@ -15,9 +16,9 @@
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use cmac::Mac;
-use sm4::Sm4;
-use sm4::cipher::array::Array;
-use sm4::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, StreamCipher};
+use gmhsm_sm4::Sm4;
+use gmhsm_sm4::cipher::array::Array;
+use gmhsm_sm4::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, StreamCipher};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 

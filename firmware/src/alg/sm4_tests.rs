@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::alg::testrng::h;
-use sm4::cipher::{BlockCipherEncrypt, KeyInit};
+use gmhsm_sm4::cipher::{BlockCipherEncrypt, KeyInit};
 
 const K: &str = "0123456789abcdeffedcba9876543210";
 const IV: &str = "000102030405060708090a0b0c0d0e0f";

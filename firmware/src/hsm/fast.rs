@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use gmhsm_proto::{Label, Mechanism, Status};
 use rand_core::TryCryptoRng;
 
-use crate::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NoncePool};
+use crate::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NonceBatch, NonceJob, NoncePool};
 use crate::alg::{self};
 use crate::keys::alg_status;
 
@@ -20,6 +20,9 @@ use crate::keys::alg_status;
 pub const POOL_CAPACITY: usize = 1024;
 /// Nonces computed per refill (one batch inversion).
 pub const BATCH: usize = 32;
+/// Nonces a signature computes on the spot when it finds the pool empty (one lane group of
+/// the table multiplication: a short wait for this request rather than a whole batch).
+const INLINE_BATCH: usize = sm2_fast::table_lanes();
 /// Signers kept (each a few hundred bytes).
 const MAX_SIGNERS: usize = 4096;
 /// Verification tables kept (88 KiB each) and the uses after which a key earns one.
@@ -32,6 +35,35 @@ pub struct Sm2Fast {
     signers: BTreeMap<Label, FastSigner>,
     verifiers: BTreeMap<Label, FastVerifier>,
     verify_counts: BTreeMap<Label, u32>,
+    /// Nonces handed out in [`RefillJob`]s of the current epoch and not yet accepted.
+    in_flight: usize,
+    /// Bumped by [`Sm2Fast::clear`]: a job drawn before is dropped when it comes back.
+    epoch: u64,
+}
+
+/// A batch of secret nonce scalars drawn under the card's lock, to be multiplied outside it
+/// (on another core) and handed back with [`crate::Hsm::accept_refill`]. Zeroized on drop.
+#[derive(Debug)]
+pub struct RefillJob {
+    job: NonceJob,
+    table: Arc<BaseTable>,
+    epoch: u64,
+    n: usize,
+}
+
+impl RefillJob {
+    /// The expensive part: the fixed-base multiplications and the batch inversion.
+    pub fn compute(self) -> RefillDone {
+        RefillDone { batch: self.job.compute(&self.table), epoch: self.epoch, n: self.n }
+    }
+}
+
+/// A computed [`RefillJob`], for [`crate::Hsm::accept_refill`]. Zeroized on drop.
+#[derive(Debug)]
+pub struct RefillDone {
+    batch: NonceBatch,
+    epoch: u64,
+    n: usize,
 }
 
 impl Default for Sm2Fast {
@@ -43,6 +75,8 @@ impl Default for Sm2Fast {
             signers: BTreeMap::new(),
             verifiers: BTreeMap::new(),
             verify_counts: BTreeMap::new(),
+            in_flight: 0,
+            epoch: 0,
         }
     }
 }
@@ -68,7 +102,7 @@ impl Sm2Fast {
         }
         let signer = self.signers.get(label).ok_or(Status::Internal)?;
         if self.pool.is_empty() {
-            self.pool.refill(rng, BATCH).map_err(alg_status)?;
+            self.pool.refill(rng, INLINE_BATCH).map_err(alg_status)?;
         }
         let sig = match mechanism {
             Mechanism::Sm2Sm3 { distid } => signer.sign_pooled(&mut self.pool, rng, distid, msg),
@@ -92,11 +126,6 @@ impl Sm2Fast {
         sig: &[u8],
     ) -> Result<(), Status> {
         let sig = alg::sm2::signature_from_bytes(sig).map_err(|_| Status::SignatureInvalid)?;
-        let e = match mechanism {
-            Mechanism::Sm2Sm3 { distid } => alg::sm2::message_digest(distid, public, msg).map_err(alg_status)?,
-            Mechanism::Sm2Digest => *<&[u8; 32]>::try_from(msg).map_err(|_| Status::InvalidArgument)?,
-            _ => return Err(Status::WrongKeyType),
-        };
         let uses = self.verify_counts.entry(label.clone()).or_insert(0);
         *uses = uses.saturating_add(1);
         if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) {
@@ -106,21 +135,51 @@ impl Sm2Fast {
             let v = FastVerifier::new(public, self.table.clone()).map_err(alg_status)?;
             self.verifiers.insert(label.clone(), v);
         }
-        match self.verifiers.get(label) {
-            Some(v) => v.verify_digest(&e, &sig),
-            None => sm2_fast::verify_digest(&self.table, public, &e, &sig),
+        let verifier = self.verifiers.get(label);
+        match (mechanism, verifier) {
+            // The key's table and its cached Z (for the default ID).
+            (Mechanism::Sm2Sm3 { distid }, Some(v)) => v.verify(distid, msg, &sig),
+            (Mechanism::Sm2Sm3 { distid }, None) => sm2_fast::verify(&self.table, public, distid, msg, &sig),
+            (Mechanism::Sm2Digest, _) => {
+                let e = <&[u8; 32]>::try_from(msg).map_err(|_| Status::InvalidArgument)?;
+                match verifier {
+                    Some(v) => v.verify_digest(e, &sig),
+                    None => sm2_fast::verify_digest(&self.table, public, e, &sig),
+                }
+            }
+            _ => return Err(Status::WrongKeyType),
         }
-        .map_err(|_| Status::SignatureInvalid)
+        .map_err(|e| match e {
+            alg::AlgError::VerifyFailed => Status::SignatureInvalid,
+            // An ID too long for ENTLA.
+            e => alg_status(e),
+        })
     }
 
-    /// Refill one batch of nonces if the pool is not full (the card calls this when idle).
-    /// Returns whether it did work.
-    pub fn refill<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<bool, Status> {
-        if self.pool.len() + BATCH > self.pool.capacity() {
-            return Ok(false);
+    /// Draw the scalars of one batch for computation outside the card's lock, if the pool
+    /// (with the batches already out) has room for it.
+    pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Status> {
+        if self.pool.len() + self.in_flight + BATCH > self.pool.capacity() {
+            return Ok(None);
         }
-        self.pool.refill(rng, BATCH).map_err(alg_status)?;
-        Ok(true)
+        let job = NonceJob::draw(rng, BATCH).map_err(alg_status)?;
+        self.in_flight += BATCH;
+        Ok(Some(RefillJob { job, table: self.table.clone(), epoch: self.epoch, n: BATCH }))
+    }
+
+    /// Take a computed batch into the pool (dropped, zeroized, if the pool was cleared since
+    /// it was drawn). Returns how many nonces were added.
+    pub fn accept(&mut self, done: RefillDone) -> usize {
+        if done.epoch != self.epoch {
+            return 0;
+        }
+        self.in_flight = self.in_flight.saturating_sub(done.n);
+        self.pool.push(done.batch)
+    }
+
+    /// Nonces ready.
+    pub fn pooled(&self) -> usize {
+        self.pool.len()
     }
 
     /// Forget everything about `label` (deleted key).
@@ -136,5 +195,35 @@ impl Sm2Fast {
         self.verifiers.clear();
         self.verify_counts.clear();
         self.pool.clear();
+        self.in_flight = 0;
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::testrng::CounterRng;
+
+    #[test]
+    fn jobs_fill_the_pool_once_and_stale_jobs_are_dropped() {
+        let mut fast = Sm2Fast::default();
+        let mut rng = CounterRng::new(b"jobs");
+        let mut jobs = Vec::new();
+        while let Some(job) = fast.refill_job(&mut rng).unwrap() {
+            jobs.push(job);
+            assert!(jobs.len() <= POOL_CAPACITY / BATCH, "jobs out never exceed the pool's room");
+        }
+        assert_eq!((jobs.len(), fast.pooled()), (POOL_CAPACITY / BATCH, 0));
+        let stale = jobs.pop().unwrap().compute();
+        for job in jobs.drain(..) {
+            assert_eq!(fast.accept(job.compute()), BATCH);
+        }
+        assert_eq!(fast.pooled(), POOL_CAPACITY - BATCH);
+        assert!(fast.refill_job(&mut rng).unwrap().is_none(), "the batch still out is counted");
+        fast.clear();
+        assert_eq!(fast.accept(stale), 0, "a batch drawn before a clear is dropped");
+        assert_eq!(fast.pooled(), 0);
+        assert!(fast.refill_job(&mut rng).unwrap().is_some());
     }
 }

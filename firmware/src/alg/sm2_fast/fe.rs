@@ -11,8 +11,6 @@
 use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 const P: [u64; 4] = [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
-/// (p + 1) / 2^64 = 2^192 − 2^160 − 2^32 + 1.
-const C: [u64; 3] = [0xFFFF_FFFF_0000_0001, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 /// R^2 mod p, to enter the Montgomery domain.
 const R2: [u64; 4] = [0x2_0000_0003, 0x2_FFFF_FFFF, 0x1_0000_0001, 0x4_0000_0002];
 
@@ -20,33 +18,62 @@ const R2: [u64; 4] = [0x2_0000_0003, 0x2_FFFF_FFFF, 0x1_0000_0001, 0x4_0000_0002
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Fe([u64; 4]);
 
+/// a + b + carry (carry 0 or 1) and the carry out. On x86-64 the `adc` intrinsic, so that
+/// chains of these compile to one `add` and a run of `adc` instructions (with `u128`
+/// arithmetic LLVM materializes every carry into a register, three times the instructions).
 #[inline(always)]
-fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
-    let t = a as u128 + b as u128 + carry as u128;
+fn adc(a: u64, b: u64, carry: u8) -> (u64, u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut out = 0;
+        let c = core::arch::x86_64::_addcarry_u64(carry, a, b, &mut out);
+        (out, c)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let t = a as u128 + b as u128 + carry as u128;
+        (t as u64, (t >> 64) as u8)
+    }
+}
+
+/// a − b − borrow (borrow 0 or 1) and the borrow out (0 or 1).
+#[inline(always)]
+fn sbb(a: u64, b: u64, borrow: u8) -> (u64, u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut out = 0;
+        let c = core::arch::x86_64::_subborrow_u64(borrow, a, b, &mut out);
+        (out, c)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let t = (a as u128).wrapping_sub(b as u128 + borrow as u128);
+        (t as u64, ((t >> 64) as u8) & 1)
+    }
+}
+
+/// The 128-bit product as (low, high).
+#[inline(always)]
+fn mul_wide(a: u64, b: u64) -> (u64, u64) {
+    let t = (a as u128) * (b as u128);
     (t as u64, (t >> 64) as u64)
 }
 
+/// All ones if `bit` (0 or 1) is set, else zero.
 #[inline(always)]
-fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
-    let t = (a as u128).wrapping_sub(b as u128 + (borrow >> 63) as u128);
-    (t as u64, (t >> 64) as u64)
-}
-
-#[inline(always)]
-fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
-    let t = a as u128 + (b as u128) * (c as u128) + carry as u128;
-    (t as u64, (t >> 64) as u64)
+fn mask(bit: u8) -> u64 {
+    0u64.wrapping_sub(u64::from(bit))
 }
 
 /// t (four limbs plus a top carry `hi` ≤ 1, value < 2p) reduced to [0, p): u = t + (2^256 − p)
 /// carries out of 256 bits (or `hi` is set) exactly when t ≥ p, and then u = t − p.
 #[inline(always)]
-fn sub_p_if_needed(t: [u64; 4], hi: u64) -> [u64; 4] {
+fn sub_p_if_needed(t: [u64; 4], hi: u8) -> [u64; 4] {
     let (u0, c) = adc(t[0], 1, 0);
     let (u1, c) = adc(t[1], 0xFFFF_FFFF, c);
     let (u2, c) = adc(t[2], 0, c);
     let (u3, c) = adc(t[3], 0x1_0000_0000, c);
-    let keep_u = 0u64.wrapping_sub(c | hi);
+    let keep_u = mask(c | hi);
     [
         (u0 & keep_u) | (t[0] & !keep_u),
         (u1 & keep_u) | (t[1] & !keep_u),
@@ -57,21 +84,30 @@ fn sub_p_if_needed(t: [u64; 4], hi: u64) -> [u64; 4] {
 
 /// Montgomery reduction t·2^−256 mod p of t < p·2^256. Round i cancels limb i: with
 /// m = t_i (p ≡ −1 mod 2^64), t + m·p·2^(64i) = t − m·2^(64i) + m·C·2^(64(i+1)); the carry
-/// out of limb i + 4 is deferred to the next round.
+/// out of limb i + 4 is deferred to the next round. C = (p + 1) / 2^64 = 2^192 − 2^160 − 2^32 + 1, so
+/// m·C needs no multiplication: with lo = m << 32 and hi = m >> 32 it is the four limbs
+/// (m, 0, 0, m) − (lo, hi, lo, hi), which never borrows out (m·C ≥ 0).
 #[inline(always)]
 fn reduce(mut t: [u64; 8]) -> [u64; 4] {
     let mut top = 0;
     for i in 0..4 {
         let m = t[i];
-        let (x, c) = mac(t[i + 1], m, C[0], 0);
+        let (lo, hi) = (m << 32, m >> 32);
+        let (c0, b) = sbb(m, lo, 0);
+        let (c1, b) = sbb(0, hi, b);
+        let (c2, b) = sbb(0, lo, b);
+        let (c3, _) = sbb(m, hi, b);
+        let (x, c) = adc(t[i + 1], c0, 0);
         t[i + 1] = x;
-        let (x, c) = mac(t[i + 2], m, C[1], c);
+        let (x, c) = adc(t[i + 2], c1, c);
         t[i + 2] = x;
-        let (x, c) = mac(t[i + 3], m, C[2], c);
+        let (x, c) = adc(t[i + 3], c2, c);
         t[i + 3] = x;
-        let (x, c2) = adc(t[i + 4], c, top);
+        let (x, c) = adc(t[i + 4], c3, c);
+        // The value stays below 2p·2^256, so the two carries are never both set.
+        let (x, c2) = adc(x, 0, top);
         t[i + 4] = x;
-        top = c2;
+        top = c | c2;
     }
     sub_p_if_needed([t[4], t[5], t[6], t[7]], top)
 }
@@ -112,16 +148,42 @@ impl Fe {
     #[inline]
     pub fn mul(&self, rhs: &Fe) -> Fe {
         let (a, b) = (&self.0, &rhs.0);
-        // Product (operand scanning), 512 bits.
-        let mut t = [0u64; 8];
-        for i in 0..4 {
-            let mut c = 0;
-            for j in 0..4 {
-                (t[i + j], c) = mac(t[i + j], a[i], b[j], c);
-            }
-            t[i + 4] = c;
+        // Interleaved (CIOS): add a·b_i, then cancel the low limb and shift, so that at most
+        // six limbs are live at once (the separated product keeps eight and spills).
+        let mut t = [0u64; 5];
+        let mut top = 0u8;
+        for &bi in b.iter() {
+            let (l0, h0) = mul_wide(a[0], bi);
+            let (l1, h1) = mul_wide(a[1], bi);
+            let (l2, h2) = mul_wide(a[2], bi);
+            let (l3, h3) = mul_wide(a[3], bi);
+            let (r1, c) = adc(l1, h0, 0);
+            let (r2, c) = adc(l2, h1, c);
+            let (r3, c) = adc(l3, h2, c);
+            let (r4, _) = adc(h3, 0, c);
+            let (t0, c) = adc(t[0], l0, 0);
+            let (t1, c) = adc(t[1], r1, c);
+            let (t2, c) = adc(t[2], r2, c);
+            let (t3, c) = adc(t[3], r3, c);
+            let (t4, c) = adc(t[4], r4, c);
+            let (t5, _) = adc(u64::from(top), 0, c);
+            // m = t0; (t + m·p) / 2^64 = t[1..] + m·C.
+            let m = t0;
+            let (lo, hi) = (m << 32, m >> 32);
+            let (c0, bw) = sbb(m, lo, 0);
+            let (c1, bw) = sbb(0, hi, bw);
+            let (c2, bw) = sbb(0, lo, bw);
+            let (c3, _) = sbb(m, hi, bw);
+            let (x0, c) = adc(t1, c0, 0);
+            let (x1, c) = adc(t2, c1, c);
+            let (x2, c) = adc(t3, c2, c);
+            let (x3, c) = adc(t4, c3, c);
+            let (x4, c) = adc(t5, 0, c);
+            t = [x0, x1, x2, x3, x4];
+            top = c;
         }
-        Fe(reduce(t))
+        // t < 2p: t[4] is 0 or 1.
+        Fe(sub_p_if_needed([t[0], t[1], t[2], t[3]], t[4] as u8 | top))
     }
 
     /// self = other where `mask` is all ones, unchanged where it is zero (branch-free).
@@ -136,12 +198,25 @@ impl Fe {
     #[inline]
     pub fn square(&self) -> Fe {
         let a = &self.0;
-        let (t1, c) = mac(0, a[0], a[1], 0);
-        let (t2, c) = mac(0, a[0], a[2], c);
-        let (t3, t4) = mac(0, a[0], a[3], c);
-        let (t3, c) = mac(t3, a[1], a[2], 0);
-        let (t4, t5) = mac(t4, a[1], a[3], c);
-        let (t5, t6) = mac(t5, a[2], a[3], 0);
+        // Cross products a_i·a_j (i < j) at limbs 1 … 6.
+        let (l01, h01) = mul_wide(a[0], a[1]);
+        let (l02, h02) = mul_wide(a[0], a[2]);
+        let (l03, h03) = mul_wide(a[0], a[3]);
+        let (l12, h12) = mul_wide(a[1], a[2]);
+        let (l13, h13) = mul_wide(a[1], a[3]);
+        let (l23, h23) = mul_wide(a[2], a[3]);
+        let t1 = l01;
+        let (t2, c) = adc(l02, h01, 0);
+        let (t3, c) = adc(l03, h02, c);
+        let (t4, _) = adc(h03, 0, c);
+        let (r4, c) = adc(l13, h12, 0);
+        let (r5, _) = adc(h13, 0, c);
+        let (t3, c) = adc(t3, l12, 0);
+        let (t4, c) = adc(t4, r4, c);
+        let (t5, c) = adc(r5, 0, c);
+        let t6 = u64::from(c);
+        let (t5, c) = adc(t5, l23, 0);
+        let (t6, _) = adc(t6, h23, c);
         let t7 = t6 >> 63;
         let t6 = (t6 << 1) | (t5 >> 63);
         let t5 = (t5 << 1) | (t4 >> 63);
@@ -149,10 +224,10 @@ impl Fe {
         let t3 = (t3 << 1) | (t2 >> 63);
         let t2 = (t2 << 1) | (t1 >> 63);
         let t1 = t1 << 1;
-        let (t0, s1) = mac(0, a[0], a[0], 0);
-        let (s2, s3) = mac(0, a[1], a[1], 0);
-        let (s4, s5) = mac(0, a[2], a[2], 0);
-        let (s6, s7) = mac(0, a[3], a[3], 0);
+        let (t0, s1) = mul_wide(a[0], a[0]);
+        let (s2, s3) = mul_wide(a[1], a[1]);
+        let (s4, s5) = mul_wide(a[2], a[2]);
+        let (s6, s7) = mul_wide(a[3], a[3]);
         let (t1, c) = adc(t1, s1, 0);
         let (t2, c) = adc(t2, s2, c);
         let (t3, c) = adc(t3, s3, c);
@@ -189,7 +264,8 @@ impl Fe {
         let (d1, bw) = sbb(a[1], b[1], bw);
         let (d2, bw) = sbb(a[2], b[2], bw);
         let (d3, bw) = sbb(a[3], b[3], bw);
-        // bw = all ones on underflow: add p back.
+        // On underflow add p back.
+        let bw = mask(bw);
         let (d0, c) = adc(d0, P[0] & bw, 0);
         let (d1, c) = adc(d1, P[1] & bw, c);
         let (d2, c) = adc(d2, P[2] & bw, c);

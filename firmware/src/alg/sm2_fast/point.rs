@@ -183,6 +183,74 @@ impl Jacobian {
     }
 }
 
+/// L independent lanes of field operations side by side: each lane's operation is one
+/// serial chain of dependent instructions, and putting L of them next to each other lets the
+/// processor overlap them (latency-bound → throughput-bound). Constant time like [`Fe`].
+mod lanes {
+    use super::Fe;
+
+    #[inline(always)]
+    pub fn mul<const L: usize>(a: &[Fe; L], b: &[Fe; L]) -> [Fe; L] {
+        core::array::from_fn(|i| a[i].mul(&b[i]))
+    }
+    #[inline(always)]
+    pub fn sq<const L: usize>(a: &[Fe; L]) -> [Fe; L] {
+        core::array::from_fn(|i| a[i].square())
+    }
+    #[inline(always)]
+    pub fn add<const L: usize>(a: &[Fe; L], b: &[Fe; L]) -> [Fe; L] {
+        core::array::from_fn(|i| a[i].add(&b[i]))
+    }
+    #[inline(always)]
+    pub fn sub<const L: usize>(a: &[Fe; L], b: &[Fe; L]) -> [Fe; L] {
+        core::array::from_fn(|i| a[i].sub(&b[i]))
+    }
+    #[inline(always)]
+    pub fn dbl<const L: usize>(a: &[Fe; L]) -> [Fe; L] {
+        core::array::from_fn(|i| a[i].double())
+    }
+}
+
+/// `acc[l] += q[l]` for L lanes at once (q\[l\] skipped where `q_identity[l]`), constant
+/// time: the madd-2007-bl formula of [`Jacobian::add_affine_ct`] evaluated lane-parallel.
+/// Returns, as in the single-lane function, whether any lane added a point to itself (its sum
+/// is then wrong).
+pub fn add_affine_ct_lanes<const L: usize>(
+    acc: &mut [Jacobian; L],
+    q: &[Affine; L],
+    q_identity: &[Choice; L],
+) -> Choice {
+    use lanes::*;
+    let x1: [Fe; L] = core::array::from_fn(|l| acc[l].x);
+    let y1: [Fe; L] = core::array::from_fn(|l| acc[l].y);
+    let z1: [Fe; L] = core::array::from_fn(|l| acc[l].z);
+    let qx: [Fe; L] = core::array::from_fn(|l| q[l][0]);
+    let qy: [Fe; L] = core::array::from_fn(|l| q[l][1]);
+    let z1z1 = sq(&z1);
+    let u2 = mul(&qx, &z1z1);
+    let s2 = mul(&mul(&qy, &z1), &z1z1);
+    let h = sub(&u2, &x1);
+    let hh = sq(&h);
+    let i = dbl(&dbl(&hh));
+    let j = mul(&h, &i);
+    let r = dbl(&sub(&s2, &y1));
+    let v = mul(&x1, &i);
+    let x3 = sub(&sub(&sq(&r), &j), &dbl(&v));
+    let y3 = sub(&mul(&r, &sub(&v, &x3)), &dbl(&mul(&y1, &j)));
+    let z3 = sub(&sub(&sq(&add(&z1, &h)), &z1z1), &hh);
+    let mut bad = Choice::from(0);
+    for l in 0..L {
+        let sum = Jacobian { x: x3[l], y: y3[l], z: z3[l] };
+        let same = h[l].is_zero() & r[l].is_zero();
+        let p_identity = acc[l].is_identity();
+        let mut out = Jacobian::conditional_select(&sum, &Jacobian::from_affine(&q[l]), p_identity);
+        out.conditional_assign(&acc[l], q_identity[l]);
+        bad |= same & !p_identity & !q_identity[l];
+        acc[l] = out;
+    }
+    bad
+}
+
 /// Width-5 non-adjacent form of a 256-bit big-endian integer: digits odd in [−15, 15] or 0,
 /// least significant first. Variable time (public scalars only).
 fn wnaf5(k: &[u8; 32]) -> [i8; 257] {

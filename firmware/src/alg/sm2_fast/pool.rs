@@ -93,6 +93,76 @@ fn batch_invert_z(points: &[Jacobian]) -> Vec<Fe> {
     out
 }
 
+/// The secret scalars of a batch of nonces, drawn from the RNG (cheap: one DRBG call) and not
+/// yet multiplied (the expensive part), so that a card can draw under its lock and compute
+/// outside it, on another core. Zeroized on drop.
+pub struct NonceJob {
+    ks: Vec<Scalar>,
+}
+
+impl core::fmt::Debug for NonceJob {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "NonceJob {{ n: {} }}", self.ks.len())
+    }
+}
+
+impl Drop for NonceJob {
+    fn drop(&mut self) {
+        self.ks.zeroize();
+    }
+}
+
+impl NonceJob {
+    /// Draw `n` scalars uniform in [1, n−1]: one RNG call for the whole batch (32 bytes per
+    /// scalar, a chunk outside the range — probability 2^−32 — replaced by a fresh draw).
+    pub fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, n: usize) -> Result<NonceJob, AlgError> {
+        let mut bytes = zeroize::Zeroizing::new(alloc::vec![0u8; 32 * n]);
+        rng.try_fill_bytes(&mut bytes).map_err(|_| AlgError::Rng)?;
+        let mut job = NonceJob { ks: Vec::with_capacity(n) };
+        for chunk in bytes.chunks_exact(32) {
+            let mut repr = FieldBytes::default();
+            repr.copy_from_slice(chunk);
+            let k = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(repr));
+            repr.zeroize();
+            match k {
+                Some(k) => job.ks.push(*k),
+                None => job.ks.push(draw(rng)?),
+            }
+        }
+        Ok(job)
+    }
+
+    /// \[k\]G for every k, lane-parallel, and one batch inversion for the affine x1.
+    pub fn compute(self, table: &BaseTable) -> NonceBatch {
+        let mut points: Vec<Jacobian> = table.mul_many(&self.ks);
+        // One inversion for the batch (Montgomery's trick), in constant time.
+        let mut zinv = batch_invert_z(&points);
+        let batch = self
+            .ks
+            .iter()
+            .zip(points.iter().zip(zinv.iter()))
+            .map(|(k, (p, zi))| Nonce { k: *k, x1: reduce_fe(&p.x_with_zinv(zi)) })
+            .collect();
+        points.zeroize();
+        zinv.zeroize();
+        NonceBatch(batch)
+    }
+}
+
+/// Computed nonces on their way into a [`NoncePool`]; zeroized on drop if they never arrive.
+#[derive(Debug)]
+pub struct NonceBatch(Vec<Nonce>);
+
+impl NonceBatch {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Precomputed nonces, filled in batches while the card is idle.
 pub struct NoncePool {
     table: Arc<BaseTable>,
@@ -135,35 +205,31 @@ impl NoncePool {
 
     /// Add up to `n` pairs (fewer if the pool would overflow) as one batch; returns how many
     /// were added. On an RNG failure nothing is added, the pairs of the batch drawn so far
-    /// are zeroized, and the result is [`AlgError::Rng`].
+    /// are zeroized, and the result is [`AlgError::Rng`]. The same as [`NonceJob::draw`],
+    /// [`NonceJob::compute`] and [`NoncePool::push`] in a row.
     pub fn refill<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R, n: usize) -> Result<usize, AlgError> {
-        let n = n.min(self.capacity() - self.len);
+        let n = n.min(self.room());
         if n == 0 {
             return Ok(0);
         }
-        let mut ks: Vec<Scalar> = Vec::with_capacity(n);
-        for _ in 0..n {
-            match draw(rng) {
-                Ok(k) => ks.push(k),
-                Err(e) => {
-                    ks.zeroize();
-                    return Err(e);
-                }
-            }
-        }
-        let mut points: Vec<Jacobian> = ks.iter().map(|k| self.table.mul(k)).collect();
-        // One inversion for the batch (Montgomery's trick), in constant time.
-        let mut zinv = batch_invert_z(&points);
-        for (slot, ((k, p), zi)) in
-            self.slots[self.len..self.len + n].iter_mut().zip(ks.iter().zip(points.iter()).zip(zinv.iter()))
-        {
-            *slot = Nonce { k: *k, x1: reduce_fe(&p.x_with_zinv(zi)) };
+        let batch = NonceJob::draw(rng, n)?.compute(&self.table);
+        Ok(self.push(batch))
+    }
+
+    /// Free slots.
+    pub fn room(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    /// Move a computed batch into the pool; returns how many pairs were added (pairs that do
+    /// not fit are zeroized and dropped).
+    pub fn push(&mut self, mut batch: NonceBatch) -> usize {
+        let n = batch.0.len().min(self.room());
+        for (slot, nonce) in self.slots[self.len..self.len + n].iter_mut().zip(batch.0.iter_mut()) {
+            *slot = core::mem::take(nonce);
         }
         self.len += n;
-        ks.zeroize();
-        points.zeroize();
-        zinv.zeroize();
-        Ok(n)
+        n
     }
 
     /// Take one unused pair, or `None` if the pool is empty. The slot is zeroed.

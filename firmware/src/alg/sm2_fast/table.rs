@@ -22,7 +22,10 @@ use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use super::fe::Fe;
-use super::point::{Affine, Jacobian};
+use super::point::{Affine, Jacobian, add_affine_ct_lanes};
+
+/// Scalars multiplied side by side by [`BaseTable::mul_many`].
+pub const LANES: usize = 4;
 
 /// Bits per window.
 pub const W: usize = 6;
@@ -120,6 +123,38 @@ impl BaseTable {
             return Jacobian::from_affine(&from_crate(&p));
         }
         acc
+    }
+
+    /// \[k\]G for many secret k at once, in constant time: the same computation as
+    /// [`BaseTable::mul`], run [`LANES`] scalars side by side so that the processor overlaps
+    /// their independent field operations (a nonce-pool refill is such a batch). The padding
+    /// lanes of a short last group multiply 1 and are dropped.
+    pub(crate) fn mul_many(&self, ks: &[Scalar]) -> Vec<Jacobian> {
+        let mut out = Vec::with_capacity(ks.len());
+        for chunk in ks.chunks(LANES) {
+            let mut group = [Scalar::ONE; LANES];
+            group[..chunk.len()].copy_from_slice(chunk);
+            let mut digits: [[i8; WINDOWS]; LANES] = core::array::from_fn(|l| recode(&group[l]));
+            let mut acc = [Jacobian::IDENTITY; LANES];
+            let mut bad = Choice::from(0);
+            #[allow(clippy::needless_range_loop)] // i indexes the table and every lane's digits
+            for i in 0..WINDOWS {
+                let sel: [(Affine, Choice); LANES] = core::array::from_fn(|l| self.select(i, digits[l][i]));
+                let q = sel.map(|s| s.0);
+                let zero = sel.map(|s| s.1);
+                bad |= add_affine_ct_lanes(&mut acc, &q, &zero);
+            }
+            digits.zeroize();
+            group.zeroize();
+            if bool::from(bad) {
+                // As in `mul`: argued impossible for k < n; costs speed, not correctness.
+                out.extend(chunk.iter().map(|k| self.mul(k)));
+            } else {
+                out.extend_from_slice(&acc[..chunk.len()]);
+            }
+            acc.zeroize();
+        }
+        out
     }
 
     /// \[k\]G in variable time: for public k only.
@@ -223,6 +258,16 @@ mod tests {
             let want = Some((want.x().into(), want.y().into()));
             assert_eq!(table.mul(&k).to_affine_bytes(), want);
             assert_eq!(table.mul_vartime(&k).to_affine_bytes(), want);
+        }
+        // Lane-parallel: groups of LANES and a short last group, zero and n − 1 among them.
+        let ks: Vec<Scalar> = [Scalar::ZERO, -Scalar::ONE]
+            .into_iter()
+            .chain((0..2 * LANES + 1).map(|_| Scalar::try_random(&mut rng).unwrap()))
+            .collect();
+        let many = table.mul_many(&ks);
+        assert_eq!(many.len(), ks.len());
+        for (k, p) in ks.iter().zip(many) {
+            assert_eq!(p.to_affine_bytes(), table.mul(k).to_affine_bytes());
         }
         assert!(bool::from(table.mul(&Scalar::ZERO).is_identity()));
         assert!(bool::from(table.mul_vartime(&Scalar::ZERO).is_identity()));
