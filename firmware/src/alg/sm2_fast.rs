@@ -44,9 +44,11 @@
 //! check without an inversion (X = x1·Z²).
 
 mod fe;
+pub mod pke;
 mod point;
 mod pool;
 mod table;
+mod varbase;
 
 #[cfg(test)]
 mod tests;

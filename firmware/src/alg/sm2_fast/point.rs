@@ -55,6 +55,12 @@ impl Jacobian {
         self.z
     }
 
+    /// Affine (x, y) given Z^−1.
+    pub fn to_affine_with_zinv(&self, zinv: &Fe) -> Affine {
+        let zinv2 = zinv.square();
+        [self.x.mul(&zinv2), self.y.mul(&zinv2.mul(zinv))]
+    }
+
     /// Affine x given Z^−1.
     pub fn x_with_zinv(&self, zinv: &Fe) -> Fe {
         self.x.mul(&zinv.square())

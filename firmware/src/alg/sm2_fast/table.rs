@@ -64,6 +64,15 @@ pub(super) fn from_crate(p: &AffinePoint) -> Affine {
     [coord(p.x()), coord(p.y())]
 }
 
+/// Our affine point as the crate's (for fallbacks through the crate's arithmetic).
+pub(super) fn to_crate(p: &Affine) -> Option<AffinePoint> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 4;
+    sec1[1..33].copy_from_slice(&p[0].to_bytes());
+    sec1[33..].copy_from_slice(&p[1].to_bytes());
+    ::sm2::PublicKey::from_sec1_bytes(&sec1).ok().map(|k| *k.as_affine())
+}
+
 impl BaseTable {
     /// The table of G: `WINDOWS · ENTRIES` projective additions, `WINDOWS · W` doublings
     /// and one field inversion (batch normalization).

@@ -1,0 +1,167 @@
+//! SM2 public-key encryption (GB/T 32918.4) on the fast arithmetic: \[k\]G through the card's
+//! fixed-base table, \[k\]PB and \[dB\]C1 by the constant-time windowed multiplication of
+//! `varbase`, SM3 for the KDF and C3. Ciphertexts are byte-identical to
+//! [`crate::alg::sm2_pke`]'s (the `sm2` crate's), which the tests check with the standard's
+//! example and both directions on random inputs; the layouts are converted by
+//! [`crate::alg::sm2_pke::convert`].
+//!
+//! Decryption fails opaquely ([`AlgError::DecryptFailed`]) for every bad input: a C1 that
+//! does not decode to a point of the curve, a KDF output of zeros, a wrong C3 (compared in
+//! constant time), truncation.
+
+use ::sm2::elliptic_curve::Generate;
+use ::sm2::elliptic_curve::subtle::ConstantTimeEq;
+use ::sm2::{AffinePoint, NonZeroScalar, PublicKey, SecretKey};
+use ::sm3::{Digest, Sm3};
+use alloc::vec::Vec;
+use rand_core::TryCryptoRng;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::table::from_crate;
+use super::{BaseTable, varbase};
+use crate::alg::AlgError;
+use crate::alg::sm2_pke::{Layout, MAX_PLAINTEXT, convert};
+
+/// Encryptions tried before giving up (a retry needs an all-zero KDF output: probability
+/// 2^−256 per byte block; reaching the bound means the RNG is broken).
+const MAX_TRIES: usize = 8;
+
+/// Encrypt `msg` (1 to [`MAX_PLAINTEXT`] bytes) to `public` with a nonce from `rng`; \[k\]G
+/// through `table` when given, else by the windowed multiplication.
+pub fn encrypt<R: TryCryptoRng + ?Sized>(
+    table: Option<&BaseTable>,
+    rng: &mut R,
+    public: &PublicKey,
+    msg: &[u8],
+    layout: Layout,
+) -> Result<Vec<u8>, AlgError> {
+    if msg.is_empty() || msg.len() > MAX_PLAINTEXT {
+        return Err(AlgError::InvalidInput);
+    }
+    let pb = from_crate(public.as_affine());
+    for _ in 0..MAX_TRIES {
+        let k = NonZeroScalar::try_generate_from_rng(rng).map_err(|_| AlgError::Rng)?;
+        // A1–A4: C1 = [k]G; (x2, y2) = [k]PB (h = 1: [h]PB is PB, never the identity).
+        let c1 = match table {
+            Some(t) => t.mul(&k),
+            None => varbase::mul(&from_crate(&AffinePoint::GENERATOR), &k),
+        };
+        let (x1, y1) = c1.to_affine_bytes().ok_or(AlgError::Rng)?;
+        let shared = varbase::mul(&pb, &k).to_affine_bytes().ok_or(AlgError::InvalidKey)?;
+        let shared = Zeroizing::new(shared);
+        // A5: t = KDF(x2 ‖ y2, klen), all zero → another k.
+        let mut c2 = Zeroizing::new(alloc::vec![0u8; msg.len()]);
+        crate::alg::sm3::kdf(&[&shared.0, &shared.1], &mut c2)?;
+        if c2.iter().all(|&b| b == 0) {
+            continue;
+        }
+        // A6–A7: C2 = M ⊕ t, C3 = SM3(x2 ‖ M ‖ y2).
+        c2.iter_mut().zip(msg).for_each(|(t, m)| *t ^= m);
+        let c3 = Sm3::new().chain_update(shared.0).chain_update(msg).chain_update(shared.1).finalize();
+        let mut out = Vec::with_capacity(97 + msg.len());
+        out.push(4);
+        out.extend_from_slice(&x1);
+        out.extend_from_slice(&y1);
+        out.extend_from_slice(&c3);
+        out.extend_from_slice(&c2);
+        return match layout {
+            Layout::C1C3C2 => Ok(out),
+            other => convert(&out, Layout::C1C3C2, other),
+        };
+    }
+    Err(AlgError::Rng)
+}
+
+/// Decrypt `ciphertext` in `layout` with `secret`.
+pub fn decrypt(secret: &SecretKey, ciphertext: &[u8], layout: Layout) -> Result<Zeroizing<Vec<u8>>, AlgError> {
+    let owned;
+    let ct = match layout {
+        Layout::C1C3C2 => ciphertext,
+        other => {
+            owned = convert(ciphertext, other, Layout::C1C3C2).map_err(|_| AlgError::DecryptFailed)?;
+            &owned[..]
+        }
+    };
+    if ct.len() < 65 + 32 + 1 || ct[0] != 4 || ct.len() - 97 > MAX_PLAINTEXT {
+        return Err(AlgError::DecryptFailed);
+    }
+    let (c1, rest) = ct.split_at(65);
+    let (c3, c2) = rest.split_at(32);
+    // B1: C1 must be a point of the curve (the crate's decoding checks the equation); B2: with
+    // h = 1, [h]C1 is the identity only if C1 is, which SEC1 cannot encode here.
+    let c1 = PublicKey::from_sec1_bytes(c1).map_err(|_| AlgError::DecryptFailed)?;
+    let c1: &AffinePoint = c1.as_affine();
+    // B3: (x2, y2) = [dB]C1.
+    let mut d = *secret.to_nonzero_scalar();
+    let shared = varbase::mul(&from_crate(c1), &d).to_affine_bytes();
+    d.zeroize();
+    let shared = Zeroizing::new(shared.ok_or(AlgError::DecryptFailed)?);
+    // B4–B5: t = KDF(x2 ‖ y2, klen), not all zero; M = C2 ⊕ t.
+    let mut m = Zeroizing::new(alloc::vec![0u8; c2.len()]);
+    crate::alg::sm3::kdf(&[&shared.0, &shared.1], &mut m).map_err(|_| AlgError::DecryptFailed)?;
+    if m.iter().all(|&b| b == 0) {
+        return Err(AlgError::DecryptFailed);
+    }
+    m.iter_mut().zip(c2).for_each(|(t, c)| *t ^= c);
+    // B6: u = SM3(x2 ‖ M ‖ y2) = C3, in constant time.
+    let u = Sm3::new().chain_update(shared.0).chain_update(&m[..]).chain_update(shared.1).finalize();
+    if !bool::from(u.as_slice().ct_eq(c3)) {
+        return Err(AlgError::DecryptFailed);
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::sm2::secret_from_bytes;
+    use crate::alg::sm2_pke;
+    use crate::alg::testrng::{CounterRng, FixedRng, h};
+
+    #[test]
+    fn standard_example_and_agreement_with_the_crate() {
+        let table = BaseTable::new();
+        // GB/T 32918.5 encryption example (see sm2_pke's tests).
+        let sk = secret_from_bytes(&h("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")).unwrap();
+        let k = h("59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21");
+        let msg = b"encryption standard";
+        for layout in [Layout::C1C3C2, Layout::C1C2C3, Layout::Der] {
+            let ours =
+                encrypt(Some(&table), &mut FixedRng(alloc::vec![k.clone()]), &sk.public_key(), msg, layout).unwrap();
+            let theirs =
+                sm2_pke::crate_encrypt(&mut FixedRng(alloc::vec![k.clone()]), &sk.public_key(), msg, layout).unwrap();
+            assert_eq!(ours, theirs, "{layout:?}");
+            assert_eq!(&decrypt(&sk, &ours, layout).unwrap()[..], msg);
+        }
+        let mut rng = CounterRng::new(b"fast pke");
+        for len in [1usize, 31, 32, 33, 200] {
+            let sk = crate::alg::sm2::generate(&mut rng).unwrap();
+            let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let ct = encrypt(None, &mut rng, &sk.public_key(), &msg, Layout::C1C3C2).unwrap();
+            assert_eq!(&sm2_pke::crate_decrypt(&sk, &ct, Layout::C1C3C2).unwrap()[..], &msg[..]);
+            let ct = sm2_pke::crate_encrypt(&mut rng, &sk.public_key(), &msg, Layout::Der).unwrap();
+            assert_eq!(&decrypt(&sk, &ct, Layout::Der).unwrap()[..], &msg[..]);
+        }
+    }
+
+    #[test]
+    fn bad_ciphertexts_fail_opaquely() {
+        let table = BaseTable::new();
+        let mut rng = CounterRng::new(b"fast pke bad");
+        let sk = crate::alg::sm2::generate(&mut rng).unwrap();
+        let other = crate::alg::sm2::generate(&mut rng).unwrap();
+        let ct = encrypt(Some(&table), &mut rng, &sk.public_key(), &[7u8; 40], Layout::C1C3C2).unwrap();
+        let failed = Err(AlgError::DecryptFailed);
+        assert_eq!(decrypt(&other, &ct, Layout::C1C3C2).map(|m| m.to_vec()), failed);
+        for i in [1usize, 40, 65, 80, ct.len() - 1] {
+            let mut bad = ct.clone();
+            bad[i] ^= 1;
+            assert_eq!(decrypt(&sk, &bad, Layout::C1C3C2).map(|m| m.to_vec()), failed, "byte {i}");
+        }
+        for len in [0, 1, 64, 97] {
+            assert_eq!(decrypt(&sk, &ct[..len], Layout::C1C3C2).map(|m| m.to_vec()), failed, "length {len}");
+        }
+        assert_eq!(decrypt(&sk, &ct, Layout::Der).map(|m| m.to_vec()), failed);
+        assert_eq!(encrypt(Some(&table), &mut rng, &sk.public_key(), b"", Layout::C1C3C2), Err(AlgError::InvalidInput));
+    }
+}
