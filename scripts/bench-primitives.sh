@@ -27,7 +27,7 @@ if [ "$skip_openssl" = 0 ]; then
   {
     openssl version
     openssl speed -mr -elapsed -seconds 2 sm2
-    openssl speed -mr -elapsed -seconds 2 rsa2048 ecdsap256
+    openssl speed -mr -elapsed -seconds 2 rsa2048 rsa3072 rsa4096 ecdsap256
     for c in sm4-cbc sm4-gcm; do
       for n in 64 65536; do
         echo "+CASE:$c:$n"
@@ -57,7 +57,7 @@ case = None
 for line in open(ossl):
     p = line.strip().split(":")
     if p[0] == "+F7": o["sm2_sign"], o["sm2_verify"] = float(p[4]), float(p[5])
-    elif p[0] == "+F2": o["rsa_sign"] = float(p[3])
+    elif p[0] == "+F2": o[("rsa_sign", int(p[2]))] = float(p[3])
     elif p[0] == "+F4": o["p256_sign"] = float(p[3])
     elif p[0] == "+CASE": case = (p[1], int(p[2]))
     elif p[0] == "+F" and p[2].lower() == "sm3": o["sm3"] = float(p[3]) / 1e6
@@ -82,7 +82,19 @@ rows = [
     ("SM4-CBC encrypt 64 KiB", "MB/s", mbs("sm4/cbc_encrypt_64KiB", 65536), o.get(("sm4-cbc", 65536))),
     ("SM4-GCM encrypt 64 B", "MB/s", mbs("sm4/gcm_encrypt_64B", 64), o.get(("sm4-gcm", 64))),
     ("SM4-GCM encrypt 64 KiB", "MB/s", mbs("sm4/gcm_encrypt_64KiB", 65536), o.get(("sm4-gcm", 65536))),
-    ("RSA-2048 sign (PKCS#1 v1.5, SHA-256)", "ops/s", ops("other/rsa2048_sign_pkcs1v15_sha256"), o.get("rsa_sign")),
+    ("RSA-2048 sign (PKCS#1 v1.5, SHA-256), alg::rsa CRT", "ops/s", ops("other/rsa2048_sign_pkcs1v15_sha256"),
+     o.get(("rsa_sign", 2048))),
+    ("RSA-2048 sign, rsa crate path", "ops/s", ops("other/rsa2048_sign_crate"), o.get(("rsa_sign", 2048))),
+    ("RSA-2048 sign (PSS, SHA-256)", "ops/s", ops("other/rsa2048_sign_pss_sha256"), o.get(("rsa_sign", 2048))),
+    ("RSA-3072 sign (PKCS#1 v1.5, SHA-256)", "ops/s", ops("other/rsa3072_sign_pkcs1v15_sha256"),
+     o.get(("rsa_sign", 3072))),
+    ("RSA-4096 sign (PKCS#1 v1.5, SHA-256)", "ops/s", ops("other/rsa4096_sign_pkcs1v15_sha256"),
+     o.get(("rsa_sign", 4096))),
+    ("RSA-2048 decrypt (PKCS#1 v1.5; OpenSSL: private op)", "ops/s", ops("other/rsa2048_decrypt_pkcs1v15"),
+     o.get(("rsa_sign", 2048))),
+    ("RSA-2048 decrypt (OAEP SHA-256; OpenSSL: private op)", "ops/s", ops("other/rsa2048_decrypt_oaep_sha256"),
+     o.get(("rsa_sign", 2048))),
+    ("  RsaKey setup (per key, cached)", "ops/s", ops("other/rsa2048_key_setup"), None),
     ("ECDSA P-256 sign", "ops/s", ops("other/ecdsa_p256_sign"), o.get("p256_sign")),
 ]
 f = lambda v: "n/a" if v is None else f"{v:,.0f}"

@@ -1,5 +1,5 @@
 //! One-core throughput of the card's primitives: SM2 (crate path and `sm2_fast`), SM3, SM4,
-//! RSA-2048, ECDSA P-256. `scripts/bench-primitives.sh` runs this and OpenSSL side by side;
+//! RSA (the card's CRT path and the crate's), ECDSA P-256. `scripts/bench-primitives.sh` runs this and OpenSSL side by side;
 //! docs/benchmarks.md has the table and how to read it.
 //!
 //! Randomness is the card's SM3 Hash_DRBG (`gmhsm_firmware::drbg::HashDrbg`) seeded with a
@@ -159,14 +159,46 @@ fn symmetric(c: &mut Criterion) {
     }
 }
 
+/// Fixed RSA-3072 / 4096 keys (draft-irtf-cfrg-rsa-guidance test keys): generating them here
+/// would take seconds.
+const RSA3072: &[u8] = include_bytes!("../src/alg/rsa/testdata/k3072.pk8.der");
+const RSA4096: &[u8] = include_bytes!("../src/alg/rsa/testdata/k4096.pk8.der");
+
 fn others(c: &mut Criterion) {
+    use ::rsa::pkcs8::DecodePrivateKey;
     let mut rng = Drbg::new();
     let rsa_key = rsa::generate(&mut rng, 2048).unwrap();
+    let rsa3072 = rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(RSA3072).unwrap());
+    let rsa4096 = rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(RSA4096).unwrap());
     let p256 = ecdsa::generate(&mut rng).unwrap();
     let mut g = c.benchmark_group("other");
+    // RSA: the card's path (alg::rsa::RsaKey, fixed-size CRT, blinded, checked) and the
+    // `rsa` crate's own (blinded, checked) side by side.
     g.bench_function("rsa2048_sign_pkcs1v15_sha256", |b| {
         b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa_key, black_box(&MSG)).unwrap())
     });
+    g.bench_function("rsa2048_sign_crate", |b| {
+        b.iter(|| rsa_key.private_key().pkcs1v15_sign_with_rng::<sha2::Sha256, _>(&mut rng, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("rsa2048_sign_pss_sha256", |b| {
+        b.iter(|| rsa::sign_pss(&mut rng, &rsa_key, rsa::PssHash::Sha256, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("rsa3072_sign_pkcs1v15_sha256", |b| {
+        b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa3072, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("rsa4096_sign_pkcs1v15_sha256", |b| {
+        b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa4096, black_box(&MSG)).unwrap())
+    });
+    let public = rsa_key.to_public_key();
+    let ct = rsa::encrypt_pkcs1v15(&mut rng, &public, &MSG).unwrap();
+    g.bench_function("rsa2048_decrypt_pkcs1v15", |b| {
+        b.iter(|| rsa::decrypt_pkcs1v15(&mut rng, &rsa_key, black_box(&ct)).unwrap())
+    });
+    let ct = rsa::encrypt_oaep_sha256(&mut rng, &public, &MSG).unwrap();
+    g.bench_function("rsa2048_decrypt_oaep_sha256", |b| {
+        b.iter(|| rsa::decrypt_oaep_sha256(&mut rng, &rsa_key, black_box(&ct)).unwrap())
+    });
+    g.bench_function("rsa2048_key_setup", |b| b.iter(|| rsa::RsaKey::new(black_box(rsa_key.private_key().clone()))));
     g.bench_function("ecdsa_p256_sign", |b| b.iter(|| ecdsa::sign(&mut rng, &p256, black_box(&MSG)).unwrap()));
     g.finish();
 }

@@ -56,7 +56,8 @@ impl KeyRecord {
 /// A usable key.
 pub enum LoadedKey {
     Sm2(sm2::SecretKey),
-    Rsa(rsa::PrivateKey),
+    /// RSA with its cached CRT constants (built by [`alg::rsa::RsaKey::new`]).
+    Rsa(alg::rsa::RsaKey),
     P256(p256::SecretKey),
     Sm4(Zeroizing<[u8; 16]>),
     Hmac(Zeroizing<Vec<u8>>),
@@ -144,7 +145,8 @@ pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
     Ok(match alg {
         KeyAlg::Sm2 => LoadedKey::Sm2(alg::sm2::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
         KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
-            LoadedKey::Rsa(rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?)
+            let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?;
+            LoadedKey::Rsa(alg::rsa::RsaKey::new(key))
         }
         KeyAlg::EcdsaP256 => LoadedKey::P256(alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
         KeyAlg::Sm4 => {

@@ -94,7 +94,7 @@ fn sm2() -> Result<(), &'static str> {
 
 fn rsa_ecdsa() -> Result<(), &'static str> {
     let fail = "self-test: RSA known answer failed";
-    let key = rsa::PrivateKey::from_pkcs8_der(RSA_KEY).map_err(|_| fail)?;
+    let key = alg::rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(RSA_KEY).map_err(|_| fail)?);
     // PKCS#1 v1.5 is deterministic; the RNG only feeds blinding.
     let sig = alg::rsa::sign_pkcs1v15_sha256(&mut KatRng(0), &key, b"abc").map_err(|_| fail)?;
     check(sig == RSA_SIG_ABC, fail)?;
@@ -176,7 +176,8 @@ mod tests {
     #[test]
     fn rsa_signature_equals_openssl() {
         use rsa::pkcs8::DecodePrivateKey;
-        let key = rsa::PrivateKey::from_pkcs8_der(super::RSA_KEY).unwrap();
+        let key = crate::alg::rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(super::RSA_KEY).unwrap());
+        assert!(key.is_fast());
         let sig = crate::alg::rsa::sign_pkcs1v15_sha256(&mut super::KatRng(0), &key, b"abc").unwrap();
         assert_eq!(sig, super::RSA_SIG_ABC);
         let other = crate::alg::rsa::sign_pkcs1v15_sha256(&mut super::KatRng(0), &key, b"abd").unwrap();
