@@ -58,7 +58,8 @@ pub enum LoadedKey {
     Sm2(sm2::SecretKey),
     /// RSA with its cached CRT constants (built by [`alg::rsa::RsaKey::new`]).
     Rsa(alg::rsa::RsaKey),
-    P256(p256::SecretKey),
+    /// Kept with its public point (derived once at load).
+    P256(alg::ecdsa::SigningKey),
     Sm4(Zeroizing<[u8; 16]>),
     Hmac(Zeroizing<Vec<u8>>),
 }
@@ -124,7 +125,7 @@ pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Ge
             let secret = alg::ecdsa::generate(rng).map_err(alg_status)?;
             let spki_der = der(secret.public_key().to_public_key_der())?;
             let private_der = Zeroizing::new(secret.to_bytes().to_vec());
-            Ok(Generated { private_der, spki_der, key: LoadedKey::P256(secret) })
+            Ok(Generated { private_der, spki_der, key: LoadedKey::P256(alg::ecdsa::SigningKey::from(&secret)) })
         }
         KeyAlg::Sm4 => {
             let mut k = Zeroizing::new([0u8; 16]);
@@ -148,7 +149,9 @@ pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
             let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?;
             LoadedKey::Rsa(alg::rsa::RsaKey::new(key))
         }
-        KeyAlg::EcdsaP256 => LoadedKey::P256(alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
+        KeyAlg::EcdsaP256 => LoadedKey::P256(alg::ecdsa::SigningKey::from(
+            &alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?,
+        )),
         KeyAlg::Sm4 => {
             let k: [u8; 16] = private_der.try_into().map_err(|_| Status::Internal)?;
             LoadedKey::Sm4(Zeroizing::new(k))

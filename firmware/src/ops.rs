@@ -36,7 +36,7 @@ impl Public {
         match key {
             LoadedKey::Sm2(s) => Some(Public::Sm2(s.public_key())),
             LoadedKey::Rsa(k) => Some(Public::Rsa(k.to_public_key())),
-            LoadedKey::P256(s) => Some(Public::P256(s.public_key())),
+            LoadedKey::P256(s) => Some(Public::P256(p256::PublicKey::from(s.verifying_key()))),
             _ => None,
         }
     }
@@ -85,7 +85,7 @@ pub fn sign<R: TryCryptoRng + ?Sized>(
         (LoadedKey::Rsa(k), Mechanism::RsaPssSha256) => {
             alg::rsa::sign_pss(rng, k, alg::rsa::PssHash::Sha256, msg).map_err(e)
         }
-        (LoadedKey::P256(s), Mechanism::EcdsaP256Sha256) => alg::ecdsa::sign(rng, s, msg).map_err(e),
+        (LoadedKey::P256(s), Mechanism::EcdsaP256Sha256) => alg::ecdsa::sign_with(rng, s, msg).map_err(e),
         _ => Err(Status::WrongKeyType),
     }
 }

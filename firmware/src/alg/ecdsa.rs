@@ -7,12 +7,13 @@
 use alloc::vec::Vec;
 use p256::ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use p256::ecdsa::signature::{RandomizedSigner, Verifier};
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
 use p256::elliptic_curve::Generate;
 use rand_core::TryCryptoRng;
 
 use super::AlgError;
 
+pub use p256::ecdsa::SigningKey;
 pub use p256::{PublicKey, SecretKey};
 
 pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<SecretKey, AlgError> {
@@ -29,7 +30,12 @@ pub fn public_from_sec1(bytes: &[u8]) -> Result<PublicKey, AlgError> {
 
 /// Sign SHA-256(`msg`); the signature is DER.
 pub fn sign<R: TryCryptoRng + ?Sized>(rng: &mut R, secret: &SecretKey, msg: &[u8]) -> Result<Vec<u8>, AlgError> {
-    let key = SigningKey::from(secret);
+    sign_with(rng, &SigningKey::from(secret), msg)
+}
+
+/// [`sign`] with a key prepared once ([`SigningKey`] holds the public point, which costs a
+/// fixed-base multiplication to derive: the card keeps this form of a loaded key).
+pub fn sign_with<R: TryCryptoRng + ?Sized>(rng: &mut R, key: &SigningKey, msg: &[u8]) -> Result<Vec<u8>, AlgError> {
     let sig: Signature = key.try_sign_with_rng(rng, msg).map_err(|_| AlgError::Rng)?;
     Ok(sig.to_der().as_bytes().to_vec())
 }
