@@ -13,12 +13,14 @@
 
 mod client;
 mod error;
+mod keypair;
 mod ops;
 pub mod pem;
 mod profile;
 
 pub use client::{Client, sm2_with_id, to_label};
 pub use error::ClientError;
+pub use keypair::{KeyPair, WRAP_NONCE_LEN};
 pub use ops::SessionKey;
 
 /// SM3 over an audit record's encoding: the next record's `prev_hash` (auditors check the
@@ -30,6 +32,8 @@ pub fn audit_hash(rec: &AuditRecord) -> [u8; 32] {
 }
 pub use profile::Profile;
 
+pub use gmhsm_proto::request::KeyPairProtection;
+pub use gmhsm_proto::response::{PrivateKeyOut, SecretBytes};
 pub use gmhsm_proto::{
     AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
     Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,

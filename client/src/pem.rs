@@ -20,6 +20,12 @@ pub fn public_key(spki_der: &[u8]) -> String {
     encode("PUBLIC KEY", spki_der)
 }
 
+/// A DER PKCS#8 private key as a `PRIVATE KEY` PEM block (the caller keeps the string
+/// short-lived).
+pub fn private_key(pkcs8_der: &[u8]) -> String {
+    encode("PRIVATE KEY", pkcs8_der)
+}
+
 fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -62,6 +62,7 @@ pub struct Hsm<P: Platform> {
 mod access;
 mod admin;
 mod fast;
+pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
 mod handlers;
@@ -119,6 +120,8 @@ fn request_kind(r: &Request) -> u8 {
         R::Zeroize => 45,
         R::ServiceStop => 46,
         R::ServiceStart => 47,
+        R::GenerateKeyPair { .. } => 48,
+        R::KeyExportPolicy { .. } => 49,
         _ => u8::MAX,
     }
 }
@@ -141,6 +144,11 @@ mod kind_tests {
             Request::Zeroize,
             Request::ServiceStop,
             Request::ServiceStart,
+            Request::GenerateKeyPair {
+                alg: gmhsm_proto::KeyAlg::Sm2,
+                protection: gmhsm_proto::request::KeyPairProtection::Plaintext,
+            },
+            Request::KeyExportPolicy { set: None },
         ];
         for r in samples {
             let wire = postcard::to_allocvec(&r).unwrap();

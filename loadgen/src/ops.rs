@@ -14,6 +14,9 @@ pub enum Op {
     Sm2Encrypt,
     Sm2Decrypt,
     Sm2Keygen,
+    /// A fresh SM2 key pair returned to the caller, its private key wrapped under an SM4 KEK
+    /// (`GenerateKeyPair`, SDF_GenerateKeyPair_ECC): nothing stored.
+    Sm2Keypair,
     Rsa2048Sign,
     EcdsaSign,
     Sm4Cbc64,
@@ -30,6 +33,7 @@ pub const ALL: &[Op] = &[
     Op::Sm2Encrypt,
     Op::Sm2Decrypt,
     Op::Sm2Keygen,
+    Op::Sm2Keypair,
     Op::Rsa2048Sign,
     Op::EcdsaSign,
     Op::Sm4Cbc64,
@@ -99,6 +103,10 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
             alg: KeyAlg::Sm2,
             caps: gmhsm_client::Capabilities::DEFAULT,
             domains: 0,
+        },
+        Op::Sm2Keypair => Request::GenerateKeyPair {
+            alg: KeyAlg::Sm2,
+            protection: gmhsm_client::KeyPairProtection::Wrapped { kek: label("bench-sm4") },
         },
         Op::Rsa2048Sign => {
             Request::Sign { label: label("bench-rsa"), mechanism: Mechanism::RsaPkcs1v15Sha256, message: vec![7; 32] }
@@ -188,6 +196,18 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
             let r = gmhsm_firmware::keys::generate(KeyAlg::Sm2, &mut HostRng);
             assert!(r.is_ok(), "SM2 key generation failed in the reference");
         }),
+        // The card's path for `GenerateKeyPair`: d from the RNG, [d]G through the fixed-base
+        // table, SPKI and PKCS#8, then SM4-GCM under the KEK with a fresh nonce.
+        Op::Sm2Keypair => {
+            let table = alg::sm2_fast::BaseTable::new();
+            Box::new(move || {
+                let pair = gmhsm_firmware::hsm::keypair::sm2_pair(&table, &mut HostRng);
+                let pair = pair.expect("SM2 key pair generation failed in the reference");
+                let mut nonce = [0u8; 12];
+                getrandom::fill(&mut nonce).unwrap_or_default();
+                let _ = alg::sm4::gcm_encrypt(&key, &nonce, &pair.spki_der, &pair.pkcs8);
+            })
+        }
         Op::Rsa2048Sign => {
             let k = alg::rsa::generate(&mut rng, 2048).ok()?;
             Box::new(move || {

@@ -88,6 +88,20 @@ pub enum WrapWith {
     External { spki_der: Vec<u8>, mechanism: CipherMech },
 }
 
+/// How the private key of a pair made by [`Request::GenerateKeyPair`] leaves the card.
+/// Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KeyPairProtection {
+    /// Wrapped under the stored SM4 key `kek`, which the caller may use with the WRAP
+    /// capability: SM4-GCM over the PKCS#8 DER private key, the SPKI as associated data
+    /// (layout in `docs/protocol.md`, §Generated key pairs).
+    Wrapped { kek: Label },
+    /// In the clear (PKCS#8 DER). Refused with `AccessDenied` unless the card's key-export
+    /// policy allows it ([`Request::KeyExportPolicy`]; off by default).
+    Plaintext,
+}
+
 /// A multi-part operation started with [`Request::OpInit`]. Append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -346,4 +360,39 @@ pub enum Request {
     ServiceStop,
     /// Start the service again after [`Request::ServiceStop`] (same authority).
     ServiceStart,
+    /// A fresh asymmetric key pair for the caller (GM/T 0018 `SDF_GenerateKeyPair_ECC`): not
+    /// stored in the card; the public key and the private key, protected as `protection`
+    /// says, go back in [`crate::Response::KeyPair`].
+    GenerateKeyPair {
+        alg: KeyAlg,
+        protection: KeyPairProtection,
+    },
+    /// Read (`set: None`, local tools) or change (`Some`, local tools with the policy-change
+    /// quorum's authority on a ceremony-initialized device) whether generated private keys may
+    /// leave the card in the clear. Answered [`crate::Response::KeyExportPolicy`].
+    KeyExportPolicy {
+        set: Option<bool>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire index of a request is its postcard variant index: pinned for the requests
+    /// appended last, so that a reordering fails here before it breaks deployed clients.
+    #[test]
+    fn appended_requests_keep_their_indices() {
+        let kek = Label::try_from("kek").unwrap();
+        let cases = [
+            (Request::ServiceStart, 47u8),
+            (Request::GenerateKeyPair { alg: KeyAlg::Sm2, protection: KeyPairProtection::Wrapped { kek } }, 48),
+            (Request::KeyExportPolicy { set: None }, 49),
+        ];
+        for (r, index) in cases {
+            assert_eq!(postcard::to_allocvec(&r).unwrap()[0], index, "{r:?}");
+        }
+        let plain = Request::GenerateKeyPair { alg: KeyAlg::EcdsaP256, protection: KeyPairProtection::Plaintext };
+        assert_eq!(postcard::to_allocvec(&plain).unwrap(), [48, 4, 1]);
+    }
 }

@@ -91,7 +91,80 @@ pub enum Response {
         authorization: CardSignature,
     },
     DomainAuthorization(CardSignature),
+    /// A key pair made by `Request::GenerateKeyPair`: the public key as DER
+    /// SubjectPublicKeyInfo and the private key as the request asked.
+    KeyPair {
+        alg: KeyAlg,
+        spki_der: Vec<u8>,
+        private: PrivateKeyOut,
+    },
+    /// The key-export policy: may generated private keys leave the card in the clear?
+    KeyExportPolicy {
+        allow_plaintext: bool,
+    },
 }
+
+/// The private half of a generated key pair. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PrivateKeyOut {
+    /// `nonce (12) ‖ SM4-GCM ciphertext ‖ tag (16)` under the KEK, AAD = the SPKI DER; the
+    /// plaintext is the PKCS#8 DER private key (`docs/protocol.md`, §Generated key pairs).
+    Wrapped(Vec<u8>),
+    /// PKCS#8 DER in the clear (only when the key-export policy allows it).
+    Plaintext(SecretBytes),
+}
+
+/// Secret bytes (a private key) on their way through the wire types: overwritten with zeros
+/// when dropped, shown as their length only by `Debug`, compared without an early exit. The
+/// bytes are reached only through [`SecretBytes::expose_secret`].
+///
+/// This crate forbids `unsafe` and has no dependency beyond serde, postcard and heapless, so the
+/// zeroing is a plain `fill(0)` kept by [`core::hint::black_box`] (best effort, not the
+/// volatile writes of the `zeroize` crate); copy the bytes into a zeroizing type at once.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretBytes(bytes)
+    }
+
+    /// The secret itself.
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        core::hint::black_box(&mut self.0);
+    }
+}
+
+impl core::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SecretBytes({} bytes)", self.0.len())
+    }
+}
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl Eq for SecretBytes {}
 
 /// Attributes of a stored key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,4 +177,39 @@ pub struct KeyInfo {
     pub spki_der: Vec<u8>,
     /// `true` when the key has a private-key access password.
     pub password: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn appended_responses_keep_their_indices() {
+        let wrapped = Response::KeyPair {
+            alg: KeyAlg::Sm2,
+            spki_der: alloc::vec![1],
+            private: PrivateKeyOut::Wrapped(alloc::vec![2]),
+        };
+        assert_eq!(postcard::to_allocvec(&wrapped).unwrap(), [23, 0, 1, 1, 0, 1, 2]);
+        let plain = Response::KeyPair {
+            alg: KeyAlg::Sm2,
+            spki_der: alloc::vec![],
+            private: PrivateKeyOut::Plaintext(SecretBytes::new(alloc::vec![9, 9])),
+        };
+        assert_eq!(postcard::to_allocvec(&plain).unwrap(), [23, 0, 0, 1, 2, 9, 9]);
+        let policy = Response::KeyExportPolicy { allow_plaintext: true };
+        assert_eq!(postcard::to_allocvec(&policy).unwrap(), [24, 1]);
+    }
+
+    #[test]
+    fn secret_bytes_hide_themselves() {
+        let s = SecretBytes::new(alloc::vec![0x41; 5]);
+        assert_eq!(format!("{s:?}"), "SecretBytes(5 bytes)");
+        assert_eq!(s, SecretBytes::new(alloc::vec![0x41; 5]));
+        assert_ne!(s, SecretBytes::new(alloc::vec![0x41; 4]));
+        assert_ne!(s, SecretBytes::new(alloc::vec![0x41, 0x41, 0x41, 0x41, 0x42]));
+        let back: SecretBytes = postcard::from_bytes(&postcard::to_allocvec(&s).unwrap()).unwrap();
+        assert_eq!(back.expose_secret(), &[0x41; 5]);
+    }
 }

@@ -49,7 +49,7 @@ impl<P: Platform> Hsm<P> {
     }
 
     /// Does `session` hold the authority `op` needs (always true on a demo device)?
-    fn may(&mut self, session: u64, op: AdminOp) -> bool {
+    pub(super) fn may(&mut self, session: u64, op: AdminOp) -> bool {
         let Some(rec) = self.admin_record() else { return true };
         self.expire(session);
         self.admin.sessions.get(&session).is_some_and(|s| s.may(op, &rec.policy))

@@ -177,6 +177,11 @@ impl Sm2Fast {
         self.pool.push(done.batch)
     }
 
+    /// The card's fixed-base table of G (for key pairs generated on the fast path).
+    pub fn table(&self) -> &Arc<BaseTable> {
+        &self.table
+    }
+
     /// Nonces ready.
     pub fn pooled(&self) -> usize {
         self.pool.len()

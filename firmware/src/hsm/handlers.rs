@@ -264,6 +264,10 @@ impl<P: Platform> Hsm<P> {
             Request::ImportEnvelopedKeyPair { label, unwrap_with, blob, caps, domains } => {
                 self.import_enveloped(principal, session, label, unwrap_with, &blob, caps, domains)
             }
+            Request::GenerateKeyPair { alg, protection } => {
+                self.generate_key_pair(principal, session, kind, alg, protection)
+            }
+            Request::KeyExportPolicy { set } => self.key_export_policy(principal, session, kind, set),
             _ => Err(Status::InvalidArgument),
         }
     }

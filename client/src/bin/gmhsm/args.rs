@@ -18,6 +18,7 @@ Examples:
   gmhsm --profile state/client.toml key generate --alg sm2 --label app1-sign
   gmhsm --profile state/client.toml sign --label app1-sign --in msg.txt --out msg.sig
   gmhsm --profile state/client.toml encrypt --label app1-enc --in doc --out doc.enc
+  gmhsm --profile state/client.toml key pair --alg sm2 --kek app1-kek --pub-out p.pem --key-out p.wrapped
   gmhsm --socket state/local.sock audit --from 1
   gmhsm --socket state/local.sock service stop";
 
@@ -256,6 +257,50 @@ pub enum KeyCommand {
         #[arg(long, env = "GMHSM_NEW_PASSWORD")]
         new_password: String,
     },
+    /// Generate a key pair for the caller, not stored in the card (GM/T 0018
+    /// SDF_GenerateKeyPair_ECC): the public key (PEM) and the private key, wrapped under the
+    /// stored SM4 key --kek (needs its wrap capability; the file is nonce (12) || SM4-GCM
+    /// ciphertext || tag (16) of the PKCS#8 DER, AAD = the public key's DER, see
+    /// docs/protocol.md) or, with --plaintext and only if the appliance's key-export policy
+    /// allows it, as a PKCS#8 PEM file (mode 0600). Refusals exit 4.
+    Pair {
+        #[arg(long, value_enum)]
+        alg: PairAlgArg,
+        /// SM4 key in the card to wrap the private key under...
+        #[arg(long, conflicts_with = "plaintext", required_unless_present = "plaintext")]
+        kek: Option<String>,
+        /// ...or the private key in the clear (refused unless the policy allows it).
+        #[arg(long)]
+        plaintext: bool,
+        /// Where to write the public key (SubjectPublicKeyInfo PEM); stdout if absent.
+        #[arg(long)]
+        pub_out: Option<PathBuf>,
+        /// Where to write the private key (wrapped blob, or PKCS#8 PEM with --plaintext).
+        #[arg(long)]
+        key_out: PathBuf,
+    },
+    /// Open a private key wrapped by `key pair` with its KEK, inside the card (needs the
+    /// KEK's decrypt capability); writes the PKCS#8 PEM (mode 0600).
+    Unwrap {
+        /// The SM4 key the private key was wrapped under.
+        #[arg(long)]
+        kek: String,
+        /// The pair's public key (PEM): it is the wrapping's associated data.
+        #[arg(long = "pub")]
+        public: PathBuf,
+        /// The wrapped private key.
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show, or change (--set; local socket only, and the policy-change quorum logged in at
+    /// the front panel on a ceremony-initialized appliance), whether `key pair --plaintext`
+    /// may return private keys in the clear. Off unless the administrators turn it on.
+    ExportPolicy {
+        #[arg(long, value_enum)]
+        set: Option<OnOff>,
+    },
     /// Import an SM2 key pair delivered as a GM/T 0016 enveloped key blob.
     ImportEnveloped {
         #[arg(long)]
@@ -288,6 +333,20 @@ pub enum AlgArg {
     EcdsaP256,
     Sm4,
     HmacSm3,
+}
+
+/// Algorithms of `key pair`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PairAlgArg {
+    Sm2,
+    EcdsaP256,
+    Rsa2048,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use gmhsm_client::{
-    CipherMech, Client, HashAlg, KeyAlg, KeyRef, MacMech, Mechanism, Profile, Sm2Layout, Sm4Mode, WrapWith, pem,
-    sm2_with_id,
+    CipherMech, Client, HashAlg, KeyAlg, KeyPairProtection, KeyRef, MacMech, Mechanism, PrivateKeyOut, Profile,
+    Sm2Layout, Sm4Mode, WrapWith, pem, sm2_with_id,
 };
 use sha2::Digest;
 
@@ -192,6 +192,39 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
         KeyCommand::SetPassword { label, new_password } => {
             connect(cli)?.set_key_password(label, new_password.as_bytes())?;
             println!("password set for {label}");
+        }
+        KeyCommand::Pair { alg, kek, plaintext, pub_out, key_out } => {
+            let alg = match alg {
+                PairAlgArg::Sm2 => KeyAlg::Sm2,
+                PairAlgArg::EcdsaP256 => KeyAlg::EcdsaP256,
+                PairAlgArg::Rsa2048 => KeyAlg::Rsa2048,
+            };
+            let protection = match (kek, plaintext) {
+                (Some(kek), false) => KeyPairProtection::Wrapped { kek: label(kek)? },
+                (None, true) => KeyPairProtection::Plaintext,
+                _ => return Err(Failure::Usage("give either --kek or --plaintext".into())),
+            };
+            let pair = connect(cli)?.generate_key_pair(alg, protection)?;
+            match &pair.private {
+                PrivateKeyOut::Wrapped(blob) => write_secret(key_out, blob)?,
+                PrivateKeyOut::Plaintext(pkcs8) => {
+                    write_secret(key_out, pem::private_key(pkcs8.expose_secret()).as_bytes())?
+                }
+                _ => {
+                    return Err(Failure::Client(gmhsm_client::ClientError::Protocol("unknown private key form".into())));
+                }
+            }
+            write_output(pub_out.as_deref(), pem::public_key(&pair.spki_der).as_bytes())?;
+        }
+        KeyCommand::Unwrap { kek, public, input, out } => {
+            let spki = public_key_pem(public)?;
+            let blob = read_input(input)?;
+            let pkcs8 = connect(cli)?.unwrap_private_key(kek, &spki, &blob)?;
+            write_secret(out, pem::private_key(pkcs8.expose_secret()).as_bytes())?;
+        }
+        KeyCommand::ExportPolicy { set } => {
+            let allowed = connect(cli)?.key_export_policy(set.map(|s| s == OnOff::On))?;
+            println!("plaintext export of generated private keys: {}", if allowed { "ALLOWED" } else { "refused" });
         }
         KeyCommand::ImportEnveloped { label, unwrap_with, input } => {
             let blob = read_input(input)?;

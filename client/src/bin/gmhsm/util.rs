@@ -151,3 +151,14 @@ pub fn certificate_pem(path: &Path) -> Result<Vec<u8>, Failure> {
         .map(|d| d.to_vec())
         .map_err(|e| Failure::Local(format!("{}: no usable CERTIFICATE PEM block: {e}", path.display())))
 }
+
+/// Write secret material to a new file readable by its owner only (mode 0600 on Unix).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Failure::Local(format!("cannot write {}: {e}", path.display())))
+}
