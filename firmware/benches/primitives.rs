@@ -131,6 +131,13 @@ fn sm2_other(c: &mut Criterion) {
     g.bench_function("decrypt_32", |b| {
         b.iter(|| sm2_pke::decrypt(&sk, black_box(&ct), sm2_pke::Layout::C1C3C2).unwrap())
     });
+    // The `sm2` crate's implementation, side by side (the card's before it had its own).
+    g.bench_function("encrypt_32_crate", |b| {
+        b.iter(|| sm2_pke::crate_encrypt(&mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap())
+    });
+    g.bench_function("decrypt_32_crate", |b| {
+        b.iter(|| sm2_pke::crate_decrypt(&sk, black_box(&ct), sm2_pke::Layout::C1C3C2).unwrap())
+    });
     g.finish();
 }
 
@@ -168,14 +175,22 @@ fn others(c: &mut Criterion) {
     use ::rsa::pkcs8::DecodePrivateKey;
     let mut rng = Drbg::new();
     let rsa_key = rsa::generate(&mut rng, 2048).unwrap();
+    // The same key on the portable exponentiation: IFMA is refused while it is set up.
+    gmhsm_ifma::set_enabled(false);
+    let rsa_portable = rsa::RsaKey::new(rsa_key.private_key().clone());
+    gmhsm_ifma::set_enabled(true);
     let rsa3072 = rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(RSA3072).unwrap());
     let rsa4096 = rsa::RsaKey::new(rsa::PrivateKey::from_pkcs8_der(RSA4096).unwrap());
     let p256 = ecdsa::generate(&mut rng).unwrap();
     let mut g = c.benchmark_group("other");
-    // RSA: the card's path (alg::rsa::RsaKey, fixed-size CRT, blinded, checked) and the
-    // `rsa` crate's own (blinded, checked) side by side.
+    // RSA: the card's path (alg::rsa::RsaKey, fixed-size CRT, blinded, checked; on AVX-512
+    // IFMA where the CPU has it), the same forced portable, and the `rsa` crate's own
+    // (blinded, checked) side by side.
     g.bench_function("rsa2048_sign_pkcs1v15_sha256", |b| {
         b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa_key, black_box(&MSG)).unwrap())
+    });
+    g.bench_function("rsa2048_sign_portable", |b| {
+        b.iter(|| rsa::sign_pkcs1v15_sha256(&mut rng, &rsa_portable, black_box(&MSG)).unwrap())
     });
     g.bench_function("rsa2048_sign_crate", |b| {
         b.iter(|| rsa_key.private_key().pkcs1v15_sign_with_rng::<sha2::Sha256, _>(&mut rng, black_box(&MSG)).unwrap())
@@ -199,7 +214,9 @@ fn others(c: &mut Criterion) {
         b.iter(|| rsa::decrypt_oaep_sha256(&mut rng, &rsa_key, black_box(&ct)).unwrap())
     });
     g.bench_function("rsa2048_key_setup", |b| b.iter(|| rsa::RsaKey::new(black_box(rsa_key.private_key().clone()))));
-    g.bench_function("ecdsa_p256_sign", |b| b.iter(|| ecdsa::sign(&mut rng, &p256, black_box(&MSG)).unwrap()));
+    // As the card signs: the key prepared once (its public point derived at load).
+    let p256_key = ecdsa::SigningKey::from(&p256);
+    g.bench_function("ecdsa_p256_sign", |b| b.iter(|| ecdsa::sign_with(&mut rng, &p256_key, black_box(&MSG)).unwrap()));
     g.finish();
 }
 

@@ -9,7 +9,11 @@
 //!    or a fresh random r < n every 32 operations;
 //! 2. m1 = (c mod p)^dp mod p and m2 = (c mod q)^dq mod q, each a constant-time fixed-window
 //!    exponentiation over all 64·L bits; c mod p is one Montgomery reduction of c (c < n < p·R)
-//!    and one multiplication by R³;
+//!    and one multiplication by R³. For a 2048-bit key on a CPU with AVX-512 IFMA (detected
+//!    when the key is loaded) the two exponentiations run together on
+//!    [`gmhsm_ifma::ModExp1024::pow2`] (52-bit limbs, interleaved; about 3.5 times faster
+//!    than the two portable ones), which takes and returns ordinary values: a Montgomery
+//!    multiplication converts c mod p, c mod q and m1;
 //! 3. Garner: h = (m1 − m2)·qinv mod p, m = m2 + q·h (< n, no reduction needed);
 //! 4. unblinding: m ← m·r^−1 mod n;
 //! 5. fault check: m^e mod n must equal the input, else nothing is returned (a fault in one
@@ -26,6 +30,8 @@ use rsa::BoxedUint;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use zeroize::{Zeroize, Zeroizing};
 
+use gmhsm_ifma::ModExp1024;
+
 use super::monty::{self, Field};
 
 /// Cached CRT constants for a key of two L-limb primes and an N = 2L-limb modulus.
@@ -40,6 +46,8 @@ pub struct Crt<const L: usize, const N: usize> {
     /// The public exponent, little-endian limbs.
     e: Vec<u64>,
     blinding: BlindingCache<N>,
+    /// The IFMA exponentiations mod p and q, if this CPU has IFMA and the primes are 1024-bit.
+    ifma: Option<[ModExp1024; 2]>,
 }
 
 /// A blinding pair (r^e, r^−1), Montgomery form mod n.
@@ -117,8 +125,14 @@ pub enum CrtError {
 
 impl<const L: usize, const N: usize> Crt<L, N> {
     /// The constants for `key`, or `None` if it does not have exactly two primes of at most
-    /// 64·L bits, an N-limb modulus and precomputed dp, dq.
+    /// 64·L bits, an N-limb modulus and precomputed dp, dq. Uses IFMA when it can.
     pub fn new(key: &rsa::PrivateKey) -> Option<Self> {
+        Self::new_with(key, true)
+    }
+
+    /// As [`Self::new`]; `allow_ifma: false` keeps the exponentiations on the portable path
+    /// whatever the CPU (tests compare the two).
+    pub fn new_with(key: &rsa::PrivateKey, allow_ifma: bool) -> Option<Self> {
         const { assert!(N == 2 * L) };
         let [p, q] = key.primes() else { return None };
         let p = limbs::<L>(p.as_ref())?;
@@ -132,6 +146,10 @@ impl<const L: usize, const N: usize> Crt<L, N> {
         let qinv = limbs::<L>(&Zeroizing::new(key.crt_coefficient()?))?;
         let e_bytes = key.e().to_be_bytes();
         let e = e_bytes.rchunks(8).map(|c| c.iter().fold(0u64, |a, &b| a << 8 | b as u64)).collect();
+        let ifma = match (<&[u64; 16]>::try_from(&p[..]), <&[u64; 16]>::try_from(&q[..])) {
+            (Ok(p), Ok(q)) if allow_ifma => ModExp1024::new(p).zip(ModExp1024::new(q)).map(|(p, q)| [p, q]),
+            _ => None,
+        };
         Some(Crt {
             p: Field::new(&p),
             q: Field::new(&q),
@@ -141,7 +159,14 @@ impl<const L: usize, const N: usize> Crt<L, N> {
             n: Field::new(&n),
             e,
             blinding: BlindingCache::new(),
+            ifma,
         })
+    }
+
+    /// Whether the exponentiations run on AVX-512 IFMA.
+    #[cfg(test)]
+    pub fn uses_ifma(&self) -> bool {
+        self.ifma.is_some()
     }
 
     /// c^d mod n for c < n (big-endian k bytes in `input`), into `out` (k bytes), blinded
@@ -252,10 +277,13 @@ impl<const L: usize, const N: usize> Crt<L, N> {
     fn crt(&self, c: &[u64; N], m: &mut [u64; N]) {
         let (p, q) = (&self.p, &self.q);
         let mut cp = Zeroizing::new(p.to_mont_wide(c));
-        let m1 = Zeroizing::new(p.pow(&cp, &self.dp));
-        cp.zeroize();
         let mut cq = Zeroizing::new(q.to_mont_wide(c));
-        let m2 = Zeroizing::new(q.retrieve(&q.pow(&cq, &self.dq)));
+        // m1 in Montgomery form, m2 ordinary.
+        let (m1, m2) = match &self.ifma {
+            Some(ifma) => ifma_halves(ifma, p, q, &cp, &cq, &self.dp, &self.dq),
+            None => (Zeroizing::new(p.pow(&cp, &self.dp)), Zeroizing::new(q.retrieve(&q.pow(&cq, &self.dq)))),
+        };
+        cp.zeroize();
         cq.zeroize();
         // (m1 − m2)·R mod p, then times qinv·R^−1: h = (m1 − m2)·qinv mod p.
         let m2p = Zeroizing::new(p.to_mont(&m2));
@@ -265,4 +293,38 @@ impl<const L: usize, const N: usize> Crt<L, N> {
         monty::mul_wide(q.modulus(), &h, &mut m[..]);
         monty::add_into(&mut m[..], &m2[..]);
     }
+}
+
+/// (m1 = cp^dp mod p in Montgomery form, m2 = cq^dq mod q) from cp, cq in Montgomery form,
+/// the two exponentiations interleaved on IFMA. A `ModExp1024` exists only for 16-limb
+/// primes (L = 16), so the slice conversions cannot fail; if they did, the portable path runs.
+#[allow(clippy::too_many_arguments)]
+fn ifma_halves<const L: usize>(
+    ifma: &[ModExp1024; 2],
+    p: &Field<L>,
+    q: &Field<L>,
+    cp: &[u64; L],
+    cq: &[u64; L],
+    dp: &[u64; L],
+    dq: &[u64; L],
+) -> (Zeroizing<[u64; L]>, Zeroizing<[u64; L]>) {
+    let bases = [Zeroizing::new(p.retrieve(cp)), Zeroizing::new(q.retrieve(cq))];
+    let (mut m1, mut m2) = (Zeroizing::new([0u64; L]), Zeroizing::new([0u64; L]));
+    if let (Some(bp), Some(bq), Some(ep), Some(eq), Ok(o1), Ok(o2)) = (
+        as16(&bases[0]),
+        as16(&bases[1]),
+        as16(dp),
+        as16(dq),
+        <&mut [u64; 16]>::try_from(&mut m1[..]),
+        <&mut [u64; 16]>::try_from(&mut m2[..]),
+    ) {
+        ModExp1024::pow2([&ifma[0], &ifma[1]], [bp, bq], [ep, eq], [o1, o2]);
+        return (Zeroizing::new(p.to_mont(&m1)), m2);
+    }
+    (Zeroizing::new(p.pow(cp, dp)), Zeroizing::new(q.retrieve(&q.pow(cq, dq))))
+}
+
+/// An L-limb number as 16 limbs, if L = 16.
+fn as16<const L: usize>(x: &[u64; L]) -> Option<&[u64; 16]> {
+    x[..].try_into().ok()
 }

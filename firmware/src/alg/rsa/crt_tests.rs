@@ -80,6 +80,57 @@ fn private_op_agrees_with_the_crate() {
     }
 }
 
+/// Whether this CPU runs the IFMA path, saying loudly when it does not (then the tests below
+/// cover the portable path only). `GMHSM_REQUIRE_IFMA=1` makes that a failure.
+fn ifma_here() -> bool {
+    extern crate std;
+    let here = gmhsm_ifma::is_available();
+    if !here {
+        std::eprintln!("!!! no AVX-512 IFMA on this CPU: the RSA-2048 IFMA path is NOT TESTED here !!!");
+        assert!(std::env::var_os("GMHSM_REQUIRE_IFMA").is_none(), "GMHSM_REQUIRE_IFMA set but no IFMA");
+    }
+    here
+}
+
+/// The 2048-bit engine picks IFMA exactly when the CPU has it; 3072 and 4096 never do.
+#[test]
+fn ifma_is_chosen_when_available() {
+    let ifma = ifma_here();
+    for key in keys() {
+        match &key.engine {
+            Engine::Crt2048(c) => assert_eq!(c.uses_ifma(), ifma),
+            Engine::Crt3072(c) => assert!(!c.uses_ifma()),
+            Engine::Crt4096(c) => assert!(!c.uses_ifma()),
+            Engine::Crate => unreachable!(),
+        }
+    }
+}
+
+/// The forced portable path and the default (IFMA where available) path agree with the
+/// crate, blinded and not, on the 2048-bit keys.
+#[test]
+fn portable_and_ifma_paths_agree() {
+    let ifma = ifma_here();
+    let mut rng = CounterRng::new(b"crt ifma");
+    let generated = generate(&mut rng, 2048).unwrap();
+    for key in [load(K2048), load(SELFTEST), generated] {
+        let portable = Crt::<16, 32>::new_with(key.private_key(), false).unwrap();
+        let default = Crt::<16, 32>::new(key.private_key()).unwrap();
+        assert!(!portable.uses_ifma());
+        assert_eq!(default.uses_ifma(), ifma);
+        for x in inputs(&key, &mut rng) {
+            let want = crate_private(&key, &x);
+            for crt in [&portable, &default] {
+                let mut out = alloc::vec![0u8; 256];
+                crt.private_op::<CounterRng>(None, key.public_key(), &x, &mut out).unwrap();
+                assert_eq!(out, want);
+                crt.private_op(Some(&mut rng), key.public_key(), &x, &mut out).unwrap();
+                assert_eq!(out, want);
+            }
+        }
+    }
+}
+
 #[test]
 fn generated_key_is_fast_and_agrees() {
     let mut rng = CounterRng::new(b"crt generated");
@@ -137,6 +188,11 @@ fn fault_is_caught_by_re_encryption() {
     x[1..].fill(0x42);
     assert_eq!(private_op(&mut rng, &key, &x).err(), Some(AlgError::DecryptFailed));
     assert_eq!(sign_pkcs1v15_sha256(&mut rng, &key, b"m").err(), Some(AlgError::Rng));
+    // The same on the forced portable path (the default one is IFMA where available).
+    let mut portable = Crt::<16, 32>::new_with(key.private_key(), false).unwrap();
+    portable.corrupt_dp();
+    let mut out = alloc::vec![0u8; 256];
+    assert_eq!(portable.private_op(Some(&mut rng), key.public_key(), &x, &mut out), Err(CrtError::Fault));
 }
 
 #[test]
@@ -202,13 +258,24 @@ fn implicit_rejection_vectors() {
     assert_eq!(count, 48);
 }
 
-/// Best-of-50 time of one private operation, blinded and not, per key size:
+/// Best-of-50 time of one private operation, blinded and not, per key size (2048 bits on IFMA
+/// where available and forced portable):
 /// `cargo test --release -- --ignored --nocapture crt_tests::timing`.
 #[test]
 #[ignore = "timing, not a test"]
 fn timing() {
     extern crate std;
     let mut rng = CounterRng::new(b"crt timing");
+    let portable = Crt::<16, 32>::new_with(load(K2048).private_key(), false).unwrap();
+    let key = load(K2048);
+    let mut best = f64::MAX;
+    let mut out = alloc::vec![0u8; 256];
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        portable.private_op(Some(&mut rng), key.public_key(), &[1u8; 256], &mut out).unwrap();
+        best = best.min(t.elapsed().as_secs_f64() * 1e6);
+    }
+    std::println!("2048 bits, portable: blinded {best:.0} us");
     for key in keys() {
         let mut x = alloc::vec![0u8; key.size()];
         rng.try_fill_bytes(&mut x[1..]).unwrap();
