@@ -12,14 +12,22 @@
 //! * failures are an [`AlgError`]; cryptographic failures are deliberately opaque (a bad tag,
 //!   a bad padding and a wrong key all read [`AlgError::DecryptFailed`]).
 //!
-//! What is built on the RustCrypto crates and what is written here by hand:
-//! * by crate: SM2 sign / verify / encrypt (`sm2`), SM3 (`sm3`), HMAC (`hmac`), SM4 and its
-//!   modes (`sm4`, `ecb`, `cbc`, `cfb-mode`, `ofb`, `ctr`, `aes-gcm`, `cmac`), RSA
-//!   (`rsa`, with its `hazmat` raw operations), ECDSA P-256 (`p256`);
-//! * by hand: the SM2 user hash Z for binary distinguishing IDs ([`sm2::z_hash`]), the SM3 KDF
-//!   ([`sm3::kdf`]), SM2 key exchange ([`sm2_kex`], GB/T 32918.3), the multi-part buffering of
-//!   the SM4 block modes, PKCS#7 padding and CBC-MAC with an IV ([`sm4`]), and the k-byte
-//!   big-endian coding of RSA raw-operation operands ([`rsa`]).
+//! What is built on the RustCrypto crates and what is written here by hand (each hand-written
+//! part says why in its module docs; the short answer is speed with constant time, which the
+//! crates' generic paths do not give):
+//! * by crate: SM2 key and signature types, parsing and the reference SM2 paths (`sm2`), SM3
+//!   (`sm3`), HMAC (`hmac`), the SM4 modes (`ecb`, `cbc`, `cfb-mode`, `ofb`, `ctr`, `aes-gcm`,
+//!   `cmac`) over our block cipher, RSA keys, generation, encodings and public operations
+//!   (`rsa`), ECDSA P-256 (`p256`, with its fixed-base table when built with `std`);
+//! * by our own crates: the SM4 block cipher (`gmhsm-sm4`: constant time, GFNI / AES-NI /
+//!   bitsliced) and, on CPUs with AVX-512 IFMA, the RSA-2048 CRT exponentiations
+//!   (`gmhsm-ifma`);
+//! * by hand: the fast SM2 arithmetic ([`sm2_fast`]: field, points, fixed-base table, nonce
+//!   pool, windowed constant-time multiplication, encryption and decryption), RSA private
+//!   operations ([`rsa`]: Montgomery arithmetic, CRT, blinding, padding), the SM2 user hash Z
+//!   for binary distinguishing IDs ([`sm2::z_hash`]), the SM3 KDF ([`sm3::kdf`]), SM2 key
+//!   exchange ([`sm2_kex`], GB/T 32918.3), the multi-part buffering of the SM4 block modes,
+//!   PKCS#7 padding and CBC-MAC with an IV ([`sm4`]).
 
 pub mod ecdsa;
 pub mod rsa;

@@ -211,7 +211,9 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
                     write_secret(key_out, pem::private_key(pkcs8.expose_secret()).as_bytes())?
                 }
                 _ => {
-                    return Err(Failure::Client(gmhsm_client::ClientError::Protocol("unknown private key form".into())));
+                    return Err(Failure::Client(gmhsm_client::ClientError::Protocol(
+                        "unknown private key form".into(),
+                    )));
                 }
             }
             write_output(pub_out.as_deref(), pem::public_key(&pair.spki_der).as_bytes())?;
