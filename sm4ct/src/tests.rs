@@ -70,3 +70,20 @@ fn ck_matches_the_standard() {
     assert_eq!(consts::CK[1], 0x1c232a31);
     assert_eq!(consts::CK[31], 0x646b7279);
 }
+
+#[test]
+fn gfni_key_schedule_equals_the_portable_one() {
+    extern crate std;
+    use crate::Backend;
+    if !Backend::Gfni.is_available() {
+        std::println!("!!! GFNI key schedule NOT TESTED: this CPU lacks GFNI + AVX-512 !!!");
+        return;
+    }
+    let mut key = [0u8; 16];
+    for i in 0..200u32 {
+        for (j, b) in key.iter_mut().enumerate() {
+            *b = (i.wrapping_mul(0x9e37_79b9) >> (j % 4 * 8)) as u8 ^ (j as u8).wrapping_mul(31);
+        }
+        assert_eq!(super::expand_key(&key, Backend::Gfni), super::portable_expand_key(&key), "key {i}");
+    }
+}
