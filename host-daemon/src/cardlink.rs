@@ -1,14 +1,24 @@
 //! The card link: a non-blocking Unix stream to the crypto card, in the daemon's poll.
 //!
-//! Each relayed request gets a fresh card-side id; a map from that id to (connection token,
-//! client request id) routes the card's answer back. Invariants:
+//! Each relayed request gets the next card-side id; a ring of pending requests indexed by
+//! that id (slot `i` is id `first_id + i`) routes the card's answer back to (connection
+//! token, client request id). The card answers a link's requests in order, so answers
+//! come off the front and the ring stays as short as the requests in flight; an answer out
+//! of order only leaves an empty slot behind until the ones before it are answered or
+//! expire. Invariants:
 //! * nothing here blocks: reads and writes stop at `WouldBlock`, output is queued;
 //! * every request handed to [`CardLink::submit`] is answered exactly once through a
 //!   [`Completion`]: by the card, or with `Status::CardUnavailable` when the link goes down or
 //!   the card does not answer within the card timeout;
 //! * when the link is down, the link tries to reconnect every [`RECONNECT_DELAY`].
+//!
+//! Per request the link allocates nothing: requests are encoded into one output buffer
+//! (the client's request bytes are copied in as they came, see
+//! `gmhsm_proto::frame::encode_card_frame`), answers are read straight into the deframer and
+//! decoded from it. The stream is polled for writability only while output is waiting, so
+//! the card reading a request does not wake the loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +39,12 @@ pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Bytes queued towards the card past which new requests are refused with `Status::Busy`.
 const OUT_LIMIT: usize = 16 * frame::MAX_FRAME_LEN;
+
+/// Output buffer capacity kept once everything is written.
+const OUT_KEEP: usize = 256 * 1024;
+
+/// Room offered to one read from the card.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// An answer for one client request.
 #[derive(Debug)]
@@ -55,6 +71,55 @@ impl Pending {
     }
 }
 
+/// Requests at the card by card id: slot `i` holds id `first_id + i`, `None` once answered.
+/// The front slot, when there is one, is always pending.
+struct Ring {
+    slots: VecDeque<Option<Pending>>,
+    first_id: u64,
+    live: usize,
+}
+
+impl Ring {
+    fn new(first_id: u64) -> Self {
+        Ring { slots: VecDeque::new(), first_id, live: 0 }
+    }
+
+    /// The id the next [`Ring::push`] gets.
+    fn next_id(&self) -> u64 {
+        self.first_id + self.slots.len() as u64
+    }
+
+    fn push(&mut self, p: Pending) -> u64 {
+        let id = self.next_id();
+        self.slots.push_back(Some(p));
+        self.live += 1;
+        id
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Pending> {
+        let i = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
+        let p = self.slots.get_mut(i)?.take()?;
+        self.live -= 1;
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first_id += 1;
+        }
+        Some(p)
+    }
+
+    /// The oldest pending request and its id.
+    fn front(&self) -> Option<(u64, &Pending)> {
+        self.slots.front().and_then(Option::as_ref).map(|p| (self.first_id, p))
+    }
+
+    /// Take every pending request; ids go on from where they were.
+    fn drain(&mut self) -> impl Iterator<Item = Pending> + '_ {
+        self.first_id += self.slots.len() as u64;
+        self.live = 0;
+        self.slots.drain(..).flatten()
+    }
+}
+
 /// The link to the crypto card.
 pub struct CardLink {
     path: PathBuf,
@@ -62,11 +127,10 @@ pub struct CardLink {
     deframer: Deframer,
     out: Vec<u8>,
     out_pos: usize,
-    pending: HashMap<u64, Pending>,
-    /// Card ids in submission order with their deadlines (the timeout is constant, so the
-    /// deadlines are sorted). Ids already answered are skipped when they reach the front.
-    deadlines: VecDeque<(Instant, u64)>,
-    next_id: u64,
+    /// In submission order, so with their deadlines (`started + card_timeout`) sorted.
+    pending: Ring,
+    /// The stream is registered for writability (output waits for room).
+    want_write: bool,
     reconnect_at: Option<Instant>,
     card_timeout: Duration,
 }
@@ -95,9 +159,8 @@ impl CardLink {
             deframer: Deframer::new(),
             out: Vec::new(),
             out_pos: 0,
-            pending: HashMap::new(),
-            deadlines: VecDeque::new(),
-            next_id: 1,
+            pending: Ring::new(1),
+            want_write: false,
             reconnect_at: None,
             card_timeout,
         })
@@ -106,25 +169,47 @@ impl CardLink {
     /// Register the link's stream (if up) with the poll.
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
         match self.stream.as_mut() {
-            Some(s) => registry.register(s, TOKEN, Interest::READABLE | Interest::WRITABLE),
+            Some(s) => {
+                self.want_write = false;
+                registry.register(s, TOKEN, Interest::READABLE)
+            }
             None => Ok(()),
         }
     }
 
     /// Requests sent to the card and not answered yet.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.live
     }
 
-    /// Queue `request` for the card. On `Err`, nothing was queued and the caller answers the
-    /// client with the status. Call [`CardLink::flush`] before polling again.
+    /// Queue a request for the card: `request` is the encoded request as it came in the
+    /// client's frame (see `gmhsm_proto::frame::decode_client`), `kind` its variant name. On
+    /// `Err`, nothing was queued and the caller answers the client with the status. Call
+    /// [`CardLink::flush`] before polling again.
     pub fn submit(
         &mut self,
         now: Instant,
         token: Token,
         client_id: u64,
-        principal: Principal,
-        request: Request,
+        principal: &Principal,
+        kind: &'static str,
+        request: &[u8],
+    ) -> Result<(), Status> {
+        let session = session_of(token, principal);
+        self.queue(now, token, client_id, kind, |header, out| {
+            frame::encode_card_frame(&header, principal, session, request, out)
+        })
+    }
+
+    /// Encode a request into the output buffer with `encode` (given its frame header) and
+    /// remember who waits for its answer.
+    fn queue(
+        &mut self,
+        now: Instant,
+        token: Token,
+        client_id: u64,
+        kind: &'static str,
+        encode: impl FnOnce(FrameHeader, &mut Vec<u8>) -> Result<(), FrameError>,
     ) -> Result<(), Status> {
         if self.stream.is_none() {
             return Err(Status::CardUnavailable);
@@ -132,22 +217,9 @@ impl CardLink {
         if self.out.len() - self.out_pos > OUT_LIMIT {
             return Err(Status::Busy);
         }
-        let kind = crate::session::kind(&request);
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let frame = CardFrame {
-            header: FrameHeader { version: PROTOCOL_VERSION, id },
-            // The connection's token is its card session: unique, never reused. Tools on the
-            // local socket share the appliance's own session with the front panel, so a
-            // quorum logged in at the panel authorizes them (see LOCAL_ADMIN_SESSION).
-            session: if principal == Principal::Local { gmhsm_proto::LOCAL_ADMIN_SESSION } else { token.0 as u64 },
-            principal,
-            request,
-        };
-        let bytes = frame::encode(&frame).map_err(|_| Status::FrameTooLarge)?;
-        self.out.extend_from_slice(&bytes);
-        self.pending.insert(id, Pending { token, client_id, kind, started: now });
-        self.deadlines.push_back((now + self.card_timeout, id));
+        let header = FrameHeader { version: PROTOCOL_VERSION, id: self.pending.next_id() };
+        encode(header, &mut self.out).map_err(|_| Status::FrameTooLarge)?;
+        self.pending.push(Pending { token, client_id, kind, started: now });
         Ok(())
     }
 
@@ -155,38 +227,32 @@ impl CardLink {
     /// answer, when it comes, finds no connection and is dropped. Best effort: with the link
     /// down there is nothing to tell (the card loses its sessions with the link).
     pub fn close_session(&mut self, now: Instant, token: Token, principal: Principal) {
-        if let Err(status) = self.submit(now, token, 0, principal, Request::CloseSession) {
+        let session = session_of(token, &principal);
+        let result = self.queue(now, token, 0, "CloseSession", |header, out| {
+            frame::encode_into(&CardFrame { header, principal, session, request: Request::CloseSession }, out)
+        });
+        if let Err(status) = result {
             debug!("event=close_session conn={} status={status:?}", token.0);
         }
     }
 
-    /// Handle a readiness event for [`TOKEN`].
-    pub fn on_event(&mut self, registry: &Registry, now: Instant) -> Vec<Completion> {
-        let mut done = Vec::new();
-        if let Err(e) = self.read(&mut done) {
-            self.down(registry, now, &e, &mut done);
-            return done;
+    /// Handle a readiness event for [`TOKEN`]; answers go to `done`.
+    pub fn on_event(&mut self, registry: &Registry, now: Instant, done: &mut Vec<Completion>) {
+        if let Err(e) = self.read(done) {
+            self.down(registry, now, &e, done);
+            return;
         }
-        if let Err(e) = self.write() {
-            self.down(registry, now, &e, &mut done);
-        }
-        done
+        self.flush(registry, now, done);
     }
 
     /// Write queued requests; give up on late answers; reconnect when due.
-    pub fn tick(&mut self, registry: &Registry, now: Instant) -> Vec<Completion> {
-        let mut done = Vec::new();
-        self.flush(registry, now, &mut done);
-        while let Some(&(deadline, id)) = self.deadlines.front() {
-            if !self.pending.contains_key(&id) {
-                self.deadlines.pop_front();
-                continue;
-            }
-            if deadline > now {
+    pub fn tick(&mut self, registry: &Registry, now: Instant, done: &mut Vec<Completion>) {
+        self.flush(registry, now, done);
+        while let Some((id, p)) = self.pending.front() {
+            if p.started + self.card_timeout > now {
                 break;
             }
-            self.deadlines.pop_front();
-            if let Some(p) = self.pending.remove(&id) {
+            if let Some(p) = self.pending.remove(id) {
                 warn!("card did not answer request {id} in time");
                 done.push(p.complete(Err(Status::CardUnavailable)));
             }
@@ -194,38 +260,42 @@ impl CardLink {
         if self.reconnect_at.is_some_and(|t| t <= now) {
             self.reconnect(registry, now);
         }
-        done
     }
 
     /// Write queued requests; if the link fails, the completions go to `done`.
     pub fn flush(&mut self, registry: &Registry, now: Instant, done: &mut Vec<Completion>) {
-        if let Err(e) = self.write() {
+        if let Err(e) = self.write(registry) {
             self.down(registry, now, &e, done);
         }
     }
 
     /// The earliest instant at which [`CardLink::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let first_timeout = self.deadlines.front().map(|&(t, _)| t);
+        let first_timeout = self.pending.front().map(|(_, p)| p.started + self.card_timeout);
         match (first_timeout, self.reconnect_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
+    /// Read until the socket is drained (`WouldBlock` or a short read), routing answers.
     fn read(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        let mut buf = [0u8; 16 * 1024];
         loop {
-            match stream.read(&mut buf) {
+            let room = self.deframer.spare(READ_CHUNK);
+            let want = room.len();
+            match stream.read(room) {
                 Ok(0) => {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "card closed the link"));
                 }
                 Ok(n) => {
-                    self.deframer.push(&buf[..n]);
+                    self.deframer.commit(n);
                     take_frames(&mut self.deframer, &mut self.pending, done);
+                    if n < want {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -234,7 +304,9 @@ impl CardLink {
         }
     }
 
-    fn write(&mut self) -> io::Result<()> {
+    /// Write what is queued until the socket takes no more; poll for writability only while
+    /// something is left.
+    fn write(&mut self, registry: &Registry) -> io::Result<()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
@@ -249,9 +321,18 @@ impl CardLink {
                 Err(e) => return Err(e),
             }
         }
-        if self.out_pos == self.out.len() {
+        let waiting = self.out_pos < self.out.len();
+        if waiting != self.want_write {
+            let interest = if waiting { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            registry.reregister(stream, TOKEN, interest)?;
+            self.want_write = waiting;
+        }
+        if !waiting {
             self.out.clear();
             self.out_pos = 0;
+            if self.out.capacity() > OUT_KEEP {
+                self.out = Vec::new();
+            }
         } else if self.out_pos > frame::MAX_FRAME_LEN {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
@@ -261,15 +342,15 @@ impl CardLink {
 
     /// The link failed: answer everything pending, drop the stream, schedule a reconnect.
     fn down(&mut self, registry: &Registry, now: Instant, why: &io::Error, done: &mut Vec<Completion>) {
-        warn!("card link down ({why}); {} requests answered CardUnavailable", self.pending.len());
+        warn!("card link down ({why}); {} requests answered CardUnavailable", self.pending.live);
         if let Some(mut s) = self.stream.take() {
             let _ = registry.deregister(&mut s);
         }
         self.deframer = Deframer::new();
         self.out.clear();
         self.out_pos = 0;
-        self.deadlines.clear();
-        done.extend(self.pending.drain().map(|(_, p)| p.complete(Err(Status::CardUnavailable))));
+        self.want_write = false;
+        done.extend(self.pending.drain().map(|p| p.complete(Err(Status::CardUnavailable))));
         self.reconnect_at = Some(now + RECONNECT_DELAY);
     }
 
@@ -294,10 +375,17 @@ impl CardLink {
     }
 }
 
+/// The card session of connection `token`: the token itself (unique, never reused). Tools on
+/// the local socket share the appliance's own session with the front panel, so a quorum
+/// logged in at the panel authorizes them (see `LOCAL_ADMIN_SESSION`).
+fn session_of(token: Token, principal: &Principal) -> u64 {
+    if *principal == Principal::Local { gmhsm_proto::LOCAL_ADMIN_SESSION } else { token.0 as u64 }
+}
+
 /// Route every complete frame from the card to its pending request.
-fn take_frames(deframer: &mut Deframer, pending: &mut HashMap<u64, Pending>, done: &mut Vec<Completion>) {
+fn take_frames(deframer: &mut Deframer, pending: &mut Ring, done: &mut Vec<Completion>) {
     loop {
-        let body = match deframer.next_frame() {
+        let body = match deframer.next_body() {
             Ok(Some(body)) => body,
             Ok(None) => return,
             Err(e) => {
@@ -305,7 +393,7 @@ fn take_frames(deframer: &mut Deframer, pending: &mut HashMap<u64, Pending>, don
                 continue;
             }
         };
-        let (id, result) = match frame::decode::<ServerFrame>(&body) {
+        let (id, result) = match frame::decode::<ServerFrame>(body) {
             Ok(f) => (f.header.id, f.result),
             Err(FrameError::Malformed { header: Some(h) }) => {
                 warn!("card answer {} did not decode", h.id);
@@ -316,9 +404,35 @@ fn take_frames(deframer: &mut Deframer, pending: &mut HashMap<u64, Pending>, don
                 continue;
             }
         };
-        match pending.remove(&id) {
+        match pending.remove(id) {
             Some(p) => done.push(p.complete(result)),
             None => warn!("card answered unknown or expired request {id}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(client_id: u64) -> Pending {
+        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now() }
+    }
+
+    #[test]
+    fn ring_routes_answers_in_any_order_and_stays_short() {
+        let mut r = Ring::new(1);
+        let ids: Vec<u64> = (0..5).map(|i| r.push(pending(100 + i))).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert_eq!(r.remove(2).map(|p| p.client_id), Some(101), "out of order");
+        assert_eq!(r.slots.len(), 5, "a hole behind the front stays");
+        assert_eq!(r.remove(2).map(|p| p.client_id), None, "answered once");
+        assert_eq!(r.remove(1).map(|p| p.client_id), Some(100));
+        assert_eq!(r.front().map(|(id, _)| id), Some(3), "the hole went with the front");
+        assert_eq!((r.slots.len(), r.live), (3, 3));
+        assert!(r.remove(0).is_none() && r.remove(99).is_none(), "unknown ids");
+        assert_eq!(r.drain().map(|p| p.client_id).collect::<Vec<_>>(), [102, 103, 104]);
+        assert_eq!((r.live, r.next_id()), (0, 6), "ids are not reused after the link drops");
+        assert!(r.front().is_none());
     }
 }

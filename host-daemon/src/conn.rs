@@ -23,6 +23,14 @@ use crate::wire::{OutQueue, Wire};
 /// Queued output past which the connection stops reading requests until the client reads.
 const OUT_HIGH_WATER: usize = 2 * frame::MAX_FRAME_LEN;
 
+/// What became of one frame from the client.
+enum Step {
+    /// The daemon answers it itself.
+    Reply(ServerFrame),
+    /// It went to the card link, or the link or the rate limit refused it with a status.
+    Relayed { id: u64, kind: &'static str, result: Result<(), Status> },
+}
+
 /// The per-connection bounds, taken from the daemon's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -53,6 +61,9 @@ pub struct Conn {
     /// A request reached the card, so the card may hold session state for this connection.
     relayed: bool,
     out: OutQueue,
+    /// The socket may have bytes to read: set by a readable event, cleared once a read finds
+    /// it drained, so answers delivered in between do not cost a read that would block.
+    readable: bool,
     read_closed: bool,
     handshake_deadline: Instant,
     last_activity: Instant,
@@ -72,6 +83,9 @@ impl Conn {
             refused: None,
             relayed: false,
             out: OutQueue::default(),
+            // A local connection may have sent already; an established TLS one may hold
+            // plaintext its handshake worker decrypted.
+            readable: true,
             read_closed: false,
             handshake_deadline: now + limits.handshake_timeout,
             last_activity: now,
@@ -94,23 +108,27 @@ impl Conn {
         self.principal.as_ref().filter(|_| self.relayed)
     }
 
-    /// Read, process and write as far as the socket allows.
+    /// The socket reported readiness to read (or its end, or an error).
+    pub fn on_readable(&mut self) {
+        self.readable = true;
+    }
+
+    /// Read, process and write as far as the socket allows: reads until the socket is
+    /// drained, then one write of everything queued (a TLS record carries many answers).
     pub fn pump(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Result<(), Close> {
         loop {
-            let blocked = self.out.bytes() >= OUT_HIGH_WATER;
-            let mut progressed = false;
-            if ctx.accepting && !self.read_closed && !blocked {
-                progressed = self.read_some(now, ctx)?;
+            // Readiness is edge-triggered: bytes left in the socket bring no new event, so
+            // read until it is drained, unless the client is not reading its answers (then
+            // the flag stays set and reading resumes once the back-pressure lifts).
+            let can_read = ctx.accepting && !self.read_closed && self.readable;
+            if can_read && self.out.bytes() < OUT_HIGH_WATER {
+                self.read_some(now, ctx)?;
+                continue;
             }
             if self.wire.flush(&mut self.out).map_err(Close::Io)? {
                 self.last_activity = now;
             }
-            // Readiness is edge-triggered: once the back-pressure lifts, read again now, as
-            // no new readable event may come for bytes already waiting in the socket.
-            if blocked && self.out.bytes() < OUT_HIGH_WATER {
-                progressed = true;
-            }
-            if !progressed {
+            if !(can_read && self.out.bytes() < OUT_HIGH_WATER) {
                 break;
             }
         }
@@ -181,15 +199,16 @@ impl Conn {
         self.wire.close(&mut self.out);
     }
 
-    /// One socket read and everything it makes available. `Ok(true)` if bytes came in.
-    fn read_some(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Result<bool, Close> {
+    /// One socket read and everything it makes available.
+    fn read_some(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Result<(), Close> {
         let r = self.wire.read(&mut self.deframer)?;
         if r.got {
             self.last_activity = now;
         }
         self.read_closed |= r.eof;
+        self.readable &= !r.drained;
         if self.wire.handshaking() {
-            return Ok(r.got);
+            return Ok(());
         }
         if self.principal.is_none() {
             self.authenticate(ctx.bounds)?;
@@ -197,7 +216,7 @@ impl Conn {
         if self.refused.is_none() {
             self.take_frames(now, ctx);
         }
-        Ok(r.got)
+        Ok(())
     }
 
     /// The transport knows the peer: count it against the bounds or refuse it.
@@ -229,13 +248,25 @@ impl Conn {
             return;
         };
         loop {
-            let action = match self.deframer.next_frame() {
-                Ok(Some(body)) => self.session.on_frame(&body),
+            // The body is borrowed from the deframer: a relayed request's bytes go from there
+            // into the card link's output buffer, nowhere else.
+            let step = match self.deframer.next_body() {
                 Ok(None) => return,
-                Err(e) => Action::Reply(self.session.on_deframe_error(e)),
+                Ok(Some(body)) => match self.session.on_frame(body) {
+                    Action::Reply(frame) => Step::Reply(frame),
+                    Action::Relay { id, kind, raw } => {
+                        let result = if ctx.bounds.take_token(&principal) {
+                            ctx.card.submit(now, self.token, id, &principal, kind, &body[raw])
+                        } else {
+                            Err(Status::Busy)
+                        };
+                        Step::Relayed { id, kind, result }
+                    }
+                },
+                Err(e) => Step::Reply(self.session.on_deframe_error(e)),
             };
-            match action {
-                Action::Reply(frame) => {
+            match step {
+                Step::Reply(frame) => {
                     info!(
                         "event=request {} id={} kind=- status={} latency_us=0",
                         self.tag(),
@@ -244,39 +275,25 @@ impl Conn {
                     );
                     self.queue(&frame);
                 }
-                Action::Relay { id, request } => {
-                    let kind = session::kind(&request);
-                    let result = if ctx.bounds.take_token(&principal) {
-                        ctx.card.submit(now, self.token, id, principal.clone(), request)
-                    } else {
-                        Err(Status::Busy)
-                    };
-                    self.relayed |= result.is_ok();
-                    if let Err(status) = result {
-                        self.session.completed();
-                        info!(
-                            "event=request {} id={id} kind={kind} status={} latency_us=0",
-                            self.tag(),
-                            session::status_name(Some(&status))
-                        );
-                        self.queue(&session::reply(id, status));
-                    }
+                Step::Relayed { result: Ok(()), .. } => self.relayed = true,
+                Step::Relayed { id, kind, result: Err(status) } => {
+                    self.session.completed();
+                    info!(
+                        "event=request {} id={id} kind={kind} status={} latency_us=0",
+                        self.tag(),
+                        session::status_name(Some(&status))
+                    );
+                    self.queue(&session::reply(id, status));
                 }
             }
         }
     }
 
+    /// Encode `frame` at the end of the output queue.
     fn queue(&mut self, frame: &ServerFrame) {
-        let bytes = match frame::encode(frame) {
-            Ok(b) => b,
-            Err(_) => {
-                let fallback = session::reply(frame.header.id, Status::Internal);
-                match frame::encode(&fallback) {
-                    Ok(b) => b,
-                    Err(_) => return, // a bare status always encodes
-                }
-            }
-        };
-        self.out.push(bytes);
+        if self.out.push(frame).is_err() {
+            // A bare status always encodes.
+            let _ = self.out.push(&session::reply(frame.header.id, Status::Internal));
+        }
     }
 }

@@ -23,6 +23,7 @@
 //! (certificates, card-held keys) are built once at bind.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,12 +62,40 @@ pub struct Daemon {
     identities: tls::Identities,
     tls: Arc<ServerConfig>,
     workers: Workers,
-    handshakes: HashMap<Token, Handshake>,
+    handshakes: TokenMap<Handshake>,
     bounds: Bounds,
     config: DaemonConfig,
     control: Arc<ControlInner>,
-    conns: HashMap<Token, Conn>,
+    conns: TokenMap<Conn>,
     next_token: usize,
+    /// Scratch lists reused by every loop iteration: answers to hand to connections, and the
+    /// connections they touched.
+    done: Vec<Completion>,
+    touched: Vec<Token>,
+}
+
+/// Connections and handshakes by token.
+type TokenMap<V> = HashMap<Token, V, BuildHasherDefault<TokenHasher>>;
+
+/// Hashes a token with one multiplication. Tokens are numbers the daemon hands out in
+/// sequence, so there is nothing for a peer to choose and SipHash's protection is not needed.
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Daemon {
@@ -97,12 +126,14 @@ impl Daemon {
             identities,
             tls,
             workers,
-            handshakes: HashMap::new(),
+            handshakes: TokenMap::default(),
             bounds,
             config,
             control,
-            conns: HashMap::new(),
+            conns: TokenMap::default(),
             next_token: FIRST_CONN,
+            done: Vec::new(),
+            touched: Vec::new(),
         })
     }
 
@@ -179,19 +210,27 @@ impl Daemon {
                     LOCAL => self.accept_local(now),
                     WAKER => {}
                     cardlink::TOKEN => {
-                        let done = self.card.on_event(self.poll.registry(), now);
-                        self.deliver(done, now, accepting);
+                        self.card.on_event(self.poll.registry(), now, &mut self.done);
+                        self.deliver(now, accepting);
                     }
-                    token if self.handshakes.contains_key(&token) => self.pump_handshake(token),
-                    token => self.pump(token, now, accepting),
+                    token => {
+                        if let Some(conn) = self.conns.get_mut(&token) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                conn.on_readable();
+                            }
+                            self.pump(token, now, accepting);
+                        } else {
+                            self.pump_handshake(token);
+                        }
+                    }
                 }
             }
             self.take_handshakes(now, accepting);
-            let done = self.card.tick(self.poll.registry(), now);
-            self.deliver(done, now, accepting);
-            let mut done = Vec::new();
-            self.card.flush(self.poll.registry(), now, &mut done);
-            self.deliver(done, now, accepting);
+            // One write towards the card per iteration: every request the events above queued.
+            self.card.tick(self.poll.registry(), now, &mut self.done);
+            self.deliver(now, accepting);
+            self.card.flush(self.poll.registry(), now, &mut self.done);
+            self.deliver(now, accepting);
             self.expire(now);
         }
 
@@ -200,7 +239,7 @@ impl Daemon {
             self.close(token, &Close::Done);
         }
         // Best effort: hand the CloseSession frames to the card before going.
-        self.card.flush(self.poll.registry(), Instant::now(), &mut Vec::new());
+        self.card.flush(self.poll.registry(), Instant::now(), &mut self.done);
         info!("event=stopped");
         Ok(())
     }
@@ -270,9 +309,14 @@ impl Daemon {
         }
     }
 
-    fn deliver(&mut self, done: Vec<Completion>, now: Instant, accepting: bool) {
-        let mut touched = Vec::new();
-        for c in done {
+    /// Hand the answers in `self.done` to their connections (encoded into each one's output
+    /// queue), then write once per connection.
+    fn deliver(&mut self, now: Instant, accepting: bool) {
+        if self.done.is_empty() {
+            return;
+        }
+        let mut touched = std::mem::take(&mut self.touched);
+        for c in self.done.drain(..) {
             let token = c.token;
             match self.conns.get_mut(&token) {
                 Some(conn) => {
@@ -284,9 +328,11 @@ impl Daemon {
                 None => debug!("event=answer_dropped conn={} reason=closed", token.0),
             }
         }
-        for token in touched {
+        for &token in &touched {
             self.pump(token, now, accepting);
         }
+        touched.clear();
+        self.touched = touched;
     }
 
     fn expire(&mut self, now: Instant) {

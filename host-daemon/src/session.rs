@@ -5,8 +5,10 @@
 //! request to relay to the card. It counts requests in flight; the caller reports each
 //! answer from the card with [`Session::completed`].
 
+use std::ops::Range;
+
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
-use gmhsm_proto::{ClientFrame, PROTOCOL_VERSION, Request, ServerFrame, Status};
+use gmhsm_proto::{PROTOCOL_VERSION, Request, ServerFrame, Status};
 
 /// What to do with one frame from the client.
 // Transient (made and consumed per frame): the size difference costs a move, not memory.
@@ -15,8 +17,10 @@ use gmhsm_proto::{ClientFrame, PROTOCOL_VERSION, Request, ServerFrame, Status};
 pub enum Action {
     /// Send this frame back to the client; nothing goes to the card.
     Reply(ServerFrame),
-    /// Relay `request` to the card and answer the client with request id `id`.
-    Relay { id: u64, request: Request },
+    /// Relay the request (variant `kind`) to the card and answer the client with request id
+    /// `id`. `raw` is where the request's bytes are in the frame body: they decoded, and are
+    /// relayed as they came (`frame::encode_card_frame`) rather than encoded again.
+    Relay { id: u64, kind: &'static str, raw: Range<usize> },
 }
 
 /// Per-connection protocol state.
@@ -43,8 +47,8 @@ impl Session {
     /// `UnsupportedVersion` even if its body does not decode (a newer client may send
     /// requests this build does not know).
     pub fn on_frame(&mut self, body: &[u8]) -> Action {
-        let frame = match frame::decode::<ClientFrame>(body) {
-            Ok(frame) => frame,
+        let (frame, raw) = match frame::decode_client(body) {
+            Ok(decoded) => decoded,
             Err(FrameError::Malformed { header: Some(h) }) if h.version != PROTOCOL_VERSION => {
                 return Action::Reply(unsupported_version(h.id));
             }
@@ -61,7 +65,7 @@ impl Session {
             return Action::Reply(reply(id, Status::Busy));
         }
         self.in_flight += 1;
-        Action::Relay { id, request: frame.request }
+        Action::Relay { id, kind: kind(&frame.request), raw }
     }
 
     /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
@@ -118,6 +122,8 @@ pub fn kind(request: &Request) -> &'static str {
         Request::RegisterApplication { .. } => "RegisterApplication",
         Request::ServiceStop => "ServiceStop",
         Request::ServiceStart => "ServiceStart",
+        Request::GenerateKeyPair { .. } => "GenerateKeyPair",
+        Request::KeyExportPolicy { .. } => "KeyExportPolicy",
         _ => "Other",
     }
 }
@@ -140,6 +146,7 @@ fn unsupported_version(id: u64) -> ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gmhsm_proto::ClientFrame;
 
     fn body(version: u16, id: u64, request: Request) -> Vec<u8> {
         let wire = frame::encode(&ClientFrame { header: FrameHeader { version, id }, request }).expect("encode");
@@ -149,10 +156,13 @@ mod tests {
     #[test]
     fn good_frame_is_relayed_with_its_id() {
         let mut s = Session::new(4);
-        assert_eq!(
-            s.on_frame(&body(PROTOCOL_VERSION, 7, Request::Ping)),
-            Action::Relay { id: 7, request: Request::Ping }
-        );
+        let b = body(PROTOCOL_VERSION, 7, Request::Ping);
+        match s.on_frame(&b) {
+            Action::Relay { id: 7, kind: "Ping", raw } => {
+                assert_eq!(&b[raw], &[0u8][..], "Ping is variant 0")
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(s.in_flight(), 1);
         s.completed();
         assert_eq!(s.in_flight(), 0);

@@ -4,17 +4,20 @@
 //! Both carry the same length-prefixed frames; only the TLS side authenticates in-band (the
 //! local side is authenticated by peer credentials before the connection exists).
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::Shutdown;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use rustls::ServerConnection;
 
+use gmhsm_proto::frame::{self, FrameError};
 use gmhsm_proto::{Deframer, Principal};
 
 use crate::tls;
+
+/// Room offered to one read of a local socket.
+const PLAIN_READ: usize = 16 * 1024;
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -38,47 +41,77 @@ pub struct Read1 {
     pub got: bool,
     /// The peer will send nothing more.
     pub eof: bool,
+    /// The socket has nothing more to read for now: it returned `WouldBlock`, or fewer
+    /// bytes than asked for. Readiness is edge-triggered, so the next bytes to arrive bring
+    /// a new readable event; reading again before that would only return `WouldBlock`.
+    pub drained: bool,
 }
 
-/// Encoded frames waiting for the socket.
+/// Encoded frames waiting for the transport, back to back in one buffer: replies are encoded
+/// straight into it and it is handed to the transport in one write, so one TLS record
+/// carries as many frames as fit.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    frames: VecDeque<Vec<u8>>,
+    buf: Vec<u8>,
     off: usize,
-    bytes: usize,
 }
 
 impl OutQueue {
-    pub fn push(&mut self, frame: Vec<u8>) {
-        self.bytes += frame.len();
-        self.frames.push_back(frame);
+    /// Capacity kept once everything is written; a buffer grown past it by a large answer is
+    /// released.
+    const KEEP: usize = 64 * 1024;
+
+    /// Append `frame`, encoded (length prefix included).
+    pub fn push<T: serde::Serialize>(&mut self, frame: &T) -> Result<(), FrameError> {
+        frame::encode_into(frame, &mut self.buf)
     }
 
     /// Bytes not yet handed to the transport.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.buf.len() - self.off
     }
 
     /// Hand bytes to `w` until it takes no more; `Ok(true)` if any were taken.
     fn drain_into(&mut self, w: &mut impl Write) -> io::Result<bool> {
         let mut any = false;
-        while let Some(front) = self.frames.front() {
-            let n = match w.write(&front[self.off..]) {
+        while self.off < self.buf.len() {
+            match w.write(&self.buf[self.off..]) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => {
+                    any = true;
+                    self.off += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
-            any = true;
-            self.off += n;
-            self.bytes -= n;
-            if self.off == front.len() {
-                self.frames.pop_front();
-                self.off = 0;
             }
         }
+        if self.off == self.buf.len() {
+            self.buf.clear();
+            self.off = 0;
+            if self.buf.capacity() > Self::KEEP {
+                self.buf = Vec::new();
+            }
+        } else if self.off > frame::MAX_FRAME_LEN {
+            self.buf.drain(..self.off);
+            self.off = 0;
+        }
         Ok(any)
+    }
+}
+
+/// A socket as `io::Read` that remembers whether the last read came back short (the socket
+/// is drained), for `ServerConnection::read_tls`, which asks for as much as its buffer has room.
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    short: bool,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
     }
 }
 
@@ -120,14 +153,16 @@ impl Wire {
         let mut r = Read1::default();
         match self {
             Wire::Plain { sock } => {
-                let mut buf = [0u8; 16 * 1024];
-                match sock.read(&mut buf) {
+                let room = deframer.spare(PLAIN_READ);
+                let want = room.len();
+                match sock.read(room) {
                     Ok(0) => r.eof = true,
                     Ok(n) => {
                         r.got = true;
-                        deframer.push(&buf[..n]);
+                        r.drained = n < want;
+                        deframer.commit(n);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => r.drained = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => r.got = true,
                     Err(e) => return Err(Close::Io(e)),
                 }
@@ -135,12 +170,19 @@ impl Wire {
             }
             Wire::Tls { sock, tls } => {
                 let mut fresh = true;
-                match tls.read_tls(sock) {
+                let mut src = Counted { inner: sock, short: false };
+                match tls.read_tls(&mut src) {
                     Ok(0) => r.eof = true,
-                    Ok(_) => r.got = true,
+                    Ok(_) => {
+                        r.got = true;
+                        r.drained = src.short;
+                    }
                     // Plaintext may wait in rustls already: the handshake worker processed
                     // the records that came with the client's last handshake flight.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => fresh = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        fresh = false;
+                        r.drained = true;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                         r.got = true;
                         return Ok(r);
@@ -209,13 +251,17 @@ impl Wire {
 
 /// Move decrypted bytes to the deframer; `true` at the end of the peer's stream.
 fn read_plaintext(tls: &mut ServerConnection, deframer: &mut Deframer) -> bool {
-    let mut buf = [0u8; 16 * 1024];
+    let mut reader = tls.reader();
     loop {
-        match tls.reader().read(&mut buf) {
-            Ok(0) => return true, // close_notify
-            Ok(n) => deframer.push(&buf[..n]),
+        let n = match reader.fill_buf() {
+            Ok([]) => return true, // close_notify
+            Ok(bytes) => {
+                deframer.push(bytes);
+                bytes.len()
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(_) => return true, // EOF without close_notify
-        }
+        };
+        reader.consume(n);
     }
 }

@@ -82,20 +82,25 @@ fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) ->
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: header.id }, result }
 }
 
+/// Room offered to one read of the link.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One card link: read what the daemon sent, execute every complete frame in order, answer
+/// them all with one write. The read goes straight into the deframer, frames are decoded
+/// from it in place and the answers encoded into one reused buffer.
 fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
     loop {
-        let n = stream.read(&mut buf)?;
+        let n = stream.read(deframer.spare(READ_CHUNK))?;
         if n == 0 {
             return Ok(());
         }
-        deframer.push(&buf[..n]);
-        let mut out = Vec::new();
+        deframer.commit(n);
         loop {
-            let reply = match deframer.next_frame() {
+            let reply = match deframer.next_body() {
                 Ok(None) => break,
-                Ok(Some(body)) => match frame::decode::<CardFrame>(&body) {
+                Ok(Some(body)) => match frame::decode::<CardFrame>(body) {
                     Ok(f) if f.header.version != PROTOCOL_VERSION => {
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
@@ -115,16 +120,17 @@ fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream) -> anyhow::
                 },
                 Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::FrameTooLarge)),
             };
-            match frame::encode(&reply) {
-                Ok(bytes) => out.extend_from_slice(&bytes),
-                Err(_) => {
-                    let fallback = answer(reply.header, Err(Status::Internal));
-                    out.extend_from_slice(&frame::encode(&fallback).unwrap_or_default());
-                }
+            if frame::encode_into(&reply, &mut out).is_err() {
+                // A bare status always encodes.
+                let _ = frame::encode_into(&answer(reply.header, Err(Status::Internal)), &mut out);
             }
         }
         if !out.is_empty() {
             stream.write_all(&out)?;
+            out.clear();
+            if out.capacity() > Deframer::KEEP {
+                out = Vec::new();
+            }
         }
     }
 }

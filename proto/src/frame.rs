@@ -4,6 +4,7 @@
 //! can answer a frame whose body it cannot decode with the right request id.
 
 use alloc::vec::Vec;
+use core::ops::Range;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{Principal, Request, Response, Status};
@@ -61,74 +62,200 @@ pub enum FrameError {
 
 /// Encode `msg` as a complete frame (length prefix included).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = alloc::vec![0u8; 4];
-    out = postcard::to_extend(msg, out).map_err(|_| FrameError::Encode)?;
-    let len = out.len() - 4;
-    if len > MAX_FRAME_LEN {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Append `msg` to `out` as a complete frame (length prefix included), the same bytes as
+/// [`encode`] without a buffer of its own. On error `out` is left as it was.
+pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if postcard::serialize_with_flavor(msg, Append(out)).is_err() {
+        out.truncate(start);
         return Err(FrameError::Encode);
     }
-    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(out)
+    finish_frame(out, start)
+}
+
+/// Append a [`CardFrame`] whose request arrives already encoded: `request` must be exactly
+/// the bytes of one [`Request`], e.g. the range [`decode_client`] reports in a client's frame.
+/// The result is byte for byte what [`encode_into`] makes of the same `CardFrame` (postcard
+/// encodes a struct as its fields one after the other), without decoding and re-encoding the
+/// payload. On error `out` is left as it was.
+pub fn encode_card_frame(
+    header: &FrameHeader,
+    principal: &Principal,
+    session: u64,
+    request: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if postcard::serialize_with_flavor(&(header, principal, session), Append(out)).is_err() {
+        out.truncate(start);
+        return Err(FrameError::Encode);
+    }
+    out.extend_from_slice(request);
+    finish_frame(out, start)
+}
+
+/// Check the length of the frame begun at `start` and write its prefix.
+fn finish_frame(out: &mut Vec<u8>, start: usize) -> Result<(), FrameError> {
+    let len = out.len() - start - 4;
+    if len > MAX_FRAME_LEN {
+        out.truncate(start);
+        return Err(FrameError::Encode);
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// A postcard output appending to a borrowed `Vec`, so a frame is encoded in place.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decode one message body (without its length prefix).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     match postcard::from_bytes::<T>(body) {
         Ok(v) => Ok(v),
-        Err(_) => {
-            let header = postcard::take_from_bytes::<FrameHeader>(body).ok().map(|(h, _)| h);
-            Err(FrameError::Malformed { header })
-        }
+        Err(_) => Err(FrameError::Malformed { header: header_of(body) }),
     }
+}
+
+/// Decode a [`ClientFrame`] body exactly as [`decode`] does, and say where its request's
+/// bytes are in `body` (for [`encode_card_frame`]). Bytes after the request are ignored, as
+/// [`decode`] ignores them.
+pub fn decode_client(body: &[u8]) -> Result<(ClientFrame, Range<usize>), FrameError> {
+    let malformed = || FrameError::Malformed { header: header_of(body) };
+    let (header, rest) = postcard::take_from_bytes::<FrameHeader>(body).map_err(|_| malformed())?;
+    let (request, tail) = postcard::take_from_bytes::<Request>(rest).map_err(|_| malformed())?;
+    let range = body.len() - rest.len()..body.len() - tail.len();
+    Ok((ClientFrame { header, request }, range))
+}
+
+fn header_of(body: &[u8]) -> Option<FrameHeader> {
+    postcard::take_from_bytes::<FrameHeader>(body).ok().map(|(h, _)| h)
 }
 
 /// Splits a byte stream into frame bodies. Holds at most one frame's worth of bytes plus
 /// what the last read added.
+///
+/// The buffer is reused: bytes can be read straight into it ([`Deframer::spare`] then
+/// [`Deframer::commit`]) and frame bodies borrowed from it ([`Deframer::next_body`]), so a
+/// frame is neither allocated nor moved on its way through. Unconsumed bytes move to the
+/// front only when room is needed; a buffer grown past [`Deframer::KEEP`] by a large frame is
+/// released once it is empty.
 #[derive(Debug, Default)]
 pub struct Deframer {
+    /// Storage; `buf[start..end]` are the bytes not yet returned as frames.
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of an oversized frame still to drop as they arrive.
     skip: usize,
 }
 
 impl Deframer {
+    /// Buffer capacity kept across frames; a larger buffer is freed when it empties.
+    pub const KEEP: usize = 256 * 1024;
+
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Append bytes read from the peer.
-    pub fn push(&mut self, mut data: &[u8]) {
-        if self.skip > 0 {
-            let n = self.skip.min(data.len());
-            self.skip -= n;
-            data = &data[n..];
+    pub fn push(&mut self, data: &[u8]) {
+        let n = data.len();
+        self.spare(n)[..n].copy_from_slice(data);
+        self.commit(n);
+    }
+
+    /// Room for at least `min` more bytes, to read into; then [`Deframer::commit`] the number
+    /// of bytes read.
+    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > Self::KEEP && min <= Self::KEEP {
+                self.buf = Vec::new();
+            }
         }
-        self.buf.extend_from_slice(data);
+        if self.buf.len() - self.end < min {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < min {
+                self.buf.resize(self.end + min, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were written at the start of the slice [`Deframer::spare`] returned.
+    pub fn commit(&mut self, mut n: usize) {
+        n = n.min(self.buf.len() - self.end);
+        if self.skip > 0 {
+            let k = self.skip.min(n);
+            self.skip -= k;
+            self.buf.copy_within(self.end + k..self.end + n, self.end);
+            n -= k;
+        }
+        self.end += n;
     }
 
     /// Bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.end - self.start
     }
 
     /// The next complete frame body, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        if self.buf.len() < 4 {
+        self.next_body().map(|b| b.map(<[u8]>::to_vec))
+    }
+
+    /// The next complete frame body, borrowed from the buffer; `Ok(None)` if more bytes are
+    /// needed.
+    pub fn next_body(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let have = self.end - self.start;
+        if have < 4 {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let s = self.start;
+        let len = u32::from_be_bytes([self.buf[s], self.buf[s + 1], self.buf[s + 2], self.buf[s + 3]]) as usize;
         if len > MAX_FRAME_LEN {
-            let have = self.buf.len() - 4;
-            let drop = have.min(len);
+            let drop = (have - 4).min(len);
             self.skip = len - drop;
-            self.buf.drain(..4 + drop);
+            self.start += 4 + drop;
             return Err(FrameError::TooLarge { len });
         }
-        if self.buf.len() < 4 + len {
+        if have < 4 + len {
             return Ok(None);
         }
-        let body = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
-        Ok(Some(body))
+        self.start += 4 + len;
+        Ok(Some(&self.buf[s + 4..s + 4 + len]))
     }
 }
 
@@ -211,5 +338,87 @@ mod tests {
         body.extend(core::iter::repeat_n(b'a', 65));
         body.push(0);
         assert!(decode::<ClientFrame>(&body).is_err());
+    }
+
+    #[test]
+    fn card_frame_from_raw_request_is_byte_identical() {
+        let client = encode(&frame(5)).unwrap();
+        let (decoded, range) = decode_client(&client[4..]).unwrap();
+        assert_eq!(decoded, frame(5));
+        for principal in [Principal::Local, Principal::Application { cert_sha256: [7; 32] }] {
+            let header = FrameHeader { version: crate::PROTOCOL_VERSION, id: 300 };
+            let whole =
+                CardFrame { header, principal: principal.clone(), session: 1 << 40, request: decoded.request.clone() };
+            let mut spliced = alloc::vec![0xEE];
+            encode_card_frame(&header, &principal, 1 << 40, &client[4..][range.clone()], &mut spliced).unwrap();
+            assert_eq!(spliced[0], 0xEE, "appends");
+            assert_eq!(&spliced[1..], &encode(&whole).unwrap()[..]);
+        }
+    }
+
+    #[test]
+    fn decode_client_agrees_with_decode() {
+        let good = encode(&frame(3)).unwrap()[4..].to_vec();
+        let mut trailing = good.clone();
+        trailing.extend([1, 2, 3]);
+        let mut bad = good.clone();
+        bad.truncate(bad.len() - 2);
+        for body in [good, trailing, bad, alloc::vec![], alloc::vec![1, 9]] {
+            let whole = decode::<ClientFrame>(&body);
+            let split = decode_client(&body);
+            assert_eq!(whole, split.clone().map(|(f, _)| f));
+            if let Ok((_, r)) = split {
+                assert_eq!(postcard::from_bytes::<Request>(&body[r]).ok(), whole.ok().map(|f| f.request));
+            }
+        }
+    }
+
+    #[test]
+    fn encode_into_appends_and_leaves_buffer_on_error() {
+        let mut out = alloc::vec![1, 2];
+        encode_into(&frame(1), &mut out).unwrap();
+        encode_into(&frame(2), &mut out).unwrap();
+        let mut expect = alloc::vec![1, 2];
+        expect.extend(encode(&frame(1)).unwrap());
+        expect.extend(encode(&frame(2)).unwrap());
+        assert_eq!(out, expect);
+        let huge = ClientFrame {
+            header: FrameHeader { version: 1, id: 1 },
+            request: Request::Hash { alg: crate::HashAlg::Sm3, data: alloc::vec![0; MAX_FRAME_LEN] },
+        };
+        assert_eq!(encode_into(&huge, &mut out), Err(FrameError::Encode));
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn spare_commit_and_borrowed_bodies_across_oversized_frames() {
+        let big = (MAX_FRAME_LEN + 3) as u32;
+        let mut wire = encode(&frame(1)).unwrap();
+        wire.extend(big.to_be_bytes());
+        wire.extend(core::iter::repeat_n(0x55, big as usize));
+        for id in 2..40 {
+            wire.extend(encode(&frame(id)).unwrap());
+        }
+        for chunk_len in [1, 5, 333, 4096, 70_000] {
+            let mut d = Deframer::new();
+            let (mut ids, mut too_large) = (alloc::vec::Vec::new(), 0);
+            for chunk in wire.chunks(chunk_len) {
+                let room = d.spare(chunk.len());
+                room[..chunk.len()].copy_from_slice(chunk);
+                d.commit(chunk.len());
+                loop {
+                    match d.next_body() {
+                        Ok(Some(b)) => ids.push(decode::<ClientFrame>(b).unwrap().header.id),
+                        Ok(None) => break,
+                        Err(FrameError::TooLarge { .. }) => too_large += 1,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            assert_eq!(too_large, 1);
+            assert_eq!(ids, (1..40).collect::<alloc::vec::Vec<u64>>());
+            assert_eq!(d.buffered(), 0);
+            assert!(d.buf.len() <= Deframer::KEEP.max(chunk_len), "buffer released: {}", d.buf.len());
+        }
     }
 }
