@@ -55,7 +55,8 @@ impl KeyRecord {
 
 /// A usable key.
 pub enum LoadedKey {
-    Sm2(sm2::SecretKey),
+    /// Kept with its public key (derived once at load).
+    Sm2(alg::sm2::Sm2Key),
     /// RSA with its cached CRT constants (built by [`alg::rsa::RsaKey::new`]).
     Rsa(alg::rsa::RsaKey),
     /// Kept with its public point (derived once at load).
@@ -105,10 +106,10 @@ pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Ge
     let rng_err = |_| Status::DeviceError;
     match alg {
         KeyAlg::Sm2 => {
-            let secret = alg::sm2::generate(rng).map_err(alg_status)?;
-            let spki_der = der(secret.public_key().to_public_key_der())?;
-            let private_der = Zeroizing::new(secret.to_bytes().to_vec());
-            Ok(Generated { private_der, spki_der, key: LoadedKey::Sm2(secret) })
+            let key = alg::sm2::Sm2Key::new(alg::sm2::generate(rng).map_err(alg_status)?);
+            let spki_der = der(key.public().to_public_key_der())?;
+            let private_der = Zeroizing::new(key.to_bytes().to_vec());
+            Ok(Generated { private_der, spki_der, key: LoadedKey::Sm2(key) })
         }
         KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
             let bits = match alg {
@@ -144,7 +145,9 @@ pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Ge
 /// Parse an unwrapped private or secret key.
 pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
     Ok(match alg {
-        KeyAlg::Sm2 => LoadedKey::Sm2(alg::sm2::secret_from_bytes(private_der).map_err(|_| Status::Internal)?),
+        KeyAlg::Sm2 => LoadedKey::Sm2(alg::sm2::Sm2Key::new(
+            alg::sm2::secret_from_bytes(private_der).map_err(|_| Status::Internal)?,
+        )),
         KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
             let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?;
             LoadedKey::Rsa(alg::rsa::RsaKey::new(key))

@@ -34,7 +34,7 @@ impl Public {
 
     pub fn of(key: &LoadedKey) -> Option<Public> {
         match key {
-            LoadedKey::Sm2(s) => Some(Public::Sm2(s.public_key())),
+            LoadedKey::Sm2(s) => Some(Public::Sm2(*s.public())),
             LoadedKey::Rsa(k) => Some(Public::Rsa(k.to_public_key())),
             LoadedKey::P256(s) => Some(Public::P256(p256::PublicKey::from(s.verifying_key()))),
             _ => None,

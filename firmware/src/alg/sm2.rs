@@ -49,6 +49,34 @@ const fn hex32(s: &str) -> [u8; 32] {
 }
 
 /// Generate a key pair from the card's RNG.
+/// An SM2 private key kept with its public key. The crate's `SecretKey::public_key()` derives
+/// the point anew on every call (a generic scalar multiplication, ~0.2 ms): the card keeps a
+/// loaded key in this form so that encryption to it and its SPKI cost nothing extra.
+/// Dereferences to the `SecretKey` (which zeroizes itself on drop).
+#[derive(Clone)]
+pub struct Sm2Key {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl Sm2Key {
+    pub fn new(secret: SecretKey) -> Self {
+        let public = secret.public_key();
+        Sm2Key { secret, public }
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+}
+
+impl core::ops::Deref for Sm2Key {
+    type Target = SecretKey;
+    fn deref(&self) -> &SecretKey {
+        &self.secret
+    }
+}
+
 pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<SecretKey, AlgError> {
     SecretKey::try_generate_from_rng(rng).map_err(|_| AlgError::Rng)
 }

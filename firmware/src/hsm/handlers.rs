@@ -302,9 +302,9 @@ impl<P: Platform> Hsm<P> {
             return Err(Status::InvalidArgument);
         }
         use rsa::pkcs8::EncodePublicKey;
-        let spki_der = secret.public_key().to_public_key_der().map_err(|_| Status::Internal)?.into_vec();
-        let generated =
-            keys::Generated { private_der: Zeroizing::new(d.to_vec()), spki_der, key: LoadedKey::Sm2(secret) };
+        let key = alg::sm2::Sm2Key::new(secret);
+        let spki_der = key.public().to_public_key_der().map_err(|_| Status::Internal)?.into_vec();
+        let generated = keys::Generated { private_der: Zeroizing::new(d.to_vec()), spki_der, key: LoadedKey::Sm2(key) };
         self.store_new_key(principal, label, KeyAlg::Sm2, caps, domains, generated)
     }
 
