@@ -1,22 +1,67 @@
 //! Simulated tamper RAM (a small file, synced on every write) and tamper switch (a trip file
 //! whose presence is the enclosure-open signal).
+//!
+//! The switch is a latch, like the hardware line: a watcher thread looks for the trip file
+//! every [`POLL`], consumes it and sets a flag, which the card reads (an atomic load) on every
+//! request. Looking for the file on the request path itself cost a `stat` of a path per request
+//! inside the card's lock (1–2 µs, the largest non-crypto cost of a signature).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use gmhsm_platform::{TamperError, TamperRam};
 
+/// How often the watcher looks for the trip file.
+const POLL: Duration = Duration::from_millis(1);
+
 pub struct FileTamperRam {
     path: PathBuf,
-    trip: PathBuf,
+    /// Set once per trip by the watcher (or at construction), taken by `tamper_event`.
+    tripped: Arc<AtomicBool>,
+    /// The trip file, checked on every event only if the watcher could not be started.
+    unwatched: Option<PathBuf>,
 }
 
 impl FileTamperRam {
-    /// RAM contents in `dir/tamper.ram`; the switch trips when `dir/tamper.trip` exists.
+    /// RAM contents in `dir/tamper.ram`; the switch trips when `dir/tamper.trip` exists (checked
+    /// now, then by a watcher thread that ends with this value).
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("tamper.ram"), trip: dir.join("tamper.trip") }
+        let trip = dir.join("tamper.trip");
+        let tripped = Arc::new(AtomicBool::new(consume(&trip)));
+        let weak: Weak<AtomicBool> = Arc::downgrade(&tripped);
+        let watched = trip.clone();
+        let spawned = std::thread::Builder::new().name("tamper-switch".into()).spawn(move || {
+            let trip = watched;
+            while let Some(flag) = weak.upgrade() {
+                if consume(&trip) {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                drop(flag);
+                std::thread::sleep(POLL);
+            }
+        });
+        let unwatched = match spawned {
+            Ok(_) => None,
+            Err(e) => {
+                log::error!("tamper switch: cannot start its watcher ({e}); checking on every request");
+                Some(trip)
+            }
+        };
+        Self { path: dir.join("tamper.ram"), tripped, unwatched }
     }
+}
+
+/// Whether the trip file was there; it is removed (the latch is consumed once).
+fn consume(trip: &Path) -> bool {
+    if trip.exists() {
+        let _ = fs::remove_file(trip);
+        return true;
+    }
+    false
 }
 
 impl TamperRam for FileTamperRam {
@@ -48,11 +93,7 @@ impl TamperRam for FileTamperRam {
     }
 
     fn tamper_event(&mut self) -> bool {
-        if self.trip.exists() {
-            // The latch is consumed: the firmware zeroizes right after seeing it.
-            let _ = fs::remove_file(&self.trip);
-            return true;
-        }
-        false
+        // Taken once: the firmware zeroizes right after seeing it.
+        self.tripped.swap(false, Ordering::SeqCst) || self.unwatched.as_deref().is_some_and(consume)
     }
 }
