@@ -56,7 +56,7 @@ impl Jacobian {
     }
 
     /// Affine (x, y) given Z^−1.
-    pub fn to_affine_with_zinv(&self, zinv: &Fe) -> Affine {
+    pub fn affine_with_zinv(&self, zinv: &Fe) -> Affine {
         let zinv2 = zinv.square();
         [self.x.mul(&zinv2), self.y.mul(&zinv2.mul(zinv))]
     }
@@ -187,6 +187,26 @@ impl Jacobian {
         }
         acc
     }
+}
+
+/// (|d| · entries\[0\] with the sign of d, d = 0) from `entries` = P, 2P, …, reading every
+/// entry and keeping one with a mask, negating by a conditional select: constant time in d
+/// (|d| ≤ `entries.len()`). The table lookups of [`super::BaseTable`] and of the windowed
+/// multiplication both go through here.
+pub fn select_signed(entries: &[Affine], d: i8) -> (Affine, Choice) {
+    let sign = d >> 7; // 0 or −1
+    let abs = ((d ^ sign) - sign) as u8;
+    let mut t = [Fe::ONE, Fe::ONE];
+    for (j, p) in entries.iter().enumerate() {
+        // All ones iff abs = j + 1: x | −x has its top bit set iff x ≠ 0.
+        let x = u64::from(abs) ^ (j as u64 + 1);
+        let mask = ((x | x.wrapping_neg()) >> 63).wrapping_sub(1);
+        t[0].cmov(&p[0], mask);
+        t[1].cmov(&p[1], mask);
+    }
+    let neg = t[1].neg();
+    t[1].conditional_assign(&neg, Choice::from((sign & 1) as u8));
+    (t, abs.ct_eq(&0))
 }
 
 /// L independent lanes of field operations side by side: each lane's operation is one

@@ -16,13 +16,13 @@ use ::sm2::elliptic_curve::BatchNormalize;
 use ::sm2::elliptic_curve::ff::PrimeField;
 use ::sm2::elliptic_curve::group::Group;
 use ::sm2::elliptic_curve::point::AffineCoordinates;
-use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use ::sm2::elliptic_curve::subtle::Choice;
 use ::sm2::{AffinePoint, ProjectivePoint, Scalar};
 use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use super::fe::Fe;
-use super::point::{Affine, Jacobian, add_affine_ct_lanes};
+use super::point::{Affine, Jacobian, add_affine_ct_lanes, select_signed};
 
 /// Scalars multiplied side by side by [`BaseTable::mul_many`].
 pub const LANES: usize = 4;
@@ -182,19 +182,7 @@ impl BaseTable {
     /// (|d| · 2^(W·i) · G with the sign of d, d = 0), reading every entry of window i
     /// (constant time in d).
     fn select(&self, i: usize, d: i8) -> (Affine, Choice) {
-        let sign = d >> 7; // 0 or −1
-        let abs = ((d ^ sign) - sign) as u8;
-        let mut t = [Fe::ONE, Fe::ONE];
-        for (j, p) in self.window(i).iter().enumerate() {
-            // All ones iff abs = j + 1: x | −x has its top bit set iff x ≠ 0.
-            let x = u64::from(abs) ^ (j as u64 + 1);
-            let mask = ((x | x.wrapping_neg()) >> 63).wrapping_sub(1);
-            t[0].cmov(&p[0], mask);
-            t[1].cmov(&p[1], mask);
-        }
-        let neg = t[1].neg();
-        t[1].conditional_assign(&neg, Choice::from((sign & 1) as u8));
-        (t, abs.ct_eq(&0))
+        select_signed(self.window(i), d)
     }
 }
 

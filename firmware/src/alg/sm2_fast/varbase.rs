@@ -15,12 +15,12 @@
 //! argument costs speed, not correctness.
 
 use ::sm2::elliptic_curve::ff::PrimeField;
-use ::sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use ::sm2::elliptic_curve::subtle::Choice;
 use ::sm2::{ProjectivePoint, Scalar};
 use zeroize::Zeroize;
 
 use super::fe::Fe;
-use super::point::{Affine, Jacobian};
+use super::point::{Affine, Jacobian, select_signed};
 use super::table::from_crate;
 
 /// Digits of k: 64 windows of 4 bits and the final carry.
@@ -34,7 +34,7 @@ pub(crate) fn mul(p: &Affine, k: &Scalar) -> Jacobian {
     let mut bad = Choice::from(0);
     for &d in digits.iter().rev() {
         acc = acc.double().double().double().double();
-        let (q, zero) = select(&table, d);
+        let (q, zero) = select_signed(&table, d);
         let (sum, same) = acc.add_affine_ct(&q, zero);
         acc = sum;
         bad |= same;
@@ -73,25 +73,9 @@ fn multiples(p: &Affine) -> [Affine; 8] {
     for j in (0..8).rev() {
         let zinv = inv.mul(&prefix[j]);
         inv = inv.mul(&jac[j].z());
-        out[j] = jac[j].to_affine_with_zinv(&zinv);
+        out[j] = jac[j].affine_with_zinv(&zinv);
     }
     out
-}
-
-/// The entry for digit d (|d| ≤ 8) and whether d = 0, reading all eight entries.
-fn select(table: &[Affine; 8], d: i8) -> (Affine, Choice) {
-    let sign = d >> 7;
-    let abs = ((d ^ sign) - sign) as u8;
-    let mut t = [Fe::ONE, Fe::ONE];
-    for (j, entry) in table.iter().enumerate() {
-        let x = u64::from(abs) ^ (j as u64 + 1);
-        let mask = ((x | x.wrapping_neg()) >> 63).wrapping_sub(1);
-        t[0].cmov(&entry[0], mask);
-        t[1].cmov(&entry[1], mask);
-    }
-    let neg = t[1].neg();
-    t[1].conditional_assign(&neg, Choice::from((sign & 1) as u8));
-    (t, abs.ct_eq(&0))
 }
 
 /// Signed base-16 digits of k in [−8, 8], least significant first; branch-free.
