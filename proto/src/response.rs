@@ -119,9 +119,9 @@ pub enum PrivateKeyOut {
 /// when dropped, shown as their length only by `Debug`, compared without an early exit. The
 /// bytes are reached only through [`SecretBytes::expose_secret`].
 ///
-/// This crate forbids `unsafe` and has no dependency beyond serde, postcard and heapless, so the
-/// zeroing is a plain `fill(0)` kept by [`core::hint::black_box`] (best effort, not the
-/// volatile writes of the `zeroize` crate); copy the bytes into a zeroizing type at once.
+/// Zeroed by the `zeroize` crate (volatile writes over the whole allocation, spare capacity
+/// included); copies made while (de)serializing are the caller's to avoid: move the bytes
+/// into a zeroizing type at once.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecretBytes(Vec<u8>);
@@ -147,8 +147,7 @@ impl SecretBytes {
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        self.0.fill(0);
-        core::hint::black_box(&mut self.0);
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
