@@ -49,6 +49,9 @@ const WAKER: Token = Token(1);
 const LOCAL: Token = Token(3);
 const FIRST_CONN: usize = 16;
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// The longest the connections go unscanned for expiry (bounds how late a deadline that moved
+/// earlier, or reappeared, is noticed).
+const RESCAN_EVERY: Duration = Duration::from_millis(50);
 
 mod accept;
 
@@ -67,6 +70,10 @@ pub struct Daemon {
     config: DaemonConfig,
     control: Arc<ControlInner>,
     conns: TokenMap<Conn>,
+    /// When the connections must next be scanned for expiry: the earliest connection deadline
+    /// seen at the last scan (or of a connection added since), at most [`RESCAN_EVERY`] ahead.
+    /// Scanning every connection on every loop pass would cost O(connections) per request.
+    scan_at: Instant,
     next_token: usize,
     /// Scratch lists reused by every loop iteration: answers to hand to connections, and the
     /// connections they touched.
@@ -131,6 +138,7 @@ impl Daemon {
             config,
             control,
             conns: TokenMap::default(),
+            scan_at: Instant::now(),
             next_token: FIRST_CONN,
             done: Vec::new(),
             touched: Vec::new(),
@@ -245,9 +253,8 @@ impl Daemon {
     }
 
     fn next_deadline(&self, drain_until: Option<Instant>) -> Option<Instant> {
-        self.conns
-            .values()
-            .filter_map(Conn::deadline)
+        Some(self.scan_at)
+            .into_iter()
             .chain(self.handshakes.values().map(Handshake::deadline))
             .chain(self.card.next_deadline())
             .chain(drain_until)
@@ -294,6 +301,9 @@ impl Daemon {
         }
         debug!("event=accept conn={} peer={peer}", token.0);
         let conn = Conn::new(token, peer, wire, self.limits(), now);
+        if let Some(d) = conn.deadline() {
+            self.scan_at = self.scan_at.min(d);
+        }
         self.conns.insert(token, conn);
         // A local connection needs no handshake and may have sent already.
         self.pump(token, now, true);
@@ -335,10 +345,19 @@ impl Daemon {
         self.touched = touched;
     }
 
+    /// Close the connections past their deadline. A full scan is due only at the earliest
+    /// deadline the last one found (activity moves deadlines later), and at least every
+    /// [`RESCAN_EVERY`]: a deadline that reappears when requests complete, or that moves
+    /// earlier (an idle timeout shorter than the rest of the handshake timeout), is noticed
+    /// at most that late.
     fn expire(&mut self, now: Instant) {
-        let expired: Vec<Token> = self.conns.iter().filter(|(_, c)| c.expired(now)).map(|(t, _)| *t).collect();
-        for token in expired {
-            self.close(token, &Close::Timeout);
+        if now >= self.scan_at {
+            let expired: Vec<Token> = self.conns.iter().filter(|(_, c)| c.expired(now)).map(|(t, _)| *t).collect();
+            for token in expired {
+                self.close(token, &Close::Timeout);
+            }
+            let earliest = self.conns.values().filter_map(Conn::deadline).min();
+            self.scan_at = earliest.map_or(now + RESCAN_EVERY, |d| d.min(now + RESCAN_EVERY));
         }
         self.expire_handshakes(now);
     }
