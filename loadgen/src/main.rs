@@ -59,6 +59,10 @@ struct Cli {
     /// The daemon's process id, to read its resident memory from /proc.
     #[arg(long)]
     daemon_pid: Option<u32>,
+    /// Open this many extra connections first and keep them idle (authenticated, one Ping
+    /// each) during the whole load: what the appliance does with thousands of clients attached.
+    #[arg(long, default_value_t = 0)]
+    hold: usize,
     /// Processes of the appliance (card, daemon; repeat the option) whose CPU time per
     /// operation is reported.
     #[arg(long = "appliance-pid")]
@@ -82,6 +86,15 @@ fn main() -> anyhow::Result<()> {
         return idle(&profile, n, cli.daemon_pid.context("--idle needs --daemon-pid")?);
     }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
+    let mut held = Vec::with_capacity(cli.hold);
+    for i in 0..cli.hold {
+        let mut c = Client::connect(&profile).with_context(|| format!("held connection {i}"))?;
+        c.ping().with_context(|| format!("held connection {i}"))?;
+        held.push(c);
+    }
+    if cli.hold > 0 {
+        println!("# {} idle connections held open during the load", held.len());
+    }
     let mut setup = Client::connect(&profile)?;
     let sig = ops::setup(&mut setup)?;
     let ct = ops::decrypt_input(&mut setup)?;
