@@ -1,5 +1,7 @@
-//! Constant-time modular exponentiation modulo a 1024-bit odd number with AVX-512 IFMA,
-//! chosen at run time: the two half exponentiations of an RSA-2048 private operation by the CRT.
+//! Constant-time modular exponentiation modulo a 1024-, 1536- or 2048-bit odd number with
+//! AVX-512 IFMA, chosen at run time: the two half exponentiations of an RSA-2048, RSA-3072 or
+//! RSA-4096 private operation by the CRT ([`ModExp1024`], [`ModExp1536`], [`ModExp2048`], one
+//! generic [`ModExp`] on one generic kernel).
 //!
 //! # Why by hand
 //!
@@ -10,8 +12,11 @@
 //!
 //! # Algorithm
 //!
-//! Numbers are 20 limbs of 52 bits (1040 bits), in two 512-bit registers and one 256-bit one
-//! (in memory, `[u64; 24]` with four zero lanes). `vpmadd52luq` / `vpmadd52huq` add the low /
+//! Numbers are L limbs of 52 bits: 20 (1040 bits) for 1024-bit moduli, in two 512-bit
+//! registers and one 256-bit one; 30 (1560 bits) for 1536-bit moduli, in four 512-bit
+//! registers (two lanes zero); 40 (2080 bits) for 2048-bit moduli, in five. The text below
+//! speaks of the 1024-bit case; the others are the same with R = 2^(52·L) and 64·W exponent
+//! bits (W = 24, 32 words), and 4m < 2^(64·W+2) ≤ R holds for each. `vpmadd52luq` / `vpmadd52huq` add the low /
 //! high 52 bits of a 52×52-bit product to a 64-bit lane, so products accumulate without
 //! carries and are normalized once per multiplication (a carry ripple done on bit masks).
 //!
@@ -28,12 +33,15 @@
 //! table of base^0..31 (times R), runs fixed 5-bit windows over all 1024 exponent bits (one
 //! top window of 4 bits, then 204 windows of five squarings and one multiplication), leaves
 //! the domain with AMM(acc, 1) and reduces fully. R² mod m and k0 are computed once per
-//! modulus in [`ModExp1024::new`] (about 60 µs). Squarings are AMM(a, a).
+//! modulus in [`ModExp::new`] (about 60 µs; 130 µs and 230 µs for 1536 and 2048 bits).
+//! Squarings are AMM(a, a).
 //!
 //! One AMM is a chain of 20 dependent steps, so a single exponentiation leaves the multiplier
-//! idle much of the time; [`ModExp1024::pow2`] runs the two CRT halves in lockstep, their
-//! instructions interleaved. Measured on a Zen 4 EPYC: one exponentiation about 175 µs, a pair
-//! about 245 µs (the portable 64-bit CIOS path of the firmware: about 450 µs each).
+//! idle much of the time; [`ModExp::pow2`] runs the two CRT halves in lockstep, their
+//! instructions interleaved. Measured on a Zen 4 EPYC: one exponentiation about 168 µs, a pair
+//! about 246 µs (the portable 64-bit CIOS path of the firmware: about 450 µs each); 1536 bits:
+//! 425 µs, pair 685 µs; 2048 bits: 826 µs, pair 1520 µs (there the operands of two
+//! interleaved multiplications no longer fit the 32 registers, so the pair gains little).
 //!
 //! # Constant time
 //!
@@ -48,13 +56,13 @@
 //! # Safety
 //!
 //! `unsafe` appears only (a) where the `#[target_feature(enable = "avx512f,avx512vl,avx512ifma")]`
-//! kernel is called, which happens only from a [`ModExp1024`], and one exists only after
+//! kernel is called, which happens only from a [`ModExp`], and one exists only after
 //! `cpufeatures` found all three features; and (b) for unaligned 512- and 256-bit loads and
-//! stores from and to `[u64; 24]` arrays in scope. Each block says why it is sound.
+//! stores from and to `[u64; 8]` and `[u64; 4]` arrays in scope. Each block says why it is sound.
 //!
 //! # Secrets
 //!
-//! The modulus (a prime factor), its constants, and the scratch space of [`ModExp1024::pow`]
+//! The modulus (a prime factor), its constants, and the scratch space of [`ModExp::pow`]
 //! (the table of powers, the accumulator) are zeroized on drop / before `pow` returns. Values
 //! the compiler spills from registers to the stack are not reachable to clear.
 
@@ -71,17 +79,13 @@ mod x86;
 #[cfg(test)]
 mod tests;
 
-/// 52-bit limbs of a 1024-bit modulus.
-const LIMBS: usize = 20;
-/// Lanes of three 512-bit registers.
-const LANES: usize = 24;
 const MASK52: u64 = (1 << 52) - 1;
 /// Window width of the exponentiation: a table of 32 powers.
 const WINDOW: usize = 5;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Allow (the default) or forbid the IFMA path for the [`ModExp1024`] built afterwards, so a
+/// Allow (the default) or forbid the IFMA path for the [`ModExp`] built afterwards, so a
 /// benchmark can compare a caller's portable fallback on the same machine. Process-wide: not
 /// for tests that run in parallel with others relying on the IFMA path.
 pub fn set_enabled(enabled: bool) {
@@ -101,37 +105,82 @@ pub fn is_available() -> bool {
     }
 }
 
-/// Working memory of one exponentiation (zeroized by its owner, a `Zeroizing`).
-struct Scratch {
-    table: [[u64; LANES]; 1 << WINDOW],
-    base: [u64; LANES],
-    tmp: [u64; LANES],
-    out: [u64; LANES],
+/// The lanes of Z 512-bit registers and one 256-bit register, in memory: 52-bit limbs, least
+/// significant first, unused lanes zero.
+#[derive(Clone, Copy)]
+struct Lanes<const Z: usize> {
+    z: [[u64; 8]; Z],
+    t: [u64; 4],
 }
 
-impl Zeroize for Scratch {
+impl<const Z: usize> Lanes<Z> {
+    const ZERO: Self = Lanes { z: [[0; 8]; Z], t: [0; 4] };
+
+    /// Lane i (a public index).
+    fn get(&self, i: usize) -> u64 {
+        if i < 8 * Z { self.z[i / 8][i % 8] } else { self.t[i - 8 * Z] }
+    }
+
+    fn set(&mut self, i: usize, v: u64) {
+        if i < 8 * Z {
+            self.z[i / 8][i % 8] = v;
+        } else {
+            self.t[i - 8 * Z] = v;
+        }
+    }
+}
+
+impl<const Z: usize> Zeroize for Lanes<Z> {
     fn zeroize(&mut self) {
-        self.table.zeroize();
+        self.z.zeroize();
+        self.t.zeroize();
+    }
+}
+
+/// Working memory of one exponentiation (zeroized by its owner, a `Zeroizing`).
+struct Scratch<const Z: usize> {
+    table: [Lanes<Z>; 1 << WINDOW],
+    base: Lanes<Z>,
+    tmp: Lanes<Z>,
+    out: Lanes<Z>,
+}
+
+impl<const Z: usize> Zeroize for Scratch<Z> {
+    fn zeroize(&mut self) {
+        self.table.iter_mut().for_each(Zeroize::zeroize);
         self.base.zeroize();
         self.tmp.zeroize();
         self.out.zeroize();
     }
 }
 
-/// base^exp mod m for a fixed odd 1024-bit (or shorter) m, on AVX-512 IFMA. Exists only on a
-/// CPU that has it. Its fields are secret when m is a prime factor: zeroized on drop.
-pub struct ModExp1024 {
+/// base^exp mod m for a fixed odd 1024-bit (or shorter) m: 16 words, 20 limbs of 52 bits in
+/// two `zmm` and one `ymm`.
+pub type ModExp1024 = ModExp<16, 20, 2>;
+/// base^exp mod m for a fixed odd 1536-bit (or shorter) m: 24 words, 30 limbs of 52 bits in
+/// four `zmm` (two lanes unused).
+pub type ModExp1536 = ModExp<24, 30, 4>;
+/// base^exp mod m for a fixed odd 2048-bit (or shorter) m: 32 words, 40 limbs of 52 bits in
+/// five `zmm`.
+pub type ModExp2048 = ModExp<32, 40, 5>;
+
+/// base^exp mod m for a fixed odd m of at most 64·W bits (W 64-bit words), on AVX-512 IFMA,
+/// with L limbs of 52 bits (52·L ≥ 64·W + 2, so that 4m ≤ R = 2^(52·L)) held in Z `zmm`
+/// registers and, if L > 8·Z, one `ymm`. Use the aliases [`ModExp1024`], [`ModExp1536`],
+/// [`ModExp2048`]. Exists only on a CPU that has IFMA. Its fields are secret when m is a
+/// prime factor: zeroized on drop.
+pub struct ModExp<const W: usize, const L: usize, const Z: usize> {
     /// m, 64-bit limbs (for the final subtraction).
-    m: [u64; 16],
+    m: [u64; W],
     /// m, 52-bit limbs.
-    m52: [u64; LANES],
-    /// 2^2080 mod m (R² for R = 2^1040), 52-bit limbs.
-    rr: [u64; LANES],
+    m52: Lanes<Z>,
+    /// 2^(2·52·L) mod m (R² for R = 2^(52·L)), 52-bit limbs.
+    rr: Lanes<Z>,
     /// −m^−1 mod 2^52.
     k0: u64,
 }
 
-impl Drop for ModExp1024 {
+impl<const W: usize, const L: usize, const Z: usize> Drop for ModExp<W, L, Z> {
     fn drop(&mut self) {
         self.m.zeroize();
         self.m52.zeroize();
@@ -140,18 +189,23 @@ impl Drop for ModExp1024 {
     }
 }
 
-impl ModExp1024 {
+impl<const W: usize, const L: usize, const Z: usize> ModExp<W, L, Z> {
+    /// The shape checks, at compile time: R = 2^(52·L) ≥ 4m for every m < 2^(64·W), the L
+    /// limbs fit the registers, and the lanes above them are few (the loops run L steps).
+    const SHAPE: () = assert!(52 * L >= 64 * W + 2 && L <= 8 * Z + 4 && L + 8 > 8 * Z && Z >= 1);
+
     /// The constants for the odd modulus `m` (64-bit limbs, least significant first), or
     /// `None` if this CPU lacks AVX-512 IFMA (or it is disabled) or m is even or 1. Time
     /// independent of m's value.
-    pub fn new(m: &[u64; 16]) -> Option<Self> {
+    pub fn new(m: &[u64; W]) -> Option<Self> {
+        const { Self::SHAPE };
         let above_one = m[1..].iter().fold(m[0] >> 1, |a, &l| a | l) != 0;
         if !is_available() || m[0] & 1 == 0 || !above_one {
             return None;
         }
-        let mut x = Zeroizing::new([0u64; 16]);
+        let mut x = Zeroizing::new([0u64; W]);
         x[0] = 1;
-        for _ in 0..2 * 52 * LIMBS {
+        for _ in 0..2 * 52 * L {
             let mut carry = 0;
             for limb in x.iter_mut() {
                 let next = *limb >> 63;
@@ -164,58 +218,58 @@ impl ModExp1024 {
         for _ in 0..6 {
             inv = inv.wrapping_mul(2u64.wrapping_sub(m[0].wrapping_mul(inv)));
         }
-        Some(ModExp1024 { m: *m, m52: to52(m), rr: to52(&x), k0: inv.wrapping_neg() & MASK52 })
+        Some(ModExp { m: *m, m52: to52::<W, L, Z>(m), rr: to52::<W, L, Z>(&x), k0: inv.wrapping_neg() & MASK52 })
     }
 
     /// out = base^exp mod m for base < m, in constant time (the exponent's length is taken as
-    /// 1024 bits whatever its value). `out` is fully reduced; for base ≥ m it is still
+    /// 64·W bits whatever its value). `out` is fully reduced; for base ≥ m it is still
     /// base^exp mod m as long as base < 2m.
-    pub fn pow(&self, base: &[u64; 16], exp: &[u64; 16], out: &mut [u64; 16]) {
+    pub fn pow(&self, base: &[u64; W], exp: &[u64; W], out: &mut [u64; W]) {
         Self::run([self], [base], [exp], [out]);
     }
 
     /// `outs[k] = bases[k]^exps[k] mod ms[k]` for k = 0, 1 (the two halves of an RSA CRT
     /// operation), with the same conditions as [`Self::pow`]. The two run interleaved, each
     /// filling the other's pipeline stalls: about 1.4 times faster than one after the other.
-    pub fn pow2(ms: [&Self; 2], bases: [&[u64; 16]; 2], exps: [&[u64; 16]; 2], outs: [&mut [u64; 16]; 2]) {
+    pub fn pow2(ms: [&Self; 2], bases: [&[u64; W]; 2], exps: [&[u64; W]; 2], outs: [&mut [u64; W]; 2]) {
         Self::run(ms, bases, exps, outs);
     }
 
-    fn run<const K: usize>(ms: [&Self; K], bases: [&[u64; 16]; K], exps: [&[u64; 16]; K], outs: [&mut [u64; 16]; K]) {
+    fn run<const K: usize>(ms: [&Self; K], bases: [&[u64; W]; K], exps: [&[u64; W]; K], outs: [&mut [u64; W]; K]) {
         let mut s = Zeroizing::new(core::array::from_fn::<_, K, _>(|k| Scratch {
-            table: [[0; LANES]; 1 << WINDOW],
-            base: to52(bases[k]),
-            tmp: [0; LANES],
-            out: [0; LANES],
+            table: [Lanes::ZERO; 1 << WINDOW],
+            base: to52::<W, L, Z>(bases[k]),
+            tmp: Lanes::ZERO,
+            out: Lanes::ZERO,
         }));
         #[cfg(target_arch = "x86_64")]
         {
             let moduli = ms.map(|m| x86::Modulus { m: &m.m52, rr: &m.rr, k0: m.k0 });
-            // SAFETY: a `ModExp1024` is built only after `is_available()` found AVX-512 F, VL
+            // SAFETY: a `ModExp` is built only after `is_available()` found AVX-512 F, VL
             // and IFMA, the features `x86::pow` is compiled for.
-            unsafe { x86::pow(moduli, exps, &mut s) };
+            unsafe { x86::pow::<W, L, Z, K>(moduli, exps, &mut s) };
         }
-        // No `ModExp1024` can exist elsewhere (`is_available()` is false).
+        // No `ModExp` can exist elsewhere (`is_available()` is false).
         #[cfg(not(target_arch = "x86_64"))]
         let _ = exps;
         for ((out, s), m) in outs.into_iter().zip(s.iter()).zip(ms) {
-            *out = from52(&s.out);
+            *out = from52::<W, L, Z>(&s.out);
             // The value is at most m: subtract m once unless it is below.
             sub_if_ge(0, out, &m.m);
         }
     }
 }
 
-/// x ← x − m if hi·2^1024 + x ≥ m, for hi·2^1024 + x < 2m; constant time.
-fn sub_if_ge(hi: u64, x: &mut [u64; 16], m: &[u64; 16]) {
-    let mut d = [0u64; 16];
+/// x ← x − m if hi·2^(64·W) + x ≥ m, for hi·2^(64·W) + x < 2m; constant time.
+fn sub_if_ge<const W: usize>(hi: u64, x: &mut [u64; W], m: &[u64; W]) {
+    let mut d = [0u64; W];
     let mut borrow = 0u64;
     for ((d, &x), &m) in d.iter_mut().zip(x.iter()).zip(m) {
         let t = (x as u128).wrapping_sub(m as u128 + borrow as u128);
         *d = t as u64;
         borrow = (t >> 127) as u64;
     }
-    // hi = 1: the value exceeds 2^1024 > m and the subtraction borrowed; hi = 0: keep the
+    // hi = 1: the value exceeds 2^(64·W) > m and the subtraction borrowed; hi = 0: keep the
     // difference iff it did not borrow. Either way: keep it iff borrow == hi.
     let keep = core::hint::black_box(((borrow ^ hi) ^ 1).wrapping_neg());
     for (x, d) in x.iter_mut().zip(&d) {
@@ -224,27 +278,34 @@ fn sub_if_ge(hi: u64, x: &mut [u64; 16], m: &[u64; 16]) {
     d.zeroize();
 }
 
-/// 1024 bits in 64-bit limbs → 20 limbs of 52 bits (and four zero lanes).
-fn to52(x: &[u64; 16]) -> [u64; LANES] {
-    let mut r = [0u64; LANES];
-    for (i, r) in r[..LIMBS].iter_mut().enumerate() {
+/// 64·W bits in 64-bit limbs → L limbs of 52 bits (and zero lanes above).
+fn to52<const W: usize, const L: usize, const Z: usize>(x: &[u64; W]) -> Lanes<Z> {
+    let mut r = Lanes::ZERO;
+    for i in 0..L {
         let (w, off) = (52 * i / 64, 52 * i % 64);
+        if w >= W {
+            break;
+        }
         let mut v = x[w] >> off;
-        if off > 12 && w + 1 < 16 {
+        if off > 12 && w + 1 < W {
             v |= x[w + 1] << (64 - off);
         }
-        *r = v & MASK52;
+        r.set(i, v & MASK52);
     }
     r
 }
 
-/// 20 canonical 52-bit limbs of a value below 2^1024 → 64-bit limbs.
-fn from52(x: &[u64; LANES]) -> [u64; 16] {
-    let mut r = [0u64; 16];
-    for (i, &l) in x[..LIMBS].iter().enumerate() {
+/// L canonical 52-bit limbs of a value below 2^(64·W) → 64-bit limbs.
+fn from52<const W: usize, const L: usize, const Z: usize>(x: &Lanes<Z>) -> [u64; W] {
+    let mut r = [0u64; W];
+    for i in 0..L {
         let (w, off) = (52 * i / 64, 52 * i % 64);
+        if w >= W {
+            break;
+        }
+        let l = x.get(i);
         r[w] |= l << off;
-        if off > 12 && w + 1 < 16 {
+        if off > 12 && w + 1 < W {
             r[w + 1] |= l >> (64 - off);
         }
     }

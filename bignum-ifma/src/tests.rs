@@ -20,14 +20,14 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn limbs(&mut self) -> [u64; 16] {
+    fn limbs<const W: usize>(&mut self) -> [u64; W] {
         core::array::from_fn(|_| self.next())
     }
 
     /// Below m (m > 1): random limbs with the top one cleared and reduced by subtraction.
-    fn below(&mut self, m: &[u64; 16]) -> [u64; 16] {
+    fn below<const W: usize>(&mut self, m: &[u64; W]) -> [u64; W] {
         let mut x = self.limbs();
-        let top = (0..16).rev().find(|&i| m[i] != 0).unwrap();
+        let top = (0..W).rev().find(|&i| m[i] != 0).unwrap();
         for l in &mut x[top..] {
             *l = 0;
         }
@@ -35,27 +35,27 @@ impl Rng {
     }
 }
 
-fn big(x: &[u64; 16]) -> BoxedUint {
+fn big(x: &[u64]) -> BoxedUint {
     BoxedUint::from_words(x.iter().copied())
 }
 
-fn reference(m: &[u64; 16], base: &[u64; 16], exp: &[u64; 16]) -> [u64; 16] {
+fn reference<const W: usize>(m: &[u64; W], base: &[u64; W], exp: &[u64; W]) -> [u64; W] {
     let params = BoxedMontyParams::new(Odd::new(big(m)).unwrap());
     let r = BoxedMontyForm::new(big(base), &params).pow(&big(exp)).retrieve();
-    let mut out = [0u64; 16];
-    out.copy_from_slice(&r.as_words()[..16]);
+    let mut out = [0u64; W];
+    out.copy_from_slice(&r.as_words()[..W]);
     out
 }
 
 /// The IFMA path, or `None` after saying loudly that it was not tested. Set
 /// `GMHSM_REQUIRE_IFMA=1` to make that a failure (CI on a machine known to have IFMA).
-fn ifma(m: &[u64; 16]) -> Option<ModExp1024> {
+fn ifma<const W: usize, const L: usize, const Z: usize>(m: &[u64; W]) -> Option<ModExp<W, L, Z>> {
     if !x86_available() {
         eprintln!("!!! gmhsm-ifma: this CPU lacks AVX-512 IFMA: the IFMA path is NOT TESTED here !!!");
         assert!(std::env::var_os("GMHSM_REQUIRE_IFMA").is_none(), "GMHSM_REQUIRE_IFMA set but no IFMA");
         return None;
     }
-    Some(ModExp1024::new(m).expect("IFMA available and m odd > 1"))
+    Some(ModExp::new(m).expect("IFMA available and m odd > 1"))
 }
 
 fn x86_available() -> bool {
@@ -65,23 +65,29 @@ fn x86_available() -> bool {
     false
 }
 
-fn check(e: &ModExp1024, m: &[u64; 16], base: &[u64; 16], exp: &[u64; 16]) {
-    let mut out = [0u64; 16];
+fn check<const W: usize, const L: usize, const Z: usize>(
+    e: &ModExp<W, L, Z>,
+    m: &[u64; W],
+    base: &[u64; W],
+    exp: &[u64; W],
+) {
+    let mut out = [0u64; W];
     e.pow(base, exp, &mut out);
-    assert_eq!(out, reference(m, base, exp), "m={m:x?} base={base:x?} exp={exp:x?}");
+    assert_eq!(out, reference(m, base, exp), "W={W} m={m:x?} base={base:x?} exp={exp:x?}");
 }
 
-fn moduli(rng: &mut Rng) -> Vec<[u64; 16]> {
+/// Full-length random moduli, shorter ones (top limb at W − 1, W/2, 1, 0), all ones, 3, and
+/// 2^(64W−1) + 1 (all-zero middle limbs): 13 in all.
+fn moduli<const W: usize>(rng: &mut Rng) -> Vec<[u64; W]> {
     let mut v = Vec::new();
     for _ in 0..6 {
-        let mut m = rng.limbs();
+        let mut m = rng.limbs::<W>();
         m[0] |= 1;
-        m[15] |= 1 << 63;
+        m[W - 1] |= 1 << 63;
         v.push(m);
     }
-    // Shorter moduli, the largest, the smallest, and 2^1023 + 1 (all-zero middle limbs).
-    for top in [15usize, 8, 1, 0] {
-        let mut m = rng.limbs();
+    for top in [W - 1, W / 2, 1, 0] {
+        let mut m = rng.limbs::<W>();
         m[top] = (m[top] >> 7) | 1 << 56;
         m[0] |= 1;
         for l in &mut m[top + 1..] {
@@ -89,29 +95,28 @@ fn moduli(rng: &mut Rng) -> Vec<[u64; 16]> {
         }
         v.push(m);
     }
-    v.push([u64::MAX; 16]);
-    let mut three = [0u64; 16];
+    v.push([u64::MAX; W]);
+    let mut three = [0u64; W];
     three[0] = 3;
     v.push(three);
-    let mut sparse = [0u64; 16];
+    let mut sparse = [0u64; W];
     sparse[0] = 1;
-    sparse[15] = 1 << 63;
+    sparse[W - 1] = 1 << 63;
     v.push(sparse);
     v
 }
 
-#[test]
-fn pow_agrees_with_crypto_bigint() {
-    let mut rng = Rng(0x1fa);
+fn pow_agrees<const W: usize, const L: usize, const Z: usize>(seed: u64) {
+    let mut rng = Rng(seed);
     let mut count = 0;
-    for m in moduli(&mut rng) {
-        let Some(e) = ifma(&m) else { return };
+    for m in moduli::<W>(&mut rng) {
+        let Some(e) = ifma::<W, L, Z>(&m) else { return };
         let mut m1 = m;
         m1[0] -= 1;
-        let mut one = [0u64; 16];
+        let mut one = [0u64; W];
         one[0] = 1;
-        let bases = [[0u64; 16], one, m1, rng.below(&m), rng.below(&m)];
-        let exps = [[0u64; 16], one, [u64::MAX; 16], rng.limbs(), rng.limbs(), m1];
+        let bases = [[0u64; W], one, m1, rng.below(&m), rng.below(&m)];
+        let exps = [[0u64; W], one, [u64::MAX; W], rng.limbs(), rng.limbs(), m1];
         for base in &bases {
             for exp in &exps {
                 check(&e, &m, base, exp);
@@ -123,13 +128,27 @@ fn pow_agrees_with_crypto_bigint() {
 }
 
 #[test]
-fn random_rsa_shaped() {
-    let mut rng = Rng(0x2048);
-    for _ in 0..40 {
-        let mut m = rng.limbs();
+fn pow_agrees_with_crypto_bigint() {
+    pow_agrees::<16, 20, 2>(0x1fa);
+}
+
+#[test]
+fn pow_agrees_with_crypto_bigint_1536() {
+    pow_agrees::<24, 30, 4>(0x1536);
+}
+
+#[test]
+fn pow_agrees_with_crypto_bigint_2048() {
+    pow_agrees::<32, 40, 5>(0x2048);
+}
+
+fn random_rsa_shaped<const W: usize, const L: usize, const Z: usize>(seed: u64, count: usize) {
+    let mut rng = Rng(seed);
+    for _ in 0..count {
+        let mut m = rng.limbs::<W>();
         m[0] |= 1;
-        m[15] |= 3 << 62;
-        let Some(e) = ifma(&m) else { return };
+        m[W - 1] |= 3 << 62;
+        let Some(e) = ifma::<W, L, Z>(&m) else { return };
         for _ in 0..3 {
             let (base, exp) = (rng.below(&m), rng.below(&m));
             check(&e, &m, &base, &exp);
@@ -137,18 +156,32 @@ fn random_rsa_shaped() {
     }
 }
 
-/// Two moduli at once (the CRT halves) agree with one at a time and with the reference.
 #[test]
-fn pow2_agrees() {
-    let mut rng = Rng(0x22);
-    let ms = moduli(&mut rng);
+fn random_rsa_shaped_1024() {
+    random_rsa_shaped::<16, 20, 2>(0x2048, 40);
+}
+
+#[test]
+fn random_rsa_shaped_1536() {
+    random_rsa_shaped::<24, 30, 4>(0x3072, 20);
+}
+
+#[test]
+fn random_rsa_shaped_2048() {
+    random_rsa_shaped::<32, 40, 5>(0x4096, 20);
+}
+
+/// Two moduli at once (the CRT halves) agree with one at a time and with the reference.
+fn pow2_agrees<const W: usize, const L: usize, const Z: usize>(seed: u64) {
+    let mut rng = Rng(seed);
+    let ms = moduli::<W>(&mut rng);
     for pair in ms.windows(2) {
-        let (Some(a), Some(b)) = (ifma(&pair[0]), ifma(&pair[1])) else { return };
+        let (Some(a), Some(b)) = (ifma::<W, L, Z>(&pair[0]), ifma::<W, L, Z>(&pair[1])) else { return };
         for _ in 0..3 {
             let bases = [rng.below(&pair[0]), rng.below(&pair[1])];
-            let exps = [rng.limbs(), rng.limbs()];
-            let (mut x, mut y) = ([0u64; 16], [0u64; 16]);
-            ModExp1024::pow2([&a, &b], [&bases[0], &bases[1]], [&exps[0], &exps[1]], [&mut x, &mut y]);
+            let exps = [rng.limbs::<W>(), rng.limbs::<W>()];
+            let (mut x, mut y) = ([0u64; W], [0u64; W]);
+            ModExp::pow2([&a, &b], [&bases[0], &bases[1]], [&exps[0], &exps[1]], [&mut x, &mut y]);
             assert_eq!(x, reference(&pair[0], &bases[0], &exps[0]));
             assert_eq!(y, reference(&pair[1], &bases[1], &exps[1]));
         }
@@ -156,82 +189,108 @@ fn pow2_agrees() {
 }
 
 #[test]
-fn new_rejects_even_and_one() {
-    let mut m = [0u64; 16];
+fn pow2_agrees_1024() {
+    pow2_agrees::<16, 20, 2>(0x22);
+}
+
+#[test]
+fn pow2_agrees_1536() {
+    pow2_agrees::<24, 30, 4>(0x33);
+}
+
+#[test]
+fn pow2_agrees_2048() {
+    pow2_agrees::<32, 40, 5>(0x44);
+}
+
+fn rejects_even_and_one<const W: usize, const L: usize, const Z: usize>() {
+    let mut m = [0u64; W];
     m[0] = 1;
-    assert!(ModExp1024::new(&m).is_none());
+    assert!(ModExp::<W, L, Z>::new(&m).is_none());
     m[0] = 10;
-    assert!(ModExp1024::new(&m).is_none());
+    assert!(ModExp::<W, L, Z>::new(&m).is_none());
     m[0] = 11;
-    assert_eq!(ModExp1024::new(&m).is_some(), x86_available());
+    assert_eq!(ModExp::<W, L, Z>::new(&m).is_some(), x86_available());
+}
+
+#[test]
+fn new_rejects_even_and_one() {
+    rejects_even_and_one::<16, 20, 2>();
+    rejects_even_and_one::<24, 30, 4>();
+    rejects_even_and_one::<32, 40, 5>();
+}
+
+fn round_trip<const W: usize, const L: usize, const Z: usize>() {
+    let mut rng = Rng(52);
+    for _ in 0..100 {
+        let x = rng.limbs::<W>();
+        let l = to52::<W, L, Z>(&x);
+        assert!((0..8 * Z + 4).all(|i| l.get(i) <= MASK52));
+        assert!((L..8 * Z + 4).all(|i| l.get(i) == 0));
+        assert_eq!(from52::<W, L, Z>(&l), x);
+    }
 }
 
 #[test]
 fn limb_conversions_round_trip() {
-    let mut rng = Rng(52);
-    for _ in 0..100 {
-        let x = rng.limbs();
-        let l = to52(&x);
-        assert!(l.iter().all(|&v| v <= MASK52));
-        assert!(l[LIMBS..].iter().all(|&v| v == 0));
-        assert_eq!(from52(&l), x);
-    }
+    round_trip::<16, 20, 2>();
+    round_trip::<24, 30, 4>();
+    round_trip::<32, 40, 5>();
 }
 
-#[test]
-fn constants() {
-    let mut rng = Rng(7);
-    let mut m = rng.limbs();
+/// k0 and R² mod m = 2^(2·52·L) mod m against the reference.
+fn constants<const W: usize, const L: usize, const Z: usize>(seed: u64) {
+    let mut rng = Rng(seed);
+    let mut m = rng.limbs::<W>();
     m[0] |= 1;
-    let Some(e) = ifma(&m) else { return };
+    let Some(e) = ifma::<W, L, Z>(&m) else { return };
     assert_eq!(e.k0.wrapping_mul(m[0]) & MASK52, MASK52, "k0·m ≡ −1 mod 2^52");
-    // R² mod m = (2^1040 mod m)² mod m; 2^1040 = 2^16 · 2^1024.
-    let mut r16 = [0u64; 16];
-    r16[0] = 1 << 16;
-    let mut two1024 = [0u64; 16];
-    two1024[0] = 2;
-    let mut exp = [0u64; 16];
-    exp[0] = 1024;
-    let r = reference(&m, &two1024, &exp);
-    exp[0] = 2;
-    let mut want = reference(&m, &r, &exp);
-    let r16sq = reference(&m, &r16, &exp);
-    want = {
-        let params = BoxedMontyParams::new(Odd::new(big(&m)).unwrap());
-        let a = BoxedMontyForm::new(big(&want), &params);
-        let b = BoxedMontyForm::new(big(&r16sq), &params);
-        let p = (a * b).retrieve();
-        core::array::from_fn(|i| p.as_words()[i])
-    };
-    assert_eq!(from52(&e.rr), want);
+    let mut two = [0u64; W];
+    two[0] = 2;
+    let mut exp = [0u64; W];
+    exp[0] = (2 * 52 * L) as u64;
+    assert_eq!(from52::<W, L, Z>(&e.rr), reference(&m, &two, &exp));
 }
 
-/// Best-of time of one exponentiation and of an interleaved pair:
-/// `cargo test --release -p gmhsm-ifma -- --ignored --nocapture timing`.
 #[test]
-#[ignore = "timing, not a test"]
-fn timing() {
+fn constants_all_sizes() {
+    constants::<16, 20, 2>(7);
+    constants::<24, 30, 4>(8);
+    constants::<32, 40, 5>(9);
+}
+
+fn timing_one<const W: usize, const L: usize, const Z: usize>() {
     let mut rng = Rng(9);
-    let mut m = rng.limbs();
+    let mut m = rng.limbs::<W>();
     m[0] |= 1;
-    m[15] |= 1 << 63;
-    let Some(e) = ifma(&m) else { return };
+    m[W - 1] |= 1 << 63;
+    let Some(e) = ifma::<W, L, Z>(&m) else { return };
     let (base, exp) = (rng.below(&m), rng.below(&m));
-    let (mut x, mut y) = ([0u64; 16], [0u64; 16]);
+    let (mut x, mut y) = ([0u64; W], [0u64; W]);
     let mut best = [f64::MAX; 2];
-    for _ in 0..200 {
+    for _ in 0..100 {
         let t = std::time::Instant::now();
         e.pow(&base, &exp, &mut x);
         best[0] = best[0].min(t.elapsed().as_secs_f64() * 1e6);
         let t = std::time::Instant::now();
-        ModExp1024::pow2([&e, &e], [&base, &base], [&exp, &exp], [&mut x, &mut y]);
+        ModExp::pow2([&e, &e], [&base, &base], [&exp, &exp], [&mut x, &mut y]);
         best[1] = best[1].min(t.elapsed().as_secs_f64() * 1e6);
     }
     let mut setup = f64::MAX;
-    for _ in 0..50 {
+    for _ in 0..20 {
         let t = std::time::Instant::now();
-        core::hint::black_box(ModExp1024::new(&m));
+        core::hint::black_box(ModExp::<W, L, Z>::new(&m));
         setup = setup.min(t.elapsed().as_secs_f64() * 1e6);
     }
-    std::println!("one: {:.1} us, pair: {:.1} us, new: {setup:.1} us", best[0], best[1]);
+    std::println!("{} bits: one: {:.1} us, pair: {:.1} us, new: {setup:.1} us", 64 * W, best[0], best[1]);
+}
+
+/// Best-of time of one exponentiation and of an interleaved pair, per size:
+/// `cargo test --release -p gmhsm-ifma -- --ignored --nocapture timing`.
+#[test]
+#[ignore = "timing, not a test"]
+fn timing() {
+    timing_one::<16, 20, 2>();
+    timing_one::<24, 30, 4>();
+    timing_one::<32, 40, 5>();
 }

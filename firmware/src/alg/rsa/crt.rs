@@ -9,11 +9,12 @@
 //!    or a fresh random r < n every 32 operations;
 //! 2. m1 = (c mod p)^dp mod p and m2 = (c mod q)^dq mod q, each a constant-time fixed-window
 //!    exponentiation over all 64·L bits; c mod p is one Montgomery reduction of c (c < n < p·R)
-//!    and one multiplication by R³. For a 2048-bit key on a CPU with AVX-512 IFMA (detected
-//!    when the key is loaded) the two exponentiations run together on
-//!    [`gmhsm_ifma::ModExp1024::pow2`] (52-bit limbs, interleaved; about 3.5 times faster
-//!    than the two portable ones), which takes and returns ordinary values: a Montgomery
-//!    multiplication converts c mod p, c mod q and m1;
+//!    and one multiplication by R³. For a 2048-, 3072- or 4096-bit key on a CPU with AVX-512
+//!    IFMA (detected when the key is loaded) the two exponentiations run together on
+//!    [`gmhsm_ifma::ModExp::pow2`] ([`ModExp1024`], [`ModExp1536`], [`ModExp2048`]: 52-bit
+//!    limbs, interleaved; for 2048 bits about 3.5 times faster than the two portable ones),
+//!    which takes and returns ordinary values: a Montgomery multiplication converts c mod p,
+//!    c mod q and m1;
 //! 3. Garner: h = (m1 − m2)·qinv mod p, m = m2 + q·h (< n, no reduction needed);
 //! 4. unblinding: m ← m·r^−1 mod n;
 //! 5. fault check: m^e mod n must equal the input, else nothing is returned (a fault in one
@@ -23,6 +24,7 @@
 //! crypto-bigint's constant-time `invert_odd_mod`; the loop that draws r retries only on
 //! r ≥ n or r = 0, events that depend on the fresh random r alone.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use rand_core::TryCryptoRng;
@@ -30,7 +32,7 @@ use rsa::BoxedUint;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use zeroize::{Zeroize, Zeroizing};
 
-use gmhsm_ifma::ModExp1024;
+use gmhsm_ifma::{ModExp, ModExp1024, ModExp1536, ModExp2048};
 
 use super::monty::{self, Field};
 
@@ -46,8 +48,39 @@ pub struct Crt<const L: usize, const N: usize> {
     /// The public exponent, little-endian limbs.
     e: Vec<u64>,
     blinding: BlindingCache<N>,
-    /// The IFMA exponentiations mod p and q, if this CPU has IFMA and the primes are 1024-bit.
-    ifma: Option<[ModExp1024; 2]>,
+    /// The IFMA exponentiations mod p and q, if this CPU has IFMA and the primes are 1024-,
+    /// 1536- or 2048-bit (L = 16, 24, 32).
+    ifma: Option<Ifma>,
+}
+
+/// The IFMA exponentiations mod p and q, one variant per prime size (the larger ones boxed so
+/// that a 2048-bit key's `Crt` does not carry their size; `ModExp` zeroizes itself on drop,
+/// wherever it lives). The 1024-bit pair stays inline, as before.
+#[allow(clippy::large_enum_variant)]
+enum Ifma {
+    L16([ModExp1024; 2]),
+    L24(Box<[ModExp1536; 2]>),
+    L32(Box<[ModExp2048; 2]>),
+}
+
+impl Ifma {
+    /// The pair for primes p, q of L limbs, if L is 16, 24 or 32, the CPU has IFMA and both
+    /// are odd and above 1.
+    fn new<const L: usize>(p: &[u64; L], q: &[u64; L]) -> Option<Self> {
+        fn pair<const W: usize, const LL: usize, const Z: usize>(
+            p: &[u64],
+            q: &[u64],
+        ) -> Option<[ModExp<W, LL, Z>; 2]> {
+            let (p, q) = (<&[u64; W]>::try_from(p).ok()?, <&[u64; W]>::try_from(q).ok()?);
+            ModExp::new(p).zip(ModExp::new(q)).map(|(p, q)| [p, q])
+        }
+        match L {
+            16 => pair(p, q).map(Ifma::L16),
+            24 => pair(p, q).map(|e| Ifma::L24(Box::new(e))),
+            32 => pair(p, q).map(|e| Ifma::L32(Box::new(e))),
+            _ => None,
+        }
+    }
 }
 
 /// A blinding pair (r^e, r^−1), Montgomery form mod n.
@@ -146,10 +179,7 @@ impl<const L: usize, const N: usize> Crt<L, N> {
         let qinv = limbs::<L>(&Zeroizing::new(key.crt_coefficient()?))?;
         let e_bytes = key.e().to_be_bytes();
         let e = e_bytes.rchunks(8).map(|c| c.iter().fold(0u64, |a, &b| a << 8 | b as u64)).collect();
-        let ifma = match (<&[u64; 16]>::try_from(&p[..]), <&[u64; 16]>::try_from(&q[..])) {
-            (Ok(p), Ok(q)) if allow_ifma => ModExp1024::new(p).zip(ModExp1024::new(q)).map(|(p, q)| [p, q]),
-            _ => None,
-        };
+        let ifma = if allow_ifma { Ifma::new(&p, &q) } else { None };
         Some(Crt {
             p: Field::new(&p),
             q: Field::new(&q),
@@ -280,7 +310,9 @@ impl<const L: usize, const N: usize> Crt<L, N> {
         let mut cq = Zeroizing::new(q.to_mont_wide(c));
         // m1 in Montgomery form, m2 ordinary.
         let (m1, m2) = match &self.ifma {
-            Some(ifma) => ifma_halves(ifma, p, q, &cp, &cq, &self.dp, &self.dq),
+            Some(Ifma::L16(ifma)) => ifma_halves(ifma, p, q, &cp, &cq, &self.dp, &self.dq),
+            Some(Ifma::L24(ifma)) => ifma_halves(ifma, p, q, &cp, &cq, &self.dp, &self.dq),
+            Some(Ifma::L32(ifma)) => ifma_halves(ifma, p, q, &cp, &cq, &self.dp, &self.dq),
             None => (Zeroizing::new(p.pow(&cp, &self.dp)), Zeroizing::new(q.retrieve(&q.pow(&cq, &self.dq)))),
         };
         cp.zeroize();
@@ -296,11 +328,12 @@ impl<const L: usize, const N: usize> Crt<L, N> {
 }
 
 /// (m1 = cp^dp mod p in Montgomery form, m2 = cq^dq mod q) from cp, cq in Montgomery form,
-/// the two exponentiations interleaved on IFMA. A `ModExp1024` exists only for 16-limb
-/// primes (L = 16), so the slice conversions cannot fail; if they did, the portable path runs.
+/// the two exponentiations interleaved on IFMA. An `Ifma` variant of W-word `ModExp`s exists
+/// only for W-limb primes (L = W), so the slice conversions cannot fail; if they did, the
+/// portable path runs.
 #[allow(clippy::too_many_arguments)]
-fn ifma_halves<const L: usize>(
-    ifma: &[ModExp1024; 2],
+fn ifma_halves<const L: usize, const W: usize, const LL: usize, const Z: usize>(
+    ifma: &[ModExp<W, LL, Z>; 2],
     p: &Field<L>,
     q: &Field<L>,
     cp: &[u64; L],
@@ -311,20 +344,20 @@ fn ifma_halves<const L: usize>(
     let bases = [Zeroizing::new(p.retrieve(cp)), Zeroizing::new(q.retrieve(cq))];
     let (mut m1, mut m2) = (Zeroizing::new([0u64; L]), Zeroizing::new([0u64; L]));
     if let (Some(bp), Some(bq), Some(ep), Some(eq), Ok(o1), Ok(o2)) = (
-        as16(&bases[0]),
-        as16(&bases[1]),
-        as16(dp),
-        as16(dq),
-        <&mut [u64; 16]>::try_from(&mut m1[..]),
-        <&mut [u64; 16]>::try_from(&mut m2[..]),
+        as_w::<L, W>(&bases[0]),
+        as_w::<L, W>(&bases[1]),
+        as_w::<L, W>(dp),
+        as_w::<L, W>(dq),
+        <&mut [u64; W]>::try_from(&mut m1[..]),
+        <&mut [u64; W]>::try_from(&mut m2[..]),
     ) {
-        ModExp1024::pow2([&ifma[0], &ifma[1]], [bp, bq], [ep, eq], [o1, o2]);
+        ModExp::pow2([&ifma[0], &ifma[1]], [bp, bq], [ep, eq], [o1, o2]);
         return (Zeroizing::new(p.to_mont(&m1)), m2);
     }
     (Zeroizing::new(p.pow(cp, dp)), Zeroizing::new(q.retrieve(&q.pow(cq, dq))))
 }
 
-/// An L-limb number as 16 limbs, if L = 16.
-fn as16<const L: usize>(x: &[u64; L]) -> Option<&[u64; 16]> {
+/// An L-limb number as W limbs, if L = W.
+fn as_w<const L: usize, const W: usize>(x: &[u64; L]) -> Option<&[u64; W]> {
     x[..].try_into().ok()
 }

@@ -86,22 +86,41 @@ fn ifma_here() -> bool {
     extern crate std;
     let here = gmhsm_ifma::is_available();
     if !here {
-        std::eprintln!("!!! no AVX-512 IFMA on this CPU: the RSA-2048 IFMA path is NOT TESTED here !!!");
+        std::eprintln!("!!! no AVX-512 IFMA on this CPU: the RSA IFMA path is NOT TESTED here !!!");
         assert!(std::env::var_os("GMHSM_REQUIRE_IFMA").is_none(), "GMHSM_REQUIRE_IFMA set but no IFMA");
     }
     here
 }
 
-/// The 2048-bit engine picks IFMA exactly when the CPU has it; 3072 and 4096 never do.
+/// The 2048-, 3072- and 4096-bit engines pick IFMA exactly when the CPU has it.
 #[test]
 fn ifma_is_chosen_when_available() {
     let ifma = ifma_here();
     for key in keys() {
         match &key.engine {
             Engine::Crt2048(c) => assert_eq!(c.uses_ifma(), ifma),
-            Engine::Crt3072(c) => assert!(!c.uses_ifma()),
-            Engine::Crt4096(c) => assert!(!c.uses_ifma()),
+            Engine::Crt3072(c) => assert_eq!(c.uses_ifma(), ifma),
+            Engine::Crt4096(c) => assert_eq!(c.uses_ifma(), ifma),
             Engine::Crate => unreachable!(),
+        }
+    }
+}
+
+/// The forced portable path and the default (IFMA where available) path of `Crt<L, N>` agree
+/// with the crate on `key`, blinded and not.
+fn paths_agree<const L: usize, const N: usize>(key: &RsaKey, rng: &mut CounterRng, ifma: bool) {
+    let portable = Crt::<L, N>::new_with(key.private_key(), false).unwrap();
+    let default = Crt::<L, N>::new(key.private_key()).unwrap();
+    assert!(!portable.uses_ifma());
+    assert_eq!(default.uses_ifma(), ifma);
+    for x in inputs(key, rng) {
+        let want = crate_private(key, &x);
+        for crt in [&portable, &default] {
+            let mut out = alloc::vec![0u8; key.size()];
+            crt.private_op::<CounterRng>(None, key.public_key(), &x, &mut out).unwrap();
+            assert_eq!(out, want);
+            crt.private_op(Some(&mut *rng), key.public_key(), &x, &mut out).unwrap();
+            assert_eq!(out, want);
         }
     }
 }
@@ -114,21 +133,21 @@ fn portable_and_ifma_paths_agree() {
     let mut rng = CounterRng::new(b"crt ifma");
     let generated = generate(&mut rng, 2048).unwrap();
     for key in [load(K2048), load(SELFTEST), generated] {
-        let portable = Crt::<16, 32>::new_with(key.private_key(), false).unwrap();
-        let default = Crt::<16, 32>::new(key.private_key()).unwrap();
-        assert!(!portable.uses_ifma());
-        assert_eq!(default.uses_ifma(), ifma);
-        for x in inputs(&key, &mut rng) {
-            let want = crate_private(&key, &x);
-            for crt in [&portable, &default] {
-                let mut out = alloc::vec![0u8; 256];
-                crt.private_op::<CounterRng>(None, key.public_key(), &x, &mut out).unwrap();
-                assert_eq!(out, want);
-                crt.private_op(Some(&mut rng), key.public_key(), &x, &mut out).unwrap();
-                assert_eq!(out, want);
-            }
-        }
+        paths_agree::<16, 32>(&key, &mut rng, ifma);
     }
+}
+
+/// The same on the 3072- and 4096-bit keys (1536- and 2048-bit primes), and a generated
+/// 3072-bit one.
+#[test]
+fn portable_and_ifma_paths_agree_3072_4096() {
+    let ifma = ifma_here();
+    let mut rng = CounterRng::new(b"crt ifma big");
+    let generated = generate(&mut rng, 3072).unwrap();
+    for key in [load(K3072), generated] {
+        paths_agree::<24, 48>(&key, &mut rng, ifma);
+    }
+    paths_agree::<32, 64>(&load(K4096), &mut rng, ifma);
 }
 
 #[test]
