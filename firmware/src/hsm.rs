@@ -331,11 +331,6 @@ impl<P: Platform> Hsm<P> {
         self.fast.accept(done)
     }
 
-    /// SM2 nonces ready in the pool.
-    pub fn pooled_nonces(&self) -> usize {
-        self.fast.pooled()
-    }
-
     /// Power down: hand back the flash (tests reboot the card on the same flash).
     pub fn into_flash(self) -> Option<P::Flash> {
         self.store.map(|s| s.into_flash())

@@ -183,7 +183,8 @@ impl Sm2Fast {
     }
 
     /// Nonces ready.
-    pub fn pooled(&self) -> usize {
+    #[cfg(test)]
+    fn pooled(&self) -> usize {
         self.pool.len()
     }
 

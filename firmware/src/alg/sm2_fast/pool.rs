@@ -153,16 +153,6 @@ impl NonceJob {
 #[derive(Debug)]
 pub struct NonceBatch(Vec<Nonce>);
 
-impl NonceBatch {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// Precomputed nonces, filled in batches while the card is idle.
 pub struct NoncePool {
     table: Arc<BaseTable>,
