@@ -28,9 +28,7 @@ const REFILL_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// the other core) and holding the lock only to draw a batch's scalars and to hand the
 /// batch in.
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    let listener = listen_atomically(socket)?;
     log::info!("card: listening on {}", socket.display());
     let hsm = Arc::new(Mutex::new(hsm));
     let refiller = hsm.clone();
@@ -56,6 +54,21 @@ pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bind and listen on a temporary name, restrict it to the owner, then rename it to `socket`:
+/// whoever waits for `socket` to exist (the simulator, the ceremony tools) finds a listening
+/// socket with its final mode. Binding at the final name leaves a window between `bind` and
+/// `listen` in which a connect is refused.
+fn listen_atomically(socket: &Path) -> anyhow::Result<UnixListener> {
+    let mut tmp = socket.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&tmp, socket)?;
+    Ok(listener)
 }
 
 /// Keep the nonce pool full until the card's lock is poisoned (a panic inside the card).
