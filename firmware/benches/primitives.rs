@@ -94,6 +94,29 @@ fn sm2_sign(c: &mut Criterion) {
             pool.clear();
         })
     });
+    // The same two rows with the portable four-lane refill (what a CPU without AVX-512 IFMA
+    // runs), beside the IFMA kernel's in the same run.
+    let portable = Arc::new(BaseTable::new_portable());
+    let portable_signer = FastSigner::new(&sk, portable.clone()).unwrap();
+    let mut portable_pool = NoncePool::new(portable, BATCH);
+    g.bench_function(BenchmarkId::new("fast_pool_refill_plus_signs_portable", BATCH), |b| {
+        b.iter(|| {
+            portable_pool.refill(&mut rng, BATCH).unwrap();
+            for _ in 0..BATCH {
+                black_box(
+                    portable_signer
+                        .sign_pooled(&mut portable_pool, &mut rng, sm2::DEFAULT_ID, black_box(&MSG))
+                        .unwrap(),
+                );
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("pool_refill_portable", BATCH), |b| {
+        b.iter(|| {
+            portable_pool.refill(&mut rng, BATCH).unwrap();
+            portable_pool.clear();
+        })
+    });
     g.bench_function("fast_signer_setup", |b| b.iter(|| FastSigner::new(black_box(&sk), table.clone()).unwrap()));
     g.finish();
 }

@@ -46,6 +46,11 @@ impl Jacobian {
         Jacobian { x: p[0], y: p[1], z: Fe::ONE }
     }
 
+    /// From Jacobian coordinates in Montgomery form.
+    pub fn from_xyz(x: Fe, y: Fe, z: Fe) -> Jacobian {
+        Jacobian { x, y, z }
+    }
+
     pub fn is_identity(&self) -> Choice {
         self.z.is_zero()
     }

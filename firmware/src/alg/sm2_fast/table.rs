@@ -40,6 +40,9 @@ pub const WINDOWS: usize = 256 / W + 1;
 pub struct BaseTable {
     /// `points[i * ENTRIES + j]` = (j + 1) · 2^(W·i) · G.
     points: Vec<Affine>,
+    /// The same table for the AVX-512 IFMA kernel, which multiplies eight scalars at once
+    /// (`gmhsm-sm2-ifma`), when the CPU has it; only for G (the nonce pool's batches).
+    ifma: Option<gmhsm_sm2_ifma::CombTable>,
 }
 
 impl core::fmt::Debug for BaseTable {
@@ -76,8 +79,27 @@ pub(super) fn to_crate(p: &Affine) -> Option<AffinePoint> {
 impl BaseTable {
     /// The table of G: `WINDOWS · ENTRIES` projective additions, `WINDOWS · W` doublings
     /// and one field inversion (batch normalization).
+    ///
+    /// On a CPU with AVX-512 IFMA it also holds the table in the form of the eight-lane
+    /// kernel, which [`BaseTable::mul_many`] then uses.
     pub fn new() -> Self {
+        let mut t = Self::build(ProjectivePoint::GENERATOR);
+        t.ifma = gmhsm_sm2_ifma::CombTable::new(WINDOWS, ENTRIES, |i, j| {
+            let p = &t.points[i * ENTRIES + j];
+            (p[0].to_bytes(), p[1].to_bytes())
+        });
+        t
+    }
+
+    /// The table of G without the IFMA form: [`BaseTable::mul_many`] runs four lanes of the
+    /// portable arithmetic (to compare the two paths on one machine).
+    pub fn new_portable() -> Self {
         Self::build(ProjectivePoint::GENERATOR)
+    }
+
+    /// Whether [`BaseTable::mul_many`] runs on the AVX-512 IFMA kernel.
+    pub fn uses_ifma(&self) -> bool {
+        self.ifma.is_some()
     }
 
     /// The same table for another point (a public key, for [`super::FastVerifier`]).
@@ -98,7 +120,7 @@ impl BaseTable {
             }
         }
         let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&projective[..]);
-        BaseTable { points: affine.iter().map(from_crate).collect() }
+        BaseTable { points: affine.iter().map(from_crate).collect(), ifma: None }
     }
 
     fn window(&self, i: usize) -> &[Affine] {
@@ -138,7 +160,14 @@ impl BaseTable {
     /// [`BaseTable::mul`], run [`LANES`] scalars side by side so that the processor overlaps
     /// their independent field operations (a nonce-pool refill is such a batch). The padding
     /// lanes of a short last group multiply 1 and are dropped.
+    ///
+    /// With the IFMA form of the table, eight scalars run in the lanes of the AVX-512
+    /// kernel instead (the same digits, the same table, the same formula, Z = 0 signalling
+    /// the exceptional case, which is redone the same way).
     pub(crate) fn mul_many(&self, ks: &[Scalar]) -> Vec<Jacobian> {
+        if let Some(ifma) = &self.ifma {
+            return self.mul_many_ifma(ifma, ks);
+        }
         let mut out = Vec::with_capacity(ks.len());
         for chunk in ks.chunks(LANES) {
             let mut group = [Scalar::ONE; LANES];
@@ -162,6 +191,33 @@ impl BaseTable {
                 out.extend_from_slice(&acc[..chunk.len()]);
             }
             acc.zeroize();
+        }
+        out
+    }
+
+    fn mul_many_ifma(&self, ifma: &gmhsm_sm2_ifma::CombTable, ks: &[Scalar]) -> Vec<Jacobian> {
+        const L: usize = gmhsm_sm2_ifma::LANES;
+        let mut out = Vec::with_capacity(ks.len());
+        for chunk in ks.chunks(L) {
+            let mut rows = [[0i8; L]; WINDOWS];
+            for (l, k) in chunk.iter().enumerate() {
+                let mut digits = recode(k);
+                for (row, d) in rows.iter_mut().zip(digits) {
+                    row[l] = d;
+                }
+                digits.zeroize();
+            }
+            // Padding lanes of a short last group have all-zero digits (the identity).
+            let points = ifma.mul8(&rows);
+            rows.zeroize();
+            for (k, p) in chunk.iter().zip(&points) {
+                let coords = (Fe::from_bytes(&p.x), Fe::from_bytes(&p.y), Fe::from_bytes(&p.z));
+                match coords {
+                    (Some(x), Some(y), Some(z)) if !p.z_is_zero() => out.push(Jacobian::from_xyz(x, y, z)),
+                    // As in `mul`: argued impossible for 0 < k < n; costs speed, not correctness.
+                    _ => out.push(self.mul(k)),
+                }
+            }
         }
         out
     }
@@ -265,6 +321,21 @@ mod tests {
         assert_eq!(many.len(), ks.len());
         for (k, p) in ks.iter().zip(many) {
             assert_eq!(p.to_affine_bytes(), table.mul(k).to_affine_bytes());
+        }
+        // The portable lanes and (where the CPU has it) the IFMA kernel agree, including
+        // short groups of either width.
+        extern crate std;
+        let portable = BaseTable::new_portable();
+        assert!(!portable.uses_ifma());
+        if !table.uses_ifma() {
+            assert!(std::env::var("GMHSM_REQUIRE_IFMA").as_deref() != Ok("1"), "this CPU lacks AVX-512 IFMA");
+            std::println!("table_agrees_with_the_crate: IFMA path NOT TESTED (this CPU lacks AVX-512 IFMA)");
+        }
+        for n in [1, 3, 8, 9, 17] {
+            let ks: Vec<Scalar> = (0..n).map(|_| Scalar::try_random(&mut rng).unwrap()).collect();
+            let a: Vec<_> = table.mul_many(&ks).into_iter().map(|p| p.to_affine_bytes()).collect();
+            let b: Vec<_> = portable.mul_many(&ks).into_iter().map(|p| p.to_affine_bytes()).collect();
+            assert_eq!(a, b, "{n} scalars");
         }
         assert!(bool::from(table.mul(&Scalar::ZERO).is_identity()));
         assert!(bool::from(table.mul_vartime(&Scalar::ZERO).is_identity()));

@@ -1,0 +1,313 @@
+//! Constant-time fixed-base comb multiplication on the SM2 curve for **eight secret scalars at
+//! once** with AVX-512 IFMA, chosen at run time: the expensive half of an SM2 nonce-pool refill
+//! (\[k\]G for a batch of fresh nonces k) in the card firmware.
+//!
+//! # Why by hand
+//!
+//! No crate vectorizes SM2 (or any short-Weierstrass curve) arithmetic across independent
+//! scalars: the RustCrypto `sm2` crate and the firmware's own 64-bit field (`sm2_fast`) run one
+//! scalar per chain of dependent `mul` instructions, about 240 instructions per field
+//! multiplication. `vpmadd52luq` / `vpmadd52huq` multiply eight 52-bit limbs per instruction,
+//! so eight field multiplications — one per lane, one lane per nonce — cost about 100 IFMA
+//! instructions together. The firmware forbids `unsafe`, which target-feature code needs, so
+//! the kernel lives here, as the AVX-512 code of SM4 (`gmhsm-sm4`) and RSA (`gmhsm-ifma`) does.
+//!
+//! # What it computes
+//!
+//! The caller supplies the comb table (`CombTable::new`: for window i and entry j the affine
+//! point (j + 1) · 2^(w·i) · G, any window width w) and, per call, every lane's signed digits
+//! d_i with |d_i| ≤ entries (`CombTable::mul8`). The result per lane is
+//! Σ d_i · 2^(w·i) · G in Jacobian coordinates (x = X/Z², y = Y/Z³), as canonical big-endian
+//! integers, with **Z = 0 when the lane's sum met an exceptional case** of the mixed-addition
+//! formula (adding a point to itself or to its negative) — the caller then redoes that lane
+//! another way — or when all its digits are zero. The recoding of scalars into digits, and
+//! the argument that the exceptional case does not occur for scalars below the group order,
+//! stay with the caller (the firmware's `sm2_fast::table`).
+//!
+//! # Arithmetic
+//!
+//! Field elements are five 52-bit limbs (R = 2^260) in Montgomery form, one lane per scalar.
+//! Montgomery multiplication runs five rounds of "add a·b_i, add m·p, shift a limb", and
+//! −p^−1 ≡ 1 (mod 2^52) because p ≡ −1 (mod 2^64), so m is simply the low limb. Values are
+//! kept *below 2^257, not reduced*: a product of two such values is below (2^514 + R·p)/R <
+//! 1.25 p. Additions and subtractions (a + 8p − b) are followed by one *fold* of the bits at
+//! and above 2^256 through 2^256 ≡ 2^224 + 2^96 − 2^64 + 1 (mod p), which brings any value
+//! below 2^271 back below 2^257 with shifts and adds. Limbs are normalized (signed carry
+//! ripple) before every multiplication, since IFMA reads only the low 52 bits of each
+//! operand. Only the outputs are reduced fully (one constant-time subtraction of p).
+//!
+//! # Constant time
+//!
+//! Nothing branches on or indexes memory with a digit or a coordinate: every window reads all
+//! of its table entries and keeps the wanted one per lane with a compare mask and a masked
+//! move, the sign of a digit selects −y by a masked move, and "digit zero" and "accumulator
+//! still empty" are lane masks applied by masked moves. The loop counts depend only on the
+//! table's shape. The conversions in and out are straight-line word arithmetic.
+//!
+//! # Safety
+//!
+//! `unsafe` appears only where the `#[target_feature(enable = "avx512f,avx512ifma")]` kernel is
+//! called — only from a [`CombTable`], which exists only after `cpufeatures` found both
+//! features — and for unaligned 512-bit loads and stores from and to `[u64; 8]` arrays in
+//! scope. Each block says why it is sound.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use zeroize::Zeroize;
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+/// Scalars per [`CombTable::mul8`] call: one per 64-bit lane of a 512-bit register.
+pub const LANES: usize = 8;
+
+const MASK52: u64 = (1 << 52) - 1;
+
+/// p, the SM2 field prime, in 52-bit limbs.
+const P52: [u64; 5] = [0xfffffffffffff, 0xff00000000fff, 0xfffffffffffff, 0xfffffffffffff, 0xfffffffeffff];
+/// p in 64-bit limbs, least significant first.
+const P64: [u64; 4] = [0xffffffffffffffff, 0xffffffff00000000, 0xffffffffffffffff, 0xfffffffeffffffff];
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Allow (the default) or forbid the IFMA path for tables built afterwards, so a benchmark or a
+/// test can measure the caller's portable path on the same machine. Process-wide.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether this CPU has AVX-512 F and IFMA (and the path is not disabled by [`set_enabled`]).
+pub fn is_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ENABLED.load(Ordering::Relaxed) && x86::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A point in Jacobian coordinates (x = X/Z², y = Y/Z³), each coordinate a canonical
+/// big-endian integer below p. Z = 0: see the crate documentation. Secret (the multiple of a
+/// secret scalar): zeroized on drop, hidden from `Debug`.
+#[derive(Clone, Default)]
+pub struct Jacobian {
+    /// X.
+    pub x: [u8; 32],
+    /// Y.
+    pub y: [u8; 32],
+    /// Z.
+    pub z: [u8; 32],
+}
+
+impl Drop for Jacobian {
+    fn drop(&mut self) {
+        self.x.zeroize();
+        self.y.zeroize();
+        self.z.zeroize();
+    }
+}
+
+impl core::fmt::Debug for Jacobian {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Jacobian(..)")
+    }
+}
+
+impl Jacobian {
+    /// Whether Z = 0 (an exceptional case was met, or every digit was zero). Constant time.
+    pub fn z_is_zero(&self) -> bool {
+        self.z.iter().fold(0u8, |acc, b| acc | b) == 0
+    }
+}
+
+/// A comb table in the kernel's form: for window i and entry j, the affine point
+/// (j + 1) · 2^(w·i) · G as ten 52-bit limbs (x then y, Montgomery form, fully reduced).
+/// Public data (multiples of the generator), ~110 KiB for SM2 with w = 6.
+pub struct CombTable {
+    windows: usize,
+    entries: usize,
+    limbs: Vec<u64>,
+}
+
+impl core::fmt::Debug for CombTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CombTable {{ windows: {}, entries: {} }}", self.windows, self.entries)
+    }
+}
+
+/// Limbs of one table entry: x and y, five each.
+const ENTRY_LIMBS: usize = 10;
+
+impl CombTable {
+    /// The table of `windows` × `entries` affine points, `point(i, j)` giving the big-endian
+    /// (x, y) of (j + 1) · 2^(w·i) · G. `None` if this CPU lacks AVX-512 IFMA (or it is
+    /// disabled), if `entries` is 0 or above 127, or if a coordinate is not below p.
+    pub fn new(
+        windows: usize,
+        entries: usize,
+        mut point: impl FnMut(usize, usize) -> ([u8; 32], [u8; 32]),
+    ) -> Option<CombTable> {
+        if !is_available() || entries == 0 || entries > 127 || windows == 0 {
+            return None;
+        }
+        // Every coordinate in 52-bit limbs, then into Montgomery form eight at a time.
+        let n = windows * entries * 2;
+        let mut plain = Vec::with_capacity(n);
+        for i in 0..windows {
+            for j in 0..entries {
+                let (x, y) = point(i, j);
+                plain.push(to_limbs52(&below_p(&x)?));
+                plain.push(to_limbs52(&below_p(&y)?));
+            }
+        }
+        let mut limbs = alloc::vec![0u64; n * 5];
+        for (c, chunk) in plain.chunks(LANES).enumerate() {
+            let mut input = [[0u64; LANES]; 5];
+            for (l, v) in chunk.iter().enumerate() {
+                for t in 0..5 {
+                    input[t][l] = v[t];
+                }
+            }
+            let out = to_montgomery(&input);
+            for l in 0..chunk.len() {
+                let v = limbs52(&reduce_once(&[out[0][l], out[1][l], out[2][l], out[3][l], out[4][l]]));
+                limbs[(c * LANES + l) * 5..(c * LANES + l + 1) * 5].copy_from_slice(&v);
+            }
+        }
+        Some(CombTable { windows, entries, limbs })
+    }
+
+    /// Windows of the table.
+    pub fn windows(&self) -> usize {
+        self.windows
+    }
+
+    /// Entries per window.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Σ_i digits\[i\]\[l\] · 2^(w·i) · G for each lane l, in constant time. `digits` has one
+    /// row per window, least significant first; every digit must satisfy |d| ≤ entries
+    /// (checked; a violation panics without saying which digit).
+    pub fn mul8(&self, digits: &[[i8; LANES]]) -> [Jacobian; LANES] {
+        assert_eq!(digits.len(), self.windows, "one row of digits per window");
+        // Branch-free range check over all (secret) digits.
+        let mut out_of_range = 0u32;
+        for row in digits {
+            for &d in row {
+                let abs = u32::from(d.unsigned_abs());
+                out_of_range |= (self.entries as u32).wrapping_sub(abs) >> 31;
+            }
+        }
+        assert!(out_of_range == 0, "a digit exceeds the table");
+        let mut raw = [[[0u64; LANES]; 5]; 3];
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: a CombTable exists only when `is_available()` found AVX-512 F and IFMA
+            // (checked in `new`), the kernel's target features; `limbs` holds windows ×
+            // entries × 10 limbs and `digits` one row per window, as the kernel reads them.
+            unsafe { x86::comb8(&self.limbs, self.windows, self.entries, digits, &mut raw) };
+        }
+        let out = core::array::from_fn(|l| {
+            let coord = |c: usize| {
+                let v = reduce_once(&[raw[c][0][l], raw[c][1][l], raw[c][2][l], raw[c][3][l], raw[c][4][l]]);
+                to_bytes(&v)
+            };
+            Jacobian { x: coord(0), y: coord(1), z: coord(2) }
+        });
+        raw.zeroize();
+        out
+    }
+}
+
+/// x · R mod p (not fully reduced) for eight values in 52-bit limbs, lane-major.
+fn to_montgomery(input: &[[u64; LANES]; 5]) -> [[u64; LANES]; 5] {
+    let mut out = [[0u64; LANES]; 5];
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: only called from `CombTable::new` after `is_available()` found AVX-512 F and
+        // IFMA, the kernel's target features.
+        unsafe { x86::to_montgomery8(input, &mut out) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = input;
+    out
+}
+
+/// The bytes if they are a canonical field element (below p).
+fn below_p(b: &[u8; 32]) -> Option<[u8; 32]> {
+    let v = from_bytes(b);
+    let (_, borrow) = sub_p(&v);
+    (borrow == 1).then_some(*b)
+}
+
+/// Big-endian bytes → 64-bit limbs, least significant first.
+fn from_bytes(b: &[u8; 32]) -> [u64; 4] {
+    core::array::from_fn(|i| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[32 - 8 * (i + 1)..32 - 8 * i]);
+        u64::from_be_bytes(w)
+    })
+}
+
+fn to_bytes(v: &[u64; 4]) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for i in 0..4 {
+        b[32 - 8 * (i + 1)..32 - 8 * i].copy_from_slice(&v[i].to_be_bytes());
+    }
+    b
+}
+
+/// A canonical 256-bit value in five 52-bit limbs.
+fn to_limbs52(b: &[u8; 32]) -> [u64; 5] {
+    limbs52(&from_bytes(b))
+}
+
+/// 64-bit limbs → 52-bit limbs.
+fn limbs52(v: &[u64; 4]) -> [u64; 5] {
+    [
+        v[0] & MASK52,
+        ((v[0] >> 52) | (v[1] << 12)) & MASK52,
+        ((v[1] >> 40) | (v[2] << 24)) & MASK52,
+        ((v[2] >> 28) | (v[3] << 36)) & MASK52,
+        v[3] >> 16,
+    ]
+}
+
+/// v − p with the final borrow (1 if v < p).
+fn sub_p(v: &[u64; 4]) -> ([u64; 4], u64) {
+    let mut out = [0u64; 4];
+    let mut borrow = 0u64;
+    for i in 0..4 {
+        let (d, b1) = v[i].overflowing_sub(P64[i]);
+        let (d, b2) = d.overflowing_sub(borrow);
+        out[i] = d;
+        borrow = u64::from(b1 | b2);
+    }
+    (out, borrow)
+}
+
+/// A value below 2p in normalized 52-bit limbs → 64-bit limbs, fully reduced (one
+/// constant-time subtraction of p).
+fn reduce_once(l: &[u64; 5]) -> [u64; 4] {
+    // 52 · 5 = 260 bits; the value is below 2p < 2^257, so bit 256 is `top`.
+    let v =
+        [l[0] | (l[1] << 52), (l[1] >> 12) | (l[2] << 40), (l[2] >> 24) | (l[3] << 28), (l[3] >> 36) | (l[4] << 16)];
+    let top = l[4] >> 48;
+    let (d, borrow) = sub_p(&v);
+    // Keep v − p unless it borrowed past the top bit: (top, v) − p < 0 ⟺ borrow > top.
+    let keep_v = (borrow & !top & 1).wrapping_neg();
+    core::array::from_fn(|i| (v[i] & keep_v) | (d[i] & !keep_v))
+}

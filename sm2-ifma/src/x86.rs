@@ -1,0 +1,277 @@
+//! The AVX-512 IFMA kernel: SM2 field arithmetic on eight lanes (one field element per 64-bit
+//! lane, five 52-bit limbs in five `zmm` registers), the madd-2007-bl mixed addition on it,
+//! and the comb loop. Every function is compiled for AVX-512 F and IFMA and reached only
+//! through [`comb8`] and [`to_montgomery8`], which the crate calls only after detecting both.
+
+use core::arch::x86_64::*;
+
+use crate::{ENTRY_LIMBS, LANES, MASK52, P52};
+
+cpufeatures::new!(cpuid_ifma, "avx512f", "avx512ifma");
+
+pub(crate) fn available() -> bool {
+    cpuid_ifma::get()
+}
+
+/// 8p in 52-bit limbs (the offset that keeps a − b positive for b < 2^257 < 8p).
+const P8_52: [u64; 5] = [0xffffffffffff8, 0xf800000007fff, 0xfffffffffffff, 0xfffffffffffff, 0x7fffffff7ffff];
+/// R² mod p, R = 2^260.
+const R2_52: [u64; 5] = [0x0020000000300, 0xffffffff00000, 0x0000100000002, 0x0200000001000, 0x4000000];
+/// R mod p: one in Montgomery form.
+const ONE_52: [u64; 5] = [0x0000000000010, 0x0ffffffff0000, 0, 0, 0x100000];
+
+type V = __m512i;
+
+/// Eight field elements, limb-major: `0[t]` holds limb t of every lane.
+#[derive(Clone, Copy)]
+struct Fe([V; 5]);
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn splat(x: u64) -> V {
+    _mm512_set1_epi64(x as i64)
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn constant(c: &[u64; 5]) -> Fe {
+    Fe([splat(c[0]), splat(c[1]), splat(c[2]), splat(c[3]), splat(c[4])])
+}
+
+/// Signed carry ripple: limbs 0–3 into [0, 2^52), the rest into limb 4. The value must be
+/// non-negative.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn normalize(mut t: [V; 5]) -> Fe {
+    let mask = splat(MASK52);
+    for i in 0..4 {
+        let c = _mm512_srai_epi64::<52>(t[i]);
+        t[i] = _mm512_and_si512(t[i], mask);
+        t[i + 1] = _mm512_add_epi64(t[i + 1], c);
+    }
+    Fe(t)
+}
+
+/// A normalized value below 2^271 → the same value mod p, normalized and below 2^257: the
+/// bits from 2^256 up (h) come back as h · (2^224 + 2^96 − 2^64 + 1).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn fold(a: Fe) -> Fe {
+    let [t0, t1, t2, t3, t4] = a.0;
+    let h = _mm512_srli_epi64::<48>(t4);
+    let t4 = _mm512_add_epi64(_mm512_and_si512(t4, splat((1 << 48) - 1)), _mm512_slli_epi64::<16>(h));
+    let t1 = _mm512_sub_epi64(_mm512_add_epi64(t1, _mm512_slli_epi64::<44>(h)), _mm512_slli_epi64::<12>(h));
+    let t0 = _mm512_add_epi64(t0, h);
+    normalize([t0, t1, t2, t3, t4])
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn add(a: &Fe, b: &Fe) -> Fe {
+    fold(normalize(core::array::from_fn(|i| _mm512_add_epi64(a.0[i], b.0[i]))))
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn dbl(a: &Fe) -> Fe {
+    fold(normalize(core::array::from_fn(|i| _mm512_slli_epi64::<1>(a.0[i]))))
+}
+
+/// a − b as a + 8p − b (b < 2^257 < 8p keeps it positive).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sub(a: &Fe, b: &Fe) -> Fe {
+    let p8 = constant(&P8_52);
+    fold(normalize(core::array::from_fn(|i| _mm512_sub_epi64(_mm512_add_epi64(a.0[i], p8.0[i]), b.0[i]))))
+}
+
+/// p − a for 0 ≤ a ≤ p (table coordinates are fully reduced).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn neg_reduced(a: &Fe) -> Fe {
+    let p = constant(&P52);
+    normalize(core::array::from_fn(|i| _mm512_sub_epi64(p.0[i], a.0[i])))
+}
+
+/// Montgomery product a · b / 2^260 mod p, below 1.25p for a, b below 2^257 (normalized).
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn mul(a: &Fe, b: &Fe) -> Fe {
+    let mask = splat(MASK52);
+    let p = constant(&P52);
+    let zero = _mm512_setzero_si512();
+    let mut t = [zero; 6];
+    for i in 0..5 {
+        let bi = b.0[i];
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], a.0[j], bi);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a.0[j], bi);
+        }
+        // −p^−1 ≡ 1 (mod 2^52): m is the low limb itself.
+        let m = _mm512_and_si512(t[0], mask);
+        for j in 0..5 {
+            t[j] = _mm512_madd52lo_epu64(t[j], p.0[j], m);
+            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], p.0[j], m);
+        }
+        // t[0] ≡ 0 (mod 2^52) now: shift one limb down, carrying its high bits.
+        let c = _mm512_srli_epi64::<52>(t[0]);
+        t = [_mm512_add_epi64(t[1], c), t[2], t[3], t[4], t[5], zero];
+    }
+    normalize([t[0], t[1], t[2], t[3], t[4]])
+}
+
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn sq(a: &Fe) -> Fe {
+    mul(a, a)
+}
+
+/// `if k[lane] { b } else { a }` per lane.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn blend(k: __mmask8, a: &Fe, b: &Fe) -> Fe {
+    Fe(core::array::from_fn(|i| _mm512_mask_mov_epi64(a.0[i], k, b.0[i])))
+}
+
+/// Eight Jacobian points.
+#[derive(Clone, Copy)]
+struct Point {
+    x: Fe,
+    y: Fe,
+    z: Fe,
+}
+
+/// madd-2007-bl: (X1, Y1, Z1) + (x2, y2), the same formula as the firmware's
+/// `add_affine_ct_lanes`. Wrong (Z3 = 0) when the two points are equal or opposite.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn madd(p: &Point, qx: &Fe, qy: &Fe) -> Point {
+    let z1z1 = sq(&p.z);
+    let u2 = mul(qx, &z1z1);
+    let s2 = mul(&mul(qy, &p.z), &z1z1);
+    let h = sub(&u2, &p.x);
+    let hh = sq(&h);
+    let i = dbl(&dbl(&hh));
+    let j = mul(&h, &i);
+    let r = dbl(&sub(&s2, &p.y));
+    let v = mul(&p.x, &i);
+    let x3 = sub(&sub(&sq(&r), &j), &dbl(&v));
+    let y3 = sub(&mul(&r, &sub(&v, &x3)), &dbl(&mul(&p.y, &j)));
+    let z3 = sub(&sub(&sq(&add(&p.z, &h)), &z1z1), &hh);
+    Point { x: x3, y: y3, z: z3 }
+}
+
+/// Window `w` of the table (entries × 10 limbs): every lane's entry |d| − 1, all entries read.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn select(window: &[u64], entries: usize, abs: V) -> (Fe, Fe) {
+    let zero = _mm512_setzero_si512();
+    let mut t = [zero; ENTRY_LIMBS];
+    for j in 0..entries {
+        let k = _mm512_cmpeq_epi64_mask(abs, splat(j as u64 + 1));
+        let e = &window[j * ENTRY_LIMBS..(j + 1) * ENTRY_LIMBS];
+        for (t, &e) in t.iter_mut().zip(e) {
+            *t = _mm512_mask_mov_epi64(*t, k, splat(e));
+        }
+    }
+    (Fe([t[0], t[1], t[2], t[3], t[4]]), Fe([t[5], t[6], t[7], t[8], t[9]]))
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store(v: V, out: &mut [u64; LANES]) {
+    // SAFETY: `out` is 8 writable u64, exactly the 64 bytes written; `storeu` has no
+    // alignment requirement.
+    unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) }
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load(x: &[u64; LANES]) -> V {
+    // SAFETY: `x` is 8 readable u64, exactly the 64 bytes read; `loadu` has no alignment
+    // requirement.
+    unsafe { _mm512_loadu_si512(x.as_ptr().cast()) }
+}
+
+/// Leave the Montgomery domain (a · 1 / R: at most p) and store limb-major.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn store_plain(a: &Fe, out: &mut [[u64; LANES]; 5]) {
+    let one = constant(&[1, 0, 0, 0, 0]);
+    let v = mul(a, &one);
+    for (v, out) in v.0.iter().zip(out.iter_mut()) {
+        store(*v, out);
+    }
+}
+
+/// Eight values (52-bit limbs, below p) times R mod p (below 1.25p).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and IFMA.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn to_montgomery8(input: &[[u64; LANES]; 5], out: &mut [[u64; LANES]; 5]) {
+    let a = Fe(core::array::from_fn(|i| load(&input[i])));
+    let v = mul(&a, &constant(&R2_52));
+    for (v, out) in v.0.iter().zip(out.iter_mut()) {
+        store(*v, out);
+    }
+}
+
+/// The comb: for every lane, Σ d_i · 2^(w·i) · G, leaving X, Y, Z (at most p, not yet reduced)
+/// limb-major in `out[0]`, `out[1]`, `out[2]`; Z = 0 for a lane that met an exceptional case
+/// or whose digits are all zero.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and IFMA; `table` must hold `windows · entries · 10` limbs and
+/// `digits` `windows` rows, each |digit| ≤ entries.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn comb8(
+    table: &[u64],
+    windows: usize,
+    entries: usize,
+    digits: &[[i8; LANES]],
+    out: &mut [[[u64; LANES]; 5]; 3],
+) {
+    let zero = _mm512_setzero_si512();
+    let one = constant(&ONE_52);
+    let stride = entries * ENTRY_LIMBS;
+    let mut acc = Point { x: one, y: one, z: Fe([zero; 5]) };
+    // Lanes whose accumulator is still the identity (nothing added yet).
+    let mut empty: __mmask8 = 0xff;
+    for (i, row) in digits.iter().enumerate().take(windows) {
+        let d = _mm512_set_epi64(
+            i64::from(row[7]),
+            i64::from(row[6]),
+            i64::from(row[5]),
+            i64::from(row[4]),
+            i64::from(row[3]),
+            i64::from(row[2]),
+            i64::from(row[1]),
+            i64::from(row[0]),
+        );
+        let abs = _mm512_abs_epi64(d);
+        let negative = _mm512_cmplt_epi64_mask(d, zero);
+        let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
+        let (qx, qy) = select(&table[i * stride..(i + 1) * stride], entries, abs);
+        let qy = blend(negative, &qy, &neg_reduced(&qy));
+        let sum = madd(&acc, &qx, &qy);
+        // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
+        let sum = Point { x: blend(empty, &sum.x, &qx), y: blend(empty, &sum.y, &qy), z: blend(empty, &sum.z, &one) };
+        acc = Point {
+            x: blend(is_zero, &sum.x, &acc.x),
+            y: blend(is_zero, &sum.y, &acc.y),
+            z: blend(is_zero, &sum.z, &acc.z),
+        };
+        empty &= is_zero;
+    }
+    // A lane that added nothing is the identity: Z = 0.
+    acc.z = blend(empty, &acc.z, &Fe([zero; 5]));
+    store_plain(&acc.x, &mut out[0]);
+    store_plain(&acc.y, &mut out[1]);
+    store_plain(&acc.z, &mut out[2]);
+}
+
+#[cfg(test)]
+pub(crate) fn constants_for_tests() -> ([u64; 5], [u64; 5], [u64; 5]) {
+    (R2_52, ONE_52, P8_52)
+}
