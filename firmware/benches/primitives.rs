@@ -148,7 +148,14 @@ fn sm2_other(c: &mut Criterion) {
     let mut g = c.benchmark_group("sm2");
     // A key pair: the scalar and its public point (as keys::generate needs for the SPKI).
     g.bench_function("keygen", |b| b.iter(|| sm2::generate(&mut rng).unwrap().public_key()));
+    // As the card encrypts: C1 = [k]G through its fixed-base table; and without it.
+    let table = BaseTable::new();
     g.bench_function("encrypt_32", |b| {
+        b.iter(|| {
+            sm2_fast::pke::encrypt(Some(&table), &mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap()
+        })
+    });
+    g.bench_function("encrypt_32_no_table", |b| {
         b.iter(|| sm2_pke::encrypt(&mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap())
     });
     g.bench_function("decrypt_32", |b| {

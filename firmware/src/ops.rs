@@ -7,6 +7,7 @@ use rand_core::TryCryptoRng;
 use rsa::pkcs8::DecodePublicKey;
 use zeroize::Zeroizing;
 
+use crate::alg::sm2_fast::BaseTable;
 use crate::alg::{self, sm4};
 use crate::keys::{LoadedKey, alg_status};
 
@@ -110,16 +111,20 @@ pub fn verify(public: &Public, mechanism: &Mechanism, msg: &[u8], sig: &[u8]) ->
     }
 }
 
-/// Public-key encryption (SM2, RSA).
+/// Public-key encryption (SM2, RSA). SM2's C1 = \[k\]G goes through `table` (the card's
+/// fixed-base table) when given.
 pub fn encrypt_public<R: TryCryptoRng + ?Sized>(
     public: &Public,
     mechanism: &CipherMech,
     data: &[u8],
     rng: &mut R,
+    table: Option<&BaseTable>,
 ) -> Result<Vec<u8>, Status> {
     let e = alg_status;
     match (public, mechanism) {
-        (Public::Sm2(p), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::encrypt(rng, p, data, layout(*l)).map_err(e),
+        (Public::Sm2(p), CipherMech::Sm2 { layout: l }) => {
+            alg::sm2_fast::pke::encrypt(table, rng, p, data, layout(*l)).map_err(e)
+        }
         (Public::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::encrypt_pkcs1v15(rng, k, data).map_err(e),
         (Public::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::encrypt_oaep_sha256(rng, k, data).map_err(e),
         (Public::Rsa(k), CipherMech::RsaRaw) => alg::rsa::public_op(k, data).map_err(e),
@@ -153,12 +158,13 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     mechanism: &CipherMech,
     data: &[u8],
     rng: &mut R,
+    table: Option<&BaseTable>,
 ) -> Result<Vec<u8>, Status> {
     match key {
         LoadedKey::Sm4(k) => Ok(sym(&k[..], mechanism, sm4::Direction::Encrypt, data)?.to_vec()),
         other => {
             let public = Public::of(other).ok_or(Status::WrongKeyType)?;
-            encrypt_public(&public, mechanism, data, rng)
+            encrypt_public(&public, mechanism, data, rng, table)
         }
     }
 }

@@ -185,9 +185,19 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
                 let _ = verifier.verify(alg::sm2::DEFAULT_ID, &msg, &sig);
             })
         }
-        Op::Sm2Encrypt => Box::new(move || {
-            let _ = alg::sm2_pke::encrypt(&mut HostRng, &sm2_pub, &[1; 32], alg::sm2_pke::Layout::C1C3C2);
-        }),
+        // As the card encrypts: C1 = [k]G through its fixed-base table.
+        Op::Sm2Encrypt => {
+            let table = alg::sm2_fast::BaseTable::new();
+            Box::new(move || {
+                let _ = alg::sm2_fast::pke::encrypt(
+                    Some(&table),
+                    &mut HostRng,
+                    &sm2_pub,
+                    &[1; 32],
+                    alg::sm2_pke::Layout::C1C3C2,
+                );
+            })
+        }
         Op::Sm2Decrypt => Box::new(move || {
             let _ = alg::sm2_pke::decrypt(&sm2, &ct, alg::sm2_pke::Layout::C1C3C2);
         }),

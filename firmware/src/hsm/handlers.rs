@@ -159,8 +159,9 @@ impl<P: Platform> Hsm<P> {
                 _ => return Err(Status::InvalidArgument),
             })),
             Request::Encrypt { key, mechanism, data } => {
+                let table = self.fast.table().clone();
                 let out = self.with_key(principal, session, &key, C::ENCRYPT, |key, rng| {
-                    ops::encrypt(key, &mechanism, &data, rng)
+                    ops::encrypt(key, &mechanism, &data, rng, Some(&table))
                 })?;
                 Ok(Response::Data(out))
             }
@@ -418,13 +419,14 @@ impl<P: Platform> Hsm<P> {
         self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
         let wrapped = match wrap {
             WrapWith::Key { label, mechanism } => {
+                let table = self.fast.table().clone();
                 self.with_key(principal, session, &KeyRef::Label(label), C::WRAP, |key, rng| {
-                    ops::encrypt(key, &mechanism, &k[..], rng)
+                    ops::encrypt(key, &mechanism, &k[..], rng, Some(&table))
                 })?
             }
             WrapWith::External { spki_der, mechanism } => {
                 let public = Public::from_spki(&spki_der)?;
-                ops::encrypt_public(&public, &mechanism, &k[..], &mut self.rng)?
+                ops::encrypt_public(&public, &mechanism, &k[..], &mut self.rng, Some(self.fast.table()))?
             }
             _ => return Err(Status::InvalidArgument),
         };
