@@ -42,7 +42,7 @@ pub struct BaseTable {
     points: Vec<Affine>,
     /// The same table for the AVX-512 IFMA kernel, which multiplies eight scalars at once
     /// (`gmhsm-sm2-ifma`), when the CPU has it; only for G (the nonce pool's batches).
-    ifma: Option<gmhsm_sm2_ifma::CombTable>,
+    ifma: Option<gmhsm_ec_ifma::CombTable<gmhsm_ec_ifma::Sm2>>,
 }
 
 impl core::fmt::Debug for BaseTable {
@@ -84,7 +84,7 @@ impl BaseTable {
     /// kernel, which [`BaseTable::mul_many`] then uses.
     pub fn new() -> Self {
         let mut t = Self::build(ProjectivePoint::GENERATOR);
-        t.ifma = gmhsm_sm2_ifma::CombTable::new(WINDOWS, ENTRIES, |i, j| {
+        t.ifma = gmhsm_ec_ifma::CombTable::new(WINDOWS, ENTRIES, |i, j| {
             let p = &t.points[i * ENTRIES + j];
             (p[0].to_bytes(), p[1].to_bytes())
         });
@@ -195,8 +195,8 @@ impl BaseTable {
         out
     }
 
-    fn mul_many_ifma(&self, ifma: &gmhsm_sm2_ifma::CombTable, ks: &[Scalar]) -> Vec<Jacobian> {
-        const L: usize = gmhsm_sm2_ifma::LANES;
+    fn mul_many_ifma(&self, ifma: &gmhsm_ec_ifma::CombTable<gmhsm_ec_ifma::Sm2>, ks: &[Scalar]) -> Vec<Jacobian> {
+        const L: usize = gmhsm_ec_ifma::LANES;
         let mut out = Vec::with_capacity(ks.len());
         for chunk in ks.chunks(L) {
             let mut rows = [[0i8; L]; WINDOWS];

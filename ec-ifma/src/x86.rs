@@ -1,24 +1,18 @@
-//! The AVX-512 IFMA kernel: SM2 field arithmetic on eight lanes (one field element per 64-bit
-//! lane, five 52-bit limbs in five `zmm` registers), the madd-2007-bl mixed addition on it,
-//! and the comb loop. Every function is compiled for AVX-512 F and IFMA and reached only
-//! through [`comb8`] and [`to_montgomery8`], which the crate calls only after detecting both.
+//! The AVX-512 IFMA kernel: field arithmetic modulo the curve's prime on eight lanes (one
+//! field element per 64-bit lane, five 52-bit limbs in five `zmm` registers), the
+//! madd-2007-bl mixed addition on it, and the comb loop. Every function is compiled for
+//! AVX-512 F and IFMA and reached only through [`comb8`] and [`to_montgomery8`], which the
+//! crate calls only after detecting both.
 
 use core::arch::x86_64::*;
 
-use crate::{ENTRY_LIMBS, LANES, MASK52, P52};
+use crate::{Curve, ENTRY_LIMBS, LANES, MASK52};
 
 cpufeatures::new!(cpuid_ifma, "avx512f", "avx512ifma");
 
 pub(crate) fn available() -> bool {
     cpuid_ifma::get()
 }
-
-/// 8p in 52-bit limbs (the offset that keeps a − b positive for b < 2^257 < 8p).
-const P8_52: [u64; 5] = [0xffffffffffff8, 0xf800000007fff, 0xfffffffffffff, 0xfffffffffffff, 0x7fffffff7ffff];
-/// R² mod p, R = 2^260.
-const R2_52: [u64; 5] = [0x0020000000300, 0xffffffff00000, 0x0000100000002, 0x0200000001000, 0x4000000];
-/// R mod p: one in Montgomery form.
-const ONE_52: [u64; 5] = [0x0000000000010, 0x0ffffffff0000, 0, 0, 0x100000];
 
 type V = __m512i;
 
@@ -53,52 +47,56 @@ fn normalize(mut t: [V; 5]) -> Fe {
 }
 
 /// A normalized value below 2^271 → the same value mod p, normalized and below 2^257: the
-/// bits from 2^256 up (h) come back as h · (2^224 + 2^96 − 2^64 + 1).
+/// bits from 2^256 up (h) come back as h · (2^256 mod p), a sum of four signed powers of two
+/// (`Curve::FOLD`). The total stays non-negative: the leading term is +2^224 for both curves.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn fold(a: Fe) -> Fe {
-    let [t0, t1, t2, t3, t4] = a.0;
-    let h = _mm512_srli_epi64::<48>(t4);
-    let t4 = _mm512_add_epi64(_mm512_and_si512(t4, splat((1 << 48) - 1)), _mm512_slli_epi64::<16>(h));
-    let t1 = _mm512_sub_epi64(_mm512_add_epi64(t1, _mm512_slli_epi64::<44>(h)), _mm512_slli_epi64::<12>(h));
-    let t0 = _mm512_add_epi64(t0, h);
-    normalize([t0, t1, t2, t3, t4])
+fn fold<C: Curve>(a: Fe) -> Fe {
+    let mut t = a.0;
+    let h = _mm512_srli_epi64::<48>(t[4]);
+    t[4] = _mm512_and_si512(t[4], splat((1 << 48) - 1));
+    for &(limb, shift, negative) in &C::FOLD {
+        let term = _mm512_sllv_epi64(h, splat(shift));
+        t[limb] = if negative { _mm512_sub_epi64(t[limb], term) } else { _mm512_add_epi64(t[limb], term) };
+    }
+    normalize(t)
 }
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn add(a: &Fe, b: &Fe) -> Fe {
-    fold(normalize(core::array::from_fn(|i| _mm512_add_epi64(a.0[i], b.0[i]))))
+fn add<C: Curve>(a: &Fe, b: &Fe) -> Fe {
+    fold::<C>(normalize(core::array::from_fn(|i| _mm512_add_epi64(a.0[i], b.0[i]))))
 }
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn dbl(a: &Fe) -> Fe {
-    fold(normalize(core::array::from_fn(|i| _mm512_slli_epi64::<1>(a.0[i]))))
+fn dbl<C: Curve>(a: &Fe) -> Fe {
+    fold::<C>(normalize(core::array::from_fn(|i| _mm512_slli_epi64::<1>(a.0[i]))))
 }
 
 /// a − b as a + 8p − b (b < 2^257 < 8p keeps it positive).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn sub(a: &Fe, b: &Fe) -> Fe {
-    let p8 = constant(&P8_52);
-    fold(normalize(core::array::from_fn(|i| _mm512_sub_epi64(_mm512_add_epi64(a.0[i], p8.0[i]), b.0[i]))))
+fn sub<C: Curve>(a: &Fe, b: &Fe) -> Fe {
+    let p8 = constant(&C::P8_52);
+    fold::<C>(normalize(core::array::from_fn(|i| _mm512_sub_epi64(_mm512_add_epi64(a.0[i], p8.0[i]), b.0[i]))))
 }
 
 /// p − a for 0 ≤ a ≤ p (table coordinates are fully reduced).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn neg_reduced(a: &Fe) -> Fe {
-    let p = constant(&P52);
+fn neg_reduced<C: Curve>(a: &Fe) -> Fe {
+    let p = constant(&C::P52);
     normalize(core::array::from_fn(|i| _mm512_sub_epi64(p.0[i], a.0[i])))
 }
 
 /// Montgomery product a · b / 2^260 mod p, below 1.25p for a, b below 2^257 (normalized).
+/// Both primes are ≡ −1 (mod 2^64), so −p^−1 ≡ 1 (mod 2^52).
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn mul(a: &Fe, b: &Fe) -> Fe {
+fn mul<C: Curve>(a: &Fe, b: &Fe) -> Fe {
     let mask = splat(MASK52);
-    let p = constant(&P52);
+    let p = constant(&C::P52);
     let zero = _mm512_setzero_si512();
     let mut t = [zero; 6];
     for i in 0..5 {
@@ -122,8 +120,8 @@ fn mul(a: &Fe, b: &Fe) -> Fe {
 
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn sq(a: &Fe) -> Fe {
-    mul(a, a)
+fn sq<C: Curve>(a: &Fe) -> Fe {
+    mul::<C>(a, a)
 }
 
 /// `if k[lane] { b } else { a }` per lane.
@@ -145,19 +143,19 @@ struct Point {
 /// `add_affine_ct_lanes`. Wrong (Z3 = 0) when the two points are equal or opposite.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn madd(p: &Point, qx: &Fe, qy: &Fe) -> Point {
-    let z1z1 = sq(&p.z);
-    let u2 = mul(qx, &z1z1);
-    let s2 = mul(&mul(qy, &p.z), &z1z1);
-    let h = sub(&u2, &p.x);
-    let hh = sq(&h);
-    let i = dbl(&dbl(&hh));
-    let j = mul(&h, &i);
-    let r = dbl(&sub(&s2, &p.y));
-    let v = mul(&p.x, &i);
-    let x3 = sub(&sub(&sq(&r), &j), &dbl(&v));
-    let y3 = sub(&mul(&r, &sub(&v, &x3)), &dbl(&mul(&p.y, &j)));
-    let z3 = sub(&sub(&sq(&add(&p.z, &h)), &z1z1), &hh);
+fn madd<C: Curve>(p: &Point, qx: &Fe, qy: &Fe) -> Point {
+    let z1z1 = sq::<C>(&p.z);
+    let u2 = mul::<C>(qx, &z1z1);
+    let s2 = mul::<C>(&mul::<C>(qy, &p.z), &z1z1);
+    let h = sub::<C>(&u2, &p.x);
+    let hh = sq::<C>(&h);
+    let i = dbl::<C>(&dbl::<C>(&hh));
+    let j = mul::<C>(&h, &i);
+    let r = dbl::<C>(&sub::<C>(&s2, &p.y));
+    let v = mul::<C>(&p.x, &i);
+    let x3 = sub::<C>(&sub::<C>(&sq::<C>(&r), &j), &dbl::<C>(&v));
+    let y3 = sub::<C>(&mul::<C>(&r, &sub::<C>(&v, &x3)), &dbl::<C>(&mul::<C>(&p.y, &j)));
+    let z3 = sub::<C>(&sub::<C>(&sq::<C>(&add::<C>(&p.z, &h)), &z1z1), &hh);
     Point { x: x3, y: y3, z: z3 }
 }
 
@@ -196,9 +194,9 @@ fn load(x: &[u64; LANES]) -> V {
 /// Leave the Montgomery domain (a · 1 / R: at most p) and store limb-major.
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
-fn store_plain(a: &Fe, out: &mut [[u64; LANES]; 5]) {
+fn store_plain<C: Curve>(a: &Fe, out: &mut [[u64; LANES]; 5]) {
     let one = constant(&[1, 0, 0, 0, 0]);
-    let v = mul(a, &one);
+    let v = mul::<C>(a, &one);
     for (v, out) in v.0.iter().zip(out.iter_mut()) {
         store(*v, out);
     }
@@ -209,9 +207,9 @@ fn store_plain(a: &Fe, out: &mut [[u64; LANES]; 5]) {
 /// # Safety
 /// The CPU must have AVX-512 F and IFMA.
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub(crate) unsafe fn to_montgomery8(input: &[[u64; LANES]; 5], out: &mut [[u64; LANES]; 5]) {
+pub(crate) unsafe fn to_montgomery8<C: Curve>(input: &[[u64; LANES]; 5], out: &mut [[u64; LANES]; 5]) {
     let a = Fe(core::array::from_fn(|i| load(&input[i])));
-    let v = mul(&a, &constant(&R2_52));
+    let v = mul::<C>(&a, &constant(&C::R2_52));
     for (v, out) in v.0.iter().zip(out.iter_mut()) {
         store(*v, out);
     }
@@ -225,7 +223,7 @@ pub(crate) unsafe fn to_montgomery8(input: &[[u64; LANES]; 5], out: &mut [[u64; 
 /// The CPU must have AVX-512 F and IFMA; `table` must hold `windows · entries · 10` limbs and
 /// `digits` `windows` rows, each |digit| ≤ entries.
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub(crate) unsafe fn comb8(
+pub(crate) unsafe fn comb8<C: Curve>(
     table: &[u64],
     windows: usize,
     entries: usize,
@@ -233,7 +231,7 @@ pub(crate) unsafe fn comb8(
     out: &mut [[[u64; LANES]; 5]; 3],
 ) {
     let zero = _mm512_setzero_si512();
-    let one = constant(&ONE_52);
+    let one = constant(&C::ONE_52);
     let stride = entries * ENTRY_LIMBS;
     let mut acc = Point { x: one, y: one, z: Fe([zero; 5]) };
     // Lanes whose accumulator is still the identity (nothing added yet).
@@ -253,8 +251,8 @@ pub(crate) unsafe fn comb8(
         let negative = _mm512_cmplt_epi64_mask(d, zero);
         let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
         let (qx, qy) = select(&table[i * stride..(i + 1) * stride], entries, abs);
-        let qy = blend(negative, &qy, &neg_reduced(&qy));
-        let sum = madd(&acc, &qx, &qy);
+        let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
+        let sum = madd::<C>(&acc, &qx, &qy);
         // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
         let sum = Point { x: blend(empty, &sum.x, &qx), y: blend(empty, &sum.y, &qy), z: blend(empty, &sum.z, &one) };
         acc = Point {
@@ -266,12 +264,7 @@ pub(crate) unsafe fn comb8(
     }
     // A lane that added nothing is the identity: Z = 0.
     acc.z = blend(empty, &acc.z, &Fe([zero; 5]));
-    store_plain(&acc.x, &mut out[0]);
-    store_plain(&acc.y, &mut out[1]);
-    store_plain(&acc.z, &mut out[2]);
-}
-
-#[cfg(test)]
-pub(crate) fn constants_for_tests() -> ([u64; 5], [u64; 5], [u64; 5]) {
-    (R2_52, ONE_52, P8_52)
+    store_plain::<C>(&acc.x, &mut out[0]);
+    store_plain::<C>(&acc.y, &mut out[1]);
+    store_plain::<C>(&acc.z, &mut out[2]);
 }

@@ -1,12 +1,13 @@
-//! Constant-time fixed-base comb multiplication on the SM2 curve for **eight secret scalars at
-//! once** with AVX-512 IFMA, chosen at run time: the expensive half of an SM2 nonce-pool refill
-//! (\[k\]G for a batch of fresh nonces k) in the card firmware.
+//! Constant-time fixed-base comb multiplication for **eight secret scalars at once** with
+//! AVX-512 IFMA, chosen at run time, on the SM2 curve and on NIST P-256: the expensive half
+//! of a nonce-pool refill (\[k\]G for a batch of fresh nonces k) in the card firmware, for
+//! SM2 signatures and ECDSA P-256 signatures.
 //!
 //! # Why by hand
 //!
-//! No crate vectorizes SM2 (or any short-Weierstrass curve) arithmetic across independent
-//! scalars: the RustCrypto `sm2` crate and the firmware's own 64-bit field (`sm2_fast`) run one
-//! scalar per chain of dependent `mul` instructions, about 240 instructions per field
+//! No crate vectorizes short-Weierstrass arithmetic across independent scalars: the
+//! RustCrypto `sm2` and `p256` crates and the firmware's own 64-bit SM2 field (`sm2_fast`) run
+//! one scalar per chain of dependent `mul` instructions, about 240 instructions per field
 //! multiplication. `vpmadd52luq` / `vpmadd52huq` multiply eight 52-bit limbs per instruction,
 //! so eight field multiplications — one per lane, one lane per nonce — cost about 100 IFMA
 //! instructions together. The firmware forbids `unsafe`, which target-feature code needs, so
@@ -28,13 +29,15 @@
 //!
 //! Field elements are five 52-bit limbs (R = 2^260) in Montgomery form, one lane per scalar.
 //! Montgomery multiplication runs five rounds of "add a·b_i, add m·p, shift a limb", and
-//! −p^−1 ≡ 1 (mod 2^52) because p ≡ −1 (mod 2^64), so m is simply the low limb. Values are
-//! kept *below 2^257, not reduced*: a product of two such values is below (2^514 + R·p)/R <
-//! 1.25 p. Additions and subtractions (a + 8p − b) are followed by one *fold* of the bits at
-//! and above 2^256 through 2^256 ≡ 2^224 + 2^96 − 2^64 + 1 (mod p), which brings any value
-//! below 2^271 back below 2^257 with shifts and adds. Limbs are normalized (signed carry
-//! ripple) before every multiplication, since IFMA reads only the low 52 bits of each
-//! operand. Only the outputs are reduced fully (one constant-time subtraction of p).
+//! −p^−1 ≡ 1 (mod 2^52) because both primes are ≡ −1 (mod 2^64), so m is simply the low
+//! limb. Values are kept *below 2^257, not reduced*: a product of two such values is below
+//! (2^514 + R·p)/R < 1.25 p. Additions and subtractions (a + 8p − b) are followed by one
+//! *fold* of the bits at and above 2^256 through 2^256 mod p (SM2: 2^224 + 2^96 − 2^64 + 1;
+//! P-256: 2^224 − 2^192 − 2^96 + 1), which brings any value below 2^271 back below 2^257 with
+//! shifts and adds. Limbs are normalized (signed carry ripple) before every multiplication,
+//! since IFMA reads only the low 52 bits of each operand. Only the outputs are reduced fully
+//! (one constant-time subtraction of p). The mixed addition (madd-2007-bl) does not use the
+//! curve coefficients, so the two curves differ only in their prime.
 //!
 //! # Constant time
 //!
@@ -72,10 +75,56 @@ pub const LANES: usize = 8;
 
 const MASK52: u64 = (1 << 52) - 1;
 
-/// p, the SM2 field prime, in 52-bit limbs.
-const P52: [u64; 5] = [0xfffffffffffff, 0xff00000000fff, 0xfffffffffffff, 0xfffffffffffff, 0xfffffffeffff];
-/// p in 64-bit limbs, least significant first.
-const P64: [u64; 4] = [0xffffffffffffffff, 0xffffffff00000000, 0xffffffffffffffff, 0xfffffffeffffffff];
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A curve the kernel supports: its field prime p (≡ −1 mod 2^64) and constants derived from
+/// it (checked against p in the tests).
+pub trait Curve: sealed::Sealed {
+    /// p in 52-bit limbs, least significant first.
+    const P52: [u64; 5];
+    /// 8p in 52-bit limbs (the offset that keeps a − b positive for b < 2^257 < 8p).
+    const P8_52: [u64; 5];
+    /// R² mod p, R = 2^260.
+    const R2_52: [u64; 5];
+    /// R mod p: one in Montgomery form.
+    const ONE_52: [u64; 5];
+    /// p in 64-bit limbs, least significant first.
+    const P64: [u64; 4];
+    /// 2^256 mod p as four signed powers of two 2^(52·limb + shift): (limb, shift, negative).
+    const FOLD: [(usize, u64, bool); 4];
+}
+
+/// The SM2 curve (GB/T 32918.5): p = 2^256 − 2^224 − 2^96 + 2^64 − 1.
+#[derive(Debug, Clone, Copy)]
+pub struct Sm2;
+
+impl sealed::Sealed for Sm2 {}
+impl Curve for Sm2 {
+    const P52: [u64; 5] = [0xfffffffffffff, 0xff00000000fff, 0xfffffffffffff, 0xfffffffffffff, 0xfffffffeffff];
+    const P8_52: [u64; 5] = [0xffffffffffff8, 0xf800000007fff, 0xfffffffffffff, 0xfffffffffffff, 0x7fffffff7ffff];
+    const R2_52: [u64; 5] = [0x0020000000300, 0xffffffff00000, 0x0000100000002, 0x0200000001000, 0x4000000];
+    const ONE_52: [u64; 5] = [0x0000000000010, 0x0ffffffff0000, 0, 0, 0x100000];
+    const P64: [u64; 4] = [0xffffffffffffffff, 0xffffffff00000000, 0xffffffffffffffff, 0xfffffffeffffffff];
+    // 2^224 + 2^96 − 2^64 + 1.
+    const FOLD: [(usize, u64, bool); 4] = [(4, 16, false), (1, 44, false), (1, 12, true), (0, 0, false)];
+}
+
+/// NIST P-256 (FIPS 186-5): p = 2^256 − 2^224 + 2^192 + 2^96 − 1.
+#[derive(Debug, Clone, Copy)]
+pub struct P256;
+
+impl sealed::Sealed for P256 {}
+impl Curve for P256 {
+    const P52: [u64; 5] = [0xfffffffffffff, 0x00fffffffffff, 0, 0x0001000000000, 0xffffffff0000];
+    const P8_52: [u64; 5] = [0xffffffffffff8, 0x07fffffffffff, 0, 0x0008000000000, 0x7fffffff80000];
+    const R2_52: [u64; 5] = [0x0000000000300, 0xffffffff00000, 0xffffefffffffb, 0xfdfffffffffff, 0x4ffffff];
+    const ONE_52: [u64; 5] = [0x0000000000010, 0xf000000000000, 0xfffffffffffff, 0xffeffffffffff, 0xfffff];
+    const P64: [u64; 4] = [0xffffffffffffffff, 0x00000000ffffffff, 0, 0xffffffff00000001];
+    // 2^224 − 2^192 − 2^96 + 1.
+    const FOLD: [(usize, u64, bool); 4] = [(4, 16, false), (3, 36, true), (1, 44, true), (0, 0, false)];
+}
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -131,16 +180,17 @@ impl Jacobian {
     }
 }
 
-/// A comb table in the kernel's form: for window i and entry j, the affine point
+/// A comb table in the kernel's form for curve C: for window i and entry j, the affine point
 /// (j + 1) · 2^(w·i) · G as ten 52-bit limbs (x then y, Montgomery form, fully reduced).
-/// Public data (multiples of the generator), ~110 KiB for SM2 with w = 6.
-pub struct CombTable {
+/// Public data (multiples of the generator), ~110 KiB with w = 6.
+pub struct CombTable<C: Curve> {
     windows: usize,
     entries: usize,
     limbs: Vec<u64>,
+    curve: core::marker::PhantomData<C>,
 }
 
-impl core::fmt::Debug for CombTable {
+impl<C: Curve> core::fmt::Debug for CombTable<C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "CombTable {{ windows: {}, entries: {} }}", self.windows, self.entries)
     }
@@ -149,7 +199,7 @@ impl core::fmt::Debug for CombTable {
 /// Limbs of one table entry: x and y, five each.
 const ENTRY_LIMBS: usize = 10;
 
-impl CombTable {
+impl<C: Curve> CombTable<C> {
     /// The table of `windows` × `entries` affine points, `point(i, j)` giving the big-endian
     /// (x, y) of (j + 1) · 2^(w·i) · G. `None` if this CPU lacks AVX-512 IFMA (or it is
     /// disabled), if `entries` is 0 or above 127, or if a coordinate is not below p.
@@ -157,7 +207,7 @@ impl CombTable {
         windows: usize,
         entries: usize,
         mut point: impl FnMut(usize, usize) -> ([u8; 32], [u8; 32]),
-    ) -> Option<CombTable> {
+    ) -> Option<CombTable<C>> {
         if !is_available() || entries == 0 || entries > 127 || windows == 0 {
             return None;
         }
@@ -167,8 +217,8 @@ impl CombTable {
         for i in 0..windows {
             for j in 0..entries {
                 let (x, y) = point(i, j);
-                plain.push(to_limbs52(&below_p(&x)?));
-                plain.push(to_limbs52(&below_p(&y)?));
+                plain.push(to_limbs52(&below_p::<C>(&x)?));
+                plain.push(to_limbs52(&below_p::<C>(&y)?));
             }
         }
         let mut limbs = alloc::vec![0u64; n * 5];
@@ -179,13 +229,13 @@ impl CombTable {
                     input[t][l] = v[t];
                 }
             }
-            let out = to_montgomery(&input);
+            let out = to_montgomery::<C>(&input);
             for l in 0..chunk.len() {
-                let v = limbs52(&reduce_once(&[out[0][l], out[1][l], out[2][l], out[3][l], out[4][l]]));
+                let v = limbs52(&reduce_once::<C>(&[out[0][l], out[1][l], out[2][l], out[3][l], out[4][l]]));
                 limbs[(c * LANES + l) * 5..(c * LANES + l + 1) * 5].copy_from_slice(&v);
             }
         }
-        Some(CombTable { windows, entries, limbs })
+        Some(CombTable { windows, entries, limbs, curve: core::marker::PhantomData })
     }
 
     /// Windows of the table.
@@ -218,11 +268,11 @@ impl CombTable {
             // SAFETY: a CombTable exists only when `is_available()` found AVX-512 F and IFMA
             // (checked in `new`), the kernel's target features; `limbs` holds windows ×
             // entries × 10 limbs and `digits` one row per window, as the kernel reads them.
-            unsafe { x86::comb8(&self.limbs, self.windows, self.entries, digits, &mut raw) };
+            unsafe { x86::comb8::<C>(&self.limbs, self.windows, self.entries, digits, &mut raw) };
         }
         let out = core::array::from_fn(|l| {
             let coord = |c: usize| {
-                let v = reduce_once(&[raw[c][0][l], raw[c][1][l], raw[c][2][l], raw[c][3][l], raw[c][4][l]]);
+                let v = reduce_once::<C>(&[raw[c][0][l], raw[c][1][l], raw[c][2][l], raw[c][3][l], raw[c][4][l]]);
                 to_bytes(&v)
             };
             Jacobian { x: coord(0), y: coord(1), z: coord(2) }
@@ -233,13 +283,13 @@ impl CombTable {
 }
 
 /// x · R mod p (not fully reduced) for eight values in 52-bit limbs, lane-major.
-fn to_montgomery(input: &[[u64; LANES]; 5]) -> [[u64; LANES]; 5] {
+fn to_montgomery<C: Curve>(input: &[[u64; LANES]; 5]) -> [[u64; LANES]; 5] {
     let mut out = [[0u64; LANES]; 5];
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: only called from `CombTable::new` after `is_available()` found AVX-512 F and
         // IFMA, the kernel's target features.
-        unsafe { x86::to_montgomery8(input, &mut out) };
+        unsafe { x86::to_montgomery8::<C>(input, &mut out) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = input;
@@ -247,9 +297,9 @@ fn to_montgomery(input: &[[u64; LANES]; 5]) -> [[u64; LANES]; 5] {
 }
 
 /// The bytes if they are a canonical field element (below p).
-fn below_p(b: &[u8; 32]) -> Option<[u8; 32]> {
+fn below_p<C: Curve>(b: &[u8; 32]) -> Option<[u8; 32]> {
     let v = from_bytes(b);
-    let (_, borrow) = sub_p(&v);
+    let (_, borrow) = sub_p::<C>(&v);
     (borrow == 1).then_some(*b)
 }
 
@@ -287,11 +337,11 @@ fn limbs52(v: &[u64; 4]) -> [u64; 5] {
 }
 
 /// v − p with the final borrow (1 if v < p).
-fn sub_p(v: &[u64; 4]) -> ([u64; 4], u64) {
+fn sub_p<C: Curve>(v: &[u64; 4]) -> ([u64; 4], u64) {
     let mut out = [0u64; 4];
     let mut borrow = 0u64;
     for i in 0..4 {
-        let (d, b1) = v[i].overflowing_sub(P64[i]);
+        let (d, b1) = v[i].overflowing_sub(C::P64[i]);
         let (d, b2) = d.overflowing_sub(borrow);
         out[i] = d;
         borrow = u64::from(b1 | b2);
@@ -301,12 +351,12 @@ fn sub_p(v: &[u64; 4]) -> ([u64; 4], u64) {
 
 /// A value below 2p in normalized 52-bit limbs → 64-bit limbs, fully reduced (one
 /// constant-time subtraction of p).
-fn reduce_once(l: &[u64; 5]) -> [u64; 4] {
+fn reduce_once<C: Curve>(l: &[u64; 5]) -> [u64; 4] {
     // 52 · 5 = 260 bits; the value is below 2p < 2^257, so bit 256 is `top`.
     let v =
         [l[0] | (l[1] << 52), (l[1] >> 12) | (l[2] << 40), (l[2] >> 24) | (l[3] << 28), (l[3] >> 36) | (l[4] << 16)];
     let top = l[4] >> 48;
-    let (d, borrow) = sub_p(&v);
+    let (d, borrow) = sub_p::<C>(&v);
     // Keep v − p unless it borrowed past the top bit: (top, v) − p < 0 ⟺ borrow > top.
     let keep_v = (borrow & !top & 1).wrapping_neg();
     core::array::from_fn(|i| (v[i] & keep_v) | (d[i] & !keep_v))
