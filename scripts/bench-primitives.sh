@@ -102,7 +102,11 @@ rows = [
     ("RSA-2048 decrypt (OAEP SHA-256; OpenSSL: private op)", "ops/s", ops("other/rsa2048_decrypt_oaep_sha256"),
      o.get(("rsa_sign", 2048))),
     ("  RsaKey setup (per key, cached)", "ops/s", ops("other/rsa2048_key_setup"), None),
-    ("ECDSA P-256 sign (key prepared once, as the card keeps it)", "ops/s", ops("other/ecdsa_p256_sign"),
+    ("ECDSA P-256 sign, pool refilled on IFMA (refill 32 + 32 signs; the card's path)", "ops/s",
+     ops("other/ecdsa_p256_pool_refill_plus_signs_ifma/32", 32), o.get("p256_sign")),
+    ("ECDSA P-256 sign, pool refilled by the p256 crate (no IFMA)", "ops/s",
+     ops("other/ecdsa_p256_pool_refill_plus_signs_portable/32", 32), o.get("p256_sign")),
+    ("ECDSA P-256 sign, p256 crate (hedged RFC 6979, key prepared once)", "ops/s", ops("other/ecdsa_p256_sign"),
      o.get("p256_sign")),
 ]
 f = lambda v: "n/a" if v is None else f"{v:,.0f}"

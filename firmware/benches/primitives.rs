@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gmhsm_firmware::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NoncePool};
-use gmhsm_firmware::alg::{ecdsa, rsa, sm2, sm2_pke, sm3, sm4};
+use gmhsm_firmware::alg::{ecdsa, ecdsa_fast, rsa, sm2, sm2_pke, sm3, sm4};
 use gmhsm_firmware::drbg::HashDrbg;
 use rand_core::{TryCryptoRng, TryRng};
 
@@ -247,6 +247,21 @@ fn others(c: &mut Criterion) {
     // As the card signs: the key prepared once (its public point derived at load).
     let p256_key = ecdsa::SigningKey::from(&p256);
     g.bench_function("ecdsa_p256_sign", |b| b.iter(|| ecdsa::sign_with(&mut rng, &p256_key, black_box(&MSG)).unwrap()));
+    // The card's pooled path: one batch refill and BATCH signatures per iteration, with the
+    // IFMA comb (where the CPU has it) and with the crate's fixed-base multiplication.
+    for (name, table) in [("ifma", ecdsa_fast::P256Table::new()), ("portable", ecdsa_fast::P256Table::portable())] {
+        let mut pool = ecdsa_fast::EcdsaPool::new(BATCH);
+        g.bench_function(BenchmarkId::new(format!("ecdsa_p256_pool_refill_plus_signs_{name}"), BATCH), |b| {
+            b.iter(|| {
+                pool.refill(&table, &mut rng, BATCH).unwrap();
+                for _ in 0..BATCH {
+                    black_box(
+                        ecdsa_fast::sign_pooled(&p256_key, &mut pool, &table, &mut rng, black_box(&MSG)).unwrap(),
+                    );
+                }
+            })
+        });
+    }
     g.finish();
 }
 

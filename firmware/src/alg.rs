@@ -30,6 +30,7 @@
 //!   PKCS#7 padding and CBC-MAC with an IV ([`sm4`]).
 
 pub mod ecdsa;
+pub mod ecdsa_fast;
 pub mod rsa;
 pub mod sm2;
 pub mod sm2_fast;

@@ -224,11 +224,17 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
                 let _ = alg::rsa::sign_pkcs1v15_sha256(&mut HostRng, &k, &msg);
             })
         }
-        // As the card signs: the key prepared once at load.
+        // As the card signs: the key prepared once at load, a pool of (k⁻¹, r) refilled in
+        // batches of 32 (refill cost included).
         Op::EcdsaSign => {
             let k = alg::ecdsa::SigningKey::from(&alg::ecdsa::generate(&mut rng).ok()?);
+            let table = alg::ecdsa_fast::P256Table::new();
+            let mut pool = alg::ecdsa_fast::EcdsaPool::new(1024);
             Box::new(move || {
-                let _ = alg::ecdsa::sign_with(&mut HostRng, &k, &msg);
+                if pool.is_empty() {
+                    let _ = pool.refill(&table, &mut HostRng, 32);
+                }
+                let _ = alg::ecdsa_fast::sign_pooled(&k, &mut pool, &table, &mut HostRng, &msg);
             })
         }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Box::new(move || {

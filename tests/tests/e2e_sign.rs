@@ -1,5 +1,5 @@
-//! Issue 2's walking skeleton, end to end: boot the simulator with --demo, generate SM2 and
-//! RSA keys through the `gmhsm` CLI, sign, verify with the appliance and with OpenSSL 3,
+//! Issue 2's walking skeleton, end to end: boot the simulator with --demo, generate SM2, RSA
+//! and ECDSA P-256 keys through the `gmhsm` CLI, sign, verify with the appliance and with OpenSSL 3,
 //! restart the appliance and find everything still there.
 
 use gmhsm_tests::*;
@@ -19,7 +19,10 @@ fn sign_and_verify_sm2_and_rsa_then_restart() {
     let tampered = tmp.path().join("msg2.txt");
     std::fs::write(&tampered, b"transfer 900 CNY to account 6222 0000 1234\n").unwrap();
 
-    for (label, alg, dgst) in [("sm2-demo", "sm2", "-sm3"), ("rsa-demo", "rsa2048", "-sha256")] {
+    // ECDSA P-256 signatures come from the card's nonce pool (k⁻¹, r precomputed in batches).
+    for (label, alg, dgst) in
+        [("sm2-demo", "sm2", "-sm3"), ("rsa-demo", "rsa2048", "-sha256"), ("p256-demo", "ecdsa-p256", "-sha256")]
+    {
         ok(&app.cli(&["key", "generate", "--alg", alg, "--label", label]), "key generate");
         let pem = ok(&app.cli(&["key", "export", "--label", label, "--pem"]), "key export");
         assert!(pem.starts_with(b"-----BEGIN PUBLIC KEY-----"), "{}", String::from_utf8_lossy(&pem));

@@ -68,6 +68,7 @@ use fe::Fe;
 use point::Jacobian;
 
 pub use pool::{Nonce, NonceBatch, NonceJob, NoncePool};
+pub(crate) use table::recode_bytes;
 pub use table::{BaseTable, ENTRIES, W, WINDOWS};
 
 /// Scalars the table multiplies side by side (a good small batch size).

@@ -5,6 +5,9 @@
 //!
 //! Results are the standard SM2 signatures (GB/T 32918.2); `alg::sm2_fast` is checked against
 //! the RustCrypto path, the standard's vectors and OpenSSL.
+//!
+//! ECDSA P-256 keys get the same treatment for signing (`alg::ecdsa_fast`): a pool of
+//! (k⁻¹, r) pairs refilled by the same jobs.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -12,6 +15,7 @@ use alloc::vec::Vec;
 use gmhsm_proto::{Label, Mechanism, Status};
 use rand_core::TryCryptoRng;
 
+use crate::alg::ecdsa_fast::{self, EcdsaJob, EcdsaNonce, EcdsaPool, P256Table};
 use crate::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NonceBatch, NonceJob, NoncePool};
 use crate::alg::{self};
 use crate::keys::alg_status;
@@ -32,6 +36,11 @@ const VERIFIER_AFTER: u32 = 16;
 pub struct Sm2Fast {
     table: Arc<BaseTable>,
     pool: NoncePool,
+    /// ECDSA P-256: the comb table (IFMA) and the pool of (k⁻¹, r).
+    p256: Arc<P256Table>,
+    p256_pool: EcdsaPool,
+    /// P-256 nonces out in jobs of the current epoch.
+    p256_in_flight: usize,
     signers: BTreeMap<Label, FastSigner>,
     verifiers: BTreeMap<Label, FastVerifier>,
     verify_counts: BTreeMap<Label, u32>,
@@ -45,25 +54,36 @@ pub struct Sm2Fast {
 /// (on another core) and handed back with [`crate::Hsm::accept_refill`]. Zeroized on drop.
 #[derive(Debug)]
 pub struct RefillJob {
-    job: NonceJob,
+    job: Option<NonceJob>,
     table: Arc<BaseTable>,
+    p256_job: Option<EcdsaJob>,
+    p256: Arc<P256Table>,
     epoch: u64,
     n: usize,
+    p256_n: usize,
 }
 
 impl RefillJob {
-    /// The expensive part: the fixed-base multiplications and the batch inversion.
+    /// The expensive part: the fixed-base multiplications and the batch inversions.
     pub fn compute(self) -> RefillDone {
-        RefillDone { batch: self.job.compute(&self.table), epoch: self.epoch, n: self.n }
+        RefillDone {
+            batch: self.job.map(|j| j.compute(&self.table)),
+            p256: self.p256_job.map(|j| j.compute(&self.p256)),
+            epoch: self.epoch,
+            n: self.n,
+            p256_n: self.p256_n,
+        }
     }
 }
 
 /// A computed [`RefillJob`], for [`crate::Hsm::accept_refill`]. Zeroized on drop.
 #[derive(Debug)]
 pub struct RefillDone {
-    batch: NonceBatch,
+    batch: Option<NonceBatch>,
+    p256: Option<Vec<EcdsaNonce>>,
     epoch: u64,
     n: usize,
+    p256_n: usize,
 }
 
 impl Default for Sm2Fast {
@@ -72,6 +92,9 @@ impl Default for Sm2Fast {
         Sm2Fast {
             pool: NoncePool::new(table.clone(), POOL_CAPACITY),
             table,
+            p256: Arc::new(P256Table::new()),
+            p256_pool: EcdsaPool::new(POOL_CAPACITY),
+            p256_in_flight: 0,
             signers: BTreeMap::new(),
             verifiers: BTreeMap::new(),
             verify_counts: BTreeMap::new(),
@@ -114,6 +137,16 @@ impl Sm2Fast {
         }
         .map_err(alg_status)?;
         Ok(sig.to_der().to_vec())
+    }
+
+    /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce.
+    pub fn sign_p256<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        key: &p256::ecdsa::SigningKey,
+        msg: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Status> {
+        ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg).map_err(alg_status)
     }
 
     /// Verify with the stored SM2 public key of `label`.
@@ -159,22 +192,37 @@ impl Sm2Fast {
     /// Draw the scalars of one batch for computation outside the card's lock, if the pool
     /// (with the batches already out) has room for it.
     pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Status> {
-        if self.pool.len() + self.in_flight + BATCH > self.pool.capacity() {
+        let sm2_room = self.pool.len() + self.in_flight + BATCH <= self.pool.capacity();
+        let p256_room = self.p256_pool.len() + self.p256_in_flight + BATCH <= self.p256_pool.capacity();
+        if !sm2_room && !p256_room {
             return Ok(None);
         }
-        let job = NonceJob::draw(rng, BATCH).map_err(alg_status)?;
-        self.in_flight += BATCH;
-        Ok(Some(RefillJob { job, table: self.table.clone(), epoch: self.epoch, n: BATCH }))
+        let job = if sm2_room { Some(NonceJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
+        let p256_job = if p256_room { Some(EcdsaJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
+        let (n, p256_n) = (if sm2_room { BATCH } else { 0 }, if p256_room { BATCH } else { 0 });
+        self.in_flight += n;
+        self.p256_in_flight += p256_n;
+        Ok(Some(RefillJob {
+            job,
+            table: self.table.clone(),
+            p256_job,
+            p256: self.p256.clone(),
+            epoch: self.epoch,
+            n,
+            p256_n,
+        }))
     }
 
     /// Take a computed batch into the pool (dropped, zeroized, if the pool was cleared since
     /// it was drawn). Returns how many nonces were added.
-    pub fn accept(&mut self, done: RefillDone) -> usize {
+    pub fn accept(&mut self, mut done: RefillDone) -> usize {
         if done.epoch != self.epoch {
             return 0;
         }
         self.in_flight = self.in_flight.saturating_sub(done.n);
-        self.pool.push(done.batch)
+        self.p256_in_flight = self.p256_in_flight.saturating_sub(done.p256_n);
+        let sm2 = done.batch.take().map_or(0, |b| self.pool.push(b));
+        sm2 + done.p256.take().map_or(0, |b| self.p256_pool.push(b))
     }
 
     /// The card's fixed-base table of G (for key pairs generated on the fast path).
@@ -182,10 +230,10 @@ impl Sm2Fast {
         &self.table
     }
 
-    /// Nonces ready.
+    /// Nonces ready (SM2, P-256).
     #[cfg(test)]
-    fn pooled(&self) -> usize {
-        self.pool.len()
+    fn pooled(&self) -> (usize, usize) {
+        (self.pool.len(), self.p256_pool.len())
     }
 
     /// Forget everything about `label` (deleted key).
@@ -202,6 +250,8 @@ impl Sm2Fast {
         self.verify_counts.clear();
         self.pool.clear();
         self.in_flight = 0;
+        self.p256_pool.clear();
+        self.p256_in_flight = 0;
         self.epoch = self.epoch.wrapping_add(1);
     }
 }
@@ -220,16 +270,33 @@ mod tests {
             jobs.push(job);
             assert!(jobs.len() <= POOL_CAPACITY / BATCH, "jobs out never exceed the pool's room");
         }
-        assert_eq!((jobs.len(), fast.pooled()), (POOL_CAPACITY / BATCH, 0));
+        assert_eq!((jobs.len(), fast.pooled()), (POOL_CAPACITY / BATCH, (0, 0)));
         let stale = jobs.pop().unwrap().compute();
         for job in jobs.drain(..) {
-            assert_eq!(fast.accept(job.compute()), BATCH);
+            // Each job carries a batch for both pools.
+            assert_eq!(fast.accept(job.compute()), 2 * BATCH);
         }
-        assert_eq!(fast.pooled(), POOL_CAPACITY - BATCH);
+        assert_eq!(fast.pooled(), (POOL_CAPACITY - BATCH, POOL_CAPACITY - BATCH));
         assert!(fast.refill_job(&mut rng).unwrap().is_none(), "the batch still out is counted");
         fast.clear();
         assert_eq!(fast.accept(stale), 0, "a batch drawn before a clear is dropped");
-        assert_eq!(fast.pooled(), 0);
+        assert_eq!(fast.pooled(), (0, 0));
         assert!(fast.refill_job(&mut rng).unwrap().is_some());
+        // With the SM2 pool full, a job still refills the P-256 pool alone.
+        let mut fast = Sm2Fast::default();
+        let mut drawn = Vec::new();
+        while let Some(job) = fast.refill_job(&mut rng).unwrap() {
+            drawn.push(job);
+        }
+        for job in drawn {
+            fast.accept(job.compute());
+        }
+        let key = p256::ecdsa::SigningKey::from(crate::alg::ecdsa::generate(&mut rng).unwrap());
+        for _ in 0..BATCH {
+            fast.sign_p256(&key, b"m", &mut rng).unwrap();
+        }
+        assert_eq!(fast.pooled(), (POOL_CAPACITY, POOL_CAPACITY - BATCH));
+        let job = fast.refill_job(&mut rng).unwrap().expect("room in the P-256 pool");
+        assert_eq!((job.n, job.p256_n), (0, BATCH));
     }
 }

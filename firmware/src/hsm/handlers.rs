@@ -118,6 +118,9 @@ impl<P: Platform> Hsm<P> {
                         &mut self.rng,
                     )?));
                 }
+                if let (LoadedKey::P256(key), gmhsm_proto::Mechanism::EcdsaP256Sha256) = (key, &mechanism) {
+                    return Ok(Response::Signature(self.fast.sign_p256(key, &message, &mut self.rng)?));
+                }
                 Ok(Response::Signature(ops::sign(key, &mechanism, &message, &mut self.rng)?))
             }
             Request::Verify { label, mechanism, message, signature } => {

@@ -245,7 +245,14 @@ impl BaseTable {
 /// Signed base-2^W digits of k, least significant first, each in [−2^(W−1), 2^(W−1)]:
 /// k = Σ d_i · 2^(W·i). Branch-free in k.
 fn recode(k: &Scalar) -> [i8; WINDOWS] {
-    let mut repr = k.to_repr();
+    let mut repr: [u8; 32] = k.to_repr().into();
+    let digits = recode_bytes(&repr);
+    repr.zeroize();
+    digits
+}
+
+/// [`recode`] for any 256-bit big-endian integer (a P-256 scalar too: the same table shape).
+pub(crate) fn recode_bytes(repr: &[u8; 32]) -> [i8; WINDOWS] {
     // Little-endian limbs, one spare so that a window may straddle the top.
     let mut limbs = [0u64; 5];
     for (i, chunk) in repr.chunks_exact(8).rev().enumerate() {
@@ -254,7 +261,6 @@ fn recode(k: &Scalar) -> [i8; WINDOWS] {
         limbs[i] = u64::from_be_bytes(b);
         b.zeroize();
     }
-    repr.zeroize();
     let mut digits = [0i8; WINDOWS];
     let mut carry: i32 = 0;
     for (i, digit) in digits.iter_mut().enumerate() {
