@@ -90,38 +90,75 @@ fn neg_reduced<C: Curve>(a: &Fe) -> Fe {
     normalize(core::array::from_fn(|i| _mm512_sub_epi64(p.0[i], a.0[i])))
 }
 
-/// Montgomery product a · b / 2^260 mod p, below 1.25p for a, b below 2^257 (normalized).
-/// Both primes are ≡ −1 (mod 2^64), so −p^−1 ≡ 1 (mod 2^52).
+/// Montgomery reduction of a ten-limb product: t / 2^260 mod p, below 1.25p for t below
+/// 2^514 (a product of two values below 2^257). Five rounds of "add m · p · 2^(52·i) with m
+/// the low limb, carry that limb up": both primes are ≡ −1 (mod 2^64), so −p^−1 ≡ 1
+/// (mod 2^52) and m needs no multiplication. A limb of p that is all ones (2^52 − 1) adds
+/// m · 2^52 − m as −m and +m on two limbs, and a zero limb adds nothing, so only p's other
+/// limbs cost IFMA instructions (SM2: two of five, P-256: three). Limbs may go negative in
+/// between (two's complement lanes, carried with arithmetic shifts); the value does not.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn redc<C: Curve>(mut t: [V; 10]) -> Fe {
+    let mask = splat(MASK52);
+    for i in 0..5 {
+        let m = _mm512_and_si512(t[i], mask);
+        for (j, &pj) in C::P52.iter().enumerate() {
+            if pj == MASK52 {
+                // At j = 0 the −m only clears t[i]'s low bits, which the carry below drops.
+                if j > 0 {
+                    t[i + j] = _mm512_sub_epi64(t[i + j], m);
+                }
+                t[i + j + 1] = _mm512_add_epi64(t[i + j + 1], m);
+            } else if pj != 0 {
+                let pj = splat(pj);
+                t[i + j] = _mm512_madd52lo_epu64(t[i + j], pj, m);
+                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], pj, m);
+            }
+        }
+        // t[i] ≡ m (mod 2^52) if p's low limb is all ones, ≡ 0 otherwise: either way the
+        // exact quotient by 2^52 of (t[i] + m · p₀) is the arithmetic shift.
+        let c = _mm512_srai_epi64::<52>(t[i]);
+        t[i + 1] = _mm512_add_epi64(t[i + 1], c);
+    }
+    normalize([t[5], t[6], t[7], t[8], t[9]])
+}
+
+/// Montgomery product a · b / 2^260 mod p, below 1.25p for a, b below 2^257 (normalized):
+/// the 25 partial products into ten limbs, then [`redc`].
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
 fn mul<C: Curve>(a: &Fe, b: &Fe) -> Fe {
-    let mask = splat(MASK52);
-    let p = constant(&C::P52);
-    let zero = _mm512_setzero_si512();
-    let mut t = [zero; 6];
+    let mut t = [_mm512_setzero_si512(); 10];
     for i in 0..5 {
-        let bi = b.0[i];
         for j in 0..5 {
-            t[j] = _mm512_madd52lo_epu64(t[j], a.0[j], bi);
-            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a.0[j], bi);
+            t[i + j] = _mm512_madd52lo_epu64(t[i + j], a.0[i], b.0[j]);
+            t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a.0[i], b.0[j]);
         }
-        // −p^−1 ≡ 1 (mod 2^52): m is the low limb itself.
-        let m = _mm512_and_si512(t[0], mask);
-        for j in 0..5 {
-            t[j] = _mm512_madd52lo_epu64(t[j], p.0[j], m);
-            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], p.0[j], m);
-        }
-        // t[0] ≡ 0 (mod 2^52) now: shift one limb down, carrying its high bits.
-        let c = _mm512_srli_epi64::<52>(t[0]);
-        t = [_mm512_add_epi64(t[1], c), t[2], t[3], t[4], t[5], zero];
     }
-    normalize([t[0], t[1], t[2], t[3], t[4]])
+    redc::<C>(t)
 }
 
+/// a² / 2^260 mod p: the ten cross products once, doubled, plus the five squares (15
+/// products instead of 25), then [`redc`].
 #[target_feature(enable = "avx512f,avx512ifma")]
 #[inline]
 fn sq<C: Curve>(a: &Fe) -> Fe {
-    mul::<C>(a, a)
+    let mut t = [_mm512_setzero_si512(); 10];
+    for i in 0..5 {
+        for j in i + 1..5 {
+            t[i + j] = _mm512_madd52lo_epu64(t[i + j], a.0[i], a.0[j]);
+            t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a.0[i], a.0[j]);
+        }
+    }
+    for v in t.iter_mut() {
+        *v = _mm512_slli_epi64::<1>(*v);
+    }
+    for i in 0..5 {
+        t[2 * i] = _mm512_madd52lo_epu64(t[2 * i], a.0[i], a.0[i]);
+        t[2 * i + 1] = _mm512_madd52hi_epu64(t[2 * i + 1], a.0[i], a.0[i]);
+    }
+    redc::<C>(t)
 }
 
 /// `if k[lane] { b } else { a }` per lane.
