@@ -2,7 +2,9 @@
 //! verify, signatures as DER (what X.509, TLS and OpenSSL use) or raw r ‖ s.
 //!
 //! All of it is the `p256` crate (hedged RFC 6979 nonces mixing 32 bytes from the card's
-//! RNG); nothing is written by hand.
+//! RNG); nothing is written by hand. The card signs with its stored keys through
+//! [`super::ecdsa_fast`] instead (a pool of precomputed nonces); these functions remain for
+//! digests, self-tests and callers without a pool.
 
 use alloc::vec::Vec;
 use p256::ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
