@@ -52,7 +52,11 @@ pub enum CipherMech {
     /// SM4 in a confidentiality mode; `pkcs7` pads (ECB, CBC only).
     Sm4 { mode: Sm4Mode, pkcs7: bool },
     /// SM4-GCM with a 12-byte nonce and a 16-byte tag appended to the ciphertext.
-    Sm4Gcm { nonce: [u8; 12], aad: Vec<u8> },
+    Sm4Gcm {
+        nonce: [u8; 12],
+        #[serde(with = "serde_bytes")]
+        aad: Vec<u8>,
+    },
 }
 
 /// MAC mechanisms. Append-only.

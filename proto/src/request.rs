@@ -85,7 +85,11 @@ pub enum WrapWith {
     /// Under a stored key (public-key encryption or SM4) that has the WRAP capability.
     Key { label: Label, mechanism: CipherMech },
     /// Under an external public key (DER SubjectPublicKeyInfo), e.g. a client's certificate.
-    External { spki_der: Vec<u8>, mechanism: CipherMech },
+    External {
+        #[serde(with = "serde_bytes")]
+        spki_der: Vec<u8>,
+        mechanism: CipherMech,
+    },
 }
 
 /// How the private key of a pair made by [`Request::GenerateKeyPair`] leaves the card.
@@ -112,6 +116,7 @@ pub enum MultiOp {
     /// SM3 prefixed with Z computed from the public key (DER SPKI) and ID (SDF_HashInit with
     /// a public key): the result is the e an SM2 signature over the data signs.
     HashSm2 {
+        #[serde(with = "serde_bytes")]
         spki_der: Vec<u8>,
         distid: heapless::Vec<u8, 128>,
     },
@@ -154,13 +159,16 @@ pub enum Request {
     Sign {
         label: Label,
         mechanism: Mechanism,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
     /// Verify `signature` over `message` with the public key of `label`.
     Verify {
         label: Label,
         mechanism: Mechanism,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
     /// Delete the key `label`.
@@ -181,28 +189,34 @@ pub enum Request {
     /// One-shot digest.
     Hash {
         alg: HashAlg,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Encrypt {
         key: KeyRef,
         mechanism: CipherMech,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Decrypt {
         key: KeyRef,
         mechanism: CipherMech,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Mac {
         key: KeyRef,
         mechanism: MacMech,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Answered `Verified` or `Err(SignatureInvalid)`; compared in constant time.
     VerifyMac {
         key: KeyRef,
         mechanism: MacMech,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         mac: Vec<u8>,
     },
     /// Start a multi-part operation kept in this session; answered `Handle`.
@@ -212,11 +226,13 @@ pub enum Request {
     /// Feed data; answered `Data` with the output produced so far.
     OpUpdate {
         handle: u32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Feed the last data and finish; answered `Data` (digest, MAC, last output).
     OpFinal {
         handle: u32,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// A fresh SM4 session key, kept in this session and returned wrapped (digital envelope).
@@ -227,6 +243,7 @@ pub enum Request {
     ImportSessionKey {
         unwrap_with: Label,
         mechanism: CipherMech,
+        #[serde(with = "serde_bytes")]
         wrapped: Vec<u8>,
     },
     DestroySessionKey {
@@ -243,7 +260,9 @@ pub enum Request {
         label: Label,
         own_id: heapless::Vec<u8, 128>,
         peer_id: heapless::Vec<u8, 128>,
+        #[serde(with = "serde_bytes")]
         peer_public: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         peer_ephemeral: Vec<u8>,
         key_len: u16,
     },
@@ -251,7 +270,9 @@ pub enum Request {
     AgreementFinish {
         handle: u32,
         peer_id: heapless::Vec<u8, 128>,
+        #[serde(with = "serde_bytes")]
         peer_public: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         peer_ephemeral: Vec<u8>,
     },
     /// Run every known-answer test now; answered `Status`.
@@ -285,6 +306,7 @@ pub enum Request {
     ImportEnvelopedKeyPair {
         label: Label,
         unwrap_with: Label,
+        #[serde(with = "serde_bytes")]
         blob: Vec<u8>,
         caps: Capabilities,
         domains: u32,
@@ -394,5 +416,30 @@ mod tests {
         }
         let plain = Request::GenerateKeyPair { alg: KeyAlg::EcdsaP256, protection: KeyPairProtection::Plaintext };
         assert_eq!(postcard::to_allocvec(&plain).unwrap(), [48, 4, 1]);
+    }
+
+    /// Byte fields go through `serde_bytes` (one copy instead of one serde call per byte) and
+    /// keep postcard's sequence encoding: a varint length, then the bytes. The same value
+    /// encoded as a plain `Vec<u8>` sequence decodes to the same request.
+    #[test]
+    fn byte_fields_keep_the_sequence_encoding() {
+        #[derive(Serialize)]
+        struct AsSeq {
+            variant: u8,
+            alg: u8,
+            data: Vec<u8>,
+        }
+        let data: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let req = Request::Hash { alg: HashAlg::Sm3, data: data.clone() };
+        let bytes = postcard::to_allocvec(&req).unwrap();
+        let index = bytes[0];
+        let seq = postcard::to_allocvec(&AsSeq { variant: index, alg: bytes[1], data: data.clone() }).unwrap();
+        assert_eq!(bytes, seq);
+        assert_eq!(&bytes[2..4], [0xac, 0x02], "varint 300");
+        assert_eq!(postcard::from_bytes::<Request>(&seq).unwrap(), req);
+        // A length beyond the input is an error, not a panic or a short read.
+        let mut truncated = seq.clone();
+        truncated.truncate(100);
+        assert!(postcard::from_bytes::<Request>(&truncated).is_err());
     }
 }

@@ -38,39 +38,44 @@ pub enum Response {
     /// The key was generated; its public key as DER SubjectPublicKeyInfo.
     KeyGenerated {
         alg: KeyAlg,
+        #[serde(with = "serde_bytes")]
         spki_der: Vec<u8>,
     },
     PublicKey {
         alg: KeyAlg,
+        #[serde(with = "serde_bytes")]
         spki_der: Vec<u8>,
     },
-    Signature(Vec<u8>),
+    Signature(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The signature verified.
     Verified,
     Deleted,
     Keys(Vec<(Label, KeyAlg)>),
     /// Audit records in sequence order.
     Audit(Vec<AuditRecord>),
-    Random(Vec<u8>),
-    Digest(Vec<u8>),
+    Random(#[serde(with = "serde_bytes")] Vec<u8>),
+    Digest(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Output bytes (ciphertext, plaintext, MAC, multi-part output).
-    Data(Vec<u8>),
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A multi-part operation's handle.
     Handle(u32),
     /// A session key: its handle in this session and, when generated, its wrapped form.
     SessionKey {
         handle: u32,
+        #[serde(with = "serde_bytes")]
         wrapped: Vec<u8>,
     },
     /// Initiator's ephemeral public key (65-byte SEC1) and the pending exchange's handle.
     Agreement {
         handle: u32,
+        #[serde(with = "serde_bytes")]
         ephemeral: Vec<u8>,
     },
     /// Responder's answer: the derived session key's handle, its ephemeral public key and
     /// S_B for the initiator to check.
     AgreementReply {
         key_handle: u32,
+        #[serde(with = "serde_bytes")]
         ephemeral: Vec<u8>,
         confirm: [u8; 32],
     },
@@ -95,6 +100,7 @@ pub enum Response {
     /// SubjectPublicKeyInfo and the private key as the request asked.
     KeyPair {
         alg: KeyAlg,
+        #[serde(with = "serde_bytes")]
         spki_der: Vec<u8>,
         private: PrivateKeyOut,
     },
@@ -110,7 +116,7 @@ pub enum Response {
 pub enum PrivateKeyOut {
     /// `nonce (12) ‖ SM4-GCM ciphertext ‖ tag (16)` under the KEK, AAD = the SPKI DER; the
     /// plaintext is the PKCS#8 DER private key (`docs/protocol.md`, §Generated key pairs).
-    Wrapped(Vec<u8>),
+    Wrapped(#[serde(with = "serde_bytes")] Vec<u8>),
     /// PKCS#8 DER in the clear (only when the key-export policy allows it).
     Plaintext(SecretBytes),
 }
@@ -124,7 +130,7 @@ pub enum PrivateKeyOut {
 /// into a zeroizing type at once.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SecretBytes(Vec<u8>);
+pub struct SecretBytes(#[serde(with = "serde_bytes")] Vec<u8>);
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> Self {
@@ -173,6 +179,7 @@ pub struct KeyInfo {
     pub domains: u32,
     pub owner: Principal,
     /// DER SubjectPublicKeyInfo (empty for symmetric keys).
+    #[serde(with = "serde_bytes")]
     pub spki_der: Vec<u8>,
     /// `true` when the key has a private-key access password.
     pub password: bool,
