@@ -206,12 +206,15 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
             let r = gmhsm_firmware::keys::generate(KeyAlg::Sm2, &mut HostRng);
             assert!(r.is_ok(), "SM2 key generation failed in the reference");
         }),
-        // The card's path for `GenerateKeyPair`: d from the RNG, [d]G through the fixed-base
-        // table, SPKI and PKCS#8, then SM4-GCM under the KEK with a fresh nonce.
+        // The card's path for `GenerateKeyPair`: (d, [d]G) from a pool refilled in batches of
+        // 32 through the fixed-base table (refill cost included), SPKI and PKCS#8, then
+        // SM4-GCM under the KEK with a fresh nonce.
         Op::Sm2Keypair => {
             let table = alg::sm2_fast::BaseTable::new();
+            let mut pool = alg::sm2_fast::pairs::PairPool::new(32);
             Box::new(move || {
-                let pair = gmhsm_firmware::hsm::keypair::sm2_pair(&table, &mut HostRng);
+                let kp = pool.take(&table, &mut HostRng, 32).expect("SM2 key pair generation failed in the reference");
+                let pair = gmhsm_firmware::hsm::keypair::sm2_pair_from(kp);
                 let pair = pair.expect("SM2 key pair generation failed in the reference");
                 let mut nonce = [0u8; 12];
                 getrandom::fill(&mut nonce).unwrap_or_default();

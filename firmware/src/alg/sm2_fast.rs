@@ -46,6 +46,7 @@
 //! check without an inversion (X = x1·Z²).
 
 mod fe;
+pub mod pairs;
 pub mod pke;
 mod point;
 mod pool;

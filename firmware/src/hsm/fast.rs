@@ -7,7 +7,8 @@
 //! the RustCrypto path, the standard's vectors and OpenSSL.
 //!
 //! ECDSA P-256 keys get the same treatment for signing (`alg::ecdsa_fast`): a pool of
-//! (k⁻¹, r) pairs refilled by the same jobs.
+//! (k⁻¹, r) pairs refilled by the same jobs. So do SM2 key pairs for `GenerateKeyPair`
+//! (`sm2_fast::pairs`): (d, \[d\]G) computed ahead, each handed out once.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -16,6 +17,7 @@ use gmhsm_proto::{Label, Mechanism, Status};
 use rand_core::TryCryptoRng;
 
 use crate::alg::ecdsa_fast::{self, EcdsaJob, EcdsaNonce, EcdsaPool, P256Table};
+use crate::alg::sm2_fast::pairs::{KeyPoint, PairJob, PairPool};
 use crate::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NonceBatch, NonceJob, NoncePool};
 use crate::alg::{self};
 use crate::keys::alg_status;
@@ -27,6 +29,8 @@ pub const BATCH: usize = 32;
 /// Nonces a signature computes on the spot when it finds the pool empty (one lane group of
 /// the table multiplication: a short wait for this request rather than a whole batch).
 const INLINE_BATCH: usize = sm2_fast::table_lanes();
+/// SM2 key pairs kept ready for `GenerateKeyPair`.
+pub const PAIR_CAPACITY: usize = 256;
 /// Signers kept (each a few hundred bytes).
 const MAX_SIGNERS: usize = 4096;
 /// Verification tables kept (88 KiB each) and the uses after which a key earns one.
@@ -41,6 +45,9 @@ pub struct Sm2Fast {
     p256_pool: EcdsaPool,
     /// P-256 nonces out in jobs of the current epoch.
     p256_in_flight: usize,
+    /// SM2 key pairs for `GenerateKeyPair`, and those out in jobs.
+    pairs: PairPool,
+    pairs_in_flight: usize,
     signers: BTreeMap<Label, FastSigner>,
     verifiers: BTreeMap<Label, FastVerifier>,
     verify_counts: BTreeMap<Label, u32>,
@@ -58,9 +65,11 @@ pub struct RefillJob {
     table: Arc<BaseTable>,
     p256_job: Option<EcdsaJob>,
     p256: Arc<P256Table>,
+    pair_job: Option<PairJob>,
     epoch: u64,
     n: usize,
     p256_n: usize,
+    pairs_n: usize,
 }
 
 impl RefillJob {
@@ -69,9 +78,11 @@ impl RefillJob {
         RefillDone {
             batch: self.job.map(|j| j.compute(&self.table)),
             p256: self.p256_job.map(|j| j.compute(&self.p256)),
+            pairs: self.pair_job.map(|j| j.compute(&self.table)),
             epoch: self.epoch,
             n: self.n,
             p256_n: self.p256_n,
+            pairs_n: self.pairs_n,
         }
     }
 }
@@ -81,9 +92,11 @@ impl RefillJob {
 pub struct RefillDone {
     batch: Option<NonceBatch>,
     p256: Option<Vec<EcdsaNonce>>,
+    pairs: Option<Vec<KeyPoint>>,
     epoch: u64,
     n: usize,
     p256_n: usize,
+    pairs_n: usize,
 }
 
 impl Default for Sm2Fast {
@@ -95,6 +108,8 @@ impl Default for Sm2Fast {
             p256: Arc::new(P256Table::new()),
             p256_pool: EcdsaPool::new(POOL_CAPACITY),
             p256_in_flight: 0,
+            pairs: PairPool::new(PAIR_CAPACITY),
+            pairs_in_flight: 0,
             signers: BTreeMap::new(),
             verifiers: BTreeMap::new(),
             verify_counts: BTreeMap::new(),
@@ -149,6 +164,12 @@ impl Sm2Fast {
         ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg).map_err(alg_status)
     }
 
+    /// A fresh SM2 key pair (d, \[d\]G) for `GenerateKeyPair`, from the pool (a few computed
+    /// on the spot if it is empty).
+    pub fn take_pair<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<KeyPoint, Status> {
+        self.pairs.take(&self.table, rng, INLINE_BATCH).map_err(alg_status)
+    }
+
     /// Verify with the stored SM2 public key of `label`.
     pub fn verify(
         &mut self,
@@ -194,22 +215,28 @@ impl Sm2Fast {
     pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Status> {
         let sm2_room = self.pool.len() + self.in_flight + BATCH <= self.pool.capacity();
         let p256_room = self.p256_pool.len() + self.p256_in_flight + BATCH <= self.p256_pool.capacity();
-        if !sm2_room && !p256_room {
+        let pairs_room = self.pairs.len() + self.pairs_in_flight + BATCH <= self.pairs.capacity();
+        if !sm2_room && !p256_room && !pairs_room {
             return Ok(None);
         }
         let job = if sm2_room { Some(NonceJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
         let p256_job = if p256_room { Some(EcdsaJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
-        let (n, p256_n) = (if sm2_room { BATCH } else { 0 }, if p256_room { BATCH } else { 0 });
+        let pair_job = if pairs_room { Some(PairJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
+        let count = |room: bool| if room { BATCH } else { 0 };
+        let (n, p256_n, pairs_n) = (count(sm2_room), count(p256_room), count(pairs_room));
         self.in_flight += n;
         self.p256_in_flight += p256_n;
+        self.pairs_in_flight += pairs_n;
         Ok(Some(RefillJob {
             job,
             table: self.table.clone(),
             p256_job,
             p256: self.p256.clone(),
+            pair_job,
             epoch: self.epoch,
             n,
             p256_n,
+            pairs_n,
         }))
     }
 
@@ -221,8 +248,10 @@ impl Sm2Fast {
         }
         self.in_flight = self.in_flight.saturating_sub(done.n);
         self.p256_in_flight = self.p256_in_flight.saturating_sub(done.p256_n);
+        self.pairs_in_flight = self.pairs_in_flight.saturating_sub(done.pairs_n);
         let sm2 = done.batch.take().map_or(0, |b| self.pool.push(b));
-        sm2 + done.p256.take().map_or(0, |b| self.p256_pool.push(b))
+        let p256 = done.p256.take().map_or(0, |b| self.p256_pool.push(b));
+        sm2 + p256 + done.pairs.take().map_or(0, |b| self.pairs.push(b))
     }
 
     /// The card's fixed-base table of G (for key pairs generated on the fast path).
@@ -234,6 +263,12 @@ impl Sm2Fast {
     #[cfg(test)]
     fn pooled(&self) -> (usize, usize) {
         (self.pool.len(), self.p256_pool.len())
+    }
+
+    /// Key pairs ready.
+    #[cfg(test)]
+    fn pairs_ready(&self) -> usize {
+        self.pairs.len()
     }
 
     /// Forget everything about `label` (deleted key).
@@ -252,6 +287,8 @@ impl Sm2Fast {
         self.in_flight = 0;
         self.p256_pool.clear();
         self.p256_in_flight = 0;
+        self.pairs.clear();
+        self.pairs_in_flight = 0;
         self.epoch = self.epoch.wrapping_add(1);
     }
 }
@@ -272,15 +309,20 @@ mod tests {
         }
         assert_eq!((jobs.len(), fast.pooled()), (POOL_CAPACITY / BATCH, (0, 0)));
         let stale = jobs.pop().unwrap().compute();
-        for job in jobs.drain(..) {
-            // Each job carries a batch for both pools.
-            assert_eq!(fast.accept(job.compute()), 2 * BATCH);
+        for (i, job) in jobs.drain(..).enumerate() {
+            // Each job carries a batch for both nonce pools, the first ones also key pairs.
+            let pairs = if i < PAIR_CAPACITY / BATCH { BATCH } else { 0 };
+            assert_eq!(fast.accept(job.compute()), 2 * BATCH + pairs);
         }
         assert_eq!(fast.pooled(), (POOL_CAPACITY - BATCH, POOL_CAPACITY - BATCH));
+        assert_eq!(fast.pairs_ready(), PAIR_CAPACITY);
+        let pair = fast.take_pair(&mut rng).unwrap();
+        assert_eq!(fast.pairs_ready(), PAIR_CAPACITY - 1);
+        drop(pair);
         assert!(fast.refill_job(&mut rng).unwrap().is_none(), "the batch still out is counted");
         fast.clear();
         assert_eq!(fast.accept(stale), 0, "a batch drawn before a clear is dropped");
-        assert_eq!(fast.pooled(), (0, 0));
+        assert_eq!((fast.pooled(), fast.pairs_ready()), ((0, 0), 0));
         assert!(fast.refill_job(&mut rng).unwrap().is_some());
         // With the SM2 pool full, a job still refills the P-256 pool alone.
         let mut fast = Sm2Fast::default();
@@ -297,6 +339,6 @@ mod tests {
         }
         assert_eq!(fast.pooled(), (POOL_CAPACITY, POOL_CAPACITY - BATCH));
         let job = fast.refill_job(&mut rng).unwrap().expect("room in the P-256 pool");
-        assert_eq!((job.n, job.p256_n), (0, BATCH));
+        assert_eq!((job.n, job.p256_n, job.pairs_n), (0, BATCH, 0));
     }
 }

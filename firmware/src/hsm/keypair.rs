@@ -23,10 +23,11 @@ use gmhsm_proto::request::KeyPairProtection;
 use gmhsm_proto::response::{PrivateKeyOut, SecretBytes};
 use gmhsm_proto::{AuditEvent, Capabilities as C, KeyAlg, Principal, Response, Status};
 use rand_core::TryCryptoRng;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{Hsm, State, store_status};
 use crate::alg::sm2_fast::BaseTable;
+use crate::alg::sm2_fast::pairs::{KeyPoint, PairJob};
 use crate::keys::{self, LoadedKey};
 
 /// Present, wrapped under the DMK, while plaintext export of generated private keys is allowed.
@@ -35,8 +36,6 @@ pub(super) const META_EXPORT_PLAIN: &[u8] = b"m:export-plain";
 const EXPORT_PLAIN_AAD: &[u8] = b"gmhsm/v1/policy/export-plaintext";
 /// SM4-GCM nonce and tag lengths of the wrapped form.
 const GCM_NONCE: usize = 12;
-/// Scalars drawn before an SM2 generation gives up (each rejected with probability ~2^-32).
-const MAX_TRIES: usize = 8;
 
 /// DER of id-ecPublicKey (1.2.840.10045.2.1).
 const OID_EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -99,40 +98,22 @@ impl core::fmt::Debug for Pair {
 }
 
 /// An SM2 pair on the fast path: d uniform in [1, n−2] from `rng` (GB/T 32918.1 excludes
-/// n − 1), \[d\]G through the fixed-base `table` in constant time, the point parsed
-/// (on-curve check) by the `sm2` crate. Public so that the load generator measures the same
-/// code in process.
+/// n − 1), \[d\]G through the fixed-base `table` in constant time. Public so that the load
+/// generator measures the same code in process; the card takes its pairs from the pool
+/// of its nonce engine ([`sm2_pair_from`]).
 pub fn sm2_pair<R: TryCryptoRng + ?Sized>(table: &BaseTable, rng: &mut R) -> Result<Pair, Status> {
-    let mut d = sm2_scalar(rng)?;
-    let point = table.mul(&d).to_affine_bytes();
-    let mut d_bytes = Zeroizing::new([0u8; 32]);
-    d_bytes.copy_from_slice(&sm2::elliptic_curve::ff::PrimeField::to_repr(&d));
-    d.zeroize();
-    let (x, y) = point.ok_or(Status::Internal)?;
-    let mut sec1 = [0u8; 65];
-    sec1[0] = 4;
-    sec1[1..33].copy_from_slice(&x);
-    sec1[33..].copy_from_slice(&y);
-    sm2::PublicKey::from_sec1_bytes(&sec1).map_err(|_| Status::Internal)?;
-    Ok(Pair { spki_der: ec_spki(&OID_SM2, &sec1), pkcs8: ec_pkcs8(&OID_SM2, &d_bytes, &sec1) })
+    let mut pairs = PairJob::draw(rng, 1).map_err(|_| Status::DeviceError)?.compute(table);
+    sm2_pair_from(pairs.pop().ok_or(Status::Internal)?)
 }
 
-/// A scalar uniform in [1, n−2] by rejection.
-fn sm2_scalar<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<sm2::Scalar, Status> {
-    for _ in 0..MAX_TRIES {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rng.try_fill_bytes(&mut bytes[..]).map_err(|_| Status::DeviceError)?;
-        let mut repr = sm2::FieldBytes::from(*bytes);
-        let d = Option::<sm2::NonZeroScalar>::from(sm2::NonZeroScalar::from_repr(repr));
-        repr.zeroize();
-        if let Some(d) = d {
-            let d = *d;
-            if !bool::from((sm2::Scalar::ONE + d).is_zero()) {
-                return Ok(d);
-            }
-        }
-    }
-    Err(Status::DeviceError)
+/// The encodings of a precomputed pair: the point parsed (on-curve check) by the `sm2` crate,
+/// the SPKI and the PKCS#8.
+pub fn sm2_pair_from(kp: KeyPoint) -> Result<Pair, Status> {
+    let d_bytes = kp.secret_bytes();
+    let sec1 = kp.public_sec1();
+    drop(kp);
+    sm2::PublicKey::from_sec1_bytes(&sec1).map_err(|_| Status::Internal)?;
+    Ok(Pair { spki_der: ec_spki(&OID_SM2, &sec1), pkcs8: ec_pkcs8(&OID_SM2, &d_bytes, &sec1) })
 }
 
 impl<P: Platform> Hsm<P> {
@@ -170,7 +151,7 @@ impl<P: Platform> Hsm<P> {
             _ => return Err(Status::InvalidArgument),
         };
         let pair = match alg {
-            KeyAlg::Sm2 => sm2_pair(self.fast.table(), &mut self.rng)?,
+            KeyAlg::Sm2 => sm2_pair_from(self.fast.take_pair(&mut self.rng)?)?,
             _ => other_pair(alg, keys::generate(alg, &mut self.rng)?)?,
         };
         let private = match kek {

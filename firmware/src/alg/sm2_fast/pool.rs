@@ -75,7 +75,7 @@ fn reduce_fe(x: &Fe) -> Scalar {
 
 /// Z^−1 of every point with one inversion (Montgomery's trick); constant time. No Z may
 /// be zero (no point is the identity).
-fn batch_invert_z(points: &[Jacobian]) -> Vec<Fe> {
+pub(super) fn batch_invert_z(points: &[Jacobian]) -> Vec<Fe> {
     let mut prefix = Vec::with_capacity(points.len());
     let mut acc = Fe::ONE;
     for p in points {
