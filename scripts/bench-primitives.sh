@@ -6,7 +6,11 @@
 # Usage: scripts/bench-primitives.sh [--skip-cargo] [--skip-openssl]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Absolute: cargo runs a bench in its package's folder, and criterion writes its results under
+# $CARGO_TARGET_DIR/criterion relative to that folder.
 target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+export CARGO_TARGET_DIR="$target"
 skip_cargo=0; skip_openssl=0
 for a in "$@"; do
   case "$a" in
