@@ -31,6 +31,7 @@
 
 pub mod ecdsa;
 pub mod ecdsa_fast;
+pub mod once;
 pub mod rsa;
 pub mod sm2;
 pub mod sm2_fast;

@@ -213,7 +213,8 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
             let table = alg::sm2_fast::BaseTable::new();
             let mut pool = alg::sm2_fast::pairs::PairPool::new(32);
             Box::new(move || {
-                let kp = pool.take(&table, &mut HostRng, 32).expect("SM2 key pair generation failed in the reference");
+                let kp = alg::sm2_fast::pairs::take(&mut pool, &table, &mut HostRng, 32)
+                    .expect("SM2 key pair generation failed in the reference");
                 let pair = gmhsm_firmware::hsm::keypair::sm2_pair_from(kp);
                 let pair = pair.expect("SM2 key pair generation failed in the reference");
                 let mut nonce = [0u8; 12];
@@ -235,7 +236,7 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
             let mut pool = alg::ecdsa_fast::EcdsaPool::new(1024);
             Box::new(move || {
                 if pool.is_empty() {
-                    let _ = pool.refill(&table, &mut HostRng, 32);
+                    let _ = alg::ecdsa_fast::refill(&mut pool, &table, &mut HostRng, 32);
                 }
                 let _ = alg::ecdsa_fast::sign_pooled(&k, &mut pool, &table, &mut HostRng, &msg);
             })

@@ -33,7 +33,8 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::AlgError;
-use super::sm2_fast::{ENTRIES, W, WINDOWS, recode_bytes};
+use super::once::{OncePool, Secrets};
+use super::sm2_fast::{ENTRIES, WINDOWS, comb_multiples, recode_bytes};
 
 /// The P-256 field prime, big-endian.
 const P: [u8; 32] = [
@@ -65,18 +66,7 @@ impl P256Table {
         if !gmhsm_ec_ifma::is_available() {
             return Self::portable();
         }
-        let mut projective = Vec::with_capacity(WINDOWS * ENTRIES);
-        let mut base = ProjectivePoint::GENERATOR;
-        for _ in 0..WINDOWS {
-            let mut acc = base;
-            for _ in 0..ENTRIES {
-                projective.push(acc);
-                acc += &base;
-            }
-            for _ in 0..W {
-                base = base.double();
-            }
-        }
+        let projective = comb_multiples(ProjectivePoint::GENERATOR);
         let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&projective[..]);
         let ifma = gmhsm_ec_ifma::CombTable::new(WINDOWS, ENTRIES, |i, j| {
             let p = &affine[i * ENTRIES + j];
@@ -172,20 +162,9 @@ impl core::fmt::Debug for EcdsaNonce {
 
 /// The secret scalars of a batch, drawn (under the card's lock) and not yet multiplied.
 /// Zeroized on drop.
+#[derive(Debug)]
 pub struct EcdsaJob {
-    ks: Vec<Scalar>,
-}
-
-impl core::fmt::Debug for EcdsaJob {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "EcdsaJob {{ n: {} }}", self.ks.len())
-    }
-}
-
-impl Drop for EcdsaJob {
-    fn drop(&mut self) {
-        self.ks.zeroize();
-    }
+    ks: Secrets<Scalar>,
 }
 
 impl EcdsaJob {
@@ -194,18 +173,18 @@ impl EcdsaJob {
     pub fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, n: usize) -> Result<EcdsaJob, AlgError> {
         let mut bytes = Zeroizing::new(alloc::vec![0u8; 32 * n]);
         rng.try_fill_bytes(&mut bytes).map_err(|_| AlgError::Rng)?;
-        let mut ks = Vec::with_capacity(n);
+        let mut ks = Secrets(Vec::with_capacity(n));
         for chunk in bytes.chunks_exact(32) {
             let mut repr = FieldBytes::default();
             repr.copy_from_slice(chunk);
             let k = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(repr));
             repr.zeroize();
             match k {
-                Some(k) => ks.push(*k),
+                Some(k) => ks.0.push(*k),
                 None => {
                     let k = <NonZeroScalar as p256::elliptic_curve::Generate>::try_generate_from_rng(rng)
                         .map_err(|_| AlgError::Rng)?;
-                    ks.push(*k)
+                    ks.0.push(*k)
                 }
             }
         }
@@ -214,20 +193,21 @@ impl EcdsaJob {
 
     /// \[k\]G, r and k⁻¹ for every k (pairs with r = 0 dropped).
     pub fn compute(self, table: &P256Table) -> Vec<EcdsaNonce> {
-        let xs = table.x_coordinates(&self.ks);
+        let ks = &self.ks.0;
+        let xs = table.x_coordinates(ks);
         // k⁻¹ for all k with one inversion.
-        let mut prefix = Zeroizing::new(Vec::with_capacity(self.ks.len()));
+        let mut prefix = Zeroizing::new(Vec::with_capacity(ks.len()));
         let mut acc = Scalar::ONE;
-        for k in &self.ks {
+        for k in ks {
             prefix.push(acc);
             acc *= k;
         }
         let mut inv = Option::<Scalar>::from(acc.invert()).unwrap_or(Scalar::ZERO);
         acc.zeroize();
-        let mut out = Vec::with_capacity(self.ks.len());
-        for i in (0..self.ks.len()).rev() {
+        let mut out = Vec::with_capacity(ks.len());
+        for i in (0..ks.len()).rev() {
             let kinv = inv * prefix[i];
-            inv *= &self.ks[i];
+            inv *= &ks[i];
             let r = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(*xs[i]));
             if !bool::from(r.is_zero()) {
                 out.push(EcdsaNonce { kinv, r });
@@ -238,68 +218,18 @@ impl EcdsaJob {
     }
 }
 
-/// Precomputed nonces, each handed out once: slots allocated once at the capacity (never
-/// reallocated, so no copy is left in freed memory); a taken slot is moved out and zeroed.
-#[derive(Debug)]
-pub struct EcdsaPool {
-    slots: Vec<EcdsaNonce>,
-    capacity: usize,
-}
+/// Precomputed nonces, each handed out once (the invariants of [`OncePool`]).
+pub type EcdsaPool = OncePool<EcdsaNonce>;
 
-impl EcdsaPool {
-    pub fn new(capacity: usize) -> Self {
-        EcdsaPool { slots: Vec::with_capacity(capacity), capacity }
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Add computed nonces up to the capacity (the rest are dropped, zeroized). Returns how
-    /// many were added.
-    pub fn push(&mut self, batch: Vec<EcdsaNonce>) -> usize {
-        let mut added = 0;
-        for n in batch {
-            if self.slots.len() == self.capacity {
-                break;
-            }
-            self.slots.push(n);
-            added += 1;
-        }
-        added
-    }
-
-    /// Compute `n` nonces now and add them.
-    pub fn refill<R: TryCryptoRng + ?Sized>(
-        &mut self,
-        table: &P256Table,
-        rng: &mut R,
-        n: usize,
-    ) -> Result<usize, AlgError> {
-        Ok(self.push(EcdsaJob::draw(rng, n)?.compute(table)))
-    }
-
-    /// Take one nonce (its slot is zeroed).
-    pub fn take(&mut self) -> Option<EcdsaNonce> {
-        let last = self.slots.last_mut()?;
-        let n = core::mem::take(last);
-        self.slots.pop();
-        Some(n)
-    }
-
-    /// Drop every nonce (zeroized).
-    pub fn clear(&mut self) {
-        self.slots.iter_mut().for_each(Zeroize::zeroize);
-        self.slots.clear();
-    }
+/// Compute `n` nonces now and add them to `pool`; returns how many were added.
+pub fn refill<R: TryCryptoRng + ?Sized>(
+    pool: &mut EcdsaPool,
+    table: &P256Table,
+    rng: &mut R,
+    n: usize,
+) -> Result<usize, AlgError> {
+    let mut batch = EcdsaJob::draw(rng, n)?.compute(table);
+    Ok(pool.push(&mut batch))
 }
 
 /// Sign SHA-256(`msg`) with a pooled nonce; DER signature. An empty pool gets
@@ -328,7 +258,7 @@ pub fn sign_digest_pooled<R: TryCryptoRng + ?Sized>(
     let d: &Scalar = key.as_nonzero_scalar();
     for _ in 0..4 {
         if pool.is_empty() {
-            pool.refill(table, rng, table.inline_batch())?;
+            refill(pool, table, rng, table.inline_batch())?;
         }
         let nonce = pool.take().ok_or(AlgError::Rng)?;
         let mut s = nonce.kinv * (e + nonce.r * d);
@@ -387,7 +317,7 @@ mod tests {
         for table in [P256Table::new(), P256Table::portable()] {
             // 19 scalars: two full lane groups and a short one.
             let job = EcdsaJob::draw(&mut rng, 19).unwrap();
-            let ks = job.ks.clone();
+            let ks = job.ks.0.clone();
             let nonces = job.compute(&table);
             assert_eq!(nonces.len(), ks.len());
             // compute() walks the batch backwards.
@@ -404,7 +334,7 @@ mod tests {
         let mut rng = CounterRng::new(b"ecdsa-pool");
         let table = P256Table::new();
         let mut pool = EcdsaPool::new(10);
-        assert_eq!(pool.refill(&table, &mut rng, 16).unwrap(), 10, "capped at the capacity");
+        assert_eq!(refill(&mut pool, &table, &mut rng, 16).unwrap(), 10, "capped at the capacity");
         let mut rs = Vec::new();
         while let Some(n) = pool.take() {
             rs.push(n.r);
@@ -413,7 +343,7 @@ mod tests {
         rs.sort_by_key(|r| r.to_repr());
         rs.dedup();
         assert_eq!(rs.len(), 10, "no nonce handed out twice");
-        pool.refill(&table, &mut rng, 4).unwrap();
+        refill(&mut pool, &table, &mut rng, 4).unwrap();
         pool.clear();
         assert!(pool.is_empty());
     }

@@ -71,8 +71,8 @@ use fe::Fe;
 use point::Jacobian;
 
 pub use pool::{Nonce, NonceBatch, NonceJob, NoncePool};
-pub(crate) use table::recode_bytes;
 pub use table::{BaseTable, ENTRIES, W, WINDOWS};
+pub(crate) use table::{comb_multiples, recode_bytes};
 
 /// Scalars the table multiplies side by side (a good small batch size).
 pub const fn table_lanes() -> usize {

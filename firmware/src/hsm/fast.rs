@@ -167,7 +167,7 @@ impl Sm2Fast {
     /// A fresh SM2 key pair (d, \[d\]G) for `GenerateKeyPair`, from the pool (a few computed
     /// on the spot if it is empty).
     pub fn take_pair<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<KeyPoint, Status> {
-        self.pairs.take(&self.table, rng, INLINE_BATCH).map_err(alg_status)
+        sm2_fast::pairs::take(&mut self.pairs, &self.table, rng, INLINE_BATCH).map_err(alg_status)
     }
 
     /// Verify with the stored SM2 public key of `label`.
@@ -250,8 +250,8 @@ impl Sm2Fast {
         self.p256_in_flight = self.p256_in_flight.saturating_sub(done.p256_n);
         self.pairs_in_flight = self.pairs_in_flight.saturating_sub(done.pairs_n);
         let sm2 = done.batch.take().map_or(0, |b| self.pool.push(b));
-        let p256 = done.p256.take().map_or(0, |b| self.p256_pool.push(b));
-        sm2 + p256 + done.pairs.take().map_or(0, |b| self.pairs.push(b))
+        let p256 = done.p256.as_mut().map_or(0, |b| self.p256_pool.push(b));
+        sm2 + p256 + done.pairs.as_mut().map_or(0, |b| self.pairs.push(b))
     }
 
     /// The card's fixed-base table of G (for key pairs generated on the fast path).

@@ -16,6 +16,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use super::BaseTable;
 use super::pool::batch_invert_z;
 use crate::alg::AlgError;
+use crate::alg::once::{OncePool, Secrets};
 
 /// Draws for one scalar before the RNG is declared broken (a draw fails with probability
 /// about 2^−32).
@@ -53,38 +54,28 @@ impl KeyPoint {
 }
 
 /// The secret scalars of a batch of pairs, drawn and not yet multiplied. Zeroized on drop.
+#[derive(Debug)]
 pub struct PairJob {
-    ds: Vec<Scalar>,
-}
-
-impl core::fmt::Debug for PairJob {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "PairJob {{ n: {} }}", self.ds.len())
-    }
-}
-
-impl Drop for PairJob {
-    fn drop(&mut self) {
-        self.ds.zeroize();
-    }
+    ds: Secrets<Scalar>,
 }
 
 impl PairJob {
     /// `n` scalars uniform in [1, n−2], by rejection.
     pub fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, n: usize) -> Result<PairJob, AlgError> {
-        let mut job = PairJob { ds: Vec::with_capacity(n) };
+        let mut job = PairJob { ds: Secrets(Vec::with_capacity(n)) };
         for _ in 0..n {
-            job.ds.push(private_scalar(rng)?);
+            job.ds.0.push(private_scalar(rng)?);
         }
         Ok(job)
     }
 
     /// \[d\]G for every d and one batch inversion for the affine points.
     pub fn compute(self, table: &BaseTable) -> Vec<KeyPoint> {
-        let mut points = table.mul_many(&self.ds);
+        let mut points = table.mul_many(&self.ds.0);
         let mut zinv = batch_invert_z(&points);
         let out = self
             .ds
+            .0
             .iter()
             .zip(points.iter().zip(zinv.iter()))
             .map(|(d, (p, zi))| {
@@ -116,60 +107,21 @@ fn private_scalar<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Scalar, AlgEr
     Err(AlgError::Rng)
 }
 
-/// Precomputed key pairs.
-#[derive(Debug)]
-pub struct PairPool {
-    slots: Vec<KeyPoint>,
-    capacity: usize,
-}
+/// Precomputed key pairs, each handed out once (the invariants of [`OncePool`]).
+pub type PairPool = OncePool<KeyPoint>;
 
-impl PairPool {
-    pub fn new(capacity: usize) -> Self {
-        PairPool { slots: Vec::with_capacity(capacity), capacity }
+/// Take one pair from `pool`, computing `inline` of them first if it is empty.
+pub fn take<R: TryCryptoRng + ?Sized>(
+    pool: &mut PairPool,
+    table: &BaseTable,
+    rng: &mut R,
+    inline: usize,
+) -> Result<KeyPoint, AlgError> {
+    if pool.is_empty() {
+        let mut batch = PairJob::draw(rng, inline.max(1))?.compute(table);
+        pool.push(&mut batch);
     }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Add pairs up to the capacity (the rest are dropped, zeroized); returns how many.
-    pub fn push(&mut self, batch: Vec<KeyPoint>) -> usize {
-        let room = self.capacity - self.slots.len();
-        let added = batch.len().min(room);
-        self.slots.extend(batch.into_iter().take(added));
-        added
-    }
-
-    /// Take one pair (its slot is zeroed), computing `inline` of them first if the pool is
-    /// empty.
-    pub fn take<R: TryCryptoRng + ?Sized>(
-        &mut self,
-        table: &BaseTable,
-        rng: &mut R,
-        inline: usize,
-    ) -> Result<KeyPoint, AlgError> {
-        if self.slots.is_empty() {
-            self.push(PairJob::draw(rng, inline.max(1))?.compute(table));
-        }
-        let last = self.slots.last_mut().ok_or(AlgError::Rng)?;
-        let pair = core::mem::take(last);
-        self.slots.pop();
-        Ok(pair)
-    }
-
-    /// Drop every pair (zeroized).
-    pub fn clear(&mut self) {
-        self.slots.iter_mut().for_each(Zeroize::zeroize);
-        self.slots.clear();
-    }
+    pool.take().ok_or(AlgError::Rng)
 }
 
 #[cfg(test)]
@@ -184,12 +136,12 @@ mod tests {
         let table = BaseTable::new();
         let mut rng = CounterRng::new(b"pairs");
         let mut pool = PairPool::new(12);
-        assert_eq!(pool.push(PairJob::draw(&mut rng, 9).unwrap().compute(&table)), 9);
-        assert_eq!(pool.push(PairJob::draw(&mut rng, 9).unwrap().compute(&table)), 3, "capped");
+        assert_eq!(pool.push(&mut PairJob::draw(&mut rng, 9).unwrap().compute(&table)), 9);
+        assert_eq!(pool.push(&mut PairJob::draw(&mut rng, 9).unwrap().compute(&table)), 3, "capped");
         let mut seen = Vec::new();
         for _ in 0..14 {
             // The last two come from an inline batch of one.
-            let kp = pool.take(&table, &mut rng, 1).unwrap();
+            let kp = take(&mut pool, &table, &mut rng, 1).unwrap();
             let d = Scalar::from_repr((*kp.secret_bytes()).into()).unwrap();
             let want = (ProjectivePoint::GENERATOR * d).to_affine();
             let sec1 = kp.public_sec1();
@@ -206,6 +158,6 @@ mod tests {
     fn a_failing_rng_is_an_error() {
         let table = BaseTable::new();
         assert!(matches!(PairJob::draw(&mut FailingRng, 4), Err(AlgError::Rng)));
-        assert!(matches!(PairPool::new(4).take(&table, &mut FailingRng, 4), Err(AlgError::Rng)));
+        assert!(matches!(take(&mut PairPool::new(4), &table, &mut FailingRng, 4), Err(AlgError::Rng)));
     }
 }

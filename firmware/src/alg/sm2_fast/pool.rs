@@ -23,6 +23,7 @@ use super::BaseTable;
 use super::fe::Fe;
 use super::point::Jacobian;
 use crate::alg::AlgError;
+use crate::alg::once::{OncePool, Secrets};
 
 /// One signing nonce: the secret k and x1 mod n of \[k\]G. Zeroized on drop; not `Clone`, so a
 /// pair cannot be duplicated.
@@ -96,20 +97,9 @@ pub(super) fn batch_invert_z(points: &[Jacobian]) -> Vec<Fe> {
 /// The secret scalars of a batch of nonces, drawn from the RNG (cheap: one DRBG call) and not
 /// yet multiplied (the expensive part), so that a card can draw under its lock and compute
 /// outside it, on another core. Zeroized on drop.
+#[derive(Debug)]
 pub struct NonceJob {
-    ks: Vec<Scalar>,
-}
-
-impl core::fmt::Debug for NonceJob {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "NonceJob {{ n: {} }}", self.ks.len())
-    }
-}
-
-impl Drop for NonceJob {
-    fn drop(&mut self) {
-        self.ks.zeroize();
-    }
+    ks: Secrets<Scalar>,
 }
 
 impl NonceJob {
@@ -118,15 +108,15 @@ impl NonceJob {
     pub fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, n: usize) -> Result<NonceJob, AlgError> {
         let mut bytes = zeroize::Zeroizing::new(alloc::vec![0u8; 32 * n]);
         rng.try_fill_bytes(&mut bytes).map_err(|_| AlgError::Rng)?;
-        let mut job = NonceJob { ks: Vec::with_capacity(n) };
+        let mut job = NonceJob { ks: Secrets(Vec::with_capacity(n)) };
         for chunk in bytes.chunks_exact(32) {
             let mut repr = FieldBytes::default();
             repr.copy_from_slice(chunk);
             let k = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(repr));
             repr.zeroize();
             match k {
-                Some(k) => job.ks.push(*k),
-                None => job.ks.push(draw(rng)?),
+                Some(k) => job.ks.0.push(*k),
+                None => job.ks.0.push(draw(rng)?),
             }
         }
         Ok(job)
@@ -134,11 +124,12 @@ impl NonceJob {
 
     /// \[k\]G for every k, lane-parallel, and one batch inversion for the affine x1.
     pub fn compute(self, table: &BaseTable) -> NonceBatch {
-        let mut points: Vec<Jacobian> = table.mul_many(&self.ks);
+        let mut points: Vec<Jacobian> = table.mul_many(&self.ks.0);
         // One inversion for the batch (Montgomery's trick), in constant time.
         let mut zinv = batch_invert_z(&points);
         let batch = self
             .ks
+            .0
             .iter()
             .zip(points.iter().zip(zinv.iter()))
             .map(|(k, (p, zi))| Nonce { k: *k, x1: reduce_fe(&p.x_with_zinv(zi)) })
@@ -153,39 +144,36 @@ impl NonceJob {
 #[derive(Debug)]
 pub struct NonceBatch(Vec<Nonce>);
 
-/// Precomputed nonces, filled in batches while the card is idle.
+/// Precomputed nonces, filled in batches while the card is idle (the invariants of
+/// [`OncePool`]).
 pub struct NoncePool {
     table: Arc<BaseTable>,
-    /// `slots[..len]` hold unused pairs; the rest are zero.
-    slots: Vec<Nonce>,
-    len: usize,
+    pairs: OncePool<Nonce>,
 }
 
 impl core::fmt::Debug for NoncePool {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "NoncePool {{ len: {}, capacity: {} }}", self.len, self.slots.len())
+        write!(f, "NoncePool {{ len: {}, capacity: {} }}", self.len(), self.capacity())
     }
 }
 
 impl NoncePool {
     /// An empty pool that holds at most `capacity` pairs.
     pub fn new(table: Arc<BaseTable>, capacity: usize) -> Self {
-        let mut slots = Vec::with_capacity(capacity);
-        slots.resize_with(capacity, Nonce::default);
-        NoncePool { table, slots, len: 0 }
+        NoncePool { table, pairs: OncePool::new(capacity) }
     }
 
     /// Unused pairs in the pool.
     pub fn len(&self) -> usize {
-        self.len
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.pairs.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.pairs.capacity()
     }
 
     /// The fixed-base table the pool computes with.
@@ -208,27 +196,18 @@ impl NoncePool {
 
     /// Free slots.
     pub fn room(&self) -> usize {
-        self.capacity() - self.len
+        self.pairs.room()
     }
 
     /// Move a computed batch into the pool; returns how many pairs were added (pairs that do
     /// not fit are zeroized and dropped).
     pub fn push(&mut self, mut batch: NonceBatch) -> usize {
-        let n = batch.0.len().min(self.room());
-        for (slot, nonce) in self.slots[self.len..self.len + n].iter_mut().zip(batch.0.iter_mut()) {
-            *slot = core::mem::take(nonce);
-        }
-        self.len += n;
-        n
+        self.pairs.push(&mut batch.0)
     }
 
     /// Take one unused pair, or `None` if the pool is empty. The slot is zeroed.
     pub fn take(&mut self) -> Option<Nonce> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        Some(core::mem::take(&mut self.slots[self.len]))
+        self.pairs.take()
     }
 
     /// Take a pair from the pool, or compute one now if the pool is empty.
@@ -241,16 +220,7 @@ impl NoncePool {
 
     /// Zeroize and drop every unused pair (e.g. before the card enters its error state).
     pub fn clear(&mut self) {
-        for slot in &mut self.slots[..self.len] {
-            slot.zeroize();
-        }
-        self.len = 0;
-    }
-}
-
-impl Drop for NoncePool {
-    fn drop(&mut self) {
-        self.clear();
+        self.pairs.clear();
     }
 }
 
@@ -267,12 +237,11 @@ mod tests {
     fn taken_and_cleared_slots_are_zeroed() {
         let mut pool = NoncePool::new(Arc::new(BaseTable::new()), 4);
         pool.refill(&mut CounterRng::new(b"slots"), 4).unwrap();
-        assert!(pool.slots.iter().all(|n| !zero(n)));
+        assert!(pool.pairs.slots().iter().all(|n| !zero(n)));
         let taken = pool.take().unwrap();
         assert!(!zero(&taken));
-        assert!(zero(&pool.slots[3]));
+        assert!(zero(&pool.pairs.slots()[3]));
         pool.clear();
-        assert!(pool.is_empty() && pool.slots.iter().all(zero));
-        assert_eq!(pool.slots.capacity(), 4, "slots are never reallocated");
+        assert!(pool.is_empty() && pool.pairs.slots().iter().all(zero));
     }
 }

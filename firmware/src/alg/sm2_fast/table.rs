@@ -107,18 +107,8 @@ impl BaseTable {
         Self::build(ProjectivePoint::from(point))
     }
 
-    fn build(mut base: ProjectivePoint) -> Self {
-        let mut projective = Vec::with_capacity(WINDOWS * ENTRIES);
-        for _ in 0..WINDOWS {
-            let mut acc = base;
-            for _ in 0..ENTRIES {
-                projective.push(acc);
-                acc += &base;
-            }
-            for _ in 0..W {
-                base = base.double();
-            }
-        }
+    fn build(base: ProjectivePoint) -> Self {
+        let projective = comb_multiples(base);
         let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&projective[..]);
         BaseTable { points: affine.iter().map(from_crate).collect(), ifma: None }
     }
@@ -240,6 +230,24 @@ impl BaseTable {
     fn select(&self, i: usize, d: i8) -> (Affine, Choice) {
         select_signed(self.window(i), d)
     }
+}
+
+/// The points of a comb table of `base`, in any group: `out[i * ENTRIES + j]` =
+/// (j + 1) · 2^(W·i) · base (`WINDOWS · ENTRIES` additions, `WINDOWS · W` doublings). The
+/// P-256 table of `ecdsa_fast` has the same shape.
+pub(crate) fn comb_multiples<G: Group>(mut base: G) -> Vec<G> {
+    let mut out = Vec::with_capacity(WINDOWS * ENTRIES);
+    for _ in 0..WINDOWS {
+        let mut acc = base;
+        for _ in 0..ENTRIES {
+            out.push(acc);
+            acc += base;
+        }
+        for _ in 0..W {
+            base = base.double();
+        }
+    }
+    out
 }
 
 /// Signed base-2^W digits of k, least significant first, each in [−2^(W−1), 2^(W−1)]:
