@@ -128,6 +128,10 @@ pub struct DaemonConfig {
     pub card_connect_wait: Duration,
     /// On shutdown, how long to wait for answers to requests already in flight.
     pub drain_timeout: Duration,
+    /// After handling events, how long the event loop keeps polling without sleeping before
+    /// it blocks (see `crate::busypoll`): trades CPU for the latency of an unpipelined
+    /// request. Zero (the default): block at once.
+    pub busy_poll: Duration,
 }
 
 /// Default bounds, shared by [`DaemonConfig::new`] and the configuration file.
@@ -144,14 +148,15 @@ pub mod defaults {
     pub const CARD_CONNECT_WAIT: Duration = Duration::from_secs(5);
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
     pub const HANDSHAKE_WORKERS: usize = 2;
+    pub const BUSY_POLL: Duration = Duration::ZERO;
 }
 
 impl DaemonConfig {
     /// A configuration with default bounds: 256 connections, 16 per client certificate,
     /// 32 requests in flight per connection, 1000 requests/s per application with a burst
     /// of 2000, 5 min idle, 10 s handshake, 30 s per card answer, 5 s to find the card,
-    /// 5 s drain on shutdown, 2 handshake workers; no card-held TLS keys, no local socket,
-    /// no reload source.
+    /// 5 s drain on shutdown, 2 handshake workers, no busy polling; no card-held TLS keys, no
+    /// local socket, no reload source.
     pub fn new(
         listen: SocketAddr,
         server_cert_chain_pem: Vec<u8>,
@@ -180,6 +185,7 @@ impl DaemonConfig {
             card_timeout: defaults::CARD_TIMEOUT,
             card_connect_wait: defaults::CARD_CONNECT_WAIT,
             drain_timeout: defaults::DRAIN_TIMEOUT,
+            busy_poll: defaults::BUSY_POLL,
         }
     }
 }
@@ -203,6 +209,7 @@ impl std::fmt::Debug for DaemonConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("card_timeout", &self.card_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("busy_poll", &self.busy_poll)
             .finish_non_exhaustive()
     }
 }

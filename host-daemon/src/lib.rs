@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod bounds;
+mod busypoll;
 mod cardkey;
 mod cardlink;
 mod config;

@@ -53,6 +53,9 @@ struct Cli {
     /// Maximum requests in flight per connection.
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// Microseconds to keep polling without sleeping after handling events (0: off).
+    #[arg(long = "busy-poll-us")]
+    busy_poll_us: Option<u64>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long = "log-level")]
     log_level: Option<String>,
@@ -104,6 +107,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     set!(cli.local_socket => s.local.path);
     set!(cli.max_connections => s.limits.max_connections);
     set!(cli.max_in_flight => s.limits.max_in_flight_per_connection);
+    set!(cli.busy_poll_us => s.tuning.busy_poll_us);
     set!(cli.log_level => s.log_level);
     set!(cli.user => s.harden.user);
     if cli.no_local {
@@ -112,6 +116,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     if cli.no_harden {
         s.harden.enabled = false;
     }
+    s.check().context("in the command-line flags")?;
     Ok(s)
 }
 

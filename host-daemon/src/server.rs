@@ -35,6 +35,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ServerConfig;
 
 use crate::bounds::{self, Bounds};
+use crate::busypoll::BusyPoll;
 use crate::cardlink::{self, CardLink, Completion};
 use crate::config::DaemonConfig;
 use crate::conn::{Close, Conn, Ctx, Limits};
@@ -79,6 +80,7 @@ pub struct Daemon {
     /// connections they touched.
     done: Vec<Completion>,
     touched: Vec<Token>,
+    busy: BusyPoll,
 }
 
 /// Connections and handshakes by token.
@@ -124,6 +126,7 @@ impl Daemon {
         identities.connect_card_keys();
         let control = ControlInner::new(waker);
         let workers = Workers::start(config.handshake_workers, control.clone())?;
+        let busy = BusyPoll::new(config.busy_poll);
         Ok(Daemon {
             poll,
             listener: Some(listener),
@@ -142,6 +145,7 @@ impl Daemon {
             next_token: FIRST_CONN,
             done: Vec::new(),
             touched: Vec::new(),
+            busy,
         })
     }
 
@@ -199,7 +203,7 @@ impl Daemon {
             }
 
             let timeout = self.next_deadline(drain_until).map(|d| d.min(next_sweep).saturating_duration_since(now));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.busy.wait(&mut self.poll, &mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -211,6 +215,9 @@ impl Daemon {
                 self.reload();
             }
             let now = Instant::now();
+            if !events.is_empty() {
+                self.busy.active(now);
+            }
             let accepting = drain_until.is_none();
             for event in events.iter() {
                 match event.token() {

@@ -3,7 +3,8 @@
 //!
 //! Every table and key is optional (a missing one takes its default, documented in
 //! `docs/daemon.md` and `host-daemon/gmhsmd.example.toml`); an unknown key is an error that
-//! names it. Durations are whole milliseconds (`*_ms`).
+//! names it. Durations are whole milliseconds (`*_ms`), except the busy-poll window
+//! (`busy_poll_us`, microseconds).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub struct Settings {
     pub local: Local,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub tuning: Tuning,
     pub harden: Harden,
 }
 
@@ -100,6 +102,18 @@ pub struct Timeouts {
     pub drain_ms: u64,
 }
 
+/// `[tuning]`: trading CPU for latency.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tuning {
+    /// Microseconds the event loop keeps polling without sleeping after it handled events;
+    /// 0 turns busy polling off.
+    pub busy_poll_us: u64,
+}
+
+/// The longest busy-poll window accepted, in microseconds.
+pub const MAX_BUSY_POLL_US: u64 = 10_000;
+
 /// `[harden]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +141,7 @@ impl Default for Settings {
             local: Local::default(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            tuning: Tuning::default(),
             harden: Harden::default(),
         }
     }
@@ -164,6 +179,12 @@ impl Default for Timeouts {
     }
 }
 
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { busy_poll_us: defaults::BUSY_POLL.as_micros() as u64 }
+    }
+}
+
 impl Default for Harden {
     fn default() -> Self {
         Harden { enabled: true, user: "gmhsm".into(), require_mlock: false, seccomp: "errno".into() }
@@ -184,7 +205,8 @@ impl Settings {
         Settings::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    /// Check the values' ranges (done by [`Settings::parse`]; again after flags change them).
+    pub fn check(&self) -> anyhow::Result<()> {
         let l = &self.limits;
         if l.max_connections == 0 || l.max_connections_per_client == 0 {
             bail!("limits: connection bounds must be at least 1");
@@ -200,6 +222,9 @@ impl Settings {
         }
         if l.handshake_workers == 0 || l.handshake_workers > 64 {
             bail!("limits.handshake_workers must be between 1 and 64");
+        }
+        if self.tuning.busy_poll_us > MAX_BUSY_POLL_US {
+            bail!("tuning.busy_poll_us must be between 0 and {MAX_BUSY_POLL_US}");
         }
         for k in &self.card_tls_key {
             k.scheme()?;
@@ -258,6 +283,7 @@ impl Settings {
         c.card_timeout = Duration::from_millis(t.card_ms);
         c.card_connect_wait = Duration::from_millis(t.card_connect_ms);
         c.drain_timeout = Duration::from_millis(t.drain_ms);
+        c.busy_poll = Duration::from_micros(self.tuning.busy_poll_us);
         Ok(c)
     }
 
@@ -341,5 +367,28 @@ mod tests {
         assert!(Settings::parse(bad_scheme).is_err());
         let s = Settings::parse("[limits]\nrate_per_second = 0\n").expect("rate off");
         assert_eq!(s.limits.rate_per_second, 0.0);
+        assert!(Settings::parse("[tuning]\nbusy_poll_us = 10001\n").is_err());
+        assert!(Settings::parse("[tuning]\nbusy_poll_us = -1\n").is_err());
+    }
+
+    #[test]
+    fn busy_poll_is_off_by_default_and_set_in_microseconds() {
+        let dir = std::env::temp_dir().join(format!("gmhsmd-settings-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("ca.pem"), "ca").expect("write");
+        let config = |tuning: &str| {
+            let text = format!(
+                "client_ca = \"{d}/ca.pem\"\n\
+                 [[card_tls_key]]\nlabel = \"k\"\ncert = \"{d}/ca.pem\"\nscheme = \"sm2\"\n\
+                 [local]\nenabled = false\n{tuning}",
+                d = dir.display()
+            );
+            Settings::parse(&text).expect("parses").daemon_config().expect("config")
+        };
+        assert_eq!(config("").busy_poll, Duration::ZERO);
+        assert_eq!(config("[tuning]\nbusy_poll_us = 0\n").busy_poll, Duration::ZERO);
+        assert_eq!(config("[tuning]\nbusy_poll_us = 40\n").busy_poll, Duration::from_micros(40));
+        assert_eq!(config("[tuning]\nbusy_poll_us = 10000\n").busy_poll, Duration::from_millis(10));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -22,6 +22,20 @@ fn ping_pong_through_the_client() {
 }
 
 #[test]
+fn a_busy_polling_daemon_serves_and_wakes_again_after_sleeping() {
+    let h = Harness::start(|c| c.busy_poll = Duration::from_micros(500));
+    let mut c = h.client();
+    c.ping().expect("pong");
+    // Within the in-flight bound (32 by default), so every one is relayed.
+    let results = c.pipeline(vec![Request::Ping; 30]).expect("pipeline");
+    assert!(results.iter().all(|r| *r == Ok(Response::Pong)), "{results:?}");
+    // Well past the window the loop blocks in the poll again: the next request must wake it.
+    std::thread::sleep(Duration::from_millis(50));
+    c.ping().expect("pong after the loop went back to sleep");
+    // The harness's drop shuts the daemon down and checks that it stopped cleanly.
+}
+
+#[test]
 fn principal_is_the_sha256_of_the_client_certificate() {
     let h = Harness::start(|_| {});
     h.client().ping().expect("pong");

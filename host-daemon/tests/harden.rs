@@ -5,7 +5,8 @@
 //! that user and the privilege checks are skipped with a note. The seccomp mode is `kill`
 //! here, so a system call missing from the allow-list kills the daemon and fails the test
 //! (`GMHSMD_TEST_SECCOMP=off` runs the same scenario without the filter, e.g. under strace
-//! to refresh the list).
+//! to refresh the list). The first daemon busy-polls, so its spinning (`epoll_wait` with a
+//! zero timeout, `sched_yield`) runs under the filter too.
 
 mod common;
 
@@ -70,6 +71,7 @@ fn gmhsmd_hardens_itself_and_still_serves() {
         "listen = \"127.0.0.1:0\"\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n\
          client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
          [local]\npath = \"{d}/gmhsmd.sock\"\nallowed_uids = [{uid}]\n\
+         [tuning]\nbusy_poll_us = 1000\n\
          [harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
         d = dir.display()
     );
