@@ -33,11 +33,14 @@ pub struct Options {
     /// Connection bound of the private link, in total and per client certificate (`None`:
     /// the daemon's defaults). Benchmarks of many idle connections raise it.
     pub max_connections: Option<usize>,
+    /// How long the daemon's event loop and the card's link threads keep polling without
+    /// sleeping after they have answered (zero: off; see `DaemonConfig::busy_poll`).
+    pub busy_poll: Duration,
 }
 
 /// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
 /// factory-fresh card waits for the init ceremony (the demo runs it at the front panel).
-pub fn run_card(state: &Path, socket: &Path, fault: Option<NoiseFault>) -> anyhow::Result<()> {
+pub fn run_card(state: &Path, socket: &Path, fault: Option<NoiseFault>, busy_poll: Duration) -> anyhow::Result<()> {
     // The card dies with the appliance process.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     std::fs::create_dir_all(state)?;
@@ -49,7 +52,7 @@ pub fn run_card(state: &Path, socket: &Path, fault: Option<NoiseFault>) -> anyho
         None if st.initialized => log::info!("card: operational, {} keys, boot {}", st.keys, st.boots),
         None => log::info!("card: factory state, waiting for the init ceremony"),
     }
-    crate::card::serve(hsm, socket)
+    crate::card::serve(hsm, socket, busy_poll)
 }
 
 /// Open the simulated enclosure of the appliance in `state`.
@@ -114,6 +117,7 @@ fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
+    cmd.arg("--busy-poll-us").arg(opts.busy_poll.as_micros().to_string());
     if let Some(f) = opts.noise_fault {
         cmd.arg("--noise-fault").arg(match f {
             NoiseFault::Stuck(_) => "stuck",
@@ -221,6 +225,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         config.max_connections = n;
         config.max_connections_per_client = n;
     }
+    config.busy_poll = opts.busy_poll;
     config.local = Some(gmhsm_daemon::LocalSocket {
         path: opts.state.join("local.sock"),
         allowed_uids: vec![nix::unistd::getuid().as_raw()],
@@ -255,6 +260,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             quorum: opts.quorum,
             reader: opts.reader,
             max_connections: opts.max_connections,
+            busy_poll: opts.busy_poll,
         };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));

@@ -126,7 +126,7 @@ pub fn start_card(dir: &Path) -> anyhow::Result<PathBuf> {
     let _ = std::fs::remove_file(&socket);
     let s = socket.clone();
     std::thread::Builder::new().name("sim-card".into()).spawn(move || {
-        if let Err(e) = crate::card::serve(hsm, &s) {
+        if let Err(e) = crate::card::serve(hsm, &s, Duration::ZERO) {
             log::error!("card: {e}");
         }
     })?;
