@@ -322,6 +322,13 @@ impl<P: Platform> Hsm<P> {
         job
     }
 
+    /// Whether [`Hsm::refill_job`] would hand out a job now (a pool has room for a batch and
+    /// the card is operational), without drawing anything: for an engine that sleeps until
+    /// there is work.
+    pub fn wants_refill(&self) -> bool {
+        matches!(self.state, State::Operational(_)) && self.rng.failure().is_none() && self.fast.wants_refill()
+    }
+
     /// Put a computed batch into the nonce pool (dropped, zeroized, if the card left the
     /// operational state or cleared its pool meanwhile). Returns how many nonces were added.
     pub fn accept_refill(&mut self, done: RefillDone) -> usize {

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gmhsm_firmware::Hsm;
@@ -20,23 +20,31 @@ use crate::board::SimPlatform;
 /// the simulator's provisioning link).
 const MAX_LINKS: usize = 8;
 
-/// How long the nonce refiller sleeps when the pool is full.
-const REFILL_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+/// The longest the nonce engine sleeps without being woken (it is woken when a request left
+/// room in a pool; this bound only covers changes no request announces).
+const REFILL_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The card and the nonce engine's wake-up: the link threads notify `wake` when what they
+/// executed left a pool with room for a batch.
+struct Card {
+    hsm: Mutex<Hsm<SimPlatform>>,
+    wake: Condvar,
+}
 
 /// Serve card-link connections on `socket` until the process is killed. Each connection gets
 /// a thread; the card itself is one state machine behind a mutex, so requests are executed
 /// one at a time, in order per connection. A second thread is the card's nonce engine: it
-/// keeps the SM2 nonce pool full, computing outside the lock (in parallel with requests on
-/// the other core) and holding the lock only to draw a batch's scalars and to hand the
-/// batch in.
+/// keeps the nonce and key-pair pools (SM2, P-256) full, computing outside the lock (in
+/// parallel with requests on the other core), holding the lock only to draw a batch's scalars
+/// and to hand the batch in, and sleeping until a request leaves room for a batch.
 ///
 /// `busy_poll`: after answering, a link's thread keeps reading without blocking for this
 /// long before it blocks (see [`read_link`]); zero: it blocks at once.
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyhow::Result<()> {
     let listener = listen_atomically(socket)?;
     log::info!("card: listening on {}", socket.display());
-    let hsm = Arc::new(Mutex::new(hsm));
-    let refiller = hsm.clone();
+    let card = Arc::new(Card { hsm: Mutex::new(hsm), wake: Condvar::new() });
+    let refiller = card.clone();
     std::thread::Builder::new().name("card-nonces".into()).spawn(move || refill_loop(&refiller))?;
     let links = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
@@ -47,9 +55,9 @@ pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyho
                     continue;
                 }
                 links.fetch_add(1, Ordering::Relaxed);
-                let (hsm, links) = (hsm.clone(), links.clone());
+                let (card, links) = (card.clone(), links.clone());
                 std::thread::spawn(move || {
-                    if let Err(e) = serve_conn(&hsm, stream, busy_poll) {
+                    if let Err(e) = serve_conn(&card, stream, busy_poll) {
                         log::warn!("card: link closed: {e}");
                     }
                     links.fetch_sub(1, Ordering::Relaxed);
@@ -76,22 +84,28 @@ fn listen_atomically(socket: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Keep the nonce pool full until the card's lock is poisoned (a panic inside the card).
-fn refill_loop(hsm: &Mutex<Hsm<SimPlatform>>) {
+/// Keep the nonce pools full until the card's lock is poisoned (a panic inside the card).
+/// With nothing to do the engine sleeps on `wake` (not polling): the check and the wait are
+/// under the card's lock, so a notification cannot slip between them.
+fn refill_loop(card: &Card) {
+    let Ok(mut guard) = card.hsm.lock() else { return };
     loop {
-        let job = match hsm.lock() {
-            Ok(mut card) => card.refill_job(),
-            Err(_) => return,
-        };
-        match job {
+        match guard.refill_job() {
             Some(job) => {
+                drop(guard);
                 let done = job.compute();
-                match hsm.lock() {
-                    Ok(mut card) => card.accept_refill(done),
+                guard = match card.hsm.lock() {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+                guard.accept_refill(done);
+            }
+            None => {
+                guard = match card.wake.wait_timeout(guard, REFILL_IDLE) {
+                    Ok((g, _)) => g,
                     Err(_) => return,
                 };
             }
-            None => std::thread::sleep(REFILL_POLL),
         }
     }
 }
@@ -106,7 +120,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// One card link: read what the daemon sent, execute every complete frame in order, answer
 /// them all with one write. The read goes straight into the deframer, frames are decoded
 /// from it in place and the answers encoded into one reused buffer.
-fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream, busy_poll: Duration) -> anyhow::Result<()> {
+fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
     let mut out = Vec::new();
     loop {
@@ -123,8 +137,16 @@ fn serve_conn(hsm: &Mutex<Hsm<SimPlatform>>, mut stream: UnixStream, busy_poll: 
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
                     Ok(f) => {
-                        let result = match hsm.lock() {
-                            Ok(mut card) => card.execute(&f.principal, f.session, f.request),
+                        let result = match card.hsm.lock() {
+                            Ok(mut hsm) => {
+                                let result = hsm.execute(&f.principal, f.session, f.request);
+                                // Wake the nonce engine only when there is a batch to compute:
+                                // most requests leave the pools above that mark.
+                                if hsm.wants_refill() {
+                                    card.wake.notify_one();
+                                }
+                                result
+                            }
                             // A thread panicked inside the card: refuse rather than go on.
                             Err(_) => Err(Status::DeviceError),
                         };

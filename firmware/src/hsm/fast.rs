@@ -210,12 +210,26 @@ impl Sm2Fast {
         })
     }
 
+    /// Which pools have room for a batch, counting the batches already out: (SM2 nonces,
+    /// P-256 nonces, SM2 key pairs).
+    fn room(&self) -> (bool, bool, bool) {
+        (
+            self.pool.len() + self.in_flight + BATCH <= self.pool.capacity(),
+            self.p256_pool.len() + self.p256_in_flight + BATCH <= self.p256_pool.capacity(),
+            self.pairs.len() + self.pairs_in_flight + BATCH <= self.pairs.capacity(),
+        )
+    }
+
+    /// Whether [`Sm2Fast::refill_job`] would draw a job now.
+    pub fn wants_refill(&self) -> bool {
+        let (a, b, c) = self.room();
+        a || b || c
+    }
+
     /// Draw the scalars of one batch for computation outside the card's lock, if the pool
     /// (with the batches already out) has room for it.
     pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Status> {
-        let sm2_room = self.pool.len() + self.in_flight + BATCH <= self.pool.capacity();
-        let p256_room = self.p256_pool.len() + self.p256_in_flight + BATCH <= self.p256_pool.capacity();
-        let pairs_room = self.pairs.len() + self.pairs_in_flight + BATCH <= self.pairs.capacity();
+        let (sm2_room, p256_room, pairs_room) = self.room();
         if !sm2_room && !p256_room && !pairs_room {
             return Ok(None);
         }
@@ -308,6 +322,7 @@ mod tests {
             assert!(jobs.len() <= POOL_CAPACITY / BATCH, "jobs out never exceed the pool's room");
         }
         assert_eq!((jobs.len(), fast.pooled()), (POOL_CAPACITY / BATCH, (0, 0)));
+        assert!(!fast.wants_refill(), "every pool is full counting the jobs out");
         let stale = jobs.pop().unwrap().compute();
         for (i, job) in jobs.drain(..).enumerate() {
             // Each job carries a batch for both nonce pools, the first ones also key pairs.
@@ -320,6 +335,7 @@ mod tests {
         assert_eq!(fast.pairs_ready(), PAIR_CAPACITY - 1);
         drop(pair);
         assert!(fast.refill_job(&mut rng).unwrap().is_none(), "the batch still out is counted");
+        assert!(!fast.wants_refill());
         fast.clear();
         assert_eq!(fast.accept(stale), 0, "a batch drawn before a clear is dropped");
         assert_eq!((fast.pooled(), fast.pairs_ready()), ((0, 0), 0));
@@ -338,6 +354,7 @@ mod tests {
             fast.sign_p256(&key, b"m", &mut rng).unwrap();
         }
         assert_eq!(fast.pooled(), (POOL_CAPACITY, POOL_CAPACITY - BATCH));
+        assert!(fast.wants_refill());
         let job = fast.refill_job(&mut rng).unwrap().expect("room in the P-256 pool");
         assert_eq!((job.n, job.p256_n, job.pairs_n), (0, BATCH, 0));
     }
