@@ -18,52 +18,22 @@ use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
 use gmhsm_proto::*;
 
-/// Flash that counts written words, shared with the test through an `Rc`.
-struct CountingFlash {
-    inner: RamFlash,
-    written: Rc<Cell<u64>>,
-}
-
-impl Flash for CountingFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.inner.geometry()
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(addr, out)
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        self.written.set(self.written.get() + (data.len() / 4) as u64);
-        self.inner.write(addr, data)
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        self.inner.erase(page)
-    }
-}
-
-struct CountBoard;
-impl Platform for CountBoard {
-    type Noise = TestNoise;
-    type Flash = CountingFlash;
-    type Tamper = TestTamper;
-    type Clock = TestClock;
-}
-
 fn default_flash() -> RamFlash {
     // The simulator's default geometry (hw-sim DEFAULT_GEOMETRY).
     let g = FlashGeometry { page_size: 4096, page_count: 2048, word_size: 4 };
     RamFlash { mem: vec![0xff; g.capacity()], g }
 }
 
-fn boot_counting(flash: RamFlash, t: &TestTamper, written: &Rc<Cell<u64>>, seed: u64) -> Hsm<CountBoard> {
+fn boot_counting(flash: RamFlash, t: &TestTamper, written: &Rc<Cell<u64>>, seed: u64) -> Hsm<CountingBoard> {
     Hsm::boot(Devices {
         noise: TestNoise { x: seed, stuck: false },
-        flash: CountingFlash { inner: flash, written: written.clone() },
+        flash: CountingFlash { inner: flash, ops: Rc::new(Cell::new(0)), words: written.clone() },
         tamper: t.clone(),
         clock: TestClock,
     })
 }
 
-fn generate(hsm: &mut Hsm<CountBoard>, name: &str, alg: KeyAlg) {
+fn generate(hsm: &mut Hsm<CountingBoard>, name: &str, alg: KeyAlg) {
     let r = hsm.execute(
         &app(1),
         1,
@@ -73,7 +43,7 @@ fn generate(hsm: &mut Hsm<CountBoard>, name: &str, alg: KeyAlg) {
 }
 
 /// Average words written per SM4 key generation over `n` generations.
-fn cost(hsm: &mut Hsm<CountBoard>, written: &Rc<Cell<u64>>, prefix: &str, n: usize) -> f64 {
+fn cost(hsm: &mut Hsm<CountingBoard>, written: &Rc<Cell<u64>>, prefix: &str, n: usize) -> f64 {
     let before = written.get();
     for i in 0..n {
         generate(hsm, &format!("{prefix}{i}"), KeyAlg::Sm4);

@@ -11,46 +11,15 @@ use std::rc::Rc;
 use common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::alg::sm2 as fsm2;
-use gmhsm_platform::{Devices, Flash, FlashError, FlashGeometry, Platform};
+use gmhsm_platform::{Devices, Platform};
 use gmhsm_proto::request::KeyPairProtection;
 use gmhsm_proto::response::PrivateKeyOut;
 use gmhsm_proto::*;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 
-/// RAM flash that counts writes and erases.
-struct CountingFlash {
-    inner: RamFlash,
-    writes: Rc<Cell<usize>>,
-}
-
-impl Flash for CountingFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.inner.geometry()
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(addr, out)
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        self.writes.set(self.writes.get() + 1);
-        self.inner.write(addr, data)
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        self.writes.set(self.writes.get() + 1);
-        self.inner.erase(page)
-    }
-}
-
-struct CountingBoard;
-impl Platform for CountingBoard {
-    type Noise = TestNoise;
-    type Flash = CountingFlash;
-    type Tamper = TestTamper;
-    type Clock = TestClock;
-}
-
 fn counting(seed: u64) -> (Hsm<CountingBoard>, Rc<Cell<usize>>) {
-    let writes = Rc::new(Cell::new(0));
-    let flash = CountingFlash { inner: fresh_flash(), writes: writes.clone() };
+    let flash = CountingFlash::new(fresh_flash());
+    let writes = flash.ops.clone();
     let mut hsm =
         Hsm::boot(Devices { noise: TestNoise { x: seed, stuck: false }, flash, tamper: tamper(), clock: TestClock });
     hsm.initialize().unwrap();

@@ -120,6 +120,26 @@ impl Drop for Appliance {
 }
 
 /// Assert a command succeeded, showing its output if not.
+/// Log the demo's quorum (admin-1 and admin-2, PINs from `STATE/cards/PINS.txt`) in at the
+/// front panel of the simulator whose state is `state`, through `gmhsm-sim panel --script`
+/// (the script is written into `dir`).
+pub fn panel_quorum_login(state: &Path, dir: &Path) -> Output {
+    let pins = std::fs::read_to_string(state.join("cards/PINS.txt")).unwrap();
+    let pin = |card: &str| pins.lines().find_map(|l| l.strip_prefix(&format!("{card} "))).unwrap().to_string();
+    let script = dir.join("quorum-login.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "login\ninsert admin-1\nkeys {},OK\nwait-lcd Remove card\nremove\ninsert admin-2\nkeys {},OK\n\
+             wait-lcd ADMIN LOGGED IN\n",
+            pin("admin-1"),
+            pin("admin-2")
+        ),
+    )
+    .unwrap();
+    Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).arg("--script").arg(&script).output().unwrap()
+}
+
 pub fn ok(out: &Output, what: &str) -> Vec<u8> {
     assert!(
         out.status.success(),

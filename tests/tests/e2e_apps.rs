@@ -53,21 +53,8 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
         "sign",
     ]);
     assert!(!local.status.success(), "register-app over the local socket without a quorum must be refused");
-    let pins = std::fs::read_to_string(state.join("cards/PINS.txt")).unwrap();
-    let pin = |card: &str| pins.lines().find_map(|l| l.strip_prefix(&format!("{card} "))).unwrap().to_string();
-    let script = tmp.path().join("register.txt");
-    std::fs::write(
-        &script,
-        format!(
-            "login\ninsert admin-1\nkeys {},OK\nwait-lcd Remove card\nremove\ninsert admin-2\nkeys {},OK\n\
-             wait-lcd ADMIN LOGGED IN\n",
-            pin("admin-1"),
-            pin("admin-2")
-        ),
-    )
-    .unwrap();
     let state_s = state.to_str().unwrap();
-    ok(&sim(&["panel", "--state", state_s, "--script", script.to_str().unwrap()]), "quorum login at the panel");
+    ok(&panel_quorum_login(&state, tmp.path()), "quorum login at the panel");
     // While the quorum is logged in at the panel, the admin CLI on the local socket acts
     // under its authority.
     ok(

@@ -145,22 +145,9 @@ fn key_pairs_through_the_sdk_and_the_cli() {
     let local = |args: &[&str]| Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap();
     let refused = local(&["key", "export-policy", "--set", "on"]);
     assert_eq!(refused.status.code(), Some(4), "no quorum, no policy change: {refused:?}");
-    let pins = std::fs::read_to_string(state.join("cards/PINS.txt")).unwrap();
-    let pin = |card: &str| pins.lines().find_map(|l| l.strip_prefix(&format!("{card} "))).unwrap().to_string();
-    let script = tmp.path().join("login.txt");
-    std::fs::write(
-        &script,
-        format!(
-            "login\ninsert admin-1\nkeys {},OK\nwait-lcd Remove card\nremove\ninsert admin-2\nkeys {},OK\n\
-             wait-lcd ADMIN LOGGED IN\n",
-            pin("admin-1"),
-            pin("admin-2")
-        ),
-    )
-    .unwrap();
+    ok(&panel_quorum_login(&state, tmp.path()), "quorum login at the panel");
     let state_s = state.to_str().unwrap();
     let sim = |args: &[&str]| Command::new(bin("gmhsm-sim")).args(args).output().unwrap();
-    ok(&sim(&["panel", "--state", state_s, "--script", script.to_str().unwrap()]), "quorum login at the panel");
     let on = ok(&local(&["key", "export-policy", "--set", "on"]), "export-policy --set on under the quorum");
     assert!(String::from_utf8_lossy(&on).contains("ALLOWED"));
     let shown = ok(&app.cli(&["key", "export-policy"]), "export-policy");

@@ -36,6 +36,38 @@ impl Flash for RamFlash {
     }
 }
 
+/// RAM flash that counts what is done to it, shared with the test through `Rc`s: program
+/// and erase operations (`ops`) and words programmed (`words`).
+pub struct CountingFlash {
+    pub inner: RamFlash,
+    pub ops: Rc<Cell<usize>>,
+    pub words: Rc<Cell<u64>>,
+}
+
+impl CountingFlash {
+    pub fn new(inner: RamFlash) -> Self {
+        CountingFlash { inner, ops: Rc::new(Cell::new(0)), words: Rc::new(Cell::new(0)) }
+    }
+}
+
+impl Flash for CountingFlash {
+    fn geometry(&self) -> FlashGeometry {
+        self.inner.geometry()
+    }
+    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
+        self.inner.read(addr, out)
+    }
+    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
+        self.ops.set(self.ops.get() + 1);
+        self.words.set(self.words.get() + (data.len() / 4) as u64);
+        self.inner.write(addr, data)
+    }
+    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
+        self.ops.set(self.ops.get() + 1);
+        self.inner.erase(page)
+    }
+}
+
 /// Xorshift samples, or a stuck value.
 pub struct TestNoise {
     pub x: u64,
@@ -91,6 +123,15 @@ pub struct TestBoard;
 impl Platform for TestBoard {
     type Noise = TestNoise;
     type Flash = RamFlash;
+    type Tamper = TestTamper;
+    type Clock = TestClock;
+}
+
+/// [`TestBoard`] with a [`CountingFlash`].
+pub struct CountingBoard;
+impl Platform for CountingBoard {
+    type Noise = TestNoise;
+    type Flash = CountingFlash;
     type Tamper = TestTamper;
     type Clock = TestClock;
 }
