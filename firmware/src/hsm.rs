@@ -314,7 +314,7 @@ impl<P: Platform> Hsm<P> {
     /// with requests; hand the result back with [`Hsm::accept_refill`]. `None` when the pool
     /// (with the batches already out) is full, or the card is not operational.
     pub fn refill_job(&mut self) -> Option<RefillJob> {
-        if !matches!(self.state, State::Operational(_)) || self.rng.failure().is_some() {
+        if !self.wants_refill() {
             return None;
         }
         let job = self.fast.refill_job(&mut self.rng).ok().flatten();

@@ -46,6 +46,8 @@ const P: [u8; 32] = [
 /// nothing on a CPU without AVX-512 IFMA (then the crate computes \[k\]G).
 pub struct P256Table {
     ifma: Option<gmhsm_ec_ifma::CombTable<gmhsm_ec_ifma::P256>>,
+    /// Montgomery parameters of p, for the batch's affine x (computed once, not per batch).
+    params: FixedMontyParams<{ U256::LIMBS }>,
 }
 
 impl core::fmt::Debug for P256Table {
@@ -72,12 +74,12 @@ impl P256Table {
             let p = &affine[i * ENTRIES + j];
             (p.x().into(), p.y().into())
         });
-        P256Table { ifma }
+        P256Table { ifma, params: p_params() }
     }
 
     /// No IFMA table: batches go through the `p256` crate (to compare the two paths).
     pub fn portable() -> Self {
-        P256Table { ifma: None }
+        P256Table { ifma: None, params: p_params() }
     }
 
     /// Whether batches run on the AVX-512 IFMA kernel.
@@ -99,8 +101,8 @@ impl P256Table {
             return affine.iter().map(|a| Zeroizing::new(a.x().into())).collect();
         };
         const L: usize = gmhsm_ec_ifma::LANES;
-        let params = FixedMontyParams::new(Odd::new(U256::from_be_slice(&P)).expect("p is odd"));
-        let monty = |b: &[u8; 32]| FixedMontyForm::new(&U256::from_be_slice(b), &params);
+        let params = &self.params;
+        let monty = |b: &[u8; 32]| FixedMontyForm::new(&U256::from_be_slice(b), params);
         // (X, Z²) of every point in Montgomery form; a lane that met the exceptional case is
         // recomputed by the crate and enters as (x, 1).
         let mut xs = Vec::with_capacity(ks.len());
@@ -122,7 +124,7 @@ impl P256Table {
                 if p.z_is_zero() {
                     let x: [u8; 32] = ProjectivePoint::mul_by_generator(k).to_affine().x().into();
                     xs.push(monty(&x));
-                    zzs.push(FixedMontyForm::one(&params));
+                    zzs.push(FixedMontyForm::one(params));
                 } else {
                     xs.push(monty(&p.x));
                     zzs.push(monty(&p.z).square());
@@ -131,7 +133,7 @@ impl P256Table {
         }
         // One inversion for all Z² (Montgomery's trick).
         let mut prefix = Vec::with_capacity(zzs.len());
-        let mut acc = FixedMontyForm::one(&params);
+        let mut acc = FixedMontyForm::one(params);
         for zz in &zzs {
             prefix.push(acc);
             acc *= zz;
@@ -145,6 +147,11 @@ impl P256Table {
         }
         out
     }
+}
+
+/// The Montgomery parameters of the P-256 field prime.
+fn p_params() -> FixedMontyParams<{ U256::LIMBS }> {
+    FixedMontyParams::new(Odd::new(U256::from_be_slice(&P)).expect("p is odd"))
 }
 
 /// One signing nonce: k⁻¹ mod n and r. Zeroized on drop; not `Clone`.
