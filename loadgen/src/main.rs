@@ -61,8 +61,9 @@ struct Cli {
     daemon_pid: Option<u32>,
     /// Open this many extra connections first and keep them idle (authenticated, one Ping
     /// each) during the whole load: what the appliance does with thousands of clients attached.
-    #[arg(long, default_value_t = 0)]
-    hold: usize,
+    /// At most 1,000,000 (more than any open-file limit allows).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    hold: u32,
     /// Processes of the appliance (card, daemon; repeat the option) whose CPU time per
     /// operation is reported.
     #[arg(long = "appliance-pid")]
@@ -86,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         return idle(&profile, n, cli.daemon_pid.context("--idle needs --daemon-pid")?);
     }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
-    let mut held = Vec::with_capacity(cli.hold);
+    let mut held = Vec::with_capacity(cli.hold as usize);
     for i in 0..cli.hold {
         let mut c = Client::connect(&profile).with_context(|| format!("held connection {i}"))?;
         c.ping().with_context(|| format!("held connection {i}"))?;
