@@ -54,8 +54,9 @@ struct Cli {
     no_reference: bool,
     /// Instead of a load: open this many connections, keep them idle, and report the daemon's
     /// memory per connection (needs --daemon-pid, and open-file limits raised on both sides).
-    #[arg(long)]
-    idle: Option<usize>,
+    /// At most 1,000,000.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    idle: Option<u32>,
     /// The daemon's process id, to read its resident memory from /proc.
     #[arg(long)]
     daemon_pid: Option<u32>,
@@ -84,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     }
     let profile = Profile::load(cli.profile.as_ref().context("--profile is required")?)?;
     if let Some(n) = cli.idle {
-        return idle(&profile, n, cli.daemon_pid.context("--idle needs --daemon-pid")?);
+        return idle(&profile, n as usize, cli.daemon_pid.context("--idle needs --daemon-pid")?);
     }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
     let mut held = Vec::with_capacity(cli.hold as usize);
