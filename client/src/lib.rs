@@ -35,6 +35,6 @@ pub use profile::Profile;
 pub use gmhsm_proto::request::KeyPairProtection;
 pub use gmhsm_proto::response::{PrivateKeyOut, SecretBytes};
 pub use gmhsm_proto::{
-    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, Mechanism, MultiOp,
-    Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
+    AuditRecord, ByteBuf, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MAX_SIGN_BATCH, MacMech,
+    Mechanism, MultiOp, Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
 };

@@ -122,6 +122,7 @@ fn request_kind(r: &Request) -> u8 {
         R::ServiceStart => 47,
         R::GenerateKeyPair { .. } => 48,
         R::KeyExportPolicy { .. } => 49,
+        R::SignBatch { .. } => 50,
         _ => u8::MAX,
     }
 }
@@ -149,6 +150,11 @@ mod kind_tests {
                 protection: gmhsm_proto::request::KeyPairProtection::Plaintext,
             },
             Request::KeyExportPolicy { set: None },
+            Request::SignBatch {
+                label: Label::try_from("k").unwrap(),
+                mechanism: gmhsm_proto::Mechanism::Sm2Digest,
+                messages: alloc::vec![],
+            },
         ];
         for r in samples {
             let wire = postcard::to_allocvec(&r).unwrap();

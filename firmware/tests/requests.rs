@@ -93,6 +93,79 @@ fn every_signature_mechanism() {
     assert_eq!(hsm.exec(&p, bad), Err(Status::InvalidArgument));
 }
 
+/// `SignBatch`: one signature per message, in order, each verifying as a `Sign` would (by the
+/// card and, for SM2, by the RustCrypto crate over the same message); all or nothing.
+#[test]
+fn sign_batch_signs_every_message_in_order_or_none() {
+    let mut hsm = ready(14);
+    let p = app(1);
+    let messages: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; i as usize + 1]).collect();
+    let batch = |name: &str, mechanism: Mechanism, messages: &[Vec<u8>]| Request::SignBatch {
+        label: label(name),
+        mechanism,
+        messages: messages.iter().cloned().map(ByteBuf::from).collect(),
+    };
+    for (name, alg, mech) in [
+        ("sm2", KeyAlg::Sm2, Mechanism::sm2_default()),
+        ("p256", KeyAlg::EcdsaP256, Mechanism::EcdsaP256Sha256),
+        ("rsa", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256),
+    ] {
+        make(&mut hsm, &p, name, alg, Capabilities::DEFAULT, 0);
+        let n = if alg == KeyAlg::Rsa2048 { 3 } else { messages.len() };
+        let Ok(Response::Signatures(sigs)) = hsm.exec(&p, batch(name, mech.clone(), &messages[..n])) else {
+            panic!("{name}: no signatures")
+        };
+        assert_eq!(sigs.len(), n, "{name}");
+        for (m, sig) in messages.iter().zip(&sigs) {
+            let v = Request::Verify {
+                label: label(name),
+                mechanism: mech.clone(),
+                message: m.clone(),
+                signature: sig.to_vec(),
+            };
+            assert_eq!(hsm.exec(&p, v), Ok(Response::Verified), "{name}: signature of {m:?}");
+        }
+        // Order matters: a signature does not verify over its neighbour's message.
+        let v = Request::Verify {
+            label: label(name),
+            mechanism: mech.clone(),
+            message: messages[1].clone(),
+            signature: sigs[0].to_vec(),
+        };
+        assert_eq!(hsm.exec(&p, v), Err(Status::SignatureInvalid), "{name}");
+    }
+    // SM2 signatures check with the crate too (GB/T 32918.2 with the default ID).
+    let Ok(Response::PublicKey { spki_der, .. }) = hsm.exec(&p, Request::ExportPublicKey { label: label("sm2") })
+    else {
+        panic!()
+    };
+    let public = <sm2::PublicKey as sm2::pkcs8::DecodePublicKey>::from_public_key_der(&spki_der).unwrap();
+    let vk = sm2::dsa::VerifyingKey::new(core::str::from_utf8(SM2_DEFAULT_ID).unwrap(), public).unwrap();
+    let Ok(Response::Signatures(sigs)) = hsm.exec(&p, batch("sm2", Mechanism::sm2_default(), &messages)) else {
+        panic!()
+    };
+    for (m, sig) in messages.iter().zip(&sigs) {
+        let sig = sm2::dsa::Signature::from_der(sig).unwrap();
+        sm2::dsa::signature::Verifier::verify(&vk, m, &sig).expect("the crate verifies the card's batch signature");
+    }
+    // Refused as a whole: empty, too many, a digest of the wrong size among good ones, a key
+    // the caller may not use, a key that does not sign.
+    assert_eq!(hsm.exec(&p, batch("sm2", Mechanism::sm2_default(), &[])), Err(Status::InvalidArgument));
+    let many = vec![vec![1u8]; MAX_SIGN_BATCH + 1];
+    assert_eq!(hsm.exec(&p, batch("sm2", Mechanism::sm2_default(), &many)), Err(Status::InvalidArgument));
+    let digests = [vec![0u8; 32], vec![0u8; 31]];
+    assert_eq!(hsm.exec(&p, batch("sm2", Mechanism::Sm2Digest, &digests)), Err(Status::InvalidArgument));
+    assert!(matches!(hsm.exec(&app(2), batch("sm2", Mechanism::sm2_default(), &messages)), Err(_)));
+    make(&mut hsm, &p, "sm4", KeyAlg::Sm4, Capabilities::DEFAULT, 0);
+    assert!(matches!(hsm.exec(&p, batch("sm4", Mechanism::sm2_default(), &messages)), Err(_)));
+    assert_eq!(hsm.exec(&p, batch("p256", Mechanism::sm2_default(), &messages)), Err(Status::WrongKeyType));
+    // The full size is accepted.
+    let full = vec![vec![2u8; 32]; MAX_SIGN_BATCH];
+    let Ok(Response::Signatures(sigs)) = hsm.exec(&p, batch("sm2", Mechanism::Sm2Digest, &full)) else { panic!() };
+    assert_eq!(sigs.len(), MAX_SIGN_BATCH);
+    assert_eq!(sigs.iter().collect::<std::collections::BTreeSet<_>>().len(), MAX_SIGN_BATCH, "fresh nonces");
+}
+
 #[test]
 fn public_key_encryption_round_trips() {
     let mut hsm = ready(13);

@@ -124,6 +124,7 @@ pub fn kind(request: &Request) -> &'static str {
         Request::ServiceStart => "ServiceStart",
         Request::GenerateKeyPair { .. } => "GenerateKeyPair",
         Request::KeyExportPolicy { .. } => "KeyExportPolicy",
+        Request::SignBatch { .. } => "SignBatch",
         _ => "Other",
     }
 }

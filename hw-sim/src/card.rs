@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,11 +24,40 @@ const MAX_LINKS: usize = 8;
 /// room in a pool; this bound only covers changes no request announces).
 const REFILL_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Refill jobs (each at most one batch per pool) the nonce engine computes per acquisition
+/// of the card's lock.
+const JOBS_PER_LOCK: usize = 4;
+
 /// The card and the nonce engine's wake-up: the link threads notify `wake` when what they
 /// executed left a pool with room for a batch.
 struct Card {
     hsm: Mutex<Hsm<SimPlatform>>,
     wake: Condvar,
+    /// The nonce engine is waiting for `hsm`. The standard mutex is not fair: a link thread
+    /// that executes request after request (a stream of `SignBatch`es) unlocks and relocks at
+    /// once and would keep the engine out for as long as the stream lasts, leaving the other
+    /// core idle while the link thread computes every nonce itself. Link threads let the
+    /// engine in first.
+    engine_waiting: AtomicBool,
+}
+
+impl Card {
+    /// The card for a link thread: after the nonce engine if it is waiting (a few
+    /// microseconds: it only draws scalars or hands a batch in under the lock).
+    fn lock_for_request(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Hsm<SimPlatform>>> {
+        while self.engine_waiting.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        self.hsm.lock()
+    }
+
+    /// The card for the nonce engine, announced so that link threads step aside.
+    fn lock_for_engine(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Hsm<SimPlatform>>> {
+        self.engine_waiting.store(true, Ordering::Release);
+        let guard = self.hsm.lock();
+        self.engine_waiting.store(false, Ordering::Release);
+        guard
+    }
 }
 
 /// Serve card-link connections on `socket` until the process is killed. Each connection gets
@@ -43,7 +72,7 @@ struct Card {
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyhow::Result<()> {
     let listener = listen_atomically(socket)?;
     log::info!("card: listening on {}", socket.display());
-    let card = Arc::new(Card { hsm: Mutex::new(hsm), wake: Condvar::new() });
+    let card = Arc::new(Card { hsm: Mutex::new(hsm), wake: Condvar::new(), engine_waiting: AtomicBool::new(false) });
     let refiller = card.clone();
     std::thread::Builder::new().name("card-nonces".into()).spawn(move || refill_loop(&refiller))?;
     let links = Arc::new(AtomicUsize::new(0));
@@ -87,20 +116,33 @@ fn listen_atomically(socket: &Path) -> anyhow::Result<UnixListener> {
 /// Keep the nonce pools full until the card's lock is poisoned (a panic inside the card).
 /// With nothing to do the engine sleeps on `wake` (not polling): the check and the wait are
 /// under the card's lock, so a notification cannot slip between them.
+///
+/// Up to [`JOBS_PER_LOCK`] jobs are drawn at once and handed in together: the engine takes the
+/// lock between requests, so under a stream of long requests (`SignBatch`) each acquisition
+/// may wait for one; more work per acquisition keeps its core busy.
 fn refill_loop(card: &Card) {
-    let Ok(mut guard) = card.hsm.lock() else { return };
+    let Ok(mut guard) = card.lock_for_engine() else { return };
+    let mut jobs = Vec::with_capacity(JOBS_PER_LOCK);
     loop {
-        match guard.refill_job() {
-            Some(job) => {
+        while jobs.len() < JOBS_PER_LOCK {
+            match guard.refill_job() {
+                Some(job) => jobs.push(job),
+                None => break,
+            }
+        }
+        match jobs.is_empty() {
+            false => {
                 drop(guard);
-                let done = job.compute();
-                guard = match card.hsm.lock() {
+                let done: Vec<_> = jobs.drain(..).map(|job| job.compute()).collect();
+                guard = match card.lock_for_engine() {
                     Ok(g) => g,
                     Err(_) => return,
                 };
-                guard.accept_refill(done);
+                for d in done {
+                    guard.accept_refill(d);
+                }
             }
-            None => {
+            true => {
                 guard = match card.wake.wait_timeout(guard, REFILL_IDLE) {
                     Ok((g, _)) => g,
                     Err(_) => return,
@@ -137,7 +179,7 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
                     Ok(f) => {
-                        let result = match card.hsm.lock() {
+                        let result = match card.lock_for_request() {
                             Ok(mut hsm) => {
                                 let result = hsm.execute(&f.principal, f.session, f.request);
                                 // Wake the nonce engine only when there is a batch to compute:

@@ -43,6 +43,9 @@ struct Cli {
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 16)]
     depth: usize,
+    /// Messages per request for the batch operations (`SignBatch`), 1 to 256.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+    batch: u16,
     /// Seconds per operation.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -194,22 +197,25 @@ fn drive(profile: &Profile, op: Op, cli: &Cli, sig: &[u8], ct: &[u8]) -> anyhow:
     let mut handles = Vec::new();
     for t in 0..cli.connections {
         let (profile, stop, counter) = (profile.clone(), stop.clone(), counter.clone());
-        let (sig, ct, depth) = (sig.to_vec(), ct.to_vec(), cli.depth);
+        let (sig, ct, depth, batch) = (sig.to_vec(), ct.to_vec(), cli.depth, cli.batch as usize);
+        let weight = ops::per_request(op, batch) as u64;
         handles.push(std::thread::spawn(move || -> anyhow::Result<(u64, u64, Vec<f64>, String)> {
             let mut client = Client::connect(&profile)?;
             let (mut ok, mut errors, mut lat, mut first) = (0u64, 0u64, Vec::new(), String::new());
             while !stop.load(Ordering::Relaxed) {
                 let batch = (0..depth)
-                    .map(|_| ops::request(op, &sig, &ct, (t as u64) << 40 | counter.fetch_add(1, Ordering::Relaxed)))
+                    .map(|_| {
+                        ops::request(op, &sig, &ct, (t as u64) << 40 | counter.fetch_add(1, Ordering::Relaxed), batch)
+                    })
                     .collect();
                 let t0 = Instant::now();
                 let answers = client.pipeline(batch)?;
                 lat.push(t0.elapsed().as_secs_f64() * 1e6);
                 for a in answers {
                     match a {
-                        Ok(_) => ok += 1,
+                        Ok(_) => ok += weight,
                         Err(e) => {
-                            errors += 1;
+                            errors += weight;
                             if first.is_empty() {
                                 first = e.to_string();
                             }
@@ -293,7 +299,9 @@ fn openssl(op: Op) -> Option<(f64, bool)> {
         .collect();
     match op {
         // "... sign verify sign/s verify/s"
-        Op::Sm2Sign | Op::Rsa2048Sign | Op::EcdsaSign => nums.iter().rev().nth(1).map(|v| (*v, false)),
+        Op::Sm2Sign | Op::Sm2SignBatch | Op::Rsa2048Sign | Op::EcdsaSign | Op::EcdsaSignBatch => {
+            nums.iter().rev().nth(1).map(|v| (*v, false))
+        }
         Op::Sm2Verify => nums.last().map(|v| (*v, false)),
         // The 65536-byte column in bytes/s.
         _ => nums.last().map(|v| (*v, true)),

@@ -10,6 +10,8 @@ use gmhsm_proto::Label;
 pub enum Op {
     Ping,
     Sm2Sign,
+    /// SM2 signatures `--batch` at a time (`SignBatch`), counted per signature.
+    Sm2SignBatch,
     Sm2Verify,
     Sm2Encrypt,
     Sm2Decrypt,
@@ -19,6 +21,8 @@ pub enum Op {
     Sm2Keypair,
     Rsa2048Sign,
     EcdsaSign,
+    /// ECDSA P-256 signatures `--batch` at a time (`SignBatch`), counted per signature.
+    EcdsaSignBatch,
     Sm4Cbc64,
     Sm4Cbc64k,
     Sm4Gcm64,
@@ -29,6 +33,7 @@ pub enum Op {
 pub const ALL: &[Op] = &[
     Op::Ping,
     Op::Sm2Sign,
+    Op::Sm2SignBatch,
     Op::Sm2Verify,
     Op::Sm2Encrypt,
     Op::Sm2Decrypt,
@@ -36,6 +41,7 @@ pub const ALL: &[Op] = &[
     Op::Sm2Keypair,
     Op::Rsa2048Sign,
     Op::EcdsaSign,
+    Op::EcdsaSignBatch,
     Op::Sm4Cbc64,
     Op::Sm4Cbc64k,
     Op::Sm4Gcm64,
@@ -73,8 +79,17 @@ pub fn setup(client: &mut Client) -> Result<Vec<u8>, ClientError> {
     client.sign("bench-sm2", Mechanism::sm2_default(), &[7u8; 32])
 }
 
-/// The request for one operation; `n` makes key-generation labels unique.
-pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
+/// Operations one request of `op` performs: `batch` for the batch operations, else 1.
+pub fn per_request(op: Op, batch: usize) -> usize {
+    match op {
+        Op::Sm2SignBatch | Op::EcdsaSignBatch => batch,
+        _ => 1,
+    }
+}
+
+/// The request for one operation (`batch` messages for the batch operations); `n` makes
+/// key-generation labels unique.
+pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64, batch: usize) -> Request {
     let data = vec![0x5au8; payload(op).max(32)];
     let sm4 = |_pkcs7: bool| KeyRef::Label(label("bench-sm4"));
     match op {
@@ -82,6 +97,16 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64) -> Request {
         Op::Sm2Sign => {
             Request::Sign { label: label("bench-sm2"), mechanism: Mechanism::sm2_default(), message: vec![7; 32] }
         }
+        Op::Sm2SignBatch => Request::SignBatch {
+            label: label("bench-sm2"),
+            mechanism: Mechanism::sm2_default(),
+            messages: (0..batch).map(|i| gmhsm_client::ByteBuf::from(vec![i as u8; 32])).collect(),
+        },
+        Op::EcdsaSignBatch => Request::SignBatch {
+            label: label("bench-p256"),
+            mechanism: Mechanism::EcdsaP256Sha256,
+            messages: (0..batch).map(|i| gmhsm_client::ByteBuf::from(vec![i as u8; 32])).collect(),
+        },
         Op::Sm2Verify => Request::Verify {
             label: label("bench-sm2"),
             mechanism: Mechanism::sm2_default(),
@@ -165,7 +190,7 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
         Op::Ping => return None,
         // The card's own SM2 path: a cached signer and a pool refilled in batches of 32
         // (refill cost included), and the fast verification the card uses.
-        Op::Sm2Sign => {
+        Op::Sm2Sign | Op::Sm2SignBatch => {
             let table = std::sync::Arc::new(alg::sm2_fast::BaseTable::new());
             let signer = alg::sm2_fast::FastSigner::new(&sm2, table.clone()).ok()?;
             let mut pool = alg::sm2_fast::NoncePool::new(table, 1024);
@@ -230,7 +255,7 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
         }
         // As the card signs: the key prepared once at load, a pool of (k⁻¹, r) refilled in
         // batches of 32 (refill cost included).
-        Op::EcdsaSign => {
+        Op::EcdsaSign | Op::EcdsaSignBatch => {
             let k = alg::ecdsa::SigningKey::from(&alg::ecdsa::generate(&mut rng).ok()?);
             let table = alg::ecdsa_fast::P256Table::new();
             let mut pool = alg::ecdsa_fast::EcdsaPool::new(1024);
@@ -261,9 +286,9 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
 /// line-matching word, what the number means).
 pub fn openssl_speed(op: Op) -> Option<(&'static [&'static str], &'static str)> {
     match op {
-        Op::Sm2Sign | Op::Sm2Verify => Some((&["speed", "-seconds", "2", "sm2"], "SM2")),
+        Op::Sm2Sign | Op::Sm2SignBatch | Op::Sm2Verify => Some((&["speed", "-seconds", "2", "sm2"], "SM2")),
         Op::Rsa2048Sign => Some((&["speed", "-seconds", "2", "rsa2048"], "rsa 2048")),
-        Op::EcdsaSign => Some((&["speed", "-seconds", "2", "ecdsap256"], "256 bits ecdsa")),
+        Op::EcdsaSign | Op::EcdsaSignBatch => Some((&["speed", "-seconds", "2", "ecdsap256"], "256 bits ecdsa")),
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => {
             Some((&["speed", "-seconds", "2", "-evp", "sm4-cbc", "-bytes", "65536"], "SM4-CBC"))
         }

@@ -108,6 +108,8 @@ pub enum Response {
     KeyExportPolicy {
         allow_plaintext: bool,
     },
+    /// The signatures of a `Request::SignBatch`, in the order of its messages.
+    Signatures(Vec<serde_bytes::ByteBuf>),
 }
 
 /// The private half of a generated key pair. Append-only.
@@ -206,6 +208,12 @@ mod tests {
         assert_eq!(postcard::to_allocvec(&plain).unwrap(), [23, 0, 0, 1, 2, 9, 9]);
         let policy = Response::KeyExportPolicy { allow_plaintext: true };
         assert_eq!(postcard::to_allocvec(&policy).unwrap(), [24, 1]);
+        // A sequence of byte strings: count, then each length-prefixed.
+        let sigs = Response::Signatures(alloc::vec![
+            serde_bytes::ByteBuf::from(alloc::vec![1, 2]),
+            serde_bytes::ByteBuf::from(alloc::vec![3]),
+        ]);
+        assert_eq!(postcard::to_allocvec(&sigs).unwrap(), [25, 2, 2, 1, 2, 1, 3]);
     }
 
     #[test]

@@ -38,7 +38,17 @@ fn every_request_through_the_daemon() {
     {
         let sig = c.sign(label, mech.clone(), b"msg").unwrap();
         assert!(c.verify(label, mech.clone(), b"msg", &sig).unwrap());
-        assert!(!c.verify(label, mech, b"msG", &sig).unwrap());
+        assert!(!c.verify(label, mech.clone(), b"msG", &sig).unwrap());
+        // Many messages in one request (SignBatch): one signature each, in order.
+        let messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'm'; i as usize + 1]).collect();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let sigs = c.sign_batch(label, mech.clone(), &refs).unwrap();
+        assert_eq!(sigs.len(), messages.len());
+        for (m, s) in messages.iter().zip(&sigs) {
+            assert!(c.verify(label, mech.clone(), m, s).unwrap(), "{label}: batch signature of {m:?}");
+        }
+        assert!(!c.verify(label, mech.clone(), &messages[0], &sigs[1]).unwrap());
+        assert!(c.sign_batch(label, mech, &[]).is_err(), "an empty batch is refused by the SDK");
     }
 
     // Encryption, every family.

@@ -119,10 +119,20 @@ impl Default for Sm2Fast {
     }
 }
 
+/// Nonces to compute on the spot for a request that finds a pool empty with `ahead`
+/// signatures still to make: `ahead` rounded up to whole lane groups of `lanes`, at least one
+/// group, at most one [`BATCH`].
+pub fn inline_batch(lanes: usize, ahead: usize) -> usize {
+    let lanes = lanes.max(1);
+    ahead.max(1).div_ceil(lanes).saturating_mul(lanes).clamp(lanes, BATCH.max(lanes))
+}
+
 impl Sm2Fast {
     /// Sign with the SM2 key `label` (its secret `secret`): over the message with an ID, or
-    /// over a 32-byte digest. Takes a pooled nonce; an empty pool is refilled by one batch
-    /// first, which costs less per nonce than computing one alone.
+    /// over a 32-byte digest. Takes a pooled nonce; an empty pool is refilled first by
+    /// [`inline_batch`]`(ahead)` nonces, `ahead` being the signatures this request still has
+    /// to make (this one included): one lane group for a lone signature (a short wait), up to a
+    /// whole batch for a `SignBatch` (one inversion shared by more nonces).
     pub fn sign<R: TryCryptoRng + ?Sized>(
         &mut self,
         label: &Label,
@@ -130,6 +140,7 @@ impl Sm2Fast {
         mechanism: &Mechanism,
         msg: &[u8],
         rng: &mut R,
+        ahead: usize,
     ) -> Result<Vec<u8>, Status> {
         if !self.signers.contains_key(label) {
             if self.signers.len() >= MAX_SIGNERS {
@@ -140,7 +151,7 @@ impl Sm2Fast {
         }
         let signer = self.signers.get(label).ok_or(Status::Internal)?;
         if self.pool.is_empty() {
-            self.pool.refill(rng, INLINE_BATCH).map_err(alg_status)?;
+            self.pool.refill(rng, inline_batch(INLINE_BATCH, ahead)).map_err(alg_status)?;
         }
         let sig = match mechanism {
             Mechanism::Sm2Sm3 { distid } => signer.sign_pooled(&mut self.pool, rng, distid, msg),
@@ -154,13 +165,19 @@ impl Sm2Fast {
         Ok(sig.to_der().to_vec())
     }
 
-    /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce.
+    /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce (an empty pool
+    /// is refilled first as in [`Sm2Fast::sign`]).
     pub fn sign_p256<R: TryCryptoRng + ?Sized>(
         &mut self,
         key: &p256::ecdsa::SigningKey,
         msg: &[u8],
         rng: &mut R,
+        ahead: usize,
     ) -> Result<Vec<u8>, Status> {
+        if self.p256_pool.is_empty() {
+            let n = inline_batch(self.p256.inline_batch(), ahead);
+            ecdsa_fast::refill(&mut self.p256_pool, &self.p256, rng, n).map_err(alg_status)?;
+        }
         ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg).map_err(alg_status)
     }
 
@@ -313,6 +330,28 @@ mod tests {
     use crate::alg::testrng::CounterRng;
 
     #[test]
+    fn inline_refills_cover_the_request_in_lane_groups_up_to_a_batch() {
+        // (lanes, ahead) -> nonces
+        for (lanes, ahead, n) in [(8, 1, 8), (8, 0, 8), (8, 9, 16), (8, 32, 32), (8, 200, 32), (1, 1, 1), (1, 5, 5)] {
+            assert_eq!(inline_batch(lanes, ahead), n, "lanes {lanes}, ahead {ahead}");
+        }
+        assert_eq!(inline_batch(1, usize::MAX), BATCH);
+        // A lone signature on an empty pool computes one lane group; a batch request more.
+        let mut fast = Sm2Fast::default();
+        let mut rng = CounterRng::new(b"inline");
+        let secret = sm2::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let label = Label::try_from("k").unwrap();
+        let digest = Mechanism::Sm2Digest;
+        fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 1).unwrap();
+        assert_eq!(fast.pooled().0, INLINE_BATCH - 1);
+        while fast.pooled().0 > 0 {
+            fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 1).unwrap();
+        }
+        fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 100).unwrap();
+        assert_eq!(fast.pooled().0, BATCH.max(INLINE_BATCH) - 1);
+    }
+
+    #[test]
     fn jobs_fill_the_pool_once_and_stale_jobs_are_dropped() {
         let mut fast = Sm2Fast::default();
         let mut rng = CounterRng::new(b"jobs");
@@ -351,7 +390,7 @@ mod tests {
         }
         let key = p256::ecdsa::SigningKey::from(crate::alg::ecdsa::generate(&mut rng).unwrap());
         for _ in 0..BATCH {
-            fast.sign_p256(&key, b"m", &mut rng).unwrap();
+            fast.sign_p256(&key, b"m", &mut rng, 1).unwrap();
         }
         assert_eq!(fast.pooled(), (POOL_CAPACITY, POOL_CAPACITY - BATCH));
         assert!(fast.wants_refill());

@@ -108,20 +108,27 @@ impl<P: Platform> Hsm<P> {
                 if !ops::mechanism_fits(rec.alg, &mechanism) {
                     return Err(Status::WrongKeyType);
                 }
-                let key = self.cache.get(&label).ok_or(Status::Internal)?;
-                if let LoadedKey::Sm2(secret) = key {
-                    return Ok(Response::Signature(self.fast.sign(
-                        &label,
-                        secret,
-                        &mechanism,
-                        &message,
-                        &mut self.rng,
-                    )?));
+                Ok(Response::Signature(self.sign_one(&label, &mechanism, &message, 1)?))
+            }
+            Request::SignBatch { label, mechanism, messages } => {
+                if messages.is_empty() || messages.len() > gmhsm_proto::MAX_SIGN_BATCH {
+                    return Err(Status::InvalidArgument);
                 }
-                if let (LoadedKey::P256(key), gmhsm_proto::Mechanism::EcdsaP256Sha256) = (key, &mechanism) {
-                    return Ok(Response::Signature(self.fast.sign_p256(key, &message, &mut self.rng)?));
+                let rec = self.use_key(principal, session, &label, C::SIGN)?;
+                if !ops::mechanism_fits(rec.alg, &mechanism) {
+                    return Err(Status::WrongKeyType);
                 }
-                Ok(Response::Signature(ops::sign(key, &mechanism, &message, &mut self.rng)?))
+                // All or nothing: a message the mechanism refuses fails the batch before any
+                // nonce is spent.
+                if matches!(mechanism, gmhsm_proto::Mechanism::Sm2Digest) && messages.iter().any(|m| m.len() != 32) {
+                    return Err(Status::InvalidArgument);
+                }
+                let mut signatures = Vec::with_capacity(messages.len());
+                for (i, message) in messages.iter().enumerate() {
+                    let ahead = messages.len() - i;
+                    signatures.push(gmhsm_proto::ByteBuf::from(self.sign_one(&label, &mechanism, message, ahead)?));
+                }
+                Ok(Response::Signatures(signatures))
             }
             Request::Verify { label, mechanism, message, signature } => {
                 let rec = self.use_key(principal, session, &label, C::VERIFY)?;
@@ -581,4 +588,26 @@ fn sec1(p: &sm2::PublicKey) -> Vec<u8> {
 fn to_key16(k: &[u8]) -> Result<Zeroizing<[u8; 16]>, Status> {
     let a: [u8; 16] = k.try_into().map_err(|_| Status::Internal)?;
     Ok(Zeroizing::new(a))
+}
+
+impl<P: Platform> Hsm<P> {
+    /// One signature with the loaded key `label` (access and mechanism already checked):
+    /// SM2 and ECDSA P-256 through the card's nonce pools, the rest through [`ops::sign`].
+    /// `ahead`: signatures this request still makes, this one included (sizes an inline refill).
+    fn sign_one(
+        &mut self,
+        label: &Label,
+        mechanism: &gmhsm_proto::Mechanism,
+        message: &[u8],
+        ahead: usize,
+    ) -> Result<Vec<u8>, Status> {
+        let key = self.cache.get(label).ok_or(Status::Internal)?;
+        match (key, mechanism) {
+            (LoadedKey::Sm2(secret), _) => self.fast.sign(label, secret, mechanism, message, &mut self.rng, ahead),
+            (LoadedKey::P256(key), gmhsm_proto::Mechanism::EcdsaP256Sha256) => {
+                self.fast.sign_p256(key, message, &mut self.rng, ahead)
+            }
+            (key, _) => ops::sign(key, mechanism, message, &mut self.rng),
+        }
+    }
 }
