@@ -46,6 +46,11 @@ struct Cli {
     /// Messages per request for the batch operations (`SignBatch`), 1 to 256.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     batch: u16,
+    /// Load clients wait for answers by polling for up to this many microseconds before
+    /// blocking (`Client::set_busy_poll`); 0, the default: they block at once, like the echo
+    /// reference. At most 10,000.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    busy_poll_us: u32,
     /// Seconds per operation.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -105,7 +110,17 @@ fn main() -> anyhow::Result<()> {
     let ct = ops::decrypt_input(&mut setup)?;
     drop(setup);
 
-    println!("# gmhsm-bench: {} connections x depth {}, {} s per operation", cli.connections, cli.depth, cli.seconds);
+    println!(
+        "# gmhsm-bench: {} connections x depth {}, {} s per operation{}",
+        cli.connections,
+        cli.depth,
+        cli.seconds,
+        if cli.busy_poll_us > 0 {
+            format!(", clients poll {} us before blocking", cli.busy_poll_us)
+        } else {
+            String::new()
+        }
+    );
     if !cli.no_reference {
         let (p50, p99) = echo_round_trip()?;
         println!("# bare 64-byte echo between two processes, blocking: p50 {p50:.1} us, p99 {p99:.1} us");
@@ -199,8 +214,10 @@ fn drive(profile: &Profile, op: Op, cli: &Cli, sig: &[u8], ct: &[u8]) -> anyhow:
         let (profile, stop, counter) = (profile.clone(), stop.clone(), counter.clone());
         let (sig, ct, depth, batch) = (sig.to_vec(), ct.to_vec(), cli.depth, cli.batch as usize);
         let weight = ops::per_request(op, batch) as u64;
+        let spin_us = u64::from(cli.busy_poll_us);
         handles.push(std::thread::spawn(move || -> anyhow::Result<(u64, u64, Vec<f64>, String)> {
             let mut client = Client::connect(&profile)?;
+            client.set_busy_poll(Duration::from_micros(spin_us));
             let (mut ok, mut errors, mut lat, mut first) = (0u64, 0u64, Vec::new(), String::new());
             while !stop.load(Ordering::Relaxed) {
                 let batch = (0..depth)
