@@ -22,13 +22,15 @@
 //! * by our own crates: the SM4 block cipher (`gmhsm-sm4`: constant time, GFNI / AES-NI /
 //!   bitsliced) and, on CPUs with AVX-512 IFMA, the RSA-2048 CRT exponentiations
 //!   (`gmhsm-ifma`);
-//! * by hand: the fast SM2 arithmetic ([`sm2_fast`]: field, points, fixed-base table, nonce
+//! * by hand: the DER encoding of (r, s) signatures ([`dersig`]: the crates' `to_der` parses
+//!   its own output back), the fast SM2 arithmetic ([`sm2_fast`]: field, points, fixed-base table, nonce
 //!   pool, windowed constant-time multiplication, encryption and decryption), RSA private
 //!   operations ([`rsa`]: Montgomery arithmetic, CRT, blinding, padding), the SM2 user hash Z
 //!   for binary distinguishing IDs ([`sm2::z_hash`]), the SM3 KDF ([`sm3::kdf`]), SM2 key
 //!   exchange ([`sm2_kex`], GB/T 32918.3), the multi-part buffering of the SM4 block modes,
 //!   PKCS#7 padding and CBC-MAC with an IV ([`sm4`]).
 
+pub mod dersig;
 pub mod ecdsa;
 pub mod ecdsa_fast;
 pub mod once;

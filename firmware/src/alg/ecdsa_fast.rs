@@ -19,7 +19,7 @@
 //! with r = 0 or a signature with s = 0 (probability ~2^−256) is dropped for the next pair.
 
 use alloc::vec::Vec;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::BatchNormalize;
 use p256::elliptic_curve::bigint::modular::{FixedMontyForm, FixedMontyParams};
 use p256::elliptic_curve::bigint::{Odd, U256};
@@ -272,9 +272,10 @@ pub fn sign_digest_pooled<R: TryCryptoRng + ?Sized>(
         if bool::from(s.is_zero()) {
             continue;
         }
-        let sig = Signature::from_scalars(nonce.r.to_repr(), s.to_repr()).map_err(|_| AlgError::Rng)?;
+        // r and s are non-zero scalars (reduced mod n): a valid signature as they stand.
+        let der = crate::alg::dersig::encode(&nonce.r.to_repr().into(), &s.to_repr().into());
         s.zeroize();
-        return Ok(sig.to_der().as_bytes().to_vec());
+        return Ok(der);
     }
     Err(AlgError::Rng)
 }
@@ -285,7 +286,7 @@ mod tests {
     use crate::alg::testrng::CounterRng;
     use p256::ecdsa::signature::Verifier;
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    use p256::ecdsa::{DerSignature, VerifyingKey};
+    use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
 
     fn key(rng: &mut CounterRng) -> SigningKey {
         SigningKey::from(crate::alg::ecdsa::generate(rng).unwrap())

@@ -162,7 +162,7 @@ impl Sm2Fast {
             _ => return Err(Status::WrongKeyType),
         }
         .map_err(alg_status)?;
-        Ok(sig.to_der().to_vec())
+        Ok(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()))
     }
 
     /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce (an empty pool
