@@ -99,17 +99,26 @@ impl Bounds {
 
     /// Take one token from `p`'s bucket; `false` when it is empty (answer `Status::Busy`).
     pub fn take_token(&mut self, p: &Principal) -> bool {
+        self.take_tokens(p, 1)
+    }
+
+    /// Take `n` tokens from `p`'s bucket for a request that asks the card for `n` operations
+    /// (a `SignBatch`); `false`, taking none, when fewer are left. `n` is capped at the
+    /// bucket's size, so that a request larger than the burst can still pass when the bucket
+    /// is full.
+    pub fn take_tokens(&mut self, p: &Principal, n: u32) -> bool {
         let (Some(rate), Some(fp)) = (self.rate, fingerprint(p)) else {
             return true;
         };
         let now = self.clock.now();
         let burst = f64::from(rate.burst);
+        let need = f64::from(n.clamp(1, rate.burst.max(1)));
         let b = self.buckets.entry(*fp).or_insert(Bucket { tokens: burst, at: now });
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
         b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        if b.tokens >= need {
+            b.tokens -= need;
             true
         } else {
             false
@@ -184,6 +193,20 @@ mod tests {
         *clock.0.lock().expect("lock") += Duration::from_secs(10);
         b.sweep();
         assert!(b.buckets.is_empty());
+    }
+
+    /// A batch request is charged one token per operation, at most the whole bucket.
+    #[test]
+    fn batches_take_a_token_per_operation() {
+        let clock = Arc::new(Manual(Mutex::new(Instant::now())));
+        let mut b = Bounds::new(1, Some(RateLimit { per_second: 10.0, burst: 100 }), clock.clone());
+        assert!(b.take_tokens(&app(1), 64));
+        assert!(!b.take_tokens(&app(1), 64), "36 left");
+        assert!(b.take_tokens(&app(1), 36));
+        assert!(!b.take_token(&app(1)));
+        *clock.0.lock().expect("lock") += Duration::from_secs(10);
+        assert!(b.take_tokens(&app(1), 256), "a batch above the burst passes on a full bucket");
+        assert!(!b.take_token(&app(1)), "and empties it");
     }
 
     #[test]

@@ -254,8 +254,8 @@ impl Conn {
                 Ok(None) => return,
                 Ok(Some(body)) => match self.session.on_frame(body) {
                     Action::Reply(frame) => Step::Reply(frame),
-                    Action::Relay { id, kind, raw } => {
-                        let result = if ctx.bounds.take_token(&principal) {
+                    Action::Relay { id, kind, cost, raw } => {
+                        let result = if ctx.bounds.take_tokens(&principal, cost) {
                             ctx.card.submit(now, self.token, id, &principal, kind, &body[raw])
                         } else {
                             Err(Status::Busy)

@@ -19,8 +19,9 @@ pub enum Action {
     Reply(ServerFrame),
     /// Relay the request (variant `kind`) to the card and answer the client with request id
     /// `id`. `raw` is where the request's bytes are in the frame body: they decoded, and are
-    /// relayed as they came (`frame::encode_card_frame`) rather than encoded again.
-    Relay { id: u64, kind: &'static str, raw: Range<usize> },
+    /// relayed as they came (`frame::encode_card_frame`) rather than encoded again. `cost`:
+    /// the operations it asks of the card ([`cost`]), what the rate limit charges.
+    Relay { id: u64, kind: &'static str, cost: u32, raw: Range<usize> },
 }
 
 /// Per-connection protocol state.
@@ -65,7 +66,7 @@ impl Session {
             return Action::Reply(reply(id, Status::Busy));
         }
         self.in_flight += 1;
-        Action::Relay { id, kind: kind(&frame.request), raw }
+        Action::Relay { id, kind: kind(&frame.request), cost: cost(&frame.request), raw }
     }
 
     /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
@@ -85,6 +86,15 @@ impl Session {
 /// A frame carrying `status` for request `id`.
 pub fn reply(id: u64, status: Status) -> ServerFrame {
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, result: Err(status) }
+}
+
+/// Operations a request asks of the card, for the rate limit: one signature per message of a
+/// `SignBatch`, one for every other request.
+pub fn cost(request: &Request) -> u32 {
+    match request {
+        Request::SignBatch { messages, .. } => u32::try_from(messages.len()).unwrap_or(u32::MAX).max(1),
+        _ => 1,
+    }
 }
 
 /// The request's variant name, for logs (never its fields: they may be payloads).
@@ -155,11 +165,27 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_costs_one_per_message() {
+        let batch = |n: usize| Request::SignBatch {
+            label: gmhsm_proto::Label::try_from("k").unwrap(),
+            mechanism: gmhsm_proto::Mechanism::Sm2Digest,
+            messages: vec![gmhsm_proto::ByteBuf::from(vec![0u8; 32]); n],
+        };
+        let mut s = Session::new(4);
+        match s.on_frame(&body(PROTOCOL_VERSION, 9, batch(64))) {
+            Action::Relay { id: 9, kind: "SignBatch", cost: 64, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        // An empty batch still costs a request (the card refuses it).
+        assert_eq!((cost(&batch(0)), cost(&Request::Ping)), (1, 1));
+    }
+
+    #[test]
     fn good_frame_is_relayed_with_its_id() {
         let mut s = Session::new(4);
         let b = body(PROTOCOL_VERSION, 7, Request::Ping);
         match s.on_frame(&b) {
-            Action::Relay { id: 7, kind: "Ping", raw } => {
+            Action::Relay { id: 7, kind: "Ping", cost: 1, raw } => {
                 assert_eq!(&b[raw], &[0u8][..], "Ping is variant 0")
             }
             other => panic!("{other:?}"),

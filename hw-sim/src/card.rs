@@ -6,11 +6,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gmhsm_firmware::Hsm;
+use gmhsm_firmware::hsm::{RefillDone, RefillJob};
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, ServerFrame, Status};
 
@@ -20,59 +21,74 @@ use crate::board::SimPlatform;
 /// the simulator's provisioning link).
 const MAX_LINKS: usize = 8;
 
-/// The longest the nonce engine sleeps without being woken (it is woken when a request left
-/// room in a pool; this bound only covers changes no request announces).
+/// The longest the nonce engine sleeps without being woken (it is woken when a link thread
+/// drew jobs for it; this bound only covers changes no request announces, and hands in what
+/// the engine computed after the last request of a burst).
 const REFILL_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Refill jobs (each at most one batch per pool) the nonce engine computes per acquisition
-/// of the card's lock.
-const JOBS_PER_LOCK: usize = 4;
+/// Refill jobs (each at most one batch per pool) drawn ahead for the nonce engine.
+const JOBS_AHEAD: usize = 4;
 
-/// The card and the nonce engine's wake-up: the link threads notify `wake` when what they
-/// executed left a pool with room for a batch.
+/// The card, and the work it exchanges with its nonce engine.
 struct Card {
     hsm: Mutex<Hsm<SimPlatform>>,
+    /// Behind its own short lock, so that the engine never waits for the card's: whoever holds
+    /// the card (a link thread, before each request) hands in what the engine computed and
+    /// draws new jobs (the scalars come from the card's DRBG). An earlier engine took the
+    /// card's lock itself; under a stream of long requests (`SignBatch`) it spent a third of
+    /// its time waiting for one to end, and the standard mutex, not being fair, could keep it
+    /// out for as long as the stream lasted.
+    exchange: Mutex<Exchange>,
+    /// Signalled (with `exchange`) when jobs were drawn.
     wake: Condvar,
-    /// The nonce engine is waiting for `hsm`. The standard mutex is not fair: a link thread
-    /// that executes request after request (a stream of `SignBatch`es) unlocks and relocks at
-    /// once and would keep the engine out for as long as the stream lasts, leaving the other
-    /// core idle while the link thread computes every nonce itself. Link threads let the
-    /// engine in first.
-    engine_waiting: AtomicBool,
+}
+
+#[derive(Default)]
+struct Exchange {
+    /// Drawn, to be computed by the engine.
+    todo: std::collections::VecDeque<RefillJob>,
+    /// Computed, to be handed in. Batches drawn before a zeroize or tamper response are
+    /// dropped (zeroized) when handed in: the card checks their epoch.
+    done: Vec<RefillDone>,
 }
 
 impl Card {
-    /// The card for a link thread: after the nonce engine if it is waiting (a few
-    /// microseconds: it only draws scalars or hands a batch in under the lock).
-    fn lock_for_request(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Hsm<SimPlatform>>> {
-        while self.engine_waiting.load(Ordering::Acquire) {
-            std::thread::yield_now();
+    /// With the card held: hand in the engine's finished batches and, when a pool has room,
+    /// draw jobs for it (waking it).
+    fn service_engine(&self, hsm: &mut Hsm<SimPlatform>) {
+        let Ok(mut ex) = self.exchange.lock() else { return };
+        for done in ex.done.drain(..) {
+            hsm.accept_refill(done);
         }
-        self.hsm.lock()
-    }
-
-    /// The card for the nonce engine, announced so that link threads step aside.
-    fn lock_for_engine(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Hsm<SimPlatform>>> {
-        self.engine_waiting.store(true, Ordering::Release);
-        let guard = self.hsm.lock();
-        self.engine_waiting.store(false, Ordering::Release);
-        guard
+        let mut drew = false;
+        while ex.todo.len() < JOBS_AHEAD && hsm.wants_refill() {
+            match hsm.refill_job() {
+                Some(job) => {
+                    ex.todo.push_back(job);
+                    drew = true;
+                }
+                None => break,
+            }
+        }
+        if drew {
+            self.wake.notify_one();
+        }
     }
 }
 
 /// Serve card-link connections on `socket` until the process is killed. Each connection gets
 /// a thread; the card itself is one state machine behind a mutex, so requests are executed
 /// one at a time, in order per connection. A second thread is the card's nonce engine: it
-/// keeps the nonce and key-pair pools (SM2, P-256) full, computing outside the lock (in
-/// parallel with requests on the other core), holding the lock only to draw a batch's scalars
-/// and to hand the batch in, and sleeping until a request leaves room for a batch.
+/// keeps the nonce and key-pair pools (SM2, P-256) full, computing in parallel with requests
+/// on the other core the jobs the link threads draw for it (see [`Card::exchange`]), and
+/// sleeping while there are none.
 ///
 /// `busy_poll`: after answering, a link's thread keeps reading without blocking for this
 /// long before it blocks (see [`read_link`]); zero: it blocks at once.
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyhow::Result<()> {
     let listener = listen_atomically(socket)?;
     log::info!("card: listening on {}", socket.display());
-    let card = Arc::new(Card { hsm: Mutex::new(hsm), wake: Condvar::new(), engine_waiting: AtomicBool::new(false) });
+    let card = Arc::new(Card { hsm: Mutex::new(hsm), exchange: Mutex::new(Exchange::default()), wake: Condvar::new() });
     let refiller = card.clone();
     std::thread::Builder::new().name("card-nonces".into()).spawn(move || refill_loop(&refiller))?;
     let links = Arc::new(AtomicUsize::new(0));
@@ -113,40 +129,42 @@ fn listen_atomically(socket: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Keep the nonce pools full until the card's lock is poisoned (a panic inside the card).
-/// With nothing to do the engine sleeps on `wake` (not polling): the check and the wait are
-/// under the card's lock, so a notification cannot slip between them.
-///
-/// Up to [`JOBS_PER_LOCK`] jobs are drawn at once and handed in together: the engine takes the
-/// lock between requests, so under a stream of long requests (`SignBatch`) each acquisition
-/// may wait for one; more work per acquisition keeps its core busy.
+/// The nonce engine: compute the jobs the link threads drew, until a lock is poisoned (a
+/// panic inside the card). It holds only the exchange's lock, and that briefly; with nothing
+/// drawn for [`REFILL_IDLE`] (no requests) it takes the card itself to hand in and draw, which
+/// also fills the pools after boot.
 fn refill_loop(card: &Card) {
-    let Ok(mut guard) = card.lock_for_engine() else { return };
-    let mut jobs = Vec::with_capacity(JOBS_PER_LOCK);
     loop {
-        while jobs.len() < JOBS_PER_LOCK {
-            match guard.refill_job() {
-                Some(job) => jobs.push(job),
-                None => break,
-            }
-        }
-        match jobs.is_empty() {
-            false => {
-                drop(guard);
-                let done: Vec<_> = jobs.drain(..).map(|job| job.compute()).collect();
-                guard = match card.lock_for_engine() {
-                    Ok(g) => g,
-                    Err(_) => return,
-                };
-                for d in done {
-                    guard.accept_refill(d);
+        let job = {
+            let Ok(mut ex) = card.exchange.lock() else { return };
+            loop {
+                if let Some(job) = ex.todo.pop_front() {
+                    break Some(job);
+                }
+                let Ok((guard, wait)) = card.wake.wait_timeout(ex, REFILL_IDLE) else { return };
+                ex = guard;
+                if wait.timed_out() && ex.todo.is_empty() {
+                    break None;
                 }
             }
-            true => {
-                guard = match card.wake.wait_timeout(guard, REFILL_IDLE) {
-                    Ok((g, _)) => g,
-                    Err(_) => return,
-                };
+        };
+        match job {
+            Some(job) => {
+                let done = job.compute();
+                let Ok(mut ex) = card.exchange.lock() else { return };
+                ex.done.push(done);
+                // Nothing else drawn: hand in now if the card is free (after boot, or between
+                // requests); if a request holds it, its link thread hands in before the next.
+                if ex.todo.is_empty() {
+                    drop(ex);
+                    if let Ok(mut hsm) = card.hsm.try_lock() {
+                        card.service_engine(&mut hsm);
+                    }
+                }
+            }
+            None => {
+                let Ok(mut hsm) = card.hsm.lock() else { return };
+                card.service_engine(&mut hsm);
             }
         }
     }
@@ -179,15 +197,11 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
                     Ok(f) => {
-                        let result = match card.lock_for_request() {
+                        let result = match card.hsm.lock() {
                             Ok(mut hsm) => {
-                                let result = hsm.execute(&f.principal, f.session, f.request);
-                                // Wake the nonce engine only when there is a batch to compute:
-                                // most requests leave the pools above that mark.
-                                if hsm.wants_refill() {
-                                    card.wake.notify_one();
-                                }
-                                result
+                                // Fresh nonces in before the request, new jobs out for the engine.
+                                card.service_engine(&mut hsm);
+                                hsm.execute(&f.principal, f.session, f.request)
                             }
                             // A thread panicked inside the card: refuse rather than go on.
                             Err(_) => Err(Status::DeviceError),
