@@ -97,13 +97,9 @@ impl Bounds {
         }
     }
 
-    /// Take one token from `p`'s bucket; `false` when it is empty (answer `Status::Busy`).
-    pub fn take_token(&mut self, p: &Principal) -> bool {
-        self.take_tokens(p, 1)
-    }
-
     /// Take `n` tokens from `p`'s bucket for a request that asks the card for `n` operations
-    /// (a `SignBatch`); `false`, taking none, when fewer are left. `n` is capped at the
+    /// (1 for most requests, one per message of a `SignBatch`); `false`, taking none, when
+    /// fewer are left (answer `Status::Busy`). `n` is capped at the
     /// bucket's size, so that a request larger than the burst can still pass when the bucket
     /// is full.
     pub fn take_tokens(&mut self, p: &Principal, n: u32) -> bool {
@@ -182,13 +178,13 @@ mod tests {
         let clock = Arc::new(Manual(Mutex::new(Instant::now())));
         let rate = RateLimit { per_second: 2.0, burst: 3 };
         let mut b = Bounds::new(1, Some(rate), clock.clone());
-        assert!((0..3).all(|_| b.take_token(&app(1))));
-        assert!(!b.take_token(&app(1)));
-        assert!(b.take_token(&app(2)), "another application is unaffected");
-        assert!(b.take_token(&Principal::Local), "local tools are not limited");
+        assert!((0..3).all(|_| b.take_tokens(&app(1), 1)));
+        assert!(!b.take_tokens(&app(1), 1));
+        assert!(b.take_tokens(&app(2), 1), "another application is unaffected");
+        assert!(b.take_tokens(&Principal::Local, 1), "local tools are not limited");
         *clock.0.lock().expect("lock") += Duration::from_millis(500);
-        assert!(b.take_token(&app(1)));
-        assert!(!b.take_token(&app(1)));
+        assert!(b.take_tokens(&app(1), 1));
+        assert!(!b.take_tokens(&app(1), 1));
         b.sweep();
         *clock.0.lock().expect("lock") += Duration::from_secs(10);
         b.sweep();
@@ -203,10 +199,10 @@ mod tests {
         assert!(b.take_tokens(&app(1), 64));
         assert!(!b.take_tokens(&app(1), 64), "36 left");
         assert!(b.take_tokens(&app(1), 36));
-        assert!(!b.take_token(&app(1)));
+        assert!(!b.take_tokens(&app(1), 1));
         *clock.0.lock().expect("lock") += Duration::from_secs(10);
         assert!(b.take_tokens(&app(1), 256), "a batch above the burst passes on a full bucket");
-        assert!(!b.take_token(&app(1)), "and empties it");
+        assert!(!b.take_tokens(&app(1), 1), "and empties it");
     }
 
     #[test]
