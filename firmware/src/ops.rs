@@ -43,7 +43,8 @@ impl Public {
     }
 }
 
-fn layout(l: Sm2Layout) -> alg::sm2_pke::Layout {
+/// The algorithm layer's name for a wire SM2 ciphertext layout.
+pub fn sm2_layout(l: Sm2Layout) -> alg::sm2_pke::Layout {
     match l {
         Sm2Layout::C1C3C2 => alg::sm2_pke::Layout::C1C3C2,
         Sm2Layout::C1C2C3 => alg::sm2_pke::Layout::C1C2C3,
@@ -123,7 +124,7 @@ pub fn encrypt_public<R: TryCryptoRng + ?Sized>(
     let e = alg_status;
     match (public, mechanism) {
         (Public::Sm2(p), CipherMech::Sm2 { layout: l }) => {
-            alg::sm2_fast::pke::encrypt(table, rng, p, data, layout(*l)).map_err(e)
+            alg::sm2_fast::pke::encrypt(table, rng, p, data, sm2_layout(*l)).map_err(e)
         }
         (Public::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::encrypt_pkcs1v15(rng, k, data).map_err(e),
         (Public::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::encrypt_oaep_sha256(rng, k, data).map_err(e),
@@ -141,7 +142,7 @@ pub fn decrypt<R: TryCryptoRng + ?Sized>(
 ) -> Result<Zeroizing<Vec<u8>>, Status> {
     let e = alg_status;
     match (key, mechanism) {
-        (LoadedKey::Sm2(s), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::decrypt(s, data, layout(*l)).map_err(e),
+        (LoadedKey::Sm2(s), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::decrypt(s, data, sm2_layout(*l)).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::decrypt_pkcs1v15(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::decrypt_oaep_sha256(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaRaw) => alg::rsa::private_op(rng, k, data).map_err(e),

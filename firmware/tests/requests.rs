@@ -166,6 +166,29 @@ fn sign_batch_signs_every_message_in_order_or_none() {
     assert_eq!(sigs.iter().collect::<std::collections::BTreeSet<_>>().len(), MAX_SIGN_BATCH, "fresh nonces");
 }
 
+/// An SM2 key that encrypts often gets its own table (after 16 uses): every ciphertext before
+/// and after decrypts, in every layout.
+#[test]
+fn sm2_encryption_to_a_busy_key_round_trips() {
+    let mut hsm = ready(15);
+    let p = app(1);
+    make(&mut hsm, &p, "enc", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    for i in 0..40u8 {
+        let layout = [Sm2Layout::C1C3C2, Sm2Layout::C1C2C3, Sm2Layout::Der][usize::from(i % 3)];
+        let msg = vec![i; usize::from(i) + 1];
+        let mech = CipherMech::Sm2 { layout };
+        let ct = data(hsm.exec(&p, Request::Encrypt { key: key("enc"), mechanism: mech.clone(), data: msg.clone() }));
+        let back = data(hsm.exec(&p, Request::Decrypt { key: key("enc"), mechanism: mech, data: ct }));
+        assert_eq!(back, msg, "encryption {i}");
+    }
+    // The fast path keeps the checks: another application cannot encrypt to the key.
+    let r = hsm.exec(
+        &app(2),
+        Request::Encrypt { key: key("enc"), mechanism: CipherMech::Sm2 { layout: Sm2Layout::Der }, data: vec![1] },
+    );
+    assert_eq!(r, Err(Status::UnknownKey));
+}
+
 #[test]
 fn public_key_encryption_round_trips() {
     let mut hsm = ready(13);

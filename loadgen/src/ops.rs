@@ -210,12 +210,15 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
                 let _ = verifier.verify(alg::sm2::DEFAULT_ID, &msg, &sig);
             })
         }
-        // As the card encrypts: C1 = [k]G through its fixed-base table.
+        // As the card encrypts to a key it uses often: C1 = [k]G through its fixed-base table,
+        // [k]PB through the key's own (built once, not counted).
         Op::Sm2Encrypt => {
             let table = alg::sm2_fast::BaseTable::new();
+            let key_table = alg::sm2_fast::BaseTable::for_point(sm2_pub.as_affine());
             Box::new(move || {
-                let _ = alg::sm2_fast::pke::encrypt(
+                let _ = alg::sm2_fast::pke::encrypt_with(
                     Some(&table),
+                    Some(&key_table),
                     &mut HostRng,
                     &sm2_pub,
                     &[1; 32],

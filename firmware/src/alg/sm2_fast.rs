@@ -238,6 +238,12 @@ impl FastVerifier {
         &self.public
     }
 
+    /// The public key's fixed-base table (also what encryption to this key multiplies by:
+    /// [`pke::encrypt_with`]).
+    pub fn public_table(&self) -> &BaseTable {
+        &self.p
+    }
+
     /// Verify `sig` over `msg` with distinguishing ID `id` (the default ID's Z is cached).
     pub fn verify(&self, id: &[u8], msg: &[u8], sig: &Signature) -> Result<(), AlgError> {
         let z = if id == DEFAULT_ID { self.z_default } else { z_hash(id, &self.public)? };

@@ -187,6 +187,37 @@ impl Sm2Fast {
         sm2_fast::pairs::take(&mut self.pairs, &self.table, rng, INLINE_BATCH).map_err(alg_status)
     }
 
+    /// Count a use of the stored SM2 public key of `label` (a verification or an encryption)
+    /// and return its table once it has earned one ([`VERIFIER_AFTER`] uses; at most
+    /// [`MAX_VERIFIERS`] kept).
+    fn key_table(&mut self, label: &Label, public: &sm2::PublicKey) -> Result<Option<&FastVerifier>, Status> {
+        let uses = self.verify_counts.entry(label.clone()).or_insert(0);
+        *uses = uses.saturating_add(1);
+        if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) {
+            if self.verifiers.len() >= MAX_VERIFIERS {
+                self.verifiers.pop_first();
+            }
+            let v = FastVerifier::new(public, self.table.clone()).map_err(alg_status)?;
+            self.verifiers.insert(label.clone(), v);
+        }
+        Ok(self.verifiers.get(label))
+    }
+
+    /// SM2-encrypt `data` to the stored public key of `label`: C1 = \[k\]G through the card's
+    /// table and \[k\]PB through the key's own once it has one (see [`Sm2Fast::key_table`]).
+    pub fn encrypt<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        label: &Label,
+        public: &sm2::PublicKey,
+        data: &[u8],
+        layout: alg::sm2_pke::Layout,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Status> {
+        let g = self.table.clone();
+        let p = self.key_table(label, public)?.map(FastVerifier::public_table);
+        sm2_fast::pke::encrypt_with(Some(&g), p, rng, public, data, layout).map_err(alg_status)
+    }
+
     /// Verify with the stored SM2 public key of `label`.
     pub fn verify(
         &mut self,
@@ -197,16 +228,7 @@ impl Sm2Fast {
         sig: &[u8],
     ) -> Result<(), Status> {
         let sig = alg::sm2::signature_from_bytes(sig).map_err(|_| Status::SignatureInvalid)?;
-        let uses = self.verify_counts.entry(label.clone()).or_insert(0);
-        *uses = uses.saturating_add(1);
-        if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) {
-            if self.verifiers.len() >= MAX_VERIFIERS {
-                self.verifiers.pop_first();
-            }
-            let v = FastVerifier::new(public, self.table.clone()).map_err(alg_status)?;
-            self.verifiers.insert(label.clone(), v);
-        }
-        let verifier = self.verifiers.get(label);
+        let verifier = self.key_table(label, public)?;
         match (mechanism, verifier) {
             // The key's table and its cached Z (for the default ID).
             (Mechanism::Sm2Sm3 { distid }, Some(v)) => v.verify(distid, msg, &sig),

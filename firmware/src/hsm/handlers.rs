@@ -168,6 +168,15 @@ impl<P: Platform> Hsm<P> {
                 HashAlg::Sha256 => sha2::Sha256::digest(&data).to_vec(),
                 _ => return Err(Status::InvalidArgument),
             })),
+            // SM2 to a stored key: through the card's tables (the key's own once it is used often).
+            Request::Encrypt { key: KeyRef::Label(label), mechanism: CipherMech::Sm2 { layout }, data } if matches!(self.records.get(&label), Some(r) if r.alg == KeyAlg::Sm2) =>
+            {
+                self.use_key(principal, session, &label, C::ENCRYPT)?;
+                let Some(LoadedKey::Sm2(secret)) = self.cache.get(&label) else { return Err(Status::Internal) };
+                let public = *secret.public();
+                let out = self.fast.encrypt(&label, &public, &data, ops::sm2_layout(layout), &mut self.rng)?;
+                Ok(Response::Data(out))
+            }
             Request::Encrypt { key, mechanism, data } => {
                 let table = self.fast.table().clone();
                 let out = self.with_key(principal, session, &key, C::ENCRYPT, |key, rng| {

@@ -1,5 +1,6 @@
 //! SM2 public-key encryption (GB/T 32918.4) on the fast arithmetic: \[k\]G through the card's
-//! fixed-base table, \[k\]PB and \[dB\]C1 by the constant-time windowed multiplication of
+//! fixed-base table, \[k\]PB through the key's own table when the card keeps one (keys that
+//! encrypt often), else, like \[dB\]C1, by the constant-time windowed multiplication of
 //! `varbase`, SM3 for the KDF and C3. Ciphertexts are byte-identical to
 //! [`crate::alg::sm2_pke`]'s (the `sm2` crate's), which the tests check with the standard's
 //! example and both directions on random inputs; the layouts are converted by
@@ -35,6 +36,21 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     msg: &[u8],
     layout: Layout,
 ) -> Result<Vec<u8>, AlgError> {
+    encrypt_with(table, None, rng, public, msg, layout)
+}
+
+/// [`encrypt`] with, besides `table` for \[k\]G, the public key's own table (`public_table`,
+/// built by [`BaseTable::for_point`] from `public`) for \[k\]PB: two table multiplications and
+/// no doubling, for a key that encrypts often. The same constant-time comb as for G (k is
+/// secret); the same ciphertexts.
+pub fn encrypt_with<R: TryCryptoRng + ?Sized>(
+    table: Option<&BaseTable>,
+    public_table: Option<&BaseTable>,
+    rng: &mut R,
+    public: &PublicKey,
+    msg: &[u8],
+    layout: Layout,
+) -> Result<Vec<u8>, AlgError> {
     if msg.is_empty() || msg.len() > MAX_PLAINTEXT {
         return Err(AlgError::InvalidInput);
     }
@@ -47,7 +63,11 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
             None => varbase::mul(&from_crate(&AffinePoint::GENERATOR), &k),
         };
         let (x1, y1) = c1.to_affine_bytes().ok_or(AlgError::Rng)?;
-        let shared = varbase::mul(&pb, &k).to_affine_bytes().ok_or(AlgError::InvalidKey)?;
+        let shared = match public_table {
+            Some(t) => t.mul(&k),
+            None => varbase::mul(&pb, &k),
+        };
+        let shared = shared.to_affine_bytes().ok_or(AlgError::InvalidKey)?;
         let shared = Zeroizing::new(shared);
         // A5: t = KDF(x2 ‖ y2, klen), all zero → another k.
         let mut c2 = Zeroizing::new(alloc::vec![0u8; msg.len()]);
@@ -132,6 +152,18 @@ mod tests {
                 sm2_pke::crate_encrypt(&mut FixedRng(alloc::vec![k.clone()]), &sk.public_key(), msg, layout).unwrap();
             assert_eq!(ours, theirs, "{layout:?}");
             assert_eq!(&decrypt(&sk, &ours, layout).unwrap()[..], msg);
+            // Through the key's own table: the same ciphertext for the same k.
+            let pt = BaseTable::for_point(sk.public_key().as_affine());
+            let fast = encrypt_with(
+                Some(&table),
+                Some(&pt),
+                &mut FixedRng(alloc::vec![k.clone()]),
+                &sk.public_key(),
+                msg,
+                layout,
+            )
+            .unwrap();
+            assert_eq!(fast, theirs, "{layout:?} with the key's table");
         }
         let mut rng = CounterRng::new(b"fast pke");
         for len in [1usize, 31, 32, 33, 200] {
@@ -141,6 +173,9 @@ mod tests {
             assert_eq!(&sm2_pke::crate_decrypt(&sk, &ct, Layout::C1C3C2).unwrap()[..], &msg[..]);
             let ct = sm2_pke::crate_encrypt(&mut rng, &sk.public_key(), &msg, Layout::Der).unwrap();
             assert_eq!(&decrypt(&sk, &ct, Layout::Der).unwrap()[..], &msg[..]);
+            let pt = BaseTable::for_point(sk.public_key().as_affine());
+            let ct = encrypt_with(Some(&table), Some(&pt), &mut rng, &sk.public_key(), &msg, Layout::C1C3C2).unwrap();
+            assert_eq!(&sm2_pke::crate_decrypt(&sk, &ct, Layout::C1C3C2).unwrap()[..], &msg[..]);
         }
     }
 
