@@ -26,6 +26,9 @@ enum Transport {
     Local(UnixStream),
 }
 
+/// The longest [`Client::set_busy_poll`] window (longer requests are cut to it).
+pub const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
+
 /// The TCP stream under TLS. With a non-zero `spin` ([`Client::set_busy_poll`]) a read first
 /// polls without blocking, yielding the CPU between polls, for up to `spin`, then blocks: an
 /// answer that comes within the window is picked up without the thread going to sleep and
@@ -172,11 +175,11 @@ impl Client {
     /// Wait for answers by polling for up to `spin` before blocking (zero, the default: block
     /// at once). For latency-bound callers with a core to spare: a round trip saves the
     /// thread's sleep and wake-up when the answer comes within `spin`, at the price of up to
-    /// `spin` of CPU per wait (the thread yields between polls). Connections to the local
-    /// socket always block.
+    /// `spin` of CPU per wait (the thread yields between polls); at most [`MAX_BUSY_POLL`].
+    /// Connections to the local socket always block.
     pub fn set_busy_poll(&mut self, spin: Duration) {
         if let Transport::Tls(s) = &mut self.stream {
-            s.sock.spin = spin;
+            s.sock.spin = spin.min(MAX_BUSY_POLL);
         }
     }
 
@@ -497,6 +500,31 @@ fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Cl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A polling read does not block while it polls: with a 5 ms read timeout on the socket
+    /// and the answer 50 ms away, the blocking read times out and the polling one gets it.
+    #[test]
+    fn polling_reads_outlast_a_blocking_timeout() {
+        for (spin, expect_data) in [(Duration::ZERO, false), (Duration::from_millis(100), true)] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let writer = std::thread::spawn(move || {
+                let (mut peer, _) = listener.accept().unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = peer.write_all(b"late");
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            let tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            let mut polled = PolledTcp { tcp, spin };
+            let mut buf = [0u8; 16];
+            match polled.read(&mut buf) {
+                Ok(n) => assert!(expect_data && &buf[..n] == b"late", "spin {spin:?}: got {:?}", &buf[..n]),
+                Err(e) => assert!(!expect_data, "spin {spin:?}: {e}"),
+            }
+            writer.join().unwrap();
+        }
+    }
 
     /// A polled read returns what the peer sent, whether it comes within the polling window
     /// or after it, and the end of the stream as 0.

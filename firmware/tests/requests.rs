@@ -159,6 +159,9 @@ fn sign_batch_signs_every_message_in_order_or_none() {
     make(&mut hsm, &p, "sm4", KeyAlg::Sm4, Capabilities::DEFAULT, 0);
     assert_eq!(hsm.exec(&p, batch("sm4", Mechanism::sm2_default(), &messages)), Err(Status::AccessDenied));
     assert_eq!(hsm.exec(&p, batch("p256", Mechanism::sm2_default(), &messages)), Err(Status::WrongKeyType));
+    // RSA batches are shorter (an RSA signature holds the card for milliseconds).
+    let rsa = vec![vec![3u8]; MAX_SIGN_BATCH_RSA + 1];
+    assert_eq!(hsm.exec(&p, batch("rsa", Mechanism::RsaPkcs1v15Sha256, &rsa)), Err(Status::InvalidArgument));
     // The full size is accepted.
     let full = vec![vec![2u8; 32]; MAX_SIGN_BATCH];
     let Ok(Response::Signatures(sigs)) = hsm.exec(&p, batch("sm2", Mechanism::Sm2Digest, &full)) else { panic!() };

@@ -99,22 +99,22 @@ impl Bounds {
 
     /// Take `n` tokens from `p`'s bucket for a request that asks the card for `n` operations
     /// (1 for most requests, one per message of a `SignBatch`); `false`, taking none, when
-    /// fewer are left (answer `Status::Busy`). `n` is capped at the
-    /// bucket's size, so that a request larger than the burst can still pass when the bucket
-    /// is full.
+    /// fewer are left (answer `Status::Busy`). A request larger than the burst passes on a
+    /// full bucket and leaves it in debt for the rest: the rate holds whatever the burst.
     pub fn take_tokens(&mut self, p: &Principal, n: u32) -> bool {
         let (Some(rate), Some(fp)) = (self.rate, fingerprint(p)) else {
             return true;
         };
         let now = self.clock.now();
         let burst = f64::from(rate.burst);
-        let need = f64::from(n.clamp(1, rate.burst.max(1)));
+        let cost = f64::from(n.max(1));
+        let need = cost.min(burst);
         let b = self.buckets.entry(*fp).or_insert(Bucket { tokens: burst, at: now });
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate.per_second).min(burst);
         b.at = now;
         if b.tokens >= need {
-            b.tokens -= need;
+            b.tokens -= cost;
             true
         } else {
             false
@@ -202,7 +202,16 @@ mod tests {
         assert!(!b.take_tokens(&app(1), 1));
         *clock.0.lock().expect("lock") += Duration::from_secs(10);
         assert!(b.take_tokens(&app(1), 256), "a batch above the burst passes on a full bucket");
-        assert!(!b.take_tokens(&app(1), 1), "and empties it");
+        // ... and leaves 156 tokens of debt: 15.7 s at 10/s before one more request passes.
+        *clock.0.lock().expect("lock") += Duration::from_secs(15);
+        assert!(!b.take_tokens(&app(1), 1), "still in debt");
+        *clock.0.lock().expect("lock") += Duration::from_secs(1);
+        assert!(b.take_tokens(&app(1), 1));
+        // With a burst of 1, batches cannot beat the rate either.
+        let mut b = Bounds::new(1, Some(RateLimit { per_second: 1.0, burst: 1 }), clock.clone());
+        assert!(b.take_tokens(&app(3), 256));
+        *clock.0.lock().expect("lock") += Duration::from_secs(250);
+        assert!(!b.take_tokens(&app(3), 1), "256 operations cost 256 s at 1/s");
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub use admin::{AdminOp, AdminStatus, CardRole, QuorumPolicy, Thresholds};
 pub use audit::{AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
 pub use mech::{Capabilities, CipherMech, HashAlg, MacMech, Sm2Layout, Sm4Mode};
-pub use request::{KeyAlg, KeyRef, Label, MAX_SIGN_BATCH, Mechanism, MultiOp, Principal, Request, WrapWith};
+pub use request::{
+    KeyAlg, KeyRef, Label, MAX_SIGN_BATCH, MAX_SIGN_BATCH_RSA, Mechanism, MultiOp, Principal, Request, WrapWith,
+};
 pub use response::{KeyInfo, Response, StatusInfo};
 pub use serde_bytes::ByteBuf;
 pub use status::Status;

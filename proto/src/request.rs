@@ -402,13 +402,48 @@ pub enum Request {
     SignBatch {
         label: Label,
         mechanism: Mechanism,
+        /// More than [`MAX_SIGN_BATCH`] do not decode: the bound holds before anything is
+        /// allocated for them.
+        #[serde(deserialize_with = "bounded_messages")]
         messages: Vec<serde_bytes::ByteBuf>,
     },
 }
 
 /// Most messages in one [`Request::SignBatch`]: the card executes requests one at a time, and
-/// a batch of 256 SM2 signatures holds it for about a millisecond.
+/// a batch of 256 SM2 or ECDSA signatures holds it for about a millisecond.
 pub const MAX_SIGN_BATCH: usize = 256;
+
+/// Most messages in a [`Request::SignBatch`] with an RSA key (an RSA-4096 signature costs the
+/// card milliseconds).
+pub const MAX_SIGN_BATCH_RSA: usize = 16;
+
+/// A `SignBatch`'s messages, refused past [`MAX_SIGN_BATCH`] from the announced count (postcard
+/// gives it before the elements) and again while reading: a hostile frame of a million empty
+/// messages costs a failed decode, not a million-entry vector.
+fn bounded_messages<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<serde_bytes::ByteBuf>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<serde_bytes::ByteBuf>;
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            write!(f, "at most {MAX_SIGN_BATCH} messages")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let announced = seq.size_hint().unwrap_or(0);
+            if announced > MAX_SIGN_BATCH {
+                return Err(serde::de::Error::invalid_length(announced, &self));
+            }
+            let mut messages = Vec::with_capacity(announced);
+            while let Some(m) = seq.next_element()? {
+                if messages.len() == MAX_SIGN_BATCH {
+                    return Err(serde::de::Error::invalid_length(MAX_SIGN_BATCH + 1, &self));
+                }
+                messages.push(m);
+            }
+            Ok(messages)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
 
 #[cfg(test)]
 mod tests {
@@ -437,6 +472,24 @@ mod tests {
         }
         let plain = Request::GenerateKeyPair { alg: KeyAlg::EcdsaP256, protection: KeyPairProtection::Plaintext };
         assert_eq!(postcard::to_allocvec(&plain).unwrap(), [48, 4, 1]);
+    }
+
+    /// A `SignBatch` decodes up to the bound and not past it, whatever the messages' sizes.
+    #[test]
+    fn sign_batches_past_the_bound_do_not_decode() {
+        let batch = |n: usize| Request::SignBatch {
+            label: Label::try_from("k").unwrap(),
+            mechanism: Mechanism::Sm2Digest,
+            messages: alloc::vec![serde_bytes::ByteBuf::new(); n],
+        };
+        for n in [0, 1, MAX_SIGN_BATCH] {
+            let bytes = postcard::to_allocvec(&batch(n)).unwrap();
+            assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), batch(n));
+        }
+        for n in [MAX_SIGN_BATCH + 1, 1 << 20] {
+            let bytes = postcard::to_allocvec(&batch(n)).unwrap();
+            assert!(postcard::from_bytes::<Request>(&bytes).is_err(), "{n} messages decoded");
+        }
     }
 
     /// Byte fields go through `serde_bytes` (one copy instead of one serde call per byte) and

@@ -48,7 +48,10 @@ fn every_request_through_the_daemon() {
             assert!(c.verify(label, mech.clone(), m, s).unwrap(), "{label}: batch signature of {m:?}");
         }
         assert!(!c.verify(label, mech.clone(), &messages[0], &sigs[1]).unwrap());
-        assert!(c.sign_batch(label, mech, &[]).is_err(), "an empty batch is refused by the SDK");
+        assert!(c.sign_batch(label, mech.clone(), &[]).is_err(), "an empty batch is refused by the SDK");
+        // ... and by the card, when a client sends one anyway.
+        let empty = Request::SignBatch { label: to_label(label).unwrap(), mechanism: mech, messages: vec![] };
+        assert!(matches!(c.call(empty), Err(ClientError::Status(Status::InvalidArgument))));
     }
 
     // Encryption, every family.

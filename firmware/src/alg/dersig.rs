@@ -52,13 +52,13 @@ mod tests {
 
     fn patterns() -> Vec<[u8; 32]> {
         let mut v = Vec::new();
-        for lead in [0x00u8, 0x01, 0x7f, 0x80, 0xff] {
-            for zeros in [0usize, 1, 2, 31] {
+        // Leading zero bytes 0–31 (every encoded length from 33 down to 1), then a first
+        // non-zero byte with and without its top bit.
+        for zeros in 0usize..32 {
+            for lead in [0x01u8, 0x7f, 0x80, 0xff] {
                 let mut x = [0x5au8; 32];
                 x[..zeros].fill(0);
-                if zeros < 32 {
-                    x[zeros] = lead.max(1);
-                }
+                x[zeros] = lead;
                 v.push(x);
             }
         }
@@ -69,6 +69,15 @@ mod tests {
         top[31] = 0x80;
         v.push(top);
         v
+    }
+
+    /// Zero (which no signature has, but the encoder must not mangle): one 0x00 byte.
+    #[test]
+    fn zero_is_one_byte() {
+        assert_eq!(encode(&[0; 32], &[0; 32]), [0x30, 6, 2, 1, 0, 2, 1, 0]);
+        let mut one = [0u8; 32];
+        one[31] = 0x80;
+        assert_eq!(encode(&one, &[0; 32]), [0x30, 7, 2, 2, 0, 0x80, 2, 1, 0]);
     }
 
     /// Byte for byte what the `sm2` crate encodes, for lengths 1 to 33 and both top bits.

@@ -188,15 +188,14 @@ impl Sm2Fast {
     }
 
     /// Count a use of the stored SM2 public key of `label` (a verification or an encryption)
-    /// and return its table once it has earned one ([`VERIFIER_AFTER`] uses; at most
-    /// [`MAX_VERIFIERS`] kept).
+    /// and return its table once it has earned one ([`VERIFIER_AFTER`] uses). At most
+    /// [`MAX_VERIFIERS`] are kept, the first keys to earn one; later keys use the tableless
+    /// paths rather than evict (with more busy keys than tables, evicting rebuilt an 88 KiB
+    /// table on nearly every use, under the card's lock). Deleting a key frees its table.
     fn key_table(&mut self, label: &Label, public: &sm2::PublicKey) -> Result<Option<&FastVerifier>, Status> {
         let uses = self.verify_counts.entry(label.clone()).or_insert(0);
         *uses = uses.saturating_add(1);
-        if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) {
-            if self.verifiers.len() >= MAX_VERIFIERS {
-                self.verifiers.pop_first();
-            }
+        if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) && self.verifiers.len() < MAX_VERIFIERS {
             let v = FastVerifier::new(public, self.table.clone()).map_err(alg_status)?;
             self.verifiers.insert(label.clone(), v);
         }
@@ -371,6 +370,26 @@ mod tests {
         }
         fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 100).unwrap();
         assert_eq!(fast.pooled().0, BATCH.max(INLINE_BATCH) - 1);
+    }
+
+    #[test]
+    fn busy_keys_get_a_table_up_to_the_bound_and_encrypt_through_it() {
+        let mut fast = Sm2Fast::default();
+        let mut rng = CounterRng::new(b"key tables");
+        let layout = alg::sm2_pke::Layout::C1C3C2;
+        let secrets: Vec<sm2::SecretKey> =
+            (0..MAX_VERIFIERS + 1).map(|_| alg::sm2::generate(&mut rng).unwrap()).collect();
+        for (i, secret) in secrets.iter().enumerate() {
+            let label = Label::try_from(alloc::format!("k{i:03}").as_str()).unwrap();
+            for n in 1..=VERIFIER_AFTER {
+                let ct = fast.encrypt(&label, &secret.public_key(), b"data", layout, &mut rng).unwrap();
+                let back = alg::sm2_pke::decrypt(secret, &ct, layout).unwrap();
+                assert_eq!(&back[..], b"data");
+                let has = fast.verifiers.contains_key(&label);
+                assert_eq!(has, n >= VERIFIER_AFTER && i < MAX_VERIFIERS, "key {i}, use {n}");
+            }
+        }
+        assert_eq!(fast.verifiers.len(), MAX_VERIFIERS, "the last key did not evict one");
     }
 
     #[test]

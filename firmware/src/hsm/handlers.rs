@@ -118,6 +118,10 @@ impl<P: Platform> Hsm<P> {
                 if !ops::mechanism_fits(rec.alg, &mechanism) {
                     return Err(Status::WrongKeyType);
                 }
+                let rsa = matches!(rec.alg, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096);
+                if rsa && messages.len() > gmhsm_proto::MAX_SIGN_BATCH_RSA {
+                    return Err(Status::InvalidArgument);
+                }
                 // All or nothing: a message the mechanism refuses fails the batch before any
                 // nonce is spent.
                 if matches!(mechanism, gmhsm_proto::Mechanism::Sm2Digest) && messages.iter().any(|m| m.len() != 32) {
