@@ -26,6 +26,9 @@ enum Transport {
     Local(UnixStream),
 }
 
+/// Room offered to one read of the connection.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// The longest [`Client::set_busy_poll`] window (longer requests are cut to it).
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
 
@@ -374,25 +377,26 @@ impl Client {
         self.stream.flush().map_err(ClientError::from_stream)
     }
 
+    /// The next answer. Bytes are read straight into the deframer and the answer decoded
+    /// from there (no bounce buffer to clear and copy on every read).
     fn recv(&mut self) -> Result<ServerFrame, ClientError> {
-        let mut buf = [0u8; 16 * 1024];
         loop {
-            match self.deframer.next_frame() {
+            match self.deframer.next_body() {
                 Ok(Some(body)) => {
-                    return frame::decode::<ServerFrame>(&body)
+                    return frame::decode::<ServerFrame>(body)
                         .map_err(|e| ClientError::Protocol(format!("undecodable answer: {e:?}")));
                 }
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(format!("bad answer frame: {e:?}"))),
             }
-            let n = self.stream.read(&mut buf).map_err(ClientError::from_stream)?;
+            let n = self.stream.read(self.deframer.spare(READ_CHUNK)).map_err(ClientError::from_stream)?;
             if n == 0 {
                 return Err(ClientError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the appliance closed the connection",
                 )));
             }
-            self.deframer.push(&buf[..n]);
+            self.deframer.commit(n);
         }
     }
 }

@@ -149,7 +149,12 @@ fn main() -> anyhow::Result<()> {
         "eff",
         "openssl/s"
     );
+    // Unpipelined: the echo reference again right before each operation (it moves between runs
+    // on a virtual machine), and the latency target beside the p50.
+    let unpipelined = cli.connections == 1 && cli.depth == 1 && !cli.no_reference;
+    let mut targets = Vec::new();
     for op in ops {
+        let echo = if unpipelined { Some(echo_round_trip()?.0) } else { None };
         let cpu0 = cpu_seconds(&cli.appliance_pids);
         let r = drive(&profile, op, &cli, &sig, &ct)?;
         let cpu = match (cpu0, cpu_seconds(&cli.appliance_pids)) {
@@ -183,8 +188,26 @@ fn main() -> anyhow::Result<()> {
             ossl.map_or("-".into(), |(v, bytes)| if bytes { format!("{:.1}MB", v / 1e6) } else { format!("{v:.0}") }),
             if r.errors > 0 { format!("  ({} errors: {})", r.errors, r.first_error) } else { String::new() },
         );
+        if let Some(echo) = echo {
+            // The raw operation's time on one core (0 for Ping, which has none).
+            let raw_us = raw.map_or(0.0, |x| 1e6 / x);
+            targets.push(latency_target(op, r.p50, raw_us, echo));
+        }
+    }
+    for line in targets {
+        println!("{line}");
     }
     Ok(())
+}
+
+/// The unpipelined target for one operation: p50 at most the raw operation plus twice
+/// the bare echo measured just before it.
+fn latency_target(op: Op, p50: f64, raw_us: f64, echo: f64) -> String {
+    let target = raw_us + 2.0 * echo;
+    format!(
+        "# {op:?}: p50 {p50:.1} us, target raw {raw_us:.1} + 2 x echo {echo:.1} = {target:.1} us: {}",
+        if p50 <= target { "met" } else { "not met" }
+    )
 }
 
 struct Run {
