@@ -83,6 +83,7 @@ rows = [
     ("SM2 verify, FastVerifier (per-key table, cached)", "ops/s", ops("sm2_verify/fast_verifier_per_key_table"), o.get("sm2_verify")),
     ("  FastVerifier setup (per key)", "ops/s", ops("sm2_verify/fast_verifier_setup"), None),
     ("SM2 key pair generation (crate, with public key)", "ops/s", ops("sm2/keygen"), None),
+    ("SM2 encrypt 32 B (card, busy key: C1 and [k]PB through tables)", "ops/s", ops("sm2/encrypt_32_key_table"), None),
     ("SM2 encrypt 32 B (card: sm2_fast::pke, C1 through the table)", "ops/s", ops("sm2/encrypt_32"), None),
     ("SM2 encrypt 32 B, sm2_fast::pke without the table", "ops/s", ops("sm2/encrypt_32_no_table"), None),
     ("SM2 encrypt 32 B, crate", "ops/s", ops("sm2/encrypt_32_crate"), None),

@@ -155,6 +155,21 @@ fn sm2_other(c: &mut Criterion) {
             sm2_fast::pke::encrypt(Some(&table), &mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap()
         })
     });
+    // To a key the card encrypts to often: [k]PB through the key's own table as well.
+    let key_table = BaseTable::for_point(pk.as_affine());
+    g.bench_function("encrypt_32_key_table", |b| {
+        b.iter(|| {
+            sm2_fast::pke::encrypt_with(
+                Some(&table),
+                Some(&key_table),
+                &mut rng,
+                &pk,
+                black_box(&MSG),
+                sm2_pke::Layout::C1C3C2,
+            )
+            .unwrap()
+        })
+    });
     g.bench_function("encrypt_32_no_table", |b| {
         b.iter(|| sm2_pke::encrypt(&mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap())
     });
