@@ -194,7 +194,8 @@ impl Client {
     /// Send one request and wait for its answer.
     pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id();
-        let wire = encode(id, request)?;
+        let mut wire = Vec::new();
+        encode_into(id, request, &mut wire)?;
         self.write(&wire)?;
         let answer = self.recv()?;
         match answer.header.id {
@@ -218,7 +219,7 @@ impl Client {
         let count = requests.len();
         for request in requests {
             let id = self.next_id();
-            wire.extend(encode(id, request)?);
+            encode_into(id, request, &mut wire)?;
         }
         self.write(&wire)?;
         let mut results: Vec<Option<Result<Response, Status>>> = (0..count).map(|_| None).collect();
@@ -427,9 +428,10 @@ fn check_message(message: &[u8]) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn encode(id: u64, request: Request) -> Result<Vec<u8>, ClientError> {
+/// Append `request` as a frame with request id `id` (`wire` unchanged on error).
+fn encode_into(id: u64, request: Request, wire: &mut Vec<u8>) -> Result<(), ClientError> {
     let frame = ClientFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, request };
-    frame::encode(&frame).map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
+    frame::encode_into(&frame, wire).map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
 }
 
 pub(crate) fn unexpected(response: &Response) -> ClientError {
