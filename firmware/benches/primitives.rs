@@ -271,7 +271,8 @@ fn others(c: &mut Criterion) {
                 ecdsa_fast::refill(&mut pool, &table, &mut rng, BATCH).unwrap();
                 for _ in 0..BATCH {
                     black_box(
-                        ecdsa_fast::sign_pooled(&p256_key, &mut pool, &table, &mut rng, black_box(&MSG)).unwrap(),
+                        ecdsa_fast::sign_pooled(&p256_key, &mut pool, &table, &mut rng, black_box(&MSG), BATCH)
+                            .unwrap(),
                     );
                 }
             })

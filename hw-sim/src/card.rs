@@ -60,17 +60,13 @@ impl Card {
         for done in ex.done.drain(..) {
             hsm.accept_refill(done);
         }
-        let mut drew = false;
-        while ex.todo.len() < JOBS_AHEAD && hsm.wants_refill() {
-            match hsm.refill_job() {
-                Some(job) => {
-                    ex.todo.push_back(job);
-                    drew = true;
-                }
-                None => break,
-            }
+        let before = ex.todo.len();
+        while ex.todo.len() < JOBS_AHEAD {
+            // `None` when no pool has room (or the card is not operational).
+            let Some(job) = hsm.refill_job() else { break };
+            ex.todo.push_back(job);
         }
-        if drew {
+        if ex.todo.len() > before {
             self.wake.notify_one();
         }
     }
@@ -260,6 +256,27 @@ fn read_link(stream: &mut UnixStream, buf: &mut [u8], spin: Duration) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While it spins, `read_link` does not block: with a 5 ms read timeout on the socket and the
+    /// data 50 ms away, the blocking read times out and the spinning one gets the data.
+    #[test]
+    fn spinning_reads_outlast_a_blocking_timeout() {
+        for (spin, expect_data) in [(Duration::ZERO, false), (Duration::from_millis(100), true)] {
+            let (mut a, mut b) = UnixStream::pair().expect("pair");
+            b.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = a.write_all(b"late");
+                a
+            });
+            let mut buf = [0u8; 16];
+            match read_link(&mut b, &mut buf, spin) {
+                Ok(n) => assert!(expect_data && &buf[..n] == b"late", "spin {spin:?}: got {:?}", &buf[..n]),
+                Err(e) => assert!(!expect_data, "spin {spin:?}: {e}"),
+            }
+            drop(writer.join().expect("writer"));
+        }
+    }
 
     #[test]
     fn read_link_returns_what_was_sent_with_and_without_spinning() {

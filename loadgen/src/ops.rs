@@ -92,21 +92,18 @@ pub fn per_request(op: Op, batch: usize) -> usize {
 pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64, batch: usize) -> Request {
     let data = vec![0x5au8; payload(op).max(32)];
     let sm4 = |_pkcs7: bool| KeyRef::Label(label("bench-sm4"));
+    let batch_of = |key: &str, mechanism: Mechanism| Request::SignBatch {
+        label: label(key),
+        mechanism,
+        messages: (0..batch).map(|i| gmhsm_client::ByteBuf::from(vec![i as u8; 32])).collect(),
+    };
     match op {
         Op::Ping => Request::Ping,
         Op::Sm2Sign => {
             Request::Sign { label: label("bench-sm2"), mechanism: Mechanism::sm2_default(), message: vec![7; 32] }
         }
-        Op::Sm2SignBatch => Request::SignBatch {
-            label: label("bench-sm2"),
-            mechanism: Mechanism::sm2_default(),
-            messages: (0..batch).map(|i| gmhsm_client::ByteBuf::from(vec![i as u8; 32])).collect(),
-        },
-        Op::EcdsaSignBatch => Request::SignBatch {
-            label: label("bench-p256"),
-            mechanism: Mechanism::EcdsaP256Sha256,
-            messages: (0..batch).map(|i| gmhsm_client::ByteBuf::from(vec![i as u8; 32])).collect(),
-        },
+        Op::Sm2SignBatch => batch_of("bench-sm2", Mechanism::sm2_default()),
+        Op::EcdsaSignBatch => batch_of("bench-p256", Mechanism::EcdsaP256Sha256),
         Op::Sm2Verify => Request::Verify {
             label: label("bench-sm2"),
             mechanism: Mechanism::sm2_default(),
@@ -266,7 +263,7 @@ pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
                 if pool.is_empty() {
                     let _ = alg::ecdsa_fast::refill(&mut pool, &table, &mut HostRng, 32);
                 }
-                let _ = alg::ecdsa_fast::sign_pooled(&k, &mut pool, &table, &mut HostRng, &msg);
+                let _ = alg::ecdsa_fast::sign_pooled(&k, &mut pool, &table, &mut HostRng, &msg, 32);
             })
         }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Box::new(move || {

@@ -239,33 +239,37 @@ pub fn refill<R: TryCryptoRng + ?Sized>(
     Ok(pool.push(&mut batch))
 }
 
-/// Sign SHA-256(`msg`) with a pooled nonce; DER signature. An empty pool gets
-/// [`P256Table::inline_batch`] nonces first.
+/// Sign SHA-256(`msg`) with a pooled nonce; DER signature. An empty pool gets `inline` nonces
+/// first (at least one; [`P256Table::inline_batch`] for a lone signature, more when the
+/// caller has more signatures to make).
 pub fn sign_pooled<R: TryCryptoRng + ?Sized>(
     key: &SigningKey,
     pool: &mut EcdsaPool,
     table: &P256Table,
     rng: &mut R,
     msg: &[u8],
+    inline: usize,
 ) -> Result<Vec<u8>, AlgError> {
     let digest: [u8; 32] = Sha256::digest(msg).into();
-    sign_digest_pooled(key, pool, table, rng, &digest)
+    sign_digest_pooled(key, pool, table, rng, &digest, inline)
 }
 
-/// Sign a 32-byte SHA-256 digest with a pooled nonce; DER signature.
+/// Sign a 32-byte SHA-256 digest with a pooled nonce; DER signature. `inline` as for
+/// [`sign_pooled`].
 pub fn sign_digest_pooled<R: TryCryptoRng + ?Sized>(
     key: &SigningKey,
     pool: &mut EcdsaPool,
     table: &P256Table,
     rng: &mut R,
     digest: &[u8; 32],
+    inline: usize,
 ) -> Result<Vec<u8>, AlgError> {
     // e: the digest as an integer (256 bits: no truncation for P-256), reduced mod n.
     let e = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(*digest));
     let d: &Scalar = key.as_nonzero_scalar();
     for _ in 0..4 {
         if pool.is_empty() {
-            refill(pool, table, rng, table.inline_batch())?;
+            refill(pool, table, rng, inline.max(1))?;
         }
         let nonce = pool.take().ok_or(AlgError::Rng)?;
         let mut s = nonce.kinv * (e + nonce.r * d);
@@ -306,13 +310,13 @@ mod tests {
             for i in 0..40u8 {
                 let sk = key(&mut rng);
                 let msg = [i; 37];
-                let der = sign_pooled(&sk, &mut pool, table, &mut rng, &msg).unwrap();
+                let der = sign_pooled(&sk, &mut pool, table, &mut rng, &msg, table.inline_batch()).unwrap();
                 let sig = DerSignature::try_from(&der[..]).unwrap();
                 VerifyingKey::from(&sk).verify(&msg, &sig).expect("verifies");
                 // The wrong message does not verify.
                 assert!(VerifyingKey::from(&sk).verify(&[i ^ 1; 37], &sig).is_err());
                 let digest: [u8; 32] = Sha256::digest([i; 5]).into();
-                let der = sign_digest_pooled(&sk, &mut pool, table, &mut rng, &digest).unwrap();
+                let der = sign_digest_pooled(&sk, &mut pool, table, &mut rng, &digest, table.inline_batch()).unwrap();
                 let sig = Signature::from_der(&der).unwrap();
                 VerifyingKey::from(&sk).verify_prehash(&digest, &sig).expect("prehash verifies");
             }

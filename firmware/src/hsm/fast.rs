@@ -166,7 +166,7 @@ impl Sm2Fast {
     }
 
     /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce (an empty pool
-    /// is refilled first as in [`Sm2Fast::sign`]).
+    /// is refilled as in [`Sm2Fast::sign`]).
     pub fn sign_p256<R: TryCryptoRng + ?Sized>(
         &mut self,
         key: &p256::ecdsa::SigningKey,
@@ -174,11 +174,8 @@ impl Sm2Fast {
         rng: &mut R,
         ahead: usize,
     ) -> Result<Vec<u8>, Status> {
-        if self.p256_pool.is_empty() {
-            let n = inline_batch(self.p256.inline_batch(), ahead);
-            ecdsa_fast::refill(&mut self.p256_pool, &self.p256, rng, n).map_err(alg_status)?;
-        }
-        ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg).map_err(alg_status)
+        let inline = inline_batch(self.p256.inline_batch(), ahead);
+        ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg, inline).map_err(alg_status)
     }
 
     /// A fresh SM2 key pair (d, \[d\]G) for `GenerateKeyPair`, from the pool (a few computed

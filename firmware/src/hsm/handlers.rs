@@ -104,20 +104,14 @@ impl<P: Platform> Hsm<P> {
                 }))
             }
             Request::Sign { label, mechanism, message } => {
-                let rec = self.use_key(principal, session, &label, C::SIGN)?;
-                if !ops::mechanism_fits(rec.alg, &mechanism) {
-                    return Err(Status::WrongKeyType);
-                }
+                self.signing_key(principal, session, &label, &mechanism)?;
                 Ok(Response::Signature(self.sign_one(&label, &mechanism, &message, 1)?))
             }
             Request::SignBatch { label, mechanism, messages } => {
                 if messages.is_empty() || messages.len() > gmhsm_proto::MAX_SIGN_BATCH {
                     return Err(Status::InvalidArgument);
                 }
-                let rec = self.use_key(principal, session, &label, C::SIGN)?;
-                if !ops::mechanism_fits(rec.alg, &mechanism) {
-                    return Err(Status::WrongKeyType);
-                }
+                let rec = self.signing_key(principal, session, &label, &mechanism)?;
                 let rsa = matches!(rec.alg, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096);
                 if rsa && messages.len() > gmhsm_proto::MAX_SIGN_BATCH_RSA {
                     return Err(Status::InvalidArgument);
@@ -172,13 +166,17 @@ impl<P: Platform> Hsm<P> {
                 HashAlg::Sha256 => sha2::Sha256::digest(&data).to_vec(),
                 _ => return Err(Status::InvalidArgument),
             })),
-            // SM2 to a stored key: through the card's tables (the key's own once it is used often).
-            Request::Encrypt { key: KeyRef::Label(label), mechanism: CipherMech::Sm2 { layout }, data } if matches!(self.records.get(&label), Some(r) if r.alg == KeyAlg::Sm2) =>
-            {
+            // SM2 to a stored SM2 key goes through the card's tables (the key's own once it is
+            // used often: `Sm2Fast::encrypt`); any other key type is refused by `ops::encrypt`.
+            Request::Encrypt { key: KeyRef::Label(label), mechanism: CipherMech::Sm2 { layout }, data } => {
                 self.use_key(principal, session, &label, C::ENCRYPT)?;
-                let Some(LoadedKey::Sm2(secret)) = self.cache.get(&label) else { return Err(Status::Internal) };
-                let public = *secret.public();
-                let out = self.fast.encrypt(&label, &public, &data, ops::sm2_layout(layout), &mut self.rng)?;
+                let out = match self.cache.get(&label).ok_or(Status::Internal)? {
+                    LoadedKey::Sm2(secret) => {
+                        let public = *secret.public();
+                        self.fast.encrypt(&label, &public, &data, ops::sm2_layout(layout), &mut self.rng)?
+                    }
+                    other => ops::encrypt(other, &CipherMech::Sm2 { layout }, &data, &mut self.rng, None)?,
+                };
                 Ok(Response::Data(out))
             }
             Request::Encrypt { key, mechanism, data } => {
@@ -604,6 +602,22 @@ fn to_key16(k: &[u8]) -> Result<Zeroizing<[u8; 16]>, Status> {
 }
 
 impl<P: Platform> Hsm<P> {
+    /// The record of the key `label` for signing with `mechanism`: the caller may sign with it
+    /// (loaded, password proved if it has one) and the mechanism fits its algorithm.
+    fn signing_key(
+        &mut self,
+        principal: &Principal,
+        session: u64,
+        label: &Label,
+        mechanism: &gmhsm_proto::Mechanism,
+    ) -> Result<KeyRecord, Status> {
+        let rec = self.use_key(principal, session, label, C::SIGN)?;
+        if !ops::mechanism_fits(rec.alg, mechanism) {
+            return Err(Status::WrongKeyType);
+        }
+        Ok(rec)
+    }
+
     /// One signature with the loaded key `label` (access and mechanism already checked):
     /// SM2 and ECDSA P-256 through the card's nonce pools, the rest through [`ops::sign`].
     /// `ahead`: signatures this request still makes, this one included (sizes an inline refill).
