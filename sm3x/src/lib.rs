@@ -138,36 +138,3 @@ fn portable(prefix: &[u8], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
 pub(crate) fn block_count(len: usize) -> usize {
     (len + 9).div_ceil(64)
 }
-
-/// Block `j` of the padded stream `prefix ‖ msg ‖ 0x80 ‖ 0…0 ‖ bit length (64-bit big-endian)`,
-/// of `nblocks = block_count(prefix.len() + msg.len())` blocks, written to `out`.
-///
-/// Branches only on lengths and `j`, never on the bytes.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[inline]
-pub(crate) fn fill_block(prefix: &[u8], msg: &[u8], j: usize, nblocks: usize, out: &mut [u8; 64]) {
-    let start = 64 * j;
-    let end = start + 64;
-    let p = prefix.len();
-    let len = p + msg.len();
-    if p <= start && len >= end {
-        // The whole block is message bytes (the common case for long messages).
-        out.copy_from_slice(&msg[start - p..end - p]);
-        return;
-    }
-    out.fill(0);
-    if start < p {
-        let e = p.min(end);
-        out[..e - start].copy_from_slice(&prefix[start..e]);
-    }
-    let (ms, me) = (start.max(p), len.min(end));
-    if ms < me {
-        out[ms - start..me - start].copy_from_slice(&msg[ms - p..me - p]);
-    }
-    if (start..end).contains(&len) {
-        out[len - start] = 0x80;
-    }
-    if j + 1 == nblocks {
-        out[56..].copy_from_slice(&(len as u64).wrapping_mul(8).to_be_bytes());
-    }
-}
