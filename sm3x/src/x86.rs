@@ -1,10 +1,11 @@
 //! The AVX-512 backend: sixteen messages per pass, one per 32-bit lane of a `zmm` register.
 //!
-//! Per block index `j` of a group: every active lane's block `j` is built in its 64-byte row
-//! of [`Scratch::blocks`], the rows are loaded, byte-swapped and transposed in registers into
-//! `W0..W15` (one register per word, one lane per message), expanded to `W0..W67` in
-//! [`Scratch::w`], and the rounds update the chaining value of the lanes whose messages are
-//! that long (a masked feed-forward leaves the others unchanged).
+//! Per block index `j` of a group: every active lane's block `j` is built in a register with
+//! masked byte loads ([`build_row`]) and kept in its 64-byte row of [`Scratch::blocks`]; the
+//! rows are byte-swapped and transposed in registers into `W0..W15` (one register per word,
+//! one lane per message), expanded to `W0..W67` in [`Scratch::w`] four words ahead of the
+//! rounds, and the rounds update the chaining value of the lanes whose messages are that long
+//! (a masked feed-forward leaves the others unchanged).
 
 use core::arch::x86_64::*;
 
@@ -91,8 +92,7 @@ fn group(prefix: &[u8], msgs: &[&[u8]], out: &mut [[u8; 32]], s: &mut Scratch) {
         }
         // Lanes not active keep stale bytes in their rows; their results are masked off.
         load_words(&s.blocks, &mut s.w);
-        expand(&mut s.w);
-        compress(&mut v, &s.w, active);
+        compress(&mut v, &mut s.w, active);
     }
     // Transposed back, row `i` holds the eight big-endian words of digest `i` (and zeros).
     let zero = _mm512_setzero_si512();
@@ -260,12 +260,12 @@ fn load_words(blocks: &[__m512i; LANES], w: &mut [__m512i; 68]) {
     w[..LANES].copy_from_slice(&transpose(r));
 }
 
-/// The message expansion (GB/T 32905 §5.3.2): `W16..W67` from `W0..W15`. (`W'_j = W_j ^
-/// W_{j+4}` is computed in the rounds.)
+/// The message expansion (GB/T 32905 §5.3.2) of `W_from..W_{from+4}` from the sixteen words
+/// before. (`W'_j = W_j ^ W_{j+4}` is computed in the rounds.)
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn expand(w: &mut [__m512i; 68]) {
-    for j in 16..68 {
+fn expand4(w: &mut [__m512i; 68], from: usize) {
+    for j in from..from + 4 {
         let x = tern::<XOR3>(w[j - 16], w[j - 9], rol::<15>(w[j - 3]));
         w[j] = tern::<XOR3>(p1(x), rol::<7>(w[j - 13]), w[j - 6]);
     }
@@ -302,15 +302,22 @@ macro_rules! rounds4 {
 }
 
 /// The compression function (GB/T 32905 §5.3.3) on the lanes set in `active`; the others
-/// keep their chaining value.
+/// keep their chaining value. `w` holds `W0..W15`; the expansion to `W67` is interleaved
+/// with the rounds (four words ahead of each four rounds) so that its dependency chain
+/// overlaps theirs.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn compress(v: &mut [__m512i; 8], w: &[__m512i; 68], active: __mmask16) {
+fn compress(v: &mut [__m512i; 8], w: &mut [__m512i; 68], active: __mmask16) {
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *v;
     for j in (0..16).step_by(4) {
+        // Before rounds j..j+4 (which read up to W_{j+7}), W0..W_{j+16} exist.
+        expand4(w, j + 16);
         rounds4!(w, j, XOR3, XOR3, a, b, c, d, e, f, g, h);
     }
     for j in (16..64).step_by(4) {
+        if j + 16 < 68 {
+            expand4(w, j + 16);
+        }
         rounds4!(w, j, MAJ, CHOOSE, a, b, c, d, e, f, g, h);
     }
     for (vi, xi) in v.iter_mut().zip([a, b, c, d, e, f, g, h]) {
