@@ -1,5 +1,5 @@
 //! Multi-buffer SM3 per backend next to the `sm3` crate in a loop, on the firmware's two
-//! shapes: `e_i = SM3(Z ‖ M_i)` for 64 messages of 32 bytes with a 32-byte prefix (one block
+//! shapes: `e_i = SM3(Z ‖ M_i)` for 64 messages of 32 bytes with a 32-byte prefix (two blocks
 //! each), and the Hash_DRBG's hashgen, 64 messages of 55 bytes without prefix (one block
 //! each). Criterion reports messages per second.
 
