@@ -4,6 +4,12 @@
 //! Written by hand because no crate implements Hash_DRBG with SM3. The structure is the SP
 //! 800-90A one with seedlen = 440 bits; the same code instantiated with SHA-256 is checked
 //! against the NIST CAVP Hash_DRBG vectors, and with SM3 against self-consistency properties.
+//!
+//! Hashgen's output blocks are hashes of V, V + 1, V + 2, … — independent of each other — so a
+//! long request hashes them [`LANES`] at a time through [`DigestEach`]: for SM3 the
+//! multi-buffer hashing of `gmhsm-sm3x` (sixteen messages per pass on AVX-512), which makes
+//! the card's nonce draws (32 bytes per nonce, a batch per request) several times cheaper.
+//! The output is the same bytes either way (tested).
 
 use sm3::digest::Digest;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -14,6 +20,30 @@ pub const SEED_LEN: usize = 55;
 pub const MAX_REQUEST: usize = 1 << 16;
 /// Generate calls between reseeds (GM/T 0105 allows at most 2^20).
 pub const RESEED_INTERVAL: u64 = 1 << 20;
+
+/// Hashgen blocks hashed together (one pass of the multi-buffer SM3).
+pub const LANES: usize = 16;
+
+/// A 256-bit digest that can hash many independent messages at once. The default hashes
+/// them one after the other.
+pub trait DigestEach: Digest {
+    /// `out[i] = H(msgs[i])` for every i (`msgs` and `out` have the same length).
+    fn digest_each(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        for (m, o) in msgs.iter().zip(out.iter_mut()) {
+            o.copy_from_slice(&Self::digest(m));
+        }
+    }
+}
+
+/// SM3 through the multi-buffer kernel (AVX-512 when the CPU has it, else one at a time).
+impl DigestEach for sm3::Sm3 {
+    fn digest_each(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+        gmhsm_sm3x::digest_many(&[], msgs, out);
+    }
+}
+
+/// SHA-256 one at a time (the power-on self-test's CAVP vector).
+impl DigestEach for sha2::Sha256 {}
 
 /// Why the DRBG returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +56,7 @@ pub enum DrbgError {
 
 /// Hash_DRBG state. `V` and `C` are secret; dropping zeroizes them.
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct HashDrbg<D: Digest> {
+pub struct HashDrbg<D: DigestEach> {
     v: [u8; SEED_LEN],
     c: [u8; SEED_LEN],
     reseed_counter: u64,
@@ -34,7 +64,7 @@ pub struct HashDrbg<D: Digest> {
     _d: core::marker::PhantomData<D>,
 }
 
-impl<D: Digest> core::fmt::Debug for HashDrbg<D> {
+impl<D: DigestEach> core::fmt::Debug for HashDrbg<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HashDrbg").field("reseed_counter", &self.reseed_counter).finish_non_exhaustive()
     }
@@ -68,7 +98,7 @@ fn add_into(acc: &mut [u8; SEED_LEN], x: &[u8]) {
     }
 }
 
-impl<D: Digest> HashDrbg<D> {
+impl<D: DigestEach> HashDrbg<D> {
     /// Instantiate (§10.1.1.2) from entropy input, a nonce and a personalization string.
     pub fn new(entropy: &[u8], nonce: &[u8], personalization: &[u8]) -> Self {
         let mut s = Self { v: [0; SEED_LEN], c: [0; SEED_LEN], reseed_counter: 1, _d: Default::default() };
@@ -104,14 +134,25 @@ impl<D: Digest> HashDrbg<D> {
             let w = D::new().chain_update([2u8]).chain_update(self.v).chain_update(additional).finalize();
             add_into(&mut self.v, &w);
         }
-        // Hashgen (§10.1.1.4 step 3).
-        let mut data = self.v;
-        for chunk in out.chunks_mut(<D as Digest>::output_size()) {
-            let w = D::digest(data);
-            chunk.copy_from_slice(&w[..chunk.len()]);
-            add_into(&mut data, &[1]);
+        // Hashgen (§10.1.1.4 step 3): block i of the output is H(V + i), LANES at a time.
+        let mut data = [[0u8; SEED_LEN]; LANES];
+        let mut hashes = [[0u8; 32]; LANES];
+        let mut next = self.v;
+        for group in out.chunks_mut(32 * LANES) {
+            let n = group.len().div_ceil(32);
+            for d in data.iter_mut().take(n) {
+                *d = next;
+                add_into(&mut next, &[1]);
+            }
+            let msgs: [&[u8]; LANES] = core::array::from_fn(|i| &data[i][..]);
+            D::digest_each(&msgs[..n], &mut hashes[..n]);
+            for (chunk, h) in group.chunks_mut(32).zip(hashes.iter()) {
+                chunk.copy_from_slice(&h[..chunk.len()]);
+            }
         }
         data.zeroize();
+        hashes.zeroize();
+        next.zeroize();
         let h = D::new().chain_update([3u8]).chain_update(self.v).finalize();
         let c = self.c;
         add_into(&mut self.v, &h);
@@ -176,6 +217,25 @@ mod tests {
 2c1f41b41e754a5257750c6bde9601da9d67d8d9564f4a8538b92516a2dacc496dee257b85393f2a01ad59aa3257f1b6\
 da9566e3706d2d6d4a26e511b0c64d7dc223acb24827178afa43ca8d5a66f983d6929dc61564c4c14fc32d85765a23f7");
         assert_eq!(got.as_slice(), expect.as_slice());
+    }
+
+    /// The hashgen of a long request (blocks hashed sixteen at a time) returns the bytes of
+    /// §10.1.1.4 computed one block at a time: H(V), H(V + 1), …, cut to the length asked.
+    #[test]
+    fn grouped_hashgen_matches_one_block_at_a_time() {
+        for len in [1, 31, 32, 33, 32 * LANES - 1, 32 * LANES, 32 * LANES + 1, 1000, 4096] {
+            let mut d = HashDrbg::<sm3::Sm3>::new(&[3; 32], &[4; 16], b"grouped");
+            let mut v = d.v;
+            let mut want = alloc::vec::Vec::new();
+            while want.len() < len {
+                want.extend_from_slice(&sm3::Sm3::digest(v));
+                add_into(&mut v, &[1]);
+            }
+            want.truncate(len);
+            let mut got = alloc::vec![0u8; len];
+            d.generate(&mut got, &[]).unwrap();
+            assert_eq!(got, want, "{len} bytes");
+        }
     }
 
     #[test]

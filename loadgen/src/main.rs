@@ -164,7 +164,11 @@ fn main() -> anyhow::Result<()> {
         let (raw, raw_all, ossl) = if cli.no_reference {
             (None, None, None)
         } else {
-            (reference(op, cli.seconds), reference_all(op, cli.seconds, cores), openssl(op))
+            (
+                reference(op, cli.seconds, cli.batch.into()),
+                reference_all(op, cli.seconds, cores, cli.batch.into()),
+                openssl(op),
+            )
         };
         let unit = |v: f64| {
             let b = ops::payload(op);
@@ -292,21 +296,22 @@ fn drive(profile: &Profile, op: Op, cli: &Cli, sig: &[u8], ct: &[u8]) -> anyhow:
     })
 }
 
-/// The raw primitive on one core, in this process.
-fn reference(op: Op, seconds: f64) -> Option<f64> {
-    let mut f = ops::raw(op)?;
+/// The raw primitive on one core, in this process (batch operations `batch` at a time, as
+/// the card computes them).
+fn reference(op: Op, seconds: f64, batch: usize) -> Option<f64> {
+    let (mut f, per_call) = ops::raw(op, batch)?;
     let t0 = Instant::now();
     let mut n = 0u64;
     while t0.elapsed().as_secs_f64() < seconds.min(2.0) {
         f();
-        n += 1;
+        n += per_call;
     }
     Some(n as f64 / t0.elapsed().as_secs_f64())
 }
 
 /// The raw primitive on `threads` threads at once (each with its own state), summed.
-fn reference_all(op: Op, seconds: f64, threads: usize) -> Option<f64> {
-    let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || reference(op, seconds))).collect();
+fn reference_all(op: Op, seconds: f64, threads: usize, batch: usize) -> Option<f64> {
+    let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || reference(op, seconds, batch))).collect();
     let rates: Vec<Option<f64>> = handles.into_iter().map(|h| h.join().ok().flatten()).collect();
     rates.into_iter().sum()
 }

@@ -173,8 +173,40 @@ impl rand_core::TryRng for HostRng {
 
 impl rand_core::TryCryptoRng for HostRng {}
 
-/// The raw primitive, in-process: returns a closure running one operation.
-pub fn raw(op: Op) -> Option<Box<dyn FnMut()>> {
+/// The raw primitive, in-process: a closure running one call, and the operations a call
+/// makes (`batch` signatures for `Sm2SignBatch`, as the card makes them; else one).
+pub fn raw(op: Op, batch: usize) -> Option<(Box<dyn FnMut()>, u64)> {
+    if op == Op::Sm2SignBatch {
+        return raw_sm2_batch(batch).map(|f| (f, batch as u64));
+    }
+    raw_one(op).map(|f| (f, 1))
+}
+
+/// The card's `SignBatch` for an SM2 key, in-process: the batch's digests hashed together
+/// (`FastSigner::digests`), then each signed with a pooled nonce (refill cost included), as
+/// `Sm2Fast::sign_many` does, DER included.
+fn raw_sm2_batch(batch: usize) -> Option<Box<dyn FnMut()>> {
+    let sm2 = alg::sm2::generate(&mut HostRng).ok()?;
+    let table = std::sync::Arc::new(alg::sm2_fast::BaseTable::new());
+    let signer = alg::sm2_fast::FastSigner::new(&sm2, table.clone()).ok()?;
+    let mut pool = alg::sm2_fast::NoncePool::new(table, 1024);
+    let msgs = vec![[7u8; 32]; batch];
+    Some(Box::new(move || {
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+        let Ok(digests) = signer.digests(alg::sm2::DEFAULT_ID, &refs) else { return };
+        for e in &digests {
+            if pool.is_empty() {
+                let _ = pool.refill(&mut HostRng, 32);
+            }
+            if let Ok(sig) = signer.sign_digest_pooled(&mut pool, &mut HostRng, e) {
+                std::hint::black_box(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()));
+            }
+        }
+    }))
+}
+
+/// One operation of the raw primitive, in-process.
+fn raw_one(op: Op) -> Option<Box<dyn FnMut()>> {
     let mut rng = HostRng;
     let sm2 = alg::sm2::generate(&mut rng).ok()?;
     let sm2_pub = sm2.public_key();

@@ -128,20 +128,22 @@ pub fn inline_batch(lanes: usize, ahead: usize) -> usize {
 }
 
 impl Sm2Fast {
-    /// Sign with the SM2 key `label` (its secret `secret`): over the message with an ID, or
-    /// over a 32-byte digest. Takes a pooled nonce; an empty pool is refilled first by
-    /// [`inline_batch`]`(ahead)` nonces, `ahead` being the signatures this request still has
-    /// to make (this one included): one lane group for a lone signature (a short wait), up to a
-    /// whole batch for a `SignBatch` (one inversion shared by more nonces).
-    pub fn sign<R: TryCryptoRng + ?Sized>(
+    /// Sign every message of `msgs` with the SM2 key `label` (its secret `secret`), in order:
+    /// over the message with an ID, or over a 32-byte digest; DER signatures. Each takes a
+    /// pooled nonce; an empty pool is refilled first by [`inline_batch`]`(ahead)` nonces,
+    /// `ahead` being the signatures this call still has to make: one lane group for a lone
+    /// signature (a short wait), up to a whole batch for a `SignBatch` (one inversion shared by
+    /// more nonces). The digests e = SM3(Z ‖ M) of a batch are computed together
+    /// ([`FastSigner::digests`]: sixteen per pass of the multi-buffer SM3). All or nothing: a
+    /// digest of the wrong size fails the call before a nonce is taken.
+    pub fn sign_many<R: TryCryptoRng + ?Sized>(
         &mut self,
         label: &Label,
         secret: &sm2::SecretKey,
         mechanism: &Mechanism,
-        msg: &[u8],
+        msgs: &[&[u8]],
         rng: &mut R,
-        ahead: usize,
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Vec<Vec<u8>>, Status> {
         if !self.signers.contains_key(label) {
             if self.signers.len() >= MAX_SIGNERS {
                 self.signers.pop_first();
@@ -150,19 +152,23 @@ impl Sm2Fast {
             self.signers.insert(label.clone(), signer);
         }
         let signer = self.signers.get(label).ok_or(Status::Internal)?;
-        if self.pool.is_empty() {
-            self.pool.refill(rng, inline_batch(INLINE_BATCH, ahead)).map_err(alg_status)?;
-        }
-        let sig = match mechanism {
-            Mechanism::Sm2Sm3 { distid } => signer.sign_pooled(&mut self.pool, rng, distid, msg),
-            Mechanism::Sm2Digest => {
-                let e: &[u8; 32] = msg.try_into().map_err(|_| Status::InvalidArgument)?;
-                signer.sign_digest_pooled(&mut self.pool, rng, e)
-            }
+        let digests = match mechanism {
+            Mechanism::Sm2Sm3 { distid } => signer.digests(distid, msgs).map_err(alg_status)?,
+            Mechanism::Sm2Digest => msgs
+                .iter()
+                .map(|m| <[u8; 32]>::try_from(*m).map_err(|_| Status::InvalidArgument))
+                .collect::<Result<Vec<_>, _>>()?,
             _ => return Err(Status::WrongKeyType),
+        };
+        let mut out = Vec::with_capacity(msgs.len());
+        for (i, e) in digests.iter().enumerate() {
+            if self.pool.is_empty() {
+                self.pool.refill(rng, inline_batch(INLINE_BATCH, msgs.len() - i)).map_err(alg_status)?;
+            }
+            let sig = signer.sign_digest_pooled(&mut self.pool, rng, e).map_err(alg_status)?;
+            out.push(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()));
         }
-        .map_err(alg_status)?;
-        Ok(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()))
+        Ok(out)
     }
 
     /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce (an empty pool
@@ -360,13 +366,20 @@ mod tests {
         let secret = sm2::SecretKey::from_slice(&[7u8; 32]).unwrap();
         let label = Label::try_from("k").unwrap();
         let digest = Mechanism::Sm2Digest;
-        fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 1).unwrap();
+        fast.sign_many(&label, &secret, &digest, &[&[1; 32]], &mut rng).unwrap();
         assert_eq!(fast.pooled().0, INLINE_BATCH - 1);
         while fast.pooled().0 > 0 {
-            fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 1).unwrap();
+            fast.sign_many(&label, &secret, &digest, &[&[1; 32]], &mut rng).unwrap();
         }
-        fast.sign(&label, &secret, &digest, &[1; 32], &mut rng, 100).unwrap();
-        assert_eq!(fast.pooled().0, BATCH.max(INLINE_BATCH) - 1);
+        let twenty = [&[1u8; 32][..]; 20];
+        assert_eq!(fast.sign_many(&label, &secret, &digest, &twenty, &mut rng).unwrap().len(), 20);
+        assert_eq!(fast.pooled().0, inline_batch(INLINE_BATCH, 20) - 20);
+        assert!(inline_batch(INLINE_BATCH, 20) > INLINE_BATCH, "one refill for the whole batch");
+        // A digest of the wrong size fails the batch before a nonce is taken.
+        let before = fast.pooled().0;
+        let bad = [&[1u8; 32][..], &[1u8; 31][..]];
+        assert_eq!(fast.sign_many(&label, &secret, &digest, &bad, &mut rng), Err(Status::InvalidArgument));
+        assert_eq!(fast.pooled().0, before);
     }
 
     #[test]

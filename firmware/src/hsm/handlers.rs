@@ -121,12 +121,9 @@ impl<P: Platform> Hsm<P> {
                 if matches!(mechanism, gmhsm_proto::Mechanism::Sm2Digest) && messages.iter().any(|m| m.len() != 32) {
                     return Err(Status::InvalidArgument);
                 }
-                let mut signatures = Vec::with_capacity(messages.len());
-                for (i, message) in messages.iter().enumerate() {
-                    let ahead = messages.len() - i;
-                    signatures.push(gmhsm_proto::ByteBuf::from(self.sign_one(&label, &mechanism, message, ahead)?));
-                }
-                Ok(Response::Signatures(signatures))
+                let messages: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+                let signatures = self.sign_many(&label, &mechanism, &messages)?;
+                Ok(Response::Signatures(signatures.into_iter().map(gmhsm_proto::ByteBuf::from).collect()))
             }
             Request::Verify { label, mechanism, message, signature } => {
                 let rec = self.use_key(principal, session, &label, C::VERIFY)?;
@@ -630,11 +627,29 @@ impl<P: Platform> Hsm<P> {
     ) -> Result<Vec<u8>, Status> {
         let key = self.cache.get(label).ok_or(Status::Internal)?;
         match (key, mechanism) {
-            (LoadedKey::Sm2(secret), _) => self.fast.sign(label, secret, mechanism, message, &mut self.rng, ahead),
+            (LoadedKey::Sm2(secret), _) => {
+                let mut sigs = self.fast.sign_many(label, secret, mechanism, &[message], &mut self.rng)?;
+                sigs.pop().ok_or(Status::Internal)
+            }
             (LoadedKey::P256(key), gmhsm_proto::Mechanism::EcdsaP256Sha256) => {
                 self.fast.sign_p256(key, message, &mut self.rng, ahead)
             }
             (key, _) => ops::sign(key, mechanism, message, &mut self.rng),
         }
+    }
+
+    /// Every message of a batch signed with the loaded key `label`, in order (access and
+    /// mechanism already checked): SM2 keys in one call of `Sm2Fast::sign_many` (digests
+    /// computed together), other keys one `sign_one` at a time.
+    fn sign_many(
+        &mut self,
+        label: &Label,
+        mechanism: &gmhsm_proto::Mechanism,
+        messages: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Status> {
+        if let Some(LoadedKey::Sm2(secret)) = self.cache.get(label) {
+            return self.fast.sign_many(label, secret, mechanism, messages, &mut self.rng);
+        }
+        (0..messages.len()).map(|i| self.sign_one(label, mechanism, messages[i], messages.len() - i)).collect()
     }
 }
