@@ -29,7 +29,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Registry, Token};
 
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
-use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status};
+use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Status};
 
 /// The poll token of the card link.
 pub const TOKEN: Token = Token(2);
@@ -51,7 +51,9 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Completion {
     pub token: Token,
     pub client_id: u64,
-    pub result: Result<Response, Status>,
+    /// The card's `Response` as the card encoded it (relayed without decoding,
+    /// `frame::split_answer`), or the status.
+    pub result: Result<Vec<u8>, Status>,
     /// The request's variant name, for the log line.
     pub kind: &'static str,
     /// When the request was submitted.
@@ -66,7 +68,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn complete(self, result: Result<Response, Status>) -> Completion {
+    fn complete(self, result: Result<Vec<u8>, Status>) -> Completion {
         Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started }
     }
 }
@@ -393,8 +395,8 @@ fn take_frames(deframer: &mut Deframer, pending: &mut Ring, done: &mut Vec<Compl
                 continue;
             }
         };
-        let (id, result) = match frame::decode::<ServerFrame>(body) {
-            Ok(f) => (f.header.id, f.result),
+        let (id, result) = match frame::split_answer(body) {
+            Ok((header, result)) => (header.id, result.map(<[u8]>::to_vec)),
             Err(FrameError::Malformed { header: Some(h) }) => {
                 warn!("card answer {} did not decode", h.id);
                 (h.id, Err(Status::Internal))

@@ -153,9 +153,15 @@ impl Conn {
             session::status_name(c.result.as_ref().err()),
             now.saturating_duration_since(c.started).as_micros()
         );
-        let frame =
-            ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: c.client_id }, result: c.result };
-        self.queue(&frame);
+        let header = FrameHeader { version: PROTOCOL_VERSION, id: c.client_id };
+        match c.result {
+            Ok(response) => {
+                if self.out.push_answer(&header, &response).is_err() {
+                    self.queue(&session::reply(c.client_id, Status::Internal));
+                }
+            }
+            Err(status) => self.queue(&ServerFrame { header, result: Err(status) }),
+        }
     }
 
     /// Everything queued has been handed to the socket.

@@ -11,7 +11,7 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use rustls::ServerConnection;
 
-use gmhsm_proto::frame::{self, FrameError};
+use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{Deframer, Principal};
 
 use crate::tls;
@@ -64,6 +64,11 @@ impl OutQueue {
     /// Append `frame`, encoded (length prefix included).
     pub fn push<T: serde::Serialize>(&mut self, frame: &T) -> Result<(), FrameError> {
         frame::encode_into(frame, &mut self.buf)
+    }
+
+    /// Append a `ServerFrame` whose response arrives encoded (`frame::encode_answer`).
+    pub fn push_answer(&mut self, header: &FrameHeader, response: &[u8]) -> Result<(), FrameError> {
+        frame::encode_answer(header, response, &mut self.buf)
     }
 
     /// Bytes not yet handed to the transport.

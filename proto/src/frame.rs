@@ -101,6 +101,41 @@ pub fn encode_card_frame(
     finish_frame(out, start)
 }
 
+/// A [`ServerFrame`] body split without decoding its response: the header, and either the
+/// bytes of the encoded [`Response`] (to relay as they are, with [`encode_answer`]) or the
+/// status. postcard encodes `Result` as a one-byte tag (0: `Ok`, 1: `Err`) before the value,
+/// so the split costs no allocation however large the response. Only the status is decoded;
+/// the response bytes are whatever followed the tag (the card encodes them, the client
+/// decodes them).
+pub fn split_answer(body: &[u8]) -> Result<(FrameHeader, Result<&[u8], Status>), FrameError> {
+    let malformed = || FrameError::Malformed { header: header_of(body) };
+    let (header, rest) = postcard::take_from_bytes::<FrameHeader>(body).map_err(|_| malformed())?;
+    match rest.split_first() {
+        Some((0, response)) if !response.is_empty() => Ok((header, Ok(response))),
+        Some((1, status)) => {
+            let (status, _) = postcard::take_from_bytes::<Status>(status).map_err(|_| malformed())?;
+            Ok((header, Err(status)))
+        }
+        _ => Err(malformed()),
+    }
+}
+
+/// Append a [`ServerFrame`] with `header` whose `Ok` response arrives already encoded
+/// (`response`: the bytes [`split_answer`] gave): byte for byte what [`encode_into`] makes of
+/// the same frame, without decoding and re-encoding the response. On error `out` is left as
+/// it was.
+pub fn encode_answer(header: &FrameHeader, response: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if postcard::serialize_with_flavor(header, Append(out)).is_err() {
+        out.truncate(start);
+        return Err(FrameError::Encode);
+    }
+    out.push(0);
+    out.extend_from_slice(response);
+    finish_frame(out, start)
+}
+
 /// Check the length of the frame begun at `start` and write its prefix.
 fn finish_frame(out: &mut Vec<u8>, start: usize) -> Result<(), FrameError> {
     let len = out.len() - start - 4;
@@ -272,6 +307,39 @@ mod tests {
                 mechanism: Mechanism::sm2_default(),
                 message: alloc::vec![1, 2, 3],
             },
+        }
+    }
+
+    /// An answer split and relayed under another id is byte for byte the frame encoded
+    /// whole, and decodes to the same result; a status is decoded; bad tags and truncation are
+    /// malformed with the header kept.
+    #[test]
+    fn answers_relay_without_decoding() {
+        let sigs = Response::Signatures((0..3u8).map(|i| serde_bytes::ByteBuf::from(alloc::vec![i; 70])).collect());
+        for result in [Ok(sigs), Ok(Response::Pong), Err(Status::Busy), Err(Status::InvalidArgument)] {
+            let card = ServerFrame { header: FrameHeader { version: crate::PROTOCOL_VERSION, id: 5 }, result };
+            let body = postcard::to_allocvec(&card).unwrap();
+            let (header, split) = split_answer(&body).unwrap();
+            assert_eq!(header, card.header);
+            let client = FrameHeader { version: crate::PROTOCOL_VERSION, id: u64::MAX - 1 };
+            let want = ServerFrame { header: client, result: card.result.clone() };
+            let mut got = alloc::vec![9u8];
+            match split {
+                Ok(response) => encode_answer(&client, response, &mut got).unwrap(),
+                Err(status) => {
+                    assert_eq!(Err(status), card.result);
+                    encode_into(&ServerFrame { header: client, result: Err(status) }, &mut got).unwrap()
+                }
+            }
+            assert_eq!(got[1..], encode(&want).unwrap()[..]);
+            assert_eq!(decode::<ServerFrame>(&got[5..]).unwrap(), want);
+        }
+        let header = postcard::to_allocvec(&FrameHeader { version: 1, id: 42 }).unwrap();
+        for tail in [&[][..], &[0], &[2, 0], &[1], &[1, 0xff, 0xff, 0xff, 0xff, 0xff]] {
+            let mut body = header.clone();
+            body.extend_from_slice(tail);
+            let err = split_answer(&body).unwrap_err();
+            assert_eq!(err, FrameError::Malformed { header: Some(FrameHeader { version: 1, id: 42 }) }, "{tail:?}");
         }
     }
 
