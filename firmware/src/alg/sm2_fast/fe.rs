@@ -145,7 +145,7 @@ impl Fe {
         out
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn mul(&self, rhs: &Fe) -> Fe {
         let (a, b) = (&self.0, &rhs.0);
         // Interleaved (CIOS): add a·b_i, then cancel the low limb and shift, so that at most
@@ -195,7 +195,7 @@ impl Fe {
     }
 
     /// self²: the six cross products once, doubled by a shift, plus the four squares.
-    #[inline]
+    #[inline(always)]
     pub fn square(&self) -> Fe {
         let a = &self.0;
         // Cross products a_i·a_j (i < j) at limbs 1 … 6.
