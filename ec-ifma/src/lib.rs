@@ -1,7 +1,11 @@
-//! Constant-time fixed-base comb multiplication for **eight secret scalars at once** with
-//! AVX-512 IFMA, chosen at run time, on the SM2 curve and on NIST P-256: the expensive half
-//! of a nonce-pool refill (\[k\]G for a batch of fresh nonces k) in the card firmware, for
-//! SM2 signatures and ECDSA P-256 signatures.
+//! Constant-time elliptic-curve multiplication for **eight secret scalars at once** with
+//! AVX-512 IFMA, chosen at run time, on the SM2 curve and on NIST P-256:
+//!
+//! * fixed base ([`CombTable::mul8`]): the expensive half of a nonce-pool refill (\[k\]G for
+//!   a batch of fresh nonces k) in the card firmware, for SM2 signatures and ECDSA P-256
+//!   signatures;
+//! * variable base ([`varbase_mul8`]): eight independent \[k_l\]P_l, each lane with its own
+//!   point, e.g. \[dB\]C1 for eight SM2 ciphertexts being decrypted at once.
 //!
 //! # Why by hand
 //!
@@ -24,6 +28,19 @@
 //! another way — or when all its digits are zero. The recoding of scalars into digits, and
 //! the argument that the exceptional case does not occur for scalars below the group order,
 //! stay with the caller (the firmware's `sm2_fast::table`).
+//!
+//! For the variable base ([`varbase_mul8`]) the caller supplies, per lane l, the affine
+//! multiples P_l, 2P_l, …, 8P_l ([`VARBASE_ENTRIES`]) of that lane's public point and the
+//! lane's 65 signed base-16 digits d_i ∈ [−8, 8] ([`VARBASE_DIGITS`]), least significant first.
+//! The result per lane is Σ d_i · 16^i · P_l, computed as the firmware's one-lane
+//! `sm2_fast::varbase::mul` does — from the top digit down, four doublings (dbl-2001-b, a = −3)
+//! and one mixed addition of the digit's signed multiple — in the same Jacobian form and with
+//! the **same Z = 0 convention**: Z = 0 when the lane met an exceptional case of the mixed
+//! addition (the running multiple equal to the digit's multiple or to its negative) or its sum
+//! is the identity. Z = 0 is absorbing (a doubling gives Z3 = 2YZ, a mixed addition
+//! Z3 = 2·Z1·H), so an exceptional step anywhere shows in the output; the caller redoes such
+//! a lane another way. With the firmware's recoding, the exceptional case needs a scalar
+//! within 16 of the group order.
 //!
 //! # Arithmetic
 //!
@@ -49,9 +66,10 @@
 //!
 //! # Safety
 //!
-//! `unsafe` appears only where the `#[target_feature(enable = "avx512f,avx512ifma")]` kernel is
-//! called — only from a [`CombTable`], which exists only after `cpufeatures` found both
-//! features — and for unaligned 512-bit loads and stores from and to `[u64; 8]` arrays in
+//! `unsafe` appears only where the `#[target_feature(enable = "avx512f,avx512ifma")]` kernels
+//! are called — the comb only from a [`CombTable`], which exists only after `cpufeatures`
+//! found both features, the variable base only after [`varbase_mul8`] checked
+//! [`is_available`] — and for unaligned 512-bit loads and stores from and to `[u64; 8]` arrays in
 //! scope. Each block says why it is sound.
 
 #![no_std]
@@ -72,6 +90,13 @@ mod tests;
 
 /// Scalars per [`CombTable::mul8`] call: one per 64-bit lane of a 512-bit register.
 pub const LANES: usize = 8;
+
+/// Signed base-16 digits per scalar of [`varbase_mul8`] (64 nibbles and a final carry),
+/// least significant first.
+pub const VARBASE_DIGITS: usize = 65;
+
+/// Multiples per lane table of [`varbase_mul8`]: P, 2P, …, 8P.
+pub const VARBASE_ENTRIES: usize = 8;
 
 const MASK52: u64 = (1 << 52) - 1;
 
@@ -270,16 +295,87 @@ impl<C: Curve> CombTable<C> {
             // entries × 10 limbs and `digits` one row per window, as the kernel reads them.
             unsafe { x86::comb8::<C>(&self.limbs, self.windows, self.entries, digits, &mut raw) };
         }
-        let out = core::array::from_fn(|l| {
-            let coord = |c: usize| {
-                let v = reduce_once::<C>(&[raw[c][0][l], raw[c][1][l], raw[c][2][l], raw[c][3][l], raw[c][4][l]]);
-                to_bytes(&v)
-            };
-            Jacobian { x: coord(0), y: coord(1), z: coord(2) }
-        });
+        let out = core::array::from_fn(|l| jacobian_of_lane::<C>(&raw, l));
         raw.zeroize();
         out
     }
+}
+
+/// Lane l of a kernel's output (X, Y, Z limb-major, each below 2p) as canonical big-endian
+/// coordinates.
+fn jacobian_of_lane<C: Curve>(raw: &[[[u64; LANES]; 5]; 3], l: usize) -> Jacobian {
+    let coord = |c: usize| {
+        let mut v = reduce_once::<C>(&[raw[c][0][l], raw[c][1][l], raw[c][2][l], raw[c][3][l], raw[c][4][l]]);
+        let b = to_bytes(&v);
+        v.zeroize();
+        b
+    };
+    Jacobian { x: coord(0), y: coord(1), z: coord(2) }
+}
+
+/// For every lane l < n (n = `tables.len()` = `digits.len()`, 1 ≤ n ≤ [`LANES`]):
+/// Σ_i `digits[l][i]` · 16^i · P_l, in constant time in the digits and the points, where
+/// `tables[l][j]` = (x, y) of (j + 1) · P_l as canonical big-endian integers below p (affine,
+/// public, supplied by the caller) and every digit is in [−8, 8]. Jacobian results as in
+/// [`CombTable::mul8`] (canonical big-endian X, Y, Z), Z = 0 when the lane met an exceptional
+/// case of the mixed addition (the caller then redoes that lane another way) or its sum is
+/// the identity (see the crate documentation).
+///
+/// `None` when IFMA is not available ([`is_available`]), so the caller uses its portable
+/// path. Panics — whether or not IFMA is available — on n = 0, n > [`LANES`], mismatched
+/// lengths, a coordinate not below p, or a digit outside [−8, 8] (without saying which).
+/// Lanes beyond n run on copies of lane 0's table with zero digits; their results are dropped.
+pub fn varbase_mul8<C: Curve>(
+    tables: &[[[[u8; 32]; 2]; VARBASE_ENTRIES]],
+    digits: &[[i8; VARBASE_DIGITS]],
+) -> Option<Vec<Jacobian>> {
+    let n = tables.len();
+    assert!((1..=LANES).contains(&n), "between 1 and {LANES} lanes");
+    assert_eq!(digits.len(), n, "one row of digits per table");
+    // The multiples (public) in 52-bit limbs: entry j, coordinate c, limb t, lane l.
+    let mut plain = [[[[0u64; LANES]; 5]; 2]; VARBASE_ENTRIES];
+    for l in 0..LANES {
+        let table = &tables[if l < n { l } else { 0 }];
+        for (entry, point) in plain.iter_mut().zip(table) {
+            for (coord, bytes) in entry.iter_mut().zip(point) {
+                let v = to_limbs52(&below_p::<C>(bytes).expect("a coordinate is not below p"));
+                for (limb, v) in coord.iter_mut().zip(v) {
+                    limb[l] = v;
+                }
+            }
+        }
+    }
+    // The digits (secret), idle lanes zero, with a branch-free range check.
+    let mut lanes = [[0i8; VARBASE_DIGITS]; LANES];
+    let mut out_of_range = 0u32;
+    for (lane, row) in lanes.iter_mut().zip(digits) {
+        for (d, &s) in lane.iter_mut().zip(row) {
+            out_of_range |= (VARBASE_ENTRIES as u32).wrapping_sub(u32::from(s.unsigned_abs())) >> 31;
+            *d = s;
+        }
+    }
+    if out_of_range != 0 {
+        lanes.zeroize();
+        panic!("a digit is outside [-8, 8]");
+    }
+    if !is_available() {
+        lanes.zeroize();
+        return None;
+    }
+    let mut raw = [[[0u64; LANES]; 5]; 3];
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `is_available()` just found AVX-512 F and IFMA, the kernel's target
+        // features; every coordinate of `plain` passed `below_p` and every digit the range
+        // check above, as the kernel requires; the arrays have the kernel's fixed shapes.
+        unsafe { x86::varbase8::<C>(&plain, &lanes, &mut raw) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = &plain;
+    lanes.zeroize();
+    let out = (0..n).map(|l| jacobian_of_lane::<C>(&raw, l)).collect();
+    raw.zeroize();
+    Some(out)
 }
 
 /// x · R mod p (not fully reduced) for eight values in 52-bit limbs, lane-major.

@@ -1,12 +1,13 @@
-//! The AVX-512 IFMA kernel: field arithmetic modulo the curve's prime on eight lanes (one
+//! The AVX-512 IFMA kernels: field arithmetic modulo the curve's prime on eight lanes (one
 //! field element per 64-bit lane, five 52-bit limbs in five `zmm` registers), the
-//! madd-2007-bl mixed addition on it, and the comb loop. Every function is compiled for
-//! AVX-512 F and IFMA and reached only through [`comb8`] and [`to_montgomery8`], which the
-//! crate calls only after detecting both.
+//! madd-2007-bl mixed addition and the dbl-2001-b doubling on it, the comb loop and the
+//! variable-base loop. Every function is compiled for AVX-512 F and IFMA and reached only
+//! through [`comb8`], [`varbase8`] and [`to_montgomery8`], which the crate calls only after
+//! detecting both.
 
 use core::arch::x86_64::*;
 
-use crate::{Curve, ENTRY_LIMBS, LANES, MASK52};
+use crate::{Curve, ENTRY_LIMBS, LANES, MASK52, VARBASE_DIGITS, VARBASE_ENTRIES};
 
 cpufeatures::new!(cpuid_ifma, "avx512f", "avx512ifma");
 
@@ -161,6 +162,18 @@ fn sq<C: Curve>(a: &Fe) -> Fe {
     redc::<C>(t)
 }
 
+/// A normalized value below 2p → the same value fully reduced (below p): a − p, unless that
+/// is negative. The signed carry ripple of [`normalize`] leaves limbs 0–3 in [0, 2^52) and
+/// the sign of the whole value in limb 4, so a negative difference shows as a negative limb 4.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reduce_full<C: Curve>(a: &Fe) -> Fe {
+    let p = constant(&C::P52);
+    let d = normalize(core::array::from_fn(|i| _mm512_sub_epi64(a.0[i], p.0[i])));
+    let negative = _mm512_cmplt_epi64_mask(d.0[4], _mm512_setzero_si512());
+    blend(negative, &d, a)
+}
+
 /// `if k[lane] { b } else { a }` per lane.
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -196,6 +209,27 @@ fn madd<C: Curve>(p: &Point, qx: &Fe, qy: &Fe) -> Point {
     Point { x: x3, y: y3, z: z3 }
 }
 
+/// 2P (dbl-2001-b, a = −3: 3M + 5S), step for step the firmware's `Jacobian::double`:
+/// δ = Z², γ = Y², β = X·γ, α = 3(X − δ)(X + δ), X3 = α² − 8β, Z3 = (Y + Z)² − γ − δ,
+/// Y3 = α(4β − X3) − 8γ². Every intermediate comes out of `mul`/`sq` (below 1.25p) or
+/// `add`/`sub`/`dbl` (below 2^257), so the inputs of every step stay below 2^257. The
+/// identity (Z = 0) doubles to Z3 = 2YZ = 0. Both curves have a = −3.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn double<C: Curve>(p: &Point) -> Point {
+    let delta = sq::<C>(&p.z);
+    let gamma = sq::<C>(&p.y);
+    let beta = mul::<C>(&p.x, &gamma);
+    let t = mul::<C>(&sub::<C>(&p.x, &delta), &add::<C>(&p.x, &delta));
+    let alpha = add::<C>(&dbl::<C>(&t), &t);
+    let beta4 = dbl::<C>(&dbl::<C>(&beta));
+    let x3 = sub::<C>(&sq::<C>(&alpha), &dbl::<C>(&beta4));
+    let z3 = sub::<C>(&sub::<C>(&sq::<C>(&add::<C>(&p.y, &p.z)), &gamma), &delta);
+    let gamma2_8 = dbl::<C>(&dbl::<C>(&dbl::<C>(&sq::<C>(&gamma))));
+    let y3 = sub::<C>(&mul::<C>(&alpha, &sub::<C>(&beta4, &x3)), &gamma2_8);
+    Point { x: x3, y: y3, z: z3 }
+}
+
 /// Window `w` of the table (entries × 10 limbs): every lane's entry |d| − 1, all entries read.
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -210,6 +244,22 @@ fn select(window: &[u64], entries: usize, abs: V) -> (Fe, Fe) {
         }
     }
     (Fe([t[0], t[1], t[2], t[3], t[4]]), Fe([t[5], t[6], t[7], t[8], t[9]]))
+}
+
+/// Every lane's multiple |d| · P_l from its own table (`mults[j]` holds (j + 1) · P_l in lane
+/// l): all eight entries read, the wanted one kept per lane with a compare mask and a masked
+/// move. |d| = 0 gives (0, 0), which the caller discards.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn select_multiple(mults: &[[Fe; 2]; VARBASE_ENTRIES], abs: V) -> (Fe, Fe) {
+    let zero = Fe([_mm512_setzero_si512(); 5]);
+    let (mut x, mut y) = (zero, zero);
+    for (j, m) in mults.iter().enumerate() {
+        let k = _mm512_cmpeq_epi64_mask(abs, splat(j as u64 + 1));
+        x = blend(k, &x, &m[0]);
+        y = blend(k, &y, &m[1]);
+    }
+    (x, y)
 }
 
 #[target_feature(enable = "avx512f")]
@@ -288,6 +338,87 @@ pub(crate) unsafe fn comb8<C: Curve>(
         let negative = _mm512_cmplt_epi64_mask(d, zero);
         let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
         let (qx, qy) = select(&table[i * stride..(i + 1) * stride], entries, abs);
+        let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
+        let sum = madd::<C>(&acc, &qx, &qy);
+        // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
+        let sum = Point { x: blend(empty, &sum.x, &qx), y: blend(empty, &sum.y, &qy), z: blend(empty, &sum.z, &one) };
+        acc = Point {
+            x: blend(is_zero, &sum.x, &acc.x),
+            y: blend(is_zero, &sum.y, &acc.y),
+            z: blend(is_zero, &sum.z, &acc.z),
+        };
+        empty &= is_zero;
+    }
+    // A lane that added nothing is the identity: Z = 0.
+    acc.z = blend(empty, &acc.z, &Fe([zero; 5]));
+    store_plain::<C>(&acc.x, &mut out[0]);
+    store_plain::<C>(&acc.y, &mut out[1]);
+    store_plain::<C>(&acc.z, &mut out[2]);
+}
+
+/// The signed digits of step `i` of every lane, one lane per 64-bit element.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn digit_vector(digits: &[[i8; VARBASE_DIGITS]; LANES], i: usize) -> V {
+    _mm512_set_epi64(
+        i64::from(digits[7][i]),
+        i64::from(digits[6][i]),
+        i64::from(digits[5][i]),
+        i64::from(digits[4][i]),
+        i64::from(digits[3][i]),
+        i64::from(digits[2][i]),
+        i64::from(digits[1][i]),
+        i64::from(digits[0][i]),
+    )
+}
+
+/// Variable base, eight lanes each with its own point: for every lane l,
+/// Σ_i digits\[l\]\[i\] · 16^i · P_l, where `table[j][c]` holds coordinate c (x, y) of
+/// (j + 1) · P_l in lane l as plain 52-bit limbs below p. Leaves X, Y, Z (at most p, not yet
+/// reduced) limb-major in `out[0]`, `out[1]`, `out[2]`; Z = 0 for a lane that met an
+/// exceptional case of `madd` or whose digits are all zero.
+///
+/// Z = 0 is absorbing, so an exceptional case anywhere reaches the output: once a lane's Z
+/// is ≡ 0 (mod p), a doubling gives Z3 = (Y + Z)² − Y² − Z² ≡ 2YZ ≡ 0, a `madd` gives
+/// Z3 = (Z1 + H)² − Z1² − H² ≡ 2·Z1·H ≡ 0, a zero digit keeps the accumulator, and the
+/// "empty" blend no longer applies (it only ever turns off). The final reduction maps any
+/// multiple of p that Z may be below 2^257 to 0.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and IFMA; every coordinate in `table` must be below p and every
+/// digit in [−8, 8].
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn varbase8<C: Curve>(
+    table: &[[[[u64; LANES]; 5]; 2]; VARBASE_ENTRIES],
+    digits: &[[i8; VARBASE_DIGITS]; LANES],
+    out: &mut [[[u64; LANES]; 5]; 3],
+) {
+    let zero = _mm512_setzero_si512();
+    let one = constant(&C::ONE_52);
+    let r2 = constant(&C::R2_52);
+    // The multiples into Montgomery form (x · R² / R, below 1.25p), then fully reduced:
+    // `neg_reduced` needs y ≤ p. Public data.
+    let mut mults = [[Fe([zero; 5]); 2]; VARBASE_ENTRIES];
+    for (m, t) in mults.iter_mut().zip(table) {
+        for (m, t) in m.iter_mut().zip(t) {
+            let plain = Fe(core::array::from_fn(|i| load(&t[i])));
+            *m = reduce_full::<C>(&mul::<C>(&plain, &r2));
+        }
+    }
+    let mut acc = Point { x: one, y: one, z: Fe([zero; 5]) };
+    // Lanes whose accumulator is still the identity (nothing added yet).
+    let mut empty: __mmask8 = 0xff;
+    for i in (0..VARBASE_DIGITS).rev() {
+        // Before the top digit the accumulator is the identity in every lane: nothing to
+        // double (the condition depends on the loop counter only).
+        if i + 1 < VARBASE_DIGITS {
+            acc = double::<C>(&double::<C>(&double::<C>(&double::<C>(&acc))));
+        }
+        let d = digit_vector(digits, i);
+        let abs = _mm512_abs_epi64(d);
+        let negative = _mm512_cmplt_epi64_mask(d, zero);
+        let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
+        let (qx, qy) = select_multiple(&mults, abs);
         let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
         let sum = madd::<C>(&acc, &qx, &qy);
         // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
