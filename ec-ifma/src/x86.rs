@@ -436,3 +436,19 @@ pub(crate) unsafe fn varbase8<C: Curve>(
     store_plain::<C>(&acc.y, &mut out[1]);
     store_plain::<C>(&acc.z, &mut out[2]);
 }
+
+/// [`reduce_full`] on eight values in 52-bit limbs, limb-major (for the tests: the kernel's
+/// own inputs reach p or more only about once in 2^26, R² mod p being about 2^234 for both
+/// primes).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and IFMA; every value must be normalized and below 2p.
+#[cfg(test)]
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn reduce_full8<C: Curve>(input: &[[u64; LANES]; 5], out: &mut [[u64; LANES]; 5]) {
+    let a = Fe(core::array::from_fn(|i| load(&input[i])));
+    let v = reduce_full::<C>(&a);
+    for (v, out) in v.0.iter().zip(out.iter_mut()) {
+        store(*v, out);
+    }
+}
