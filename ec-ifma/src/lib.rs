@@ -324,7 +324,8 @@ fn jacobian_of_lane<C: Curve>(raw: &[[[u64; LANES]; 5]; 3], l: usize) -> Jacobia
 /// `None` when IFMA is not available ([`is_available`]), so the caller uses its portable
 /// path. Panics — whether or not IFMA is available — on n = 0, n > [`LANES`], mismatched
 /// lengths, a coordinate not below p, or a digit outside [−8, 8] (without saying which).
-/// Lanes beyond n run on copies of lane 0's table with zero digits; their results are dropped.
+/// Lanes beyond n run on copies of lane 0's table with zero digits; their results are dropped,
+/// so a call costs the same for any n (about 99 µs on a Zen 4 core, for either curve).
 pub fn varbase_mul8<C: Curve>(
     tables: &[[[[u8; 32]; 2]; VARBASE_ENTRIES]],
     digits: &[[i8; VARBASE_DIGITS]],
