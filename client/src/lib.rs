@@ -35,6 +35,7 @@ pub use profile::Profile;
 pub use gmhsm_proto::request::KeyPairProtection;
 pub use gmhsm_proto::response::{PrivateKeyOut, SecretBytes};
 pub use gmhsm_proto::{
-    AuditRecord, ByteBuf, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MAX_SIGN_BATCH, MacMech,
-    Mechanism, MultiOp, Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo, WrapWith,
+    AuditRecord, ByteBuf, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MAX_DECRYPT_BATCH,
+    MAX_SIGN_BATCH, MacMech, Mechanism, MultiOp, Principal, Request, Response, Sm2Layout, Sm4Mode, Status, StatusInfo,
+    WrapWith,
 };

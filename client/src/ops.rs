@@ -67,6 +67,38 @@ impl Client {
         data(self.call(Request::Decrypt { key, mechanism, data: bytes.to_vec() })?)
     }
 
+    /// Decrypt each of `ciphertexts` with the stored SM2 key `label` in one request
+    /// (`DecryptBatch`, 1 to [`gmhsm_proto::MAX_DECRYPT_BATCH`]): the plaintexts in order,
+    /// `None` for a ciphertext that did not decrypt.
+    pub fn decrypt_batch(
+        &mut self,
+        label: &str,
+        mechanism: CipherMech,
+        ciphertexts: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
+        if ciphertexts.is_empty() || ciphertexts.len() > gmhsm_proto::MAX_DECRYPT_BATCH {
+            return Err(ClientError::InvalidArgument(format!(
+                "{} ciphertexts; a batch holds 1 to {}",
+                ciphertexts.len(),
+                gmhsm_proto::MAX_DECRYPT_BATCH
+            )));
+        }
+        let request = Request::DecryptBatch {
+            label: to_label(label)?,
+            mechanism,
+            ciphertexts: ciphertexts.iter().map(|c| gmhsm_proto::ByteBuf::from(c.to_vec())).collect(),
+        };
+        match self.call(request)? {
+            Response::Plaintexts(p) if p.len() == ciphertexts.len() => {
+                Ok(p.into_iter().map(|m| m.map(|m| m.into_vec())).collect())
+            }
+            Response::Plaintexts(p) => {
+                Err(ClientError::Protocol(format!("{} plaintexts for {} ciphertexts", p.len(), ciphertexts.len())))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
     pub fn mac(&mut self, key: KeyRef, mechanism: MacMech, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
         data(self.call(Request::Mac { key, mechanism, data: bytes.to_vec() })?)
     }

@@ -176,6 +176,20 @@ fn sm2_other(c: &mut Criterion) {
     g.bench_function("decrypt_32", |b| {
         b.iter(|| sm2_pke::decrypt(&sk, black_box(&ct), sm2_pke::Layout::C1C3C2).unwrap())
     });
+    g.finish();
+    // A DecryptBatch's work: [dB]C1 eight at a time on IFMA (per-decryption time: Elements).
+    let mut g = c.benchmark_group("sm2_decrypt_batch");
+    for n in [8usize, 32] {
+        let cts: Vec<Vec<u8>> =
+            (0..n).map(|_| sm2_pke::encrypt(&mut rng, &pk, &MSG, sm2_pke::Layout::C1C3C2).unwrap()).collect();
+        let refs: Vec<&[u8]> = cts.iter().map(|c| &c[..]).collect();
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("decrypt_32_many", n), |b| {
+            b.iter(|| sm2_fast::pke::decrypt_many(&sk, black_box(&refs), sm2_pke::Layout::C1C3C2))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("sm2");
     // The `sm2` crate's implementation, side by side (the card's before it had its own).
     g.bench_function("encrypt_32_crate", |b| {
         b.iter(|| sm2_pke::crate_encrypt(&mut rng, &pk, black_box(&MSG), sm2_pke::Layout::C1C3C2).unwrap())

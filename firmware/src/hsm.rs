@@ -123,6 +123,7 @@ fn request_kind(r: &Request) -> u8 {
         R::GenerateKeyPair { .. } => 48,
         R::KeyExportPolicy { .. } => 49,
         R::SignBatch { .. } => 50,
+        R::DecryptBatch { .. } => 51,
         _ => u8::MAX,
     }
 }
@@ -154,6 +155,11 @@ mod kind_tests {
                 label: Label::try_from("k").unwrap(),
                 mechanism: gmhsm_proto::Mechanism::Sm2Digest,
                 messages: alloc::vec![],
+            },
+            Request::DecryptBatch {
+                label: Label::try_from("k").unwrap(),
+                mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
+                ciphertexts: alloc::vec![],
             },
         ];
         for r in samples {

@@ -89,10 +89,11 @@ pub fn reply(id: u64, status: Status) -> ServerFrame {
 }
 
 /// Operations a request asks of the card, for the rate limit: one signature per message of a
-/// `SignBatch`, one for every other request.
+/// `SignBatch`, one decryption per ciphertext of a `DecryptBatch`, one for every other request.
 pub fn cost(request: &Request) -> u32 {
     match request {
         Request::SignBatch { messages, .. } => u32::try_from(messages.len()).unwrap_or(u32::MAX).max(1),
+        Request::DecryptBatch { ciphertexts, .. } => u32::try_from(ciphertexts.len()).unwrap_or(u32::MAX).max(1),
         _ => 1,
     }
 }
@@ -135,6 +136,7 @@ pub fn kind(request: &Request) -> &'static str {
         Request::GenerateKeyPair { .. } => "GenerateKeyPair",
         Request::KeyExportPolicy { .. } => "KeyExportPolicy",
         Request::SignBatch { .. } => "SignBatch",
+        Request::DecryptBatch { .. } => "DecryptBatch",
         _ => "Other",
     }
 }
@@ -178,6 +180,16 @@ mod tests {
         }
         // An empty batch still costs a request (the card refuses it).
         assert_eq!((cost(&batch(0)), cost(&Request::Ping)), (1, 1));
+        let decrypts = |n: usize| Request::DecryptBatch {
+            label: gmhsm_proto::Label::try_from("k").unwrap(),
+            mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
+            ciphertexts: vec![gmhsm_proto::ByteBuf::from(vec![4u8; 120]); n],
+        };
+        match s.on_frame(&body(PROTOCOL_VERSION, 10, decrypts(32))) {
+            Action::Relay { id: 10, kind: "DecryptBatch", cost: 32, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cost(&decrypts(0)), 1);
     }
 
     #[test]

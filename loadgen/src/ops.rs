@@ -15,6 +15,9 @@ pub enum Op {
     Sm2Verify,
     Sm2Encrypt,
     Sm2Decrypt,
+    /// SM2 decryptions `--batch` at a time, at most 32 (`DecryptBatch`: the card computes
+    /// their \[dB\]C1 eight at a time on AVX-512 IFMA), counted per decryption.
+    Sm2DecryptBatch,
     Sm2Keygen,
     /// A fresh SM2 key pair returned to the caller, its private key wrapped under an SM4 KEK
     /// (`GenerateKeyPair`, SDF_GenerateKeyPair_ECC): nothing stored.
@@ -37,6 +40,7 @@ pub const ALL: &[Op] = &[
     Op::Sm2Verify,
     Op::Sm2Encrypt,
     Op::Sm2Decrypt,
+    Op::Sm2DecryptBatch,
     Op::Sm2Keygen,
     Op::Sm2Keypair,
     Op::Rsa2048Sign,
@@ -83,6 +87,7 @@ pub fn setup(client: &mut Client) -> Result<Vec<u8>, ClientError> {
 pub fn per_request(op: Op, batch: usize) -> usize {
     match op {
         Op::Sm2SignBatch | Op::EcdsaSignBatch => batch,
+        Op::Sm2DecryptBatch => batch.min(gmhsm_client::MAX_DECRYPT_BATCH),
         _ => 1,
     }
 }
@@ -119,6 +124,11 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64, batch: usize) -> Request {
             key: KeyRef::Label(label("bench-sm2")),
             mechanism: CipherMech::Sm2 { layout: gmhsm_client::Sm2Layout::C1C3C2 },
             data: ct.to_vec(),
+        },
+        Op::Sm2DecryptBatch => Request::DecryptBatch {
+            label: label("bench-sm2"),
+            mechanism: CipherMech::Sm2 { layout: gmhsm_client::Sm2Layout::C1C3C2 },
+            ciphertexts: vec![gmhsm_client::ByteBuf::from(ct.to_vec()); per_request(op, batch)],
         },
         Op::Sm2Keygen => Request::GenerateKey {
             label: label(&format!("bench-kg-{n}")),
@@ -179,6 +189,10 @@ pub fn raw(op: Op, batch: usize) -> Option<(Box<dyn FnMut()>, u64)> {
     if op == Op::Sm2SignBatch {
         return raw_sm2_batch(batch).map(|f| (f, batch as u64));
     }
+    if op == Op::Sm2DecryptBatch {
+        let n = per_request(op, batch);
+        return raw_sm2_decrypt_batch(n).map(|f| (f, n as u64));
+    }
     raw_one(op).map(|f| (f, 1))
 }
 
@@ -202,6 +216,18 @@ fn raw_sm2_batch(batch: usize) -> Option<Box<dyn FnMut()>> {
                 std::hint::black_box(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()));
             }
         }
+    }))
+}
+
+/// The card's `DecryptBatch` for an SM2 key, in-process: `n` ciphertexts of 32 bytes through
+/// `sm2_fast::pke::decrypt_many`.
+fn raw_sm2_decrypt_batch(n: usize) -> Option<Box<dyn FnMut()>> {
+    let sm2 = alg::sm2::generate(&mut HostRng).ok()?;
+    let ct = alg::sm2_pke::encrypt(&mut HostRng, &sm2.public_key(), &[1; 32], alg::sm2_pke::Layout::C1C3C2).ok()?;
+    Some(Box::new(move || {
+        let cts = vec![&ct[..]; n];
+        let out = alg::sm2_fast::pke::decrypt_many(&sm2, &cts, alg::sm2_pke::Layout::C1C3C2);
+        assert!(out.iter().all(|r| r.is_ok()), "the reference failed to decrypt");
     }))
 }
 
@@ -255,6 +281,8 @@ fn raw_one(op: Op) -> Option<Box<dyn FnMut()>> {
                 );
             })
         }
+        // Handled by `raw` (a batch per call).
+        Op::Sm2DecryptBatch => return None,
         Op::Sm2Decrypt => Box::new(move || {
             let _ = alg::sm2_pke::decrypt(&sm2, &ct, alg::sm2_pke::Layout::C1C3C2);
         }),

@@ -110,6 +110,9 @@ pub enum Response {
     },
     /// The signatures of a `Request::SignBatch`, in the order of its messages.
     Signatures(Vec<serde_bytes::ByteBuf>),
+    /// The plaintexts of a `Request::DecryptBatch`, in the order of its ciphertexts; `None`
+    /// for a ciphertext that did not decrypt.
+    Plaintexts(Vec<Option<serde_bytes::ByteBuf>>),
 }
 
 /// The private half of a generated key pair. Append-only.
@@ -214,6 +217,9 @@ mod tests {
             serde_bytes::ByteBuf::from(alloc::vec![3]),
         ]);
         assert_eq!(postcard::to_allocvec(&sigs).unwrap(), [25, 2, 2, 1, 2, 1, 3]);
+        // Each an option: 0 for none, 1 and the bytes.
+        let plain = Response::Plaintexts(alloc::vec![Some(serde_bytes::ByteBuf::from(alloc::vec![7])), None]);
+        assert_eq!(postcard::to_allocvec(&plain).unwrap(), [26, 2, 1, 1, 7, 0]);
     }
 
     #[test]

@@ -189,6 +189,21 @@ impl<P: Platform> Hsm<P> {
                 })?;
                 Ok(Response::Data(out))
             }
+            Request::DecryptBatch { label, mechanism, ciphertexts } => {
+                if ciphertexts.is_empty() || ciphertexts.len() > gmhsm_proto::MAX_DECRYPT_BATCH {
+                    return Err(Status::InvalidArgument);
+                }
+                self.use_key(principal, session, &label, C::DECRYPT)?;
+                let (Some(LoadedKey::Sm2(secret)), CipherMech::Sm2 { layout }) = (self.cache.get(&label), mechanism)
+                else {
+                    return Err(Status::WrongKeyType);
+                };
+                let cts: Vec<&[u8]> = ciphertexts.iter().map(|c| &c[..]).collect();
+                let out = alg::sm2_fast::pke::decrypt_many(secret, &cts, ops::sm2_layout(layout));
+                Ok(Response::Plaintexts(
+                    out.into_iter().map(|r| r.ok().map(|m| gmhsm_proto::ByteBuf::from(m.to_vec()))).collect(),
+                ))
+            }
             Request::Mac { key, mechanism, data } => {
                 let out = self.with_key(principal, session, &key, C::MAC, |key, _| mac_with(key, mechanism, &data))?;
                 Ok(Response::Data(out))

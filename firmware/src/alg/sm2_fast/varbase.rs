@@ -19,12 +19,16 @@ use ::sm2::elliptic_curve::subtle::Choice;
 use ::sm2::{ProjectivePoint, Scalar};
 use zeroize::Zeroize;
 
+use alloc::vec::Vec;
+use gmhsm_ec_ifma::VARBASE_ENTRIES;
+
 use super::fe::Fe;
 use super::point::{Affine, Jacobian, select_signed};
+use super::pool::batch_invert_z;
 use super::table::from_crate;
 
-/// Digits of k: 64 windows of 4 bits and the final carry.
-const DIGITS: usize = 65;
+/// Digits of k: 64 windows of 4 bits and the final carry (the IFMA kernel's shape too).
+const DIGITS: usize = gmhsm_ec_ifma::VARBASE_DIGITS;
 
 /// \[k\]P, constant time in k (P public, on the curve, not the identity).
 pub(crate) fn mul(p: &Affine, k: &Scalar) -> Jacobian {
@@ -56,26 +60,82 @@ pub(crate) fn mul(p: &Affine, k: &Scalar) -> Jacobian {
 
 /// P … 8P in affine form (variable time: P is public).
 fn multiples(p: &Affine) -> [Affine; 8] {
-    let mut jac = [Jacobian::from_affine(p); 8];
-    for j in 1..8 {
-        jac[j] = jac[j - 1].add_affine_vartime(p);
+    multiples_many(core::slice::from_ref(p)).pop().unwrap_or([*p; 8])
+}
+
+/// P … 8P in affine form for every point, with one inversion for all their Z (Montgomery's
+/// trick). Variable time: the points are public. No multiple is the identity: every point
+/// has prime order n > 8.
+fn multiples_many(points: &[Affine]) -> Vec<[Affine; 8]> {
+    let mut jac = Vec::with_capacity(points.len() * 8);
+    for p in points {
+        let mut m = Jacobian::from_affine(p);
+        jac.push(m);
+        for _ in 1..8 {
+            m = m.add_affine_vartime(p);
+            jac.push(m);
+        }
     }
-    // One inversion for all eight Z (Montgomery's trick). No multiple is the identity: P has
-    // prime order n > 8.
-    let mut prefix = [Fe::ONE; 8];
-    let mut acc = Fe::ONE;
-    for (j, point) in jac.iter().enumerate() {
-        prefix[j] = acc;
-        acc = acc.mul(&point.z());
+    let zinv = batch_invert_z(&jac);
+    jac.chunks_exact(8)
+        .zip(zinv.chunks_exact(8))
+        .map(|(ms, zs)| core::array::from_fn(|j| ms[j].affine_with_zinv(&zs[j])))
+        .collect()
+}
+
+/// \[k\]P for every point of `points` and one secret k (SM2 decryption's \[dB\]C1 for a
+/// batch of ciphertexts), constant time in k. With AVX-512 IFMA, eight points at a time in
+/// the lanes of `gmhsm_ec_ifma::varbase_mul8` — the same signed 4-bit digits, the same
+/// formulas, each lane with its own table of multiples (all built with one inversion); a lane
+/// that reports the exceptional case (Z = 0) is redone by [`mul`]. Without it, or for a
+/// single point, [`mul`] one at a time.
+pub(crate) fn mul_many(points: &[Affine], k: &Scalar) -> Vec<Jacobian> {
+    const L: usize = gmhsm_ec_ifma::LANES;
+    if points.len() < 2 || !gmhsm_ec_ifma::is_available() {
+        return points.iter().map(|p| mul(p, k)).collect();
     }
-    let mut inv = acc.invert();
-    let mut out = [*p; 8];
-    for j in (0..8).rev() {
-        let zinv = inv.mul(&prefix[j]);
-        inv = inv.mul(&jac[j].z());
-        out[j] = jac[j].affine_with_zinv(&zinv);
+    let mut digits = recode(k);
+    let mut out = Vec::with_capacity(points.len());
+    for chunk in points.chunks(L) {
+        let tables: Vec<[[[u8; 32]; 2]; VARBASE_ENTRIES]> = multiples_many(chunk)
+            .iter()
+            .map(|m| core::array::from_fn(|j| [m[j][0].to_bytes(), m[j][1].to_bytes()]))
+            .collect();
+        let mut lanes = [digits; L];
+        let result = gmhsm_ec_ifma::varbase_mul8::<gmhsm_ec_ifma::Sm2>(&tables, &lanes[..chunk.len()]);
+        lanes.zeroize();
+        let Some(result) = result else {
+            out.extend(chunk.iter().map(|p| mul(p, k)));
+            continue;
+        };
+        for (p, r) in chunk.iter().zip(&result) {
+            match (Fe::from_bytes(&r.x), Fe::from_bytes(&r.y), Fe::from_bytes(&r.z)) {
+                (Some(x), Some(y), Some(z)) if !r.z_is_zero() => out.push(Jacobian::from_xyz(x, y, z)),
+                // The exceptional case (argued impossible above) or a bad lane: the portable way.
+                _ => out.push(mul(p, k)),
+            }
+        }
     }
+    digits.zeroize();
     out
+}
+
+/// Affine (x, y) as big-endian bytes of every point, `None` for the identity, with one
+/// inversion for all (Montgomery's trick over the points that are not the identity).
+pub(crate) fn affine_many(points: &[Jacobian]) -> Vec<Option<([u8; 32], [u8; 32])>> {
+    let finite: Vec<Jacobian> = points.iter().filter(|p| !bool::from(p.is_identity())).copied().collect();
+    let mut zinv = batch_invert_z(&finite).into_iter();
+    points
+        .iter()
+        .map(|p| {
+            if bool::from(p.is_identity()) {
+                return None;
+            }
+            let z = zinv.next()?;
+            let [x, y] = p.affine_with_zinv(&z);
+            Some((x.to_bytes(), y.to_bytes()))
+        })
+        .collect()
 }
 
 /// Signed base-16 digits of k in [−8, 8], least significant first; branch-free.
@@ -118,6 +178,38 @@ mod tests {
             }
             assert!(bool::from(mul(&p, &Scalar::ZERO).is_identity()));
         }
+    }
+
+    /// Many points times one scalar (eight per IFMA call where the CPU has it) give what
+    /// [`mul`] gives for each, across lane groups; `affine_many` agrees with the crate and
+    /// keeps the identity in its place.
+    #[test]
+    fn many_points_agree_with_one_at_a_time_and_the_crate() {
+        let mut rng = CounterRng::new(b"varbase many");
+        if !gmhsm_ec_ifma::is_available() {
+            extern crate std;
+            std::eprintln!("!!! no AVX-512 IFMA on this CPU: mul_many's IFMA path is NOT TESTED here !!!");
+        }
+        for n in [1usize, 2, 8, 9, 19] {
+            let bases: Vec<ProjectivePoint> =
+                (0..n).map(|_| ProjectivePoint::GENERATOR * Scalar::try_random(&mut rng).unwrap()).collect();
+            let points: Vec<Affine> = bases.iter().map(|b| from_crate(&b.to_affine())).collect();
+            for k in [Scalar::ONE, -Scalar::ONE, Scalar::from(16u64), Scalar::try_random(&mut rng).unwrap()] {
+                let mut many = mul_many(&points, &k);
+                many.insert(n / 2, Jacobian::IDENTITY);
+                let affine = affine_many(&many);
+                assert_eq!(affine.len(), n + 1);
+                assert_eq!(affine[n / 2], None, "the identity keeps its place");
+                let affine: Vec<_> =
+                    affine.into_iter().enumerate().filter(|(i, _)| *i != n / 2).map(|(_, a)| a).collect();
+                for ((b, p), got) in bases.iter().zip(&points).zip(affine) {
+                    let want = (*b * k).to_affine();
+                    assert_eq!(got, Some((want.x().into(), want.y().into())), "{n} points");
+                    assert_eq!(got, mul(p, &k).to_affine_bytes());
+                }
+            }
+        }
+        assert!(mul_many(&[], &Scalar::ONE).is_empty() && affine_many(&[]).is_empty());
     }
 
     #[test]
