@@ -57,6 +57,19 @@ pub struct Hsm<P: Platform> {
     live: BTreeSet<u64>,
     /// Requests handled since boot.
     requests: u64,
+    /// Set while [`Hsm::execute_many`] runs an SM2 decryption with a stored key: the handler
+    /// checks access as always, then leaves the computation in `deferred` for the run.
+    deferring: bool,
+    deferred: Option<Deferred>,
+}
+
+/// An SM2 decryption that passed every check inside [`Hsm::execute_many`], computed with the
+/// rest of its run of consecutive decryptions.
+struct Deferred {
+    label: Label,
+    secret: sm2::SecretKey,
+    layout: gmhsm_proto::Sm2Layout,
+    data: Vec<u8>,
 }
 
 mod access;
@@ -214,6 +227,8 @@ impl<P: Platform> Hsm<P> {
             service_stopped: false,
             live: BTreeSet::new(),
             requests: 0,
+            deferring: false,
+            deferred: None,
         };
         if hsm.tamper_check() {
             return hsm;
@@ -425,6 +440,76 @@ impl<P: Platform> Hsm<P> {
         // A source that failed during this request latches the error state now.
         self.check_rng();
         result
+    }
+
+    /// Execute `requests` in order, each answered as [`Hsm::execute`] would answer it; what
+    /// a link read brings in at once. Consecutive SM2 decryptions with stored keys
+    /// (`Decrypt` with `CipherMech::Sm2`) are checked one by one in their place (access, state,
+    /// tamper, exactly as alone) and then computed together, per key: their \[dB\]C1 eight at
+    /// a time on AVX-512 IFMA (`sm2_fast::pke::decrypt_many`), as a `DecryptBatch` is. Any
+    /// other request first finishes the run before it, so no request sees a later one's
+    /// effects; a run whose card left the operational state meanwhile (a tamper event) is
+    /// answered `DeviceError`. `before_each` runs before every request (the simulator hands
+    /// its nonce engine's finished batches in there, as it does before a lone request).
+    pub fn execute_many(
+        &mut self,
+        requests: Vec<(Principal, u64, Request)>,
+        mut before_each: impl FnMut(&mut Self),
+    ) -> Vec<Result<Response, Status>> {
+        let mut out = Vec::with_capacity(requests.len());
+        let mut run: Vec<(usize, Deferred)> = Vec::new();
+        for (principal, session, request) in requests {
+            before_each(self);
+            let coalesce = matches!(
+                &request,
+                Request::Decrypt {
+                    key: gmhsm_proto::KeyRef::Label(_),
+                    mechanism: gmhsm_proto::CipherMech::Sm2 { .. },
+                    ..
+                }
+            );
+            if !coalesce {
+                self.finish_decrypts(&mut run, &mut out);
+                out.push(self.execute(&principal, session, request));
+                continue;
+            }
+            self.deferring = true;
+            let result = self.execute(&principal, session, request);
+            self.deferring = false;
+            match (self.deferred.take(), result) {
+                (Some(d), Ok(_)) => {
+                    run.push((out.len(), d));
+                    // Replaced by `finish_decrypts`.
+                    out.push(Err(Status::Internal));
+                }
+                (_, result) => out.push(result),
+            }
+        }
+        self.finish_decrypts(&mut run, &mut out);
+        out
+    }
+
+    /// Compute the deferred decryptions of `run` into their places in `out`, one
+    /// `decrypt_many` per stretch with the same key and layout.
+    fn finish_decrypts(&mut self, run: &mut Vec<(usize, Deferred)>, out: &mut [Result<Response, Status>]) {
+        let operational = matches!(self.state, State::Operational(_));
+        let items = core::mem::take(run);
+        let mut rest = &items[..];
+        while let Some((first, _)) = rest.split_first() {
+            let same = rest.iter().take_while(|(_, d)| d.label == first.1.label && d.layout == first.1.layout).count();
+            let (group, tail) = rest.split_at(same);
+            rest = tail;
+            if !operational {
+                group.iter().for_each(|(i, _)| out[*i] = Err(Status::DeviceError));
+                continue;
+            }
+            let cts: Vec<&[u8]> = group.iter().map(|(_, d)| &d.data[..]).collect();
+            let layout = crate::ops::sm2_layout(first.1.layout);
+            let plain = crate::alg::sm2_fast::pke::decrypt_many(&first.1.secret, &cts, layout);
+            for ((i, _), p) in group.iter().zip(plain) {
+                out[*i] = p.map(|m| Response::Data(m.to_vec())).map_err(crate::keys::alg_status);
+            }
+        }
     }
 
     /// Keep the set of open sessions: `CloseSession` ends one, any other request opens it.

@@ -581,3 +581,62 @@ fn buffering_gcm_contexts_are_bounded_per_session() {
     let _ = hsm.exec(&p, Request::OpFinal { handle: handles[0], data: vec![] });
     assert!(matches!(hsm.exec(&p, op()), Ok(Response::Handle(_))));
 }
+
+/// What one link read brings in at once (`Hsm::execute_many`): consecutive SM2 decryptions are
+/// computed together, and every answer is the one the same request gets alone — successes,
+/// spoilt ciphertexts, refused principals, wrong key types, other layouts, other keys and
+/// other requests in between — and `before_each` runs before every request.
+#[test]
+fn requests_executed_together_answer_as_one_at_a_time() {
+    let mut hsm = ready(17);
+    let p = app(1);
+    for name in ["a", "b"] {
+        make(&mut hsm, &p, name, KeyAlg::Sm2, Capabilities::DEFAULT, 0);
+    }
+    make(&mut hsm, &p, "rsa", KeyAlg::Rsa2048, Capabilities::DEFAULT, 0);
+    let c1 = CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 };
+    let der = CipherMech::Sm2 { layout: Sm2Layout::Der };
+    let mut enc = |name: &str, mech: &CipherMech, m: &[u8]| {
+        data(hsm.exec(&p, Request::Encrypt { key: key(name), mechanism: mech.clone(), data: m.to_vec() }))
+    };
+    let a: Vec<Vec<u8>> = (0..12u8).map(|i| enc("a", &c1, &[i; 20])).collect();
+    let b = enc("b", &c1, b"for b");
+    let a_der = enc("a", &der, b"der");
+    let mut spoilt = a[1].clone();
+    spoilt[100] ^= 1;
+    let dec = |name: &str, mech: &CipherMech, ct: &[u8]| Request::Decrypt {
+        key: key(name),
+        mechanism: mech.clone(),
+        data: ct.to_vec(),
+    };
+    let mut items: Vec<(Principal, Request)> = vec![
+        (p.clone(), dec("a", &c1, &a[0])),
+        (p.clone(), dec("a", &c1, &spoilt)),
+        (app(2), dec("a", &c1, &a[2])),
+        (p.clone(), dec("rsa", &c1, &a[3])),
+        (p.clone(), dec("b", &c1, &b)),
+        (p.clone(), dec("a", &c1, &b)),
+        (p.clone(), dec("a", &der, &a_der)),
+        (p.clone(), dec("a", &c1, &a_der)),
+        (p.clone(), Request::Ping),
+        (p.clone(), dec("a", &c1, &a[4][..50])),
+    ];
+    items.extend(a[5..].iter().map(|ct| (p.clone(), dec("a", &c1, ct))));
+    let want: Vec<Result<Response, Status>> = items.iter().map(|(who, r)| hsm.exec(who, r.clone())).collect();
+    assert!(want.iter().filter(|r| r.is_ok()).count() >= 10, "most succeed: {want:?}");
+    assert!(want.iter().any(|r| *r == Err(Status::UnknownKey)) && want.iter().any(|r| *r == Err(Status::WrongKeyType)));
+    let mut calls = 0;
+    let got = hsm.execute_many(items.iter().map(|(who, r)| (who.clone(), 1, r.clone())).collect(), |_| calls += 1);
+    assert_eq!(got, want);
+    assert_eq!(calls, items.len());
+    // Order holds: a decryption after a deletion in the same read does not see the key.
+    let got = hsm.execute_many(
+        vec![
+            (p.clone(), 1, dec("a", &c1, &a[0])),
+            (p.clone(), 1, Request::DeleteKey { label: label("a") }),
+            (p.clone(), 1, dec("a", &c1, &a[0])),
+        ],
+        |_| {},
+    );
+    assert_eq!(got, vec![Ok(Response::Data(vec![0; 20])), Ok(Response::Deleted), Err(Status::UnknownKey)]);
+}

@@ -185,6 +185,12 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
             return Ok(());
         }
         deframer.commit(n);
+        // Every complete frame of this read: refusals answered at once, requests executed
+        // together (in order) so that the card can compute consecutive SM2 decryptions as one
+        // batch (`Hsm::execute_many`).
+        let mut replies: Vec<Option<ServerFrame>> = Vec::new();
+        let mut headers = Vec::new();
+        let mut requests = Vec::new();
         loop {
             let reply = match deframer.next_body() {
                 Ok(None) => break,
@@ -193,16 +199,10 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
                     Ok(f) => {
-                        let result = match card.hsm.lock() {
-                            Ok(mut hsm) => {
-                                // Fresh nonces in before the request, new jobs out for the engine.
-                                card.service_engine(&mut hsm);
-                                hsm.execute(&f.principal, f.session, f.request)
-                            }
-                            // A thread panicked inside the card: refuse rather than go on.
-                            Err(_) => Err(Status::DeviceError),
-                        };
-                        answer(f.header, result)
+                        headers.push((replies.len(), f.header));
+                        requests.push((f.principal, f.session, f.request));
+                        replies.push(None);
+                        continue;
                     }
                     Err(FrameError::Malformed { header }) => answer(
                         header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }),
@@ -212,6 +212,20 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                 },
                 Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::FrameTooLarge)),
             };
+            replies.push(Some(reply));
+        }
+        if !requests.is_empty() {
+            let results = match card.hsm.lock() {
+                // Fresh nonces in before each request, new jobs out for the engine.
+                Ok(mut hsm) => hsm.execute_many(requests, |hsm| card.service_engine(hsm)),
+                // A thread panicked inside the card: refuse rather than go on.
+                Err(_) => headers.iter().map(|_| Err(Status::DeviceError)).collect(),
+            };
+            for ((i, header), result) in headers.into_iter().zip(results) {
+                replies[i] = Some(answer(header, result));
+            }
+        }
+        for reply in replies.into_iter().flatten() {
             if frame::encode_into(&reply, &mut out).is_err() {
                 // A bare status always encodes.
                 let _ = frame::encode_into(&answer(reply.header, Err(Status::Internal)), &mut out);

@@ -183,6 +183,21 @@ impl<P: Platform> Hsm<P> {
                 })?;
                 Ok(Response::Data(out))
             }
+            Request::Decrypt { key: KeyRef::Label(label), mechanism: CipherMech::Sm2 { layout }, data }
+                if self.deferring =>
+            {
+                // Checked here, computed with its run (`Hsm::execute_many`).
+                self.use_key(principal, session, &label, C::DECRYPT)?;
+                match self.cache.get(&label) {
+                    Some(LoadedKey::Sm2(secret)) => {
+                        let secret = sm2::SecretKey::clone(secret);
+                        self.deferred = Some(super::Deferred { label, secret, layout, data });
+                        Ok(Response::Data(Vec::new()))
+                    }
+                    Some(_) => Err(Status::WrongKeyType),
+                    None => Err(Status::Internal),
+                }
+            }
             Request::Decrypt { key, mechanism, data } => {
                 let out = self.with_key(principal, session, &key, C::DECRYPT, |key, rng| {
                     ops::decrypt(key, &mechanism, &data, rng).map(|z| z.to_vec())
