@@ -69,7 +69,8 @@ impl Client {
 
     /// Decrypt each of `ciphertexts` with the stored SM2 key `label` in one request
     /// (`DecryptBatch`, 1 to [`gmhsm_proto::MAX_DECRYPT_BATCH`]): the plaintexts in order,
-    /// `None` for a ciphertext that did not decrypt.
+    /// `None` for a ciphertext that did not decrypt. The plaintexts are handed over as plain
+    /// vectors, as [`Client::decrypt`] does; the wire copies are zeroed on drop.
     pub fn decrypt_batch(
         &mut self,
         label: &str,
@@ -90,7 +91,7 @@ impl Client {
         };
         match self.call(request)? {
             Response::Plaintexts(p) if p.len() == ciphertexts.len() => {
-                Ok(p.into_iter().map(|m| m.map(|m| m.into_vec())).collect())
+                Ok(p.into_iter().map(|m| m.map(|m| m.expose_secret().to_vec())).collect())
             }
             Response::Plaintexts(p) => {
                 Err(ClientError::Protocol(format!("{} plaintexts for {} ciphertexts", p.len(), ciphertexts.len())))

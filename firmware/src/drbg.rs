@@ -5,11 +5,12 @@
 //! 800-90A one with seedlen = 440 bits; the same code instantiated with SHA-256 is checked
 //! against the NIST CAVP Hash_DRBG vectors, and with SM3 against self-consistency properties.
 //!
-//! Hashgen's output blocks are hashes of V, V + 1, V + 2, … — independent of each other — so a
-//! long request hashes them [`LANES`] at a time through [`DigestEach`]: for SM3 the
-//! multi-buffer hashing of `gmhsm-sm3x` (sixteen messages per pass on AVX-512), which makes
-//! the card's nonce draws (32 bytes per nonce, a batch per request) several times cheaper.
-//! The output is the same bytes either way (tested).
+//! Hashgen's output blocks are hashes of V, V + 1, V + 2, … — independent of each other — so
+//! they go [`LANES`] at a time through [`DigestEach`]: for SM3 the multi-buffer hashing of
+//! `gmhsm-sm3x` (sixteen messages per pass on AVX-512; one or two blocks, as a short request
+//! or the last group has, are hashed one at a time), which makes the card's nonce draws
+//! (32 bytes per nonce, a batch per request) several times cheaper. The output is the same
+//! bytes either way (tested).
 
 use sm3::digest::Digest;
 use zeroize::{Zeroize, ZeroizeOnDrop};

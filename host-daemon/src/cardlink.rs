@@ -30,6 +30,7 @@ use mio::{Interest, Registry, Token};
 
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Status};
+use zeroize::Zeroizing;
 
 /// The poll token of the card link.
 pub const TOKEN: Token = Token(2);
@@ -52,8 +53,8 @@ pub struct Completion {
     pub token: Token,
     pub client_id: u64,
     /// The card's `Response` as the card encoded it (relayed without decoding,
-    /// `frame::split_answer`), or the status.
-    pub result: Result<Vec<u8>, Status>,
+    /// `frame::split_answer`; zeroed on drop: it may be a plaintext), or the status.
+    pub result: Result<Zeroizing<Vec<u8>>, Status>,
     /// The request's variant name, for the log line.
     pub kind: &'static str,
     /// When the request was submitted.
@@ -68,7 +69,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn complete(self, result: Result<Vec<u8>, Status>) -> Completion {
+    fn complete(self, result: Result<Zeroizing<Vec<u8>>, Status>) -> Completion {
         Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started }
     }
 }
@@ -396,7 +397,7 @@ fn take_frames(deframer: &mut Deframer, pending: &mut Ring, done: &mut Vec<Compl
             }
         };
         let (id, result) = match frame::split_answer(body) {
-            Ok((header, result)) => (header.id, result.map(<[u8]>::to_vec)),
+            Ok((header, result)) => (header.id, result.map(|r| Zeroizing::new(r.to_vec()))),
             Err(FrameError::Malformed { header: Some(h) }) => {
                 warn!("card answer {} did not decode", h.id);
                 (h.id, Err(Status::Internal))

@@ -334,6 +334,17 @@ mod tests {
             assert_eq!(got[1..], encode(&want).unwrap()[..]);
             assert_eq!(decode::<ServerFrame>(&got[5..]).unwrap(), want);
         }
+        // An `Ok` tag followed by bytes that are no response is relayed as it is (the daemon
+        // does not decode responses); the client's decoding then refuses the frame.
+        let mut body = postcard::to_allocvec(&FrameHeader { version: 1, id: 42 }).unwrap();
+        body.extend_from_slice(&[0, 0xee, 0xff]);
+        assert_eq!(split_answer(&body).unwrap().1, Ok(&[0xee, 0xff][..]));
+        let mut relayed = Vec::new();
+        encode_answer(&FrameHeader { version: 1, id: 43 }, &[0xee, 0xff], &mut relayed).unwrap();
+        assert!(matches!(
+            decode::<ServerFrame>(&relayed[4..]),
+            Err(FrameError::Malformed { header: Some(FrameHeader { version: 1, id: 43 }) })
+        ));
         let header = postcard::to_allocvec(&FrameHeader { version: 1, id: 42 }).unwrap();
         for tail in [&[][..], &[0], &[2, 0], &[1], &[1, 0xff, 0xff, 0xff, 0xff, 0xff]] {
             let mut body = header.clone();

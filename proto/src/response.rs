@@ -111,8 +111,9 @@ pub enum Response {
     /// The signatures of a `Request::SignBatch`, in the order of its messages.
     Signatures(Vec<serde_bytes::ByteBuf>),
     /// The plaintexts of a `Request::DecryptBatch`, in the order of its ciphertexts; `None`
-    /// for a ciphertext that did not decrypt.
-    Plaintexts(Vec<Option<serde_bytes::ByteBuf>>),
+    /// for a ciphertext that did not decrypt. Secret: zeroed on drop, hidden from `Debug`
+    /// (the same bytes on the wire as a plain byte string).
+    Plaintexts(Vec<Option<SecretBytes>>),
 }
 
 /// The private half of a generated key pair. Append-only.
@@ -218,7 +219,7 @@ mod tests {
         ]);
         assert_eq!(postcard::to_allocvec(&sigs).unwrap(), [25, 2, 2, 1, 2, 1, 3]);
         // Each an option: 0 for none, 1 and the bytes.
-        let plain = Response::Plaintexts(alloc::vec![Some(serde_bytes::ByteBuf::from(alloc::vec![7])), None]);
+        let plain = Response::Plaintexts(alloc::vec![Some(SecretBytes::new(alloc::vec![7])), None]);
         assert_eq!(postcard::to_allocvec(&plain).unwrap(), [26, 2, 1, 1, 7, 0]);
     }
 

@@ -47,9 +47,9 @@
 //!
 //! The messages may be secret (the DRBG state). The stack buffers of the AVX-512 backend that
 //! hold message bytes and expanded message words are zeroized with the `zeroize` crate before
-//! [`digest_many_with`] returns; the chaining values live in registers and go straight to
-//! `out`. Copies the compiler makes on its own (register spills) and the `sm3` crate's
-//! internal state are outside its reach.
+//! [`digest_many_with`] returns. The chaining values and the digests are kept in vector
+//! variables, which the compiler may spill to the stack unwiped; those copies, and the `sm3`
+//! crate's internal state, are outside this crate's reach.
 //!
 //! # Safety
 //!
@@ -97,7 +97,13 @@ impl Backend {
     }
 }
 
-/// `out[i] = SM3(prefix ‖ msgs[i])` for every `i`, on the fastest backend of this CPU.
+/// Messages from which [`digest_many`] uses the multi-buffer backend: a pass costs the same
+/// for one lane as for sixteen, about 2.6 single hashes of one block, so one or two messages
+/// are hashed one at a time.
+pub const MIN_MULTI: usize = 3;
+
+/// `out[i] = SM3(prefix ‖ msgs[i])` for every `i`, on the fastest backend of this CPU (the
+/// portable one for fewer than [`MIN_MULTI`] messages).
 ///
 /// Any number of messages, of any lengths (they may differ within one call).
 ///
@@ -105,8 +111,9 @@ impl Backend {
 ///
 /// If `msgs.len() != out.len()`.
 pub fn digest_many(prefix: &[u8], msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+    let backend = if msgs.len() < MIN_MULTI { Backend::Portable } else { Backend::detect() };
     // `detect` returns only an available backend, and `Portable` always is.
-    let done = digest_many_with(Backend::detect(), prefix, msgs, out);
+    let done = digest_many_with(backend, prefix, msgs, out);
     debug_assert!(done.is_some());
 }
 

@@ -86,10 +86,6 @@ const MAX_TRIES: usize = 8;
 
 /// An SM2 private key prepared for fast signing. Build one per key and keep it: setup
 /// costs one scalar inversion, one \[d\]G through the table (for the public key) and one Z.
-/// Messages from which [`FastSigner::digests`] hashes them together rather than one by one
-/// (a pass of the multi-buffer SM3 costs about as much as a few single hashes).
-pub const DIGESTS_TOGETHER: usize = 4;
-
 pub struct FastSigner {
     d: Scalar,
     /// (1 + d)^−1 mod n.
@@ -152,13 +148,10 @@ impl FastSigner {
         Ok(h.finalize().into())
     }
 
-    /// e_i = SM3(Z ‖ M_i) for `id` and every message of `msgs`. From [`DIGESTS_TOGETHER`]
-    /// messages on they are hashed together by the multi-buffer SM3 (`gmhsm-sm3x`, sixteen
-    /// per pass on AVX-512); fewer, one at a time. The same digests either way.
+    /// e_i = SM3(Z ‖ M_i) for `id` and every message of `msgs`, hashed together by the
+    /// multi-buffer SM3 (`gmhsm_sm3x::digest_many`: sixteen per pass on AVX-512, one at a time
+    /// below `gmhsm_sm3x::MIN_MULTI`). The same digests as [`FastSigner::digest`].
     pub fn digests(&self, id: &[u8], msgs: &[&[u8]]) -> Result<Vec<[u8; 32]>, AlgError> {
-        if msgs.len() < DIGESTS_TOGETHER {
-            return msgs.iter().map(|m| self.digest(id, m)).collect();
-        }
         let z = self.z(id)?;
         let mut out = alloc::vec![[0u8; 32]; msgs.len()];
         gmhsm_sm3x::digest_many(&z, msgs, &mut out);

@@ -216,7 +216,9 @@ impl<P: Platform> Hsm<P> {
                 let cts: Vec<&[u8]> = ciphertexts.iter().map(|c| &c[..]).collect();
                 let out = alg::sm2_fast::pke::decrypt_many(secret, &cts, ops::sm2_layout(layout));
                 Ok(Response::Plaintexts(
-                    out.into_iter().map(|r| r.ok().map(|m| gmhsm_proto::ByteBuf::from(m.to_vec()))).collect(),
+                    out.into_iter()
+                        .map(|r| r.ok().map(|m| gmhsm_proto::response::SecretBytes::new(m.to_vec())))
+                        .collect(),
                 ))
             }
             Request::Mac { key, mechanism, data } => {

@@ -138,17 +138,27 @@ pub fn decrypt_many(
     // B3: (x2, y2) = [dB]C1 for every well-formed ciphertext.
     let points: Vec<_> = parsed.iter().filter_map(|p| p.as_ref().ok()).map(|p| from_crate(&p.c1)).collect();
     let mut d = *secret.to_nonzero_scalar();
-    let shared = varbase::affine_many(&varbase::mul_many(&points, &d));
+    let mut jacobian = varbase::mul_many(&points, &d);
     d.zeroize();
-    let mut shared = shared.into_iter();
-    parsed
+    let mut shared = varbase::affine_many(&jacobian);
+    jacobian.zeroize();
+    let mut next = 0;
+    let out = parsed
         .into_iter()
         .map(|p| {
             let p = p?;
-            let s = Zeroizing::new(shared.next().flatten().ok_or(AlgError::DecryptFailed)?);
+            let s = shared.get(next).copied().flatten().ok_or(AlgError::DecryptFailed);
+            next += 1;
+            let s = Zeroizing::new(s?);
             finish(&s, p.c3, p.c2)
         })
-        .collect()
+        .collect();
+    // The shared points (x2, y2) are secret: wiped before the vector is freed.
+    for (x, y) in shared.iter_mut().flatten() {
+        x.zeroize();
+        y.zeroize();
+    }
+    out
 }
 
 /// Steps B4–B6 given (x2, y2): M = C2 ⊕ KDF(x2 ‖ y2), and C3 checked in constant time.

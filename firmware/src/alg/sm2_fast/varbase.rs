@@ -86,9 +86,10 @@ fn multiples_many(points: &[Affine]) -> Vec<[Affine; 8]> {
 /// \[k\]P for every point of `points` and one secret k (SM2 decryption's \[dB\]C1 for a
 /// batch of ciphertexts), constant time in k. With AVX-512 IFMA, eight points at a time in
 /// the lanes of `gmhsm_ec_ifma::varbase_mul8` — the same signed 4-bit digits, the same
-/// formulas, each lane with its own table of multiples (all built with one inversion); a lane
-/// that reports the exceptional case (Z = 0) is redone by [`mul`]. Without it, or for a
-/// single point, [`mul`] one at a time.
+/// formulas, each lane with its own table of multiples (the eight tables built with one
+/// inversion); a lane that reports the exceptional case (Z = 0) is redone by [`mul`].
+/// Without IFMA, or for a single point, [`mul`] one at a time. The results are secret (the
+/// caller wipes them).
 pub(crate) fn mul_many(points: &[Affine], k: &Scalar) -> Vec<Jacobian> {
     const L: usize = gmhsm_ec_ifma::LANES;
     if points.len() < 2 || !gmhsm_ec_ifma::is_available() {
@@ -121,21 +122,31 @@ pub(crate) fn mul_many(points: &[Affine], k: &Scalar) -> Vec<Jacobian> {
 }
 
 /// Affine (x, y) as big-endian bytes of every point, `None` for the identity, with one
-/// inversion for all (Montgomery's trick over the points that are not the identity).
+/// inversion for all (Montgomery's trick over the points that are not the identity). The
+/// caller wipes the result when the points are secret.
 pub(crate) fn affine_many(points: &[Jacobian]) -> Vec<Option<([u8; 32], [u8; 32])>> {
-    let finite: Vec<Jacobian> = points.iter().filter(|p| !bool::from(p.is_identity())).copied().collect();
-    let mut zinv = batch_invert_z(&finite).into_iter();
-    points
+    let mut finite: Vec<Jacobian> = points.iter().filter(|p| !bool::from(p.is_identity())).copied().collect();
+    let mut zinv = batch_invert_z(&finite);
+    let mut next = 0;
+    let out = points
         .iter()
         .map(|p| {
             if bool::from(p.is_identity()) {
                 return None;
             }
-            let z = zinv.next()?;
-            let [x, y] = p.affine_with_zinv(&z);
-            Some((x.to_bytes(), y.to_bytes()))
+            let z = zinv.get(next)?;
+            next += 1;
+            let [mut x, mut y] = p.affine_with_zinv(z);
+            let bytes = (x.to_bytes(), y.to_bytes());
+            x.zeroize();
+            y.zeroize();
+            Some(bytes)
         })
-        .collect()
+        .collect();
+    // The points may be secret (\[dB\]C1): the copies made here are wiped.
+    finite.zeroize();
+    zinv.zeroize();
+    out
 }
 
 /// Signed base-16 digits of k in [−8, 8], least significant first; branch-free.
@@ -194,7 +205,15 @@ mod tests {
             let bases: Vec<ProjectivePoint> =
                 (0..n).map(|_| ProjectivePoint::GENERATOR * Scalar::try_random(&mut rng).unwrap()).collect();
             let points: Vec<Affine> = bases.iter().map(|b| from_crate(&b.to_affine())).collect();
-            for k in [Scalar::ONE, -Scalar::ONE, Scalar::from(16u64), Scalar::try_random(&mut rng).unwrap()] {
+            // n − 6 recodes with a last digit −3 after a running −3P: the doubling case of the
+            // mixed addition, which a lane reports with Z = 0 and `mul` redoes.
+            for k in [
+                Scalar::ONE,
+                -Scalar::ONE,
+                -Scalar::from(6u64),
+                Scalar::from(16u64),
+                Scalar::try_random(&mut rng).unwrap(),
+            ] {
                 let mut many = mul_many(&points, &k);
                 many.insert(n / 2, Jacobian::IDENTITY);
                 let affine = affine_many(&many);
