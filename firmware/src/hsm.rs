@@ -63,6 +63,28 @@ pub struct Hsm<P: Platform> {
     deferred: Option<Deferred>,
 }
 
+/// Decryptions from which a batch is split in two halves computed at once
+/// ([`Platform::join`]: on the board's second core): two groups of eight lanes.
+const SPLIT_DECRYPTS: usize = 16;
+
+/// `sm2_fast::pke::decrypt_many`, in two halves at once (whole groups of eight lanes each)
+/// when there are at least [`SPLIT_DECRYPTS`] ciphertexts: the board's second core is idle
+/// while the card decrypts (nothing precomputes for decryption).
+fn decrypt_split<P: Platform>(
+    secret: &sm2::SecretKey,
+    cts: &[&[u8]],
+    layout: crate::alg::sm2_pke::Layout,
+) -> Vec<Result<zeroize::Zeroizing<Vec<u8>>, crate::alg::AlgError>> {
+    use crate::alg::sm2_fast::pke::decrypt_many;
+    if cts.len() < SPLIT_DECRYPTS {
+        return decrypt_many(secret, cts, layout);
+    }
+    let (a, b) = cts.split_at(cts.len().div_ceil(16) * 8);
+    let (mut first, second) = P::join(|| decrypt_many(secret, a, layout), || decrypt_many(secret, b, layout));
+    first.extend(second);
+    first
+}
+
 /// An SM2 decryption that passed every check inside [`Hsm::execute_many`], computed with the
 /// rest of its run of consecutive decryptions.
 struct Deferred {
@@ -504,8 +526,7 @@ impl<P: Platform> Hsm<P> {
                 continue;
             }
             let cts: Vec<&[u8]> = group.iter().map(|(_, d)| &d.data[..]).collect();
-            let layout = crate::ops::sm2_layout(first.1.layout);
-            let plain = crate::alg::sm2_fast::pke::decrypt_many(&first.1.secret, &cts, layout);
+            let plain = decrypt_split::<P>(&first.1.secret, &cts, crate::ops::sm2_layout(first.1.layout));
             for ((i, _), p) in group.iter().zip(plain) {
                 out[*i] = p.map(|m| Response::Data(m.to_vec())).map_err(crate::keys::alg_status);
             }

@@ -622,13 +622,17 @@ fn requests_executed_together_answer_as_one_at_a_time() {
         (p.clone(), dec("a", &c1, &a[4][..50])),
     ];
     items.extend(a[5..].iter().map(|ct| (p.clone(), dec("a", &c1, ct))));
+    // A run long enough to be split in two halves computed at once (TestBoard::join).
+    items.extend(a.iter().chain(&a).map(|ct| (p.clone(), dec("a", &c1, ct))));
     let want: Vec<Result<Response, Status>> = items.iter().map(|(who, r)| hsm.exec(who, r.clone())).collect();
     assert!(want.iter().filter(|r| r.is_ok()).count() >= 10, "most succeed: {want:?}");
     assert!(want.iter().any(|r| *r == Err(Status::UnknownKey)) && want.iter().any(|r| *r == Err(Status::WrongKeyType)));
     let mut calls = 0;
+    let joins = JOINS.load(std::sync::atomic::Ordering::Relaxed);
     let got = hsm.execute_many(items.iter().map(|(who, r)| (who.clone(), 1, r.clone())).collect(), |_| calls += 1);
     assert_eq!(got, want);
     assert_eq!(calls, items.len());
+    assert!(JOINS.load(std::sync::atomic::Ordering::Relaxed) > joins, "the long run was split");
     // Order holds: a decryption after a deletion in the same read does not see the key.
     let got = hsm.execute_many(
         vec![

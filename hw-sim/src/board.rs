@@ -16,6 +16,13 @@ impl Platform for SimPlatform {
     type Flash = FileFlash;
     type Tamper = FileTamperRam;
     type Clock = SimClock;
+
+    /// Both on `rayon`'s pool (one thread per core, started at the first call and asleep
+    /// when idle): no thread is created per call (a scoped thread per call cost as much as it
+    /// saved); a panic in either is raised again in the caller.
+    fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
+        rayon::join(a, b)
+    }
 }
 
 /// The devices of a card whose state lives in `dir` (flash image, tamper RAM).

@@ -29,6 +29,14 @@ pub trait Platform {
     type Flash: Flash;
     type Tamper: TamperRam;
     type Clock: Clock;
+
+    /// Run `a` and `b` and return both results: at once on two cores where the board has a
+    /// second one free (the card splits large independent computations, such as a batch of
+    /// SM2 decryptions, in two); the default runs them one after the other. Neither may touch
+    /// the card's state: they get only what the closures own or borrow.
+    fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
+        (a(), b())
+    }
 }
 
 /// The devices of one board, handed to the firmware once at boot.

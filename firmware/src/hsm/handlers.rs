@@ -214,7 +214,7 @@ impl<P: Platform> Hsm<P> {
                     return Err(Status::WrongKeyType);
                 };
                 let cts: Vec<&[u8]> = ciphertexts.iter().map(|c| &c[..]).collect();
-                let out = alg::sm2_fast::pke::decrypt_many(secret, &cts, ops::sm2_layout(layout));
+                let out = super::decrypt_split::<P>(secret, &cts, ops::sm2_layout(layout));
                 Ok(Response::Plaintexts(
                     out.into_iter()
                         .map(|r| r.ok().map(|m| gmhsm_proto::response::SecretBytes::new(m.to_vec())))

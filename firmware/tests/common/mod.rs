@@ -119,13 +119,27 @@ impl Clock for TestClock {
     }
 }
 
+/// A board with two cores: `join` runs its second computation on another thread (as the
+/// simulator's board does), so that the card's split work is tested concurrent.
 pub struct TestBoard;
 impl Platform for TestBoard {
     type Noise = TestNoise;
     type Flash = RamFlash;
     type Tamper = TestTamper;
     type Clock = TestClock;
+
+    fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
+        JOINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::thread::scope(|s| {
+            let other = s.spawn(b);
+            let ra = a();
+            (ra, other.join().expect("second half panicked"))
+        })
+    }
 }
+
+/// Calls of [`TestBoard::join`] in this test process.
+pub static JOINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// [`TestBoard`] with a [`CountingFlash`].
 pub struct CountingBoard;
