@@ -179,7 +179,7 @@ impl<N: NoiseSource> EntropySource<N> {
         if !self.started {
             self.startup()?;
         }
-        let per_block = (320 + self.h as usize - 1) / self.h as usize;
+        let per_block = 320_usize.div_ceil(self.h as usize);
         let mut raw = [0u8; 320];
         for chunk in out.chunks_mut(32) {
             self.pull(&mut raw[..per_block])?;

@@ -163,47 +163,6 @@ fn request_kind(r: &Request) -> u8 {
     }
 }
 
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
-
-    /// The index given to audit records is the one postcard puts on the wire.
-    #[test]
-    fn request_kind_matches_the_wire_index() {
-        let samples = [
-            Request::Ping,
-            Request::ListKeys,
-            Request::SelfTest,
-            Request::CloseSession,
-            Request::GenerateRandom { len: 1 },
-            Request::AdminChallenge,
-            Request::CeremonyCommit,
-            Request::Zeroize,
-            Request::ServiceStop,
-            Request::ServiceStart,
-            Request::GenerateKeyPair {
-                alg: gmhsm_proto::KeyAlg::Sm2,
-                protection: gmhsm_proto::request::KeyPairProtection::Plaintext,
-            },
-            Request::KeyExportPolicy { set: None },
-            Request::SignBatch {
-                label: Label::try_from("k").unwrap(),
-                mechanism: gmhsm_proto::Mechanism::Sm2Digest,
-                messages: alloc::vec![],
-            },
-            Request::DecryptBatch {
-                label: Label::try_from("k").unwrap(),
-                mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
-                ciphertexts: alloc::vec![],
-            },
-        ];
-        for r in samples {
-            let wire = postcard::to_allocvec(&r).unwrap();
-            assert_eq!(request_kind(&r), wire[0]);
-        }
-    }
-}
-
 fn short(why: &str) -> heapless::String<96> {
     let mut s = heapless::String::new();
     for c in why.chars() {
@@ -293,11 +252,11 @@ impl<P: Platform> Hsm<P> {
             _ => None,
         };
         hsm.log(None, AuditEvent::Boot { error });
-        if matches!(hsm.state, State::Operational(_)) {
-            if let Err(s) = hsm.ensure_device_keys() {
-                let _ = s;
-                hsm.state = State::Error("device keys could not be created");
-            }
+        if matches!(hsm.state, State::Operational(_))
+            && let Err(s) = hsm.ensure_device_keys()
+        {
+            let _ = s;
+            hsm.state = State::Error("device keys could not be created");
         }
         hsm
     }
@@ -556,18 +515,59 @@ impl<P: Platform> Hsm<P> {
 
     /// Enter the error state if the RNG can no longer produce output.
     fn check_rng(&mut self) {
-        if let Some(e) = self.rng.failure() {
-            if !matches!(self.state, State::Error(_)) {
-                self.cache.clear();
-                self.records.clear();
-                self.fast.clear();
-                let why = match e {
-                    crate::rng::RngError::Entropy(e) => e.describe(),
-                    crate::rng::RngError::NotReady => "rng: not instantiated",
-                };
-                self.state = State::Error(why);
-                self.log(None, AuditEvent::ErrorState { reason: short(why) });
-            }
+        if let Some(e) = self.rng.failure()
+            && !matches!(self.state, State::Error(_))
+        {
+            self.cache.clear();
+            self.records.clear();
+            self.fast.clear();
+            let why = match e {
+                crate::rng::RngError::Entropy(e) => e.describe(),
+                crate::rng::RngError::NotReady => "rng: not instantiated",
+            };
+            self.state = State::Error(why);
+            self.log(None, AuditEvent::ErrorState { reason: short(why) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    /// The index given to audit records is the one postcard puts on the wire.
+    #[test]
+    fn request_kind_matches_the_wire_index() {
+        let samples = [
+            Request::Ping,
+            Request::ListKeys,
+            Request::SelfTest,
+            Request::CloseSession,
+            Request::GenerateRandom { len: 1 },
+            Request::AdminChallenge,
+            Request::CeremonyCommit,
+            Request::Zeroize,
+            Request::ServiceStop,
+            Request::ServiceStart,
+            Request::GenerateKeyPair {
+                alg: gmhsm_proto::KeyAlg::Sm2,
+                protection: gmhsm_proto::request::KeyPairProtection::Plaintext,
+            },
+            Request::KeyExportPolicy { set: None },
+            Request::SignBatch {
+                label: Label::try_from("k").unwrap(),
+                mechanism: gmhsm_proto::Mechanism::Sm2Digest,
+                messages: alloc::vec![],
+            },
+            Request::DecryptBatch {
+                label: Label::try_from("k").unwrap(),
+                mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
+                ciphertexts: alloc::vec![],
+            },
+        ];
+        for r in samples {
+            let wire = postcard::to_allocvec(&r).unwrap();
+            assert_eq!(request_kind(&r), wire[0]);
         }
     }
 }

@@ -89,10 +89,11 @@ impl Sessions {
     /// that opened it; another principal naming it is refused.
     pub fn get(&mut self, id: u64, principal: &Principal) -> Result<&mut Session, Status> {
         self.clock += 1;
-        if !self.map.contains_key(&id) && self.map.len() >= MAX_SESSIONS {
-            if let Some((&oldest, _)) = self.map.iter().min_by_key(|(_, s)| s.last_used) {
-                self.map.remove(&oldest);
-            }
+        if !self.map.contains_key(&id)
+            && self.map.len() >= MAX_SESSIONS
+            && let Some((&oldest, _)) = self.map.iter().min_by_key(|(_, s)| s.last_used)
+        {
+            self.map.remove(&oldest);
         }
         let clock = self.clock;
         let s = self.map.entry(id).or_insert_with(|| Session {

@@ -304,12 +304,11 @@ fn supervise(card: &CardProcess, opts: &Options, socket: &Path) {
 
 fn stop_card(card: &CardProcess) {
     card.stopping.store(true, Ordering::Relaxed);
-    if let Ok(mut guard) = card.child.lock() {
-        if let Some(mut c) = guard.take() {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
-            let _ = c.wait();
-        }
+    if let Ok(mut guard) = card.child.lock()
+        && let Some(mut c) = guard.take()
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = c.wait();
     }
 }
 

@@ -81,7 +81,7 @@ impl Flash for FileFlash {
     fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
         let w = self.geometry.word_size;
         let end = addr.checked_add(data.len()).ok_or(FlashError::OutOfBounds)?;
-        if addr % w != 0 || data.len() % w != 0 || end > self.image.len() {
+        if !addr.is_multiple_of(w) || !data.len().is_multiple_of(w) || end > self.image.len() {
             return Err(FlashError::OutOfBounds);
         }
         if self.image[addr..end].iter().zip(data).any(|(old, new)| old & new != *new) {

@@ -55,7 +55,7 @@ impl NoiseSource for SimNoise {
             match self.fault {
                 None => {}
                 Some(NoiseFault::Stuck(v)) => *b = v,
-                Some(NoiseFault::Biased) if self.counter % 2 == 0 => *b = 0x5a,
+                Some(NoiseFault::Biased) if self.counter.is_multiple_of(2) => *b = 0x5a,
                 Some(NoiseFault::Biased) => {}
                 Some(NoiseFault::Repeating) => *b = (self.counter % 4) as u8,
             }

@@ -84,10 +84,10 @@ impl TamperRam for FileTamperRam {
         f.write_all(data).map_err(|_| TamperError::Io)?;
         f.sync_all().map_err(|_| TamperError::Io)?;
         fs::rename(&tmp, &self.path).map_err(|_| TamperError::Io)?;
-        if let Some(dir) = self.path.parent() {
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = fs::File::open(dir)
+        {
+            let _ = d.sync_all();
         }
         Ok(())
     }

@@ -427,10 +427,10 @@ impl<P: Platform> Hsm<P> {
         for k in labels {
             let Ok(s) = core::str::from_utf8(&k[KEY_PREFIX.len()..]) else { continue };
             let Ok(label) = Label::try_from(s) else { continue };
-            if let Ok(rec) = self.load_record(&label) {
-                if self.rights(principal, &rec).is_some() {
-                    out.push((label, rec.alg));
-                }
+            if let Ok(rec) = self.load_record(&label)
+                && self.rights(principal, &rec).is_some()
+            {
+                out.push((label, rec.alg));
             }
         }
         Ok(Response::Keys(out))

@@ -67,7 +67,7 @@ impl Layout {
     /// page; at least 4 pages; room for a header and some records in each page).
     pub fn new(g: FlashGeometry) -> Option<Self> {
         let word = g.word_size;
-        if !(4..=64).contains(&word) || g.page_size % word != 0 || g.page_count < 4 {
+        if !(4..=64).contains(&word) || !g.page_size.is_multiple_of(word) || g.page_count < 4 {
             return None;
         }
         let header = PAGE_HEADER_BYTES.div_ceil(word) * word;
@@ -138,7 +138,7 @@ impl Layout {
         seq.copy_from_slice(&b[4..12]);
         let seq = u64::from_le_bytes(seq);
         let first = u32_at(12) as usize;
-        let ok = self.physical_page(seq) == phys && first <= self.usable && first % self.word == 0;
+        let ok = self.physical_page(seq) == phys && first <= self.usable && first.is_multiple_of(self.word);
         ok.then_some(PageHeader { seq, first })
     }
 

@@ -99,7 +99,7 @@ impl RamFlash {
     fn range(&self, addr: usize, len: usize) -> Result<core::ops::Range<usize>, FlashError> {
         let w = self.geometry.word_size;
         let end = addr.checked_add(len).ok_or(FlashError::OutOfBounds)?;
-        if addr % w != 0 || len % w != 0 || end > self.mem.len() {
+        if !addr.is_multiple_of(w) || !len.is_multiple_of(w) || end > self.mem.len() {
             return Err(FlashError::OutOfBounds);
         }
         Ok(addr..end)

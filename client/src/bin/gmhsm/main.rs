@@ -429,10 +429,11 @@ fn audit(cli: &Cli, from: u64) -> Result<(), Failure> {
             break;
         }
         for rec in batch {
-            if let Some(p) = &prev {
-                if broken.is_none() && (rec.seq != p.seq + 1 || rec.prev_hash != gmhsm_client::audit_hash(p)) {
-                    broken = Some(rec.seq);
-                }
+            if let Some(p) = &prev
+                && broken.is_none()
+                && (rec.seq != p.seq + 1 || rec.prev_hash != gmhsm_client::audit_hash(p))
+            {
+                broken = Some(rec.seq);
             }
             let who = rec.principal.as_ref().map_or_else(|| "card".to_string(), owner_text);
             println!("{}\tboot {}\t{} ms\t{who}\t{:?}", rec.seq, rec.boot, rec.time_ms, rec.event);
