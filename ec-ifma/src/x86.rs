@@ -334,26 +334,46 @@ pub(crate) unsafe fn comb8<C: Curve>(
             i64::from(row[1]),
             i64::from(row[0]),
         );
-        let abs = _mm512_abs_epi64(d);
-        let negative = _mm512_cmplt_epi64_mask(d, zero);
-        let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
-        let (qx, qy) = select(&table[i * stride..(i + 1) * stride], entries, abs);
-        let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
-        let sum = madd::<C>(&acc, &qx, &qy);
-        // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
-        let sum = Point { x: blend(empty, &sum.x, &qx), y: blend(empty, &sum.y, &qy), z: blend(empty, &sum.z, &one) };
-        acc = Point {
-            x: blend(is_zero, &sum.x, &acc.x),
-            y: blend(is_zero, &sum.y, &acc.y),
-            z: blend(is_zero, &sum.z, &acc.z),
-        };
-        empty &= is_zero;
+        let window = &table[i * stride..(i + 1) * stride];
+        acc = add_digit::<C>(&acc, &mut empty, d, &one, |abs| select(window, entries, abs));
     }
-    // A lane that added nothing is the identity: Z = 0.
-    acc.z = blend(empty, &acc.z, &Fe([zero; 5]));
+    store_result::<C>(&acc, empty, out);
+}
+
+/// One step of both kernels: every lane's accumulator plus its digit d's multiple, given
+/// `multiple(|d|)` (read by masks, never by index), negated where d < 0. An empty
+/// accumulator becomes the multiple itself (Z = 1); a zero digit keeps the accumulator;
+/// `empty` stays set only for lanes that have added nothing yet.
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn add_digit<C: Curve>(
+    acc: &Point,
+    empty: &mut __mmask8,
+    d: V,
+    one: &Fe,
+    multiple: impl FnOnce(V) -> (Fe, Fe),
+) -> Point {
+    let zero = _mm512_setzero_si512();
+    let abs = _mm512_abs_epi64(d);
+    let negative = _mm512_cmplt_epi64_mask(d, zero);
+    let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
+    let (qx, qy) = multiple(abs);
+    let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
+    let sum = madd::<C>(acc, &qx, &qy);
+    let sum = Point { x: blend(*empty, &sum.x, &qx), y: blend(*empty, &sum.y, &qy), z: blend(*empty, &sum.z, one) };
+    *empty &= is_zero;
+    Point { x: blend(is_zero, &sum.x, &acc.x), y: blend(is_zero, &sum.y, &acc.y), z: blend(is_zero, &sum.z, &acc.z) }
+}
+
+/// Store X, Y, Z of `acc` limb-major into `out`, with Z = 0 for the lanes still `empty` (a
+/// lane that added nothing is the identity).
+#[target_feature(enable = "avx512f,avx512ifma")]
+#[inline]
+fn store_result<C: Curve>(acc: &Point, empty: __mmask8, out: &mut [[[u64; LANES]; 5]; 3]) {
+    let z = blend(empty, &acc.z, &Fe([_mm512_setzero_si512(); 5]));
     store_plain::<C>(&acc.x, &mut out[0]);
     store_plain::<C>(&acc.y, &mut out[1]);
-    store_plain::<C>(&acc.z, &mut out[2]);
+    store_plain::<C>(&z, &mut out[2]);
 }
 
 /// The signed digits of step `i` of every lane, one lane per 64-bit element.
@@ -415,26 +435,9 @@ pub(crate) unsafe fn varbase8<C: Curve>(
             acc = double::<C>(&double::<C>(&double::<C>(&double::<C>(&acc))));
         }
         let d = digit_vector(digits, i);
-        let abs = _mm512_abs_epi64(d);
-        let negative = _mm512_cmplt_epi64_mask(d, zero);
-        let is_zero = _mm512_cmpeq_epi64_mask(abs, zero);
-        let (qx, qy) = select_multiple(&mults, abs);
-        let qy = blend(negative, &qy, &neg_reduced::<C>(&qy));
-        let sum = madd::<C>(&acc, &qx, &qy);
-        // Empty accumulator: the sum is q itself (Z = 1). Zero digit: keep the accumulator.
-        let sum = Point { x: blend(empty, &sum.x, &qx), y: blend(empty, &sum.y, &qy), z: blend(empty, &sum.z, &one) };
-        acc = Point {
-            x: blend(is_zero, &sum.x, &acc.x),
-            y: blend(is_zero, &sum.y, &acc.y),
-            z: blend(is_zero, &sum.z, &acc.z),
-        };
-        empty &= is_zero;
+        acc = add_digit::<C>(&acc, &mut empty, d, &one, |abs| select_multiple(&mults, abs));
     }
-    // A lane that added nothing is the identity: Z = 0.
-    acc.z = blend(empty, &acc.z, &Fe([zero; 5]));
-    store_plain::<C>(&acc.x, &mut out[0]);
-    store_plain::<C>(&acc.y, &mut out[1]);
-    store_plain::<C>(&acc.z, &mut out[2]);
+    store_result::<C>(&acc, empty, out);
 }
 
 /// [`reduce_full`] on eight values in 52-bit limbs, limb-major (for the tests: the kernel's
