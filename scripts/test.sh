@@ -50,6 +50,10 @@ fi
 if grep -qw avx512ifma /proc/cpuinfo 2>/dev/null; then
   export GMHSM_REQUIRE_IFMA=1
 fi
+# Likewise the multi-buffer SM3 (gmhsm-sm3x) on a CPU with AVX-512 F and BW.
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo 2>/dev/null; then
+  export GMHSM_REQUIRE_AVX512=1
+fi
 
 cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
 cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"

@@ -296,13 +296,7 @@ impl Client {
         mechanism: Mechanism,
         messages: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, ClientError> {
-        if messages.is_empty() || messages.len() > gmhsm_proto::MAX_SIGN_BATCH {
-            return Err(ClientError::InvalidArgument(format!(
-                "{} messages; a batch holds 1 to {}",
-                messages.len(),
-                gmhsm_proto::MAX_SIGN_BATCH
-            )));
-        }
+        check_batch("messages", messages.len(), gmhsm_proto::MAX_SIGN_BATCH)?;
         let request = Request::SignBatch {
             label: to_label(label)?,
             mechanism,
@@ -432,6 +426,14 @@ fn check_message(message: &[u8]) -> Result<(), ClientError> {
 fn encode_into(id: u64, request: Request, wire: &mut Vec<u8>) -> Result<(), ClientError> {
     let frame = ClientFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, request };
     frame::encode_into(&frame, wire).map_err(|_| ClientError::InvalidArgument("request too large for one frame".into()))
+}
+
+/// A batch request's item count against its bound, before anything is sent.
+pub(crate) fn check_batch(what: &str, n: usize, max: usize) -> Result<(), ClientError> {
+    if n == 0 || n > max {
+        return Err(ClientError::InvalidArgument(format!("{n} {what}; a batch holds 1 to {max}")));
+    }
+    Ok(())
 }
 
 pub(crate) fn unexpected(response: &Response) -> ClientError {

@@ -6,7 +6,7 @@ use gmhsm_proto::{
     Status, WrapWith,
 };
 
-use crate::client::unexpected;
+use crate::client::{check_batch, unexpected};
 use crate::{Client, ClientError, to_label};
 
 /// A session key handle and, when the appliance generated it, its wrapped form.
@@ -77,13 +77,7 @@ impl Client {
         mechanism: CipherMech,
         ciphertexts: &[&[u8]],
     ) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
-        if ciphertexts.is_empty() || ciphertexts.len() > gmhsm_proto::MAX_DECRYPT_BATCH {
-            return Err(ClientError::InvalidArgument(format!(
-                "{} ciphertexts; a batch holds 1 to {}",
-                ciphertexts.len(),
-                gmhsm_proto::MAX_DECRYPT_BATCH
-            )));
-        }
+        check_batch("ciphertexts", ciphertexts.len(), gmhsm_proto::MAX_DECRYPT_BATCH)?;
         let request = Request::DecryptBatch {
             label: to_label(label)?,
             mechanism,

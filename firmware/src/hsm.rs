@@ -65,7 +65,7 @@ pub struct Hsm<P: Platform> {
 
 /// Decryptions from which a batch is split in two halves computed at once
 /// ([`Platform::join`]: on the board's second core): two groups of eight lanes.
-const SPLIT_DECRYPTS: usize = 16;
+const SPLIT_DECRYPTS: usize = 2 * gmhsm_ec_ifma::LANES;
 
 /// `sm2_fast::pke::decrypt_many`, in two halves at once (whole groups of eight lanes each)
 /// when there are at least [`SPLIT_DECRYPTS`] ciphertexts: the board's second core is idle
@@ -79,7 +79,9 @@ fn decrypt_split<P: Platform>(
     if cts.len() < SPLIT_DECRYPTS {
         return decrypt_many(secret, cts, layout);
     }
-    let (a, b) = cts.split_at(cts.len().div_ceil(16) * 8);
+    // The first half gets the larger number of whole lane groups.
+    const L: usize = gmhsm_ec_ifma::LANES;
+    let (a, b) = cts.split_at(cts.len().div_ceil(2 * L) * L);
     let (mut first, second) = P::join(|| decrypt_many(secret, a, layout), || decrypt_many(secret, b, layout));
     first.extend(second);
     first

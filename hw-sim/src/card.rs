@@ -170,6 +170,14 @@ fn answer(header: FrameHeader, result: Result<gmhsm_proto::Response, Status>) ->
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id: header.id }, result }
 }
 
+/// Encode `reply` onto `out`; a reply that does not encode becomes a bare `Internal`.
+fn push_answer(reply: &ServerFrame, out: &mut Vec<u8>) {
+    if frame::encode_into(reply, out).is_err() {
+        // A bare status always encodes.
+        let _ = frame::encode_into(&answer(reply.header, Err(Status::Internal)), out);
+    }
+}
+
 /// Room offered to one read of the link.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -185,23 +193,21 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
             return Ok(());
         }
         deframer.commit(n);
-        // Every complete frame of this read: refusals answered at once, requests executed
-        // together (in order) so that the card can compute consecutive SM2 decryptions as one
-        // batch (`Hsm::execute_many`).
-        let mut replies: Vec<Option<ServerFrame>> = Vec::new();
+        // Every complete frame of this read: refusals answered first, then the requests,
+        // executed together in order so that the card can compute consecutive SM2
+        // decryptions as one batch (`Hsm::execute_many`). The daemon routes answers by id.
         let mut headers = Vec::new();
         let mut requests = Vec::new();
         loop {
-            let reply = match deframer.next_body() {
+            let refusal = match deframer.next_body() {
                 Ok(None) => break,
                 Ok(Some(body)) => match frame::decode::<CardFrame>(body) {
                     Ok(f) if f.header.version != PROTOCOL_VERSION => {
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
                     Ok(f) => {
-                        headers.push((replies.len(), f.header));
+                        headers.push(f.header);
                         requests.push((f.principal, f.session, f.request));
-                        replies.push(None);
                         continue;
                     }
                     Err(FrameError::Malformed { header }) => answer(
@@ -212,7 +218,7 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                 },
                 Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::FrameTooLarge)),
             };
-            replies.push(Some(reply));
+            push_answer(&refusal, &mut out);
         }
         if !requests.is_empty() {
             let results = match card.hsm.lock() {
@@ -221,14 +227,8 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                 // A thread panicked inside the card: refuse rather than go on.
                 Err(_) => headers.iter().map(|_| Err(Status::DeviceError)).collect(),
             };
-            for ((i, header), result) in headers.into_iter().zip(results) {
-                replies[i] = Some(answer(header, result));
-            }
-        }
-        for reply in replies.into_iter().flatten() {
-            if frame::encode_into(&reply, &mut out).is_err() {
-                // A bare status always encodes.
-                let _ = frame::encode_into(&answer(reply.header, Err(Status::Internal)), &mut out);
+            for (header, result) in headers.into_iter().zip(results) {
+                push_answer(&answer(header, result), &mut out);
             }
         }
         if !out.is_empty() {

@@ -172,7 +172,7 @@ impl Sm2Fast {
     }
 
     /// Sign SHA-256(`msg`) with the ECDSA P-256 key `key`, with a pooled nonce (an empty pool
-    /// is refilled as in [`Sm2Fast::sign`]).
+    /// is refilled as in [`Sm2Fast::sign_many`]).
     pub fn sign_p256<R: TryCryptoRng + ?Sized>(
         &mut self,
         key: &p256::ecdsa::SigningKey,

@@ -105,7 +105,8 @@ impl<P: Platform> Hsm<P> {
             }
             Request::Sign { label, mechanism, message } => {
                 self.signing_key(principal, session, &label, &mechanism)?;
-                Ok(Response::Signature(self.sign_one(&label, &mechanism, &message, 1)?))
+                let mut sig = self.sign_many(&label, &mechanism, &[&message[..]])?;
+                Ok(Response::Signature(sig.pop().ok_or(Status::Internal)?))
             }
             Request::SignBatch { label, mechanism, messages } => {
                 if messages.is_empty() || messages.len() > gmhsm_proto::MAX_SIGN_BATCH {
@@ -183,25 +184,21 @@ impl<P: Platform> Hsm<P> {
                 })?;
                 Ok(Response::Data(out))
             }
-            Request::Decrypt { key: KeyRef::Label(label), mechanism: CipherMech::Sm2 { layout }, data }
-                if self.deferring =>
-            {
-                // Checked here, computed with its run (`Hsm::execute_many`).
-                self.use_key(principal, session, &label, C::DECRYPT)?;
-                match self.cache.get(&label) {
-                    Some(LoadedKey::Sm2(secret)) => {
-                        let secret = sm2::SecretKey::clone(secret);
-                        self.deferred = Some(super::Deferred { label, secret, layout, data });
-                        Ok(Response::Data(Vec::new()))
-                    }
-                    Some(_) => Err(Status::WrongKeyType),
-                    None => Err(Status::Internal),
-                }
-            }
             Request::Decrypt { key, mechanism, data } => {
-                let out = self.with_key(principal, session, &key, C::DECRYPT, |key, rng| {
-                    ops::decrypt(key, &mechanism, &data, rng).map(|z| z.to_vec())
+                // Inside `Hsm::execute_many`, an SM2 decryption with a stored SM2 key passes
+                // every check here and leaves its computation to its run.
+                let defer = self.deferring;
+                let mut deferred = None;
+                let out = self.with_key(principal, session, &key, C::DECRYPT, |key, rng| match (key, &mechanism) {
+                    (LoadedKey::Sm2(secret), CipherMech::Sm2 { layout }) if defer => {
+                        deferred = Some((sm2::SecretKey::clone(secret), *layout));
+                        Ok(Vec::new())
+                    }
+                    _ => ops::decrypt(key, &mechanism, &data, rng).map(|z| z.to_vec()),
                 })?;
+                if let (Some((secret, layout)), KeyRef::Label(label)) = (deferred, key) {
+                    self.deferred = Some(super::Deferred { label, secret, layout, data });
+                }
                 Ok(Response::Data(out))
             }
             Request::DecryptBatch { label, mechanism, ciphertexts } => {
@@ -647,8 +644,8 @@ impl<P: Platform> Hsm<P> {
         Ok(rec)
     }
 
-    /// One signature with the loaded key `label` (access and mechanism already checked):
-    /// SM2 and ECDSA P-256 through the card's nonce pools, the rest through [`ops::sign`].
+    /// One signature with the loaded key `label`, not an SM2 key (access and mechanism already
+    /// checked): ECDSA P-256 through the card's nonce pool, the rest through [`ops::sign`].
     /// `ahead`: signatures this request still makes, this one included (sizes an inline refill).
     fn sign_one(
         &mut self,
@@ -659,10 +656,6 @@ impl<P: Platform> Hsm<P> {
     ) -> Result<Vec<u8>, Status> {
         let key = self.cache.get(label).ok_or(Status::Internal)?;
         match (key, mechanism) {
-            (LoadedKey::Sm2(secret), _) => {
-                let mut sigs = self.fast.sign_many(label, secret, mechanism, &[message], &mut self.rng)?;
-                sigs.pop().ok_or(Status::Internal)
-            }
             (LoadedKey::P256(key), gmhsm_proto::Mechanism::EcdsaP256Sha256) => {
                 self.fast.sign_p256(key, message, &mut self.rng, ahead)
             }
@@ -670,9 +663,9 @@ impl<P: Platform> Hsm<P> {
         }
     }
 
-    /// Every message of a batch signed with the loaded key `label`, in order (access and
-    /// mechanism already checked): SM2 keys in one call of `Sm2Fast::sign_many` (digests
-    /// computed together), other keys one `sign_one` at a time.
+    /// Every message signed with the loaded key `label`, in order (access and mechanism
+    /// already checked; `Sign` is a batch of one): SM2 keys in one call of
+    /// `Sm2Fast::sign_many` (digests computed together), other keys one `sign_one` at a time.
     fn sign_many(
         &mut self,
         label: &Label,

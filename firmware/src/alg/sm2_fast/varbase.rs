@@ -200,6 +200,7 @@ mod tests {
         if !gmhsm_ec_ifma::is_available() {
             extern crate std;
             std::eprintln!("!!! no AVX-512 IFMA on this CPU: mul_many's IFMA path is NOT TESTED here !!!");
+            assert!(std::env::var_os("GMHSM_REQUIRE_IFMA").is_none(), "GMHSM_REQUIRE_IFMA set but no IFMA");
         }
         for n in [1usize, 2, 8, 9, 19] {
             let bases: Vec<ProjectivePoint> =
