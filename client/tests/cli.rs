@@ -100,13 +100,14 @@ fn start() -> PathBuf {
             std::thread::spawn(move || card(s));
         }
     });
-    let config = DaemonConfig::new(
+    let mut config = DaemonConfig::new(
         "127.0.0.1:0".parse().expect("addr"),
         server.pem().into_bytes(),
         server_key.serialize_pem().into_bytes(),
         ca.pem().into_bytes(),
         sock,
     );
+    config.applications = gmhsm_daemon::Applications::AnyCertificate;
     let daemon = Daemon::bind(config).expect("daemon");
     let addr = daemon.local_addr();
     std::thread::spawn(move || daemon.run());

@@ -10,7 +10,7 @@
 //! [`Status::ServiceStopped`] for everything but `Ping`, `GetStatus` and the daemon's
 //! `CloseSession`, while local tools keep working.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Devices, Platform};
 use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Response, Status, StatusInfo};
@@ -53,8 +53,6 @@ pub struct Hsm<P: Platform> {
     admin: crate::quorum::AdminRuntime,
     /// Mirrors `m:service` in the store.
     service_stopped: bool,
-    /// Card sessions seen and not closed (bounded like [`Sessions`]), for the status.
-    live: BTreeSet<u64>,
     /// Requests handled since boot.
     requests: u64,
     /// Set while [`Hsm::execute_many`] runs an SM2 decryption with a stored key: the handler
@@ -208,7 +206,6 @@ impl<P: Platform> Hsm<P> {
             sessions: Sessions::default(),
             admin: Default::default(),
             service_stopped: false,
-            live: BTreeSet::new(),
             requests: 0,
             deferring: false,
             deferred: None,
@@ -405,7 +402,7 @@ impl<P: Platform> Hsm<P> {
             boots: self.boots,
             audit,
             service_stopped: self.service_stopped,
-            sessions: self.live.len() as u32,
+            sessions: self.sessions.seen() as u32,
             requests: self.requests,
         }
     }
@@ -413,8 +410,11 @@ impl<P: Platform> Hsm<P> {
     /// Carry out one request for `principal`. Never panics on any input.
     pub fn execute(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
         self.requests = self.requests.wrapping_add(1);
-        self.count_session(session, &request);
-        self.rng.tick(self.clock.now_ms());
+        let now_ms = self.clock.now_ms();
+        // Sessions idle past their expiry go first (the daemon's CloseSession may be lost).
+        self.sessions.tick(now_ms);
+        self.sessions.touch(session, matches!(request, Request::CloseSession));
+        self.rng.tick(now_ms);
         if self.tamper_check() {
             return Err(Status::DeviceError);
         }
@@ -496,16 +496,6 @@ impl<P: Platform> Hsm<P> {
 
     /// Keep the set of open sessions: `CloseSession` ends one, any other request opens it.
     /// Past [`crate::session::MAX_SESSIONS`] the lowest id is forgotten (a count, not state).
-    fn count_session(&mut self, session: u64, request: &Request) {
-        if matches!(request, Request::CloseSession) {
-            self.live.remove(&session);
-            return;
-        }
-        if self.live.insert(session) && self.live.len() > crate::session::MAX_SESSIONS {
-            self.live.pop_first();
-        }
-    }
-
     /// Is this request refused because the service is stopped? Only applications are: the
     /// appliance's own tools administer it, and `Ping`, `GetStatus` and the daemon's
     /// `CloseSession` still work. Not audited per request (the stop itself is).

@@ -1,20 +1,18 @@
 //! Bounds shared by all connections: connections per client certificate, the per-application
-//! request rate (token buckets) and the optional allow-list of applications.
+//! request rate (token buckets, charged each request's cost from
+//! [`gmhsm_proto::Request::cost`]) and the applications admitted ([`Admission`]).
 //!
 //! Time comes from the injected [`Clock`], so the rate limiter is deterministic under test.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-
 use gmhsm_proto::Principal;
 
+use crate::applications::Admission;
+pub use crate::applications::Fingerprint;
 use crate::config::{Clock, RateLimit};
-
-/// A SHA-256 certificate fingerprint.
-pub type Fingerprint = [u8; 32];
 
 /// The fingerprint of an application principal; `None` for local tools.
 pub fn fingerprint(p: &Principal) -> Option<&Fingerprint> {
@@ -36,7 +34,7 @@ pub fn short(p: Option<&Principal>) -> String {
 /// Why an authenticated connection may not go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The certificate is not in the applications list.
+    /// The certificate is not admitted (see [`Admission`]).
     NotListed,
     /// The certificate already has `max_connections_per_client` connections.
     TooManyConnections,
@@ -55,18 +53,30 @@ pub struct Bounds {
     per_client: HashMap<Fingerprint, usize>,
     rate: Option<RateLimit>,
     buckets: HashMap<Fingerprint, Bucket>,
-    allowed: Option<HashSet<Fingerprint>>,
+    admission: Admission,
     clock: Arc<dyn Clock>,
 }
 
 impl Bounds {
     pub fn new(max_per_client: usize, rate: Option<RateLimit>, clock: Arc<dyn Clock>) -> Self {
-        Bounds { max_per_client, per_client: HashMap::new(), rate, buckets: HashMap::new(), allowed: None, clock }
+        Bounds {
+            max_per_client,
+            per_client: HashMap::new(),
+            rate,
+            buckets: HashMap::new(),
+            admission: Admission::nobody(),
+            clock,
+        }
     }
 
-    /// Replace the applications allow-list (`None`: every certificate the CA issued).
-    pub fn set_allowed(&mut self, allowed: Option<HashSet<Fingerprint>>) {
-        self.allowed = allowed;
+    /// The applications admitted (replaced at bind, read again on reload).
+    pub fn admission(&mut self) -> &mut Admission {
+        &mut self.admission
+    }
+
+    /// Admit the applications of `admission` from now on.
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = admission;
     }
 
     /// A connection authenticated as `p`: count it, or say why it must go. Each `Ok` must be
@@ -75,7 +85,7 @@ impl Bounds {
         let Some(fp) = fingerprint(p) else {
             return Ok(());
         };
-        if self.allowed.as_ref().is_some_and(|a| !a.contains(fp)) {
+        if !self.admission.admits(fp) {
             return Err(Refusal::NotListed);
         }
         let n = self.per_client.entry(*fp).or_insert(0);
@@ -97,17 +107,21 @@ impl Bounds {
         }
     }
 
-    /// Take `n` tokens from `p`'s bucket for a request that asks the card for `n` operations
-    /// (1 for most requests, one per message of a `SignBatch`); `false`, taking none, when
-    /// fewer are left (answer `Status::Busy`). A request larger than the burst passes on a
-    /// full bucket and leaves it in debt for the rest: the rate holds whatever the burst.
+    /// Take `n` tokens from `p`'s bucket for a request of that cost (`Request::cost`, the
+    /// card's cost table: 0 for a `Ping`, 1 for a signature, thousands for an RSA-4096 key);
+    /// `false`, taking none, when fewer are left (answer `Status::Busy`). A request larger
+    /// than the burst passes on a full bucket and leaves it in debt for the rest: the rate
+    /// holds whatever the burst. A free request always passes.
     pub fn take_tokens(&mut self, p: &Principal, n: u32) -> bool {
         let (Some(rate), Some(fp)) = (self.rate, fingerprint(p)) else {
             return true;
         };
+        if n == 0 {
+            return true;
+        }
         let now = self.clock.now();
         let burst = f64::from(rate.burst);
-        let cost = f64::from(n.max(1));
+        let cost = f64::from(n);
         let need = cost.min(burst);
         let b = self.buckets.entry(*fp).or_insert(Bucket { tokens: burst, at: now });
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
@@ -134,31 +148,10 @@ impl Bounds {
     }
 }
 
-/// Parse an applications file: one hex SHA-256 fingerprint per line (colons allowed),
-/// blank lines and `#` comments ignored.
-pub fn parse_applications(text: &str) -> anyhow::Result<HashSet<Fingerprint>> {
-    let mut set = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let hex: String = line.chars().filter(|c| *c != ':').collect();
-        if hex.len() != 64 {
-            bail!("line {}: a fingerprint is 64 hex digits", i + 1);
-        }
-        let mut fp = [0u8; 32];
-        for (j, b) in fp.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).with_context(|| format!("line {}: not hex", i + 1))?;
-        }
-        set.insert(fp);
-    }
-    Ok(set)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::applications::Applications;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -217,15 +210,16 @@ mod tests {
     #[test]
     fn connections_per_client_and_allow_list() {
         let mut b = Bounds::new(1, None, Arc::new(crate::config::SystemClock));
+        assert_eq!(b.enter(&app(1)), Err(Refusal::NotListed), "nobody is admitted by default");
+        b.set_admission(Admission::load(Applications::AnyCertificate).unwrap());
         assert_eq!(b.enter(&app(1)), Ok(()));
         assert_eq!(b.enter(&app(1)), Err(Refusal::TooManyConnections));
         assert_eq!(b.enter(&app(2)), Ok(()));
         b.leave(&app(1));
         assert_eq!(b.enter(&app(1)), Ok(()));
-        b.set_allowed(Some(parse_applications(&format!("# x\n{}\n", "03".repeat(32))).unwrap()));
+        b.set_admission(Admission::load(Applications::Nobody).unwrap());
         assert_eq!(b.enter(&app(4)), Err(Refusal::NotListed));
         b.leave(&app(2));
-        assert_eq!(b.enter(&app(3)), Ok(()));
-        assert!(parse_applications("abcd").is_err());
+        assert_eq!(b.enter(&Principal::Local), Ok(()), "local tools are not applications");
     }
 }

@@ -10,7 +10,11 @@
 //! * every request handed to [`CardLink::submit`] is answered exactly once through a
 //!   [`Completion`]: by the card, or with `Status::CardUnavailable` when the link goes down or
 //!   the card does not answer within the card timeout;
-//! * when the link is down, the link tries to reconnect every [`RECONNECT_DELAY`].
+//! * when the link is down, the link tries to reconnect every [`RECONNECT_DELAY`];
+//! * a `CloseSession` for a closed connection is not lost to a link that is down or full: it
+//!   waits in a retry queue (at most [`MAX_CLOSING`]) and is sent again, also when the link
+//!   went down with it unanswered. The card expires idle sessions anyway; the queue frees
+//!   their state sooner.
 //!
 //! Per request the link allocates nothing: requests are encoded into one output buffer
 //! (the client's request bytes are copied in as they came, see
@@ -44,11 +48,15 @@ const OUT_LIMIT: usize = 16 * frame::MAX_FRAME_LEN;
 /// Output buffer capacity kept once everything is written.
 const OUT_KEEP: usize = 256 * 1024;
 
+/// `CloseSession`s waiting to be sent again; past it the oldest is dropped (the card's idle
+/// expiry reclaims that session).
+pub const MAX_CLOSING: usize = 4096;
+
 /// Room offered to one read from the card.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// An answer for one client request.
-#[derive(Debug)]
+/// An answer for one client request. Its bytes zeroize on drop and its `Debug` shows only
+/// their length: an answer may carry a plaintext or a key.
 pub struct Completion {
     pub token: Token,
     pub client_id: u64,
@@ -61,11 +69,26 @@ pub struct Completion {
     pub started: Instant,
 }
 
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let result = self.result.as_ref().map(|bytes| format!("<{} bytes redacted>", bytes.len()));
+        f.debug_struct("Completion")
+            .field("token", &self.token)
+            .field("client_id", &self.client_id)
+            .field("result", &result)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Pending {
     token: Token,
     client_id: u64,
     kind: &'static str,
     started: Instant,
+    /// For the daemon's own `CloseSession`: the session's principal, to send it again if the
+    /// link goes down before the card answers.
+    closes: Option<Principal>,
 }
 
 impl Pending {
@@ -136,6 +159,8 @@ pub struct CardLink {
     want_write: bool,
     reconnect_at: Option<Instant>,
     card_timeout: Duration,
+    /// `CloseSession`s to send again (connection token, principal), oldest first.
+    closing: VecDeque<(Token, Principal)>,
 }
 
 impl CardLink {
@@ -166,6 +191,7 @@ impl CardLink {
             want_write: false,
             reconnect_at: None,
             card_timeout,
+            closing: VecDeque::new(),
         })
     }
 
@@ -199,7 +225,7 @@ impl CardLink {
         request: &[u8],
     ) -> Result<(), Status> {
         let session = session_of(token, principal);
-        self.queue(now, token, client_id, kind, |header, out| {
+        self.queue(now, token, client_id, kind, None, |header, out| {
             frame::encode_card_frame(&header, principal, session, request, out)
         })
     }
@@ -212,6 +238,7 @@ impl CardLink {
         token: Token,
         client_id: u64,
         kind: &'static str,
+        closes: Option<Principal>,
         encode: impl FnOnce(FrameHeader, &mut Vec<u8>) -> Result<(), FrameError>,
     ) -> Result<(), Status> {
         if self.stream.is_none() {
@@ -222,20 +249,43 @@ impl CardLink {
         }
         let header = FrameHeader { version: PROTOCOL_VERSION, id: self.pending.next_id() };
         encode(header, &mut self.out).map_err(|_| Status::FrameTooLarge)?;
-        self.pending.push(Pending { token, client_id, kind, started: now });
+        self.pending.push(Pending { token, client_id, kind, started: now, closes });
         Ok(())
     }
 
     /// Tell the card that connection `token` ended, so it drops that session's state. The
-    /// answer, when it comes, finds no connection and is dropped. Best effort: with the link
-    /// down there is nothing to tell (the card loses its sessions with the link).
+    /// answer, when it comes, finds no connection and is dropped. With the link down or full,
+    /// the request waits in the retry queue and goes when the link can take it.
     pub fn close_session(&mut self, now: Instant, token: Token, principal: Principal) {
+        if let Err(status) = self.send_close(now, token, principal.clone()) {
+            debug!("event=close_session conn={} status={status:?} action=retry", token.0);
+            self.retry_close(token, principal);
+        }
+    }
+
+    fn send_close(&mut self, now: Instant, token: Token, principal: Principal) -> Result<(), Status> {
         let session = session_of(token, &principal);
-        let result = self.queue(now, token, 0, "CloseSession", |header, out| {
+        self.queue(now, token, 0, "CloseSession", Some(principal.clone()), |header, out| {
             frame::encode_into(&CardFrame { header, principal, session, request: Request::CloseSession }, out)
-        });
-        if let Err(status) = result {
-            debug!("event=close_session conn={} status={status:?}", token.0);
+        })
+    }
+
+    fn retry_close(&mut self, token: Token, principal: Principal) {
+        if self.closing.len() >= MAX_CLOSING
+            && let Some((lost, _)) = self.closing.pop_front()
+        {
+            warn!("event=close_session conn={} status=dropped reason=retry_queue_full", lost.0);
+        }
+        self.closing.push_back((token, principal));
+    }
+
+    /// Send the queued `CloseSession`s while the link takes them.
+    fn resend_closes(&mut self, now: Instant) {
+        while let Some((token, principal)) = self.closing.pop_front() {
+            if self.send_close(now, token, principal.clone()).is_err() {
+                self.closing.push_front((token, principal));
+                return;
+            }
         }
     }
 
@@ -250,6 +300,9 @@ impl CardLink {
 
     /// Write queued requests; give up on late answers; reconnect when due.
     pub fn tick(&mut self, registry: &Registry, now: Instant, done: &mut Vec<Completion>) {
+        if !self.closing.is_empty() && self.stream.is_some() {
+            self.resend_closes(now);
+        }
         self.flush(registry, now, done);
         while let Some((id, p)) = self.pending.front() {
             if p.started + self.card_timeout > now {
@@ -353,7 +406,16 @@ impl CardLink {
         self.out.clear();
         self.out_pos = 0;
         self.want_write = false;
-        done.extend(self.pending.drain().map(|p| p.complete(Err(Status::CardUnavailable))));
+        let mut closes = Vec::new();
+        for p in self.pending.drain() {
+            match p.closes {
+                Some(principal) => closes.push((p.token, principal)),
+                None => done.push(p.complete(Err(Status::CardUnavailable))),
+            }
+        }
+        for (token, principal) in closes {
+            self.retry_close(token, principal);
+        }
         self.reconnect_at = Some(now + RECONNECT_DELAY);
     }
 
@@ -419,7 +481,7 @@ mod tests {
     use super::*;
 
     fn pending(client_id: u64) -> Pending {
-        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now() }
+        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now(), closes: None }
     }
 
     #[test]

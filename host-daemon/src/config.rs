@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+pub use crate::applications::Applications;
+
 /// A source of time for the rate limiter; injectable so tests can advance it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
@@ -99,15 +101,25 @@ pub struct DaemonConfig {
     /// Where `client_ca_pem` came from; re-read on [`crate::ReloadHandle::reload`]. `None`:
     /// reload keeps the CA given at bind.
     pub client_ca_path: Option<PathBuf>,
-    /// A file of allowed application certificate fingerprints (SHA-256, hex, one per line,
-    /// `#` comments); re-read on reload. `None`: every certificate the CA issued is allowed.
-    pub applications_path: Option<PathBuf>,
+    /// The application certificates admitted: nobody (the default), those a file lists
+    /// (SHA-256 fingerprints, hex, one per line, `#` comments; re-read on reload and when it
+    /// changed), or every certificate the client CA issued (an explicit choice).
+    pub applications: Applications,
     /// Unix socket of the crypto card.
     pub card_socket: PathBuf,
     /// The local tools socket; `None` for none.
     pub local: Option<LocalSocket>,
-    /// Connections past this bound are accepted and closed at once, without a TLS handshake.
+    /// Network connections (TLS handshakes under way and established connections) at once.
+    /// When it is reached, a new connection evicts the oldest handshake of the source holding
+    /// the most (see `gate`); only when there is no handshake to evict is it accepted and
+    /// closed at once, without a TLS handshake. Local connections are not counted here.
     pub max_connections: usize,
+    /// TLS handshakes under way from one source (an IPv4 address, an IPv6 /64); past it a new
+    /// connection from that source evicts the source's oldest handshake.
+    pub max_handshakes_per_source: usize,
+    /// Local tools socket connections at once, apart from the network's budget (so network
+    /// connections never starve local tools); past it a new local connection is closed.
+    pub max_local_connections: usize,
     /// Authenticated connections per client certificate; past it the new connection gets one
     /// `Status::Busy` frame (request id 0) and is closed.
     pub max_connections_per_client: usize,
@@ -138,6 +150,8 @@ pub struct DaemonConfig {
 pub mod defaults {
     use std::time::Duration;
     pub const MAX_CONNECTIONS: usize = 256;
+    pub const MAX_HANDSHAKES_PER_SOURCE: usize = 32;
+    pub const MAX_LOCAL_CONNECTIONS: usize = 16;
     pub const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
     pub const MAX_IN_FLIGHT_PER_CONN: usize = 32;
     pub const RATE_PER_SECOND: f64 = 1000.0;
@@ -152,11 +166,12 @@ pub mod defaults {
 }
 
 impl DaemonConfig {
-    /// A configuration with default bounds: 256 connections, 16 per client certificate,
+    /// A configuration with default bounds: 256 network connections (32 handshakes per
+    /// source), 16 local ones, 16 per client certificate,
     /// 32 requests in flight per connection, 1000 requests/s per application with a burst
     /// of 2000, 5 min idle, 10 s handshake, 30 s per card answer, 5 s to find the card,
     /// 5 s drain on shutdown, 2 handshake workers, no busy polling; no card-held TLS keys, no
-    /// local socket, no reload source.
+    /// local socket, no reload source, no application admitted.
     pub fn new(
         listen: SocketAddr,
         server_cert_chain_pem: Vec<u8>,
@@ -172,10 +187,12 @@ impl DaemonConfig {
             handshake_workers: defaults::HANDSHAKE_WORKERS,
             client_ca_pem,
             client_ca_path: None,
-            applications_path: None,
+            applications: Applications::Nobody,
             card_socket,
             local: None,
             max_connections: defaults::MAX_CONNECTIONS,
+            max_handshakes_per_source: defaults::MAX_HANDSHAKES_PER_SOURCE,
+            max_local_connections: defaults::MAX_LOCAL_CONNECTIONS,
             max_connections_per_client: defaults::MAX_CONNECTIONS_PER_CLIENT,
             max_in_flight_per_conn: defaults::MAX_IN_FLIGHT_PER_CONN,
             rate_limit: Some(RateLimit { per_second: defaults::RATE_PER_SECOND, burst: defaults::RATE_BURST }),
@@ -198,10 +215,12 @@ impl std::fmt::Debug for DaemonConfig {
             .field("card_tls_keys", &self.card_tls_keys)
             .field("handshake_workers", &self.handshake_workers)
             .field("client_ca_path", &self.client_ca_path)
-            .field("applications_path", &self.applications_path)
+            .field("applications", &self.applications)
             .field("card_socket", &self.card_socket)
             .field("local", &self.local)
             .field("max_connections", &self.max_connections)
+            .field("max_handshakes_per_source", &self.max_handshakes_per_source)
+            .field("max_local_connections", &self.max_local_connections)
             .field("max_connections_per_client", &self.max_connections_per_client)
             .field("max_in_flight_per_conn", &self.max_in_flight_per_conn)
             .field("rate_limit", &self.rate_limit)

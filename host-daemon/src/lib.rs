@@ -28,6 +28,7 @@
 //! * request payloads are never logged: log lines carry ids, kinds, statuses and latencies.
 #![forbid(unsafe_code)]
 
+mod applications;
 mod bounds;
 mod busypoll;
 mod cardkey;
@@ -35,6 +36,7 @@ mod cardlink;
 mod config;
 mod conn;
 mod control;
+mod gate;
 mod handshake;
 pub mod harden;
 mod local;
@@ -44,6 +46,6 @@ pub mod settings;
 mod tls;
 mod wire;
 
-pub use config::{CardKeyScheme, CardTlsKey, Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock};
+pub use config::{Applications, CardKeyScheme, CardTlsKey, Clock, DaemonConfig, LocalSocket, RateLimit, SystemClock};
 pub use control::{ReloadHandle, ShutdownHandle};
 pub use server::Daemon;

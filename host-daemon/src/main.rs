@@ -31,8 +31,8 @@ struct Cli {
     /// PEM file: server certificate followed by its chain.
     #[arg(long)]
     cert: Option<PathBuf>,
-    /// PEM file: the server's private key (not read when the configuration file names
-    /// card-held keys, `[[card_tls_key]]`).
+    /// PEM file: the server's private key; giving it chooses the file key over the
+    /// card-held keys (`tls_key = "file"`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// PEM file: CA certificate(s) that issue application client certificates.
@@ -101,7 +101,10 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     }
     set!(cli.listen => s.listen);
     set!(cli.cert => s.cert);
-    set!(cli.key => s.key);
+    if let Some(key) = &cli.key {
+        s.key = key.clone();
+        s.tls_key = "file".into();
+    }
     set!(cli.client_ca => s.client_ca);
     set!(cli.card_socket => s.card_socket);
     set!(cli.local_socket => s.local.path);

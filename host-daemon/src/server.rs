@@ -6,9 +6,13 @@
 //! closed connection finds no connection and is dropped. The token number is the `conn=`
 //! field of the logs.
 //!
-//! Past `max_connections` (handshakes under way included), a new connection is accepted and
-//! closed at once (no TLS, no answer): the cheapest refusal, and the client sees a reset it
-//! can retry on.
+//! Admission (see [`crate::gate`]): network connections (handshakes under way included) are
+//! bounded by `max_connections`, handshakes per source by `max_handshakes_per_source`; a new
+//! connection that finds a budget full evicts the oldest handshake (its source's, or the
+//! busiest source's) rather than being refused. Only when the network budget is full of
+//! established connections is it accepted and closed at once (no TLS, no answer), the
+//! cheapest refusal. Local tools have a budget of their own, `max_local_connections`, which
+//! network connections never use.
 //!
 //! A TCP connection starts as a [`Handshake`] whose TLS processing runs on the handshake
 //! workers (see [`crate::handshake`]; the loop side is in `server/accept.rs`); once
@@ -34,12 +38,14 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ServerConfig;
 
-use crate::bounds::{self, Bounds};
+use crate::applications::Admission;
+use crate::bounds::Bounds;
 use crate::busypoll::BusyPoll;
 use crate::cardlink::{self, CardLink, Completion};
 use crate::config::DaemonConfig;
 use crate::conn::{Close, Conn, Ctx, Limits};
 use crate::control::{ControlInner, ReloadHandle, ShutdownHandle};
+use crate::gate::Gate;
 use crate::handshake::{Handshake, Workers};
 use crate::local::LocalListener;
 use crate::tls;
@@ -67,6 +73,10 @@ pub struct Daemon {
     tls: Arc<ServerConfig>,
     workers: Workers,
     handshakes: TokenMap<Handshake>,
+    /// The handshakes by source, for per-source admission.
+    gate: Gate,
+    /// Local tools connections among `conns`.
+    local_conns: usize,
     bounds: Bounds,
     config: DaemonConfig,
     control: Arc<ControlInner>,
@@ -116,7 +126,7 @@ impl Daemon {
         let identities = tls::identities(&config)?;
         let tls = tls::server_config(&identities, &config.client_ca_pem)?;
         let mut bounds = Bounds::new(config.max_connections_per_client, config.rate_limit, config.clock.clone());
-        bounds.set_allowed(load_applications(&config)?);
+        bounds.set_admission(Admission::load(config.applications.clone())?);
         let poll = Poll::new().context("creating the poll")?;
         let waker = Waker::new(poll.registry(), WAKER).context("creating the waker")?;
         let listener = TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
@@ -137,6 +147,8 @@ impl Daemon {
             tls,
             workers,
             handshakes: TokenMap::default(),
+            gate: Gate::new(config.max_handshakes_per_source),
+            local_conns: 0,
             bounds,
             config,
             control,
@@ -283,11 +295,12 @@ impl Daemon {
             };
             match local.accept() {
                 Ok(Some((sock, peer))) => {
-                    if self.connections() >= self.config.max_connections {
-                        warn!("event=refuse peer={peer} reason=max_connections");
+                    if self.local_conns >= self.config.max_local_connections {
+                        warn!("event=refuse peer={peer} reason=max_local_connections");
                         let _ = sock.shutdown(std::net::Shutdown::Both);
                         continue;
                     }
+                    self.local_conns += 1;
                     self.add(peer, Wire::Plain { sock }, now);
                 }
                 Ok(None) => return,
@@ -304,6 +317,7 @@ impl Daemon {
         self.next_token += 1;
         if let Err(e) = self.poll.registry().register(wire.source(), token, Interest::READABLE | Interest::WRITABLE) {
             warn!("event=refuse peer={peer} reason=register error=\"{e}\"");
+            self.local_conns -= 1;
             return;
         }
         debug!("event=accept conn={} peer={peer}", token.0);
@@ -372,6 +386,9 @@ impl Daemon {
     fn close(&mut self, token: Token, why: &Close) {
         if let Some(mut conn) = self.conns.remove(&token) {
             conn.close(why);
+            if matches!(conn.wire, Wire::Plain { .. }) {
+                self.local_conns -= 1;
+            }
             let _ = self.poll.registry().deregister(conn.wire.source());
             if let Some(p) = conn.counted() {
                 self.bounds.leave(p);
@@ -399,23 +416,8 @@ impl Daemon {
                 Err(e) => error!("event=reload_failed what=client_ca error=\"{e:#}\""),
             }
         }
-        match load_applications(&self.config) {
-            Ok(allowed) => {
-                if let Some(a) = &allowed {
-                    info!("event=reload what=applications count={}", a.len());
-                }
-                self.bounds.set_allowed(allowed);
-            }
-            Err(e) => error!("event=reload_failed what=applications error=\"{e:#}\""),
+        if let Err(e) = self.bounds.admission().reload() {
+            error!("event=reload_failed what=applications error=\"{e:#}\"");
         }
     }
-}
-
-fn load_applications(config: &DaemonConfig) -> anyhow::Result<Option<std::collections::HashSet<bounds::Fingerprint>>> {
-    let Some(path) = &config.applications_path else {
-        return Ok(None);
-    };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading applications list {}", path.display()))?;
-    bounds::parse_applications(&text).with_context(|| format!("applications list {}", path.display())).map(Some)
 }

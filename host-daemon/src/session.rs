@@ -20,7 +20,7 @@ pub enum Action {
     /// Relay the request (variant `kind`) to the card and answer the client with request id
     /// `id`. `raw` is where the request's bytes are in the frame body: they decoded, and are
     /// relayed as they came (`frame::encode_card_frame`) rather than encoded again. `cost`:
-    /// the operations it asks of the card ([`cost`]), what the rate limit charges.
+    /// its rate-limit tokens from the card's cost table ([`Request::cost`]).
     Relay { id: u64, kind: &'static str, cost: u32, raw: Range<usize> },
 }
 
@@ -66,7 +66,7 @@ impl Session {
             return Action::Reply(reply(id, Status::Busy));
         }
         self.in_flight += 1;
-        Action::Relay { id, kind: kind(&frame.request), cost: cost(&frame.request), raw }
+        Action::Relay { id, kind: kind(&frame.request), cost: frame.request.cost(), raw }
     }
 
     /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
@@ -86,16 +86,6 @@ impl Session {
 /// A frame carrying `status` for request `id`.
 pub fn reply(id: u64, status: Status) -> ServerFrame {
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, result: Err(status) }
-}
-
-/// Operations a request asks of the card, for the rate limit: one signature per message of a
-/// `SignBatch`, one decryption per ciphertext of a `DecryptBatch`, one for every other request.
-pub fn cost(request: &Request) -> u32 {
-    match request {
-        Request::SignBatch { messages, .. } => u32::try_from(messages.len()).unwrap_or(u32::MAX).max(1),
-        Request::DecryptBatch { ciphertexts, .. } => u32::try_from(ciphertexts.len()).unwrap_or(u32::MAX).max(1),
-        _ => 1,
-    }
 }
 
 /// The request's variant name, for logs (never its fields: they may be payloads).
@@ -167,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_costs_one_per_message() {
+    fn a_batch_costs_per_message() {
         let batch = |n: usize| Request::SignBatch {
             label: gmhsm_proto::Label::try_from("k").unwrap(),
             mechanism: gmhsm_proto::Mechanism::Sm2Digest,
@@ -178,18 +168,18 @@ mod tests {
             Action::Relay { id: 9, kind: "SignBatch", cost: 64, .. } => {}
             other => panic!("{other:?}"),
         }
-        // An empty batch still costs a request (the card refuses it).
-        assert_eq!((cost(&batch(0)), cost(&Request::Ping)), (1, 1));
+        // An empty batch still costs a request (the card refuses it); a Ping costs nothing.
+        assert_eq!((batch(0).cost(), Request::Ping.cost()), (1, 0));
         let decrypts = |n: usize| Request::DecryptBatch {
             label: gmhsm_proto::Label::try_from("k").unwrap(),
             mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
             ciphertexts: vec![gmhsm_proto::ByteBuf::from(vec![4u8; 120]); n],
         };
         match s.on_frame(&body(PROTOCOL_VERSION, 10, decrypts(32))) {
-            Action::Relay { id: 10, kind: "DecryptBatch", cost: 32, .. } => {}
+            Action::Relay { id: 10, kind: "DecryptBatch", cost: 64, .. } => {}
             other => panic!("{other:?}"),
         }
-        assert_eq!(cost(&decrypts(0)), 1);
+        assert_eq!(decrypts(0).cost(), 2, "one SM2 decryption's worth");
     }
 
     #[test]
@@ -197,7 +187,7 @@ mod tests {
         let mut s = Session::new(4);
         let b = body(PROTOCOL_VERSION, 7, Request::Ping);
         match s.on_frame(&b) {
-            Action::Relay { id: 7, kind: "Ping", cost: 1, raw } => {
+            Action::Relay { id: 7, kind: "Ping", cost: 0, raw } => {
                 assert_eq!(&b[raw], &[0u8][..], "Ping is variant 0")
             }
             other => panic!("{other:?}"),

@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use nix::unistd::User;
 use serde::Deserialize;
 
-use crate::config::{CardKeyScheme, CardTlsKey, DaemonConfig, LocalSocket, RateLimit, defaults};
+use crate::config::{Applications, CardKeyScheme, CardTlsKey, DaemonConfig, LocalSocket, RateLimit, defaults};
 use crate::harden::{HardenConfig, SeccompMode};
 
 /// The whole file.
@@ -23,16 +23,24 @@ use crate::harden::{HardenConfig, SeccompMode};
 pub struct Settings {
     /// TCP address of the private link.
     pub listen: SocketAddr,
-    /// PEM: server certificate followed by its chain.
+    /// Where the TLS server key is: `card` (the default: the `card_tls_key` tables) or
+    /// `file` (`cert` and `key`).
+    pub tls_key: String,
+    /// PEM: server certificate followed by its chain (`tls_key = "file"`).
     pub cert: PathBuf,
-    /// PEM: the server's private key.
+    /// PEM: the server's private key (`tls_key = "file"`).
     pub key: PathBuf,
-    /// Server identities whose keys the card holds; when any, `cert` and `key` are not read.
+    /// Server identities whose keys the card holds (`tls_key = "card"`); by default the
+    /// appliance's `tls:p256` and `tls:sm2` keys.
     pub card_tls_key: Vec<CardTlsKeySetting>,
     /// PEM: the CA(s) issuing application client certificates; re-read on SIGHUP.
     pub client_ca: PathBuf,
-    /// Allowed application certificate fingerprints; re-read on SIGHUP. Empty: no list.
+    /// Admitted application certificate fingerprints; re-read on SIGHUP and when it changed.
+    /// Empty: nobody is admitted, unless `admit_any_client_certificate`.
     pub applications: PathBuf,
+    /// Admit every certificate `client_ca` issued, without a list (only for a CA dedicated to
+    /// this appliance); refused together with `applications`.
+    pub admit_any_client_certificate: bool,
     /// Unix socket of the crypto card.
     pub card_socket: PathBuf,
     /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
@@ -57,6 +65,16 @@ pub struct CardTlsKeySetting {
 }
 
 impl CardTlsKeySetting {
+    /// The appliance's own key `tls:NAME` (`p256` or `sm2`), certified in
+    /// `/etc/gmhsm/tls-NAME.pem`.
+    fn appliance(name: &str) -> Self {
+        CardTlsKeySetting {
+            label: format!("tls:{name}"),
+            cert: format!("/etc/gmhsm/tls-{name}.pem").into(),
+            scheme: if name == "sm2" { "sm2" } else { "ecdsa-p256" }.into(),
+        }
+    }
+
     fn scheme(&self) -> anyhow::Result<CardKeyScheme> {
         match self.scheme.as_str() {
             "ecdsa-p256" => Ok(CardKeyScheme::EcdsaP256Sha256),
@@ -82,6 +100,8 @@ pub struct Local {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_connections: usize,
+    pub max_handshakes_per_source: usize,
+    pub max_local_connections: usize,
     pub max_connections_per_client: usize,
     pub max_in_flight_per_connection: usize,
     /// Requests per second per application; 0 turns the rate limit off.
@@ -131,11 +151,13 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            tls_key: "card".into(),
             cert: "/etc/gmhsm/server.pem".into(),
             key: "/etc/gmhsm/server.key".into(),
-            card_tls_key: Vec::new(),
+            card_tls_key: ["p256", "sm2"].map(CardTlsKeySetting::appliance).to_vec(),
             client_ca: "/etc/gmhsm/client-ca.pem".into(),
             applications: PathBuf::new(),
+            admit_any_client_certificate: false,
             card_socket: "/run/gmhsm/card.sock".into(),
             log_level: "info".into(),
             local: Local::default(),
@@ -157,6 +179,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: defaults::MAX_CONNECTIONS,
+            max_handshakes_per_source: defaults::MAX_HANDSHAKES_PER_SOURCE,
+            max_local_connections: defaults::MAX_LOCAL_CONNECTIONS,
             max_connections_per_client: defaults::MAX_CONNECTIONS_PER_CLIENT,
             max_in_flight_per_connection: defaults::MAX_IN_FLIGHT_PER_CONN,
             rate_per_second: defaults::RATE_PER_SECOND,
@@ -208,7 +232,9 @@ impl Settings {
     /// Check the values' ranges (done by [`Settings::parse`]; again after flags change them).
     pub fn check(&self) -> anyhow::Result<()> {
         let l = &self.limits;
-        if l.max_connections == 0 || l.max_connections_per_client == 0 {
+        if [l.max_connections, l.max_connections_per_client, l.max_handshakes_per_source, l.max_local_connections]
+            .contains(&0)
+        {
             bail!("limits: connection bounds must be at least 1");
         }
         if l.max_in_flight_per_connection == 0 {
@@ -229,8 +255,23 @@ impl Settings {
         for k in &self.card_tls_key {
             k.scheme()?;
         }
+        if self.card_key()? && self.card_tls_key.is_empty() {
+            bail!("tls_key = \"card\" needs at least one [[card_tls_key]] (or tls_key = \"file\")");
+        }
+        if self.admit_any_client_certificate && !self.applications.as_os_str().is_empty() {
+            bail!("admit_any_client_certificate and applications exclude each other");
+        }
         self.seccomp_mode()?;
         Ok(())
+    }
+
+    /// Whether the TLS server key is held by the card (`tls_key`).
+    fn card_key(&self) -> anyhow::Result<bool> {
+        match self.tls_key.as_str() {
+            "card" => Ok(true),
+            "file" => Ok(false),
+            other => bail!("tls_key: `{other}` is not one of card, file"),
+        }
     }
 
     fn seccomp_mode(&self) -> anyhow::Result<SeccompMode> {
@@ -246,10 +287,10 @@ impl Settings {
     pub fn daemon_config(&self) -> anyhow::Result<DaemonConfig> {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         // With card-held keys there is no server key file to read (nor a `cert` to pair it).
-        let (cert, key) =
-            if self.card_tls_key.is_empty() { (read(&self.cert)?, read(&self.key)?) } else { (Vec::new(), Vec::new()) };
+        let card = self.card_key()?;
+        let (cert, key) = if card { (Vec::new(), Vec::new()) } else { (read(&self.cert)?, read(&self.key)?) };
         let mut c = DaemonConfig::new(self.listen, cert, key, read(&self.client_ca)?, self.card_socket.clone());
-        for k in &self.card_tls_key {
+        for k in self.card_tls_key.iter().filter(|_| card) {
             c.card_tls_keys.push(CardTlsKey {
                 label: k.label.clone(),
                 cert_chain_pem: read(&k.cert)?,
@@ -257,9 +298,13 @@ impl Settings {
             });
         }
         c.client_ca_path = Some(self.client_ca.clone());
-        if !self.applications.as_os_str().is_empty() {
-            c.applications_path = Some(self.applications.clone());
-        }
+        c.applications = if self.admit_any_client_certificate {
+            Applications::AnyCertificate
+        } else if self.applications.as_os_str().is_empty() {
+            Applications::Nobody
+        } else {
+            Applications::File(self.applications.clone())
+        };
         if self.local.enabled {
             let mut uids = self.local.allowed_uids.clone();
             for name in &self.local.allowed_users {
@@ -272,6 +317,8 @@ impl Settings {
         }
         let l = &self.limits;
         c.max_connections = l.max_connections;
+        c.max_handshakes_per_source = l.max_handshakes_per_source;
+        c.max_local_connections = l.max_local_connections;
         c.max_connections_per_client = l.max_connections_per_client;
         c.max_in_flight_per_conn = l.max_in_flight_per_connection;
         c.handshake_workers = l.handshake_workers;

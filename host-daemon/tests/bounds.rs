@@ -60,11 +60,20 @@ fn refused_connection_gets_a_busy_frame() {
     assert_eq!(read_frame(&mut raw, &mut d), status(0, Status::Busy));
 }
 
-/// Send one Ping per id in `ids` at once; the answers' results in id order.
-fn pings(s: &mut (impl Read + Write), ids: std::ops::RangeInclusive<u64>) -> Vec<Result<Response, Status>> {
+/// A request of one token (the fake card answers it `UnknownKey`).
+fn one_token() -> Request {
+    Request::Hash { alg: gmhsm_proto::HashAlg::Sm3, data: b"abc".to_vec() }
+}
+
+/// Send one `request` per id in `ids` at once; the answers' results in id order.
+fn send(
+    s: &mut (impl Read + Write),
+    ids: std::ops::RangeInclusive<u64>,
+    request: &Request,
+) -> Vec<Result<Response, Status>> {
     let mut wire = Vec::new();
     for id in ids.clone() {
-        wire.extend(client_frame(PROTOCOL_VERSION, id, Request::Ping));
+        wire.extend(client_frame(PROTOCOL_VERSION, id, request.clone()));
     }
     s.write_all(&wire).expect("write");
     let mut d = Deframer::new();
@@ -81,16 +90,21 @@ fn rate_limit_answers_busy_without_relaying_and_refills() {
         c.rate_limit = Some(RateLimit { per_second: 1.0, burst: 2 });
         c.clock = clock2;
     });
-    let pong: Result<Response, Status> = Ok(Response::Pong);
+    let pong: Result<Response, Status> = Err(Status::UnknownKey);
     let busy: Result<Response, Status> = Err(Status::Busy);
-    // Raw connections: `gmhsm_client::Client::connect` spends a token on a Ping of its own.
+    let pings = |s: &mut _, ids| send(s, ids, &one_token());
     let mut s = h.raw(true);
     assert_eq!(pings(&mut s, 1..=3), vec![pong.clone(), pong.clone(), busy.clone()]);
     assert_eq!(h.seen.lock().expect("lock").len(), 2, "the refused request was not relayed");
 
     h.pki.issue(&h.pki.ca, "app2");
     let mut other = Client::connect(&h.pki.profile("app2", "app2", h.addr)).expect("connect");
-    other.ping().expect("another application is unaffected");
+    assert_eq!(
+        send(&mut h.raw_as("app2"), 1..=1, &one_token()),
+        vec![pong.clone()],
+        "another application is unaffected"
+    );
+    other.ping().expect("a Ping costs nothing");
     let mut same_app = h.raw(true);
     assert_eq!(pings(&mut same_app, 1..=1), vec![busy.clone()], "the bucket is per application, not per connection");
 
@@ -102,4 +116,37 @@ fn rate_limit_answers_busy_without_relaying_and_refills() {
         vec![pong.clone(), pong.clone(), busy.clone()],
         "the bucket holds at most the burst"
     );
+}
+
+/// Guards finding 7: the rate limit charges each request its cost from the card's cost table.
+/// On the old code every request cost one token, so an RSA-4096 key generation (seconds of the
+/// card's time) passed as often as a signature. Now one generation leaves the application in
+/// debt: its next paid request is `Busy`, while a `Ping` (free) still goes through, and another
+/// application is not affected.
+#[test]
+fn an_rsa_key_generation_costs_more_tokens_than_a_ping() {
+    let clock = Arc::new(ManualClock(Mutex::new(Instant::now())));
+    let clock2 = clock.clone();
+    let h = Harness::start(move |c| {
+        c.rate_limit = Some(RateLimit { per_second: 100.0, burst: 200 });
+        c.clock = clock2;
+    });
+    let keygen = Request::GenerateKey {
+        label: gmhsm_proto::Label::try_from("big").unwrap(),
+        alg: gmhsm_proto::KeyAlg::Rsa4096,
+        caps: gmhsm_proto::Capabilities::DEFAULT,
+        domains: 0,
+    };
+    assert!(keygen.cost() > 100 * Request::Ping.cost().max(1));
+    let mut s = h.raw(true);
+    // Pings: free, all relayed.
+    assert!(send(&mut s, 1..=20, &Request::Ping).iter().all(|r| *r == Ok(Response::Pong)));
+    assert_eq!(send(&mut s, 101..=101, &keygen), vec![Err(Status::UnknownKey)], "relayed on a full bucket");
+    assert_eq!(send(&mut s, 102..=102, &one_token()), vec![Err(Status::Busy)], "the key's cost is owed");
+    assert_eq!(send(&mut s, 103..=103, &Request::Ping), vec![Ok(Response::Pong)]);
+    assert_eq!(send(&mut s, 104..=104, &keygen), vec![Err(Status::Busy)], "no second key meanwhile");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send(&mut s, 105..=105, &one_token()), vec![Err(Status::Busy)], "1 s repays 100 of 2000 tokens");
+    clock.advance(Duration::from_secs(19));
+    assert_eq!(send(&mut s, 106..=106, &one_token()), vec![Err(Status::UnknownKey)], "repaid after 20 s");
 }

@@ -66,7 +66,7 @@ fn applications_list_refuses_others_and_reloads() {
     let h = Harness::start_with(|pki, c| {
         let path = pki.dir.join("applications");
         std::fs::write(&path, format!("# nobody yet\n{}\n", "00".repeat(32))).expect("write");
-        c.applications_path = Some(path);
+        c.applications = gmhsm_daemon::Applications::File(path);
     });
     let mut raw = h.raw(true);
     let _ = raw.write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping));

@@ -79,13 +79,9 @@ struct CardProcess {
     stopping: AtomicBool,
 }
 
-/// SHA-256 of the demo client certificate (the principal the daemon will derive).
-fn demo_app_fingerprint(pki: &Pki) -> anyhow::Result<[u8; 32]> {
-    use rustls_pki_types::pem::PemObject;
-    use sha2::Digest;
-    let der = rustls_pki_types::CertificateDer::from_pem_file(pki.client_cert())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pki.client_cert().display()))?;
-    Ok(sha2::Sha256::digest(der.as_ref()).into())
+/// The daemon's applications file of the appliance in `state` (see [`crate::pki::admit`]).
+fn applications_file(state: &Path) -> PathBuf {
+    state.join("applications")
 }
 
 /// The demo on a factory-fresh card: demo cards and PINs, the init ceremony at the front
@@ -107,7 +103,8 @@ fn demo_init(opts: &Options, panel: &FrontPanel, socket: &Path, pki: &Pki) -> an
     cards.announce(&dir);
     demo::init(panel, &cards).context("the demo's init ceremony")?;
     log::info!("card: initialized by the init ceremony ({} of {} cards)", opts.quorum, opts.cards);
-    demo::register_demo_app(panel, &cards, demo_app_fingerprint(pki)?).context("registering the demo application")?;
+    demo::register_demo_app(panel, &cards, crate::pki::fingerprint(&pki.client_cert())?)
+        .context("registering the demo application")?;
     log::info!("demo application registered under a quorum login");
     Ok(())
 }
@@ -205,6 +202,10 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     };
     let mut config =
         DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.clone());
+    // The daemon admits only the applications its file lists: the demo application, and those
+    // `gmhsm-sim client-cert` adds (the daemon reads the file again when it changed).
+    crate::pki::admit(&applications_file(&opts.state), &pki.client_cert())?;
+    config.applications = gmhsm_daemon::Applications::File(applications_file(&opts.state));
     config.card_tls_keys = tls_keys
         .into_iter()
         .map(|k| gmhsm_daemon::CardTlsKey {
@@ -337,7 +338,8 @@ fn profile_toml(addr: SocketAddr, pki: &Pki, name: &str) -> String {
     )
 }
 
-/// `gmhsm-sim client-cert`: issue a certificate for another application and write its
+/// `gmhsm-sim client-cert`: issue a certificate for another application, add it to the
+/// appliance's applications file (the daemon admits it at its first connection) and write its
 /// profile `STATE/NAME.toml` next to the running appliance's `client.toml`.
 pub fn client_cert(state: &Path, pki_dir: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
     let pki = match pki_dir {
@@ -353,7 +355,8 @@ pub fn client_cert(state: &Path, pki_dir: Option<&Path>, name: &str) -> anyhow::
         .lines()
         .find_map(|l| l.strip_prefix("address = \"")?.strip_suffix('"')?.parse().ok())
         .context("client.toml names no address")?;
-    pki.issue_client(name)?;
+    let (cert, _) = pki.issue_client(name)?;
+    crate::pki::admit(&applications_file(state), &cert)?;
     let path = state.join(format!("{name}.toml"));
     write_atomic(&path, profile_toml(addr, &pki, name).as_bytes(), 0o644)?;
     Ok(path)

@@ -136,6 +136,30 @@ impl Pki {
     }
 }
 
+/// SHA-256 of the certificate in the PEM file `cert` (the principal the daemon derives).
+pub fn fingerprint(cert: &Path) -> anyhow::Result<[u8; 32]> {
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
+    Ok(sha2::Sha256::digest(der.as_ref()).into())
+}
+
+/// List the certificate in `cert` in the daemon's applications file `applications` (one hex
+/// fingerprint a line; created if absent, a listed certificate is not added twice).
+pub fn admit(applications: &Path, cert: &Path) -> anyhow::Result<()> {
+    let line: String = fingerprint(cert)?.iter().map(|b| format!("{b:02x}")).collect();
+    let mut text = fs::read_to_string(applications).unwrap_or_default();
+    if text.lines().any(|l| l.split('#').next().unwrap_or("").trim() == line) {
+        return Ok(());
+    }
+    if text.is_empty() {
+        text.push_str("# Applications the daemon admits (SHA-256 of their certificates), written by gmhsm-sim.\n");
+    }
+    text.push_str(&format!("{line}  # {}\n", cert.file_name().unwrap_or_default().to_string_lossy()));
+    write_atomic(applications, text.as_bytes(), 0o644)
+}
+
 /// Write `data` to `path` atomically (temporary file, fsync, rename) with mode `mode`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");

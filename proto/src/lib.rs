@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod admin;
 pub mod audit;
+pub mod cost;
 pub mod frame;
 pub mod mech;
 pub mod request;

@@ -9,12 +9,14 @@ use rustls::ServerConnection;
 
 use super::Daemon;
 use crate::conn::{Close, Conn};
+use crate::gate::{self, Full};
 use crate::handshake::{Handshake, Step};
 
 impl Daemon {
-    /// Connections counted against `max_connections`: established ones and handshakes.
+    /// Network connections, counted against `max_connections`: established ones and
+    /// handshakes (local tools have their own budget).
     pub(super) fn connections(&self) -> usize {
-        self.conns.len() + self.handshakes.len()
+        self.conns.len() - self.local_conns + self.handshakes.len()
     }
 
     pub(super) fn accept_tcp(&mut self, now: Instant) {
@@ -31,11 +33,18 @@ impl Daemon {
                     return;
                 }
             };
-            if self.connections() >= self.config.max_connections {
-                warn!("event=refuse peer={peer} reason=max_connections bound={}", self.config.max_connections);
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-                continue;
+            let token = Token(self.next_token);
+            let full = self.connections() >= self.config.max_connections;
+            match self.gate.admit(gate::source_of(&peer), token.0, full) {
+                Err(Full) => {
+                    warn!("event=refuse peer={peer} reason=max_connections bound={}", self.config.max_connections);
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                Ok(Some(victim)) => self.close_handshake(Token(victim), &Close::Refused("evicted")),
+                Ok(None) => {}
             }
+            self.next_token += 1;
             // Answers and handshake flights go out as soon as they are written: without this,
             // Nagle's algorithm and the peer's delayed ACK add ~40 ms to a handshake.
             if let Err(e) = sock.set_nodelay(true) {
@@ -45,13 +54,13 @@ impl Daemon {
                 Ok(tls) => tls,
                 Err(e) => {
                     warn!("event=refuse peer={peer} reason=tls_setup error=\"{e}\"");
+                    self.gate.remove(token.0);
                     continue;
                 }
             };
-            let token = Token(self.next_token);
-            self.next_token += 1;
             if let Err(e) = self.poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
                 warn!("event=refuse peer={peer} reason=register error=\"{e}\"");
+                self.gate.remove(token.0);
                 continue;
             }
             debug!("event=accept conn={} peer={peer}", token.0);
@@ -99,6 +108,7 @@ impl Daemon {
         let Some(hs) = self.handshakes.remove(&token) else {
             return;
         };
+        self.gate.remove(token.0);
         let peer = hs.peer.clone();
         let Some(wire) = hs.into_wire() else {
             return; // unreachable: `returned` put the TLS state back
@@ -111,6 +121,7 @@ impl Daemon {
 
     pub(super) fn close_handshake(&mut self, token: Token, why: &Close) {
         if let Some(mut hs) = self.handshakes.remove(&token) {
+            self.gate.remove(token.0);
             hs.close(token, why);
             let _ = self.poll.registry().deregister(&mut hs.sock);
         }

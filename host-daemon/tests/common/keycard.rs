@@ -213,6 +213,7 @@ impl KeyHarness {
             card_path,
         );
         config.card_tls_keys = tls_keys;
+        config.applications = gmhsm_daemon::Applications::AnyCertificate;
         assert!(config.server_key_pem.is_empty());
         let daemon = Daemon::bind(config).expect("daemon binds");
         let addr = daemon.local_addr();

@@ -198,6 +198,8 @@ impl Harness {
             pki.ca_pem.clone().into_bytes(),
             card,
         );
+        // The throw-away CA is dedicated to this daemon: admit its certificates.
+        config.applications = gmhsm_daemon::Applications::AnyCertificate;
         tune(&pki, &mut config);
         let daemon = Daemon::bind(config).expect("daemon binds");
         let addr = daemon.local_addr();
@@ -218,6 +220,15 @@ impl Harness {
 
     /// A raw rustls connection, with or without the client certificate.
     pub fn raw(&self, with_cert: bool) -> StreamOwned<ClientConnection, TcpStream> {
+        self.raw_with(with_cert.then_some("client"))
+    }
+
+    /// A raw TLS connection with the certificate `pki/NAME.pem` (issued with `Pki::issue`).
+    pub fn raw_as(&self, name: &str) -> StreamOwned<ClientConnection, TcpStream> {
+        self.raw_with(Some(name))
+    }
+
+    fn raw_with(&self, cert_name: Option<&str>) -> StreamOwned<ClientConnection, TcpStream> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from_pem_slice(self.pki.ca_pem.as_bytes()).expect("ca")).expect("root");
@@ -225,9 +236,9 @@ impl Harness {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .expect("tls13")
             .with_root_certificates(roots);
-        let config = if with_cert {
-            let cert = CertificateDer::from_pem_file(self.pki.dir.join("client.pem")).expect("cert");
-            let key = PrivateKeyDer::from_pem_file(self.pki.dir.join("client.key")).expect("key");
+        let config = if let Some(name) = cert_name {
+            let cert = CertificateDer::from_pem_file(self.pki.dir.join(format!("{name}.pem"))).expect("cert");
+            let key = PrivateKeyDer::from_pem_file(self.pki.dir.join(format!("{name}.key"))).expect("key");
             builder.with_client_auth_cert(vec![cert], key).expect("client auth")
         } else {
             builder.with_no_client_auth()
