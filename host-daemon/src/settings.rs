@@ -386,6 +386,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Guards finding 9: by default the TLS key is the card's and nobody is admitted; the file
+    /// key and admitting every certificate of the CA are explicit choices.
+    #[test]
+    fn defaults_are_the_card_key_and_no_application() {
+        let d = Settings::default();
+        assert_eq!(d.tls_key, "card");
+        assert_eq!(d.card_tls_key.iter().map(|k| k.label.as_str()).collect::<Vec<_>>(), ["tls:p256", "tls:sm2"]);
+        assert!(d.applications.as_os_str().is_empty() && !d.admit_any_client_certificate);
+        assert!(Settings::parse("tls_key = \"file\"\n").is_ok());
+        assert!(Settings::parse("tls_key = \"disk\"\n").is_err());
+        assert!(Settings::parse("card_tls_key = []\n").is_err(), "card keys, but none named");
+        assert!(Settings::parse("admit_any_client_certificate = true\napplications = \"/x\"\n").is_err());
+    }
+
     #[test]
     fn an_empty_file_is_the_defaults() {
         assert_eq!(Settings::parse("").expect("parses"), Settings::default());

@@ -67,8 +67,15 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     let root = nix::unistd::geteuid().is_root();
     let uid = nix::unistd::getuid().as_raw();
     let seccomp = std::env::var("GMHSMD_TEST_SECCOMP").unwrap_or_else(|_| "kill".into());
+    // The explicit file key, and the application admitted by its fingerprint.
+    let fp: String = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &pki.client_der))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(dir.join("applications"), format!("{fp}\n")).expect("write");
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n\
+        "listen = \"127.0.0.1:0\"\ntls_key = \"file\"\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n\
+         applications = \"{d}/applications\"\n\
          client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
          [local]\npath = \"{d}/gmhsmd.sock\"\nallowed_uids = [{uid}]\n\
          [tuning]\nbusy_poll_us = 1000\n\
@@ -156,10 +163,11 @@ fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
     std::fs::write(dir.join("tls-p256.pem"), cert_pem).expect("write");
     std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).expect("write");
     let seccomp = std::env::var("GMHSMD_TEST_SECCOMP").unwrap_or_else(|_| "kill".into());
-    // No `cert` / `key` files exist: the card key replaces them.
+    // No `cert` / `key` files exist: the card key (the default) replaces them.
     let config = format!(
         "listen = \"127.0.0.1:0\"\ncert = \"{d}/absent.pem\"\nkey = \"{d}/absent.key\"\n\
          client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
+         admit_any_client_certificate = true\n\
          [[card_tls_key]]\nlabel = \"tls:p256\"\ncert = \"{d}/tls-p256.pem\"\n\
          scheme = \"ecdsa-p256\"\n\
          [local]\nenabled = false\n[harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
