@@ -484,6 +484,15 @@ mod tests {
         Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now(), closes: None }
     }
 
+    /// Guards finding 9: a completion's `Debug` shows the answer's length, never its bytes
+    /// (it may be a plaintext); the bytes are in a zeroizing buffer.
+    #[test]
+    fn completion_debug_is_redacted() {
+        let c = pending(1).complete(Ok(Zeroizing::new(b"SECRET-PLAINTEXT".to_vec())));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET") && !shown.contains("83, 69") && shown.contains("16 bytes"), "{shown}");
+    }
+
     #[test]
     fn ring_routes_answers_in_any_order_and_stays_short() {
         let mut r = Ring::new(1);
