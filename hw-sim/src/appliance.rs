@@ -225,6 +225,8 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     if let Some(n) = opts.max_connections {
         config.max_connections = n;
         config.max_connections_per_client = n;
+        // Benchmarks open every connection from the loopback address at once.
+        config.max_handshakes_per_source = n;
     }
     config.busy_poll = opts.busy_poll;
     config.local = Some(gmhsm_daemon::LocalSocket {
