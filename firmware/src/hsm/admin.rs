@@ -603,7 +603,11 @@ impl<P: Platform> Hsm<P> {
     /// key records, applications, admin record and init marker: the card is back in its
     /// factory state, ready for a new init ceremony. The audit log is kept.
     fn zeroize_device(&mut self) -> Result<(), QuorumError> {
+        let was_error = matches!(self.state, State::Error(_));
         dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+        if was_error {
+            self.remount()?;
+        }
         self.state = State::Factory;
         self.cache.clear();
         self.records.clear();
@@ -635,6 +639,19 @@ impl<P: Platform> Hsm<P> {
         let local = Some(Principal::Local);
         self.log(local.clone(), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Zeroized });
         self.log(local, AuditEvent::Admin { action: AdminAction::Zeroized });
+        Ok(())
+    }
+}
+
+impl<P: Platform> Hsm<P> {
+    /// Reopen the store and the audit trail as a boot would: it repairs what a failed write
+    /// left, and a store that a flash error stopped takes writes again (a zeroize in the
+    /// error state must be able to remove what it wipes).
+    fn remount(&mut self) -> Result<(), QuorumError> {
+        let flash = self.store.take().ok_or(QuorumError::Store)?.into_flash();
+        let store = crate::store::Store::open(flash).map_err(|_| QuorumError::Store)?;
+        self.audit = Some(crate::audit::AuditLog::load(&store));
+        self.store = Some(store);
         Ok(())
     }
 }
