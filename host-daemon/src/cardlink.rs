@@ -59,6 +59,8 @@ pub struct Completion {
     pub kind: &'static str,
     /// When the request was submitted.
     pub started: Instant,
+    /// The certificate this request revoked, once the card did (`control::revokes`).
+    pub revoked: Option<[u8; 32]>,
 }
 
 struct Pending {
@@ -66,11 +68,13 @@ struct Pending {
     client_id: u64,
     kind: &'static str,
     started: Instant,
+    revokes: Option<[u8; 32]>,
 }
 
 impl Pending {
     fn complete(self, result: Result<Zeroizing<Vec<u8>>, Status>) -> Completion {
-        Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started }
+        let revoked = self.revokes.filter(|_| result.is_ok());
+        Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started, revoked }
     }
 }
 
@@ -97,6 +101,13 @@ impl Ring {
         self.slots.push_back(Some(p));
         self.live += 1;
         id
+    }
+
+    /// Remember what the request pushed last revokes.
+    fn revokes_last(&mut self, revokes: Option<[u8; 32]>) {
+        if let Some(Some(p)) = self.slots.back_mut() {
+            p.revokes = revokes;
+        }
     }
 
     fn remove(&mut self, id: u64) -> Option<Pending> {
@@ -199,9 +210,12 @@ impl CardLink {
         request: &[u8],
     ) -> Result<(), Status> {
         let session = session_of(token, principal);
+        let revokes = crate::control::revokes(principal, kind, request);
         self.queue(now, token, client_id, kind, |header, out| {
             frame::encode_card_frame(&header, principal, session, request, out)
-        })
+        })?;
+        self.pending.revokes_last(revokes);
+        Ok(())
     }
 
     /// Encode a request into the output buffer with `encode` (given its frame header) and
@@ -222,7 +236,7 @@ impl CardLink {
         }
         let header = FrameHeader { version: PROTOCOL_VERSION, id: self.pending.next_id() };
         encode(header, &mut self.out).map_err(|_| Status::FrameTooLarge)?;
-        self.pending.push(Pending { token, client_id, kind, started: now });
+        self.pending.push(Pending { token, client_id, kind, started: now, revokes: None });
         Ok(())
     }
 
@@ -378,11 +392,11 @@ impl CardLink {
     }
 }
 
-/// The card session of connection `token`: the token itself (unique, never reused). Tools on
-/// the local socket share the appliance's own session with the front panel, so a quorum
-/// logged in at the panel authorizes them (see `LOCAL_ADMIN_SESSION`).
-fn session_of(token: Token, principal: &Principal) -> u64 {
-    if *principal == Principal::Local { gmhsm_proto::LOCAL_ADMIN_SESSION } else { token.0 as u64 }
+/// The card session of connection `token`: the token itself (unique, never reused), for
+/// local tools too. A tool acts under the quorum's authority only once the people at the
+/// panel approved its own session (`AdminRequestApproval`, docs/ceremonies.md).
+fn session_of(token: Token, _principal: &Principal) -> u64 {
+    token.0 as u64
 }
 
 /// Route every complete frame from the card to its pending request.
@@ -419,7 +433,7 @@ mod tests {
     use super::*;
 
     fn pending(client_id: u64) -> Pending {
-        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now() }
+        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now(), revokes: None }
     }
 
     #[test]

@@ -20,9 +20,9 @@ use crate::ceremony::SimPanelLcd;
 
 /// Steps of the boot shown on the panel: card process, self-tests, init, TLS keys, link.
 pub const BOOT_STEPS: u8 = 5;
-/// The panel's card-link session (the daemon's connections use small numbers, its TLS
-/// signing links and the provisioning link `u64::MAX - n` for small n).
-pub const SESSION: u64 = gmhsm_proto::LOCAL_ADMIN_SESSION;
+/// The panel's card-link session, on the panel's own link (the card maps each link's session
+/// numbers to sessions of their own: nothing on another link can act in this one).
+pub const SESSION: u64 = u64::MAX - 64;
 /// How long a ceremony waits for a key or a card before giving up.
 const PEOPLE_MS: u32 = 300_000;
 /// How long the page a job ended on stays before the status page comes back.
