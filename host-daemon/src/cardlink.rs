@@ -74,7 +74,14 @@ struct Pending {
 impl Pending {
     fn complete(self, result: Result<Zeroizing<Vec<u8>>, Status>) -> Completion {
         let revoked = self.revokes.filter(|_| result.is_ok());
-        Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started, revoked }
+        Completion {
+            token: self.token,
+            client_id: self.client_id,
+            result,
+            kind: self.kind,
+            started: self.started,
+            revoked,
+        }
     }
 }
 

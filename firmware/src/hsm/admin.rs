@@ -313,6 +313,11 @@ impl<P: Platform> Hsm<P> {
                 Ok(Response::AdminNonce(n))
             }
             Request::AdminRequestApproval => {
+                // Only while someone can approve: a quorum or an operator / auditor logged in.
+                let approver = self.admin.sessions.iter().any(|(id, s)| *id != session && s.grantable().is_some());
+                if !approver && self.admin_record().is_some() {
+                    return Err(QuorumError::NotAuthorized);
+                }
                 if self.admin.session(session).approval.is_none() {
                     let code = self.approval_code(session)?;
                     self.admin.session(session).approval = Some(code);
