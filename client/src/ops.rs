@@ -274,6 +274,24 @@ impl Client {
         }
     }
 
+    /// The administration state of this connection's card session.
+    pub fn admin_status(&mut self) -> Result<gmhsm_proto::admin::AdminStatus, ClientError> {
+        match self.call(Request::AdminStatus)? {
+            Response::AdminState(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Ask the people at the front panel to approve this connection's session (local tools on
+    /// a ceremony-initialized appliance): the code the panel shows them.
+    pub fn request_approval(&mut self) -> Result<u16, ClientError> {
+        match self.call(Request::AdminRequestApproval)? {
+            Response::AdminState(gmhsm_proto::admin::AdminStatus { approval: Some(code), .. }) => Ok(code),
+            Response::AdminState(_) => Err(ClientError::InvalidArgument("the card gave no approval code".into())),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Stop (`true`) or start (`false`) the appliance's service for applications (local
     /// tools under a key-management quorum's authority, see docs/ceremonies.md).
     pub fn set_service(&mut self, stopped: bool) -> Result<(), ClientError> {

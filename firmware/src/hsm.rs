@@ -159,6 +159,9 @@ fn request_kind(r: &Request) -> u8 {
         R::KeyExportPolicy { .. } => 49,
         R::SignBatch { .. } => 50,
         R::DecryptBatch { .. } => 51,
+        R::AdminRequestApproval => 52,
+        R::AdminApprove { .. } => 53,
+        R::RegisterAuditor { .. } => 54,
         _ => u8::MAX,
     }
 }
@@ -213,17 +216,8 @@ impl<P: Platform> Hsm<P> {
         if hsm.tamper_check() {
             return hsm;
         }
-        if let Err(why) = selftest::run() {
-            hsm.state = State::Error(why);
-            return hsm;
-        }
-        if let Err(e) = rng_ok {
-            hsm.state = State::Error(match e {
-                crate::rng::RngError::Entropy(e) => e.describe(),
-                crate::rng::RngError::NotReady => "rng: not instantiated",
-            });
-            return hsm;
-        }
+        // The store and the audit trail open first: a card in its error state still shows
+        // its audit trail, and the quorum can still log in and zeroize (`hsm/admin.rs`).
         match Store::open(flash) {
             Ok(s) => hsm.store = Some(s),
             Err(_) => {
@@ -234,6 +228,17 @@ impl<P: Platform> Hsm<P> {
         hsm.count_boot();
         hsm.service_stopped = hsm.store.as_ref().is_some_and(|s| s.contains(META_SERVICE));
         hsm.audit = hsm.store.as_ref().map(AuditLog::load);
+        let failed = match (selftest::run(), rng_ok) {
+            (Err(why), _) => Some(why),
+            (Ok(()), Err(crate::rng::RngError::Entropy(e))) => Some(e.describe()),
+            (Ok(()), Err(crate::rng::RngError::NotReady)) => Some("rng: not instantiated"),
+            (Ok(()), Ok(())) => None,
+        };
+        if let Some(why) = failed {
+            hsm.state = State::Error(why);
+            hsm.log(None, AuditEvent::Boot { error: Some(short(why)) });
+            return hsm;
+        }
         let initialized = hsm.store.as_ref().is_some_and(|s| s.contains(META_INIT));
         hsm.state = match (dmk::load(&mut hsm.tamper), initialized) {
             (dmk::Slot::Empty, false) => State::Factory,
@@ -503,6 +508,20 @@ impl<P: Platform> Hsm<P> {
         self.service_stopped
             && matches!(principal, Principal::Application { .. })
             && !matches!(request, Request::Ping | Request::GetStatus | Request::CloseSession)
+    }
+
+    /// Is this request refused because of the certificate that sent it? A revoked one gets
+    /// nothing but `Ping`, `GetStatus` and the daemon's `CloseSession` (its keys are its no
+    /// more); an auditor's reads the audit trail and the status, runs self-tests, no more.
+    fn certificate_refuses(&self, principal: &Principal, request: &Request) -> bool {
+        if !matches!(principal, Principal::Application { .. }) {
+            return false;
+        }
+        let harmless = matches!(request, Request::Ping | Request::GetStatus | Request::CloseSession);
+        if self.revoked(principal) {
+            return !harmless;
+        }
+        self.auditor(principal) && !harmless && !matches!(request, Request::ReadAudit { .. } | Request::SelfTest)
     }
 
     /// Enter the error state if the RNG can no longer produce output.

@@ -33,7 +33,7 @@ pub mod error;
 pub mod record;
 pub mod share;
 
-pub use authority::{AdminRuntime, SessionAdmin};
+pub use authority::{AdminRuntime, Grant, SessionAdmin};
 pub use ceremony::{Ceremony, Committed, Input, Output};
 pub use error::QuorumError;
 pub use record::AdminRecord;

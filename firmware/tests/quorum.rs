@@ -5,191 +5,17 @@
 //! through pcscd are exercised in hw-sim/tests/ceremony_pcsc.rs.
 
 mod common;
-
-use std::cell::Cell;
-use std::rc::Rc;
+mod quorum_rig;
 
 use common::*;
+use quorum_rig::*;
+
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::alg::sm2 as fsm2;
-use gmhsm_firmware::quorum::share;
 use gmhsm_icc::spec;
 use gmhsm_platform::*;
-use gmhsm_proto::admin::{AdminStatus, CardKey, CardRole, CardSignature, QuorumPolicy, Serial};
-use gmhsm_proto::{AuditEvent, Capabilities, KeyAlg, Principal, Request, Response, Status};
-
-const L: Principal = Principal::Local;
-const S: u64 = 7;
-const TIMEOUT: u64 = 60_000;
-
-#[derive(Clone, Default)]
-struct QClock(Rc<Cell<u64>>);
-impl Clock for QClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-}
-
-struct QBoard;
-impl Platform for QBoard {
-    type Noise = TestNoise;
-    type Flash = RamFlash;
-    type Tamper = TestTamper;
-    type Clock = QClock;
-}
-
-/// A simulated admin / operator / auditor card.
-struct Card {
-    serial: Serial,
-    role: CardRole,
-    sk: sm2::SecretKey,
-    share: Vec<u8>,
-    domain: Option<CardKey>,
-}
-
-impl Card {
-    fn new(name: &str, role: CardRole, rng: &mut XorShiftRng) -> Card {
-        Card {
-            serial: Serial::from_slice(name.as_bytes()).unwrap(),
-            role,
-            sk: fsm2::generate(rng).unwrap(),
-            share: Vec::new(),
-            domain: None,
-        }
-    }
-    fn public(&self) -> CardKey {
-        share::point(&self.sk.public_key())
-    }
-    fn sign(&self, nonce: &[u8], rng: &mut XorShiftRng) -> CardSignature {
-        let sig =
-            fsm2::sign(rng, &self.sk, spec::CARD_DISTID.as_bytes(), &spec::auth_message(&self.serial, nonce)).unwrap();
-        CardSignature::from_slice(&sig.to_bytes()).unwrap()
-    }
-    /// What the card checks before PUT DATA D0 / RESET RETRY COUNTER.
-    fn accepts(&self, purpose: &[u8], challenge: &[u8; 16], payload: &[u8], sig: &[u8]) -> bool {
-        let Some(d) = &self.domain else { return false };
-        let pk = fsm2::public_from_sec1(d).unwrap();
-        let sig = fsm2::signature_from_bytes(sig).unwrap();
-        let msg = spec::domain_message(purpose, &self.serial, challenge, payload);
-        fsm2::verify(&pk, spec::DOMAIN_DISTID.as_bytes(), &msg, &sig).is_ok()
-    }
-}
-
-struct Rig {
-    hsm: Hsm<QBoard>,
-    clock: QClock,
-    tamper: TestTamper,
-    rng: XorShiftRng,
-}
-
-fn rig() -> Rig {
-    let clock = QClock::default();
-    clock.0.set(1_000);
-    let tamper = tamper();
-    let hsm = Hsm::boot(Devices {
-        noise: TestNoise { x: 99, stuck: false },
-        flash: fresh_flash(),
-        tamper: tamper.clone(),
-        clock: clock.clone(),
-    });
-    Rig { hsm, clock, tamper, rng: XorShiftRng(0x1234_5678_9abc_def1) }
-}
-
-impl Rig {
-    fn x(&mut self, r: Request) -> Result<Response, Status> {
-        self.hsm.execute(&L, S, r)
-    }
-    fn nonce(&mut self) -> [u8; 32] {
-        match self.x(Request::AdminChallenge).unwrap() {
-            Response::AdminNonce(n) => n,
-            r => panic!("{r:?}"),
-        }
-    }
-    fn challenge(&mut self) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        rand_core::TryRng::try_fill_bytes(&mut self.rng, &mut c).unwrap();
-        c
-    }
-    fn enroll(&mut self, card: &mut Card) -> Result<(), Status> {
-        let r = self.x(Request::CeremonyEnroll {
-            serial: card.serial.clone(),
-            role: card.role,
-            public_key: card.public(),
-        })?;
-        let Response::CardEnrolled { domain_key, .. } = r else { panic!("{r:?}") };
-        card.domain = Some(domain_key);
-        Ok(())
-    }
-    fn give_share(&mut self, card: &mut Card) -> Result<(), Status> {
-        let ch = self.challenge();
-        let r = self.x(Request::CeremonyShare { serial: card.serial.clone(), card_challenge: ch })?;
-        let Response::CardShare { blob, authorization } = r else { panic!("{r:?}") };
-        assert!(
-            card.accepts(spec::purpose::PUT_SHARE, &ch, &blob, &authorization),
-            "the card must accept the share write"
-        );
-        assert!(blob.len() <= spec::MAX_SHARE_LEN);
-        card.share = blob;
-        Ok(())
-    }
-    fn verify(&mut self, card: &Card) -> Result<Response, Status> {
-        let n = self.nonce();
-        let signature = card.sign(&n, &mut self.rng);
-        self.x(Request::CeremonyVerify { serial: card.serial.clone(), signature, share: card.share.clone() })
-    }
-    fn login(&mut self, card: &Card) -> Result<AdminStatus, Status> {
-        let n = self.nonce();
-        let signature = card.sign(&n, &mut self.rng);
-        match self.x(Request::AdminLogin { serial: card.serial.clone(), signature, share: card.share.clone() })? {
-            Response::AdminState(s) => Ok(s),
-            r => panic!("{r:?}"),
-        }
-    }
-    fn status(&mut self) -> AdminStatus {
-        match self.x(Request::AdminStatus).unwrap() {
-            Response::AdminState(s) => s,
-            r => panic!("{r:?}"),
-        }
-    }
-    fn register(&mut self, n: u8) -> Result<Response, Status> {
-        self.x(Request::RegisterApplication {
-            cert_sha256: [n; 32],
-            name: "app".try_into().unwrap(),
-            domains: 1,
-            caps: Capabilities::ALL,
-        })
-    }
-    fn audit(&mut self) -> Vec<AuditEvent> {
-        match self.x(Request::ReadAudit { from_seq: 0, max: 256 }).unwrap() {
-            Response::Audit(v) => v.into_iter().map(|r| r.event).collect(),
-            r => panic!("{r:?}"),
-        }
-    }
-
-    /// A whole ceremony for the given cards (admins, then the others), committed.
-    fn enrol_all(&mut self, cards: &mut [Card]) {
-        for c in cards.iter_mut() {
-            self.enroll(c).unwrap();
-            if c.role == CardRole::Administrator {
-                self.give_share(c).unwrap();
-            }
-            self.verify(c).unwrap();
-        }
-        self.x(Request::CeremonyCommit).unwrap();
-    }
-
-    fn init(&mut self, n: u8, k: u8) -> Vec<Card> {
-        let mut policy = QuorumPolicy::new(n, k);
-        policy.authority_timeout_ms = TIMEOUT;
-        self.x(Request::InitBegin { policy }).unwrap();
-        let mut cards: Vec<Card> =
-            (1..=n).map(|i| Card::new(&format!("ADM-{i}"), CardRole::Administrator, &mut self.rng)).collect();
-        cards.push(Card::new("OPR-1", CardRole::Operator, &mut self.rng));
-        cards.push(Card::new("AUD-1", CardRole::Auditor, &mut self.rng));
-        self.enrol_all(&mut cards);
-        cards
-    }
-}
+use gmhsm_proto::admin::{CardRole, QuorumPolicy};
+use gmhsm_proto::{AuditEvent, Capabilities, KeyAlg, Request, Response, Status};
 
 #[test]
 fn init_five_cards_then_two_are_refused_and_three_succeed() {
@@ -311,15 +137,14 @@ fn authority_expires_with_the_clock_and_ends_below_quorum() {
         r.login(c).unwrap();
     }
     r.register(1).unwrap();
-    // 4 cards: one removed leaves 3 = k, authority stays; a second drops below k.
+    // 4 cards (one more than k): any one of them leaving ends the authority and logs every
+    // card out — the card shows none left (it used to keep 3 = k and the authority, while the
+    // panel said "logged out").
     let st = match r.x(Request::AdminLogout { serial: Some(cards[0].serial.clone()) }).unwrap() {
         Response::AdminState(s) => s,
         x => panic!("{x:?}"),
     };
-    assert_eq!((st.admins, st.authority), (3, true));
-    r.register(2).unwrap();
-    r.x(Request::AdminLogout { serial: Some(cards[1].serial.clone()) }).unwrap();
-    assert!(!r.status().authority);
+    assert_eq!((st.admins, st.authority), (0, false));
     assert_eq!(r.register(3), Err(Status::AccessDenied));
     // A fresh quorum, then the clock runs out.
     for c in &cards[..3] {
@@ -606,15 +431,7 @@ fn service_stop_needs_the_quorum_refuses_applications_and_survives_a_reboot() {
     assert_eq!((st.sessions, st.requests), (2, requests + 2));
 
     // The stop survives a reboot; the authority does not, so starting needs a new quorum.
-    let Rig { hsm, clock, tamper, rng } = r;
-    let flash = hsm.into_flash().unwrap();
-    let hsm = Hsm::<QBoard>::boot(Devices {
-        noise: TestNoise { x: 5, stuck: false },
-        flash,
-        tamper: tamper.clone(),
-        clock: clock.clone(),
-    });
-    let mut r = Rig { hsm, clock, tamper, rng };
+    let mut r = r.reboot(false);
     let st = r.hsm.status();
     assert!(st.service_stopped && st.error.is_none(), "{st:?}");
     assert_eq!((st.sessions, st.requests), (0, 0), "counted since boot");

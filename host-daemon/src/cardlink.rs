@@ -67,6 +67,8 @@ pub struct Completion {
     pub kind: &'static str,
     /// When the request was submitted.
     pub started: Instant,
+    /// The certificate this request revoked, once the card did (`control::revokes`).
+    pub revoked: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Completion {
@@ -89,11 +91,20 @@ struct Pending {
     /// For the daemon's own `CloseSession`: the session's principal, to send it again if the
     /// link goes down before the card answers.
     closes: Option<Principal>,
+    revokes: Option<[u8; 32]>,
 }
 
 impl Pending {
     fn complete(self, result: Result<Zeroizing<Vec<u8>>, Status>) -> Completion {
-        Completion { token: self.token, client_id: self.client_id, result, kind: self.kind, started: self.started }
+        let revoked = self.revokes.filter(|_| result.is_ok());
+        Completion {
+            token: self.token,
+            client_id: self.client_id,
+            result,
+            kind: self.kind,
+            started: self.started,
+            revoked,
+        }
     }
 }
 
@@ -120,6 +131,13 @@ impl Ring {
         self.slots.push_back(Some(p));
         self.live += 1;
         id
+    }
+
+    /// Remember what the request pushed last revokes.
+    fn revokes_last(&mut self, revokes: Option<[u8; 32]>) {
+        if let Some(Some(p)) = self.slots.back_mut() {
+            p.revokes = revokes;
+        }
     }
 
     fn remove(&mut self, id: u64) -> Option<Pending> {
@@ -225,9 +243,12 @@ impl CardLink {
         request: &[u8],
     ) -> Result<(), Status> {
         let session = session_of(token, principal);
+        let revokes = crate::control::revokes(principal, kind, request);
         self.queue(now, token, client_id, kind, None, |header, out| {
             frame::encode_card_frame(&header, principal, session, request, out)
-        })
+        })?;
+        self.pending.revokes_last(revokes);
+        Ok(())
     }
 
     /// Encode a request into the output buffer with `encode` (given its frame header) and
@@ -249,7 +270,7 @@ impl CardLink {
         }
         let header = FrameHeader { version: PROTOCOL_VERSION, id: self.pending.next_id() };
         encode(header, &mut self.out).map_err(|_| Status::FrameTooLarge)?;
-        self.pending.push(Pending { token, client_id, kind, started: now, closes });
+        self.pending.push(Pending { token, client_id, kind, started: now, closes, revokes: None });
         Ok(())
     }
 
@@ -440,11 +461,11 @@ impl CardLink {
     }
 }
 
-/// The card session of connection `token`: the token itself (unique, never reused). Tools on
-/// the local socket share the appliance's own session with the front panel, so a quorum
-/// logged in at the panel authorizes them (see `LOCAL_ADMIN_SESSION`).
-fn session_of(token: Token, principal: &Principal) -> u64 {
-    if *principal == Principal::Local { gmhsm_proto::LOCAL_ADMIN_SESSION } else { token.0 as u64 }
+/// The card session of connection `token`: the token itself (unique, never reused), for
+/// local tools too. A tool acts under the quorum's authority only once the people at the
+/// panel approved its own session (`AdminRequestApproval`, docs/ceremonies.md).
+fn session_of(token: Token, _principal: &Principal) -> u64 {
+    token.0 as u64
 }
 
 /// Route every complete frame from the card to its pending request.
@@ -481,7 +502,7 @@ mod tests {
     use super::*;
 
     fn pending(client_id: u64) -> Pending {
-        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now(), closes: None }
+        Pending { token: Token(16), client_id, kind: "Ping", started: Instant::now(), closes: None, revokes: None }
     }
 
     /// Guards finding 9: a completion's `Debug` shows the answer's length, never its bytes

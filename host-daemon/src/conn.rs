@@ -103,6 +103,11 @@ impl Conn {
         self.principal.as_ref().filter(|_| self.counted)
     }
 
+    /// The authenticated principal, once known.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
     /// The principal whose card session must be closed when this connection goes.
     pub fn card_session(&self) -> Option<&Principal> {
         self.principal.as_ref().filter(|_| self.relayed)

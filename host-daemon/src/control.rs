@@ -1,4 +1,5 @@
-//! Handles that reach into the running event loop from other threads: shutdown and reload.
+//! Handles that reach into the running event loop from other threads: shutdown and reload;
+//! and what the loop does when the card revokes a certificate (its live connections close).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,4 +63,26 @@ impl ReloadHandle {
         self.inner.reload.store(true, Ordering::SeqCst);
         self.inner.wake();
     }
+}
+
+/// The certificate a request revokes, if it is a local tool's `RevokeApplication`: the loop
+/// closes that certificate's live connections once the card answers `Done`
+/// ([`close_revoked`]). Decoded only for that request kind.
+pub(crate) fn revokes(principal: &gmhsm_proto::Principal, kind: &str, request: &[u8]) -> Option<[u8; 32]> {
+    if kind != "RevokeApplication" || *principal != gmhsm_proto::Principal::Local {
+        return None;
+    }
+    match gmhsm_proto::frame::decode(request) {
+        Ok(gmhsm_proto::Request::RevokeApplication { cert_sha256 }) => Some(cert_sha256),
+        _ => None,
+    }
+}
+
+/// The connections of the certificate `cert_sha256`, which the card has just revoked.
+pub(crate) fn close_revoked<'a>(
+    cert_sha256: &[u8; 32],
+    conns: impl Iterator<Item = (&'a mio::Token, Option<&'a gmhsm_proto::Principal>)>,
+) -> Vec<mio::Token> {
+    let revoked = gmhsm_proto::Principal::Application { cert_sha256: *cert_sha256 };
+    conns.filter(|(_, p)| *p == Some(&revoked)).map(|(t, _)| *t).collect()
 }

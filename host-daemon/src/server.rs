@@ -347,7 +347,9 @@ impl Daemon {
             return;
         }
         let mut touched = std::mem::take(&mut self.touched);
+        let mut revoked = Vec::new();
         for c in self.done.drain(..) {
+            revoked.extend(c.revoked);
             let token = c.token;
             match self.conns.get_mut(&token) {
                 Some(conn) => {
@@ -364,6 +366,12 @@ impl Daemon {
         }
         touched.clear();
         self.touched = touched;
+        for cert in revoked {
+            let conns = self.conns.iter().map(|(t, c)| (t, c.principal()));
+            for token in crate::control::close_revoked(&cert, conns) {
+                self.close(token, &Close::Refused("certificate revoked"));
+            }
+        }
     }
 
     /// Close the connections past their deadline. A full scan is due only at the earliest
@@ -393,8 +401,8 @@ impl Daemon {
             if let Some(p) = conn.counted() {
                 self.bounds.leave(p);
             }
-            // The shared local session outlives any one tool's connection.
-            if let Some(p) = conn.card_session().filter(|p| **p != gmhsm_proto::Principal::Local) {
+            // Local tools too: their card session (and any approval it got) ends with them.
+            if let Some(p) = conn.card_session() {
                 self.card.close_session(Instant::now(), token, p.clone());
             }
         }

@@ -1,5 +1,10 @@
 //! The simulated crypto card process: the firmware behind a Unix socket speaking card-link
 //! frames (`CardFrame` in, `ServerFrame` out), exactly what the daemon would see on hardware.
+//!
+//! Sessions belong to the link they came on: each link's session numbers map to card sessions
+//! of their own ([`LinkSessions`]), so a process on one link cannot name (and act in) a session
+//! of another — the front panel's, where a quorum logged in. When a link goes, the card closes
+//! every session it had: the authority held in one ends with its link.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -181,10 +186,60 @@ fn push_answer(reply: &ServerFrame, out: &mut Vec<u8>) {
 /// Room offered to one read of the link.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Card sessions handed out to links, never reused while the card runs.
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Most sessions one link may have open at once (the daemon closes a connection's session when
+/// it goes; past this a new session number is refused).
+const MAX_LINK_SESSIONS: usize = 1 << 16;
+
+/// One link's session numbers and the card sessions they stand for.
+#[derive(Default)]
+struct LinkSessions(std::collections::HashMap<u64, u64>);
+
+impl LinkSessions {
+    /// The card session for the link's `session` (a new one the first time; `None` past the
+    /// bound). `CloseSession` forgets it.
+    fn map(&mut self, session: u64, request: &gmhsm_proto::Request) -> Option<u64> {
+        let closing = matches!(request, gmhsm_proto::Request::CloseSession);
+        if closing {
+            return Some(self.0.remove(&session).unwrap_or(0));
+        }
+        if let Some(s) = self.0.get(&session) {
+            return Some(*s);
+        }
+        if self.0.len() >= MAX_LINK_SESSIONS {
+            return None;
+        }
+        let s = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        Some(*self.0.entry(session).or_insert(s))
+    }
+
+    /// The link went: close every session it had (as `Principal::Local`, which may close any).
+    fn close_all(self, card: &Card) {
+        let Ok(mut hsm) = card.hsm.lock() else { return };
+        for s in self.0.into_values() {
+            let _ = hsm.execute(&gmhsm_proto::Principal::Local, s, gmhsm_proto::Request::CloseSession);
+        }
+    }
+}
+
+fn serve_conn(card: &Card, stream: UnixStream, busy_poll: Duration) -> anyhow::Result<()> {
+    let mut sessions = LinkSessions::default();
+    let r = serve_link(card, stream, busy_poll, &mut sessions);
+    sessions.close_all(card);
+    r
+}
+
 /// One card link: read what the daemon sent, execute every complete frame in order, answer
 /// them all with one write. The read goes straight into the deframer, frames are decoded
 /// from it in place and the answers encoded into one reused buffer.
-fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyhow::Result<()> {
+fn serve_link(
+    card: &Card,
+    mut stream: UnixStream,
+    busy_poll: Duration,
+    sessions: &mut LinkSessions,
+) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
     let mut out = Vec::new();
     loop {
@@ -205,11 +260,14 @@ fn serve_conn(card: &Card, mut stream: UnixStream, busy_poll: Duration) -> anyho
                     Ok(f) if f.header.version != PROTOCOL_VERSION => {
                         answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                     }
-                    Ok(f) => {
-                        headers.push(f.header);
-                        requests.push((f.principal, f.session, f.request));
-                        continue;
-                    }
+                    Ok(f) => match sessions.map(f.session, &f.request) {
+                        Some(session) => {
+                            headers.push(f.header);
+                            requests.push((f.principal, session, f.request));
+                            continue;
+                        }
+                        None => answer(f.header, Err(Status::Busy)),
+                    },
                     Err(FrameError::Malformed { header }) => answer(
                         header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }),
                         Err(Status::BadFrame),

@@ -49,6 +49,8 @@ pub struct Waits {
     pub waiting: bool,
     pub begun: u64,
     pub pending_jobs: u32,
+    /// A job (a ceremony) is running now.
+    pub running: bool,
 }
 
 impl Activity {
@@ -64,11 +66,21 @@ impl Activity {
     pub(crate) fn end_wait(&self) {
         self.with(|w| w.waiting = false)
     }
-    pub(crate) fn job_queued(&self) {
-        self.with(|w| w.pending_jobs += 1)
-    }
     pub(crate) fn job_taken(&self) {
         self.with(|w| w.pending_jobs = w.pending_jobs.saturating_sub(1))
+    }
+    pub(crate) fn set_running(&self, running: bool) {
+        self.with(|w| w.running = running)
+    }
+    /// Queue a job unless one is queued or running: `false` = refused, nothing queued.
+    fn try_queue(&self) -> bool {
+        self.with(|w| {
+            let free = !w.running && w.pending_jobs == 0;
+            if free {
+                w.pending_jobs += 1;
+            }
+            free
+        })
     }
     pub fn snapshot(&self) -> Waits {
         self.with(|w| *w)
@@ -253,15 +265,43 @@ impl FrontPanel {
         keys.iter().for_each(|k| self.keys.press(*k));
     }
 
-    /// Hand the panel thread a job; `reply` gets its outcome.
-    pub fn submit(&self, job: Job) -> Result<Receiver<Result<(), String>>, PanelError> {
+    /// Hand the panel thread a job if it can take it now; the [`Submitted`] job's outcome
+    /// comes on its receiver. A panel busy with another job (a ceremony waiting for people)
+    /// refuses at once, and nothing is kept for later.
+    pub fn submit(&self, job: Job) -> Result<Submitted, PanelError> {
+        if !self.activity.try_queue() {
+            return Err("the panel is busy (a ceremony is running): refused, nothing queued".into());
+        }
         let (tx, rx) = channel();
-        self.activity.job_queued();
-        self.jobs.send(station::Envelope { job, reply: Some(tx) }).map_err(|_| {
+        let claim = Arc::new(std::sync::atomic::AtomicU8::new(station::QUEUED));
+        self.jobs.send(station::Envelope { job, reply: Some(tx), claim: claim.clone() }).map_err(|_| {
             self.activity.job_taken();
             "the front panel stopped".to_string()
         })?;
-        Ok(rx)
+        Ok(Submitted { rx, claim })
+    }
+}
+
+/// A job handed to the panel thread.
+pub struct Submitted {
+    pub rx: Receiver<Result<(), String>>,
+    claim: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Submitted {
+    /// The job's outcome within `limit`. A job the panel has not started by then is withdrawn
+    /// (it will never run) and reported refused; one it started is waited for to its end.
+    pub fn outcome(self, limit: Duration) -> Result<(), PanelError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(r) = self.rx.recv_timeout(limit) {
+            return r;
+        }
+        let withdrawn =
+            self.claim.compare_exchange(station::QUEUED, station::WITHDRAWN, Ordering::SeqCst, Ordering::SeqCst);
+        if withdrawn.is_ok() {
+            return Err("the panel did not take the command: refused, nothing queued".into());
+        }
+        self.rx.recv().unwrap_or_else(|_| Err("the front panel stopped".into()))
     }
 }
 

@@ -200,6 +200,12 @@ pub struct AdminStatus {
     /// A ceremony in progress on this card (any session).
     pub ceremony: Option<CeremonyKind>,
     pub policy: Option<QuorumPolicy>,
+    /// This session asked for approval (`AdminRequestApproval`) and waits: the code the
+    /// panel will show.
+    pub approval: Option<u16>,
+    /// Another session waits for this one's approval (this session holds a quorum's
+    /// authority or a role of its own): its code, for the panel to show.
+    pub awaiting: Option<u16>,
 }
 
 /// Which ceremony.
@@ -255,6 +261,15 @@ pub enum AdminAction {
     /// The service was stopped: applications are refused until it starts again.
     ServiceStopped,
     ServiceStarted,
+    /// A tool's session was approved (or refused) by the session holding the authority.
+    ToolSession {
+        code: u16,
+        approved: bool,
+    },
+    /// An auditor's certificate was registered (it may read the audit trail remotely).
+    AuditorRegistered {
+        cert_sha256: [u8; 32],
+    },
 }
 
 /// A share blob as relayed to and from an admin card: opaque, bounded by the card's slot.

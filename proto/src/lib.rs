@@ -41,13 +41,5 @@ pub use status::Status;
 /// [`Status::UnsupportedVersion`] carrying this number.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// The card session shared by everything at the appliance itself that acts as
-/// [`Principal::Local`]: the front panel, where administrators log in with their cards, and the
-/// tools on the local socket. A quorum's authority, which the card grants per session, thus
-/// covers the admin CLI on the local socket while the cards are logged in at the panel; it
-/// ends with the panel's logout, a removed card or the timeout, never with a tool's
-/// connection.
-pub const LOCAL_ADMIN_SESSION: u64 = u64::MAX - 64;
-
 /// The GB/T 35276 default SM2 distinguishing ID.
 pub const SM2_DEFAULT_ID: &[u8] = b"1234567812345678";

@@ -420,6 +420,23 @@ pub enum Request {
         #[serde(deserialize_with = "bounded_ciphertexts")]
         ciphertexts: Vec<serde_bytes::ByteBuf>,
     },
+    /// A tool on the appliance asks for administrative authority for its own session: the
+    /// card draws a 4-digit code (answered in [`crate::Response::AdminState`], `approval`),
+    /// which the front panel shows to the people holding the authority for their approval.
+    AdminRequestApproval,
+    /// From a session holding a quorum's authority or an operator / auditor login of its own:
+    /// approve (or refuse) the session waiting with `code`. An approved session acts under the
+    /// approver's authority or role until that ends. Answered `AdminState`.
+    AdminApprove {
+        code: u16,
+        approve: bool,
+    },
+    /// Register an auditor's certificate (local tools under the key-management quorum): it
+    /// may read the audit trail over the private link and nothing else.
+    RegisterAuditor {
+        cert_sha256: [u8; 32],
+        name: heapless::String<64>,
+    },
 }
 
 /// Most ciphertexts in one [`Request::DecryptBatch`] (each decryption is a variable-base

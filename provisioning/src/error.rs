@@ -34,6 +34,9 @@ pub enum CeremonyError {
     Panel,
     /// The quorum's authority ended (card removed, timeout).
     AuthorityEnded,
+    /// A logout the crypto card did not confirm: the caller must end the session some other
+    /// way (close its card link: the card then ends every authority held in it).
+    LogoutUnconfirmed,
 }
 
 impl fmt::Display for CeremonyError {
@@ -50,6 +53,7 @@ impl fmt::Display for CeremonyError {
             CeremonyError::Locked => f.write_str("card locked"),
             CeremonyError::Panel => f.write_str("front panel failed"),
             CeremonyError::AuthorityEnded => f.write_str("quorum authority ended"),
+            CeremonyError::LogoutUnconfirmed => f.write_str("the crypto card did not confirm the logout"),
         }
     }
 }

@@ -17,6 +17,27 @@ fn local(state: &Path, args: &[&str]) -> Output {
     Command::new(bin("gmhsm")).arg("--socket").arg(state.join("local.sock")).args(args).output().unwrap()
 }
 
+/// `gmhsm --socket STATE/local.sock args...` as an administrative tool: its session asks for
+/// approval, the panel shows `Approve tool`, OK is pressed there, and the tool goes on.
+fn approved(state: &Path, args: &[&str]) -> Output {
+    let child = Command::new(bin("gmhsm"))
+        .arg("--socket")
+        .arg(state.join("local.sock"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    shows(&eventually(state, "Approve tool"), &["Approve tool"]);
+    lcd(state, &["--keys", "OK"]);
+    child.wait_with_output().unwrap()
+}
+
+/// How many applications the audit trail says were registered.
+fn registrations(state: &Path) -> usize {
+    String::from_utf8_lossy(&ok(&local(state, &["audit"]), "audit")).matches("ApplicationRegistered").count()
+}
+
 /// `gmhsm-sim panel --state STATE args...`.
 fn panel(state: &Path, args: &[&str]) -> Output {
     Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).args(args).output().unwrap()
@@ -138,6 +159,7 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     let stop = self::local(&state, &["service", "stop"]);
     assert!(!stop.status.success(), "no quorum, no service stop");
     assert!(String::from_utf8_lossy(&stop.stderr).contains("access denied"), "{stop:?}");
+    let registered_before = registrations(&state);
 
     // Hostile or mistaken commands get a clear error and change nothing.
     refused(&state, &["--insert", "../../etc/passwd"], "card name");
@@ -157,10 +179,29 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     shows(&lcd(&state, &["--keys", "OK"]), &["Enter PIN"]);
     shows(&lcd(&state, &["--keys", &format!("{p1},OK")]), &["Remove card"]);
     shows(&lcd(&state, &["--remove"]), &["Insert admin", "card 2 of 2"]);
+    // Finding 8: a command the panel cannot take now (a login waits for its second card) is
+    // refused at once — and forgotten: it used to run as soon as the login completed.
+    refused(&state, &register, "busy");
     shows(&lcd(&state, &["--insert", "admin-2"]), &["Enter PIN"]);
     shows(&lcd(&state, &["--keys", &format!("{},OK", pin_of(&pins, "admin-2"))]), &["ADMIN LOGGED IN"]);
     let s = eventually(&state, "Quorum 2 of 2");
     shows(&s, &["ADMIN LOGGED IN", &addr]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(registrations(&state), registered_before, "the refused registration never happened");
+    // Finding 6: a local tool does not share the panel's session: unapproved, it is refused.
+    let unapproved = Command::new(bin("gmhsm"))
+        .arg("--socket")
+        .arg(state.join("local.sock"))
+        .args(["service", "stop"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(&state, "Approve tool");
+    lcd(&state, &["--keys", "CANCEL"]);
+    let out = unapproved.wait_with_output().unwrap();
+    assert!(!out.status.success(), "refused at the panel: {out:?}");
+    assert!(!String::from_utf8(ok(&self::local(&state, &["status"]), "status")).unwrap().contains("STOPPED"));
 
     // Administration under the quorum's authority held at the panel.
     shows(&lcd(&state, &register), &["Application", "registered"]);
@@ -177,7 +218,7 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
 
     // Stopping the service under the quorum, from the local socket: applications are refused
     // (their connection stays up), local tools go on; starting it again serves them again.
-    ok(&self::local(&state, &["service", "stop"]), "service stop");
+    ok(&approved(&state, &["service", "stop"]), "service stop, approved at the panel");
     match c.sign("payroll-key", mech.clone(), b"pay 100") {
         Err(gmhsm_client::ClientError::Status(gmhsm_proto::Status::ServiceStopped)) => {}
         other => panic!("a stopped service refuses applications: {other:?}"),
@@ -187,7 +228,7 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     assert!(st.contains("service: STOPPED") && st.contains("sessions: "), "{st}");
     ok(&self::local(&state, &["key", "list"]), "local tools work while stopped");
     shows(&eventually(&state, "SERVICE STOPPED"), &["ADMIN LOGGED IN", "SERVICE STOPPED"]);
-    ok(&self::local(&state, &["service", "start"]), "service start");
+    ok(&approved(&state, &["service", "start"]), "service start, approved at the panel");
     c.sign("payroll-key", mech.clone(), b"pay 100").unwrap();
     let st = String::from_utf8(ok(&self::local(&state, &["status"]), "status")).unwrap();
     assert!(st.contains("service: running"), "{st}");

@@ -82,6 +82,10 @@ impl<P: Platform> Hsm<P> {
 
     /// May `principal` see this key at all, and with which of its capabilities?
     pub(super) fn rights(&self, principal: &Principal, rec: &KeyRecord) -> Option<Capabilities> {
+        // A revoked certificate owns nothing any more.
+        if self.revoked(principal) {
+            return None;
+        }
         if &rec.owner == principal {
             return Some(rec.caps);
         }

@@ -7,6 +7,15 @@
 //! admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
 //! A card initialized by the init ceremony has the record, and then every administrative
 //! request needs the session's quorum authority for its operation ([`Hsm::admin_gate`]).
+//!
+//! Authority belongs to the card-link session that logged the cards in (the front panel's).
+//! A tool's session gets it only by approval: it asks (`AdminRequestApproval`, a 4-digit
+//! code), the panel shows the code, the people holding the authority approve
+//! (`AdminApprove`), and the tool's session then acts under that very authority (or
+//! operator / auditor login) until it ends. Roles: operators stop and start the service;
+//! auditors read the audit trail (auditor certificates remotely too, [`Hsm::audit_reader`]).
+//!
+//! In the error state the quorum can still log in, read its status and zeroize.
 
 use alloc::vec::Vec;
 use gmhsm_icc::spec::purpose;
@@ -25,6 +34,30 @@ use crate::quorum::{AdminRecord, Committed, QuorumError, share};
 use crate::wrap::Wrapper;
 
 const APP_PREFIX: &[u8] = b"app:";
+/// Auditor certificates (`aud:` + SHA-256).
+const AUDITOR_PREFIX: &[u8] = b"aud:";
+/// Revoked certificates (`rvk:` + SHA-256): never usable nor registrable again.
+const REVOKED_PREFIX: &[u8] = b"rvk:";
+
+fn cert_key(prefix: &[u8], fp: &[u8; 32]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(fp);
+    k
+}
+
+/// Administration requests the quorum may make in the error state.
+fn allowed_in_error(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::AdminChallenge
+            | Request::AdminLogin { .. }
+            | Request::AdminLogout { .. }
+            | Request::AdminStatus
+            | Request::AdminRequestApproval
+            | Request::AdminApprove { .. }
+            | Request::Zeroize
+    )
+}
 
 fn serial_of(s: &[u8]) -> Serial {
     Serial::from_slice(&s[..s.len().min(16)]).unwrap_or_default()
@@ -40,19 +73,52 @@ impl<P: Platform> Hsm<P> {
         postcard::from_bytes(&raw).ok()
     }
 
-    /// End this session's authority if it lapsed (audited).
+    /// End the authority this session acts under (its own, or its approver's) if it lapsed
+    /// (audited).
     fn expire(&mut self, session: u64) {
         let now = self.clock.now_ms();
-        if self.admin.sessions.get_mut(&session).is_some_and(|s| s.expire(now)) {
-            self.log(Some(Principal::Local), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Expired });
+        let approver = self.admin.sessions.get(&session).and_then(|s| s.grant).map(|g| g.from);
+        for id in core::iter::once(session).chain(approver) {
+            if self.admin.sessions.get_mut(&id).is_some_and(|s| s.expire(now)) {
+                self.log(Some(Principal::Local), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Expired });
+            }
         }
     }
 
-    /// Does `session` hold the authority `op` needs (always true on a demo device)?
+    /// Does `session` hold the authority `op` needs, its own or by approval (always true on
+    /// a demo device)?
     pub(super) fn may(&mut self, session: u64, op: AdminOp) -> bool {
         let Some(rec) = self.admin_record() else { return true };
         self.expire(session);
-        self.admin.sessions.get(&session).is_some_and(|s| s.may(op, &rec.policy))
+        self.admin.acting(session).is_some_and(|s| s.may(op, &rec.policy))
+    }
+
+    /// The operator / auditor login `session` acts under (its own or by approval).
+    fn role_of(&mut self, session: u64) -> Option<CardRole> {
+        self.admin.acting(session).and_then(|s| s.role)
+    }
+
+    /// Stopping and starting the service: the key-management quorum, or an operator.
+    fn may_operate(&mut self, session: u64) -> bool {
+        self.may(session, AdminOp::KeyManagement) || self.role_of(session) == Some(CardRole::Operator)
+    }
+
+    /// Is this certificate revoked (`RevokeApplication`)?
+    pub(super) fn revoked(&self, principal: &Principal) -> bool {
+        let Principal::Application { cert_sha256 } = principal else { return false };
+        self.store.as_ref().is_some_and(|s| s.contains(&cert_key(REVOKED_PREFIX, cert_sha256)))
+    }
+
+    /// Is this a registered auditor's certificate?
+    pub(super) fn auditor(&self, principal: &Principal) -> bool {
+        let Principal::Application { cert_sha256 } = principal else { return false };
+        self.store.as_ref().is_some_and(|s| s.contains(&cert_key(AUDITOR_PREFIX, cert_sha256)))
+    }
+
+    /// May `principal` on `session` read the audit trail? The appliance's own tools, and
+    /// registered auditor certificates over the private link.
+    pub(super) fn audit_reader(&self, principal: &Principal) -> bool {
+        *principal == Principal::Local || self.auditor(principal)
     }
 
     /// Refuse and audit.
@@ -72,6 +138,11 @@ impl<P: Platform> Hsm<P> {
     ) -> Result<(), Status> {
         let local = *principal == Principal::Local;
         let sdf = |l: &gmhsm_proto::Label| l.starts_with("sdf:");
+        if let Request::RegisterApplication { cert_sha256, .. } = request
+            && self.revoked(&Principal::Application { cert_sha256: *cert_sha256 })
+        {
+            return Err(self.refuse(principal, kind, QuorumError::NotAuthorized));
+        }
         let gated = match request {
             Request::RegisterApplication { .. } => true,
             Request::GenerateKey { label, .. }
@@ -109,18 +180,25 @@ impl<P: Platform> Hsm<P> {
         let rec = self.admin_record();
         let now = self.clock.now_ms();
         let ceremony = self.admin.ceremony.kind();
-        let s = self.admin.session(session);
+        let own = self.admin.session(session);
+        let approval = own.approval;
+        let approver = own.grantable().is_some() && own.grant.is_none();
+        let awaiting = if approver { self.admin.waiting(session, None).map(|(_, c)| c) } else { None };
+        let s = self.admin.acting(session);
+        let authority = s.and_then(|s| s.authority());
         AdminStatus {
             ceremony_initialized: rec.is_some(),
             n: rec.as_ref().map_or(0, |r| r.policy.n),
             k: rec.as_ref().map_or(0, |r| r.policy.k),
             epoch: rec.as_ref().map_or(0, |r| r.epoch),
-            admins: s.admins(),
-            authority: s.authority().is_some(),
-            expires_in_ms: s.authority().map_or(0, |a| a.expires_at.saturating_sub(now)),
-            role: s.role,
+            admins: s.map_or(0, |s| s.admins()),
+            authority: authority.is_some(),
+            expires_in_ms: authority.map_or(0, |a| a.expires_at.saturating_sub(now)),
+            role: s.and_then(|s| s.role),
             ceremony,
             policy: rec.map(|r| r.policy),
+            approval,
+            awaiting,
         }
     }
 
@@ -138,6 +216,50 @@ impl<P: Platform> Hsm<P> {
         Ok(b)
     }
 
+    /// A login nonce: from the DRBG; in the error state with a failed noise source, HMAC-SM3
+    /// under a DMK-derived key of (boot count, a counter of this boot), so the quorum can
+    /// still log in to zeroize. Unique (never repeats on this device) and unpredictable to
+    /// anyone without the DMK, which is all a challenge needs.
+    fn login_nonce(&mut self) -> Result<[u8; 32], QuorumError> {
+        if let Ok(n) = self.random::<32>() {
+            return Ok(*n);
+        }
+        let key = self.stored_share_key()?;
+        let count = self.admin.fresh_id();
+        let mut m = Vec::with_capacity(40);
+        m.extend_from_slice(b"gmhsm/login-nonce/v1");
+        m.extend_from_slice(&self.boots.to_be_bytes());
+        m.extend_from_slice(&count.to_be_bytes());
+        crate::alg::sm3::hmac_sm3(&key[..], &m).map_err(|_| QuorumError::Internal)
+    }
+
+    /// A fresh 4-digit approval code for `session`, unlike any other waiting.
+    fn approval_code(&mut self, session: u64) -> Result<u16, QuorumError> {
+        loop {
+            let n = self.login_nonce()?;
+            let code = u16::from_be_bytes([n[0], n[1]]) % 10_000;
+            if self.admin.waiting(session, Some(code)).is_none() {
+                return Ok(code);
+            }
+        }
+    }
+
+    /// `AdminApprove`: from a session with an authority or login of its own.
+    fn approve(&mut self, session: u64, code: u16, approve: bool) -> Result<Response, QuorumError> {
+        self.expire(session);
+        let own = self.admin.session(session);
+        let id = own.grantable().filter(|_| own.grant.is_none()).ok_or(QuorumError::NotAuthorized)?;
+        let (tool, code) = self.admin.waiting(session, Some(code)).ok_or(QuorumError::UnknownCard)?;
+        let t = self.admin.session(tool);
+        t.approval = None;
+        if approve {
+            t.grant = Some(crate::quorum::Grant { from: session, id });
+        }
+        let action = AdminAction::ToolSession { code, approved: approve };
+        self.log(Some(Principal::Local), AuditEvent::Admin { action });
+        Ok(Response::AdminState(self.admin_status(session)))
+    }
+
     /// One administration request (`Request::AdminChallenge` and after).
     pub(super) fn admin(
         &mut self,
@@ -149,7 +271,7 @@ impl<P: Platform> Hsm<P> {
         if *principal != Principal::Local {
             return Err(self.refuse(principal, kind, QuorumError::NotLocal));
         }
-        if matches!(self.state, State::Error(_)) {
+        if matches!(self.state, State::Error(_)) && !allowed_in_error(&request) {
             return Err(self.deny(principal, kind, Status::DeviceError));
         }
         let ceremony_step = matches!(
@@ -186,15 +308,39 @@ impl<P: Platform> Hsm<P> {
         let local = Some(Principal::Local);
         match request {
             Request::AdminChallenge => {
-                let n = self.random::<32>()?;
-                self.admin.session(session).set_nonce(*n);
-                Ok(Response::AdminNonce(*n))
+                let n = self.login_nonce()?;
+                self.admin.session(session).set_nonce(n);
+                Ok(Response::AdminNonce(n))
+            }
+            Request::AdminRequestApproval => {
+                // Only while someone can approve: a quorum or an operator / auditor logged in.
+                let approver = self.admin.sessions.iter().any(|(id, s)| *id != session && s.grantable().is_some());
+                if !approver && self.admin_record().is_some() {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                if self.admin.session(session).approval.is_none() {
+                    let code = self.approval_code(session)?;
+                    self.admin.session(session).approval = Some(code);
+                }
+                Ok(Response::AdminState(self.admin_status(session)))
+            }
+            Request::AdminApprove { code, approve } => self.approve(session, code, approve),
+            Request::RegisterAuditor { cert_sha256, name } => {
+                if !self.may(session, AdminOp::KeyManagement) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                if self.revoked(&Principal::Application { cert_sha256 }) {
+                    return Err(QuorumError::NotAuthorized);
+                }
+                let store = self.store.as_mut().ok_or(QuorumError::Store)?;
+                store.insert(&cert_key(AUDITOR_PREFIX, &cert_sha256), name.as_bytes())?;
+                self.log(local, AuditEvent::Admin { action: AdminAction::AuditorRegistered { cert_sha256 } });
+                Ok(Response::Done)
             }
             Request::AdminStatus => Ok(Response::AdminState(self.admin_status(session))),
             Request::AdminLogin { serial, signature, share } => self.login(session, serial, &signature, &share),
             Request::AdminLogout { serial } => {
-                let k = self.admin_record().map_or(u8::MAX, |r| r.policy.k);
-                let ended = self.admin.session(session).logout(serial.as_deref(), k);
+                let ended = self.admin.session(session).logout(serial.as_deref());
                 if let Some(s) = serial {
                     self.log(local.clone(), AuditEvent::CardLogout { serial: s });
                 }
@@ -295,12 +441,15 @@ impl<P: Platform> Hsm<P> {
                 if !self.may(session, AdminOp::KeyManagement) {
                     return Err(QuorumError::NotAuthorized);
                 }
-                let mut key = APP_PREFIX.to_vec();
-                key.extend_from_slice(&cert_sha256);
+                // The tombstone first: a cut after it leaves the certificate revoked.
                 let store = self.store.as_mut().ok_or(QuorumError::Store)?;
-                if !store.remove(&key)? {
+                let (app, auditor) = (cert_key(APP_PREFIX, &cert_sha256), cert_key(AUDITOR_PREFIX, &cert_sha256));
+                if !store.contains(&app) && !store.contains(&auditor) {
                     return Err(QuorumError::UnknownCard);
                 }
+                store.insert(&cert_key(REVOKED_PREFIX, &cert_sha256), &[1])?;
+                store.remove(&app)?;
+                store.remove(&auditor)?;
                 self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
                 Ok(Response::Done)
             }
@@ -310,7 +459,7 @@ impl<P: Platform> Hsm<P> {
                 if !matches!(self.state, State::Operational(_)) {
                     return Err(QuorumError::Unexpected { expected: "operational device", got });
                 }
-                if !self.may(session, AdminOp::KeyManagement) {
+                if !self.may_operate(session) {
                     return Err(QuorumError::NotAuthorized);
                 }
                 self.set_service_stopped(stop)?;
@@ -319,8 +468,8 @@ impl<P: Platform> Hsm<P> {
                 Ok(Response::Done)
             }
             Request::Zeroize => {
-                if !matches!(self.state, State::Operational(_)) {
-                    return Err(QuorumError::Unexpected { expected: "operational device", got: "Zeroize" });
+                if matches!(self.state, State::Factory) {
+                    return Err(QuorumError::Unexpected { expected: "initialized device", got: "Zeroize" });
                 }
                 if !self.may(session, AdminOp::Zeroize) {
                     return Err(QuorumError::NotAuthorized);
@@ -375,10 +524,12 @@ impl<P: Platform> Hsm<P> {
                 let opened = self
                     .stored_share_key()
                     .and_then(|key| share::open(&key, &rec.domain_id, rec.epoch, card.x, &serial, blob));
-                opened.and_then(|s| self.admin.session(session).add_admin(serial.clone(), s, &rec, now))
+                let id = self.admin.fresh_id();
+                opened.and_then(|s| self.admin.session(session).add_admin(serial.clone(), s, &rec, now, id))
             }
             role => {
-                self.admin.session(session).role = Some(role);
+                let id = self.admin.fresh_id();
+                self.admin.session(session).set_role(role, serial.clone(), id);
                 Ok(false)
             }
         };
@@ -457,7 +608,11 @@ impl<P: Platform> Hsm<P> {
     /// key records, applications, admin record and init marker: the card is back in its
     /// factory state, ready for a new init ceremony. The audit log is kept.
     fn zeroize_device(&mut self) -> Result<(), QuorumError> {
+        let was_error = matches!(self.state, State::Error(_));
         dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+        if was_error {
+            self.remount()?;
+        }
         self.state = State::Factory;
         self.cache.clear();
         self.records.clear();
@@ -472,6 +627,8 @@ impl<P: Platform> Hsm<P> {
             .filter(|k| {
                 k.starts_with(KEY_PREFIX)
                     || k.starts_with(APP_PREFIX)
+                    || k.starts_with(AUDITOR_PREFIX)
+                    || k.starts_with(REVOKED_PREFIX)
                     || *k == RECORD_KEY
                     || *k == META_INIT
                     || *k == META_SERVICE
@@ -487,6 +644,19 @@ impl<P: Platform> Hsm<P> {
         let local = Some(Principal::Local);
         self.log(local.clone(), AuditEvent::AuthorityEnded { reason: AuthorityEnd::Zeroized });
         self.log(local, AuditEvent::Admin { action: AdminAction::Zeroized });
+        Ok(())
+    }
+}
+
+impl<P: Platform> Hsm<P> {
+    /// Reopen the store and the audit trail as a boot would: it repairs what a failed write
+    /// left, and a store that a flash error stopped takes writes again (a zeroize in the
+    /// error state must be able to remove what it wipes).
+    fn remount(&mut self) -> Result<(), QuorumError> {
+        let flash = self.store.take().ok_or(QuorumError::Store)?.into_flash();
+        let store = crate::store::Store::open(flash).map_err(|_| QuorumError::Store)?;
+        self.audit = Some(crate::audit::AuditLog::load(&store));
+        self.store = Some(store);
         Ok(())
     }
 }

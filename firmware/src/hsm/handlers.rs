@@ -31,6 +31,9 @@ impl<P: Platform> Hsm<P> {
         if self.service_refuses(principal, &request) {
             return Err(Status::ServiceStopped);
         }
+        if self.certificate_refuses(principal, &request) {
+            return Err(self.deny(principal, kind, Status::AccessDenied));
+        }
         match request {
             Request::Ping => return Ok(Response::Pong),
             Request::GetStatus => return Ok(Response::Status(self.status())),
@@ -40,7 +43,7 @@ impl<P: Platform> Hsm<P> {
                 return Ok(Response::Done);
             }
             Request::ReadAudit { from_seq, max } => {
-                if *principal != Principal::Local {
+                if !self.audit_reader(principal) {
                     return Err(self.deny(principal, kind, Status::AccessDenied));
                 }
                 let (Some(store), Some(audit)) = (self.store.as_ref(), self.audit.as_ref()) else {
@@ -74,7 +77,10 @@ impl<P: Platform> Hsm<P> {
             | Request::RevokeApplication { .. }
             | Request::Zeroize
             | Request::ServiceStop
-            | Request::ServiceStart) => return self.admin(principal, session, kind, r),
+            | Request::ServiceStart
+            | Request::AdminRequestApproval
+            | Request::AdminApprove { .. }
+            | Request::RegisterAuditor { .. }) => return self.admin(principal, session, kind, r),
             _ => {}
         }
         match self.state {

@@ -180,11 +180,8 @@ pub fn execute(panel: &FrontPanel, c: Command) -> Result<(), PanelError> {
         Command::Login => panel.submit(Job::Login).map(drop),
         Command::Logout => panel.submit(Job::Logout).map(drop),
         Command::Register { cert_sha256, name, domains, caps } => {
-            let rx = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps) })?;
-            return match rx.recv_timeout(SETTLE) {
-                Ok(r) => r,
-                Err(_) => Err("the panel did not answer (is a ceremony running?)".into()),
-            };
+            let job = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps) })?;
+            return job.outcome(SETTLE);
         }
     };
     r?;

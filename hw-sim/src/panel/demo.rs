@@ -155,7 +155,7 @@ impl People<'_> {
 
 fn job(panel: &FrontPanel, j: Job) -> anyhow::Result<People<'_>> {
     let lcd = panel.view();
-    let result = panel.submit(j).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = panel.submit(j).map_err(|e| anyhow::anyhow!("{e}"))?.rx;
     Ok(People { panel, lcd, result })
 }
 

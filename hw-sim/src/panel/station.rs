@@ -20,9 +20,9 @@ use crate::ceremony::SimPanelLcd;
 
 /// Steps of the boot shown on the panel: card process, self-tests, init, TLS keys, link.
 pub const BOOT_STEPS: u8 = 5;
-/// The panel's card-link session (the daemon's connections use small numbers, its TLS
-/// signing links and the provisioning link `u64::MAX - n` for small n).
-pub const SESSION: u64 = gmhsm_proto::LOCAL_ADMIN_SESSION;
+/// The panel's card-link session, on the panel's own link (the card maps each link's session
+/// numbers to sessions of their own: nothing on another link can act in this one).
+pub const SESSION: u64 = u64::MAX - 64;
 /// How long a ceremony waits for a key or a card before giving up.
 const PEOPLE_MS: u32 = 300_000;
 /// How long the page a job ended on stays before the status page comes back.
@@ -60,9 +60,24 @@ impl Job {
     }
 }
 
+/// A job's claim: queued, taken by the panel thread, or withdrawn by whoever submitted it
+/// (then it never runs).
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const TAKEN: u8 = 1;
+pub(crate) const WITHDRAWN: u8 = 2;
+
 pub(crate) struct Envelope {
     pub job: Job,
     pub reply: Option<Sender<Result<(), String>>>,
+    pub claim: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Envelope {
+    /// Take the job unless it was withdrawn.
+    fn take(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.claim.compare_exchange(QUEUED, TAKEN, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
 }
 
 pub(crate) struct Parts {
@@ -140,6 +155,8 @@ struct Loop {
     counted: Option<(u64, Instant)>,
     /// Requests per second between the last two readings.
     rate: Option<u64>,
+    /// A tool's session waits for approval with this code (shown; OK approves, CANCEL not).
+    asking: Option<u16>,
 }
 
 pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
@@ -157,13 +174,21 @@ pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
         refreshed: None,
         counted: None,
         rate: None,
+        asking: None,
     };
     loop {
         match jobs.try_recv() {
-            Ok(Envelope { job, reply }) => {
+            Ok(env) => {
+                if !env.take() {
+                    activity.job_taken();
+                    continue;
+                }
+                let Envelope { job, reply, .. } = env;
+                activity.set_running(true);
                 activity.job_taken();
                 let what = job.name();
                 let r = me.job(job).map_err(|e| e.to_string());
+                activity.set_running(false);
                 let outcome = match &r {
                     Ok(done) => format!("{what}: {done}"),
                     Err(e) => format!("{what}: {e}"),
@@ -201,9 +226,17 @@ impl Loop {
                 if self.authority.is_some() {
                     return Err(JobError::Refused("a quorum is already logged in at the panel"));
                 }
-                let a = st.quorum_login(AdminOp::KeyManagement)?;
-                self.authority = Some(a);
-                Ok("quorum reached")
+                match st.quorum_login(AdminOp::KeyManagement) {
+                    Ok(a) => {
+                        self.authority = Some(a);
+                        Ok("quorum reached")
+                    }
+                    Err(e) => {
+                        // The cards counted so far must not stay counted.
+                        self.end_for_sure();
+                        Err(e.into())
+                    }
+                }
             }
             Job::Register { cert_sha256, name, domains, caps } => {
                 let Some(a) = self.authority.as_mut() else {
@@ -227,7 +260,12 @@ impl Loop {
             }
             Job::Logout => {
                 let a = self.authority.take().ok_or(JobError::Refused("no quorum logged in at the panel"))?;
-                a.logout(st)?;
+                self.asking = None;
+                let r = a.logout(st);
+                if !self.end_for_sure() {
+                    return Err(JobError::Refused("the crypto card did not confirm the logout: link closed"));
+                }
+                r?;
                 Ok("logged out")
             }
         }
@@ -241,9 +279,21 @@ impl Loop {
         if !gone && !due {
             return;
         }
-        if let Err(e) = a.check(&mut self.st) {
-            log::info!("front panel: quorum authority ended ({e})");
+        match a.check(&mut self.st) {
+            Ok(()) => {
+                self.asking = a.status.awaiting;
+                return;
+            }
+            Err(e) => log::info!("front panel: quorum authority ended ({e})"),
+        }
+        {
             self.authority = None;
+            self.asking = None;
+            // Fail closed: a logout the card did not confirm closes the panel's link, and the
+            // card ends every authority held in the link's sessions.
+            if !self.end_for_sure() {
+                log::warn!("front panel: logout unconfirmed: card link closed");
+            }
             Shared::set(
                 &self.shared.last,
                 format!("authority ended: {}", if gone { "card removed" } else { "lapsed" }),
@@ -253,7 +303,45 @@ impl Loop {
         }
     }
 
+    /// Log every card out and confirm it with the card (twice at most); failing that, close
+    /// the panel's card link (the card then closes its session: the authority ends there).
+    /// `true` when the card confirmed it.
+    fn end_for_sure(&mut self) -> bool {
+        for _ in 0..2 {
+            let asked = self.st.link.call_in(SESSION, Request::AdminLogout { serial: None });
+            let status = self.st.link.call_in(SESSION, Request::AdminStatus);
+            if matches!((asked, status), (Ok(Ok(_)), Ok(Ok(Response::AdminState(s)))) if !s.authority && s.admins == 0)
+            {
+                return true;
+            }
+        }
+        self.st.link.link = None;
+        false
+    }
+
+    /// The people's answer to "Approve tool NNNN?".
+    fn answer_approval(&mut self, code: u16, approve: bool) {
+        self.asking = None;
+        self.refreshed = None;
+        let r = self.st.link.call_in(SESSION, Request::AdminApprove { code, approve });
+        let outcome = match r {
+            Ok(Ok(_)) if approve => format!("tool {code:04} approved"),
+            Ok(Ok(_)) => format!("tool {code:04} refused"),
+            Ok(Err(s)) => format!("approval of {code:04}: card refused ({s})"),
+            Err(e) => format!("approval of {code:04}: {e}"),
+        };
+        log::info!("front panel: {outcome}");
+        Shared::set(&self.shared.last, outcome);
+    }
+
     fn key(&mut self, k: Key) {
+        if let Some(code) = self.asking {
+            match k {
+                Key::Ok => return self.answer_approval(code, true),
+                Key::Cancel => return self.answer_approval(code, false),
+                _ => {}
+            }
+        }
         if self.hold.take().is_some() {
             return;
         }
@@ -303,6 +391,15 @@ impl Loop {
                 Err(_) => Err("card link down".into()),
             });
             self.measure();
+        }
+        if let Some(code) = self.asking {
+            let mut f = render(&Page::Status { state: DeviceState::AdminLoggedIn, link: "" }, cols, rows);
+            f.set(0, format_args!("Approve tool"));
+            f.set(1, format_args!("session {code:04}?"));
+            f.set(2, format_args!(""));
+            f.set(3, format_args!("OK / CANCEL"));
+            self.put(&f);
+            return;
         }
         let link = Shared::get(&self.shared.link);
         let f = match &self.status {

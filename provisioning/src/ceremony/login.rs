@@ -212,11 +212,13 @@ impl Authority {
         st: &mut Station<L, R, D, K>,
     ) -> Result<(), CeremonyError> {
         if st.reader.state()? == SlotState::Empty {
-            st.link.call(Request::AdminLogout { serial: Some(self.serial.clone()) })?;
-            let _ = st
-                .panel
-                .show(gmhsm_lcd::Page::Status { state: gmhsm_lcd::DeviceState::Ready, link: "admin logged out" });
-            return Err(CeremonyError::AuthorityEnded);
+            // Every card of the quorum leaves with its last one; the panel then shows what the
+            // crypto card says, not what it asked for.
+            let asked = st.link.call(Request::AdminLogout { serial: None });
+            let out = asked.is_ok() && st.admin_status().is_ok_and(|s| !s.authority && s.admins == 0);
+            let link = if out { "admin logged out" } else { "LOGOUT FAILED" };
+            let _ = st.panel.show(gmhsm_lcd::Page::Status { state: gmhsm_lcd::DeviceState::Ready, link });
+            return Err(if out { CeremonyError::AuthorityEnded } else { CeremonyError::LogoutUnconfirmed });
         }
         self.status = st.admin_status()?;
         if !self.status.authority {

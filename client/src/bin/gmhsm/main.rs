@@ -35,6 +35,40 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
     }
 }
 
+/// How long an administrative command waits for the panel's approval.
+const APPROVAL_WAIT: Duration = Duration::from_secs(300);
+
+/// Connect for an administrative command. On a ceremony-initialized appliance the local
+/// tool's session has no authority of its own: it asks for approval, prints the code the
+/// front panel shows, and waits until the people holding the quorum's authority (or an
+/// operator's login) press OK there — or refuse (CANCEL).
+fn admin_connect(cli: &Cli) -> Result<Client, Failure> {
+    let mut client = connect(cli)?;
+    if cli.socket.is_none() {
+        return Ok(client);
+    }
+    let st = client.admin_status()?;
+    if !st.ceremony_initialized || st.authority || st.role.is_some() {
+        return Ok(client);
+    }
+    let code = client.request_approval()?;
+    eprintln!("approval code {code:04}: approve this tool at the front panel (OK)");
+    let deadline = std::time::Instant::now() + APPROVAL_WAIT;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let st = client.admin_status()?;
+        if st.authority || st.role.is_some() {
+            return Ok(client);
+        }
+        if st.approval.is_none() {
+            return Err(Failure::Local("refused at the front panel".into()));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::Local("nobody approved this tool at the front panel in time".into()));
+        }
+    }
+}
+
 /// Connect and, when a password is given, prove it for `key.label` on this connection.
 fn connect_for(cli: &Cli, key: &KeyArgs) -> Result<Client, Failure> {
     let mut client = connect(cli)?;
@@ -119,18 +153,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let der = certificate_pem(cert)?;
             let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
             let caps = parse_caps(caps)?;
-            connect(&cli)?.register_application(fp, name, *domains, caps)?;
+            admin_connect(&cli)?.register_application(fp, name, *domains, caps)?;
             println!("registered {name} ({}) domains {domains:#x} caps {}", to_hex(&fp), caps_text(caps));
         }
         Command::RevokeApp { cert } => {
             let der = certificate_pem(cert)?;
             let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
-            connect(&cli)?.revoke_application(fp)?;
+            admin_connect(&cli)?.revoke_application(fp)?;
             println!("revoked {}", to_hex(&fp));
         }
         Command::Service { action } => {
             let stop = *action == ServiceAction::Stop;
-            connect(&cli)?.set_service(stop)?;
+            admin_connect(&cli)?.set_service(stop)?;
             println!("service {}", if stop { "stopped" } else { "started" });
         }
     }
@@ -225,7 +259,8 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
             write_secret(out, pem::private_key(pkcs8.expose_secret()).as_bytes())?;
         }
         KeyCommand::ExportPolicy { set } => {
-            let allowed = connect(cli)?.key_export_policy(set.map(|s| s == OnOff::On))?;
+            let mut client = if set.is_some() { admin_connect(cli)? } else { connect(cli)? };
+            let allowed = client.key_export_policy(set.map(|s| s == OnOff::On))?;
             println!("plaintext export of generated private keys: {}", if allowed { "ALLOWED" } else { "refused" });
         }
         KeyCommand::ImportEnveloped { label, unwrap_with, input } => {
