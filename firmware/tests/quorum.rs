@@ -157,6 +157,7 @@ impl Rig {
             name: "app".try_into().unwrap(),
             domains: 1,
             caps: Capabilities::ALL,
+            quota: None,
         })
     }
     fn audit(&mut self) -> Vec<AuditEvent> {
@@ -541,7 +542,8 @@ fn demo_devices_keep_local_administration() {
                 cert_sha256: [1; 32],
                 name: "a".try_into().unwrap(),
                 domains: 1,
-                caps: Capabilities::ALL
+                caps: Capabilities::ALL,
+                quota: None,
             }
         ),
         Err(Status::AccessDenied)
