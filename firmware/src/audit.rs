@@ -14,7 +14,8 @@ use sm3::{Digest, Sm3};
 
 use crate::store::{Store, StoreError};
 
-const PREFIX: &[u8] = b"a:";
+/// Store keys of audit records start with this.
+pub const PREFIX: &[u8] = b"a:";
 /// Records kept on flash.
 pub const MAX_RECORDS: u64 = 4096;
 /// Fewest records dropped at once when the store is short of room.
@@ -101,10 +102,37 @@ impl AuditLog {
         principal: Option<Principal>,
         event: AuditEvent,
     ) -> Result<u64, StoreError> {
-        if let Some((from, to)) = self.make_room(store, &principal, &event)? {
-            self.push(store, boot, time_ms, None, AuditEvent::Dropped { from, to })?;
-        }
+        self.reclaim(store, boot, time_ms, record_cost(store, &principal, &event))?;
         self.push(store, boot, time_ms, principal, event)
+    }
+
+    /// Make `bytes` free with [`crate::reserve::admin_headroom`] left over, dropping the
+    /// oldest records if needed (at least [`DROP_BATCH`] when any, so that `Dropped` records
+    /// stay rare) and recording that (`Dropped`). As far as the records go: the caller's
+    /// write may still find the store full.
+    pub fn reclaim<F: Flash>(
+        &mut self,
+        store: &mut Store<F>,
+        boot: u32,
+        time_ms: u64,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        let dropped = AuditEvent::Dropped { from: u64::MAX, to: u64::MAX };
+        let need = bytes
+            .saturating_add(record_cost(store, &None, &dropped))
+            .saturating_add(crate::reserve::admin_headroom(store));
+        let from = self.first;
+        while self.first != 0
+            && self.first <= self.last
+            && (store.free_bytes() < need || (self.first > from && self.first - from < DROP_BATCH))
+        {
+            store.remove(&key(self.first))?;
+            self.first += 1;
+        }
+        if self.first > from {
+            self.push(store, boot, time_ms, None, AuditEvent::Dropped { from, to: self.first - 1 })?;
+        }
+        Ok(())
     }
 
     /// Chain and store one record; trim to [`MAX_RECORDS`].
@@ -130,30 +158,6 @@ impl AuditLog {
             self.first += 1;
         }
         Ok(seq)
-    }
-
-    /// Drop the oldest records (at least [`DROP_BATCH`] when any, so that `Dropped` records
-    /// stay rare) until a record for `event` and a `Dropped` record fit with the admin
-    /// headroom left free. The range dropped, if any.
-    fn make_room<F: Flash>(
-        &mut self,
-        store: &mut Store<F>,
-        principal: &Option<Principal>,
-        event: &AuditEvent,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
-        let dropped = AuditEvent::Dropped { from: u64::MAX, to: u64::MAX };
-        let need = record_cost(store, principal, event)
-            .saturating_add(record_cost(store, &None, &dropped))
-            .saturating_add(crate::reserve::admin_headroom(store));
-        let from = self.first;
-        while self.first != 0
-            && self.first <= self.last
-            && (store.free_bytes() < need || (self.first > from && self.first - from < DROP_BATCH))
-        {
-            store.remove(&key(self.first))?;
-            self.first += 1;
-        }
-        Ok((self.first > from).then(|| (from, self.first - 1)))
     }
 
     /// Up to `max` records from `from_seq` on.
@@ -184,3 +188,6 @@ pub fn verify_run(records: &[AuditRecord]) -> Result<(), u64> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,10 @@
 //! How the room in the card's store is shared, so that no application can stop the card.
 //!
-//! Three levels, from the store's own free-space count ([`Store::free_bytes`]):
+//! Three levels, from the store's own count ([`Store::free_bytes`]):
 //! * **applications** may add a key record only while, after it, at least
-//!   [`app_reserve`] bytes stay free (otherwise `QuotaExceeded`, nothing written);
+//!   [`app_reserve`] bytes stay free or held by the audit log (otherwise `QuotaExceeded`,
+//!   nothing written); the audit log gives back its oldest records to make the room
+//!   ([`crate::audit::AuditLog::reclaim`]);
 //! * **the audit log** may use that reserve, but drops its oldest records (audited as
 //!   `AuditEvent::Dropped`) before it would leave less than [`admin_headroom`] free;
 //! * **administration** (the local principal and the quorum: registrations, policy, the
@@ -29,7 +31,10 @@ pub fn app_reserve<F: Flash>(store: &Store<F>) -> usize {
     (store.capacity_bytes() / 8).max(floor).min(store.capacity_bytes() / 2)
 }
 
-/// May an application add a record of `cost` bytes ([`Store::record_cost`])?
+/// May an application add a record of `cost` bytes ([`Store::record_cost`])? Everything but
+/// the audit log, with it, must leave the reserve.
 pub fn app_fits<F: Flash>(store: &Store<F>, cost: usize) -> bool {
-    store.free_bytes() >= cost.saturating_add(app_reserve(store))
+    let audit = store.prefix_bytes(crate::audit::PREFIX);
+    let held = store.capacity_bytes().saturating_sub(store.free_bytes()).saturating_sub(audit);
+    held.saturating_add(cost).saturating_add(app_reserve(store)) <= store.capacity_bytes()
 }

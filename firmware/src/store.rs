@@ -300,6 +300,11 @@ impl<F: Flash> Store<F> {
         self.index.get(key).map(|l| l.len)
     }
 
+    /// The bytes the records of the keys starting with `prefix` take (RAM only).
+    pub fn prefix_bytes(&self, prefix: &[u8]) -> usize {
+        self.index.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, l)| l.len).sum()
+    }
+
     /// Give the flash back (to reboot by reopening it).
     pub fn into_flash(self) -> F {
         self.log.flash

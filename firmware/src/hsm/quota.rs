@@ -6,15 +6,16 @@
 //! by [`Hsm::save_record`] and key deletion. A new key record of an application is admitted
 //! only within the application's [`AppQuota`] (set at registration; [`AppQuota::DEFAULT`]
 //! for an application registered without one or not registered) and only while the store
-//! keeps [`crate::reserve::app_reserve`] free; otherwise `QuotaExceeded`, nothing written.
+//! keeps [`crate::reserve::app_reserve`] for audit and administration; otherwise
+//! `QuotaExceeded`, nothing written.
 //! Keys of the local principal (the appliance's own) are not counted.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use gmhsm_platform::Platform;
+use gmhsm_platform::{Clock, Platform};
 use gmhsm_proto::{AppQuota, Label, Principal, Status};
 
-use super::{Hsm, KEY_PREFIX, store_key};
+use super::{Hsm, KEY_PREFIX, store_key, store_status};
 
 /// What one application owns in the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,20 +62,31 @@ impl<P: Platform> Hsm<P> {
         self.app(owner).map_or(AppQuota::DEFAULT, |a| a.quota)
     }
 
-    /// May `owner` add a new key record of `value_len` bytes under `label`? Applications
-    /// only: within their quota, and leaving the store's reserve free.
-    pub(super) fn admit_new_record(&self, owner: &Principal, label: &Label, value_len: usize) -> Result<(), Status> {
-        if app_id(owner).is_none() {
-            return Ok(());
-        }
+    /// May `owner` add a new key record of `value_len` bytes under `label`? An application
+    /// only within its quota and leaving the store's reserve (`QuotaExceeded`); then room is
+    /// made, the audit log giving back its oldest records if needed.
+    pub(super) fn admit_new_record(&mut self, owner: &Principal, label: &Label, value_len: usize) -> Result<(), Status> {
         let store = self.store.as_ref().ok_or(Status::DeviceError)?;
         let cost = store.record_cost(KEY_PREFIX.len() + label.len(), value_len);
-        let (quota, used) = (self.quota(owner), self.usage(owner));
-        let within = used.keys < quota.max_keys && used.bytes + cost as u64 <= u64::from(quota.max_bytes);
-        if !within || !crate::reserve::app_fits(store, cost) {
-            return Err(Status::QuotaExceeded);
+        if app_id(owner).is_some() {
+            let (quota, used) = (self.quota(owner), self.usage(owner));
+            let within = used.keys < quota.max_keys && used.bytes + cost as u64 <= u64::from(quota.max_bytes);
+            if !within || !crate::reserve::app_fits(store, cost) {
+                return Err(Status::QuotaExceeded);
+            }
         }
-        Ok(())
+        self.reclaim_audit(cost)
+    }
+
+    /// Leave `cost` bytes free and the administration's headroom, taking them back from the
+    /// audit log's oldest records (audited) if needed.
+    fn reclaim_audit(&mut self, cost: usize) -> Result<(), Status> {
+        let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return Ok(()) };
+        if store.free_bytes() >= cost.saturating_add(crate::reserve::admin_headroom(store)) {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        audit.reclaim(store, self.boots, now, cost).map_err(store_status)
     }
 
     /// Undo the write of the new record of `label` (its audit record did not fit).
