@@ -25,13 +25,8 @@ fn tiny_flash() -> RamFlash {
 }
 
 fn register(hsm: &mut Hsm<TestBoard>, n: u8, domains: u32, caps: Capabilities, quota: Option<AppQuota>) {
-    let r = Request::RegisterApplication {
-        cert_sha256: [n; 32],
-        name: "app".try_into().unwrap(),
-        domains,
-        caps,
-        quota,
-    };
+    let r =
+        Request::RegisterApplication { cert_sha256: [n; 32], name: "app".try_into().unwrap(), domains, caps, quota };
     assert_eq!(hsm.exec(&L, r), Ok(Response::Done));
 }
 
@@ -174,7 +169,12 @@ fn applications_cannot_create_import_or_delete_reserved_labels() {
     for name in ["sdf:sign:1", "sdf:enc:7", "sdf:kek:1", "tls:sm2", "tls:p256"] {
         let r = hsm.exec(
             &app(2),
-            Request::GenerateKey { label: label(name), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: u32::MAX },
+            Request::GenerateKey {
+                label: label(name),
+                alg: KeyAlg::Sm2,
+                caps: Capabilities::DEFAULT,
+                domains: u32::MAX,
+            },
         );
         assert_eq!(r, Err(Status::AccessDenied), "{name}");
     }

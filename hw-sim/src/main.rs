@@ -167,24 +167,22 @@ fn main() -> ExitCode {
             max_bytes,
             script,
             wait,
-        } => {
-            gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
-                state,
-                insert,
-                remove,
-                keys,
-                login,
-                logout,
-                register_app,
-                name,
-                domains,
-                caps,
-                max_keys,
-                max_bytes,
-                script,
-                wait_secs: wait,
-            })
-        }
+        } => gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
+            state,
+            insert,
+            remove,
+            keys,
+            login,
+            logout,
+            register_app,
+            name,
+            domains,
+            caps,
+            max_keys,
+            max_bytes,
+            script,
+            wait_secs: wait,
+        }),
         Cmd::ClientCert { state, name, pki } => {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }

@@ -15,7 +15,10 @@ fn tiny_store() -> Store<RamFlash> {
 }
 
 fn denied(n: u8) -> (Option<Principal>, AuditEvent) {
-    (Some(Principal::Application { cert_sha256: [n; 32] }), AuditEvent::Denied { request: n, status: Status::AccessDenied })
+    (
+        Some(Principal::Application { cert_sha256: [n; 32] }),
+        AuditEvent::Denied { request: n, status: Status::AccessDenied },
+    )
 }
 
 /// Fill the store with `len`-byte values as applications would (up to the reserve they

@@ -58,8 +58,7 @@ fn app_key(fp: &[u8; 32]) -> Vec<u8> {
 /// those of its private half (encrypting and verifying use the public half, which anyone
 /// who sees the key can export); of a secret key, every use of the secret.
 fn private_use(alg: KeyAlg) -> u32 {
-    let private_half =
-        Capabilities::SIGN.0 | Capabilities::DECRYPT.0 | Capabilities::UNWRAP.0 | Capabilities::DERIVE.0;
+    let private_half = Capabilities::SIGN.0 | Capabilities::DECRYPT.0 | Capabilities::UNWRAP.0 | Capabilities::DERIVE.0;
     if alg.is_asymmetric() { private_half } else { private_half | Capabilities::MAC.0 | Capabilities::ENCRYPT.0 }
 }
 

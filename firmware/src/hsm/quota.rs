@@ -65,7 +65,12 @@ impl<P: Platform> Hsm<P> {
     /// May `owner` add a new key record of `value_len` bytes under `label`? An application
     /// only within its quota and leaving the store's reserve (`QuotaExceeded`); then room is
     /// made, the audit log giving back its oldest records if needed.
-    pub(super) fn admit_new_record(&mut self, owner: &Principal, label: &Label, value_len: usize) -> Result<(), Status> {
+    pub(super) fn admit_new_record(
+        &mut self,
+        owner: &Principal,
+        label: &Label,
+        value_len: usize,
+    ) -> Result<(), Status> {
         let store = self.store.as_ref().ok_or(Status::DeviceError)?;
         let cost = store.record_cost(KEY_PREFIX.len() + label.len(), value_len);
         if app_id(owner).is_some() {
