@@ -250,7 +250,8 @@ impl Client {
         }
     }
 
-    /// Register an application by the SHA-256 of its certificate (local tools only).
+    /// Register an application by the SHA-256 of its certificate (local tools only), with
+    /// the card's default quota ([`gmhsm_proto::AppQuota::DEFAULT`]).
     pub fn register_application(
         &mut self,
         cert_sha256: [u8; 32],
@@ -258,9 +259,22 @@ impl Client {
         domains: u32,
         caps: Capabilities,
     ) -> Result<(), ClientError> {
+        self.register_application_with_quota(cert_sha256, name, domains, caps, None)
+    }
+
+    /// [`Client::register_application`] with a quota of keys and store bytes (`None`: the
+    /// card's default).
+    pub fn register_application_with_quota(
+        &mut self,
+        cert_sha256: [u8; 32],
+        name: &str,
+        domains: u32,
+        caps: Capabilities,
+        quota: Option<gmhsm_proto::AppQuota>,
+    ) -> Result<(), ClientError> {
         let name = heapless::String::try_from(name)
             .map_err(|_| ClientError::InvalidArgument("application name over 64 bytes".into()))?;
-        match self.call(Request::RegisterApplication { cert_sha256, name, domains, caps })? {
+        match self.call(Request::RegisterApplication { cert_sha256, name, domains, caps, quota })? {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
         }

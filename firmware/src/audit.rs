@@ -14,15 +14,27 @@ use sm3::{Digest, Sm3};
 
 use crate::store::{Store, StoreError};
 
-const PREFIX: &[u8] = b"a:";
+/// Store keys of audit records start with this.
+pub const PREFIX: &[u8] = b"a:";
 /// Records kept on flash.
 pub const MAX_RECORDS: u64 = 4096;
+/// Fewest records dropped at once when the store is short of room.
+const DROP_BATCH: u64 = 16;
+/// Bytes of a record besides its principal and event, at most: seq and time (varints of
+/// up to 10 bytes), boot (up to 5), prev_hash.
+const RECORD_FIXED: usize = 10 + 5 + 10 + 32;
 
 fn key(seq: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[..2].copy_from_slice(PREFIX);
     k[2..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// What a record for `event` takes in the store, at most.
+fn record_cost<F: Flash>(store: &Store<F>, principal: &Option<Principal>, event: &AuditEvent) -> usize {
+    let body = postcard::to_allocvec(&(principal, event)).map_or(usize::MAX / 4, |v| v.len());
+    store.record_cost(10, body + RECORD_FIXED)
 }
 
 /// SM3 over the record's encoding.
@@ -78,8 +90,53 @@ impl AuditLog {
         AuditState { first_seq: self.first, last_seq: self.last, chain_break: self.chain_break }
     }
 
-    /// Append one record; drops the oldest records beyond [`MAX_RECORDS`].
+    /// Append one record; drops the oldest records beyond [`MAX_RECORDS`]. Before the store
+    /// would have less than [`crate::reserve::admin_headroom`] free after it, the oldest
+    /// records are dropped first, and that is recorded ([`AuditEvent::Dropped`], chained
+    /// before this one): the log never fails for want of room while it holds records.
     pub fn append<F: Flash>(
+        &mut self,
+        store: &mut Store<F>,
+        boot: u32,
+        time_ms: u64,
+        principal: Option<Principal>,
+        event: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        self.reclaim(store, boot, time_ms, record_cost(store, &principal, &event))?;
+        self.push(store, boot, time_ms, principal, event)
+    }
+
+    /// Make `bytes` free with [`crate::reserve::admin_headroom`] left over, dropping the
+    /// oldest records if needed (at least [`DROP_BATCH`] when any, so that `Dropped` records
+    /// stay rare) and recording that (`Dropped`). As far as the records go: the caller's
+    /// write may still find the store full.
+    pub fn reclaim<F: Flash>(
+        &mut self,
+        store: &mut Store<F>,
+        boot: u32,
+        time_ms: u64,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        let dropped = AuditEvent::Dropped { from: u64::MAX, to: u64::MAX };
+        let need = bytes
+            .saturating_add(record_cost(store, &None, &dropped))
+            .saturating_add(crate::reserve::admin_headroom(store));
+        let from = self.first;
+        while self.first != 0
+            && self.first <= self.last
+            && (store.free_bytes() < need || (self.first > from && self.first - from < DROP_BATCH))
+        {
+            store.remove(&key(self.first))?;
+            self.first += 1;
+        }
+        if self.first > from {
+            self.push(store, boot, time_ms, None, AuditEvent::Dropped { from, to: self.first - 1 })?;
+        }
+        Ok(())
+    }
+
+    /// Chain and store one record; trim to [`MAX_RECORDS`].
+    fn push<F: Flash>(
         &mut self,
         store: &mut Store<F>,
         boot: u32,
@@ -131,3 +188,6 @@ pub fn verify_run(records: &[AuditRecord]) -> Result<(), u64> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,6 +59,11 @@ pub struct Hsm<P: Platform> {
     /// checks access as always, then leaves the computation in `deferred` for the run.
     deferring: bool,
     deferred: Option<Deferred>,
+    /// Keys and store bytes each application owns (see `quota`).
+    usage: quota::Ledger,
+    /// Set when an audit record of an application's request could not be written: that
+    /// request is refused (the card stays operational; see [`Hsm::log`]).
+    unaudited: bool,
 }
 
 /// Decryptions from which a batch is split in two halves computed at once
@@ -101,6 +106,9 @@ pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
 mod handlers;
+mod labels;
+mod quota;
+pub use quota::Usage;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
 /// runs for every request).
@@ -212,6 +220,8 @@ impl<P: Platform> Hsm<P> {
             requests: 0,
             deferring: false,
             deferred: None,
+            usage: Default::default(),
+            unaudited: false,
         };
         if hsm.tamper_check() {
             return hsm;
@@ -265,17 +275,35 @@ impl<P: Platform> Hsm<P> {
         hsm
     }
 
-    /// Append an audit record. An audit write that fails puts the card in its error state:
-    /// it does not go on working unaudited.
+    /// Append an audit record. An audit write that fails for an application's request
+    /// refuses that request ([`Hsm::audited`], or [`Hsm::execute`] for the rest) and leaves
+    /// the card operational; any other puts the card in its error state: it does not go on
+    /// working unaudited. (The log drops its oldest records rather than fail for room, and
+    /// applications cannot eat into its reserve: see [`crate::reserve`].)
     fn log(&mut self, principal: Option<Principal>, event: AuditEvent) {
         let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return };
         let now = self.clock.now_ms();
+        let app = matches!(principal, Some(Principal::Application { .. }));
         if audit.append(store, self.boots, now, principal, event).is_err() {
+            if app {
+                self.unaudited = true;
+                return;
+            }
             self.cache.clear();
             self.records.clear();
             self.fast.clear();
             self.state = State::Error("audit log write failed");
         }
+    }
+
+    /// Audit what an application's request did, before it takes effect or with its effect
+    /// undone on `Err` (`StoreFull`: the record did not fit).
+    fn audited(&mut self, principal: &Principal, event: AuditEvent) -> Result<(), Status> {
+        self.log(Some(principal.clone()), event);
+        if core::mem::take(&mut self.unaudited) {
+            return Err(Status::StoreFull);
+        }
+        Ok(())
     }
 
     fn deny(&mut self, principal: &Principal, request: u8, status: Status) -> Status {
@@ -379,6 +407,8 @@ impl<P: Platform> Hsm<P> {
     /// initialization, or at the next boot if a power cut came first.
     fn ensure_device_keys(&mut self) -> Result<(), Status> {
         use gmhsm_proto::{Capabilities as C, KeyAlg};
+        // Every way into the operational state passes here: count what applications own.
+        self.rebuild_usage();
         for (name, caps) in [
             ("sdf:sign:0", C::SIGN | C::VERIFY),
             ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE),
@@ -424,7 +454,12 @@ impl<P: Platform> Hsm<P> {
             return Err(Status::DeviceError);
         }
         self.check_rng();
-        let result = self.dispatch(principal, session, request);
+        self.unaudited = false;
+        let mut result = self.dispatch(principal, session, request);
+        // An application's request whose audit record did not fit is refused.
+        if core::mem::take(&mut self.unaudited) && result.is_ok() {
+            result = Err(Status::StoreFull);
+        }
         // A source that failed during this request latches the error state now.
         self.check_rng();
         result

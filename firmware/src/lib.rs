@@ -26,6 +26,7 @@ pub mod hsm;
 pub mod keys;
 pub mod ops;
 pub mod quorum;
+pub mod reserve;
 pub mod rng;
 pub mod selftest;
 pub mod session;

@@ -283,6 +283,28 @@ impl<F: Flash> Store<F> {
         self.limits.budget.saturating_sub(self.live)
     }
 
+    /// Most bytes of live records the store holds (what [`Store::free_bytes`] counts down
+    /// from): the ring less what compaction needs.
+    pub fn capacity_bytes(&self) -> usize {
+        self.limits.budget
+    }
+
+    /// The bytes a record of `key_len` and `value_len` bytes takes in [`Store::free_bytes`]'s
+    /// count (no more than the limits allow: a record over them is refused anyway).
+    pub fn record_cost(&self, key_len: usize, value_len: usize) -> usize {
+        self.log.lay.record_len(key_len.min(MAX_KEY), value_len.min(self.limits.max_value))
+    }
+
+    /// The bytes the record of `key` takes now (`None`: no value). RAM only.
+    pub fn footprint(&self, key: &[u8]) -> Option<usize> {
+        self.index.get(key).map(|l| l.len)
+    }
+
+    /// The bytes the records of the keys starting with `prefix` take (RAM only).
+    pub fn prefix_bytes(&self, prefix: &[u8]) -> usize {
+        self.index.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, l)| l.len).sum()
+    }
+
     /// Give the flash back (to reboot by reopening it).
     pub fn into_flash(self) -> F {
         self.log.flash

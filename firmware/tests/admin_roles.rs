@@ -33,6 +33,7 @@ fn register_in(r: &mut Rig, session: u64, n: u8) -> Result<Response, Status> {
             name: "app".try_into().unwrap(),
             domains: 1,
             caps: Capabilities::ALL,
+            quota: None,
         },
     )
 }
@@ -150,6 +151,7 @@ fn each_role_does_exactly_its_row() {
                 name: "x".try_into().unwrap(),
                 domains: 1,
                 caps: Capabilities::ALL,
+                quota: None,
             },
             Request::RevokeApplication { cert_sha256: auditor_cert },
             Request::RegisterAuditor { cert_sha256: [n; 32], name: "x".try_into().unwrap() },

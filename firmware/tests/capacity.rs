@@ -57,6 +57,17 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     let written = Rc::new(Cell::new(0));
     let mut hsm = boot_counting(default_flash(), &t, &written, 21);
     hsm.initialize().unwrap();
+    // One application owns every key here: registered with a quota that allows them (the
+    // default, `AppQuota::DEFAULT`, stops an application at 1024 keys).
+    let quota = AppQuota { max_keys: 8192, max_bytes: u32::MAX };
+    let register = Request::RegisterApplication {
+        cert_sha256: [1; 32],
+        name: "capacity".try_into().unwrap(),
+        domains: 1,
+        caps: Capabilities::ALL,
+        quota: Some(quota),
+    };
+    assert_eq!(hsm.execute(&Principal::Local, 1, register), Ok(Response::Done));
     generate(&mut hsm, "rsa-template", KeyAlg::Rsa2048);
     let early = cost(&mut hsm, &written, "early-", 50);
     for i in 0..1024 {

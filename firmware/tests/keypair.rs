@@ -175,6 +175,7 @@ fn refusals() {
         name: heapless::String::try_from("peer").unwrap(),
         domains: 1,
         caps,
+        quota: None,
     };
     make(&mut hsm, &owner, "shared", KeyAlg::Sm4, Capabilities::DEFAULT, 1);
     let peer = Principal::Application { cert_sha256: sha };

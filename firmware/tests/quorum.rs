@@ -366,7 +366,8 @@ fn demo_devices_keep_local_administration() {
                 cert_sha256: [1; 32],
                 name: "a".try_into().unwrap(),
                 domains: 1,
-                caps: Capabilities::ALL
+                caps: Capabilities::ALL,
+                quota: None,
             }
         ),
         Err(Status::AccessDenied)
@@ -445,4 +446,50 @@ fn service_stop_needs_the_quorum_refuses_applications_and_survives_a_reboot() {
     let audit = r.audit();
     assert!(audit.contains(&AuditEvent::Admin { action: AdminAction::ServiceStarted }));
     assert!(!audit.iter().any(|e| matches!(e, AuditEvent::Denied { status: Status::ServiceStopped, .. })));
+}
+
+/// Guards issue 12 finding 1: applications filling the store of a ceremony-initialized card
+/// put it in its error state, where even the quorum's `Zeroize` was refused. On a small flash
+/// filled by applications up to the reserve they may not use, the card stays operational, and
+/// the quorum logs in, registers an application and zeroizes, before and after a reboot.
+#[test]
+fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize() {
+    use gmhsm_proto::admin::AdminAction;
+    let g = FlashGeometry { page_size: 4096, page_count: 16, word_size: 4 };
+    let mut r = rig_on(RamFlash { mem: vec![0xff; g.capacity()], g });
+    let cards = r.init(3, 2);
+    for a in 1..=3u8 {
+        let refused = (0..10_000).find_map(|i| {
+            let req = Request::GenerateKey {
+                label: label(&format!("k{a}-{i}")),
+                alg: KeyAlg::Sm2,
+                caps: Capabilities::DEFAULT,
+                domains: 0,
+            };
+            r.hsm.execute(&app(a), 100 + u64::from(a), req).err()
+        });
+        assert_eq!(refused, Some(Status::QuotaExceeded), "application {a}");
+    }
+    assert_eq!(r.hsm.status().error, None);
+    r.login(&cards[0]).unwrap();
+    r.login(&cards[1]).unwrap();
+    r.register(4).unwrap();
+    assert_eq!(r.hsm.status().error, None);
+
+    let Rig { hsm, clock, tamper, rng, flash_fails } = r;
+    let flash = hsm.into_flash().unwrap();
+    let hsm = Hsm::<QBoard>::boot(Devices {
+        noise: TestNoise { x: 5, stuck: false },
+        flash,
+        tamper: tamper.clone(),
+        clock: clock.clone(),
+    });
+    let mut r = Rig { hsm, clock, tamper, rng, flash_fails };
+    assert_eq!(r.hsm.status().error, None);
+    r.login(&cards[1]).unwrap();
+    r.login(&cards[2]).unwrap();
+    r.register(5).unwrap();
+    r.x(Request::Zeroize).unwrap();
+    assert!(!r.hsm.status().initialized);
+    assert!(r.audit().contains(&AuditEvent::Admin { action: AdminAction::Zeroized }));
 }

@@ -407,6 +407,7 @@ fn capabilities_domains_and_applications() {
         name: heapless::String::try_from("app").unwrap(),
         domains,
         caps,
+        quota: None,
     };
     assert_eq!(hsm.exec(&member, reg(2, 0b10, Capabilities::ALL)), Err(Status::AccessDenied));
     hsm.exec(&Principal::Local, reg(2, 0b110, Capabilities::SIGN)).unwrap();

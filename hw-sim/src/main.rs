@@ -99,6 +99,13 @@ enum Cmd {
         /// Capabilities for --register-app: sign,verify,encrypt,... or all.
         #[arg(long, default_value = "sign,verify")]
         caps: String,
+        /// Most keys the application of --register-app may own in the card (default: the
+        /// card's, 1024).
+        #[arg(long)]
+        max_keys: Option<u32>,
+        /// Most bytes of the card's store its keys may take (default: the card's, 1 MiB).
+        #[arg(long)]
+        max_bytes: Option<u32>,
         /// Run a script: one command a line (insert NAME, remove, keys K,..., login, logout,
         /// wait-lcd TEXT, show); the LCD is printed after each.
         #[arg(long, value_name = "FILE", group = "action")]
@@ -145,22 +152,37 @@ fn main() -> ExitCode {
                 busy_poll: std::time::Duration::from_micros(busy_poll_us),
             })
         }
-        Cmd::Panel { state, insert, remove, keys, login, logout, register_app, name, domains, caps, script, wait } => {
-            gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
-                state,
-                insert,
-                remove,
-                keys,
-                login,
-                logout,
-                register_app,
-                name,
-                domains,
-                caps,
-                script,
-                wait_secs: wait,
-            })
-        }
+        Cmd::Panel {
+            state,
+            insert,
+            remove,
+            keys,
+            login,
+            logout,
+            register_app,
+            name,
+            domains,
+            caps,
+            max_keys,
+            max_bytes,
+            script,
+            wait,
+        } => gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
+            state,
+            insert,
+            remove,
+            keys,
+            login,
+            logout,
+            register_app,
+            name,
+            domains,
+            caps,
+            max_keys,
+            max_bytes,
+            script,
+            wait_secs: wait,
+        }),
         Cmd::ClientCert { state, name, pki } => {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }

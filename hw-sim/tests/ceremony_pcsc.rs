@@ -160,6 +160,7 @@ impl People {
             name: "probe".try_into().unwrap(),
             domains: 1,
             caps: Capabilities::ALL,
+            quota: None,
         })
     }
 

@@ -61,6 +61,12 @@ pub enum AuditEvent {
     Admin {
         action: AdminAction,
     },
+    /// The store had no room for the next record: the records `from..=to` (the oldest) were
+    /// dropped to make it. The first record kept still chains to the last one dropped.
+    Dropped {
+        from: u64,
+        to: u64,
+    },
 }
 
 /// One entry of the audit log. Its hash is SM3 over its postcard encoding; the next entry's

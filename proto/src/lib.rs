@@ -30,8 +30,8 @@ pub use audit::{AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
 pub use mech::{Capabilities, CipherMech, HashAlg, MacMech, Sm2Layout, Sm4Mode};
 pub use request::{
-    KeyAlg, KeyRef, Label, MAX_DECRYPT_BATCH, MAX_SIGN_BATCH, MAX_SIGN_BATCH_RSA, Mechanism, MultiOp, Principal,
-    Request, WrapWith,
+    AppQuota, KeyAlg, KeyRef, Label, MAX_DECRYPT_BATCH, MAX_SIGN_BATCH, MAX_SIGN_BATCH_RSA, Mechanism, MultiOp,
+    Principal, Request, WrapWith,
 };
 pub use response::{KeyInfo, Response, StatusInfo};
 pub use serde_bytes::ByteBuf;

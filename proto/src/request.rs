@@ -19,6 +19,30 @@ pub enum Principal {
     Local,
 }
 
+/// What one application may own in the card's store: stored keys, and bytes of flash those
+/// key records take (as the store counts them: key, value and record framing). Set at
+/// registration; keys of the local principal (the appliance's own) are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppQuota {
+    pub max_keys: u32,
+    pub max_bytes: u32,
+}
+
+impl AppQuota {
+    /// The quota of an application registered without one, and of an unregistered
+    /// application: 1024 keys, 1 MiB of records.
+    pub const DEFAULT: AppQuota = AppQuota { max_keys: 1024, max_bytes: 1 << 20 };
+
+    /// The quota a tool's `--max-keys` / `--max-bytes` options ask for: `None` when neither
+    /// is given (the card's default), else the default with what is given.
+    pub fn from_options(max_keys: Option<u32>, max_bytes: Option<u32>) -> Option<AppQuota> {
+        (max_keys.is_some() || max_bytes.is_some()).then(|| AppQuota {
+            max_keys: max_keys.unwrap_or(Self::DEFAULT.max_keys),
+            max_bytes: max_bytes.unwrap_or(Self::DEFAULT.max_bytes),
+        })
+    }
+}
+
 /// Key algorithms the card can generate. Append-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -293,12 +317,14 @@ pub enum Request {
     },
     /// Sent by the daemon when a connection ends: the card drops its session state.
     CloseSession,
-    /// Register an application: who may use keys of which domains (local tools only).
+    /// Register an application: who may use keys of which domains, and how many keys and
+    /// bytes of the card's store it may own (`None`: [`AppQuota::DEFAULT`]); local tools only.
     RegisterApplication {
         cert_sha256: [u8; 32],
         name: heapless::String<64>,
         domains: u32,
         caps: Capabilities,
+        quota: Option<AppQuota>,
     },
     /// Import an SM2 encryption key pair delivered as a GM/T 0016 `ENVELOPEDKEYBLOB`, its SM4
     /// key wrapped to the stored SM2 key `unwrap_with`; stored under `label`. Answered

@@ -53,6 +53,10 @@ pub enum Status {
     /// The appliance's service is stopped by its administrators (`ServiceStop`); it answers
     /// applications again after `ServiceStart`. Nothing was done; retry later or elsewhere.
     ServiceStopped,
+    /// The application is at its quota of keys or bytes in the card's store (set at
+    /// registration), or the store is down to the room kept for audit and administration.
+    /// Nothing was stored; delete keys of this application, or ask for a larger quota.
+    QuotaExceeded,
 }
 
 impl Status {
@@ -80,6 +84,7 @@ impl Status {
             Status::PasswordRequired => 19,
             Status::UnknownHandle => 20,
             Status::ServiceStopped => 21,
+            Status::QuotaExceeded => 22,
         }
     }
 }
@@ -110,6 +115,7 @@ impl fmt::Display for Status {
             Status::PasswordRequired => f.write_str("key access password required"),
             Status::UnknownHandle => f.write_str("no such handle in this session"),
             Status::ServiceStopped => f.write_str("service stopped by the administrators"),
+            Status::QuotaExceeded => f.write_str("application quota of keys or store bytes exceeded"),
         }
     }
 }

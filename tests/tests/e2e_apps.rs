@@ -85,6 +85,8 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
             "4",
             "--caps",
             "sign",
+            "--max-keys",
+            "2",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -95,6 +97,12 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
         &child.wait_with_output().unwrap(),
         "register-app over the local socket, approved at the panel under its quorum",
     );
+    // The quota the CLI passed holds: payroll owns one key, may make one more.
+    payroll.generate_key_with("payroll-2", KeyAlg::Sm4, Capabilities::DEFAULT, 0).unwrap();
+    assert!(matches!(
+        payroll.generate_key_with("payroll-3", KeyAlg::Sm4, Capabilities::DEFAULT, 0),
+        Err(ClientError::Status(Status::QuotaExceeded))
+    ));
     ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");
     let revoke = admin(&["revoke-app", "--cert", cert.to_str().unwrap()]);
     assert_eq!(revoke.status.code(), Some(4), "revoking without the quorum is refused: {revoke:?}");

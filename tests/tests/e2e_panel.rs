@@ -137,7 +137,9 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     .unwrap();
     assert!(payroll.trim().ends_with("payroll.toml"));
     let cert = state.join("pki/payroll.pem");
-    let register = ["--register-app", cert.to_str().unwrap(), "--name", "payroll", "--domains", "4", "--caps", "sign"];
+    let c = cert.to_str().unwrap();
+    // With a quota of one key (the panel passes it to the card).
+    let register = ["--register-app", c, "--name", "payroll", "--domains", "4", "--caps", "sign", "--max-keys", "1"];
     shows(&refused(&state, &register, "no quorum logged in"), &["Refused"]);
     let local = Command::new(bin("gmhsm"))
         .arg("--socket")
@@ -208,6 +210,13 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     let p = gmhsm_client::Profile::load(state.join("payroll.toml")).unwrap();
     let mut c = gmhsm_client::Client::connect(&p).unwrap();
     c.generate_key("payroll-key", gmhsm_proto::KeyAlg::Sm2).unwrap();
+    assert!(
+        matches!(
+            c.generate_key("payroll-key-2", gmhsm_proto::KeyAlg::Sm2),
+            Err(gmhsm_client::ClientError::Status(gmhsm_proto::Status::QuotaExceeded))
+        ),
+        "the quota registered at the panel holds"
+    );
     let mech = gmhsm_proto::Mechanism::sm2_default();
     c.sign("payroll-key", mech.clone(), b"pay 100").unwrap();
 

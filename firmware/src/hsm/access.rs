@@ -7,13 +7,15 @@
 //!   (`UnknownKey`), and the attempt is audited as a denial;
 //! * the key's capabilities must contain what the request needs, and for a non-owner the
 //!   application's registered capabilities too (`AccessDenied`, audited);
-//! * a key with an access password may sign, decrypt, unwrap or derive only in a session
-//!   that proved the password (`PasswordRequired`); after 5 wrong passwords in a row the key
-//!   is locked until local administration sets a new one.
+//! * a key with an access password may use its private or secret half (sign, decrypt,
+//!   unwrap, derive; MAC and encrypt with a secret key) only in a session that proved the
+//!   password (`PasswordRequired`); after 5 wrong passwords in a row the key is locked until
+//!   local administration sets a new one. Only a principal that may use that half may try a
+//!   password: others are refused (`AccessDenied`) without touching the failure counter.
 
 use alloc::vec::Vec;
 use gmhsm_platform::Platform;
-use gmhsm_proto::{AuditEvent, Capabilities, Label, Principal, Status};
+use gmhsm_proto::{AppQuota, AuditEvent, Capabilities, KeyAlg, Label, Principal, Status};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -26,6 +28,24 @@ pub struct AppRecord {
     pub name: heapless::String<64>,
     pub domains: u32,
     pub caps: Capabilities,
+    /// Keys and store bytes it may own (see `quota`).
+    pub quota: AppQuota,
+}
+
+impl AppRecord {
+    /// Decode a stored record; one written before quotas existed gets [`AppQuota::DEFAULT`].
+    fn decode(raw: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Before {
+            name: heapless::String<64>,
+            domains: u32,
+            caps: Capabilities,
+        }
+        postcard::from_bytes(raw).ok().or_else(|| {
+            let Before { name, domains, caps } = postcard::from_bytes(raw).ok()?;
+            Some(AppRecord { name, domains, caps, quota: AppQuota::DEFAULT })
+        })
+    }
 }
 
 fn app_key(fp: &[u8; 32]) -> Vec<u8> {
@@ -34,13 +54,13 @@ fn app_key(fp: &[u8; 32]) -> Vec<u8> {
     k
 }
 
-/// Capabilities that use the private or secret half and so need the password.
-const PRIVATE_USE: u32 = Capabilities::SIGN.0
-    | Capabilities::DECRYPT.0
-    | Capabilities::UNWRAP.0
-    | Capabilities::DERIVE.0
-    | Capabilities::MAC.0
-    | Capabilities::ENCRYPT.0;
+/// Capabilities that use the private or secret half and so need the password: of a key pair,
+/// those of its private half (encrypting and verifying use the public half, which anyone
+/// who sees the key can export); of a secret key, every use of the secret.
+fn private_use(alg: KeyAlg) -> u32 {
+    let private_half = Capabilities::SIGN.0 | Capabilities::DECRYPT.0 | Capabilities::UNWRAP.0 | Capabilities::DERIVE.0;
+    if alg.is_asymmetric() { private_half } else { private_half | Capabilities::MAC.0 | Capabilities::ENCRYPT.0 }
+}
 
 impl<P: Platform> Hsm<P> {
     /// The stored record of `label`: from the RAM copy kept beside the key cache, or read and
@@ -60,18 +80,28 @@ impl<P: Platform> Hsm<P> {
         Ok(rec)
     }
 
+    /// Write the record of `label`; a new record of an application only within its quota
+    /// (`QuotaExceeded`, nothing written), and counted in its usage.
     pub(super) fn save_record(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
         let value = postcard::to_allocvec(rec).map_err(|_| Status::Internal)?;
+        let key = store_key(label);
+        let before = self.store.as_ref().ok_or(Status::DeviceError)?.footprint(&key);
+        if before.is_none() {
+            self.admit_new_record(&rec.owner, label, value.len())?;
+        }
         // Drop the copy first: if the write fails, the next read goes to flash.
         self.records.remove(label);
         let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(&store_key(label), &value).map_err(store_status)
+        store.insert(&key, &value).map_err(store_status)?;
+        let after = store.footprint(&key);
+        self.note_usage(&rec.owner, before, after);
+        Ok(())
     }
 
     pub(super) fn app(&self, principal: &Principal) -> Option<AppRecord> {
         let Principal::Application { cert_sha256 } = principal else { return None };
         let raw = self.store.as_ref()?.get(&app_key(cert_sha256)).ok()??;
-        postcard::from_bytes(&raw).ok()
+        AppRecord::decode(&raw)
     }
 
     pub(super) fn register_app(&mut self, fp: [u8; 32], app: &AppRecord) -> Result<(), Status> {
@@ -125,13 +155,15 @@ impl<P: Platform> Hsm<P> {
         if !caps.contains(need) {
             return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
         }
-        if rec.password.is_some() && need.0 & PRIVATE_USE != 0 {
+        let private = need.0 & private_use(rec.alg) != 0;
+        if rec.password.is_some() && private {
             let s = self.sessions.get(session, principal)?;
             if !s.authorized.contains(label) {
                 return Err(Status::PasswordRequired);
             }
         }
-        if need.0 & PRIVATE_USE != 0 || !rec.alg.is_asymmetric() {
+        // Encrypting with a stored key pair goes through the loaded key too (its tables).
+        if private || need.contains(Capabilities::ENCRYPT) || !rec.alg.is_asymmetric() {
             self.ensure_loaded(label, &rec)?;
         }
         Ok(rec)
@@ -178,7 +210,11 @@ impl<P: Platform> Hsm<P> {
         label: &Label,
         password: &[u8],
     ) -> Result<(), Status> {
-        let (mut rec, _) = self.visible(principal, label)?;
+        let (mut rec, caps) = self.visible(principal, label)?;
+        // Only who could use the protected half may spend its tries.
+        if caps.0 & private_use(rec.alg) == 0 {
+            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+        }
         let Some(mut pw) = rec.password.clone() else { return Err(Status::InvalidArgument) };
         if pw.failures >= MAX_PASSWORD_FAILURES {
             return Err(self.deny(principal, u8::MAX, Status::KeyLocked));

@@ -88,6 +88,7 @@ impl<P: Platform> Hsm<P> {
             State::Error(_) => return Err(self.deny(principal, kind, Status::DeviceError)),
             State::Operational(_) => {}
         }
+        self.reserved_gate(principal, kind, &request)?;
         self.admin_gate(principal, session, kind, &request)?;
         match request {
             Request::GenerateKey { label, alg, caps, domains } => self.generate(principal, label, alg, caps, domains),
@@ -147,13 +148,17 @@ impl<P: Platform> Hsm<P> {
                 if &rec.owner != principal {
                     return Err(self.deny(principal, kind, Status::AccessDenied));
                 }
+                // Audited first: a deletion that could not be audited does not happen.
+                self.audited(principal, AuditEvent::KeyDeleted { label: label.clone() })?;
                 let store = self.store.as_mut().ok_or(Status::DeviceError)?;
+                let key = store_key(&label);
+                let before = store.footprint(&key);
                 self.records.remove(&label);
-                store.remove(&store_key(&label)).map_err(store_status)?;
+                store.remove(&key).map_err(store_status)?;
+                self.note_usage(&rec.owner, before, None);
                 self.cache.remove(&label);
                 self.fast.forget(&label);
                 self.sessions.revoke(&label);
-                self.log(Some(principal.clone()), AuditEvent::KeyDeleted { label });
                 Ok(Response::Deleted)
             }
             Request::ListKeys => self.list(principal),
@@ -308,11 +313,12 @@ impl<P: Platform> Hsm<P> {
                 self.authorize(principal, session, &label, &password)?;
                 Ok(Response::Done)
             }
-            Request::RegisterApplication { cert_sha256, name, domains, caps } => {
+            Request::RegisterApplication { cert_sha256, name, domains, caps, quota } => {
                 if *principal != Principal::Local {
                     return Err(self.deny(principal, kind, Status::AccessDenied));
                 }
-                self.register_app(cert_sha256, &AppRecord { name, domains, caps })?;
+                let quota = quota.unwrap_or(gmhsm_proto::AppQuota::DEFAULT);
+                self.register_app(cert_sha256, &AppRecord { name, domains, caps, quota })?;
                 Ok(Response::Done)
             }
             Request::ImportEnvelopedKeyPair { label, unwrap_with, blob, caps, domains } => {
@@ -415,11 +421,15 @@ impl<P: Platform> Hsm<P> {
         };
         rec.wrapped = wrapper.wrap(nonce, &rec.aad(&label), &generated.private_der);
         self.save_record(&label, &rec)?;
+        if let Err(s) = self.audited(principal, AuditEvent::KeyGenerated { label: label.clone(), alg }) {
+            // Not audited: undo (an application's request; the card stays operational).
+            self.forget_new_record(&label, &rec.owner);
+            return Err(s);
+        }
         if self.cache.len() >= CACHE_MAX {
             self.cache.pop_first();
         }
-        self.cache.insert(label.clone(), generated.key);
-        self.log(Some(principal.clone()), AuditEvent::KeyGenerated { label, alg });
+        self.cache.insert(label, generated.key);
         Ok(Response::KeyGenerated { alg, spki_der: generated.spki_der })
     }
 

@@ -109,13 +109,18 @@ pub struct Rig {
 }
 
 pub fn rig() -> Rig {
+    rig_on(fresh_flash())
+}
+
+/// A rig whose card boots on `flash`.
+pub fn rig_on(flash: RamFlash) -> Rig {
     let clock = QClock::default();
     clock.0.set(1_000);
     let tamper = tamper();
     let flash_fails = Rc::new(Cell::new(false));
     let hsm = Hsm::boot(Devices {
         noise: TestNoise { x: 99, stuck: false },
-        flash: FaultFlash { inner: fresh_flash(), fail: flash_fails.clone() },
+        flash: FaultFlash { inner: flash, fail: flash_fails.clone() },
         tamper: tamper.clone(),
         clock: clock.clone(),
     });
@@ -221,6 +226,7 @@ impl Rig {
             name: "app".try_into().unwrap(),
             domains: 1,
             caps: Capabilities::ALL,
+            quota: None,
         })
     }
     pub fn audit(&mut self) -> Vec<AuditEvent> {

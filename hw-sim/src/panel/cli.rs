@@ -137,14 +137,22 @@ fn wait_lcd(state: &Path, text: &str, wait: Duration) -> anyhow::Result<Answer> 
     }
 }
 
-/// `register-app SHA256 NAME DOMAINS CAPS` for the certificate `cert` (PEM).
-pub fn register_line(cert: &Path, name: &str, domains: u32, caps: &str) -> anyhow::Result<String> {
+/// `register-app SHA256 NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]` for the certificate `cert`
+/// (PEM).
+pub fn register_line(
+    cert: &Path,
+    name: &str,
+    domains: u32,
+    caps: &str,
+    quota: Option<gmhsm_proto::AppQuota>,
+) -> anyhow::Result<String> {
     use rustls_pki_types::pem::PemObject;
     use sha2::Digest;
     let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
         .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
     let fp: String = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("register-app {fp} {name} {domains} {}", parse_caps(caps)?.0))
+    let quota = quota.map(|q| format!(" {} {}", q.max_keys, q.max_bytes)).unwrap_or_default();
+    Ok(format!("register-app {fp} {name} {domains} {}{quota}", parse_caps(caps)?.0))
 }
 
 /// `sign,verify,...` (or `all`) to a capability set.
@@ -182,6 +190,9 @@ pub struct PanelArgs {
     pub name: Option<String>,
     pub domains: u32,
     pub caps: String,
+    /// `--max-keys` / `--max-bytes` for --register-app.
+    pub max_keys: Option<u32>,
+    pub max_bytes: Option<u32>,
     pub script: Option<PathBuf>,
     pub wait_secs: u64,
 }
@@ -204,7 +215,8 @@ pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
         "logout".into()
     } else if let Some(cert) = &a.register_app {
         let name = a.name.as_deref().context("--register-app needs --name")?;
-        register_line(cert, name, a.domains, &a.caps)?
+        let quota = gmhsm_proto::AppQuota::from_options(a.max_keys, a.max_bytes);
+        register_line(cert, name, a.domains, &a.caps, quota)?
     } else {
         "show".into()
     };

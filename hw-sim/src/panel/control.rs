@@ -8,7 +8,8 @@
 //! show | remove | login | logout
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
-//! register-app SHA256HEX NAME DOMAINS CAPS   DOMAINS, CAPS: decimal u32
+//! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
+//!                                     DOMAINS, CAPS, MAX_*: decimal u32 (no quota: the default)
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gmhsm_platform::Key;
-use gmhsm_proto::Capabilities;
+use gmhsm_proto::{AppQuota, Capabilities};
 
 use super::{FrontPanel, Job, PanelError};
 
@@ -41,7 +42,7 @@ pub enum Command {
     Keys(Vec<Key>),
     Login,
     Logout,
-    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: u32 },
+    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: u32, quota: Option<AppQuota> },
 }
 
 /// `1234567,OK` → keys. Digit groups type one key per digit.
@@ -92,8 +93,10 @@ impl Command {
             "keys" => parse_keys(rest).map(Command::Keys),
             "register-app" => {
                 let f: Vec<&str> = rest.split_whitespace().collect();
-                let [fp, name, domains, caps] = f[..] else {
-                    return Err("register-app SHA256HEX NAME DOMAINS CAPS".into());
+                let (fp, name, domains, caps, quota) = match f[..] {
+                    [fp, name, domains, caps] => (fp, name, domains, caps, None),
+                    [fp, name, domains, caps, keys, bytes] => (fp, name, domains, caps, Some((keys, bytes))),
+                    _ => return Err("register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]".into()),
                 };
                 let mut cert_sha256 = [0u8; 32];
                 if fp.len() != 64 {
@@ -107,7 +110,14 @@ impl Command {
                 }
                 let domains = domains.parse().map_err(|_| "register-app: DOMAINS is a number")?;
                 let caps = caps.parse().map_err(|_| "register-app: CAPS is a number")?;
-                Ok(Command::Register { cert_sha256, name: name.into(), domains, caps })
+                let quota = match quota {
+                    None => None,
+                    Some((keys, bytes)) => Some(AppQuota {
+                        max_keys: keys.parse().map_err(|_| "register-app: MAX_KEYS is a number")?,
+                        max_bytes: bytes.parse().map_err(|_| "register-app: MAX_BYTES is a number")?,
+                    }),
+                };
+                Ok(Command::Register { cert_sha256, name: name.into(), domains, caps, quota })
             }
             "" => Err("empty command".into()),
             other => Err(format!(
@@ -179,8 +189,8 @@ pub fn execute(panel: &FrontPanel, c: Command) -> Result<(), PanelError> {
         }
         Command::Login => panel.submit(Job::Login).map(drop),
         Command::Logout => panel.submit(Job::Logout).map(drop),
-        Command::Register { cert_sha256, name, domains, caps } => {
-            let job = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps) })?;
+        Command::Register { cert_sha256, name, domains, caps, quota } => {
+            let job = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
             return job.outcome(SETTLE);
         }
     };
@@ -210,7 +220,13 @@ mod tests {
         let fp = "ab".repeat(32);
         assert!(matches!(
             Command::parse(&format!("register-app {fp} payroll 4 1")),
-            Ok(Command::Register { domains: 4, caps: 1, .. })
+            Ok(Command::Register { domains: 4, caps: 1, quota: None, .. })
         ));
+        assert!(matches!(
+            Command::parse(&format!("register-app {fp} payroll 4 1 10 4096")),
+            Ok(Command::Register { quota: Some(AppQuota { max_keys: 10, max_bytes: 4096 }), .. })
+        ));
+        assert!(Command::parse(&format!("register-app {fp} payroll 4 1 10")).is_err());
+        assert!(Command::parse(&format!("register-app {fp} payroll 4 1 ten 4096")).is_err());
     }
 }

@@ -204,6 +204,7 @@ pub fn with_quorum(panel: &FrontPanel, cards: &DemoCards, then: Job) -> anyhow::
 
 /// The demo application in every domain with every capability.
 pub fn register_demo_app(panel: &FrontPanel, cards: &DemoCards, cert_sha256: [u8; 32]) -> anyhow::Result<()> {
-    let j = Job::Register { cert_sha256, name: "demo-app".into(), domains: u32::MAX, caps: Capabilities::ALL };
+    let j =
+        Job::Register { cert_sha256, name: "demo-app".into(), domains: u32::MAX, caps: Capabilities::ALL, quota: None };
     with_quorum(panel, cards, j)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use gmhsm_lcd::screens::{DeviceState, Frame, Page, render};
 use gmhsm_platform::{CardSlot, Key, Keypad, SlotState};
-use gmhsm_proto::{AdminOp, Capabilities, Request, Response, Status, StatusInfo};
+use gmhsm_proto::{AdminOp, AppQuota, Capabilities, Request, Response, Status, StatusInfo};
 use gmhsm_provisioning::{Authority, CardLink, CeremonyError, InitPlan, Panel, Station, UnixCardLink};
 
 use super::reader::PanelReader;
@@ -44,7 +44,7 @@ pub enum Job {
     /// A quorum login for key management; the last card stays in the reader.
     Login,
     /// Register an application under the quorum's authority.
-    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: Capabilities },
+    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: Capabilities, quota: Option<AppQuota> },
     /// End the quorum's authority and wait for the last card to go.
     Logout,
 }
@@ -238,13 +238,13 @@ impl Loop {
                     }
                 }
             }
-            Job::Register { cert_sha256, name, domains, caps } => {
+            Job::Register { cert_sha256, name, domains, caps, quota } => {
                 let Some(a) = self.authority.as_mut() else {
                     st.panel.text(&["Refused", "No quorum logged in"])?;
                     return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
                 };
                 st.panel.prompt(gmhsm_lcd::Prompt::Working)?;
-                match a.register_application(st, cert_sha256, &name, domains, caps) {
+                match a.register_application_with_quota(st, cert_sha256, &name, domains, caps, quota) {
                     Ok(()) => {
                         st.panel.text(&["Application", "registered", &name])?;
                         Ok("registered")

@@ -244,8 +244,23 @@ impl Authority {
         domains: u32,
         caps: Capabilities,
     ) -> Result<(), CeremonyError> {
+        self.register_application_with_quota(st, cert_sha256, name, domains, caps, None)
+    }
+
+    /// [`Self::register_application`] with a quota of keys and store bytes (`None`: the
+    /// card's default).
+    #[allow(clippy::too_many_arguments)]
+    pub fn register_application_with_quota<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad>(
+        &mut self,
+        st: &mut Station<L, R, D, K>,
+        cert_sha256: [u8; 32],
+        name: &str,
+        domains: u32,
+        caps: Capabilities,
+        quota: Option<gmhsm_proto::AppQuota>,
+    ) -> Result<(), CeremonyError> {
         let name = heapless::String::try_from(name).map_err(|_| CeremonyError::WrongCard("name too long"))?;
-        self.admin(st, Request::RegisterApplication { cert_sha256, name, domains, caps }).map(drop)
+        self.admin(st, Request::RegisterApplication { cert_sha256, name, domains, caps, quota }).map(drop)
     }
 
     pub fn revoke_application<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad>(

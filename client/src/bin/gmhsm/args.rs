@@ -163,6 +163,13 @@ pub enum Command {
         /// Capabilities (comma-separated: sign,verify,encrypt,decrypt,wrap,unwrap,derive,mac).
         #[arg(long, default_value = "sign,verify,encrypt,decrypt,mac")]
         caps: String,
+        /// Most keys it may own in the card (default with --max-bytes alone, or neither:
+        /// the card's default, 1024).
+        #[arg(long)]
+        max_keys: Option<u32>,
+        /// Most bytes of the card's store its keys may take (the card's default: 1 MiB).
+        #[arg(long)]
+        max_bytes: Option<u32>,
     },
     /// Revoke an application's registration (local socket only; needs the quorum logged in
     /// at the front panel on a ceremony-initialized appliance).

@@ -149,11 +149,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Open { key, input, out } => open(&cli, key, input, out.as_deref())?,
         Command::Audit { from } => audit(&cli, *from)?,
-        Command::RegisterApp { cert, name, domains, caps } => {
+        Command::RegisterApp { cert, name, domains, caps, max_keys, max_bytes } => {
             let der = certificate_pem(cert)?;
             let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
             let caps = parse_caps(caps)?;
-            admin_connect(&cli)?.register_application(fp, name, *domains, caps)?;
+            let quota = gmhsm_proto::AppQuota::from_options(*max_keys, *max_bytes);
+            admin_connect(&cli)?.register_application_with_quota(fp, name, *domains, caps, quota)?;
             println!("registered {name} ({}) domains {domains:#x} caps {}", to_hex(&fp), caps_text(caps));
         }
         Command::RevokeApp { cert } => {
