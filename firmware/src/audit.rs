@@ -3,6 +3,16 @@
 //!
 //! At boot the whole chain is re-hashed; a record whose `prev_hash` is not the hash of its
 //! predecessor (or a gap in the sequence) is a chain break, reported in the card status.
+//!
+//! The chain is keyed: from the record that initialized the card (`audit_from`, kept in the
+//! authenticated init marker) on, each stored record is its encoding followed by a tag,
+//! `HMAC-SM3(audit key, len ‖ store key ‖ encoding)[..16]`, the audit key derived from the DMK
+//! ([`crate::integrity`]). Since each record holds the plain SM3 hash of the one before, the
+//! tags bind the whole chain: a flash writer who rewrites records and re-chains them with SM3
+//! cannot tag them, and the break is found at boot. Auditors off the appliance check the
+//! plain chain and a checkpoint, the card's SM2 signature over the hash of the last record
+//! (see `docs/protocol.md`, `AuditCheckpoint`). Records written before initialization (no
+//! DMK yet) carry no tag.
 //! When more than [`MAX_RECORDS`] are held, the oldest are dropped (export them first); the
 //! first retained record's `prev_hash` still names the dropped one, so the chain stays
 //! checkable from there on, and the sequence numbers show how many went.
@@ -12,6 +22,7 @@ use gmhsm_platform::Flash;
 use gmhsm_proto::{AuditEvent, AuditRecord, AuditState, Principal};
 use sm3::{Digest, Sm3};
 
+use crate::integrity::Integrity;
 use crate::store::{Store, StoreError};
 
 const PREFIX: &[u8] = b"a:";
@@ -41,8 +52,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Scan and verify the log held in `store`.
-    pub fn load<F: Flash>(store: &Store<F>) -> Self {
+    /// Scan and verify the log held in `store`; with the card's keys, records from
+    /// `audit_from` on must carry a valid tag.
+    pub fn load<F: Flash>(store: &Store<F>, keys: Option<(&Integrity, u64)>) -> Self {
         let seqs: Vec<u64> = store
             .keys()
             .filter(|k| k.len() == 10 && k.starts_with(PREFIX))
@@ -51,7 +63,7 @@ impl AuditLog {
         let mut log = AuditLog { first: 0, last: 0, last_hash: [0; 32], chain_break: None };
         let mut prev: Option<(u64, [u8; 32])> = None;
         for seq in seqs {
-            let rec = store.get(&key(seq)).ok().flatten().and_then(|v| postcard::from_bytes::<AuditRecord>(&v).ok());
+            let rec = store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, keys));
             let Some(rec) = rec else {
                 log.chain_break.get_or_insert(seq);
                 continue;
@@ -78,10 +90,18 @@ impl AuditLog {
         AuditState { first_seq: self.first, last_seq: self.last, chain_break: self.chain_break }
     }
 
-    /// Append one record; drops the oldest records beyond [`MAX_RECORDS`].
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.last + 1
+    }
+
+    /// Append one record (tagged when `keys` is given); drops the oldest records beyond
+    /// [`MAX_RECORDS`].
+    #[allow(clippy::too_many_arguments)]
     pub fn append<F: Flash>(
         &mut self,
         store: &mut Store<F>,
+        keys: Option<&Integrity>,
         boot: u32,
         time_ms: u64,
         principal: Option<Principal>,
@@ -89,7 +109,10 @@ impl AuditLog {
     ) -> Result<u64, StoreError> {
         let seq = self.last + 1;
         let rec = AuditRecord { seq, boot, time_ms, principal, event, prev_hash: self.last_hash };
-        let bytes = postcard::to_allocvec(&rec).map_err(|_| StoreError::TooLarge)?;
+        let mut bytes = postcard::to_allocvec(&rec).map_err(|_| StoreError::TooLarge)?;
+        if let Some(k) = keys {
+            bytes = k.seal_audit(&key(seq), &bytes);
+        }
         store.insert(&key(seq), &bytes)?;
         self.last = seq;
         self.last_hash = hash(&rec);
@@ -112,12 +135,25 @@ impl AuditLog {
         }
         let mut seq = start;
         while seq <= self.last && out.len() < max as usize {
-            if let Some(rec) = store.get(&key(seq)).ok().flatten().and_then(|v| postcard::from_bytes(&v).ok()) {
+            if let Some(rec) = store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, None)) {
                 out.push(rec);
             }
             seq += 1;
         }
         out
+    }
+}
+
+/// Decode a stored record: with `keys` and a record at or after `audit_from`, only if its tag
+/// verifies; otherwise the encoding alone (a trailing tag is ignored).
+fn decode(name: &[u8], stored: &[u8], keys: Option<(&Integrity, u64)>) -> Option<AuditRecord> {
+    let (rec, rest) = postcard::take_from_bytes::<AuditRecord>(stored).ok()?;
+    match keys {
+        Some((k, from)) if rec.seq >= from => {
+            let encoding = k.open_audit(name, stored).ok()?;
+            (encoding.len() + rest.len() == stored.len()).then_some(rec)
+        }
+        _ => Some(rec),
     }
 }
 

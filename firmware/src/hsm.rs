@@ -53,6 +53,12 @@ pub struct Hsm<P: Platform> {
     admin: crate::quorum::AdminRuntime,
     /// Mirrors `m:service` in the store.
     service_stopped: bool,
+    /// The DMK-derived keys and set digest authenticating the flash (`hsm/sealed.rs`);
+    /// present while a DMK is loaded.
+    integrity: Option<crate::integrity::Integrity>,
+    /// How the card was initialized (kept with the DMK in tamper RAM); `None` in the factory
+    /// state.
+    mode: Option<dmk::Mode>,
     /// Card sessions seen and not closed (bounded like [`Sessions`]), for the status.
     live: BTreeSet<u64>,
     /// Requests handled since boot.
@@ -103,6 +109,7 @@ pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
 mod handlers;
+mod sealed;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
 /// runs for every request).
@@ -208,6 +215,8 @@ impl<P: Platform> Hsm<P> {
             sessions: Sessions::default(),
             admin: Default::default(),
             service_stopped: false,
+            integrity: None,
+            mode: None,
             live: BTreeSet::new(),
             requests: 0,
             deferring: false,
@@ -235,20 +244,13 @@ impl<P: Platform> Hsm<P> {
             }
         }
         hsm.count_boot();
-        hsm.service_stopped = hsm.store.as_ref().is_some_and(|s| s.contains(META_SERVICE));
-        hsm.audit = hsm.store.as_ref().map(AuditLog::load);
-        let initialized = hsm.store.as_ref().is_some_and(|s| s.contains(META_INIT));
-        hsm.state = match (dmk::load(&mut hsm.tamper), initialized) {
-            (dmk::Slot::Empty, false) => State::Factory,
-            (dmk::Slot::Key(k), true) => State::Operational(Wrapper::new(&k)),
-            (dmk::Slot::Empty, true) => State::Error("device master key lost (tamper): stored keys unreadable"),
-            // Power was cut during initialization, before it committed: start it over.
-            (dmk::Slot::Key(_), false) => match dmk::zeroize(&mut hsm.tamper) {
-                Ok(()) => State::Factory,
-                Err(()) => State::Error("tamper RAM unwritable"),
-            },
-            (dmk::Slot::Corrupt, _) => State::Error("tamper RAM corrupt"),
-        };
+        let (state, audit_from) = hsm.recover();
+        hsm.state = state;
+        let keys = hsm.integrity.as_ref().map(|k| (k, audit_from));
+        hsm.audit = hsm.store.as_ref().map(|s| AuditLog::load(s, keys));
+        if matches!(hsm.state, State::Operational(_)) {
+            hsm.service_stopped = matches!(hsm.sealed_get(META_SERVICE), Ok(Some(_)));
+        }
         let error = match hsm.state {
             State::Error(why) => Some(short(why)),
             _ => None,
@@ -268,7 +270,7 @@ impl<P: Platform> Hsm<P> {
     fn log(&mut self, principal: Option<Principal>, event: AuditEvent) {
         let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return };
         let now = self.clock.now_ms();
-        if audit.append(store, self.boots, now, principal, event).is_err() {
+        if audit.append(store, self.integrity.as_ref(), self.boots, now, principal, event).is_err() {
             self.cache.clear();
             self.records.clear();
             self.fast.clear();
@@ -286,6 +288,8 @@ impl<P: Platform> Hsm<P> {
         use gmhsm_platform::TamperRam;
         if self.tamper.tamper_event() {
             let _ = dmk::zeroize(&mut self.tamper);
+            self.integrity = None;
+            self.mode = None;
             self.cache.clear();
             self.records.clear();
             self.fast.clear();
@@ -363,10 +367,7 @@ impl<P: Platform> Hsm<P> {
         }
         let mut k = zeroize::Zeroizing::new([0u8; 32]);
         self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
-        dmk::store(&mut self.tamper, &k).map_err(|_| Status::DeviceError)?;
-        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(META_INIT, &[1]).map_err(store_status)?;
-        self.state = State::Operational(Wrapper::new(&k));
+        self.commit_init(&k, dmk::Mode::Demo, None)?;
         self.log(None, AuditEvent::Initialized);
         self.ensure_device_keys()
     }

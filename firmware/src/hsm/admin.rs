@@ -7,6 +7,9 @@
 //! admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
 //! A card initialized by the init ceremony has the record, and then every administrative
 //! request needs the session's quorum authority for its operation ([`Hsm::admin_gate`]).
+//! Which of the two a card is comes from tamper RAM (the mode stored with the DMK), never
+//! from the flash: on a ceremony card a missing or unauthenticated admin record is the error
+//! state, and authority is refused, not granted.
 
 use alloc::vec::Vec;
 use gmhsm_icc::spec::purpose;
@@ -22,7 +25,6 @@ use crate::dmk;
 use crate::quorum::ceremony::{Input, Output, Secrets};
 use crate::quorum::record::RECORD_KEY;
 use crate::quorum::{AdminRecord, Committed, QuorumError, share};
-use crate::wrap::Wrapper;
 
 const APP_PREFIX: &[u8] = b"app:";
 
@@ -31,12 +33,14 @@ fn serial_of(s: &[u8]) -> Serial {
 }
 
 impl<P: Platform> Hsm<P> {
-    /// The admin record, if a ceremony initialized this device.
-    pub(super) fn admin_record(&self) -> Option<AdminRecord> {
-        if matches!(self.state, State::Factory) {
+    /// The admin record, if a ceremony initialized this device; authenticated (one that
+    /// fails its check puts the card in the error state and reads as `None`, which callers
+    /// on a ceremony card treat as "no authority").
+    pub(super) fn admin_record(&mut self) -> Option<AdminRecord> {
+        if !self.ceremony_mode() {
             return None;
         }
-        let raw = self.store.as_ref()?.get(RECORD_KEY).ok()??;
+        let raw = self.sealed_get(RECORD_KEY).ok()??;
         postcard::from_bytes(&raw).ok()
     }
 
@@ -50,7 +54,10 @@ impl<P: Platform> Hsm<P> {
 
     /// Does `session` hold the authority `op` needs (always true on a demo device)?
     pub(super) fn may(&mut self, session: u64, op: AdminOp) -> bool {
-        let Some(rec) = self.admin_record() else { return true };
+        if !self.ceremony_mode() {
+            return true;
+        }
+        let Some(rec) = self.admin_record() else { return false };
         self.expire(session);
         self.admin.sessions.get(&session).is_some_and(|s| s.may(op, &rec.policy))
     }
@@ -79,7 +86,7 @@ impl<P: Platform> Hsm<P> {
             | Request::DeleteKey { label } => local && sdf(label),
             _ => false,
         };
-        if !gated || self.admin_record().is_none() {
+        if !gated || !self.ceremony_mode() {
             return Ok(());
         }
         if !local || !self.may(session, AdminOp::KeyManagement) {
@@ -107,11 +114,12 @@ impl<P: Platform> Hsm<P> {
     fn admin_status(&mut self, session: u64) -> AdminStatus {
         self.expire(session);
         let rec = self.admin_record();
+        let ceremony_initialized = self.ceremony_mode();
         let now = self.clock.now_ms();
         let ceremony = self.admin.ceremony.kind();
         let s = self.admin.session(session);
         AdminStatus {
-            ceremony_initialized: rec.is_some(),
+            ceremony_initialized,
             n: rec.as_ref().map_or(0, |r| r.policy.n),
             k: rec.as_ref().map_or(0, |r| r.policy.k),
             epoch: rec.as_ref().map_or(0, |r| r.epoch),
@@ -127,7 +135,7 @@ impl<P: Platform> Hsm<P> {
     /// The share-wrapping key of the stored DMK.
     fn stored_share_key(&mut self) -> Result<Zeroizing<[u8; 16]>, QuorumError> {
         match dmk::load(&mut self.tamper) {
-            dmk::Slot::Key(k) => Ok(share::share_key(&k)),
+            dmk::Slot::Key(k, _) => Ok(share::share_key(&k)),
             _ => Err(QuorumError::Internal),
         }
     }
@@ -297,8 +305,7 @@ impl<P: Platform> Hsm<P> {
                 }
                 let mut key = APP_PREFIX.to_vec();
                 key.extend_from_slice(&cert_sha256);
-                let store = self.store.as_mut().ok_or(QuorumError::Store)?;
-                if !store.remove(&key)? {
+                if !self.sealed_put(&key, None).map_err(|_| QuorumError::Store)? {
                     return Err(QuorumError::UnknownCard);
                 }
                 self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
@@ -334,19 +341,15 @@ impl<P: Platform> Hsm<P> {
 
     /// Persist the service state first, then mirror it in RAM (a failed write changes nothing).
     fn set_service_stopped(&mut self, stop: bool) -> Result<(), QuorumError> {
-        let store = self.store.as_mut().ok_or(QuorumError::Store)?;
-        if stop {
-            store.insert(META_SERVICE, &[1])?;
-        } else {
-            store.remove(META_SERVICE)?;
-        }
+        let value: &[u8] = &[1];
+        self.sealed_put(META_SERVICE, stop.then_some(value)).map_err(|_| QuorumError::Store)?;
         self.service_stopped = stop;
         Ok(())
     }
 
     fn save_admin_record(&mut self, rec: &AdminRecord) -> Result<(), QuorumError> {
         let value = postcard::to_allocvec(rec).map_err(|_| QuorumError::Internal)?;
-        self.store.as_mut().ok_or(QuorumError::Store)?.insert(RECORD_KEY, &value)?;
+        self.sealed_put(RECORD_KEY, Some(&value)).map_err(|_| QuorumError::Store)?;
         Ok(())
     }
 
@@ -427,12 +430,10 @@ impl<P: Platform> Hsm<P> {
     fn apply_commit(&mut self, c: Committed) -> Result<(), QuorumError> {
         match (c.kind, c.dmk) {
             (CeremonyKind::Init, Some(dmk)) => {
-                // Order: record, DMK, then the init marker (the commit point). A power cut
-                // before the marker boots to the factory state (the DMK is wiped at boot).
-                self.save_admin_record(&c.record)?;
-                dmk::store(&mut self.tamper, &dmk).map_err(|_| QuorumError::Store)?;
-                self.store.as_mut().ok_or(QuorumError::Store)?.insert(META_INIT, &[1])?;
-                self.state = State::Operational(Wrapper::new(&dmk));
+                // Order: DMK (ceremony mode), record, then the init marker (the commit point,
+                // `Hsm::commit_init`). A power cut before the marker boots to the factory state.
+                let value = postcard::to_allocvec(&c.record).map_err(|_| QuorumError::Internal)?;
+                self.commit_init(&dmk, dmk::Mode::Ceremony, Some(&value)).map_err(|_| QuorumError::Store)?;
                 self.log(None, AuditEvent::Initialized);
                 self.ensure_device_keys().map_err(|_| QuorumError::Store)
             }
@@ -457,7 +458,7 @@ impl<P: Platform> Hsm<P> {
     /// key records, applications, admin record and init marker: the card is back in its
     /// factory state, ready for a new init ceremony. The audit log is kept.
     fn zeroize_device(&mut self) -> Result<(), QuorumError> {
-        dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+        self.begin_zeroize().map_err(|_| QuorumError::Store)?;
         self.state = State::Factory;
         self.cache.clear();
         self.records.clear();

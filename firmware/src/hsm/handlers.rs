@@ -11,7 +11,7 @@ use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use super::access::AppRecord;
-use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, request_kind, store_key, store_status};
+use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, request_kind, store_key};
 use crate::alg::{self, sm4};
 use crate::keys::{self, KeyRecord, LoadedKey, alg_status};
 use crate::ops::{self, Public};
@@ -141,9 +141,8 @@ impl<P: Platform> Hsm<P> {
                 if &rec.owner != principal {
                     return Err(self.deny(principal, kind, Status::AccessDenied));
                 }
-                let store = self.store.as_mut().ok_or(Status::DeviceError)?;
                 self.records.remove(&label);
-                store.remove(&store_key(&label)).map_err(store_status)?;
+                self.sealed_put(&store_key(&label), None)?;
                 self.cache.remove(&label);
                 self.fast.forget(&label);
                 self.sessions.revoke(&label);
