@@ -49,6 +49,8 @@ pub struct AuditLog {
     last: u64,
     last_hash: [u8; 32],
     chain_break: Option<u64>,
+    /// Records from this sequence number on carry a tag.
+    keyed_from: u64,
 }
 
 impl AuditLog {
@@ -60,7 +62,8 @@ impl AuditLog {
             .filter(|k| k.len() == 10 && k.starts_with(PREFIX))
             .map(|k| u64::from_be_bytes([k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]]))
             .collect();
-        let mut log = AuditLog { first: 0, last: 0, last_hash: [0; 32], chain_break: None };
+        let keyed_from = keys.map_or(u64::MAX, |(_, from)| from);
+        let mut log = AuditLog { first: 0, last: 0, last_hash: [0; 32], chain_break: None, keyed_from };
         let mut prev: Option<(u64, [u8; 32])> = None;
         for seq in seqs {
             let rec = store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, keys));
@@ -93,6 +96,21 @@ impl AuditLog {
     /// The sequence number the next record gets.
     pub fn next_seq(&self) -> u64 {
         self.last + 1
+    }
+
+    /// From the next record on, records are tagged (the card was just initialized).
+    pub fn keyed_from_next(&mut self) {
+        self.keyed_from = self.next_seq();
+    }
+
+    /// Record `seq` and its hash, if held, decodable and (when keyed) its tag verifies.
+    pub fn record<F: Flash>(&self, store: &Store<F>, keys: &Integrity, seq: u64) -> Option<(AuditRecord, [u8; 32])> {
+        if seq < self.first || seq > self.last {
+            return None;
+        }
+        let rec = store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, Some((keys, self.keyed_from))))?;
+        let h = hash(&rec);
+        (rec.seq == seq).then_some((rec, h))
     }
 
     /// Append one record (tagged when `keys` is given); drops the oldest records beyond

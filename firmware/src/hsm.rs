@@ -109,6 +109,7 @@ pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
 mod handlers;
+mod checkpoint;
 mod sealed;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
@@ -168,6 +169,7 @@ fn request_kind(r: &Request) -> u8 {
         R::KeyExportPolicy { .. } => 49,
         R::SignBatch { .. } => 50,
         R::DecryptBatch { .. } => 51,
+        R::AuditCheckpoint { .. } => 52,
         _ => u8::MAX,
     }
 }
@@ -374,19 +376,23 @@ impl<P: Platform> Hsm<P> {
 
     /// The device's own key pairs, SDF index 0: `sdf:sign:0` and `sdf:enc:0`, SM2, owned by
     /// the appliance (local principal), usable by registered applications of every domain
-    /// (e.g. to unwrap envelopes clients made with the appliance's certificate). Created at
-    /// initialization, or at the next boot if a power cut came first.
+    /// (e.g. to unwrap envelopes clients made with the appliance's certificate); and the
+    /// audit checkpoint key. Created at initialization, or at the next boot if a power cut
+    /// came first.
     fn ensure_device_keys(&mut self) -> Result<(), Status> {
         use gmhsm_proto::{Capabilities as C, KeyAlg};
-        for (name, caps) in [
-            ("sdf:sign:0", C::SIGN | C::VERIFY),
-            ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE),
+        for (name, caps, domains) in [
+            ("sdf:sign:0", C::SIGN | C::VERIFY, u32::MAX),
+            ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE, u32::MAX),
+            // The audit checkpoint key: only the card signs with it (`hsm/checkpoint.rs`);
+            // requests can read its public key, nobody can sign with it.
+            (checkpoint::AUDIT_KEY, C::VERIFY, 0),
         ] {
             let label = Label::try_from(name).map_err(|_| Status::Internal)?;
             if self.store.as_ref().is_some_and(|s| s.contains(&store_key(&label))) {
                 continue;
             }
-            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, u32::MAX)?;
+            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, domains)?;
         }
         Ok(())
     }

@@ -131,7 +131,7 @@ impl<P: Platform> Hsm<P> {
         Ok(rec)
     }
 
-    fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
+    pub(super) fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
         if self.cache.contains_key(label) {
             return Ok(());
         }

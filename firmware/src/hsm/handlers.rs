@@ -48,6 +48,12 @@ impl<P: Platform> Hsm<P> {
                 };
                 return Ok(Response::Audit(audit.read(store, from_seq, max.min(256))));
             }
+            Request::AuditCheckpoint { seq } => {
+                if *principal != Principal::Local {
+                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                }
+                return self.audit_checkpoint(seq).map(Response::AuditCheckpoint);
+            }
             Request::SelfTest => {
                 if let Err(why) = crate::selftest::run() {
                     self.cache.clear();

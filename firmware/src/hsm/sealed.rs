@@ -120,6 +120,9 @@ impl<P: Platform> Hsm<P> {
         }
         let from = self.audit.as_ref().map_or(1, |a| a.next_seq());
         self.sealed_put(META_INIT, Some(&from.to_be_bytes()))?;
+        if let Some(a) = self.audit.as_mut() {
+            a.keyed_from_next();
+        }
         self.mode = Some(mode);
         self.state = State::Operational(Wrapper::new(dmk));
         Ok(())
