@@ -108,7 +108,8 @@ impl AuditLog {
         if seq < self.first || seq > self.last {
             return None;
         }
-        let rec = store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, Some((keys, self.keyed_from))))?;
+        let rec =
+            store.get(&key(seq)).ok().flatten().and_then(|v| decode(&key(seq), &v, Some((keys, self.keyed_from))))?;
         let h = hash(&rec);
         (rec.seq == seq).then_some((rec, h))
     }

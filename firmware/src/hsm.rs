@@ -108,8 +108,8 @@ mod fast;
 pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
-mod handlers;
 mod checkpoint;
+mod handlers;
 mod sealed;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this

@@ -20,7 +20,7 @@ fn card() -> (Hsm<TestBoard>, TestTamper) {
     let mut hsm = boot(fresh_flash(), &t, 3, false);
     hsm.initialize().unwrap();
     hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap();
-    hsm.exec(&app(1), Request::SetKeyPassword { label: label("k"), password: b"password1".to_vec() }).unwrap();
+    hsm.exec(&app(1), Request::SetKeyPassword { label: label("k"), password: heapless::Vec::from_slice(b"password1").unwrap() }).unwrap();
     (hsm, t)
 }
 
@@ -34,9 +34,12 @@ fn edit(hsm: Hsm<TestBoard>, t: &TestTamper, f: impl FnOnce(&mut Store<RamFlash>
 /// The card is in its error state with a reason naming the flash, and serves nothing.
 fn refuses(hsm: &mut Hsm<TestBoard>) {
     let st = hsm.status();
-    let why = st.error.unwrap_or_else(|| panic!("accepted: {st:?}"));
+    let why = st.error.clone().unwrap_or_else(|| panic!("accepted: {st:?}"));
     assert!(why.contains("flash"), "{why}");
-    assert_eq!(hsm.exec(&Principal::Local, Request::ExportPublicKey { label: label("sdf:enc:0") }), Err(Status::DeviceError));
+    assert_eq!(
+        hsm.exec(&Principal::Local, Request::ExportPublicKey { label: label("sdf:enc:0") }),
+        Err(Status::DeviceError)
+    );
     assert_eq!(hsm.exec(&app(1), Request::GetKeyInfo { label: label("k") }), Err(Status::DeviceError));
 }
 
@@ -65,11 +68,11 @@ fn stripped_password_is_detected() {
 #[test]
 fn reset_failure_counter_is_detected() {
     let (mut hsm, t) = card();
-    let mut store = Store::open(hsm.into_flash().unwrap()).unwrap();
+    let store = Store::open(hsm.into_flash().unwrap()).unwrap();
     let before = store.get(b"k:k").unwrap().unwrap();
     hsm = boot(store.into_flash(), &t, 5, false);
     for _ in 0..3 {
-        let r = hsm.exec(&app(1), Request::AuthorizeKey { label: label("k"), password: b"wrong-guess".to_vec() });
+        let r = hsm.exec(&app(1), Request::AuthorizeKey { label: label("k"), password: heapless::Vec::from_slice(b"wrong-guess").unwrap() });
         assert_eq!(r, Err(Status::WrongPassword));
     }
     let mut hsm = edit(hsm, &t, |s| s.insert(b"k:k", &before).unwrap());
@@ -81,7 +84,8 @@ fn reset_failure_counter_is_detected() {
 #[test]
 fn swapped_device_public_key_is_not_served() {
     let (mut hsm, t) = card();
-    let Ok(Response::KeyGenerated { spki_der: evil, .. }) = hsm.exec(&app(1), gen_req(label("evil"), KeyAlg::Sm2)) else {
+    let Ok(Response::KeyGenerated { spki_der: evil, .. }) = hsm.exec(&app(1), gen_req(label("evil"), KeyAlg::Sm2))
+    else {
         panic!()
     };
     let mut hsm = edit(hsm, &t, |s| rewrite_record(s, b"k:sdf:enc:0", |r| r.spki_der = evil.clone()));
@@ -114,7 +118,7 @@ fn altered_application_record_is_detected() {
 fn replayed_export_policy_is_detected() {
     let (mut hsm, t) = card();
     hsm.exec(&Principal::Local, Request::KeyExportPolicy { set: Some(true) }).unwrap();
-    let mut store = Store::open(hsm.into_flash().unwrap()).unwrap();
+    let store = Store::open(hsm.into_flash().unwrap()).unwrap();
     let on = store.get(b"m:export-plain").unwrap().unwrap();
     hsm = boot(store.into_flash(), &t, 5, false);
     hsm.exec(&Principal::Local, Request::KeyExportPolicy { set: Some(false) }).unwrap();
@@ -133,7 +137,7 @@ fn deleted_and_revived_keys_are_detected() {
     refuses(&mut hsm);
 
     let (mut hsm, t) = card();
-    let mut store = Store::open(hsm.into_flash().unwrap()).unwrap();
+    let store = Store::open(hsm.into_flash().unwrap()).unwrap();
     let old = store.get(b"k:k").unwrap().unwrap();
     hsm = boot(store.into_flash(), &t, 5, false);
     hsm.exec(&app(1), Request::DeleteKey { label: label("k") }).unwrap();
@@ -157,7 +161,8 @@ fn whole_image_rollback_refuses_to_serve() {
     let Ok(Response::Audit(recs)) = hsm.exec(&Principal::Local, Request::ReadAudit { from_seq: 0, max: 256 }) else {
         panic!()
     };
-    assert!(matches!(&recs.last().unwrap().event, AuditEvent::Boot { error: Some(e) } if e.contains("rolled back")));
+    let boot = recs.iter().rev().find(|r| matches!(r.event, AuditEvent::Boot { .. })).unwrap();
+    assert!(matches!(&boot.event, AuditEvent::Boot { error: Some(e) } if e.contains("rolled back")), "{boot:?}");
 }
 
 /// A record rewritten and the chain after it recomputed with plain SM3 (what the old,
@@ -202,7 +207,10 @@ fn cut_boot(flash: CutFlash, t: &TestTamper, seed: u64) -> Hsm<CutBoard> {
 /// Cut power at the n-th flash write of `op` for every n until it completes uncut; after
 /// each cut the card must boot without error, in the old or the new state (`present` says
 /// which), and keep working.
-fn cut_everywhere(op: impl Fn(&mut Hsm<CutBoard>, usize) -> Result<Response, Status>, present: impl Fn(&mut Hsm<CutBoard>, usize) -> bool) {
+fn cut_everywhere(
+    op: impl Fn(&mut Hsm<CutBoard>, usize) -> Result<Response, Status>,
+    present: impl Fn(&mut Hsm<CutBoard>, usize) -> bool,
+) {
     let t = tamper();
     let g = FlashGeometry { page_size: 4096, page_count: 64, word_size: 4 };
     let mut hsm = cut_boot(CutFlash::new(g, 1), &t, 1);
@@ -225,7 +233,11 @@ fn cut_everywhere(op: impl Fn(&mut Hsm<CutBoard>, usize) -> Result<Response, Sta
         assert_eq!(st.error, None, "cut after {n} writes");
         assert_eq!(st.audit.chain_break, None, "cut after {n} writes");
         let now = present(&mut hsm, n as usize);
-        if now { both.0 = true } else { both.1 = true }
+        if now {
+            both.0 = true
+        } else {
+            both.1 = true
+        }
         hsm.exec(&app(1), gen_req(label(&format!("after{n}")), KeyAlg::Sm4)).unwrap();
         if !cut {
             assert!(done.is_ok(), "{done:?}");
@@ -252,4 +264,41 @@ fn power_cut_at_every_write_of_a_key_deletion() {
         },
         |h, n| h.exec(&app(1), Request::GetKeyInfo { label: label(&format!("d{n}")) }).is_ok(),
     );
+}
+
+/// A checkpoint verifies with the audit key's public key over the hash of the record, and no
+/// request can make the card sign a forged checkpoint message with that key.
+#[test]
+fn audit_checkpoint_is_signed_by_the_audit_key_only() {
+    let (mut hsm, _t) = card();
+    let Ok(Response::Audit(recs)) = hsm.exec(&Principal::Local, Request::ReadAudit { from_seq: 0, max: 256 }) else {
+        panic!()
+    };
+    let last = recs.last().unwrap();
+    let Ok(Response::AuditCheckpoint(cp)) = hsm.exec(&Principal::Local, Request::AuditCheckpoint { seq: last.seq })
+    else {
+        panic!()
+    };
+    assert_eq!(cp.record_hash, gmhsm_firmware::audit::hash(last));
+    let Ok(Response::PublicKey { spki_der, .. }) =
+        hsm.exec(&Principal::Local, Request::ExportPublicKey { label: label("audit:sign") })
+    else {
+        panic!()
+    };
+    use gmhsm_firmware::alg::sm2 as fsm2;
+    use sm2::pkcs8::DecodePublicKey;
+    let public = sm2::PublicKey::from_public_key_der(&spki_der).unwrap();
+    let msg = gmhsm_proto::audit::checkpoint_message(cp.seq, &cp.record_hash);
+    let sig = fsm2::signature_from_bytes(&cp.signature).unwrap();
+    fsm2::verify(&public, SM2_DEFAULT_ID, &msg, &sig).unwrap();
+    let mut other = msg;
+    other[64] ^= 1;
+    assert!(fsm2::verify(&public, SM2_DEFAULT_ID, &other, &sig).is_err());
+    // Nobody can sign with it through a request, not even the local tools.
+    let forge =
+        Request::Sign { label: label("audit:sign"), mechanism: Mechanism::sm2_default(), message: other.to_vec() };
+    assert!(hsm.exec(&Principal::Local, forge.clone()).is_err());
+    assert!(hsm.exec(&app(1), forge).is_err());
+    assert_eq!(hsm.exec(&app(1), Request::AuditCheckpoint { seq: last.seq }), Err(Status::AccessDenied));
+    assert_eq!(hsm.exec(&Principal::Local, Request::AuditCheckpoint { seq: 10_000 }), Err(Status::InvalidArgument));
 }

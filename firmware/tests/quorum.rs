@@ -638,7 +638,12 @@ impl Rig {
         let mut store = gmhsm_firmware::store::Store::open(hsm.into_flash().unwrap()).unwrap();
         edit(&mut store);
         let flash = store.into_flash();
-        let hsm = Hsm::boot(Devices { noise: TestNoise { x: 6, stuck: false }, flash, tamper: tamper.clone(), clock: clock.clone() });
+        let hsm = Hsm::boot(Devices {
+            noise: TestNoise { x: 6, stuck: false },
+            flash,
+            tamper: tamper.clone(),
+            clock: clock.clone(),
+        });
         Rig { hsm, clock, tamper, rng }
     }
 

@@ -23,7 +23,8 @@ impl<P: Platform> Hsm<P> {
         if !matches!(self.state, State::Operational(_)) {
             return Err(Status::DeviceError);
         }
-        let (Some(store), Some(audit), Some(keys)) = (self.store.as_ref(), self.audit.as_ref(), self.integrity.as_ref())
+        let (Some(store), Some(audit), Some(keys)) =
+            (self.store.as_ref(), self.audit.as_ref(), self.integrity.as_ref())
         else {
             return Err(Status::DeviceError);
         };

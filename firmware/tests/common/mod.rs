@@ -196,7 +196,11 @@ pub fn label(s: &str) -> Label {
 }
 
 pub fn tamper() -> TestTamper {
-    TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)), register: Rc::new(Cell::new([0; 96])) }
+    TestTamper {
+        ram: Rc::new(Cell::new([0; 64])),
+        trip: Rc::new(Cell::new(false)),
+        register: Rc::new(Cell::new([0; 96])),
+    }
 }
 
 /// Deterministic xorshift randomness for building test inputs outside the card (simulated
