@@ -20,7 +20,11 @@ fn card() -> (Hsm<TestBoard>, TestTamper) {
     let mut hsm = boot(fresh_flash(), &t, 3, false);
     hsm.initialize().unwrap();
     hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap();
-    hsm.exec(&app(1), Request::SetKeyPassword { label: label("k"), password: heapless::Vec::from_slice(b"password1").unwrap() }).unwrap();
+    hsm.exec(
+        &app(1),
+        Request::SetKeyPassword { label: label("k"), password: heapless::Vec::from_slice(b"password1").unwrap() },
+    )
+    .unwrap();
     (hsm, t)
 }
 
@@ -72,7 +76,10 @@ fn reset_failure_counter_is_detected() {
     let before = store.get(b"k:k").unwrap().unwrap();
     hsm = boot(store.into_flash(), &t, 5, false);
     for _ in 0..3 {
-        let r = hsm.exec(&app(1), Request::AuthorizeKey { label: label("k"), password: heapless::Vec::from_slice(b"wrong-guess").unwrap() });
+        let r = hsm.exec(
+            &app(1),
+            Request::AuthorizeKey { label: label("k"), password: heapless::Vec::from_slice(b"wrong-guess").unwrap() },
+        );
         assert_eq!(r, Err(Status::WrongPassword));
     }
     let mut hsm = edit(hsm, &t, |s| s.insert(b"k:k", &before).unwrap());
