@@ -11,6 +11,7 @@
 //! that does not fit the protocol is [`ClientError::Protocol`], never a panic.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod client;
 mod error;
 mod keypair;
@@ -30,6 +31,7 @@ pub fn audit_hash(rec: &AuditRecord) -> [u8; 32] {
     let bytes = postcard::to_allocvec(rec).unwrap_or_default();
     sm3::Sm3::digest(&bytes).into()
 }
+pub use checkpoint::{AUDIT_KEY, CheckpointError, verify_checkpoint};
 pub use profile::Profile;
 
 pub use gmhsm_proto::request::KeyPairProtection;

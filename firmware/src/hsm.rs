@@ -53,6 +53,12 @@ pub struct Hsm<P: Platform> {
     admin: crate::quorum::AdminRuntime,
     /// Mirrors `m:service` in the store.
     service_stopped: bool,
+    /// The DMK-derived keys and set digest authenticating the flash (`hsm/sealed.rs`);
+    /// present while a DMK is loaded.
+    integrity: Option<crate::integrity::Integrity>,
+    /// How the card was initialized (kept with the DMK in tamper RAM); `None` in the factory
+    /// state.
+    mode: Option<dmk::Mode>,
     /// Requests handled since boot.
     requests: u64,
     /// Set while [`Hsm::execute_many`] runs an SM2 decryption with a stored key: the handler
@@ -105,74 +111,12 @@ mod fast;
 pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
+mod checkpoint;
 mod handlers;
 mod labels;
 mod quota;
+mod sealed;
 pub use quota::Usage;
-
-/// The request's variant index on the wire, as audit records name it (no allocation: this
-/// runs for every request).
-fn request_kind(r: &Request) -> u8 {
-    use Request as R;
-    match r {
-        R::Ping => 0,
-        R::GetStatus => 1,
-        R::GenerateKey { .. } => 2,
-        R::ExportPublicKey { .. } => 3,
-        R::Sign { .. } => 4,
-        R::Verify { .. } => 5,
-        R::DeleteKey { .. } => 6,
-        R::ListKeys => 7,
-        R::ReadAudit { .. } => 8,
-        R::GenerateRandom { .. } => 9,
-        R::Hash { .. } => 10,
-        R::Encrypt { .. } => 11,
-        R::Decrypt { .. } => 12,
-        R::Mac { .. } => 13,
-        R::VerifyMac { .. } => 14,
-        R::OpInit { .. } => 15,
-        R::OpUpdate { .. } => 16,
-        R::OpFinal { .. } => 17,
-        R::GenerateSessionKey { .. } => 18,
-        R::ImportSessionKey { .. } => 19,
-        R::DestroySessionKey { .. } => 20,
-        R::AgreementInit { .. } => 21,
-        R::AgreementRespond { .. } => 22,
-        R::AgreementFinish { .. } => 23,
-        R::SelfTest => 24,
-        R::GetKeyInfo { .. } => 25,
-        R::SetKeyPassword { .. } => 26,
-        R::AuthorizeKey { .. } => 27,
-        R::CloseSession => 28,
-        R::RegisterApplication { .. } => 29,
-        R::ImportEnvelopedKeyPair { .. } => 30,
-        R::AdminChallenge => 31,
-        R::AdminLogin { .. } => 32,
-        R::AdminLogout { .. } => 33,
-        R::AdminStatus => 34,
-        R::InitBegin { .. } => 35,
-        R::ReplaceBegin { .. } => 36,
-        R::CeremonyEnroll { .. } => 37,
-        R::CeremonyShare { .. } => 38,
-        R::CeremonyVerify { .. } => 39,
-        R::CeremonyCommit => 40,
-        R::CeremonyAbort => 41,
-        R::AuthorizeUnblock { .. } => 42,
-        R::SetPolicy { .. } => 43,
-        R::RevokeApplication { .. } => 44,
-        R::Zeroize => 45,
-        R::ServiceStop => 46,
-        R::ServiceStart => 47,
-        R::GenerateKeyPair { .. } => 48,
-        R::KeyExportPolicy { .. } => 49,
-        R::SignBatch { .. } => 50,
-        R::DecryptBatch { .. } => 51,
-        R::AdminRequestApproval => 52,
-        R::AdminApprove { .. } => 53,
-        R::RegisterAuditor { .. } => 54,
-        _ => u8::MAX,
-    }
-}
 
 fn short(why: &str) -> heapless::String<96> {
     let mut s = heapless::String::new();
@@ -217,6 +161,8 @@ impl<P: Platform> Hsm<P> {
             sessions: Sessions::default(),
             admin: Default::default(),
             service_stopped: false,
+            integrity: None,
+            mode: None,
             requests: 0,
             deferring: false,
             deferred: None,
@@ -226,8 +172,6 @@ impl<P: Platform> Hsm<P> {
         if hsm.tamper_check() {
             return hsm;
         }
-        // The store and the audit trail open first: a card in its error state still shows
-        // its audit trail, and the quorum can still log in and zeroize (`hsm/admin.rs`).
         match Store::open(flash) {
             Ok(s) => hsm.store = Some(s),
             Err(_) => {
@@ -236,8 +180,16 @@ impl<P: Platform> Hsm<P> {
             }
         }
         hsm.count_boot();
-        hsm.service_stopped = hsm.store.as_ref().is_some_and(|s| s.contains(META_SERVICE));
-        hsm.audit = hsm.store.as_ref().map(AuditLog::load);
+        // The store, the device state and the audit trail come first: a card in its error
+        // state still shows its audit trail, and the quorum can still log in and zeroize
+        // (`hsm/admin.rs`).
+        let (state, audit_from) = hsm.recover();
+        hsm.state = state;
+        let keys = hsm.integrity.as_ref().map(|k| (k, audit_from));
+        hsm.audit = hsm.store.as_ref().map(|s| AuditLog::load(s, keys));
+        if matches!(hsm.state, State::Operational(_)) {
+            hsm.service_stopped = matches!(hsm.sealed_get(META_SERVICE), Ok(Some(_)));
+        }
         let failed = match (selftest::run(), rng_ok) {
             (Err(why), _) => Some(why),
             (Ok(()), Err(crate::rng::RngError::Entropy(e))) => Some(e.describe()),
@@ -249,18 +201,6 @@ impl<P: Platform> Hsm<P> {
             hsm.log(None, AuditEvent::Boot { error: Some(short(why)) });
             return hsm;
         }
-        let initialized = hsm.store.as_ref().is_some_and(|s| s.contains(META_INIT));
-        hsm.state = match (dmk::load(&mut hsm.tamper), initialized) {
-            (dmk::Slot::Empty, false) => State::Factory,
-            (dmk::Slot::Key(k), true) => State::Operational(Wrapper::new(&k)),
-            (dmk::Slot::Empty, true) => State::Error("device master key lost (tamper): stored keys unreadable"),
-            // Power was cut during initialization, before it committed: start it over.
-            (dmk::Slot::Key(_), false) => match dmk::zeroize(&mut hsm.tamper) {
-                Ok(()) => State::Factory,
-                Err(()) => State::Error("tamper RAM unwritable"),
-            },
-            (dmk::Slot::Corrupt, _) => State::Error("tamper RAM corrupt"),
-        };
         let error = match hsm.state {
             State::Error(why) => Some(short(why)),
             _ => None,
@@ -284,7 +224,7 @@ impl<P: Platform> Hsm<P> {
         let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return };
         let now = self.clock.now_ms();
         let app = matches!(principal, Some(Principal::Application { .. }));
-        if audit.append(store, self.boots, now, principal, event).is_err() {
+        if audit.append(store, self.integrity.as_ref(), self.boots, now, principal, event).is_err() {
             if app {
                 self.unaudited = true;
                 return;
@@ -316,6 +256,8 @@ impl<P: Platform> Hsm<P> {
         use gmhsm_platform::TamperRam;
         if self.tamper.tamper_event() {
             let _ = dmk::zeroize(&mut self.tamper);
+            self.integrity = None;
+            self.mode = None;
             self.cache.clear();
             self.records.clear();
             self.fast.clear();
@@ -393,31 +335,32 @@ impl<P: Platform> Hsm<P> {
         }
         let mut k = zeroize::Zeroizing::new([0u8; 32]);
         self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
-        dmk::store(&mut self.tamper, &k).map_err(|_| Status::DeviceError)?;
-        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(META_INIT, &[1]).map_err(store_status)?;
-        self.state = State::Operational(Wrapper::new(&k));
+        self.commit_init(&k, dmk::Mode::Demo, None)?;
         self.log(None, AuditEvent::Initialized);
         self.ensure_device_keys()
     }
 
     /// The device's own key pairs, SDF index 0: `sdf:sign:0` and `sdf:enc:0`, SM2, owned by
     /// the appliance (local principal), usable by registered applications of every domain
-    /// (e.g. to unwrap envelopes clients made with the appliance's certificate). Created at
-    /// initialization, or at the next boot if a power cut came first.
+    /// (e.g. to unwrap envelopes clients made with the appliance's certificate); and the
+    /// audit checkpoint key. Created at initialization, or at the next boot if a power cut
+    /// came first.
     fn ensure_device_keys(&mut self) -> Result<(), Status> {
         use gmhsm_proto::{Capabilities as C, KeyAlg};
         // Every way into the operational state passes here: count what applications own.
         self.rebuild_usage();
-        for (name, caps) in [
-            ("sdf:sign:0", C::SIGN | C::VERIFY),
-            ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE),
+        for (name, caps, domains) in [
+            ("sdf:sign:0", C::SIGN | C::VERIFY, u32::MAX),
+            ("sdf:enc:0", C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::DERIVE, u32::MAX),
+            // The audit checkpoint key: only the card signs with it (`hsm/checkpoint.rs`);
+            // requests can read its public key, nobody can sign with it.
+            (checkpoint::AUDIT_KEY, C::VERIFY, 0),
         ] {
             let label = Label::try_from(name).map_err(|_| Status::Internal)?;
             if self.store.as_ref().is_some_and(|s| s.contains(&store_key(&label))) {
                 continue;
             }
-            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, u32::MAX)?;
+            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, domains)?;
         }
         Ok(())
     }
@@ -573,47 +516,6 @@ impl<P: Platform> Hsm<P> {
             };
             self.state = State::Error(why);
             self.log(None, AuditEvent::ErrorState { reason: short(why) });
-        }
-    }
-}
-
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
-
-    /// The index given to audit records is the one postcard puts on the wire.
-    #[test]
-    fn request_kind_matches_the_wire_index() {
-        let samples = [
-            Request::Ping,
-            Request::ListKeys,
-            Request::SelfTest,
-            Request::CloseSession,
-            Request::GenerateRandom { len: 1 },
-            Request::AdminChallenge,
-            Request::CeremonyCommit,
-            Request::Zeroize,
-            Request::ServiceStop,
-            Request::ServiceStart,
-            Request::GenerateKeyPair {
-                alg: gmhsm_proto::KeyAlg::Sm2,
-                protection: gmhsm_proto::request::KeyPairProtection::Plaintext,
-            },
-            Request::KeyExportPolicy { set: None },
-            Request::SignBatch {
-                label: Label::try_from("k").unwrap(),
-                mechanism: gmhsm_proto::Mechanism::Sm2Digest,
-                messages: alloc::vec![],
-            },
-            Request::DecryptBatch {
-                label: Label::try_from("k").unwrap(),
-                mechanism: gmhsm_proto::CipherMech::Sm2 { layout: gmhsm_proto::Sm2Layout::C1C3C2 },
-                ciphertexts: alloc::vec![],
-            },
-        ];
-        for r in samples {
-            let wire = postcard::to_allocvec(&r).unwrap();
-            assert_eq!(request_kind(&r), wire[0]);
         }
     }
 }

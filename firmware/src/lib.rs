@@ -23,6 +23,7 @@ pub mod drbg;
 pub mod entropy;
 pub mod envelope;
 pub mod hsm;
+pub mod integrity;
 pub mod keys;
 pub mod ops;
 pub mod quorum;

@@ -6,7 +6,9 @@
 //! SM2 and SM4 keys are generated through `Hsm::execute`. RSA-2048 generation costs about a
 //! second per key in a debug build, so the 1024 RSA records are byte-for-byte copies of one
 //! real generated record stored under new labels: they take the space real ones take (which
-//! is what this test measures), though they do not unwrap (the AEAD binds the label).
+//! is what this test measures), though they do not unwrap (the AEAD binds the label). They are
+//! written as the card writes them (tagged and pinned with keys derived from the DMK, which
+//! the test reads from its tamper RAM): the card accepts no record it did not write.
 
 mod common;
 
@@ -80,10 +82,14 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     // 1024 RSA-2048 records of real size, written straight to the store.
     let flash = hsm.into_flash().unwrap().inner;
     let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
-    let template = store.get(b"k:rsa-template").unwrap().unwrap();
+    let dmk: [u8; 32] = t.ram.get()[8..40].try_into().unwrap();
+    let mut keys = gmhsm_firmware::integrity::Integrity::new(&dmk);
+    let mut ram = t.clone();
+    keys.verify(&store, &mut ram).unwrap();
+    let template = keys.get(&store, b"k:rsa-template").unwrap().unwrap();
     assert!(template.len() > 1500, "an RSA-2048 record is about 1.6 KB ({} bytes)", template.len());
     for i in 0..1024 {
-        store.insert(format!("k:rsa-{i}").as_bytes(), &template).unwrap();
+        keys.put(&mut store, &mut ram, format!("k:rsa-{i}").as_bytes(), Some(&template)).unwrap();
     }
     let free = store.free_bytes();
     let flash = store.into_flash();

@@ -493,3 +493,75 @@ fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize
     assert!(!r.hsm.status().initialized);
     assert!(r.audit().contains(&AuditEvent::Admin { action: AdminAction::Zeroized }));
 }
+
+impl Rig {
+    /// Power down, let `edit` change the flash through the store (as a flash writer could),
+    /// and boot again on the same tamper RAM.
+    fn tamper_with_flash(self, edit: impl FnOnce(&mut gmhsm_firmware::store::Store<FaultFlash>)) -> Rig {
+        let Rig { hsm, clock, tamper, rng, flash_fails } = self;
+        let mut store = gmhsm_firmware::store::Store::open(hsm.into_flash().unwrap()).unwrap();
+        edit(&mut store);
+        let flash = store.into_flash();
+        let hsm = Hsm::boot(Devices {
+            noise: TestNoise { x: 6, stuck: false },
+            flash,
+            tamper: tamper.clone(),
+            clock: clock.clone(),
+        });
+        Rig { hsm, clock, tamper, rng, flash_fails }
+    }
+
+    /// Local administration that a demo card allows without cards must all be refused.
+    fn local_admin_refused(&mut self) {
+        assert!(self.register(9).is_err(), "RegisterApplication without cards");
+        assert!(self.x(Request::KeyExportPolicy { set: Some(true) }).is_err(), "plaintext export without cards");
+        assert!(self.x(Request::Zeroize).is_err(), "Zeroize without cards");
+        assert!(self.hsm.status().initialized, "not zeroized");
+    }
+}
+
+/// Finding 2: a tombstoned admin record on a ceremony-initialized card used to read as "demo
+/// card", letting the local principal register applications, allow plaintext export and
+/// zeroize without cards. Now it is the error state, with its reason in `GetStatus`.
+#[test]
+fn tombstoned_admin_record_is_the_error_state_not_demo() {
+    let mut r = rig();
+    r.init(3, 2);
+    let mut r = r.tamper_with_flash(|s| {
+        s.remove(b"q:admin").unwrap();
+    });
+    let st = r.hsm.status();
+    assert!(st.error.is_some(), "{st:?}");
+    assert!(st.initialized);
+    r.local_admin_refused();
+}
+
+/// Finding 2: one flipped byte in the admin record (a CRC-valid rewrite) is the error state.
+#[test]
+fn altered_admin_record_is_the_error_state_not_demo() {
+    let mut r = rig();
+    r.init(3, 2);
+    let mut r = r.tamper_with_flash(|s| {
+        let mut v = s.get(b"q:admin").unwrap().unwrap();
+        v[3] ^= 1;
+        s.insert(b"q:admin", &v).unwrap();
+    });
+    assert!(r.hsm.status().error.unwrap().contains("flash"));
+    r.local_admin_refused();
+}
+
+/// Deleting the init marker with a DMK present used to zeroize the DMK at boot (a flash
+/// writer could force a factory reset). Now the set digest no longer matches: error state,
+/// the DMK is kept.
+#[test]
+fn deleted_init_marker_is_the_error_state_not_a_factory_reset() {
+    let mut r = rig();
+    r.init(3, 2);
+    let ram = r.tamper.ram.get();
+    let r = r.tamper_with_flash(|s| {
+        s.remove(b"m:init").unwrap();
+    });
+    let st = r.hsm.status();
+    assert!(st.initialized && st.error.is_some(), "{st:?}");
+    assert_eq!(r.tamper.ram.get(), ram, "the DMK survives");
+}

@@ -90,45 +90,7 @@ pub fn reply(id: u64, status: Status) -> ServerFrame {
 
 /// The request's variant name, for logs (never its fields: they may be payloads).
 pub fn kind(request: &Request) -> &'static str {
-    match request {
-        Request::Ping => "Ping",
-        Request::GetStatus => "GetStatus",
-        Request::GenerateKey { .. } => "GenerateKey",
-        Request::ExportPublicKey { .. } => "ExportPublicKey",
-        Request::Sign { .. } => "Sign",
-        Request::Verify { .. } => "Verify",
-        Request::DeleteKey { .. } => "DeleteKey",
-        Request::ListKeys => "ListKeys",
-        Request::ReadAudit { .. } => "ReadAudit",
-        Request::GenerateRandom { .. } => "GenerateRandom",
-        Request::Hash { .. } => "Hash",
-        Request::Encrypt { .. } => "Encrypt",
-        Request::Decrypt { .. } => "Decrypt",
-        Request::Mac { .. } => "Mac",
-        Request::VerifyMac { .. } => "VerifyMac",
-        Request::OpInit { .. } => "OpInit",
-        Request::OpUpdate { .. } => "OpUpdate",
-        Request::OpFinal { .. } => "OpFinal",
-        Request::GenerateSessionKey { .. } => "GenerateSessionKey",
-        Request::ImportSessionKey { .. } => "ImportSessionKey",
-        Request::DestroySessionKey { .. } => "DestroySessionKey",
-        Request::AgreementInit { .. } => "AgreementInit",
-        Request::AgreementRespond { .. } => "AgreementRespond",
-        Request::AgreementFinish { .. } => "AgreementFinish",
-        Request::SelfTest => "SelfTest",
-        Request::GetKeyInfo { .. } => "GetKeyInfo",
-        Request::SetKeyPassword { .. } => "SetKeyPassword",
-        Request::AuthorizeKey { .. } => "AuthorizeKey",
-        Request::CloseSession => "CloseSession",
-        Request::RegisterApplication { .. } => "RegisterApplication",
-        Request::ServiceStop => "ServiceStop",
-        Request::ServiceStart => "ServiceStart",
-        Request::GenerateKeyPair { .. } => "GenerateKeyPair",
-        Request::KeyExportPolicy { .. } => "KeyExportPolicy",
-        Request::SignBatch { .. } => "SignBatch",
-        Request::DecryptBatch { .. } => "DecryptBatch",
-        _ => "Other",
-    }
+    request.name()
 }
 
 /// `ok`, or the status's variant name (without fields), for logs.

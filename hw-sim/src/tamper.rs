@@ -1,5 +1,6 @@
-//! Simulated tamper RAM (a small file, synced on every write) and tamper switch (a trip file
-//! whose presence is the enclosure-open signal).
+//! Simulated tamper RAM and rollback register (small files, each replaced atomically and
+//! synced on every write) and tamper switch (a trip file whose presence is the enclosure-open
+//! signal).
 //!
 //! The switch is a latch, like the hardware line: a watcher thread looks for the trip file
 //! every [`POLL`], consumes it and sets a flag, which the card reads (an atomic load) on every
@@ -20,6 +21,8 @@ const POLL: Duration = Duration::from_millis(1);
 
 pub struct FileTamperRam {
     path: PathBuf,
+    /// The rollback register's file.
+    register: PathBuf,
     /// Set once per trip by the watcher (or at construction), taken by `tamper_event`.
     tripped: Arc<AtomicBool>,
     /// The trip file, checked on every event only if the watcher could not be started.
@@ -51,7 +54,7 @@ impl FileTamperRam {
                 Some(trip)
             }
         };
-        Self { path: dir.join("tamper.ram"), tripped, unwatched }
+        Self { path: dir.join("tamper.ram"), register: dir.join("tamper.reg"), tripped, unwatched }
     }
 }
 
@@ -64,32 +67,51 @@ fn consume(trip: &Path) -> bool {
     false
 }
 
+/// Read a whole area from `path` (absent: all zeros).
+fn read_area(path: &Path, out: &mut [u8]) -> Result<(), TamperError> {
+    out.fill(0);
+    match fs::read(path) {
+        Ok(data) if data.len() == out.len() => out.copy_from_slice(&data),
+        Ok(_) => return Err(TamperError::Io),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => return Err(TamperError::Io),
+    }
+    Ok(())
+}
+
+/// Replace `path` with `data` atomically (a synced temporary file renamed over it).
+fn write_area(path: &Path, data: &[u8]) -> Result<(), TamperError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|_| TamperError::Io)?;
+    f.write_all(data).map_err(|_| TamperError::Io)?;
+    f.sync_all().map_err(|_| TamperError::Io)?;
+    fs::rename(&tmp, path).map_err(|_| TamperError::Io)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 impl TamperRam for FileTamperRam {
     const SIZE: usize = 64;
+    const REGISTER_SIZE: usize = 96;
 
     fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.fill(0);
-        match fs::read(&self.path) {
-            Ok(data) if data.len() == out.len() => out.copy_from_slice(&data),
-            Ok(_) => return Err(TamperError::Io),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => return Err(TamperError::Io),
-        }
-        Ok(())
+        read_area(&self.path, out)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let tmp = self.path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp).map_err(|_| TamperError::Io)?;
-        f.write_all(data).map_err(|_| TamperError::Io)?;
-        f.sync_all().map_err(|_| TamperError::Io)?;
-        fs::rename(&tmp, &self.path).map_err(|_| TamperError::Io)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_area(&self.path, data)
+    }
+
+    fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
+        read_area(&self.register, out)
+    }
+
+    fn write_register(&mut self, data: &[u8]) -> Result<(), TamperError> {
+        write_area(&self.register, data)
     }
 
     fn tamper_event(&mut self) -> bool {

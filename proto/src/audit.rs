@@ -95,3 +95,28 @@ pub struct AuditState {
     /// `Some(seq)`: the record `seq` does not chain to its predecessor (found at boot).
     pub chain_break: Option<u64>,
 }
+
+/// Domain separation of a checkpoint signature.
+pub const CHECKPOINT_CONTEXT: &[u8] = b"gmhsm/v1/audit-checkpoint";
+
+/// A checkpoint: the card's signature, with the device key `sdf:sign:0` (SM2 with SM3 and
+/// the default ID), over [`checkpoint_message`]`(seq, record_hash)`. `record_hash` is SM3
+/// over the encoding of record `seq`; since each record carries its predecessor's hash, the
+/// signature vouches for the whole chain up to `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    pub seq: u64,
+    pub record_hash: [u8; 32],
+    /// DER `SEQUENCE { r, s }`.
+    #[serde(with = "serde_bytes")]
+    pub signature: alloc::vec::Vec<u8>,
+}
+
+/// What a checkpoint signs: `CHECKPOINT_CONTEXT ‖ seq (u64 big endian) ‖ record_hash`.
+pub fn checkpoint_message(seq: u64, record_hash: &[u8; 32]) -> [u8; 65] {
+    let mut m = [0u8; 65];
+    m[..25].copy_from_slice(CHECKPOINT_CONTEXT);
+    m[25..33].copy_from_slice(&seq.to_be_bytes());
+    m[33..].copy_from_slice(record_hash);
+    m
+}

@@ -20,13 +20,14 @@ pub mod admin;
 pub mod audit;
 pub mod cost;
 pub mod frame;
+pub mod kind;
 pub mod mech;
 pub mod request;
 pub mod response;
 pub mod status;
 
 pub use admin::{AdminOp, AdminStatus, CardRole, QuorumPolicy, Thresholds};
-pub use audit::{AuditEvent, AuditRecord, AuditState};
+pub use audit::{AuditCheckpoint, AuditEvent, AuditRecord, AuditState};
 pub use frame::{CardFrame, ClientFrame, Deframer, FrameError, ServerFrame};
 pub use mech::{Capabilities, CipherMech, HashAlg, MacMech, Sm2Layout, Sm4Mode};
 pub use request::{

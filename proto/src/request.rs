@@ -463,6 +463,14 @@ pub enum Request {
         cert_sha256: [u8; 32],
         name: heapless::String<64>,
     },
+    /// A checkpoint of the audit log: the card's SM2 signature (its audit key `audit:sign`)
+    /// over the hash of record `seq` ([`crate::audit::checkpoint_message`]), which commits to
+    /// every record before it through their `prev_hash` chain. Refused while the log has a
+    /// chain break or the record is not held. Same access as `ReadAudit`. Answered
+    /// `AuditCheckpoint`.
+    AuditCheckpoint {
+        seq: u64,
+    },
 }
 
 /// Most ciphertexts in one [`Request::DecryptBatch`] (each decryption is a variable-base

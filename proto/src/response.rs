@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{AdminStatus, CardKey, CardSignature, ShareBlob};
-use crate::audit::{AuditRecord, AuditState};
+use crate::audit::{AuditCheckpoint, AuditRecord, AuditState};
 use crate::mech::Capabilities;
 use crate::request::{KeyAlg, Label, Principal};
 
@@ -114,6 +114,8 @@ pub enum Response {
     /// for a ciphertext that did not decrypt. Secret: zeroed on drop, hidden from `Debug`
     /// (the same bytes on the wire as a plain byte string).
     Plaintexts(Vec<Option<SecretBytes>>),
+    /// A signed checkpoint of the audit log (`Request::AuditCheckpoint`).
+    AuditCheckpoint(AuditCheckpoint),
 }
 
 /// The private half of a generated key pair. Append-only.

@@ -50,16 +50,16 @@ fn all(log: &AuditLog, store: &Store<RamFlash>) -> Vec<AuditRecord> {
 #[test]
 fn a_full_store_drops_the_oldest_records_and_the_chain_still_verifies() {
     let mut store = tiny_store();
-    let mut log = AuditLog::load(&store);
+    let mut log = AuditLog::load(&store, None);
     for i in 0..20u8 {
         let (p, e) = denied(i);
-        log.append(&mut store, 1, u64::from(i), p, e).unwrap();
+        log.append(&mut store, None, 1, u64::from(i), p, e).unwrap();
     }
     assert!(fill(&mut store, 200, false) > 0);
     // Many more records than the room left could hold.
     for i in 0..200u32 {
         let (p, e) = denied(i as u8);
-        log.append(&mut store, 1, 1000 + u64::from(i), p, e).expect("the audit log appends while full");
+        log.append(&mut store, None, 1, 1000 + u64::from(i), p, e).expect("the audit log appends while full");
     }
     let recs = all(&log, &store);
     assert_eq!(recs.last().map(|r| r.seq), Some(log.state().last_seq));
@@ -76,7 +76,7 @@ fn a_full_store_drops_the_oldest_records_and_the_chain_still_verifies() {
         assert!(from <= to);
     }
     assert_eq!(verify_run(&recs), Ok(()));
-    let reloaded = AuditLog::load(&store);
+    let reloaded = AuditLog::load(&store, None);
     assert_eq!(reloaded.state(), log.state());
     assert_eq!(reloaded.state().chain_break, None);
     // Administration keeps its headroom: a record of the largest size still fits.
@@ -90,10 +90,10 @@ fn with_nothing_to_drop_the_append_fails_and_changes_nothing() {
     let mut store = tiny_store();
     fill(&mut store, 200, true);
     fill(&mut store, 1, true);
-    let mut log = AuditLog::load(&store);
+    let mut log = AuditLog::load(&store, None);
     let before = log.state();
     let (p, e) = denied(1);
-    assert_eq!(log.append(&mut store, 1, 0, p, e), Err(StoreError::Full));
+    assert_eq!(log.append(&mut store, None, 1, 0, p, e), Err(StoreError::Full));
     assert_eq!(log.state(), before);
     assert!(log.read(&store, 0, 10).is_empty());
 }

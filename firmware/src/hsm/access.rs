@@ -19,7 +19,7 @@ use gmhsm_proto::{AppQuota, AuditEvent, Capabilities, KeyAlg, Label, Principal, 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::{CACHE_MAX, Hsm, State, store_key, store_status};
+use super::{CACHE_MAX, Hsm, State, store_key};
 use crate::keys::{self, KeyRecord, MAX_PASSWORD_FAILURES, PBKDF2_ITERATIONS, PasswordRecord};
 
 /// A registered application (store key `app:` + certificate SHA-256).
@@ -70,8 +70,7 @@ impl<P: Platform> Hsm<P> {
         if let Some(rec) = self.records.get(label) {
             return Ok(rec.clone());
         }
-        let store = self.store.as_ref().ok_or(Status::DeviceError)?;
-        let raw = store.get(&store_key(label)).map_err(store_status)?.ok_or(Status::UnknownKey)?;
+        let raw = self.sealed_get(&store_key(label))?.ok_or(Status::UnknownKey)?;
         let rec: KeyRecord = postcard::from_bytes(&raw).map_err(|_| Status::Internal)?;
         if self.records.len() >= CACHE_MAX {
             self.records.pop_first();
@@ -91,23 +90,22 @@ impl<P: Platform> Hsm<P> {
         }
         // Drop the copy first: if the write fails, the next read goes to flash.
         self.records.remove(label);
-        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(&key, &value).map_err(store_status)?;
-        let after = store.footprint(&key);
+        self.sealed_put(&key, Some(&value))?;
+        let after = self.store.as_ref().ok_or(Status::DeviceError)?.footprint(&key);
         self.note_usage(&rec.owner, before, after);
         Ok(())
     }
 
+    /// The application's record, authenticated; one that fails its check is no registration.
     pub(super) fn app(&self, principal: &Principal) -> Option<AppRecord> {
         let Principal::Application { cert_sha256 } = principal else { return None };
-        let raw = self.store.as_ref()?.get(&app_key(cert_sha256)).ok()??;
+        let raw = self.sealed_peek(&app_key(cert_sha256))?;
         AppRecord::decode(&raw)
     }
 
     pub(super) fn register_app(&mut self, fp: [u8; 32], app: &AppRecord) -> Result<(), Status> {
         let value = postcard::to_allocvec(app).map_err(|_| Status::Internal)?;
-        let store = self.store.as_mut().ok_or(Status::DeviceError)?;
-        store.insert(&app_key(&fp), &value).map_err(store_status)
+        self.sealed_put(&app_key(&fp), Some(&value)).map(drop)
     }
 
     /// May `principal` see this key at all, and with which of its capabilities?
@@ -169,7 +167,7 @@ impl<P: Platform> Hsm<P> {
         Ok(rec)
     }
 
-    fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
+    pub(super) fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
         if self.cache.contains_key(label) {
             return Ok(());
         }

@@ -16,6 +16,10 @@
 //! auditors read the audit trail (auditor certificates remotely too, [`Hsm::audit_reader`]).
 //!
 //! In the error state the quorum can still log in, read its status and zeroize.
+//!
+//! Which of the two a card is comes from tamper RAM (the mode stored with the DMK), never
+//! from the flash: on a ceremony card a missing or unauthenticated admin record is the error
+//! state, and authority is refused, not granted.
 
 use alloc::vec::Vec;
 use gmhsm_icc::spec::purpose;
@@ -31,7 +35,6 @@ use crate::dmk;
 use crate::quorum::ceremony::{Input, Output, Secrets};
 use crate::quorum::record::RECORD_KEY;
 use crate::quorum::{AdminRecord, Committed, QuorumError, share};
-use crate::wrap::Wrapper;
 
 const APP_PREFIX: &[u8] = b"app:";
 /// Auditor certificates (`aud:` + SHA-256).
@@ -64,12 +67,14 @@ fn serial_of(s: &[u8]) -> Serial {
 }
 
 impl<P: Platform> Hsm<P> {
-    /// The admin record, if a ceremony initialized this device.
-    pub(super) fn admin_record(&self) -> Option<AdminRecord> {
-        if matches!(self.state, State::Factory) {
+    /// The admin record, if a ceremony initialized this device; authenticated (one that
+    /// fails its check puts the card in the error state and reads as `None`, which callers
+    /// on a ceremony card treat as "no authority").
+    pub(super) fn admin_record(&mut self) -> Option<AdminRecord> {
+        if !self.ceremony_mode() {
             return None;
         }
-        let raw = self.store.as_ref()?.get(RECORD_KEY).ok()??;
+        let raw = self.sealed_get(RECORD_KEY).ok()??;
         postcard::from_bytes(&raw).ok()
     }
 
@@ -88,7 +93,10 @@ impl<P: Platform> Hsm<P> {
     /// Does `session` hold the authority `op` needs, its own or by approval (always true on
     /// a demo device)?
     pub(super) fn may(&mut self, session: u64, op: AdminOp) -> bool {
-        let Some(rec) = self.admin_record() else { return true };
+        if !self.ceremony_mode() {
+            return true;
+        }
+        let Some(rec) = self.admin_record() else { return false };
         self.expire(session);
         self.admin.acting(session).is_some_and(|s| s.may(op, &rec.policy))
     }
@@ -112,7 +120,7 @@ impl<P: Platform> Hsm<P> {
     /// Is this a registered auditor's certificate?
     pub(super) fn auditor(&self, principal: &Principal) -> bool {
         let Principal::Application { cert_sha256 } = principal else { return false };
-        self.store.as_ref().is_some_and(|s| s.contains(&cert_key(AUDITOR_PREFIX, cert_sha256)))
+        self.sealed_peek(&cert_key(AUDITOR_PREFIX, cert_sha256)).is_some()
     }
 
     /// May `principal` on `session` read the audit trail? The appliance's own tools, and
@@ -150,7 +158,7 @@ impl<P: Platform> Hsm<P> {
             | Request::DeleteKey { label } => local && sdf(label),
             _ => false,
         };
-        if !gated || self.admin_record().is_none() {
+        if !gated || !self.ceremony_mode() {
             return Ok(());
         }
         if !local || !self.may(session, AdminOp::KeyManagement) {
@@ -178,6 +186,7 @@ impl<P: Platform> Hsm<P> {
     fn admin_status(&mut self, session: u64) -> AdminStatus {
         self.expire(session);
         let rec = self.admin_record();
+        let ceremony_initialized = self.ceremony_mode();
         let now = self.clock.now_ms();
         let ceremony = self.admin.ceremony.kind();
         let own = self.admin.session(session);
@@ -187,7 +196,7 @@ impl<P: Platform> Hsm<P> {
         let s = self.admin.acting(session);
         let authority = s.and_then(|s| s.authority());
         AdminStatus {
-            ceremony_initialized: rec.is_some(),
+            ceremony_initialized,
             n: rec.as_ref().map_or(0, |r| r.policy.n),
             k: rec.as_ref().map_or(0, |r| r.policy.k),
             epoch: rec.as_ref().map_or(0, |r| r.epoch),
@@ -205,7 +214,7 @@ impl<P: Platform> Hsm<P> {
     /// The share-wrapping key of the stored DMK.
     fn stored_share_key(&mut self) -> Result<Zeroizing<[u8; 16]>, QuorumError> {
         match dmk::load(&mut self.tamper) {
-            dmk::Slot::Key(k) => Ok(share::share_key(&k)),
+            dmk::Slot::Key(k, _) => Ok(share::share_key(&k)),
             _ => Err(QuorumError::Internal),
         }
     }
@@ -332,8 +341,8 @@ impl<P: Platform> Hsm<P> {
                 if self.revoked(&Principal::Application { cert_sha256 }) {
                     return Err(QuorumError::NotAuthorized);
                 }
-                let store = self.store.as_mut().ok_or(QuorumError::Store)?;
-                store.insert(&cert_key(AUDITOR_PREFIX, &cert_sha256), name.as_bytes())?;
+                self.sealed_put(&cert_key(AUDITOR_PREFIX, &cert_sha256), Some(name.as_bytes()))
+                    .map_err(|_| QuorumError::Store)?;
                 self.log(local, AuditEvent::Admin { action: AdminAction::AuditorRegistered { cert_sha256 } });
                 Ok(Response::Done)
             }
@@ -442,14 +451,15 @@ impl<P: Platform> Hsm<P> {
                     return Err(QuorumError::NotAuthorized);
                 }
                 // The tombstone first: a cut after it leaves the certificate revoked.
-                let store = self.store.as_mut().ok_or(QuorumError::Store)?;
                 let (app, auditor) = (cert_key(APP_PREFIX, &cert_sha256), cert_key(AUDITOR_PREFIX, &cert_sha256));
+                let store = self.store.as_ref().ok_or(QuorumError::Store)?;
                 if !store.contains(&app) && !store.contains(&auditor) {
                     return Err(QuorumError::UnknownCard);
                 }
-                store.insert(&cert_key(REVOKED_PREFIX, &cert_sha256), &[1])?;
-                store.remove(&app)?;
-                store.remove(&auditor)?;
+                let sealed = |_| QuorumError::Store;
+                self.sealed_put(&cert_key(REVOKED_PREFIX, &cert_sha256), Some(&[1])).map_err(sealed)?;
+                self.sealed_put(&app, None).map_err(sealed)?;
+                self.sealed_put(&auditor, None).map_err(sealed)?;
                 self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
                 Ok(Response::Done)
             }
@@ -483,19 +493,15 @@ impl<P: Platform> Hsm<P> {
 
     /// Persist the service state first, then mirror it in RAM (a failed write changes nothing).
     fn set_service_stopped(&mut self, stop: bool) -> Result<(), QuorumError> {
-        let store = self.store.as_mut().ok_or(QuorumError::Store)?;
-        if stop {
-            store.insert(META_SERVICE, &[1])?;
-        } else {
-            store.remove(META_SERVICE)?;
-        }
+        let value: &[u8] = &[1];
+        self.sealed_put(META_SERVICE, stop.then_some(value)).map_err(|_| QuorumError::Store)?;
         self.service_stopped = stop;
         Ok(())
     }
 
     fn save_admin_record(&mut self, rec: &AdminRecord) -> Result<(), QuorumError> {
         let value = postcard::to_allocvec(rec).map_err(|_| QuorumError::Internal)?;
-        self.store.as_mut().ok_or(QuorumError::Store)?.insert(RECORD_KEY, &value)?;
+        self.sealed_put(RECORD_KEY, Some(&value)).map_err(|_| QuorumError::Store)?;
         Ok(())
     }
 
@@ -578,12 +584,10 @@ impl<P: Platform> Hsm<P> {
     fn apply_commit(&mut self, c: Committed) -> Result<(), QuorumError> {
         match (c.kind, c.dmk) {
             (CeremonyKind::Init, Some(dmk)) => {
-                // Order: record, DMK, then the init marker (the commit point). A power cut
-                // before the marker boots to the factory state (the DMK is wiped at boot).
-                self.save_admin_record(&c.record)?;
-                dmk::store(&mut self.tamper, &dmk).map_err(|_| QuorumError::Store)?;
-                self.store.as_mut().ok_or(QuorumError::Store)?.insert(META_INIT, &[1])?;
-                self.state = State::Operational(Wrapper::new(&dmk));
+                // Order: DMK (ceremony mode), record, then the init marker (the commit point,
+                // `Hsm::commit_init`). A power cut before the marker boots to the factory state.
+                let value = postcard::to_allocvec(&c.record).map_err(|_| QuorumError::Internal)?;
+                self.commit_init(&dmk, dmk::Mode::Ceremony, Some(&value)).map_err(|_| QuorumError::Store)?;
                 self.log(None, AuditEvent::Initialized);
                 self.ensure_device_keys().map_err(|_| QuorumError::Store)
             }
@@ -608,10 +612,18 @@ impl<P: Platform> Hsm<P> {
     /// key records, applications, admin record and init marker: the card is back in its
     /// factory state, ready for a new init ceremony. The audit log is kept.
     fn zeroize_device(&mut self) -> Result<(), QuorumError> {
-        let was_error = matches!(self.state, State::Error(_));
-        dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
-        if was_error {
+        if matches!(self.state, State::Error(_)) {
             self.remount()?;
+        }
+        // The commit point is the authenticated removal of the init marker; a card whose
+        // flash failed its checks (or has no keys to check it) removes it as it is.
+        if self.begin_zeroize().is_err() {
+            let store = self.store.as_mut().ok_or(QuorumError::Store)?;
+            store.remove(META_INIT)?;
+            dmk::zeroize(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+            crate::integrity::Register::clear(&mut self.tamper).map_err(|_| QuorumError::Store)?;
+            self.integrity = None;
+            self.mode = None;
         }
         self.state = State::Factory;
         self.cache.clear();
@@ -655,7 +667,7 @@ impl<P: Platform> Hsm<P> {
     fn remount(&mut self) -> Result<(), QuorumError> {
         let flash = self.store.take().ok_or(QuorumError::Store)?.into_flash();
         let store = crate::store::Store::open(flash).map_err(|_| QuorumError::Store)?;
-        self.audit = Some(crate::audit::AuditLog::load(&store));
+        self.audit = Some(crate::audit::AuditLog::load(&store, None));
         self.store = Some(store);
         Ok(())
     }

@@ -11,7 +11,7 @@ use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use super::access::AppRecord;
-use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, request_kind, store_key, store_status};
+use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, store_key};
 use crate::alg::{self, sm4};
 use crate::keys::{self, KeyRecord, LoadedKey, alg_status};
 use crate::ops::{self, Public};
@@ -27,7 +27,7 @@ impl<P: Platform> Hsm<P> {
         session: u64,
         request: Request,
     ) -> Result<Response, Status> {
-        let kind = request_kind(&request);
+        let kind = request.index();
         if self.service_refuses(principal, &request) {
             return Err(Status::ServiceStopped);
         }
@@ -50,6 +50,12 @@ impl<P: Platform> Hsm<P> {
                     return Err(Status::DeviceError);
                 };
                 return Ok(Response::Audit(audit.read(store, from_seq, max.min(256))));
+            }
+            Request::AuditCheckpoint { seq } => {
+                if *principal != Principal::Local {
+                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                }
+                return self.audit_checkpoint(seq).map(Response::AuditCheckpoint);
             }
             Request::SelfTest => {
                 if let Err(why) = crate::selftest::run() {
@@ -150,11 +156,10 @@ impl<P: Platform> Hsm<P> {
                 }
                 // Audited first: a deletion that could not be audited does not happen.
                 self.audited(principal, AuditEvent::KeyDeleted { label: label.clone() })?;
-                let store = self.store.as_mut().ok_or(Status::DeviceError)?;
                 let key = store_key(&label);
-                let before = store.footprint(&key);
+                let before = self.store.as_ref().ok_or(Status::DeviceError)?.footprint(&key);
                 self.records.remove(&label);
-                store.remove(&key).map_err(store_status)?;
+                self.sealed_put(&key, None)?;
                 self.note_usage(&rec.owner, before, None);
                 self.cache.remove(&label);
                 self.fast.forget(&label);

@@ -25,7 +25,7 @@ use gmhsm_proto::{AuditEvent, Capabilities as C, KeyAlg, Principal, Response, St
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
-use super::{Hsm, State, store_status};
+use super::{Hsm, State};
 use crate::alg::sm2_fast::BaseTable;
 use crate::alg::sm2_fast::pairs::{KeyPoint, PairJob};
 use crate::keys::{self, LoadedKey};
@@ -174,7 +174,7 @@ impl<P: Platform> Hsm<P> {
     /// the current device master key says yes.
     pub(super) fn plaintext_export_allowed(&self) -> bool {
         let State::Operational(wrapper) = &self.state else { return false };
-        let Some(blob) = self.store.as_ref().and_then(|s| s.get(META_EXPORT_PLAIN).ok().flatten()) else {
+        let Some(blob) = self.sealed_peek(META_EXPORT_PLAIN) else {
             return false;
         };
         wrapper.unwrap(EXPORT_PLAIN_AAD, &blob).is_ok_and(|v| v.as_slice() == [1])
@@ -199,13 +199,9 @@ impl<P: Platform> Hsm<P> {
                 self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
                 let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
                 let blob = wrapper.wrap(nonce, EXPORT_PLAIN_AAD, &[1]);
-                self.store
-                    .as_mut()
-                    .ok_or(Status::DeviceError)?
-                    .insert(META_EXPORT_PLAIN, &blob)
-                    .map_err(store_status)?;
+                self.sealed_put(META_EXPORT_PLAIN, Some(&blob))?;
             } else {
-                self.store.as_mut().ok_or(Status::DeviceError)?.remove(META_EXPORT_PLAIN).map_err(store_status)?;
+                self.sealed_put(META_EXPORT_PLAIN, None)?;
             }
             self.log(Some(Principal::Local), AuditEvent::Admin { action: AdminAction::PolicyChanged });
         }

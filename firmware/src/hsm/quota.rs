@@ -72,7 +72,7 @@ impl<P: Platform> Hsm<P> {
         value_len: usize,
     ) -> Result<(), Status> {
         let store = self.store.as_ref().ok_or(Status::DeviceError)?;
-        let cost = store.record_cost(KEY_PREFIX.len() + label.len(), value_len);
+        let cost = store.record_cost(KEY_PREFIX.len() + label.len(), value_len + crate::integrity::TAG_LEN);
         if app_id(owner).is_some() {
             let (quota, used) = (self.quota(owner), self.usage(owner));
             let within = used.keys < quota.max_keys && used.bytes + cost as u64 <= u64::from(quota.max_bytes);
@@ -91,16 +91,15 @@ impl<P: Platform> Hsm<P> {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        audit.reclaim(store, self.boots, now, cost).map_err(store_status)
+        audit.reclaim(store, self.integrity.as_ref(), self.boots, now, cost).map_err(store_status)
     }
 
     /// Undo the write of the new record of `label` (its audit record did not fit).
     pub(super) fn forget_new_record(&mut self, label: &Label, owner: &Principal) {
         self.records.remove(label);
         let key = store_key(label);
-        let Some(store) = self.store.as_mut() else { return };
-        let before = store.footprint(&key);
-        if store.remove(&key).is_ok() {
+        let before = self.store.as_ref().and_then(|s| s.footprint(&key));
+        if self.sealed_put(&key, None).is_ok() {
             self.note_usage(owner, before, None);
         }
     }

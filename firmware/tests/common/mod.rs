@@ -93,6 +93,8 @@ impl NoiseSource for TestNoise {
 pub struct TestTamper {
     pub ram: Rc<Cell<[u8; 64]>>,
     pub trip: Rc<Cell<bool>>,
+    /// The rollback register.
+    pub register: Rc<Cell<[u8; 96]>>,
 }
 
 impl TamperRam for TestTamper {
@@ -109,6 +111,17 @@ impl TamperRam for TestTamper {
     }
     fn tamper_event(&mut self) -> bool {
         self.trip.replace(false)
+    }
+    const REGISTER_SIZE: usize = 96;
+    fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
+        out.copy_from_slice(&self.register.get());
+        Ok(())
+    }
+    fn write_register(&mut self, data: &[u8]) -> Result<(), TamperError> {
+        let mut a = [0u8; 96];
+        a.copy_from_slice(data);
+        self.register.set(a);
+        Ok(())
     }
 }
 
@@ -183,7 +196,11 @@ pub fn label(s: &str) -> Label {
 }
 
 pub fn tamper() -> TestTamper {
-    TestTamper { ram: Rc::new(Cell::new([0; 64])), trip: Rc::new(Cell::new(false)) }
+    TestTamper {
+        ram: Rc::new(Cell::new([0; 64])),
+        trip: Rc::new(Cell::new(false)),
+        register: Rc::new(Cell::new([0; 96])),
+    }
 }
 
 /// Deterministic xorshift randomness for building test inputs outside the card (simulated

@@ -144,11 +144,17 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Read the audit log (local socket only) and check its hash chain.
+    /// Read the audit log (local socket only), check its hash chain, and check the card's
+    /// signed checkpoint over the last record with the audit public key.
     Audit {
         /// First sequence number.
         #[arg(long, default_value_t = 1)]
         from: u64,
+        /// The card's audit public key (`audit:sign`, a PUBLIC KEY PEM file), pinned by the
+        /// auditor. Without it the key is read from the appliance and its SM3 fingerprint
+        /// printed, which proves nothing against the appliance itself.
+        #[arg(long)]
+        audit_key: Option<PathBuf>,
     },
     /// Register an application by its certificate (local socket only).
     RegisterApp {

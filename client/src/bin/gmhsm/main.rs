@@ -148,7 +148,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             seal(&cli, to_label.as_deref(), to_pem.as_deref(), input, out)?
         }
         Command::Open { key, input, out } => open(&cli, key, input, out.as_deref())?,
-        Command::Audit { from } => audit(&cli, *from)?,
+        Command::Audit { from, audit_key } => audit(&cli, *from, audit_key.as_deref())?,
         Command::RegisterApp { cert, name, domains, caps, max_keys, max_bytes } => {
             let der = certificate_pem(cert)?;
             let fp: [u8; 32] = sha2::Sha256::digest(&der).into();
@@ -454,7 +454,7 @@ fn open(cli: &Cli, key: &KeyArgs, input: &std::path::Path, out: Option<&std::pat
     write_output(out, &plain)
 }
 
-fn audit(cli: &Cli, from: u64) -> Result<(), Failure> {
+fn audit(cli: &Cli, from: u64, audit_key: Option<&std::path::Path>) -> Result<(), Failure> {
     let mut client = connect(cli)?;
     let mut next = from;
     let mut prev: Option<gmhsm_client::AuditRecord> = None;
@@ -477,14 +477,42 @@ fn audit(cli: &Cli, from: u64) -> Result<(), Failure> {
             prev = Some(rec);
         }
     }
-    match broken {
-        Some(seq) => {
-            eprintln!("audit chain BROKEN at record {seq}");
-            Err(Failure::Invalid("audit chain"))
-        }
+    if let Some(seq) = broken {
+        eprintln!("audit chain BROKEN at record {seq}");
+        return Err(Failure::Invalid("audit chain"));
+    }
+    eprintln!("audit chain OK");
+    let Some(last) = prev else { return Ok(()) };
+    check_checkpoint(&mut client, &last, audit_key)
+}
+
+/// Ask the card for a checkpoint over `last` and verify it with the audit key.
+fn check_checkpoint(
+    client: &mut gmhsm_client::Client,
+    last: &gmhsm_client::AuditRecord,
+    audit_key: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let spki = match audit_key {
+        Some(path) => public_key_pem(path)?,
         None => {
-            eprintln!("audit chain OK");
+            let (_, spki) = client.export_public_key(gmhsm_client::AUDIT_KEY)?;
+            let fp: String = <sm3::Sm3 as sm3::Digest>::digest(&spki).iter().map(|b| format!("{b:02x}")).collect();
+            eprintln!("audit key read from the appliance (not pinned; pass --audit-key): SM3 {fp}");
+            spki
+        }
+    };
+    let cp = match client.call(gmhsm_client::Request::AuditCheckpoint { seq: last.seq })? {
+        gmhsm_client::Response::AuditCheckpoint(cp) => cp,
+        _ => return Err(Failure::Invalid("audit checkpoint: unexpected answer")),
+    };
+    match gmhsm_client::verify_checkpoint(&spki, last, &cp) {
+        Ok(()) => {
+            eprintln!("audit checkpoint OK: the card signed record {}", cp.seq);
             Ok(())
+        }
+        Err(e) => {
+            eprintln!("audit checkpoint INVALID: {e}");
+            Err(Failure::Invalid("audit checkpoint"))
         }
     }
 }
