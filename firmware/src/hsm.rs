@@ -103,6 +103,7 @@ pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
 mod handlers;
+mod usage;
 
 /// The request's variant index on the wire, as audit records name it (no allocation: this
 /// runs for every request).
@@ -489,7 +490,9 @@ impl<P: Platform> Hsm<P> {
             let cts: Vec<&[u8]> = group.iter().map(|(_, d)| &d.data[..]).collect();
             let plain = decrypt_split::<P>(&first.1.secret, &cts, crate::ops::sm2_layout(first.1.layout));
             for ((i, _), p) in group.iter().zip(plain) {
-                out[*i] = p.map(|m| Response::Data(m.to_vec())).map_err(crate::keys::alg_status);
+                out[*i] = p
+                    .map(|m| Response::Data(gmhsm_proto::SecretBytes::new(m.to_vec())))
+                    .map_err(crate::keys::alg_status);
             }
         }
     }
