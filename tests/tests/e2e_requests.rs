@@ -216,4 +216,18 @@ fn cli_encrypt_seal_and_open() {
     assert_eq!(bad.status.code(), Some(1));
     let info = String::from_utf8(ok(&app.cli(&["key", "info", "--label", "m"]), "info")).unwrap();
     assert!(info.contains("hmac-sm3") && info.contains("capabilities: mac"), "{info}");
+
+    // SM4: a MAC key apart from the cipher key; a CBC-MAC IV folded in by the CLI. The
+    // caller's IV on a natural key is refused (exit 4, AccessDenied).
+    ok(&app.cli(&["key", "generate", "--alg", "sm4", "--label", "mk", "--caps", "mac"]), "generate sm4 mac");
+    std::fs::write(p("blocks"), [7u8; 32]).unwrap();
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    let cbc_mac = ["--label", "mk", "--in", &p("blocks"), "--mech", "sm4-cbc-mac", "--iv", iv];
+    ok(&app.cli(&[&["mac"][..], &cbc_mac, &["--out", &p("blocks.mac")]].concat()), "cbc-mac");
+    ok(&app.cli(&[&["verify-mac"][..], &cbc_mac, &["--mac", &p("blocks.mac")]].concat()), "verify cbc-mac");
+    let wrong =
+        ["verify-mac", "--label", "mk", "--in", &p("blocks"), "--mech", "sm4-cbc-mac", "--mac", &p("blocks.mac")];
+    assert_eq!(app.cli(&wrong).status.code(), Some(1), "another IV, another MAC");
+    let ctr = ["encrypt", "--label", "data-key", "--in", &p("doc"), "--mech", "sm4-ctr", "--iv", iv];
+    assert_eq!(app.cli(&ctr).status.code(), Some(4), "caller IV without caller-iv");
 }
