@@ -38,8 +38,9 @@ impl Client {
         self.generate_key_pair(alg, KeyPairProtection::Wrapped { kek: to_label(kek)? })
     }
 
-    /// Open a wrapped private key with its KEK inside the card (SM4-GCM `Decrypt`, so the
-    /// caller needs the KEK's DECRYPT capability): the PKCS#8 DER private key.
+    /// Open a wrapped private key with its KEK inside the card (SM4-GCM `Decrypt` with the
+    /// nonce in front, `CipherMech::Sm4GcmCardNonce`, so the caller needs the KEK's DECRYPT
+    /// capability): the PKCS#8 DER private key.
     pub fn unwrap_private_key(
         &mut self,
         kek: &str,
@@ -49,11 +50,9 @@ impl Client {
         if wrapped.len() < WRAP_NONCE_LEN + 16 {
             return Err(ClientError::InvalidArgument("a wrapped key is nonce (12) ‖ ciphertext ‖ tag (16)".into()));
         }
-        let (nonce, sealed) = wrapped.split_at(WRAP_NONCE_LEN);
-        let nonce: [u8; WRAP_NONCE_LEN] = nonce.try_into().map_err(|_| ClientError::InvalidArgument("nonce".into()))?;
-        let mechanism = CipherMech::Sm4Gcm { nonce, aad: spki_der.to_vec() };
-        match self.call(Request::Decrypt { key: KeyRef::Label(to_label(kek)?), mechanism, data: sealed.to_vec() })? {
-            Response::Data(d) => Ok(SecretBytes::new(d)),
+        let mechanism = CipherMech::Sm4GcmCardNonce { aad: spki_der.to_vec() };
+        match self.call(Request::Decrypt { key: KeyRef::Label(to_label(kek)?), mechanism, data: wrapped.to_vec() })? {
+            Response::Data(d) => Ok(d),
             other => Err(unexpected(&other)),
         }
     }

@@ -1,9 +1,10 @@
 //! One method per request of the protocol, over [`Client::call`]: typed arguments in, typed
 //! answers out, every argument checked against its wire bound before anything is sent.
 
+use gmhsm_proto::secret::MAX_PASSWORD;
 use gmhsm_proto::{
-    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, MacMech, MultiOp, Request, Response,
-    Status, WrapWith,
+    AuditRecord, Capabilities, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, MacMech, MultiOp, Password, Request,
+    Response, SecretBytes, Status, WrapWith,
 };
 
 use crate::client::{check_batch, unexpected};
@@ -21,11 +22,27 @@ fn bounded<const N: usize>(what: &str, bytes: &[u8]) -> Result<heapless::Vec<u8,
         .map_err(|_| ClientError::InvalidArgument(format!("{what} is {} bytes; the limit is {N}", bytes.len())))
 }
 
+/// Bytes that are not secret (a ciphertext, MAC, digest, random bytes).
 fn data(r: Response) -> Result<Vec<u8>, ClientError> {
     match r {
-        Response::Data(d) | Response::Digest(d) | Response::Random(d) => Ok(d),
+        Response::Data(d) => Ok(d.expose_secret().to_vec()),
+        Response::Digest(d) | Response::Random(d) => Ok(d),
         other => Err(unexpected(&other)),
     }
+}
+
+/// Bytes that may be a plaintext: kept zeroizing, hidden from `Debug`.
+fn secret(r: Response) -> Result<SecretBytes, ClientError> {
+    match r {
+        Response::Data(d) => Ok(d),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn password(p: &[u8]) -> Result<Password, ClientError> {
+    Password::new(p).ok_or_else(|| {
+        ClientError::InvalidArgument(format!("password is {} bytes; the limit is {}", p.len(), MAX_PASSWORD))
+    })
 }
 
 impl Client {
@@ -59,24 +76,26 @@ impl Client {
         data(self.call(Request::Hash { alg, data: bytes.to_vec() })?)
     }
 
+    /// Encrypt (with `Sm4Mode::…CardIv` or `CipherMech::Sm4GcmCardNonce`, the appliance draws
+    /// the IV or nonce and the answer starts with it).
     pub fn encrypt(&mut self, key: KeyRef, mechanism: CipherMech, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
         data(self.call(Request::Encrypt { key, mechanism, data: bytes.to_vec() })?)
     }
 
-    pub fn decrypt(&mut self, key: KeyRef, mechanism: CipherMech, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-        data(self.call(Request::Decrypt { key, mechanism, data: bytes.to_vec() })?)
+    /// Decrypt: the plaintext, zeroed on drop and hidden from `Debug`.
+    pub fn decrypt(&mut self, key: KeyRef, mechanism: CipherMech, bytes: &[u8]) -> Result<SecretBytes, ClientError> {
+        secret(self.call(Request::Decrypt { key, mechanism, data: bytes.to_vec() })?)
     }
 
     /// Decrypt each of `ciphertexts` with the stored SM2 key `label` in one request
     /// (`DecryptBatch`, 1 to [`gmhsm_proto::MAX_DECRYPT_BATCH`]): the plaintexts in order,
-    /// `None` for a ciphertext that did not decrypt. The plaintexts are handed over as plain
-    /// vectors, as [`Client::decrypt`] does; the wire copies are zeroed on drop.
+    /// `None` for a ciphertext that did not decrypt; zeroed on drop, as [`Client::decrypt`]'s.
     pub fn decrypt_batch(
         &mut self,
         label: &str,
         mechanism: CipherMech,
         ciphertexts: &[&[u8]],
-    ) -> Result<Vec<Option<Vec<u8>>>, ClientError> {
+    ) -> Result<Vec<Option<SecretBytes>>, ClientError> {
         check_batch("ciphertexts", ciphertexts.len(), gmhsm_proto::MAX_DECRYPT_BATCH)?;
         let request = Request::DecryptBatch {
             label: to_label(label)?,
@@ -84,9 +103,7 @@ impl Client {
             ciphertexts: ciphertexts.iter().map(|c| gmhsm_proto::ByteBuf::from(c.to_vec())).collect(),
         };
         match self.call(request)? {
-            Response::Plaintexts(p) if p.len() == ciphertexts.len() => {
-                Ok(p.into_iter().map(|m| m.map(|m| m.expose_secret().to_vec())).collect())
-            }
+            Response::Plaintexts(p) if p.len() == ciphertexts.len() => Ok(p),
             Response::Plaintexts(p) => {
                 Err(ClientError::Protocol(format!("{} plaintexts for {} ciphertexts", p.len(), ciphertexts.len())))
             }
@@ -123,12 +140,14 @@ impl Client {
         }
     }
 
-    pub fn op_update(&mut self, handle: u32, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-        data(self.call(Request::OpUpdate { handle, data: bytes.to_vec() })?)
+    /// The output so far (a plaintext when decrypting: zeroizing).
+    pub fn op_update(&mut self, handle: u32, bytes: &[u8]) -> Result<SecretBytes, ClientError> {
+        secret(self.call(Request::OpUpdate { handle, data: bytes.to_vec() })?)
     }
 
-    pub fn op_final(&mut self, handle: u32, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-        data(self.call(Request::OpFinal { handle, data: bytes.to_vec() })?)
+    /// The last output, digest or MAC (a plaintext when decrypting: zeroizing).
+    pub fn op_final(&mut self, handle: u32, bytes: &[u8]) -> Result<SecretBytes, ClientError> {
+        secret(self.call(Request::OpFinal { handle, data: bytes.to_vec() })?)
     }
 
     /// A fresh SM4 session key in the card, returned wrapped (a digital envelope).
@@ -225,8 +244,7 @@ impl Client {
     }
 
     pub fn set_key_password(&mut self, label: &str, password: &[u8]) -> Result<(), ClientError> {
-        let r =
-            self.call(Request::SetKeyPassword { label: to_label(label)?, password: bounded("password", password)? })?;
+        let r = self.call(Request::SetKeyPassword { label: to_label(label)?, password: self::password(password)? })?;
         match r {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
@@ -235,8 +253,7 @@ impl Client {
 
     /// Prove a key's access password for this connection.
     pub fn authorize_key(&mut self, label: &str, password: &[u8]) -> Result<(), ClientError> {
-        let r =
-            self.call(Request::AuthorizeKey { label: to_label(label)?, password: bounded("password", password)? })?;
+        let r = self.call(Request::AuthorizeKey { label: to_label(label)?, password: self::password(password)? })?;
         match r {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),

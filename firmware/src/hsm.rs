@@ -116,6 +116,7 @@ mod handlers;
 mod labels;
 mod quota;
 mod sealed;
+mod usage;
 pub use quota::Usage;
 
 fn short(why: &str) -> heapless::String<96> {
@@ -472,7 +473,9 @@ impl<P: Platform> Hsm<P> {
             let cts: Vec<&[u8]> = group.iter().map(|(_, d)| &d.data[..]).collect();
             let plain = decrypt_split::<P>(&first.1.secret, &cts, crate::ops::sm2_layout(first.1.layout));
             for ((i, _), p) in group.iter().zip(plain) {
-                out[*i] = p.map(|m| Response::Data(m.to_vec())).map_err(crate::keys::alg_status);
+                out[*i] = p
+                    .map(|m| Response::Data(gmhsm_proto::SecretBytes::new(m.to_vec())))
+                    .map_err(crate::keys::alg_status);
             }
         }
     }

@@ -82,7 +82,8 @@ pub fn alg_status(e: AlgError) -> Status {
     }
 }
 
-/// The capabilities a key of `alg` gets when the request asks for the default.
+/// The capabilities a key of `alg` gets when the request asks for the default. An SM4 key is
+/// a cipher key by default; a MAC key is asked for (`hsm::usage`: never both).
 pub fn default_caps(alg: KeyAlg) -> Capabilities {
     use Capabilities as C;
     match alg {
@@ -91,7 +92,7 @@ pub fn default_caps(alg: KeyAlg) -> Capabilities {
             C::SIGN | C::VERIFY | C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP
         }
         KeyAlg::EcdsaP256 => C::SIGN | C::VERIFY,
-        KeyAlg::Sm4 => C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP | C::MAC,
+        KeyAlg::Sm4 => C::ENCRYPT | C::DECRYPT | C::WRAP | C::UNWRAP,
         KeyAlg::HmacSm3 => C::MAC,
         _ => C::DEFAULT,
     }

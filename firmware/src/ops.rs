@@ -146,9 +146,7 @@ pub fn decrypt<R: TryCryptoRng + ?Sized>(
         (LoadedKey::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::decrypt_pkcs1v15(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::decrypt_oaep_sha256(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaRaw) => alg::rsa::private_op(rng, k, data).map_err(e),
-        (LoadedKey::Sm4(k), m @ (CipherMech::Sm4 { .. } | CipherMech::Sm4Gcm { .. })) => {
-            sym(&k[..], m, sm4::Direction::Decrypt, data)
-        }
+        (LoadedKey::Sm4(k), m) => sym(&k[..], m, sm4::Direction::Decrypt, data, rng),
         _ => Err(Status::WrongKeyType),
     }
 }
@@ -162,7 +160,7 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     table: Option<&BaseTable>,
 ) -> Result<Vec<u8>, Status> {
     match key {
-        LoadedKey::Sm4(k) => Ok(sym(&k[..], mechanism, sm4::Direction::Encrypt, data)?.to_vec()),
+        LoadedKey::Sm4(k) => Ok(sym(&k[..], mechanism, sm4::Direction::Encrypt, data, rng)?.to_vec()),
         other => {
             let public = Public::of(other).ok_or(Status::WrongKeyType)?;
             encrypt_public(&public, mechanism, data, rng, table)
@@ -170,35 +168,80 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     }
 }
 
-/// SM4 parameters of a mechanism.
-pub fn sm4_params(mechanism: &CipherMech) -> Result<(sm4::Mode, sm4::Padding), Status> {
-    let CipherMech::Sm4 { mode, pkcs7 } = mechanism else { return Err(Status::WrongKeyType) };
-    let m = match *mode {
-        Sm4Mode::Ecb => sm4::Mode::Ecb,
-        Sm4Mode::Cbc { iv } => sm4::Mode::Cbc(iv),
-        Sm4Mode::Cfb { iv } => sm4::Mode::Cfb(iv),
-        Sm4Mode::Ofb { iv } => sm4::Mode::Ofb(iv),
-        Sm4Mode::Ctr { iv } => sm4::Mode::Ctr(iv),
-        _ => return Err(Status::InvalidArgument),
-    };
-    Ok((m, if *pkcs7 { sm4::Padding::Pkcs7 } else { sm4::Padding::None }))
+/// An SM4 context ready to run: a confidentiality mode or GCM.
+pub enum SymCtx {
+    Sm4(sm4::Sm4Ctx),
+    Gcm(sm4::Sm4GcmCtx),
 }
 
-/// One-shot SM4 with a raw 16-byte key.
-pub fn sym(key: &[u8], mechanism: &CipherMech, dir: sm4::Direction, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
-    match mechanism {
-        CipherMech::Sm4Gcm { nonce, aad } => match dir {
-            sm4::Direction::Encrypt => sm4::gcm_encrypt(key, nonce, aad, data).map(Zeroizing::new).map_err(alg_status),
-            sm4::Direction::Decrypt => sm4::gcm_decrypt(key, nonce, aad, data).map_err(alg_status),
+/// Fresh bytes from the card's DRBG (an IV or nonce the card chooses).
+fn fresh<const N: usize, R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<[u8; N], Status> {
+    let mut out = [0u8; N];
+    rng.try_fill_bytes(&mut out).map_err(|_| Status::DeviceError)?;
+    Ok(out)
+}
+
+/// The SM4 context `mechanism` asks for in `dir`. A card-IV mode or card-nonce GCM draws a
+/// fresh IV / nonce from `rng` when encrypting (written before the ciphertext) and reads it
+/// from the front of the data when decrypting. No access control: the caller checked the
+/// capabilities the mechanism needs (`hsm::usage`).
+pub fn sym_ctx<R: TryCryptoRng + ?Sized>(
+    key: &[u8],
+    mechanism: &CipherMech,
+    dir: sm4::Direction,
+    rng: &mut R,
+) -> Result<SymCtx, Status> {
+    use sm4::IvPlace::{Given, InData};
+    let card = |rng: &mut R| if dir == sm4::Direction::Encrypt { fresh::<16, R>(rng) } else { Ok([0; 16]) };
+    let e = alg_status;
+    let (mode, pkcs7, place) = match mechanism {
+        CipherMech::Sm4Gcm { nonce, aad } => {
+            return Ok(SymCtx::Gcm(sm4::Sm4GcmCtx::placed(key, nonce, aad, dir, Given).map_err(e)?));
+        }
+        CipherMech::Sm4GcmCardNonce { aad } => {
+            let nonce = if dir == sm4::Direction::Encrypt { fresh::<12, R>(rng)? } else { [0; 12] };
+            return Ok(SymCtx::Gcm(sm4::Sm4GcmCtx::placed(key, &nonce, aad, dir, InData).map_err(e)?));
+        }
+        CipherMech::Sm4 { mode, pkcs7 } => match *mode {
+            Sm4Mode::Ecb => (sm4::Mode::Ecb, *pkcs7, Given),
+            Sm4Mode::Cbc { iv } => (sm4::Mode::Cbc(iv), *pkcs7, Given),
+            Sm4Mode::Cfb { iv } => (sm4::Mode::Cfb(iv), *pkcs7, Given),
+            Sm4Mode::Ofb { iv } => (sm4::Mode::Ofb(iv), *pkcs7, Given),
+            Sm4Mode::Ctr { iv } => (sm4::Mode::Ctr(iv), *pkcs7, Given),
+            Sm4Mode::CbcCardIv => (sm4::Mode::Cbc(card(rng)?), *pkcs7, InData),
+            Sm4Mode::CfbCardIv => (sm4::Mode::Cfb(card(rng)?), *pkcs7, InData),
+            Sm4Mode::OfbCardIv => (sm4::Mode::Ofb(card(rng)?), *pkcs7, InData),
+            Sm4Mode::CtrCardIv => (sm4::Mode::Ctr(card(rng)?), *pkcs7, InData),
+            _ => return Err(Status::InvalidArgument),
         },
-        m => {
-            let (mode, padding) = sm4_params(m)?;
-            sm4::crypt(key, mode, dir, padding, data).map_err(alg_status)
+        _ => return Err(Status::WrongKeyType),
+    };
+    let padding = if pkcs7 { sm4::Padding::Pkcs7 } else { sm4::Padding::None };
+    Ok(SymCtx::Sm4(sm4::Sm4Ctx::placed(key, mode, dir, padding, place).map_err(e)?))
+}
+
+/// One-shot SM4 with a raw 16-byte key (see [`sym_ctx`]).
+pub fn sym<R: TryCryptoRng + ?Sized>(
+    key: &[u8],
+    mechanism: &CipherMech,
+    dir: sm4::Direction,
+    data: &[u8],
+    rng: &mut R,
+) -> Result<Zeroizing<Vec<u8>>, Status> {
+    match sym_ctx(key, mechanism, dir, rng)? {
+        SymCtx::Sm4(mut c) => {
+            let mut out = c.update(data);
+            out.extend_from_slice(&c.finalize().map_err(alg_status)?);
+            Ok(out)
+        }
+        SymCtx::Gcm(mut c) => {
+            c.update(data).map_err(alg_status)?;
+            c.finalize().map_err(alg_status)
         }
     }
 }
 
-/// One-shot MAC with a stored or session key.
+/// One-shot MAC with a stored or session key (CBC-MAC: the zero IV only).
 pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Status> {
     let e = alg_status;
     Ok(match mechanism {
@@ -208,8 +251,8 @@ pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Statu
             c.update(data);
             c.finalize().to_vec()
         }
-        MacMech::Sm4CbcMac { iv } => {
-            let mut c = sm4::Sm4CbcMacCtx::new(key, &iv).map_err(e)?;
+        MacMech::Sm4CbcMac { iv } if iv == [0; 16] => {
+            let mut c = sm4::Sm4CbcMacCtx::new(key).map_err(e)?;
             c.update(data);
             c.finalize().map_err(e)?.to_vec()
         }

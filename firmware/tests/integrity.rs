@@ -22,7 +22,7 @@ fn card() -> (Hsm<TestBoard>, TestTamper) {
     hsm.exec(&app(1), gen_req(label("k"), KeyAlg::Sm2)).unwrap();
     hsm.exec(
         &app(1),
-        Request::SetKeyPassword { label: label("k"), password: heapless::Vec::from_slice(b"password1").unwrap() },
+        Request::SetKeyPassword { label: label("k"), password: gmhsm_proto::Password::new(b"password1").unwrap() },
     )
     .unwrap();
     (hsm, t)
@@ -78,7 +78,7 @@ fn reset_failure_counter_is_detected() {
     for _ in 0..3 {
         let r = hsm.exec(
             &app(1),
-            Request::AuthorizeKey { label: label("k"), password: heapless::Vec::from_slice(b"wrong-guess").unwrap() },
+            Request::AuthorizeKey { label: label("k"), password: gmhsm_proto::Password::new(b"wrong-guess").unwrap() },
         );
         assert_eq!(r, Err(Status::WrongPassword));
     }

@@ -62,10 +62,9 @@ fn unwrap<P: Platform>(
     blob: &[u8],
 ) -> Result<Vec<u8>, Status> {
     assert!(blob.len() > 12 + 16, "nonce, ciphertext and tag");
-    let nonce: [u8; 12] = blob[..12].try_into().unwrap();
-    let mechanism = CipherMech::Sm4Gcm { nonce, aad: spki.to_vec() };
-    match hsm.exec(p, Request::Decrypt { key: KeyRef::Label(label(kek)), mechanism, data: blob[12..].to_vec() }) {
-        Ok(Response::Data(d)) => Ok(d),
+    let mechanism = CipherMech::Sm4GcmCardNonce { aad: spki.to_vec() };
+    match hsm.exec(p, Request::Decrypt { key: KeyRef::Label(label(kek)), mechanism, data: blob.to_vec() }) {
+        Ok(Response::Data(d)) => Ok(d.expose_secret().to_vec()),
         Ok(other) => panic!("{other:?}"),
         Err(s) => Err(s),
     }

@@ -286,7 +286,7 @@ fn unblock_needs_the_quorum_and_the_card_accepts_it() {
     let req = Request::AuthorizeUnblock {
         serial: cards[0].serial.clone(),
         card_challenge: ch,
-        new_pin_block: *b"123456\xFF\xFF",
+        new_pin_block: gmhsm_proto::PinBlock::new(*b"123456\xFF\xFF"),
     };
     assert_eq!(r.x(req.clone()), Err(Status::AccessDenied));
     r.login(&cards[1]).unwrap();

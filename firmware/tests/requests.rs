@@ -16,7 +16,8 @@ fn ready(seed: u64) -> Hsm<TestBoard> {
 
 fn data(r: Result<Response, Status>) -> Vec<u8> {
     match r {
-        Ok(Response::Data(d)) | Ok(Response::Digest(d)) | Ok(Response::Random(d)) | Ok(Response::Signature(d)) => d,
+        Ok(Response::Data(d)) => d.expose_secret().to_vec(),
+        Ok(Response::Digest(d)) | Ok(Response::Random(d)) | Ok(Response::Signature(d)) => d,
         other => panic!("expected data, got {other:?}"),
     }
 }
@@ -197,7 +198,9 @@ fn public_key_encryption_round_trips() {
     let mut hsm = ready(13);
     let p = app(1);
     make(&mut hsm, &p, "sm2", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
-    make(&mut hsm, &p, "rsa", KeyAlg::Rsa2048, Capabilities::DEFAULT, 0);
+    // Raw RSA needs its own capability, granted at generation (see caps.rs for the refusal).
+    let rsa_caps = Capabilities::ENCRYPT | Capabilities::DECRYPT | Capabilities::RAW_RSA;
+    make(&mut hsm, &p, "rsa", KeyAlg::Rsa2048, rsa_caps, 0);
     let mut mechs: Vec<(&str, CipherMech)> =
         [Sm2Layout::C1C3C2, Sm2Layout::C1C2C3, Sm2Layout::Der].map(|l| ("sm2", CipherMech::Sm2 { layout: l })).to_vec();
     mechs.push(("rsa", CipherMech::RsaPkcs1v15));
@@ -213,7 +216,7 @@ fn public_key_encryption_round_trips() {
         let r = hsm.exec(&p, Request::Decrypt { key: key(name), mechanism: mech.clone(), data: bad });
         if mech == CipherMech::RsaPkcs1v15 {
             // Implicit rejection: a bad ciphertext yields unrelated bytes, not an error oracle.
-            assert!(!matches!(&r, Ok(Response::Data(d)) if d == b"secret"), "{r:?}");
+            assert!(!matches!(&r, Ok(Response::Data(d)) if d.expose_secret() == b"secret"), "{r:?}");
         } else {
             assert_eq!(r, Err(Status::DecryptFailed), "{mech:?}");
         }
@@ -230,7 +233,11 @@ fn public_key_encryption_round_trips() {
 fn symmetric_keys_modes_macs_and_multipart() {
     let mut hsm = ready(14);
     let p = app(1);
-    make(&mut hsm, &p, "kek", KeyAlg::Sm4, Capabilities::DEFAULT, 0);
+    // Caller IVs (as SDF and PKCS#11 give them) need CALLER_IV; MACs a key of their own
+    // (the card-IV modes and the refusals are in caps.rs).
+    let sdf = Capabilities::ENCRYPT | Capabilities::DECRYPT | Capabilities::CALLER_IV;
+    make(&mut hsm, &p, "kek", KeyAlg::Sm4, sdf, 0);
+    make(&mut hsm, &p, "mac", KeyAlg::Sm4, Capabilities::MAC, 0);
     make(&mut hsm, &p, "hmac", KeyAlg::HmacSm3, Capabilities::DEFAULT, 0);
     let msg: Vec<u8> = (0..100u8).collect();
     let iv = [7u8; 16];
@@ -261,7 +268,10 @@ fn symmetric_keys_modes_macs_and_multipart() {
         Err(Status::DecryptFailed)
     );
 
-    for (name, mech) in [("hmac", MacMech::HmacSm3), ("kek", MacMech::Sm4Cmac), ("kek", MacMech::Sm4CbcMac { iv })] {
+    let zero = [0; 16];
+    for (name, mech) in
+        [("hmac", MacMech::HmacSm3), ("mac", MacMech::Sm4Cmac), ("mac", MacMech::Sm4CbcMac { iv: zero })]
+    {
         let input = msg[..96].to_vec();
         let tag = data(hsm.exec(&p, Request::Mac { key: key(name), mechanism: mech, data: input.clone() }));
         let ok = Request::VerifyMac { key: key(name), mechanism: mech, data: input.clone(), mac: tag.clone() };
@@ -438,7 +448,7 @@ fn access_passwords_gate_private_use_and_lock() {
     let mut hsm = ready(18);
     let p = app(1);
     make(&mut hsm, &p, "idx1", KeyAlg::Sm2, Capabilities::DEFAULT, 0);
-    let pw = |s: &[u8]| heapless::Vec::<u8, 64>::from_slice(s).unwrap();
+    let pw = |s: &[u8]| Password::new(s).unwrap();
     assert_eq!(
         hsm.exec(&p, Request::SetKeyPassword { label: label("idx1"), password: pw(b"short") }),
         Err(Status::InvalidArgument)
@@ -643,5 +653,8 @@ fn requests_executed_together_answer_as_one_at_a_time() {
         ],
         |_| {},
     );
-    assert_eq!(got, vec![Ok(Response::Data(vec![0; 20])), Ok(Response::Deleted), Err(Status::UnknownKey)]);
+    assert_eq!(
+        got,
+        vec![Ok(Response::Data(SecretBytes::new(vec![0; 20]))), Ok(Response::Deleted), Err(Status::UnknownKey)]
+    );
 }

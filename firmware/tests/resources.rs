@@ -218,7 +218,7 @@ fn a_principal_that_cannot_use_the_private_half_cannot_spend_password_tries() {
         Request::GenerateKey { label: label("idx"), alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 1 },
     );
     assert!(r.is_ok());
-    let pw = |s: &[u8]| heapless::Vec::<u8, 64>::from_slice(s).unwrap();
+    let pw = |s: &[u8]| gmhsm_proto::Password::new(s).unwrap();
     let set = Request::SetKeyPassword { label: label("idx"), password: pw(b"correct horse") };
     assert_eq!(hsm.exec(&owner, set), Ok(Response::Done));
     let guess = |p: &[u8]| Request::AuthorizeKey { label: label("idx"), password: pw(p) };

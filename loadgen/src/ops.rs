@@ -148,14 +148,13 @@ pub fn request(op: Op, sig: &[u8], ct: &[u8], n: u64, batch: usize) -> Request {
         }
         Op::Sm4Cbc64 | Op::Sm4Cbc64k => Request::Encrypt {
             key: sm4(false),
-            mechanism: CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: [0; 16] }, pkcs7: false },
+            // The card draws the IV (a caller's IV needs the CALLER_IV capability).
+            mechanism: CipherMech::Sm4 { mode: Sm4Mode::CbcCardIv, pkcs7: false },
             data,
         },
-        Op::Sm4Gcm64 | Op::Sm4Gcm64k => Request::Encrypt {
-            key: sm4(false),
-            mechanism: CipherMech::Sm4Gcm { nonce: [n as u8; 12], aad: Vec::new() },
-            data,
-        },
+        Op::Sm4Gcm64 | Op::Sm4Gcm64k => {
+            Request::Encrypt { key: sm4(false), mechanism: CipherMech::Sm4GcmCardNonce { aad: Vec::new() }, data }
+        }
         Op::Random => Request::GenerateRandom { len: 32 },
     }
 }

@@ -24,6 +24,7 @@ pub mod kind;
 pub mod mech;
 pub mod request;
 pub mod response;
+pub mod secret;
 pub mod status;
 
 pub use admin::{AdminOp, AdminStatus, CardRole, QuorumPolicy, Thresholds};
@@ -34,7 +35,8 @@ pub use request::{
     AppQuota, KeyAlg, KeyRef, Label, MAX_DECRYPT_BATCH, MAX_SIGN_BATCH, MAX_SIGN_BATCH_RSA, Mechanism, MultiOp,
     Principal, Request, WrapWith,
 };
-pub use response::{KeyInfo, Response, StatusInfo};
+pub use response::{KeyInfo, Response, SecretBytes, StatusInfo};
+pub use secret::{Password, PinBlock};
 pub use serde_bytes::ByteBuf;
 pub use status::Status;
 

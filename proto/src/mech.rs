@@ -26,6 +26,13 @@ pub enum Sm2Layout {
 }
 
 /// SM4 confidentiality modes (16-byte IV; for CTR the initial counter block). Append-only.
+///
+/// The first five carry the caller's IV (GM/T 0018 SDF and PKCS#11 need them): encrypting
+/// with one, or in ECB, needs [`Capabilities::CALLER_IV`]. The `…CardIv` modes leave the IV
+/// to the card: encryption draws a fresh one from the card's DRBG and answers
+/// `iv (16) ‖ ciphertext`; decryption reads the IV from the front of the data, so what
+/// encryption answered decrypts as it is. Which capability each mode needs in which
+/// direction is in `docs/protocol.md`, §Capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Sm4Mode {
@@ -34,6 +41,20 @@ pub enum Sm4Mode {
     Cfb { iv: [u8; 16] },
     Ofb { iv: [u8; 16] },
     Ctr { iv: [u8; 16] },
+    CbcCardIv,
+    CfbCardIv,
+    OfbCardIv,
+    CtrCardIv,
+}
+
+impl Sm4Mode {
+    /// The caller's IV, if the mode carries one.
+    pub fn caller_iv(&self) -> Option<[u8; 16]> {
+        match *self {
+            Sm4Mode::Cbc { iv } | Sm4Mode::Cfb { iv } | Sm4Mode::Ofb { iv } | Sm4Mode::Ctr { iv } => Some(iv),
+            _ => None,
+        }
+    }
 }
 
 /// Encryption / decryption mechanisms. Append-only.
@@ -51,9 +72,17 @@ pub enum CipherMech {
     RsaRaw,
     /// SM4 in a confidentiality mode; `pkcs7` pads (ECB, CBC only).
     Sm4 { mode: Sm4Mode, pkcs7: bool },
-    /// SM4-GCM with a 12-byte nonce and a 16-byte tag appended to the ciphertext.
+    /// SM4-GCM with the caller's 12-byte nonce and a 16-byte tag appended to the ciphertext
+    /// (encrypting needs [`Capabilities::CALLER_IV`]).
     Sm4Gcm {
         nonce: [u8; 12],
+        #[serde(with = "serde_bytes")]
+        aad: Vec<u8>,
+    },
+    /// SM4-GCM with a nonce the card draws: encryption answers `nonce (12) ‖ ciphertext ‖
+    /// tag (16)`; decryption takes the same bytes. The form of every wrapped key the card
+    /// hands out (`Response::KeyPair`).
+    Sm4GcmCardNonce {
         #[serde(with = "serde_bytes")]
         aad: Vec<u8>,
     },
@@ -67,7 +96,9 @@ pub enum MacMech {
     HmacSm3,
     /// CMAC with SM4 (16-byte tag).
     Sm4Cmac,
-    /// CBC-MAC with SM4 and an IV (SDF_CalculateMAC); input in whole blocks.
+    /// CBC-MAC with SM4 (SDF_CalculateMAC); input in whole blocks. `iv` must be zero (the
+    /// standard form; `InvalidArgument` otherwise): a caller with another IV XORs it into
+    /// the first block, which gives the same MAC.
     Sm4CbcMac { iv: [u8; 16] },
 }
 
@@ -90,8 +121,16 @@ impl Capabilities {
     pub const MAC: Self = Self(1 << 7);
     /// The key itself may leave the card, wrapped under another key.
     pub const EXPORT_WRAPPED: Self = Self(1 << 8);
+    /// Raw RSA with the private key (`CipherMech::RsaRaw` decryption or unwrapping): `c^d mod
+    /// n` on any input is a signing oracle too. Never in a key's natural set.
+    pub const RAW_RSA: Self = Self(1 << 9);
+    /// SM4 with the caller's IVs and nonces and in the modes that compute the block cipher on
+    /// blocks the caller chooses (ECB; CFB, OFB and CTR decryption; multi-part CBC
+    /// encryption), as SDF and PKCS#11 need: whoever holds it can compute the raw cipher under
+    /// the key. Never in a key's natural set; the key's owner grants it at generation.
+    pub const CALLER_IV: Self = Self(1 << 10);
     /// Every capability.
-    pub const ALL: Self = Self(0x1ff);
+    pub const ALL: Self = Self(0x7ff);
     /// "Whatever suits the algorithm" when generating a key.
     pub const DEFAULT: Self = Self(0);
 

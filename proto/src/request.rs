@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin::{CardKey, CardRole, CardSignature, QuorumPolicy, Serial, ShareBlob};
 use crate::mech::{Capabilities, CipherMech, HashAlg, MacMech};
+use crate::secret::{Password, PinBlock};
 
 /// A key label: 1 to 64 bytes of UTF-8, unique per device.
 pub type Label = heapless::String<64>;
@@ -308,12 +309,12 @@ pub enum Request {
     /// Set (or change) the private-key access password of `label` (owner or local tools).
     SetKeyPassword {
         label: Label,
-        password: heapless::Vec<u8, 64>,
+        password: Password,
     },
     /// Prove the access password of `label` for this session (SDF_GetPrivateKeyAccessRight).
     AuthorizeKey {
         label: Label,
-        password: heapless::Vec<u8, 64>,
+        password: Password,
     },
     /// Sent by the daemon when a connection ends: the card drops its session state.
     CloseSession,
@@ -390,7 +391,7 @@ pub enum Request {
     AuthorizeUnblock {
         serial: Serial,
         card_challenge: [u8; 16],
-        new_pin_block: [u8; 8],
+        new_pin_block: PinBlock,
     },
     /// Replace the policy's thresholds, retry limit and timeout (n and k must not change).
     SetPolicy {

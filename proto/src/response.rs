@@ -55,8 +55,10 @@ pub enum Response {
     Audit(Vec<AuditRecord>),
     Random(#[serde(with = "serde_bytes")] Vec<u8>),
     Digest(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Output bytes (ciphertext, plaintext, MAC, multi-part output).
-    Data(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Output bytes (ciphertext, plaintext, MAC, multi-part output). Zeroed on drop and shown
+    /// by `Debug` as its length only, whatever it carries, since it may be a plaintext (the
+    /// same bytes on the wire as a plain byte string).
+    Data(SecretBytes),
     /// A multi-part operation's handle.
     Handle(u32),
     /// A session key: its handle in this session and, when generated, its wrapped form.
@@ -173,7 +175,7 @@ impl core::fmt::Debug for SecretBytes {
 
 impl PartialEq for SecretBytes {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        crate::secret::ct_eq(&self.0, &other.0)
     }
 }
 
@@ -223,6 +225,20 @@ mod tests {
         // Each an option: 0 for none, 1 and the bytes.
         let plain = Response::Plaintexts(alloc::vec![Some(SecretBytes::new(alloc::vec![7])), None]);
         assert_eq!(postcard::to_allocvec(&plain).unwrap(), [26, 2, 1, 1, 7, 0]);
+    }
+
+    /// Guards finding 9: a `Data` answer (a decrypted plaintext among others) never shows its
+    /// bytes in `Debug`, and keeps the wire form of a plain byte string.
+    #[test]
+    fn data_hides_plaintext_and_keeps_its_wire_form() {
+        let d = Response::Data(SecretBytes::new(b"attack at dawn".to_vec()));
+        let shown = format!("{d:?}");
+        assert!(!shown.contains("attack") && !shown.contains("97, 116"), "{shown}");
+        let bytes = postcard::to_allocvec(&d).unwrap();
+        let mut plain = postcard::to_allocvec(&Response::Digest(b"attack at dawn".to_vec())).unwrap();
+        plain[0] = bytes[0];
+        assert_eq!(bytes, plain);
+        assert_eq!(postcard::from_bytes::<Response>(&bytes).unwrap(), d);
     }
 
     #[test]

@@ -27,6 +27,9 @@ fn every_request_through_the_daemon() {
         c.generate_key_with(label, alg, Capabilities::DEFAULT, 0).unwrap();
         assert_eq!(c.key_info(label).unwrap().alg, alg);
     }
+    // An SDF-style key, granted the caller's IVs (a natural SM4 key refuses them).
+    let sdf = Capabilities::ENCRYPT | Capabilities::DECRYPT | Capabilities::CALLER_IV;
+    c.generate_key_with("sdf-kek", KeyAlg::Sm4, sdf, 0).unwrap();
     let labels: Vec<String> = c.list_keys().unwrap().into_iter().map(|(l, _)| l).collect();
     for l in ["sm2", "rsa", "p256", "kek", "hmac", "sdf:enc:0", "sdf:sign:0"] {
         assert!(labels.iter().any(|x| x == l), "{l} missing from {labels:?}");
@@ -57,7 +60,10 @@ fn every_request_through_the_daemon() {
     // Encryption, every family.
     let sm2 = CipherMech::Sm2 { layout: Sm2Layout::Der };
     let ct = c.encrypt(KeyRef::Label(to_label("sm2").unwrap()), sm2.clone(), b"secret").unwrap();
-    assert_eq!(c.decrypt(KeyRef::Label(to_label("sm2").unwrap()), sm2.clone(), &ct).unwrap(), b"secret");
+    assert_eq!(
+        c.decrypt(KeyRef::Label(to_label("sm2").unwrap()), sm2.clone(), &ct).unwrap().expose_secret(),
+        b"secret"
+    );
     // Many ciphertexts in one request (DecryptBatch): each its own plaintext, in order, across
     // the card's groups of eight and the two halves it computes at once (from 16 on); a spoilt
     // one is `None` in its place and spoils nothing else.
@@ -72,7 +78,13 @@ fn every_request_through_the_daemon() {
     let want: Vec<Option<Vec<u8>>> =
         plain.iter().enumerate().map(|(i, p)| (i != 9 && i != 17).then(|| p.clone())).collect();
     for n in [11, 21] {
-        assert_eq!(c.decrypt_batch("sm2", sm2.clone(), &refs[..n]).unwrap(), want[..n], "{n} ciphertexts");
+        let got: Vec<Option<Vec<u8>>> = c
+            .decrypt_batch("sm2", sm2.clone(), &refs[..n])
+            .unwrap()
+            .into_iter()
+            .map(|p| p.map(|p| p.expose_secret().to_vec()))
+            .collect();
+        assert_eq!(got, want[..n], "{n} ciphertexts");
     }
     assert!(c.decrypt_batch("sm2", sm2.clone(), &[]).is_err(), "an empty batch is refused by the SDK");
     let empty = Request::DecryptBatch { label: to_label("sm2").unwrap(), mechanism: sm2.clone(), ciphertexts: vec![] };
@@ -83,11 +95,24 @@ fn every_request_through_the_daemon() {
     ));
     let oaep = CipherMech::RsaOaepSha256;
     let ct = c.encrypt(KeyRef::Label(to_label("rsa").unwrap()), oaep.clone(), b"secret").unwrap();
-    assert_eq!(c.decrypt(KeyRef::Label(to_label("rsa").unwrap()), oaep, &ct).unwrap(), b"secret");
+    assert_eq!(c.decrypt(KeyRef::Label(to_label("rsa").unwrap()), oaep, &ct).unwrap().expose_secret(), b"secret");
+    // SM4 under IVs and nonces the appliance draws (in front of the ciphertext)...
+    let natural = || KeyRef::Label(to_label("kek").unwrap());
+    for m in [
+        CipherMech::Sm4 { mode: Sm4Mode::CbcCardIv, pkcs7: true },
+        CipherMech::Sm4GcmCardNonce { aad: b"hdr".to_vec() },
+    ] {
+        let a = c.encrypt(natural(), m.clone(), b"block data").unwrap();
+        let b = c.encrypt(natural(), m.clone(), b"block data").unwrap();
+        assert_ne!(a[..12], b[..12], "fresh IVs: {m:?}");
+        assert_eq!(c.decrypt(natural(), m, &a).unwrap().expose_secret(), b"block data");
+    }
     let cbc = CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: [9; 16] }, pkcs7: true };
-    let kek = || KeyRef::Label(to_label("kek").unwrap());
+    assert!(matches!(c.encrypt(natural(), cbc.clone(), b"x"), Err(ClientError::Status(Status::AccessDenied))));
+    // ... and under the caller's, with a key granted them.
+    let kek = || KeyRef::Label(to_label("sdf-kek").unwrap());
     let ct = c.encrypt(kek(), cbc.clone(), b"block data").unwrap();
-    assert_eq!(c.decrypt(kek(), cbc.clone(), &ct).unwrap(), b"block data");
+    assert_eq!(c.decrypt(kek(), cbc.clone(), &ct).unwrap().expose_secret(), b"block data");
 
     // MACs, hashes, random.
     let hm = || KeyRef::Label(to_label("hmac").unwrap());
@@ -102,8 +127,8 @@ fn every_request_through_the_daemon() {
 
     // Multi-part operations live on this connection.
     let h = c.op_init(MultiOp::Encrypt { key: kek(), mechanism: cbc.clone() }).unwrap();
-    let mut multi = c.op_update(h, b"block").unwrap();
-    multi.extend(c.op_final(h, b" data").unwrap());
+    let mut multi = c.op_update(h, b"block").unwrap().expose_secret().to_vec();
+    multi.extend(c.op_final(h, b" data").unwrap().expose_secret());
     assert_eq!(multi, ct);
     assert!(matches!(c.op_final(h, b""), Err(ClientError::Status(Status::UnknownHandle))));
 
@@ -121,7 +146,7 @@ fn every_request_through_the_daemon() {
         Err(ClientError::Status(Status::UnknownHandle))
     ));
     let h2 = other.import_session_key("sdf:enc:0", CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 }, &sk.wrapped).unwrap();
-    assert_eq!(other.decrypt(KeyRef::Session(h2), gcm, &sealed).unwrap(), b"bid 42");
+    assert_eq!(other.decrypt(KeyRef::Session(h2), gcm, &sealed).unwrap().expose_secret(), b"bid 42");
     other.destroy_session_key(h2).unwrap();
 
     // SM2 key exchange between two connections (two parties).
@@ -135,7 +160,7 @@ fn every_request_through_the_daemon() {
     let ka = c.agreement_finish(pending, b"bob", &pb, &rb).unwrap();
     let ecb = CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true };
     let x = c.encrypt(KeyRef::Session(ka), ecb.clone(), b"agreed").unwrap();
-    assert_eq!(other.decrypt(KeyRef::Session(kb), ecb, &x).unwrap(), b"agreed");
+    assert_eq!(other.decrypt(KeyRef::Session(kb), ecb, &x).unwrap().expose_secret(), b"agreed");
 
     // Access passwords are per connection.
     c.set_key_password("sm2", b"index password").unwrap();
@@ -191,4 +216,18 @@ fn cli_encrypt_seal_and_open() {
     assert_eq!(bad.status.code(), Some(1));
     let info = String::from_utf8(ok(&app.cli(&["key", "info", "--label", "m"]), "info")).unwrap();
     assert!(info.contains("hmac-sm3") && info.contains("capabilities: mac"), "{info}");
+
+    // SM4: a MAC key apart from the cipher key; a CBC-MAC IV folded in by the CLI. The
+    // caller's IV on a natural key is refused (exit 4, AccessDenied).
+    ok(&app.cli(&["key", "generate", "--alg", "sm4", "--label", "mk", "--caps", "mac"]), "generate sm4 mac");
+    std::fs::write(p("blocks"), [7u8; 32]).unwrap();
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    let cbc_mac = ["--label", "mk", "--in", &p("blocks"), "--mech", "sm4-cbc-mac", "--iv", iv];
+    ok(&app.cli(&[&["mac"][..], &cbc_mac, &["--out", &p("blocks.mac")]].concat()), "cbc-mac");
+    ok(&app.cli(&[&["verify-mac"][..], &cbc_mac, &["--mac", &p("blocks.mac")]].concat()), "verify cbc-mac");
+    let wrong =
+        ["verify-mac", "--label", "mk", "--in", &p("blocks"), "--mech", "sm4-cbc-mac", "--mac", &p("blocks.mac")];
+    assert_eq!(app.cli(&wrong).status.code(), Some(1), "another IV, another MAC");
+    let ctr = ["encrypt", "--label", "data-key", "--in", &p("doc"), "--mech", "sm4-ctr", "--iv", iv];
+    assert_eq!(app.cli(&ctr).status.code(), Some(4), "caller IV without caller-iv");
 }

@@ -6,8 +6,10 @@
 //! bitsliced circuit chosen at run time), and the modes are the `ecb`, `cbc`, `cfb-mode`,
 //! `ofb`, `ctr`, `cmac` and `aes-gcm` crates (`AesGcm<Sm4, U12>` is SM4-GCM). Written here:
 //! the buffering of partial blocks between `update` calls, PKCS#7 padding (ECB and CBC
-//! only; the other modes take any length), and CBC-MAC with an IV (the last block of CBC
-//! encryption, as SDF_CalculateMAC computes it; the input must be whole blocks).
+//! only; the other modes take any length), the IV or nonce carried at the front of the
+//! ciphertext ([`IvPlace::InData`]: written there when encrypting with a fresh one, read from
+//! there when decrypting), and CBC-MAC with the zero IV (the last block of CBC encryption,
+//! as SDF_CalculateMAC computes it; the input must be whole blocks).
 //!
 //! GCM has no multi-part API in its crate and must not release plaintext before the tag is
 //! checked, so [`Sm4GcmCtx`] buffers its input (up to [`MAX_GCM_LEN`]) and works at
@@ -45,6 +47,38 @@ pub enum Mode {
     Ctr([u8; BLOCK_LEN]),
 }
 
+impl Mode {
+    /// The IV (`None` for ECB).
+    pub fn iv(&self) -> Option<[u8; BLOCK_LEN]> {
+        match *self {
+            Mode::Ecb => None,
+            Mode::Cbc(iv) | Mode::Cfb(iv) | Mode::Ofb(iv) | Mode::Ctr(iv) => Some(iv),
+        }
+    }
+
+    /// The same mode with another IV (ECB stays ECB).
+    pub fn with_iv(self, iv: [u8; BLOCK_LEN]) -> Mode {
+        match self {
+            Mode::Ecb => Mode::Ecb,
+            Mode::Cbc(_) => Mode::Cbc(iv),
+            Mode::Cfb(_) => Mode::Cfb(iv),
+            Mode::Ofb(_) => Mode::Ofb(iv),
+            Mode::Ctr(_) => Mode::Ctr(iv),
+        }
+    }
+}
+
+/// Where a context's IV (GCM: nonce) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvPlace {
+    /// In the mode, given by the caller: input and output are the data alone.
+    Given,
+    /// At the front of the ciphertext: encryption writes the mode's IV (a fresh one the card
+    /// drew) before its output; decryption reads the IV from the front of its input, and the
+    /// mode's IV is only a placeholder.
+    InData,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Encrypt,
@@ -69,15 +103,40 @@ enum State {
     CfbDec(cfb_mode::BufDecryptor<Sm4>),
     Ofb(ofb::Ofb<Sm4>),
     Ctr(ctr::Ctr128BE<Sm4>),
+    /// Decryption with [`IvPlace::InData`] before the first block of input (the IV) came in.
+    AwaitIv {
+        key: Zeroizing<[u8; KEY_LEN]>,
+        mode: Mode,
+    },
 }
 
 /// A multi-part SM4 encryption or decryption in one of the confidentiality modes.
 pub struct Sm4Ctx {
     state: State,
     padding: Padding,
-    /// Bytes not yet processed (block modes only): less than a block, or, when decrypting
-    /// with PKCS#7, up to one whole block held back until `finalize`.
+    /// Bytes not yet processed: in block modes less than a block, or, when decrypting with
+    /// PKCS#7, up to one whole block held back until `finalize`; while the IV is awaited, the
+    /// IV's bytes so far.
     pending: Out,
+    /// Output owed before any other (the IV, when encrypting with [`IvPlace::InData`]).
+    prefix: Out,
+}
+
+/// The cipher state for `mode` in `dir` (fixed-size key and IV: cannot fail).
+fn state_for(key: &[u8; KEY_LEN], mode: Mode, dir: Direction) -> State {
+    use Direction::*;
+    let k = Array::from(*key);
+    let iv = Array::from(mode.iv().unwrap_or([0; BLOCK_LEN]));
+    match (mode, dir) {
+        (Mode::Ecb, Encrypt) => State::EcbEnc(KeyInit::new(&k)),
+        (Mode::Ecb, Decrypt) => State::EcbDec(KeyInit::new(&k)),
+        (Mode::Cbc(_), Encrypt) => State::CbcEnc(KeyIvInit::new(&k, &iv)),
+        (Mode::Cbc(_), Decrypt) => State::CbcDec(KeyIvInit::new(&k, &iv)),
+        (Mode::Cfb(_), Encrypt) => State::CfbEnc(KeyIvInit::new(&k, &iv)),
+        (Mode::Cfb(_), Decrypt) => State::CfbDec(KeyIvInit::new(&k, &iv)),
+        (Mode::Ofb(_), _) => State::Ofb(KeyIvInit::new(&k, &iv)),
+        (Mode::Ctr(_), _) => State::Ctr(KeyIvInit::new(&k, &iv)),
+    }
 }
 
 fn key_err<E>(_: E) -> AlgError {
@@ -86,30 +145,50 @@ fn key_err<E>(_: E) -> AlgError {
 
 impl Sm4Ctx {
     pub fn new(key: &[u8], mode: Mode, dir: Direction, padding: Padding) -> Result<Self, AlgError> {
-        if key.len() != KEY_LEN {
-            return Err(AlgError::InvalidKey);
-        }
-        use Direction::*;
-        let state = match (mode, dir) {
-            (Mode::Ecb, Encrypt) => State::EcbEnc(ecb::Encryptor::new_from_slice(key).map_err(key_err)?),
-            (Mode::Ecb, Decrypt) => State::EcbDec(ecb::Decryptor::new_from_slice(key).map_err(key_err)?),
-            (Mode::Cbc(iv), Encrypt) => State::CbcEnc(cbc::Encryptor::new_from_slices(key, &iv).map_err(key_err)?),
-            (Mode::Cbc(iv), Decrypt) => State::CbcDec(cbc::Decryptor::new_from_slices(key, &iv).map_err(key_err)?),
-            (Mode::Cfb(iv), Encrypt) => State::CfbEnc(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
-            (Mode::Cfb(iv), Decrypt) => State::CfbDec(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
-            (Mode::Ofb(iv), _) => State::Ofb(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
-            (Mode::Ctr(iv), _) => State::Ctr(KeyIvInit::new_from_slices(key, &iv).map_err(key_err)?),
-        };
-        let block_mode = matches!(state, State::EcbEnc(_) | State::EcbDec(_) | State::CbcEnc(_) | State::CbcDec(_));
+        Self::placed(key, mode, dir, padding, IvPlace::Given)
+    }
+
+    /// A context whose IV is where `place` says (ECB has none: `InvalidInput` for
+    /// [`IvPlace::InData`]).
+    pub fn placed(key: &[u8], mode: Mode, dir: Direction, padding: Padding, place: IvPlace) -> Result<Self, AlgError> {
+        let key: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(key.try_into().map_err(key_err)?);
+        let block_mode = matches!(mode, Mode::Ecb | Mode::Cbc(_));
         if padding == Padding::Pkcs7 && !block_mode {
             return Err(AlgError::InvalidInput);
         }
-        Ok(Self { state, padding, pending: Zeroizing::new(Vec::new()) })
+        let mut ctx = Self {
+            state: state_for(&key, mode, dir),
+            padding,
+            pending: Zeroizing::new(Vec::new()),
+            prefix: Out::default(),
+        };
+        match (place, mode.iv(), dir) {
+            (IvPlace::Given, _, _) => {}
+            (IvPlace::InData, None, _) => return Err(AlgError::InvalidInput),
+            (IvPlace::InData, Some(iv), Direction::Encrypt) => ctx.prefix = Zeroizing::new(iv.to_vec()),
+            (IvPlace::InData, Some(_), Direction::Decrypt) => ctx.state = State::AwaitIv { key, mode },
+        }
+        Ok(ctx)
     }
 
     /// Process `data`; returns the output available so far (block modes hold back a partial
     /// block, and when decrypting with PKCS#7 the last whole block).
     pub fn update(&mut self, data: &[u8]) -> Out {
+        if let State::AwaitIv { key, mode } = &self.state {
+            self.pending.extend_from_slice(data);
+            let Some(iv) = self.pending.first_chunk::<BLOCK_LEN>() else { return Out::default() };
+            let rest = Zeroizing::new(self.pending[BLOCK_LEN..].to_vec());
+            self.state = state_for(key, mode.with_iv(*iv), Direction::Decrypt);
+            self.pending.clear();
+            return self.update(&rest);
+        }
+        let mut out = core::mem::take(&mut self.prefix);
+        out.extend_from_slice(&self.process(data));
+        out
+    }
+
+    /// [`Sm4Ctx::update`] without the prefix.
+    fn process(&mut self, data: &[u8]) -> Out {
         let mut out = Zeroizing::new(data.to_vec());
         match &mut self.state {
             State::CfbEnc(c) => c.encrypt(&mut out),
@@ -136,7 +215,18 @@ impl Sm4Ctx {
     /// Finish: pads and encrypts the last block, or checks and strips the padding.
     /// A partial block without padding is [`AlgError::InvalidInput`]; bad padding on
     /// decryption is [`AlgError::DecryptFailed`].
+    /// Decryption that never got a whole IV is [`AlgError::InvalidInput`].
     pub fn finalize(mut self) -> Result<Out, AlgError> {
+        let mut out = core::mem::take(&mut self.prefix);
+        out.extend_from_slice(&self.finish()?);
+        Ok(out)
+    }
+
+    /// [`Sm4Ctx::finalize`] without the prefix.
+    fn finish(mut self) -> Result<Out, AlgError> {
+        if matches!(self.state, State::AwaitIv { .. }) {
+            return Err(AlgError::InvalidInput);
+        }
         if !self.is_block_mode() {
             return Ok(Zeroizing::new(Vec::new()));
         }
@@ -163,7 +253,7 @@ impl Sm4Ctx {
     }
 
     fn decrypting(&self) -> bool {
-        matches!(self.state, State::EcbDec(_) | State::CbcDec(_) | State::CfbDec(_))
+        matches!(self.state, State::EcbDec(_) | State::CbcDec(_) | State::CfbDec(_) | State::AwaitIv { .. })
     }
 
     fn is_block_mode(&self) -> bool {
@@ -200,7 +290,19 @@ fn pkcs7_unpad(block: &[u8]) -> Result<usize, AlgError> {
 
 /// One-shot SM4 in a confidentiality mode.
 pub fn crypt(key: &[u8], mode: Mode, dir: Direction, padding: Padding, data: &[u8]) -> Result<Out, AlgError> {
-    let mut ctx = Sm4Ctx::new(key, mode, dir, padding)?;
+    crypt_placed(key, mode, dir, padding, IvPlace::Given, data)
+}
+
+/// One-shot SM4 with the IV where `place` says.
+pub fn crypt_placed(
+    key: &[u8],
+    mode: Mode,
+    dir: Direction,
+    padding: Padding,
+    place: IvPlace,
+    data: &[u8],
+) -> Result<Out, AlgError> {
+    let mut ctx = Sm4Ctx::placed(key, mode, dir, padding, place)?;
     let mut out = ctx.update(data);
     out.extend_from_slice(&ctx.finalize()?);
     Ok(out)
@@ -212,36 +314,63 @@ pub struct Sm4GcmCtx {
     nonce: [u8; GCM_NONCE_LEN],
     aad: Vec<u8>,
     dir: Direction,
+    place: IvPlace,
     data: Out,
 }
 
 impl Sm4GcmCtx {
     pub fn new(key: &[u8], nonce: &[u8], aad: &[u8], dir: Direction) -> Result<Self, AlgError> {
-        let aead = aes_gcm::AesGcm::<Sm4, U12>::new_from_slice(key).map_err(key_err)?;
-        let nonce = nonce.try_into().map_err(|_| AlgError::InvalidInput)?;
-        Ok(Self { aead, nonce, aad: aad.to_vec(), dir, data: Zeroizing::new(Vec::new()) })
+        Self::placed(key, nonce, aad, dir, IvPlace::Given)
     }
 
-    /// Buffer `data` (for decryption, ciphertext followed by the 16-byte tag). Returns no
-    /// output: everything comes from `finalize`.
+    /// A context whose nonce is where `place` says ([`IvPlace::InData`] decryption: `nonce`
+    /// is a placeholder, the first 12 bytes of input are the nonce).
+    pub fn placed(key: &[u8], nonce: &[u8], aad: &[u8], dir: Direction, place: IvPlace) -> Result<Self, AlgError> {
+        let aead = aes_gcm::AesGcm::<Sm4, U12>::new_from_slice(key).map_err(key_err)?;
+        let nonce = nonce.try_into().map_err(|_| AlgError::InvalidInput)?;
+        Ok(Self { aead, nonce, aad: aad.to_vec(), dir, place, data: Zeroizing::new(Vec::new()) })
+    }
+
+    /// Does the input start with the nonce?
+    fn nonce_in_input(&self) -> bool {
+        self.place == IvPlace::InData && self.dir == Direction::Decrypt
+    }
+
+    /// Buffer `data` (for decryption, ciphertext followed by the 16-byte tag, after the nonce
+    /// with [`IvPlace::InData`]). Returns no output: everything comes from `finalize`.
     pub fn update(&mut self, data: &[u8]) -> Result<Out, AlgError> {
-        if self.data.len() + data.len() > MAX_GCM_LEN + GCM_TAG_LEN {
+        let nonce = if self.nonce_in_input() { GCM_NONCE_LEN } else { 0 };
+        if self.data.len() + data.len() > MAX_GCM_LEN + GCM_TAG_LEN + nonce {
             return Err(AlgError::InvalidInput);
         }
         self.data.extend_from_slice(data);
         Ok(Zeroizing::new(Vec::new()))
     }
 
-    /// Encrypt: ciphertext ‖ tag. Decrypt: the plaintext, only if the tag verifies.
+    /// Encrypt: ciphertext ‖ tag (after the nonce with [`IvPlace::InData`]). Decrypt: the
+    /// plaintext, only if the tag verifies.
     pub fn finalize(self) -> Result<Out, AlgError> {
-        let payload = Payload { msg: &self.data, aad: &self.aad };
-        let nonce = Array::from(self.nonce);
+        let (nonce, msg) = match self.nonce_in_input() {
+            false => (self.nonce, &self.data[..]),
+            true => match self.data.split_first_chunk::<GCM_NONCE_LEN>() {
+                Some((n, rest)) => (*n, rest),
+                None => return Err(AlgError::DecryptFailed),
+            },
+        };
+        let payload = Payload { msg, aad: &self.aad };
+        let nonce = Array::from(nonce);
         match self.dir {
             Direction::Encrypt => {
-                if self.data.len() > MAX_GCM_LEN {
+                if msg.len() > MAX_GCM_LEN {
                     return Err(AlgError::InvalidInput);
                 }
-                self.aead.encrypt(&nonce, payload).map(Zeroizing::new).map_err(|_| AlgError::InvalidInput)
+                let sealed = self.aead.encrypt(&nonce, payload).map_err(|_| AlgError::InvalidInput)?;
+                let mut out = Zeroizing::new(Vec::with_capacity(GCM_NONCE_LEN + sealed.len()));
+                if self.place == IvPlace::InData {
+                    out.extend_from_slice(&self.nonce);
+                }
+                out.extend_from_slice(&sealed);
+                Ok(out)
             }
             Direction::Decrypt => {
                 self.aead.decrypt(&nonce, payload).map(Zeroizing::new).map_err(|_| AlgError::DecryptFailed)
@@ -287,8 +416,9 @@ impl Sm4CmacCtx {
     }
 }
 
-/// A multi-part SM4 CBC-MAC with an IV: the last block of CBC encryption (GM/T 0018
-/// SDF_CalculateMAC). The caller pads; the total length must be whole blocks.
+/// A multi-part SM4 CBC-MAC, the standard form with the zero IV: the last block of CBC
+/// encryption (GM/T 0018 SDF_CalculateMAC; an IV v gives the MAC of the message whose first
+/// block is XORed with v). The caller pads; the total length must be whole blocks.
 pub struct Sm4CbcMacCtx {
     inner: Sm4Ctx,
     last: [u8; BLOCK_LEN],
@@ -296,8 +426,8 @@ pub struct Sm4CbcMacCtx {
 }
 
 impl Sm4CbcMacCtx {
-    pub fn new(key: &[u8], iv: &[u8; BLOCK_LEN]) -> Result<Self, AlgError> {
-        let inner = Sm4Ctx::new(key, Mode::Cbc(*iv), Direction::Encrypt, Padding::None)?;
+    pub fn new(key: &[u8]) -> Result<Self, AlgError> {
+        let inner = Sm4Ctx::new(key, Mode::Cbc([0; BLOCK_LEN]), Direction::Encrypt, Padding::None)?;
         Ok(Self { inner, last: [0; BLOCK_LEN], seen_block: false })
     }
     pub fn update(&mut self, data: &[u8]) {

@@ -192,17 +192,69 @@ fn cmac_vectors_and_streaming() {
 #[test]
 fn cbc_mac_is_last_cbc_block() {
     let data = h(P);
-    let ct = crypt(&h(K), Mode::Cbc(iv()), Direction::Encrypt, Padding::None, &data).unwrap();
-    let mut mac = Sm4CbcMacCtx::new(&h(K), &iv()).unwrap();
+    let ct = crypt(&h(K), Mode::Cbc([0; 16]), Direction::Encrypt, Padding::None, &data).unwrap();
+    let mut mac = Sm4CbcMacCtx::new(&h(K)).unwrap();
     mac.update(&data[..5]);
     mac.update(&data[5..]);
     assert_eq!(mac.finalize().unwrap()[..], ct[ct.len() - 16..]);
-    let mut mac = Sm4CbcMacCtx::new(&h(K), &iv()).unwrap();
+    let mut mac = Sm4CbcMacCtx::new(&h(K)).unwrap();
     mac.update(&data);
     assert!(mac.verify(&ct[ct.len() - 16..]).is_ok());
-    let mut partial = Sm4CbcMacCtx::new(&h(K), &iv()).unwrap();
+    // An IV is the zero-IV MAC of the message with the IV folded into its first block.
+    let with_iv = crypt(&h(K), Mode::Cbc(iv()), Direction::Encrypt, Padding::None, &data).unwrap();
+    let mut folded = data.clone();
+    folded.iter_mut().zip(iv()).for_each(|(b, v)| *b ^= v);
+    let mut mac = Sm4CbcMacCtx::new(&h(K)).unwrap();
+    mac.update(&folded);
+    assert_eq!(mac.finalize().unwrap()[..], with_iv[with_iv.len() - 16..]);
+    let mut partial = Sm4CbcMacCtx::new(&h(K)).unwrap();
     partial.update(&data[..20]);
     assert_eq!(partial.finalize().err(), Some(AlgError::InvalidInput));
-    let empty = Sm4CbcMacCtx::new(&h(K), &iv()).unwrap();
+    let empty = Sm4CbcMacCtx::new(&h(K)).unwrap();
     assert_eq!(empty.finalize().err(), Some(AlgError::InvalidInput));
+}
+
+/// With the IV in the data, encryption writes the IV first and decryption reads it from
+/// there, fed whole or a byte at a time; the result is that of the mode with the IV given.
+#[test]
+fn iv_in_data_round_trips() {
+    let msg = &h(P)[..37];
+    for (mode, padding) in [
+        (Mode::Cbc(iv()), Padding::Pkcs7),
+        (Mode::Cfb(iv()), Padding::None),
+        (Mode::Ofb(iv()), Padding::None),
+        (Mode::Ctr(iv()), Padding::None),
+    ] {
+        let given = crypt(&h(K), mode, Direction::Encrypt, padding, msg).unwrap();
+        let placed = crypt_placed(&h(K), mode, Direction::Encrypt, padding, IvPlace::InData, msg).unwrap();
+        assert_eq!(&placed[..16], &iv()[..]);
+        assert_eq!(&placed[16..], &given[..]);
+        let other = mode.with_iv([0xee; 16]);
+        let back = crypt_placed(&h(K), other, Direction::Decrypt, padding, IvPlace::InData, &placed).unwrap();
+        assert_eq!(&back[..], msg);
+        let mut ctx = Sm4Ctx::placed(&h(K), other, Direction::Decrypt, padding, IvPlace::InData).unwrap();
+        let mut out = Vec::new();
+        for b in placed.iter() {
+            out.extend_from_slice(&ctx.update(&[*b]));
+        }
+        out.extend_from_slice(&ctx.finalize().unwrap());
+        assert_eq!(&out[..], msg);
+        let short = crypt_placed(&h(K), other, Direction::Decrypt, padding, IvPlace::InData, &placed[..15]);
+        assert_eq!(short.err(), Some(AlgError::InvalidInput));
+    }
+    let ecb = Sm4Ctx::placed(&h(K), Mode::Ecb, Direction::Encrypt, Padding::None, IvPlace::InData);
+    assert_eq!(ecb.err(), Some(AlgError::InvalidInput));
+
+    let nonce = [7u8; GCM_NONCE_LEN];
+    let mut enc = Sm4GcmCtx::placed(&h(K), &nonce, b"aad", Direction::Encrypt, IvPlace::InData).unwrap();
+    enc.update(msg).unwrap();
+    let sealed = enc.finalize().unwrap();
+    assert_eq!(&sealed[..12], &nonce);
+    assert_eq!(&sealed[12..], &gcm_encrypt(&h(K), &nonce, b"aad", msg).unwrap()[..]);
+    let mut dec = Sm4GcmCtx::placed(&h(K), &[0; 12], b"aad", Direction::Decrypt, IvPlace::InData).unwrap();
+    dec.update(&sealed).unwrap();
+    assert_eq!(&dec.finalize().unwrap()[..], msg);
+    let mut dec = Sm4GcmCtx::placed(&h(K), &[0; 12], b"aad", Direction::Decrypt, IvPlace::InData).unwrap();
+    dec.update(&sealed[..11]).unwrap();
+    assert_eq!(dec.finalize().err(), Some(AlgError::DecryptFailed));
 }

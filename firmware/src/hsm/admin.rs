@@ -421,7 +421,7 @@ impl<P: Platform> Hsm<P> {
                     purpose::RESET_RETRY_COUNTER,
                     &serial,
                     &card_challenge,
-                    &new_pin_block,
+                    new_pin_block.expose_secret(),
                 )?;
                 self.log(local, AuditEvent::Admin { action: AdminAction::UnblockAuthorized { serial } });
                 Ok(Response::DomainAuthorization(sig))

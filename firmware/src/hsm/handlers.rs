@@ -5,12 +5,13 @@ use alloc::vec::Vec;
 use gmhsm_platform::Platform;
 use gmhsm_proto::{
     AuditEvent, Capabilities as C, CipherMech, HashAlg, KeyAlg, KeyInfo, KeyRef, Label, MacMech, MultiOp, Principal,
-    Request, Response, Status, WrapWith,
+    Request, Response, SecretBytes, Status, WrapWith,
 };
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use super::access::AppRecord;
+use super::usage::{self, Shape};
 use super::{CACHE_MAX, Hsm, KEY_PREFIX, State, store_key};
 use crate::alg::{self, sm4};
 use crate::keys::{self, KeyRecord, LoadedKey, alg_status};
@@ -191,21 +192,23 @@ impl<P: Platform> Hsm<P> {
                     }
                     other => ops::encrypt(other, &CipherMech::Sm2 { layout }, &data, &mut self.rng, None)?,
                 };
-                Ok(Response::Data(out))
+                Ok(Response::Data(SecretBytes::new(out)))
             }
             Request::Encrypt { key, mechanism, data } => {
                 let table = self.fast.table().clone();
-                let out = self.with_key(principal, session, &key, C::ENCRYPT, |key, rng| {
+                let need = usage::cipher_need(C::ENCRYPT, &mechanism, sm4::Direction::Encrypt, Shape::OneShot);
+                let out = self.with_key(principal, session, &key, need, |key, rng| {
                     ops::encrypt(key, &mechanism, &data, rng, Some(&table))
                 })?;
-                Ok(Response::Data(out))
+                Ok(Response::Data(SecretBytes::new(out)))
             }
             Request::Decrypt { key, mechanism, data } => {
                 // Inside `Hsm::execute_many`, an SM2 decryption with a stored SM2 key passes
                 // every check here and leaves its computation to its run.
                 let defer = self.deferring;
                 let mut deferred = None;
-                let out = self.with_key(principal, session, &key, C::DECRYPT, |key, rng| match (key, &mechanism) {
+                let need = usage::cipher_need(C::DECRYPT, &mechanism, sm4::Direction::Decrypt, Shape::OneShot);
+                let out = self.with_key(principal, session, &key, need, |key, rng| match (key, &mechanism) {
                     (LoadedKey::Sm2(secret), CipherMech::Sm2 { layout }) if defer => {
                         deferred = Some((sm2::SecretKey::clone(secret), *layout));
                         Ok(Vec::new())
@@ -215,7 +218,7 @@ impl<P: Platform> Hsm<P> {
                 if let (Some((secret, layout)), KeyRef::Label(label)) = (deferred, key) {
                     self.deferred = Some(super::Deferred { label, secret, layout, data });
                 }
-                Ok(Response::Data(out))
+                Ok(Response::Data(SecretBytes::new(out)))
             }
             Request::DecryptBatch { label, mechanism, ciphertexts } => {
                 if ciphertexts.is_empty() || ciphertexts.len() > gmhsm_proto::MAX_DECRYPT_BATCH {
@@ -229,17 +232,17 @@ impl<P: Platform> Hsm<P> {
                 let cts: Vec<&[u8]> = ciphertexts.iter().map(|c| &c[..]).collect();
                 let out = super::decrypt_split::<P>(secret, &cts, ops::sm2_layout(layout));
                 Ok(Response::Plaintexts(
-                    out.into_iter()
-                        .map(|r| r.ok().map(|m| gmhsm_proto::response::SecretBytes::new(m.to_vec())))
-                        .collect(),
+                    out.into_iter().map(|r| r.ok().map(|m| SecretBytes::new(m.to_vec()))).collect(),
                 ))
             }
             Request::Mac { key, mechanism, data } => {
-                let out = self.with_key(principal, session, &key, C::MAC, |key, _| mac_with(key, mechanism, &data))?;
-                Ok(Response::Data(out))
+                let need = usage::mac_need(mechanism)?;
+                let out = self.with_key(principal, session, &key, need, |key, _| mac_with(key, mechanism, &data))?;
+                Ok(Response::Data(SecretBytes::new(out)))
             }
             Request::VerifyMac { key, mechanism, data, mac } => {
-                let tag = self.with_key(principal, session, &key, C::MAC, |key, _| mac_with(key, mechanism, &data))?;
+                let need = usage::mac_need(mechanism)?;
+                let tag = self.with_key(principal, session, &key, need, |key, _| mac_with(key, mechanism, &data))?;
                 use subtle::ConstantTimeEq;
                 if tag.len() == mac.len() && bool::from(tag.ct_eq(&mac)) {
                     Ok(Response::Verified)
@@ -252,7 +255,8 @@ impl<P: Platform> Hsm<P> {
             Request::OpFinal { handle, data } => self.op_final(principal, session, handle, &data),
             Request::GenerateSessionKey { wrap } => self.generate_session_key(principal, session, wrap),
             Request::ImportSessionKey { unwrap_with, mechanism, wrapped } => {
-                let raw = self.with_key(principal, session, &KeyRef::Label(unwrap_with), C::UNWRAP, |key, rng| {
+                let need = usage::cipher_need(C::UNWRAP, &mechanism, sm4::Direction::Decrypt, Shape::OneShot);
+                let raw = self.with_key(principal, session, &KeyRef::Label(unwrap_with), need, |key, rng| {
                     ops::decrypt(key, &mechanism, &wrapped, rng).map(|z| z.to_vec())
                 })?;
                 let raw = Zeroizing::new(raw);
@@ -311,11 +315,11 @@ impl<P: Platform> Hsm<P> {
                 Ok(Response::SessionKey { handle: key_handle, wrapped: Vec::new() })
             }
             Request::SetKeyPassword { label, password } => {
-                self.set_password(principal, &label, &password)?;
+                self.set_password(principal, &label, password.expose_secret())?;
                 Ok(Response::Done)
             }
             Request::AuthorizeKey { label, password } => {
-                self.authorize(principal, session, &label, &password)?;
+                self.authorize(principal, session, &label, password.expose_secret())?;
                 Ok(Response::Done)
             }
             Request::RegisterApplication { cert_sha256, name, domains, caps, quota } => {
@@ -388,13 +392,7 @@ impl<P: Platform> Hsm<P> {
         if self.store.as_ref().ok_or(Status::DeviceError)?.contains(&skey) {
             return Err(Status::KeyExists);
         }
-        let natural = keys::default_caps(alg);
-        let caps = if caps == C::DEFAULT { natural } else { caps };
-        if !natural.contains(caps)
-            && !(caps.contains(C::EXPORT_WRAPPED) && natural.union(C::EXPORT_WRAPPED).contains(caps))
-        {
-            return Err(Status::InvalidArgument);
-        }
+        let caps = usage::generation_caps(alg, caps)?;
         let generated = keys::generate(alg, &mut self.rng)?;
         self.store_new_key(principal, label, alg, caps, domains, generated)
     }
@@ -454,8 +452,8 @@ impl<P: Platform> Hsm<P> {
         Ok(Response::Keys(out))
     }
 
-    /// Run `f` with the key a [`KeyRef`] names (stored: after every access check; session:
-    /// from this session).
+    /// Run `f` with the key a [`KeyRef`] names (stored: after every access check and the
+    /// rules of [`usage::check_key`]; session: from this session, no capability rules).
     fn with_key<T>(
         &mut self,
         principal: &Principal,
@@ -466,7 +464,8 @@ impl<P: Platform> Hsm<P> {
     ) -> Result<T, Status> {
         match key {
             KeyRef::Label(label) => {
-                self.use_key(principal, session, label, need)?;
+                let rec = self.use_key(principal, session, label, need)?;
+                usage::check_key(rec.alg, rec.caps, need)?;
                 let k = self.cache.get(label).ok_or(Status::Internal)?;
                 f(k, &mut self.rng)
             }
@@ -488,7 +487,8 @@ impl<P: Platform> Hsm<P> {
         let wrapped = match wrap {
             WrapWith::Key { label, mechanism } => {
                 let table = self.fast.table().clone();
-                self.with_key(principal, session, &KeyRef::Label(label), C::WRAP, |key, rng| {
+                let need = usage::cipher_need(C::WRAP, &mechanism, sm4::Direction::Encrypt, Shape::OneShot);
+                self.with_key(principal, session, &KeyRef::Label(label), need, |key, rng| {
                     ops::encrypt(key, &mechanism, &k[..], rng, Some(&table))
                 })?
             }
@@ -519,15 +519,17 @@ impl<P: Platform> Hsm<P> {
             MultiOp::Decrypt { key, mechanism } => {
                 self.sym_op(principal, session, &key, &mechanism, sm4::Direction::Decrypt)?
             }
-            MultiOp::Mac { key, mechanism } => self.with_key(principal, session, &key, C::MAC, |key, _| {
-                let raw = ops::secret_bytes(key).ok_or(Status::WrongKeyType)?;
-                Ok(match mechanism {
-                    MacMech::HmacSm3 => Op::Hmac(alg::sm3::HmacSm3Ctx::new(raw).map_err(e)?),
-                    MacMech::Sm4Cmac => Op::Cmac(sm4::Sm4CmacCtx::new(raw).map_err(e)?),
-                    MacMech::Sm4CbcMac { iv } => Op::CbcMac(sm4::Sm4CbcMacCtx::new(raw, &iv).map_err(e)?),
-                    _ => return Err(Status::InvalidArgument),
-                })
-            })?,
+            MultiOp::Mac { key, mechanism } => {
+                self.with_key(principal, session, &key, usage::mac_need(mechanism)?, |key, _| {
+                    let raw = ops::secret_bytes(key).ok_or(Status::WrongKeyType)?;
+                    Ok(match mechanism {
+                        MacMech::HmacSm3 => Op::Hmac(alg::sm3::HmacSm3Ctx::new(raw).map_err(e)?),
+                        MacMech::Sm4Cmac => Op::Cmac(sm4::Sm4CmacCtx::new(raw).map_err(e)?),
+                        MacMech::Sm4CbcMac { .. } => Op::CbcMac(sm4::Sm4CbcMacCtx::new(raw).map_err(e)?),
+                        _ => return Err(Status::InvalidArgument),
+                    })
+                })?
+            }
             _ => return Err(Status::InvalidArgument),
         };
         let handle = self.sessions.get(session, principal)?.insert(Handle::Op(op))?;
@@ -542,18 +544,14 @@ impl<P: Platform> Hsm<P> {
         mechanism: &CipherMech,
         dir: sm4::Direction,
     ) -> Result<Op, Status> {
-        let need = if dir == sm4::Direction::Encrypt { C::ENCRYPT } else { C::DECRYPT };
-        self.with_key(principal, session, key, need, |key, _| {
+        let base = if dir == sm4::Direction::Encrypt { C::ENCRYPT } else { C::DECRYPT };
+        let need = usage::cipher_need(base, mechanism, dir, Shape::MultiPart);
+        self.with_key(principal, session, key, need, |key, rng| {
             let LoadedKey::Sm4(raw) = key else { return Err(Status::WrongKeyType) };
-            match mechanism {
-                CipherMech::Sm4Gcm { nonce, aad } => {
-                    Ok(Op::Gcm(sm4::Sm4GcmCtx::new(&raw[..], nonce, aad, dir).map_err(alg_status)?))
-                }
-                m => {
-                    let (mode, padding) = ops::sm4_params(m)?;
-                    Ok(Op::Sm4(sm4::Sm4Ctx::new(&raw[..], mode, dir, padding).map_err(alg_status)?))
-                }
-            }
+            Ok(match ops::sym_ctx(&raw[..], mechanism, dir, rng)? {
+                ops::SymCtx::Sm4(c) => Op::Sm4(c),
+                ops::SymCtx::Gcm(c) => Op::Gcm(c),
+            })
         })
     }
 
@@ -590,7 +588,7 @@ impl<P: Platform> Hsm<P> {
                 Vec::new()
             }
         };
-        Ok(Response::Data(out))
+        Ok(Response::Data(SecretBytes::new(out)))
     }
 
     fn op_final(&mut self, principal: &Principal, session: u64, handle: u32, data: &[u8]) -> Result<Response, Status> {
@@ -628,7 +626,7 @@ impl<P: Platform> Hsm<P> {
                 c.finalize().map_err(e)?.to_vec()
             }
         };
-        Ok(Response::Data(out))
+        Ok(Response::Data(SecretBytes::new(out)))
     }
 }
 

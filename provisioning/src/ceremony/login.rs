@@ -318,7 +318,7 @@ impl Authority {
             let Response::DomainAuthorization(sig) = st.link.call(Request::AuthorizeUnblock {
                 serial,
                 card_challenge: ch.0,
-                new_pin_block: *pin.expose_block(),
+                new_pin_block: gmhsm_proto::PinBlock::new(*pin.expose_block()),
             })?
             else {
                 return Err(CeremonyError::Unexpected { expected: "DomainAuthorization", got: "another response" });

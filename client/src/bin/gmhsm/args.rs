@@ -86,7 +86,8 @@ pub enum Command {
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "hmac-sm3")]
         mech: MacArg,
-        /// IV for CBC-MAC, 32 hex digits (default zero).
+        /// IV for CBC-MAC, 32 hex digits (default zero; XORed into the first block, which gives
+        /// the MAC of CBC-MAC with that IV).
         #[arg(long)]
         iv: Option<String>,
     },
@@ -166,7 +167,8 @@ pub enum Command {
         /// Domains (bit set) whose keys it may use.
         #[arg(long, default_value_t = 1)]
         domains: u32,
-        /// Capabilities (comma-separated: sign,verify,encrypt,decrypt,wrap,unwrap,derive,mac).
+        /// Capabilities (comma-separated: sign,verify,encrypt,decrypt,wrap,unwrap,derive,mac,
+        /// export-wrapped,raw-rsa,caller-iv).
         #[arg(long, default_value = "sign,verify,encrypt,decrypt,mac")]
         caps: String,
         /// Most keys it may own in the card (default with --max-bytes alone, or neither:
@@ -206,7 +208,30 @@ pub struct KeyArgs {
     pub label: String,
     /// The key's access password, proved before the operation (SDF private-key access right).
     #[arg(long, env = "GMHSM_KEY_PASSWORD")]
-    pub password: Option<String>,
+    pub password: Option<SecretArg>,
+}
+
+/// A password from the command line or the environment: zeroed on drop, hidden from `Debug`.
+#[derive(Clone)]
+pub struct SecretArg(zeroize::Zeroizing<String>);
+
+impl SecretArg {
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(..)")
+    }
 }
 
 #[derive(Args, Debug)]
@@ -220,8 +245,9 @@ pub struct CipherArgs {
     /// Mechanism; by default SM2 C1C3C2 for SM2 keys, OAEP for RSA keys, SM4-GCM for SM4 keys.
     #[arg(long, value_enum)]
     pub mech: Option<CipherArg>,
-    /// IV (32 hex digits) for SM4 CBC/CFB/OFB/CTR, or nonce (24 hex digits) for SM4-GCM.
-    /// Encrypting with GCM without --iv draws a random nonce and writes it before the output.
+    /// IV (32 hex digits) for SM4 CBC/CFB/OFB/CTR, or nonce (24 hex digits) for SM4-GCM; the
+    /// key needs the caller-iv capability. Without it the appliance draws the IV or nonce and
+    /// writes it before the ciphertext, and decryption reads it from there.
     #[arg(long)]
     pub iv: Option<String>,
 }
@@ -268,7 +294,7 @@ pub enum KeyCommand {
         #[arg(long)]
         label: String,
         #[arg(long, env = "GMHSM_NEW_PASSWORD")]
-        new_password: String,
+        new_password: SecretArg,
     },
     /// Generate a key pair for the caller, not stored in the card (GM/T 0018
     /// SDF_GenerateKeyPair_ECC): the public key (PEM) and the private key, wrapped under the
@@ -403,4 +429,18 @@ pub enum MacArg {
 pub enum HashArg {
     Sm3,
     Sha256,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards finding 9: a password given on the command line never shows in `Debug`.
+    #[test]
+    fn passwords_stay_out_of_debug() {
+        let pw: SecretArg = "correct horse".parse().unwrap();
+        assert_eq!(pw.expose_secret(), "correct horse");
+        let key = KeyArgs { label: "k".into(), password: Some(pw) };
+        assert!(!format!("{key:?}").contains("correct"), "{key:?}");
+    }
 }

@@ -73,7 +73,7 @@ fn admin_connect(cli: &Cli) -> Result<Client, Failure> {
 fn connect_for(cli: &Cli, key: &KeyArgs) -> Result<Client, Failure> {
     let mut client = connect(cli)?;
     if let Some(pw) = &key.password {
-        client.authorize_key(&key.label, pw.as_bytes())?;
+        client.authorize_key(&key.label, pw.expose_secret().as_bytes())?;
     }
     Ok(client)
 }
@@ -114,15 +114,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Encrypt(c) => cipher(&cli, c, true)?,
         Command::Decrypt(c) => cipher(&cli, c, false)?,
         Command::Mac { key, input, out, mech, iv } => {
-            let data = read_input(input)?;
-            let m = mac_mech(*mech, iv.as_deref())?;
+            let (m, data) = mac_mech(*mech, iv.as_deref(), read_input(input)?)?;
             let tag = connect_for(&cli, key)?.mac(KeyRef::Label(label(&key.label)?), m, &data)?;
             write_output(out.as_deref(), &tag)?;
         }
         Command::VerifyMac { key, input, mac, mech, iv } => {
-            let data = read_input(input)?;
             let tag = read_input(mac)?;
-            let m = mac_mech(*mech, iv.as_deref())?;
+            let (m, data) = mac_mech(*mech, iv.as_deref(), read_input(input)?)?;
             if !connect_for(&cli, key)?.verify_mac(KeyRef::Label(label(&key.label)?), m, &data, &tag)? {
                 return Err(Failure::Invalid("MAC"));
             }
@@ -225,7 +223,7 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
             println!("deleted {label}");
         }
         KeyCommand::SetPassword { label, new_password } => {
-            connect(cli)?.set_key_password(label, new_password.as_bytes())?;
+            connect(cli)?.set_key_password(label, new_password.expose_secret().as_bytes())?;
             println!("password set for {label}");
         }
         KeyCommand::Pair { alg, kek, plaintext, pub_out, key_out } => {
@@ -327,19 +325,25 @@ fn mechanism(client: &mut Client, label: &str, args: &MechArgs) -> Result<Mechan
     }
 }
 
-fn mac_mech(m: MacArg, iv: Option<&str>) -> Result<MacMech, Failure> {
-    Ok(match m {
-        MacArg::HmacSm3 => MacMech::HmacSm3,
-        MacArg::Sm4Cmac => MacMech::Sm4Cmac,
-        MacArg::Sm4CbcMac => {
-            MacMech::Sm4CbcMac { iv: iv.map(|s| hex_array::<16>("--iv", s)).transpose()?.unwrap_or([0; 16]) }
+/// The MAC mechanism, and the data to MAC: a CBC-MAC IV is XORed into the first block (the
+/// appliance computes the standard zero-IV form; the MAC is the same).
+fn mac_mech(m: MacArg, iv: Option<&str>, mut data: Vec<u8>) -> Result<(MacMech, Vec<u8>), Failure> {
+    let mech = match (m, iv) {
+        (MacArg::HmacSm3, None) => MacMech::HmacSm3,
+        (MacArg::Sm4Cmac, None) => MacMech::Sm4Cmac,
+        (MacArg::Sm4CbcMac, iv) => {
+            let iv = iv.map(|s| hex_array::<16>("--iv", s)).transpose()?.unwrap_or([0; 16]);
+            data.iter_mut().zip(iv).for_each(|(b, v)| *b ^= v);
+            MacMech::Sm4CbcMac { iv: [0; 16] }
         }
-    })
+        (_, Some(_)) => return Err(Failure::Usage("--iv goes with --mech sm4-cbc-mac only".into())),
+    };
+    Ok((mech, data))
 }
 
 /// Encrypt or decrypt a file with a stored key.
 fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
-    let mut data = read_input(&c.input)?;
+    let data = read_input(&c.input)?;
     let mut client = connect_for(cli, &c.key)?;
     let arg = match c.mech {
         Some(m) => m,
@@ -352,13 +356,12 @@ fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
             }
         },
     };
-    let iv16 = || -> Result<[u8; 16], Failure> {
-        hex_array::<16>(
-            "--iv",
-            c.iv.as_deref().ok_or_else(|| Failure::Usage("this mode needs --iv (32 hex digits)".into()))?,
-        )
+    // Without --iv the appliance draws the IV (nonce) and writes it before the ciphertext;
+    // decryption reads it from there. With --iv the key needs the caller-iv capability.
+    let sm4 = |card: Sm4Mode, given: fn([u8; 16]) -> Sm4Mode, pkcs7: bool| -> Result<CipherMech, Failure> {
+        let iv = c.iv.as_deref().map(|s| hex_array::<16>("--iv", s)).transpose()?;
+        Ok(CipherMech::Sm4 { mode: iv.map_or(card, given), pkcs7 })
     };
-    let mut prefix = Vec::new();
     let mech = match arg {
         CipherArg::Sm2 => CipherMech::Sm2 { layout: Sm2Layout::C1C3C2 },
         CipherArg::Sm2C1c2c3 => CipherMech::Sm2 { layout: Sm2Layout::C1C2C3 },
@@ -367,35 +370,21 @@ fn cipher(cli: &Cli, c: &CipherArgs, encrypt: bool) -> Result<(), Failure> {
         CipherArg::RsaOaep => CipherMech::RsaOaepSha256,
         CipherArg::RsaRaw => CipherMech::RsaRaw,
         CipherArg::Sm4Ecb => CipherMech::Sm4 { mode: Sm4Mode::Ecb, pkcs7: true },
-        CipherArg::Sm4Cbc => CipherMech::Sm4 { mode: Sm4Mode::Cbc { iv: iv16()? }, pkcs7: true },
-        CipherArg::Sm4Cfb => CipherMech::Sm4 { mode: Sm4Mode::Cfb { iv: iv16()? }, pkcs7: false },
-        CipherArg::Sm4Ofb => CipherMech::Sm4 { mode: Sm4Mode::Ofb { iv: iv16()? }, pkcs7: false },
-        CipherArg::Sm4Ctr => CipherMech::Sm4 { mode: Sm4Mode::Ctr { iv: iv16()? }, pkcs7: false },
-        CipherArg::Sm4Gcm => {
-            let nonce: [u8; 12] = match (&c.iv, encrypt) {
-                (Some(s), _) => hex_array::<12>("--iv", s)?,
-                (None, true) => {
-                    let n: [u8; 12] =
-                        client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
-                    prefix = n.to_vec();
-                    n
-                }
-                (None, false) => {
-                    if data.len() < 12 {
-                        return Err(Failure::Usage("input too short for nonce || sealed data".into()));
-                    }
-                    let n: [u8; 12] = data[..12].try_into().map_err(|_| Failure::Usage("bad nonce".into()))?;
-                    data.drain(..12);
-                    n
-                }
-            };
-            CipherMech::Sm4Gcm { nonce, aad: Vec::new() }
-        }
+        CipherArg::Sm4Cbc => sm4(Sm4Mode::CbcCardIv, |iv| Sm4Mode::Cbc { iv }, true)?,
+        CipherArg::Sm4Cfb => sm4(Sm4Mode::CfbCardIv, |iv| Sm4Mode::Cfb { iv }, false)?,
+        CipherArg::Sm4Ofb => sm4(Sm4Mode::OfbCardIv, |iv| Sm4Mode::Ofb { iv }, false)?,
+        CipherArg::Sm4Ctr => sm4(Sm4Mode::CtrCardIv, |iv| Sm4Mode::Ctr { iv }, false)?,
+        CipherArg::Sm4Gcm => match c.iv.as_deref() {
+            Some(s) => CipherMech::Sm4Gcm { nonce: hex_array::<12>("--iv", s)?, aad: Vec::new() },
+            None => CipherMech::Sm4GcmCardNonce { aad: Vec::new() },
+        },
     };
     let key = KeyRef::Label(label(&c.key.label)?);
-    let out = if encrypt { client.encrypt(key, mech, &data)? } else { client.decrypt(key, mech, &data)? };
-    prefix.extend_from_slice(&out);
-    write_output(c.out.as_deref(), &prefix)
+    if encrypt {
+        write_output(c.out.as_deref(), &client.encrypt(key, mech, &data)?)
+    } else {
+        write_output(c.out.as_deref(), client.decrypt(key, mech, &data)?.expose_secret())
+    }
 }
 
 /// The public-key mechanism for wrapping a session key to a key of `alg`.
@@ -431,11 +420,10 @@ fn seal(
         _ => return Err(Failure::Usage("give exactly one of --to-label and --to-pem".into())),
     };
     let sk = client.generate_session_key(wrap)?;
-    let nonce: [u8; 12] = client.random(12)?.try_into().map_err(|_| Failure::Local("short random".into()))?;
-    let sealed = client.encrypt(KeyRef::Session(sk.handle), CipherMech::Sm4Gcm { nonce, aad: Vec::new() }, &data)?;
+    // nonce (12) ‖ ciphertext ‖ tag (16), the nonce drawn by the appliance.
+    let sealed = client.encrypt(KeyRef::Session(sk.handle), CipherMech::Sm4GcmCardNonce { aad: Vec::new() }, &data)?;
     let mut file = (sk.wrapped.len() as u32).to_be_bytes().to_vec();
     file.extend_from_slice(&sk.wrapped);
-    file.extend_from_slice(&nonce);
     file.extend_from_slice(&sealed);
     write_output(Some(out), &file)
 }
@@ -445,13 +433,12 @@ fn open(cli: &Cli, key: &KeyArgs, input: &std::path::Path, out: Option<&std::pat
     let bad = || Failure::Usage(format!("{} is not an envelope made by `gmhsm seal`", input.display()));
     let len = u32::from_be_bytes(file.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
     let wrapped = file.get(4..4 + len).ok_or_else(bad)?;
-    let nonce: [u8; 12] = file.get(4 + len..16 + len).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-    let sealed = &file[16 + len..];
+    let sealed = file.get(4 + len..).filter(|s| s.len() >= 12 + 16).ok_or_else(bad)?;
     let mut client = connect_for(cli, key)?;
     let alg = client.key_info(&key.label)?.alg;
     let handle = client.import_session_key(&key.label, wrap_mech(alg)?, wrapped)?;
-    let plain = client.decrypt(KeyRef::Session(handle), CipherMech::Sm4Gcm { nonce, aad: Vec::new() }, sealed)?;
-    write_output(out, &plain)
+    let plain = client.decrypt(KeyRef::Session(handle), CipherMech::Sm4GcmCardNonce { aad: Vec::new() }, sealed)?;
+    write_output(out, plain.expose_secret())
 }
 
 fn audit(cli: &Cli, from: u64, audit_key: Option<&std::path::Path>) -> Result<(), Failure> {

@@ -115,6 +115,8 @@ pub fn parse_caps(s: &str) -> Result<Capabilities, Failure> {
                 "derive" => Capabilities::DERIVE,
                 "mac" => Capabilities::MAC,
                 "export-wrapped" => Capabilities::EXPORT_WRAPPED,
+                "raw-rsa" => Capabilities::RAW_RSA,
+                "caller-iv" => Capabilities::CALLER_IV,
                 other => return Err(Failure::Usage(format!("unknown capability {other:?}"))),
             };
     }
@@ -132,6 +134,8 @@ pub fn caps_text(caps: Capabilities) -> String {
         (Capabilities::DERIVE, "derive"),
         (Capabilities::MAC, "mac"),
         (Capabilities::EXPORT_WRAPPED, "export-wrapped"),
+        (Capabilities::RAW_RSA, "raw-rsa"),
+        (Capabilities::CALLER_IV, "caller-iv"),
     ];
     names.iter().filter(|(c, _)| caps.contains(*c)).map(|(_, n)| *n).collect::<Vec<_>>().join(",")
 }
