@@ -168,24 +168,22 @@ fn main() -> ExitCode {
             caps,
             script,
             wait,
-        } => {
-            gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
-                state,
-                insert,
-                remove,
-                keys,
-                login,
-                operator_login,
-                auditor_login,
-                logout,
-                register_app,
-                name,
-                domains,
-                caps,
-                script,
-                wait_secs: wait,
-            })
-        }
+        } => gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
+            state,
+            insert,
+            remove,
+            keys,
+            login,
+            operator_login,
+            auditor_login,
+            logout,
+            register_app,
+            name,
+            domains,
+            caps,
+            script,
+            wait_secs: wait,
+        }),
         Cmd::ClientCert { state, name, pki } => {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }

@@ -154,7 +154,10 @@ mod tests {
     fn the_operator_menu_follows_the_service_state() {
         let f = role_page(CardRole::Operator, &status(false));
         assert_eq!(lines(&f), ["OPERATOR LOGGED IN", "Service running", "1 Stop  2 Self-test", "Remove card=log out"]);
-        assert_eq!(lines(&role_page(CardRole::Operator, &status(true)))[1..3], ["SERVICE STOPPED", "1 Start 2 Self-test"]);
+        assert_eq!(
+            lines(&role_page(CardRole::Operator, &status(true)))[1..3],
+            ["SERVICE STOPPED", "1 Start 2 Self-test"]
+        );
         assert_eq!(choose(CardRole::Operator, 1, false), Some(Choice::Confirm(Action::StopService)));
         assert_eq!(choose(CardRole::Operator, 1, true), Some(Choice::Confirm(Action::StartService)));
         assert_eq!(choose(CardRole::Operator, 2, false), Some(Choice::SelfTest));

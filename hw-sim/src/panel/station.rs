@@ -245,6 +245,7 @@ impl Loop {
         match job {
             Job::Init(plan) => Ok(st.init(&plan).map(|()| "done")?),
             Job::Login | Job::RoleLogin(_) if self.authority.is_some() || self.role.is_some() => {
+                st.panel.text(&["Refused", "Someone is logged in", "Log out first"])?;
                 Err(JobError::Refused("someone is logged in at the panel: log out first"))
             }
             Job::RoleLogin(role) => match st.role_login(role) {

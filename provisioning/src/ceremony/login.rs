@@ -185,7 +185,12 @@ impl<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad> Statio
             match offer_card(self, role, |p| p.text(&[title, "card", "", "CANCEL to abort"]))? {
                 Offer::Accepted(serial, status) if status.role == Some(role) => {
                     let who = if role == CardRole::Operator { "Operator" } else { "Auditor" };
-                    self.panel.text(&[&format!("{who} logged in"), "Card stays in the", "reader: remove it", "to log out"])?;
+                    self.panel.text(&[
+                        &format!("{who} logged in"),
+                        "Card stays in the",
+                        "reader: remove it",
+                        "to log out",
+                    ])?;
                     return Ok(RoleSession { serial, role, status });
                 }
                 Offer::Accepted(..) => {
