@@ -329,6 +329,10 @@ impl Loop {
         };
         match checked {
             Ok(awaiting) => {
+                // A tool that asks now is shown at once, over the page a job ended on.
+                if awaiting.is_some() && awaiting != self.asking {
+                    self.hold = None;
+                }
                 self.asking = awaiting;
                 return;
             }
@@ -398,7 +402,9 @@ impl Loop {
             }
             return;
         }
-        if self.hold.take().is_some() {
+        // A key dismisses the page a job ended on; the menu's digits act at once.
+        let held = self.hold.take().is_some();
+        if held && !(self.role.is_some() && matches!(k, Key::Digit(_))) {
             return;
         }
         match k {
