@@ -84,7 +84,14 @@ enum Cmd {
         /// Start a quorum login (key management).
         #[arg(long, group = "action")]
         login: bool,
-        /// End the quorum's authority (then take the last card out).
+        /// Start an operator login (one operator card: service stop / start, self-test).
+        #[arg(long, group = "action")]
+        operator_login: bool,
+        /// Start an auditor login (one auditor card: approves audit export).
+        #[arg(long, group = "action")]
+        auditor_login: bool,
+        /// End the quorum's authority or the operator's / auditor's login (then take the
+        /// last card out).
         #[arg(long, group = "action")]
         logout: bool,
         /// Register the application whose certificate (PEM) this is, under the quorum's
@@ -106,8 +113,9 @@ enum Cmd {
         /// Most bytes of the card's store its keys may take (default: the card's, 1 MiB).
         #[arg(long)]
         max_bytes: Option<u32>,
-        /// Run a script: one command a line (insert NAME, remove, keys K,..., login, logout,
-        /// wait-lcd TEXT, show); the LCD is printed after each.
+        /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
+        /// operator-login, auditor-login, logout, wait-lcd TEXT, show); the LCD is printed
+        /// after each.
         #[arg(long, value_name = "FILE", group = "action")]
         script: Option<PathBuf>,
         /// How long wait-lcd waits, in seconds.
@@ -158,6 +166,8 @@ fn main() -> ExitCode {
             remove,
             keys,
             login,
+            operator_login,
+            auditor_login,
             logout,
             register_app,
             name,
@@ -173,6 +183,8 @@ fn main() -> ExitCode {
             remove,
             keys,
             login,
+            operator_login,
+            auditor_login,
             logout,
             register_app,
             name,

@@ -8,6 +8,8 @@
 //! * [`slot`] — the in-process reader slot; [`reader`] — which reader (`--reader sim` or, with
 //!   the `pcsc` feature, `pcsc`: vpcd on the real pcscd); [`station`] — the panel thread;
 //! * [`control`] — the control socket and its command grammar; [`cli`] — `gmhsm-sim panel`;
+//! * [`menu`] — the operator's and auditor's pages; [`faults`] — faults injected into the
+//!   panel's card link (tests);
 //! * [`demo`] — demo cards and PINs, and the people who run the demo's ceremonies.
 //!
 //! Invariants: the panel thread is the only user of the LCD, the keypad and the reader; every
@@ -17,6 +19,8 @@
 pub mod cli;
 pub mod control;
 pub mod demo;
+pub mod faults;
+pub mod menu;
 pub mod reader;
 pub mod slot;
 pub mod station;
@@ -163,6 +167,7 @@ pub struct FrontPanel {
     activity: Activity,
     jobs: Sender<station::Envelope>,
     shared: Arc<Shared>,
+    faults: faults::LinkFaults,
 }
 
 /// Why a panel command failed (shown to the person who gave it).
@@ -188,7 +193,9 @@ impl FrontPanel {
             last: Mutex::new(String::new()),
         });
         let (tx, rx): (Sender<station::Envelope>, Receiver<station::Envelope>) = channel();
+        let faults = faults::LinkFaults::default();
         let parts = station::Parts {
+            faults: faults.clone(),
             socket: card_socket.to_path_buf(),
             reader,
             lcd,
@@ -197,7 +204,7 @@ impl FrontPanel {
             activity: activity.clone(),
         };
         std::thread::Builder::new().name("front-panel".into()).spawn(move || station::run(parts, rx))?;
-        Ok(FrontPanel { cards_dir: state.join("cards"), slot, keys, view, activity, jobs: tx, shared })
+        Ok(FrontPanel { cards_dir: state.join("cards"), slot, keys, view, activity, jobs: tx, shared, faults })
     }
 
     /// The folder of card images.
@@ -221,6 +228,11 @@ impl FrontPanel {
 
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The faults injected into the panel's card link (tests).
+    pub fn faults(&self) -> &faults::LinkFaults {
+        &self.faults
     }
 
     /// Show boot progress (step `done` of the boot).

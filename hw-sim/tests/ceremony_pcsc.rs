@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gmhsm_icc::PcscReader;
@@ -48,16 +49,29 @@ enum Out {
     Failed(CeremonyError),
 }
 
+/// One card link for the station and the test's probe: the card keeps each link's sessions
+/// apart, so the probe looks at the station's session on the station's own link.
+#[derive(Clone)]
+struct SharedLink(Arc<Mutex<UnixCardLink>>);
+
+impl CardLink for SharedLink {
+    fn call_in(&mut self, session: u64, request: Request) -> Result<Result<Response, Status>, CeremonyError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).call_in(session, request)
+    }
+    fn session(&self) -> u64 {
+        SESSION
+    }
+}
+
 fn station(
     reader_name: String,
-    socket: PathBuf,
+    link: SharedLink,
     lcd: gmhsm_sim::ceremony::SimPanelLcd,
     keypad: SimKeypad,
     cmds: Receiver<Cmd>,
     out: Sender<Out>,
 ) {
     let reader = PcscReader::open(&reader_name).expect("open the vpcd reader");
-    let link = UnixCardLink::connect(&socket, SESSION).expect("card link");
     let mut st = Station::new(link, reader, Panel::new(lcd, keypad, 60_000));
     st.timeouts.card_ms = 60_000;
     let mut authority: Option<Authority> = None;
@@ -102,7 +116,7 @@ struct People {
     inserted: Option<VpcdCard>,
     cmds: Sender<Cmd>,
     out: Receiver<Out>,
-    probe: UnixCardLink,
+    probe: SharedLink,
     watch: PcscReader,
 }
 
@@ -214,11 +228,11 @@ fn ceremonies_through_pcscd() {
     let keys = keypad.feeder();
     let (cmd_tx, cmd_rx) = channel();
     let (out_tx, out_rx) = channel();
+    let probe = SharedLink(Arc::new(Mutex::new(UnixCardLink::connect(&socket, SESSION).expect("card link"))));
     let station_thread = {
-        let (name, socket) = (name.clone(), socket.clone());
-        std::thread::spawn(move || station(name, socket, lcd, keypad, cmd_rx, out_tx))
+        let (name, link) = (name.clone(), probe.clone());
+        std::thread::spawn(move || station(name, link, lcd, keypad, cmd_rx, out_tx))
     };
-    let probe = UnixCardLink::connect(&socket, SESSION + 1).unwrap();
     let watch = PcscReader::open(&name).unwrap();
     let mut p = People { lcd: view, keys, dir: dir.clone(), inserted: None, cmds: cmd_tx, out: out_rx, probe, watch };
 

@@ -2,7 +2,8 @@
 //! --reader pcsc` runs the demo's init ceremony with virtual cards inserted into pcscd's vpcd
 //! reader (read through `PcscReader`, as a USB reader would be); a person (this test) then
 //! does a quorum login with `gmhsm-sim panel` — insert a card, type its PIN, watch the LCD —
-//! until the status page shows "ADMIN LOGGED IN", and logs out.
+//! until the status page shows "ADMIN LOGGED IN", and logs out; then an operator logs in
+//! with their card, runs the self-tests and stops and starts the service from the menu.
 //!
 //! Needs pcscd and vsmartcard-vpcd (scripts/test.sh installs and starts them; run alone, the
 //! test starts `pcscd -f -d -a` itself), and the `gmhsm-sim` binary built with the `pcsc`
@@ -134,6 +135,30 @@ fn quorum_login_at_the_panel_through_pcscd() {
     lcd(&state, &["--logout"]);
     eventually(&state, "Remove card");
     lcd(&state, &["--remove"]);
+    eventually(&state, "READY");
+
+    // An operator's card through the same reader: its menu, a self-test, and the service
+    // stopped and started from the panel; removing the card logs the operator out.
+    lcd(&state, &["--operator-login"]);
+    eventually(&state, "Insert operator");
+    lcd(&state, &["--insert", "operator-1"]);
+    eventually(&state, "Enter PIN");
+    lcd(&state, &["--keys", &format!("{},OK", pin_of(&state, "operator-1"))]);
+    let s = eventually(&state, "OPERATOR LOGGED IN");
+    assert!(s.contains("1 Stop  2 Self-test"), "{s}");
+    lcd(&state, &["--keys", "2"]);
+    eventually(&state, "Self-test passed");
+    eventually(&state, "Service running");
+    lcd(&state, &["--keys", "1"]);
+    eventually(&state, "Stop service?");
+    lcd(&state, &["--keys", "OK"]);
+    eventually(&state, "SERVICE STOPPED");
+    lcd(&state, &["--keys", "1"]);
+    eventually(&state, "Start service?");
+    lcd(&state, &["--keys", "OK"]);
+    eventually(&state, "Service running");
+    lcd(&state, &["--remove"]);
+    eventually(&state, "operator logged out");
     eventually(&state, "READY");
     drop(up);
 }

@@ -20,6 +20,11 @@ fn local(state: &Path, args: &[&str]) -> Output {
 /// `gmhsm --socket STATE/local.sock args...` as an administrative tool: its session asks for
 /// approval, the panel shows `Approve tool`, OK is pressed there, and the tool goes on.
 fn approved(state: &Path, args: &[&str]) -> Output {
+    approved_as(state, args, "quorum")
+}
+
+/// [`approved`], the panel naming the `powers` the tool gets (quorum, operator, auditor).
+fn approved_as(state: &Path, args: &[&str], powers: &str) -> Output {
     let child = Command::new(bin("gmhsm"))
         .arg("--socket")
         .arg(state.join("local.sock"))
@@ -28,9 +33,16 @@ fn approved(state: &Path, args: &[&str]) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    shows(&eventually(state, "Approve tool"), &["Approve tool"]);
+    shows(&eventually(state, "Approve tool"), &["Approve tool", &format!("({powers} powers)"), "OK / CANCEL"]);
     lcd(state, &["--keys", "OK"]);
     child.wait_with_output().unwrap()
+}
+
+/// The command failed with the card's `access denied`.
+#[track_caller]
+fn denied(out: &Output, what: &str) {
+    assert!(!out.status.success(), "{what} must be refused: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access denied"), "{what}: {out:?}");
 }
 
 /// How many applications the audit trail says were registered.
@@ -270,4 +282,138 @@ fn quorum_login_at_the_panel_and_a_removed_card_ends_it() {
     ok(&Command::new(bin("gmhsm-sim")).args(["trip-tamper", "--state"]).arg(&state).output().unwrap(), "trip-tamper");
     let _ = app.cli(&["key", "list"]);
     eventually(&state, "!! ALARM !!");
+}
+
+/// `gmhsm-sim client-cert --name NAME`: a new application's certificate (PEM path).
+fn client_cert(state: &Path, name: &str) -> std::path::PathBuf {
+    let out = Command::new(bin("gmhsm-sim")).args(["client-cert", "--name", name, "--state"]).arg(state).output();
+    ok(&out.unwrap(), "client-cert");
+    state.join(format!("pki/{name}.pem"))
+}
+
+/// Start a login with `start` (`--login`, `--operator-login`, `--auditor-login`) and log in
+/// each of `cards` in turn (PIN typed, card taken out between them); the last stays in.
+fn log_in(state: &Path, pins: &[(String, String)], start: &str, cards: &[&str]) {
+    lcd(state, &[start]);
+    for (i, card) in cards.iter().enumerate() {
+        shows(&lcd(state, &["--insert", card]), &["Enter PIN"]);
+        lcd(state, &["--keys", &format!("{},OK", pin_of(pins, card))]);
+        if i + 1 < cards.len() {
+            eventually(state, "Remove card");
+            lcd(state, &["--remove"]);
+        }
+    }
+}
+
+/// Issue 12 (gap of finding 6): `gmhsm key generate / set-password / delete` of `sdf:` labels
+/// from the local socket ask for approval at the panel, as the card requires on a
+/// ceremony-initialized appliance. The CLI used to send them unapproved, and the card refused
+/// them even while a quorum was logged in (this test then waited for an approval page that
+/// never came). Other keys need no approval.
+#[test]
+fn sdf_keys_from_the_local_cli_are_approved_at_the_panel() {
+    let tmp = TempDir::new("panel-sdf");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+    let generate = ["key", "generate", "--alg", "sm4", "--label", "sdf:kek:7"];
+    // Nobody at the panel: nobody to approve, refused at once.
+    denied(&local(&state, &generate), "an sdf: key without a quorum");
+    ok(&local(&state, &["key", "generate", "--alg", "sm4", "--label", "tool-key"]), "a local key, no approval");
+
+    log_in(&state, &pins, "--login", &["admin-1", "admin-2"]);
+    eventually(&state, "Quorum 2 of 2");
+    let out = approved(&state, &generate);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("approval code"), "the tool prints its code: {said}");
+    ok(&out, "key generate sdf:kek:7, approved");
+    let set = ["key", "set-password", "--label", "sdf:kek:7", "--new-password", "kek-pass-7"];
+    ok(&approved(&state, &set), "key set-password sdf:kek:7, approved");
+    let keys = String::from_utf8(ok(&local(&state, &["key", "list"]), "key list")).unwrap();
+    assert!(keys.contains("sdf:kek:7") && keys.contains("tool-key"), "{keys}");
+    ok(&approved(&state, &["key", "delete", "--label", "sdf:kek:7"]), "key delete sdf:kek:7, approved");
+    let keys = String::from_utf8(ok(&local(&state, &["key", "list"]), "key list")).unwrap();
+    assert!(!keys.contains("sdf:kek:7"), "deleted: {keys}");
+    shows(&lcd(&state, &["--remove"]), &["READY", "admin logged out"]);
+    denied(&local(&state, &generate), "an sdf: key after the quorum left");
+}
+
+/// Issue 12 (roles at the panel): an operator logs in with their card, stops and starts the
+/// service and runs the self-tests from the panel's menu, and approves a tool for what
+/// operators may do (service stop / start) but not for the quorum's work; an auditor logs in
+/// and approves a tool that reads the audit trail and can stop nothing. Removing either card
+/// logs its holder out, confirmed by the card. The panel had no such logins before.
+#[test]
+fn operator_and_auditor_at_the_panel() {
+    let tmp = TempDir::new("panel-roles");
+    let state = tmp.path().join("state");
+    let app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+
+    // The operator's login takes only an operator card.
+    shows(&lcd(&state, &["--operator-login"]), &["Insert operator", "card"]);
+    shows(&lcd(&state, &["--insert", "admin-1"]), &["Wrong card", "Not the right role"]);
+    shows(&lcd(&state, &["--remove"]), &["Insert operator"]);
+    refused(&state, &["--auditor-login"], "busy");
+    shows(&lcd(&state, &["--insert", "operator-1"]), &["Enter PIN"]);
+    let p = pin_of(&pins, "operator-1");
+    shows(&lcd(&state, &["--keys", &format!("{p},OK")]), &["Operator logged in", "Card stays in the"]);
+    let menu = ["OPERATOR LOGGED IN", "Service running", "1 Stop  2 Self-test", "Remove card=log out"];
+    shows(&eventually(&state, "OPERATOR LOGGED IN"), &menu);
+    shows(&lcd(&state, &["--login"]), &["Refused", "Someone is logged in", "Log out first"]);
+    shows(&eventually(&state, "OPERATOR LOGGED IN"), &menu);
+
+    // Self-test from the menu.
+    shows(&lcd(&state, &["--keys", "2"]), &["Self-test passed"]);
+    eventually(&state, "OPERATOR LOGGED IN");
+    // Stop the service: asked first; CANCEL changes nothing, OK stops it.
+    shows(&lcd(&state, &["--keys", "1"]), &["Stop service?", "OK=yes  CANCEL=no"]);
+    shows(&lcd(&state, &["--keys", "CANCEL"]), &menu);
+    assert!(String::from_utf8(ok(&local(&state, &["status"]), "status")).unwrap().contains("service: running"));
+    lcd(&state, &["--keys", "1"]);
+    shows(&lcd(&state, &["--keys", "OK"]), &["Service stopped"]);
+    assert!(String::from_utf8(ok(&local(&state, &["status"]), "status")).unwrap().contains("service: STOPPED"));
+    assert!(!app.cli(&["key", "list"]).status.success(), "applications are refused while stopped");
+    shows(&eventually(&state, "SERVICE STOPPED"), &["OPERATOR LOGGED IN", "1 Start 2 Self-test"]);
+    // A tool approved by the operator starts it again; it gets no quorum powers.
+    ok(&approved_as(&state, &["service", "start"], "operator"), "service start, approved by the operator");
+    ok(&app.cli(&["key", "list"]), "applications served again");
+    let sdf = ["key", "generate", "--alg", "sm4", "--label", "sdf:kek:9"];
+    denied(&approved_as(&state, &sdf, "operator"), "an sdf: key under an operator");
+    let cert = client_cert(&state, "payroll");
+    let register = ["register-app", "--cert", cert.to_str().unwrap(), "--name", "payroll"];
+    denied(&approved_as(&state, &register, "operator"), "register-app under an operator");
+    // The card leaves: logged out, as the card confirms; nobody approves tools any more.
+    shows(&lcd(&state, &["--remove"]), &["READY", "operator logged out"]);
+    denied(&local(&state, &["service", "stop"]), "service stop after the operator left");
+
+    // The auditor: the audit trail's extent and chain state; nothing to stop from the menu.
+    log_in(&state, &pins, "--auditor-login", &["auditor-1"]);
+    let s = eventually(&state, "AUDITOR LOGGED IN");
+    shows(&s, &["Audit chain OK", "Remove card=log out"]);
+    assert!(s.contains("|Audit #"), "{s}");
+    shows(&lcd(&state, &["--keys", "1"]), &["AUDITOR LOGGED IN"]);
+    // A tool approved by the auditor reads the audit trail with the auditor's role...
+    let mut tool = gmhsm_client::Client::connect_local(&state.join("local.sock"), Duration::from_secs(30)).unwrap();
+    let code = tool.request_approval().unwrap();
+    let s = eventually(&state, &format!("session {code:04}?"));
+    shows(&s, &["Approve tool", "(auditor powers)"]);
+    lcd(&state, &["--keys", "OK"]);
+    let st = tool.admin_status().unwrap();
+    assert_eq!(st.role, Some(gmhsm_proto::CardRole::Auditor), "{st:?}");
+    let trail = tool.read_audit(1, 256).unwrap();
+    assert!(
+        trail.iter().any(|r| format!("{:?}", r.event).contains("ToolSession")),
+        "the approval is on the audit trail"
+    );
+    // ... and stops nothing.
+    match tool.set_service(true) {
+        Err(gmhsm_client::ClientError::Status(gmhsm_proto::Status::AccessDenied)) => {}
+        other => panic!("an auditor's tool cannot stop the service: {other:?}"),
+    }
+    denied(&approved_as(&state, &["service", "stop"], "auditor"), "service stop under an auditor");
+    shows(&lcd(&state, &["--remove"]), &["READY", "auditor logged out"]);
+    assert_eq!(tool.admin_status().unwrap().role, None, "the grant ended with the auditor's login");
 }

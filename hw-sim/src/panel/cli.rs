@@ -185,6 +185,8 @@ pub struct PanelArgs {
     pub remove: bool,
     pub keys: Option<String>,
     pub login: bool,
+    pub operator_login: bool,
+    pub auditor_login: bool,
     pub logout: bool,
     pub register_app: Option<PathBuf>,
     pub name: Option<String>,
@@ -211,6 +213,10 @@ pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
         format!("keys {k}")
     } else if a.login {
         "login".into()
+    } else if a.operator_login {
+        "operator-login".into()
+    } else if a.auditor_login {
+        "auditor-login".into()
     } else if a.logout {
         "logout".into()
     } else if let Some(cert) = &a.register_app {

@@ -5,7 +5,7 @@
 //! checked before anything is touched):
 //!
 //! ```text
-//! show | remove | login | logout
+//! show | remove | login | logout | operator-login | auditor-login
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
 //! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gmhsm_platform::Key;
-use gmhsm_proto::{AppQuota, Capabilities};
+use gmhsm_proto::{AppQuota, Capabilities, CardRole};
 
 use super::{FrontPanel, Job, PanelError};
 
@@ -41,6 +41,8 @@ pub enum Command {
     Remove,
     Keys(Vec<Key>),
     Login,
+    /// An operator or auditor login.
+    RoleLogin(CardRole),
     Logout,
     Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: u32, quota: Option<AppQuota> },
 }
@@ -86,6 +88,8 @@ impl Command {
             "remove" => no_args(Command::Remove),
             "login" => no_args(Command::Login),
             "logout" => no_args(Command::Logout),
+            "operator-login" => no_args(Command::RoleLogin(CardRole::Operator)),
+            "auditor-login" => no_args(Command::RoleLogin(CardRole::Auditor)),
             "insert" => {
                 super::check_name(rest)?;
                 Ok(Command::Insert(rest.to_string()))
@@ -121,7 +125,8 @@ impl Command {
             }
             "" => Err("empty command".into()),
             other => Err(format!(
-                "unknown command {:?} (show, insert, remove, keys, login, logout, register-app)",
+                "unknown command {:?} (show, insert, remove, keys, login, operator-login, auditor-login, logout, \
+                 register-app)",
                 truncate(other)
             )),
         }
@@ -188,6 +193,7 @@ pub fn execute(panel: &FrontPanel, c: Command) -> Result<(), PanelError> {
             Ok(())
         }
         Command::Login => panel.submit(Job::Login).map(drop),
+        Command::RoleLogin(role) => panel.submit(Job::RoleLogin(role)).map(drop),
         Command::Logout => panel.submit(Job::Logout).map(drop),
         Command::Register { cert_sha256, name, domains, caps, quota } => {
             let job = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
@@ -214,6 +220,9 @@ mod tests {
         assert!(Command::parse("insert").is_err());
         assert!(Command::parse(&format!("insert {}", "a".repeat(33))).is_err());
         assert!(Command::parse("show me").is_err());
+        assert_eq!(Command::parse("operator-login").unwrap(), Command::RoleLogin(CardRole::Operator));
+        assert_eq!(Command::parse("auditor-login\n").unwrap(), Command::RoleLogin(CardRole::Auditor));
+        assert!(Command::parse("auditor-login now").is_err());
         assert!(Command::parse("format c:").unwrap_err().contains("unknown command"));
         assert!(Command::parse(&"x".repeat(2000)).unwrap_err().contains("longer"));
         assert!(Command::parse("register-app zz 1 2 3").is_err());

@@ -182,6 +182,16 @@ pub fn init(panel: &FrontPanel, cards: &DemoCards) -> anyhow::Result<()> {
 
 /// A quorum login with the first k administrator cards, `then` under its authority, logout.
 pub fn with_quorum(panel: &FrontPanel, cards: &DemoCards, then: Job) -> anyhow::Result<()> {
+    quorum_login(panel, cards)?;
+    job(panel, then)?.finish().context("administration under the quorum")?;
+    let mut p = job(panel, Job::Logout)?;
+    p.see(&["Remove card"])?;
+    p.take_out()?;
+    p.finish().context("logout")
+}
+
+/// A quorum login with the first k administrator cards; the last one stays in the reader.
+pub fn quorum_login(panel: &FrontPanel, cards: &DemoCards) -> anyhow::Result<()> {
     let mut p = job(panel, Job::Login)?;
     let k = cards.policy.k;
     for (i, c) in cards.admins().take(usize::from(k)).enumerate() {
@@ -194,12 +204,7 @@ pub fn with_quorum(panel: &FrontPanel, cards: &DemoCards, then: Job) -> anyhow::
             p.take_out()?;
         }
     }
-    p.finish().context("quorum login")?;
-    job(panel, then)?.finish().context("administration under the quorum")?;
-    let mut p = job(panel, Job::Logout)?;
-    p.see(&["Remove card"])?;
-    p.take_out()?;
-    p.finish().context("logout")
+    p.finish().context("quorum login")
 }
 
 /// The demo application in every domain with every capability.

@@ -1,8 +1,10 @@
 //! The panel thread: between ceremonies it shows the status pages (boot and self-test
 //! progress, device state and link address, sessions and load, a stopped service, card
-//! details, alarms) and watches the quorum's
-//! last card; on request it runs a ceremony of `gmhsm-provisioning` (init, quorum login,
-//! register an application under the quorum's authority, logout) on its own card-link session.
+//! details, alarms) and watches the last card of the quorum, operator or auditor logged in;
+//! on request it runs a ceremony of `gmhsm-provisioning` (init, quorum login, operator or
+//! auditor login, register an application under the quorum's authority, logout) on its own
+//! card-link session. An operator logged in stops and starts the service and runs the
+//! self-tests from the menu ([`super::menu`]); whoever is logged in approves tools' sessions.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use gmhsm_lcd::screens::{DeviceState, Frame, Page, render};
 use gmhsm_platform::{CardSlot, Key, Keypad, SlotState};
-use gmhsm_proto::{AdminOp, AppQuota, Capabilities, Request, Response, Status, StatusInfo};
+use gmhsm_proto::{AdminOp, AppQuota, Capabilities, CardRole, Request, Response, Status, StatusInfo};
+use gmhsm_provisioning::ceremony::RoleSession;
 use gmhsm_provisioning::{Authority, CardLink, CeremonyError, InitPlan, Panel, Station, UnixCardLink};
 
+use super::faults::LinkFaults;
+use super::menu::{self, Action, Choice};
 use super::reader::PanelReader;
 use super::{PanelKeypad, Shared};
 use crate::ceremony::SimPanelLcd;
@@ -43,9 +48,12 @@ pub enum Job {
     Init(InitPlan),
     /// A quorum login for key management; the last card stays in the reader.
     Login,
+    /// An operator or auditor login with one card, left in the reader.
+    RoleLogin(CardRole),
     /// Register an application under the quorum's authority.
     Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: Capabilities, quota: Option<AppQuota> },
-    /// End the quorum's authority and wait for the last card to go.
+    /// End the quorum's authority (or the operator's or auditor's login) and wait for the
+    /// last card to go.
     Logout,
 }
 
@@ -54,6 +62,8 @@ impl Job {
         match self {
             Job::Init(_) => "init",
             Job::Login => "login",
+            Job::RoleLogin(CardRole::Operator) => "operator-login",
+            Job::RoleLogin(_) => "auditor-login",
             Job::Register { .. } => "register-app",
             Job::Logout => "logout",
         }
@@ -87,16 +97,20 @@ pub(crate) struct Parts {
     pub keypad: PanelKeypad,
     pub shared: Arc<Shared>,
     pub activity: super::Activity,
+    pub faults: LinkFaults,
 }
 
 /// The card link, connected when first needed and again after it failed (a card restart).
 struct LazyLink {
     socket: PathBuf,
     link: Option<UnixCardLink>,
+    faults: LinkFaults,
 }
 
 impl CardLink for LazyLink {
     fn call_in(&mut self, session: u64, request: Request) -> Result<Result<Response, Status>, CeremonyError> {
+        // An injected fault loses the request on a link that stays up.
+        self.faults.lose(&request)?;
         let link = match self.link.as_mut() {
             Some(l) => l,
             None => self
@@ -141,6 +155,8 @@ impl std::fmt::Display for JobError {
 
 type PanelStation = Station<LazyLink, PanelReader, SimPanelLcd, PanelKeypad>;
 
+mod operator;
+
 struct Loop {
     st: PanelStation,
     shared: Arc<Shared>,
@@ -155,13 +171,17 @@ struct Loop {
     counted: Option<(u64, Instant)>,
     /// Requests per second between the last two readings.
     rate: Option<u64>,
+    /// An operator or auditor logged in with their card.
+    role: Option<RoleSession>,
     /// A tool's session waits for approval with this code (shown; OK approves, CANCEL not).
     asking: Option<u16>,
+    /// An operator's action waits for OK on its confirmation page.
+    confirming: Option<Action>,
 }
 
 pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
     let activity = p.activity;
-    let link = LazyLink { socket: p.socket, link: None };
+    let link = LazyLink { socket: p.socket, link: None, faults: p.faults };
     let mut st = Station::new(link, p.reader, Panel::new(p.lcd, p.keypad, PEOPLE_MS));
     st.timeouts.card_ms = u64::from(PEOPLE_MS);
     let mut me = Loop {
@@ -174,7 +194,9 @@ pub(crate) fn run(p: Parts, jobs: Receiver<Envelope>) {
         refreshed: None,
         counted: None,
         rate: None,
+        role: None,
         asking: None,
+        confirming: None,
     };
     loop {
         match jobs.try_recv() {
@@ -222,10 +244,21 @@ impl Loop {
         let st = &mut self.st;
         match job {
             Job::Init(plan) => Ok(st.init(&plan).map(|()| "done")?),
-            Job::Login => {
-                if self.authority.is_some() {
-                    return Err(JobError::Refused("a quorum is already logged in at the panel"));
+            Job::Login | Job::RoleLogin(_) if self.authority.is_some() || self.role.is_some() => {
+                st.panel.text(&["Refused", "Someone is logged in", "Log out first"])?;
+                Err(JobError::Refused("someone is logged in at the panel: log out first"))
+            }
+            Job::RoleLogin(role) => match st.role_login(role) {
+                Ok(r) => {
+                    self.role = Some(r);
+                    Ok("logged in")
                 }
+                Err(e) => {
+                    self.end_for_sure();
+                    Err(e.into())
+                }
+            },
+            Job::Login => {
                 match st.quorum_login(AdminOp::KeyManagement) {
                     Ok(a) => {
                         self.authority = Some(a);
@@ -259,9 +292,16 @@ impl Loop {
                 }
             }
             Job::Logout => {
-                let a = self.authority.take().ok_or(JobError::Refused("no quorum logged in at the panel"))?;
+                let (quorum, role) = (self.authority.take(), self.role.take());
+                if quorum.is_none() && role.is_none() {
+                    return Err(JobError::Refused("nobody is logged in at the panel"));
+                }
                 self.asking = None;
-                let r = a.logout(st);
+                self.confirming = None;
+                let r = match quorum {
+                    Some(a) => a.logout(st),
+                    None => st.link.call(Request::AdminLogout { serial: None }).and_then(|_| st.await_removal(false)),
+                };
                 if !self.end_for_sure() {
                     return Err(JobError::Refused("the crypto card did not confirm the logout: link closed"));
                 }
@@ -271,51 +311,65 @@ impl Loop {
         }
     }
 
-    /// The quorum's authority ends when its last card leaves the reader or it lapses.
+    /// The quorum's authority (or an operator's or auditor's login) ends when its last card
+    /// leaves the reader or it lapses.
     fn watch(&mut self) {
-        let Some(a) = self.authority.as_mut() else { return };
+        if self.authority.is_none() && self.role.is_none() {
+            return;
+        }
         let gone = self.st.reader.state().map_or(true, |s| s == SlotState::Empty);
         let due = self.refreshed.is_none_or(|t| t.elapsed() >= REFRESH);
         if !gone && !due {
             return;
         }
-        match a.check(&mut self.st) {
-            Ok(()) => {
-                self.asking = a.status.awaiting;
+        let checked = match (self.authority.as_mut(), self.role.as_mut()) {
+            (Some(a), _) => a.check(&mut self.st).map(|()| a.status.awaiting),
+            (None, Some(r)) => r.check(&mut self.st).map(|()| r.status.awaiting),
+            (None, None) => return,
+        };
+        match checked {
+            Ok(awaiting) => {
+                // A tool that asks now is shown at once, over the page a job ended on.
+                if awaiting.is_some() && awaiting != self.asking {
+                    self.hold = None;
+                }
+                self.asking = awaiting;
                 return;
             }
-            Err(e) => log::info!("front panel: quorum authority ended ({e})"),
+            Err(e) => log::info!("front panel: login ended ({e})"),
         }
         {
             self.authority = None;
+            self.role = None;
             self.asking = None;
+            self.confirming = None;
             // Fail closed: a logout the card did not confirm closes the panel's link, and the
             // card ends every authority held in the link's sessions.
             if !self.end_for_sure() {
                 log::warn!("front panel: logout unconfirmed: card link closed");
             }
-            Shared::set(
-                &self.shared.last,
-                format!("authority ended: {}", if gone { "card removed" } else { "lapsed" }),
-            );
+            let why = if gone { "card removed" } else { "lapsed" };
+            Shared::set(&self.shared.last, format!("authority ended: {why}"));
             self.hold = Some(Instant::now() + HOLD);
             self.refreshed = None;
         }
     }
 
     /// Log every card out and confirm it with the card (twice at most); failing that, close
-    /// the panel's card link (the card then closes its session: the authority ends there).
-    /// `true` when the card confirmed it.
+    /// the panel's card link (the card then closes its sessions: every login, authority and
+    /// approval held there ends) and say so on the LCD. `true` when the card confirmed it.
     fn end_for_sure(&mut self) -> bool {
         for _ in 0..2 {
             let asked = self.st.link.call_in(SESSION, Request::AdminLogout { serial: None });
             let status = self.st.link.call_in(SESSION, Request::AdminStatus);
-            if matches!((asked, status), (Ok(Ok(_)), Ok(Ok(Response::AdminState(s)))) if !s.authority && s.admins == 0)
+            if matches!((asked, status), (Ok(Ok(_)), Ok(Ok(Response::AdminState(s))))
+                if !s.authority && s.admins == 0 && s.role.is_none())
             {
                 return true;
             }
         }
         self.st.link.link = None;
+        self.put(&menu::link_closed_page());
         false
     }
 
@@ -342,13 +396,33 @@ impl Loop {
                 _ => {}
             }
         }
-        if self.hold.take().is_some() {
+        if let Some(action) = self.confirming.take() {
+            if k == Key::Ok {
+                self.operate(action);
+            }
+            return;
+        }
+        // A key dismisses the page a job ended on; the menu's digits act at once.
+        let held = self.hold.take().is_some();
+        if held && !(self.role.is_some() && matches!(k, Key::Digit(_))) {
             return;
         }
         match k {
             Key::Menu | Key::Down => self.page = (self.page + 1) % 2,
             Key::Up => self.page = (self.page + 1) % 2,
+            Key::Digit(d) if self.page == 0 => self.menu_key(d),
             _ => {}
+        }
+    }
+
+    /// A digit on the operator's or auditor's page.
+    fn menu_key(&mut self, digit: u8) {
+        let Some(role) = self.role.as_ref().map(|r| r.role) else { return };
+        let stopped = matches!(&self.status, Some(Ok(s)) if s.service_stopped);
+        match menu::choose(role, digit, stopped) {
+            Some(Choice::Confirm(a)) => self.confirming = Some(a),
+            Some(Choice::SelfTest) => self.self_test(),
+            None => {}
         }
     }
 
@@ -393,12 +467,16 @@ impl Loop {
             self.measure();
         }
         if let Some(code) = self.asking {
-            let mut f = render(&Page::Status { state: DeviceState::AdminLoggedIn, link: "" }, cols, rows);
-            f.set(0, format_args!("Approve tool"));
-            f.set(1, format_args!("session {code:04}?"));
-            f.set(2, format_args!(""));
-            f.set(3, format_args!("OK / CANCEL"));
-            self.put(&f);
+            let powers = match self.role.as_ref().map(|r| r.role) {
+                Some(CardRole::Operator) => "operator",
+                Some(_) => "auditor",
+                None => "quorum",
+            };
+            self.put(&menu::approval_page(code, powers));
+            return;
+        }
+        if let Some(a) = self.confirming {
+            self.put(&menu::confirm_page(a));
             return;
         }
         let link = Shared::get(&self.shared.link);
@@ -413,9 +491,10 @@ impl Loop {
                     (None, true, Some(_)) => DeviceState::AdminLoggedIn,
                     (None, true, None) => DeviceState::Ready,
                 };
-                match (self.page, &s.error) {
-                    (0, Some(e)) => render(&Page::Alarm { text: e }, cols, rows),
-                    (0, None) => {
+                match (self.page, &s.error, self.role.as_ref().map(|r| r.role)) {
+                    (0, _, Some(role)) => menu::role_page(role, s),
+                    (0, Some(e), None) => render(&Page::Alarm { text: e }, cols, rows),
+                    (0, None, None) => {
                         let mut f = render(&Page::Status { state, link: &link }, cols, rows);
                         match &self.authority {
                             Some(a) => f.set(2, format_args!("Quorum {} of {}", a.status.admins, a.status.k)),

@@ -34,6 +34,9 @@ pub struct Authority {
 pub struct RoleSession {
     pub serial: Serial,
     pub role: CardRole,
+    /// The crypto card's view of this station's session at the last check (`awaiting`: a
+    /// tool waiting for this login's approval).
+    pub status: AdminStatus,
 }
 
 /// The quorum login's states.
@@ -174,14 +177,25 @@ impl<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad> Statio
         }
     }
 
-    /// Operator or auditor login: one card of that role, left in the reader.
+    /// Operator or auditor login: one card of that role, left in the reader. The card's
+    /// answer must show the role on this session, or the login failed.
     pub fn role_login(&mut self, role: CardRole) -> Result<RoleSession, CeremonyError> {
         let title = if role == CardRole::Operator { "Insert operator" } else { "Insert auditor" };
         loop {
             match offer_card(self, role, |p| p.text(&[title, "card", "", "CANCEL to abort"]))? {
-                Offer::Accepted(serial, _) => {
-                    self.panel.prompt(Prompt::Done)?;
-                    return Ok(RoleSession { serial, role });
+                Offer::Accepted(serial, status) if status.role == Some(role) => {
+                    let who = if role == CardRole::Operator { "Operator" } else { "Auditor" };
+                    self.panel.text(&[
+                        &format!("{who} logged in"),
+                        "Card stays in the",
+                        "reader: remove it",
+                        "to log out",
+                    ])?;
+                    return Ok(RoleSession { serial, role, status });
+                }
+                Offer::Accepted(..) => {
+                    refuse_login(self)?;
+                    continue;
                 }
                 Offer::Rejected => continue,
             }
@@ -189,14 +203,32 @@ impl<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad> Statio
     }
 }
 
+/// A login the crypto card accepted without giving the role: log it out, show why.
+fn refuse_login<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad>(
+    st: &mut Station<L, R, D, K>,
+) -> Result<(), CeremonyError> {
+    st.link.call(Request::AdminLogout { serial: None })?;
+    st.reject_card(&["Card refused", "by the HSM", "", "Remove card"])
+}
+
 impl RoleSession {
-    /// Still logged in? A removed card logs its holder out.
+    /// Still logged in? A removed card logs its holder out: the panel then shows what the
+    /// crypto card says (`operator logged out`), or `LOGOUT FAILED` when it did not confirm
+    /// ([`CeremonyError::LogoutUnconfirmed`]: the caller must close its card link).
     pub fn check<L: CardLink, R: CardTransport + CardSlot, D: TextDisplay, K: Keypad>(
         &mut self,
         st: &mut Station<L, R, D, K>,
     ) -> Result<(), CeremonyError> {
         if st.reader.state()? == SlotState::Empty {
-            st.link.call(Request::AdminLogout { serial: Some(self.serial.clone()) })?;
+            let asked = st.link.call(Request::AdminLogout { serial: Some(self.serial.clone()) });
+            let out = asked.is_ok() && st.admin_status().is_ok_and(|s| s.role.is_none());
+            let who = if self.role == CardRole::Operator { "operator" } else { "auditor" };
+            let text = if out { format!("{who} logged out") } else { "LOGOUT FAILED".into() };
+            let _ = st.panel.show(gmhsm_lcd::Page::Status { state: gmhsm_lcd::DeviceState::Ready, link: &text });
+            return Err(if out { CeremonyError::AuthorityEnded } else { CeremonyError::LogoutUnconfirmed });
+        }
+        self.status = st.admin_status()?;
+        if self.status.role != Some(self.role) {
             return Err(CeremonyError::AuthorityEnded);
         }
         Ok(())

@@ -69,6 +69,13 @@ fn admin_connect(cli: &Cli) -> Result<Client, Failure> {
     }
 }
 
+/// Connect for a command on the stored key `label`: SDF key indices, KEKs and their access
+/// passwords (`sdf:` labels) are administration on the local socket, so the tool asks for
+/// approval as [`admin_connect`] does; any other key needs none.
+fn key_connect(cli: &Cli, label: &str) -> Result<Client, Failure> {
+    if label.starts_with("sdf:") { admin_connect(cli) } else { connect(cli) }
+}
+
 /// Connect and, when a password is given, prove it for `key.label` on this connection.
 fn connect_for(cli: &Cli, key: &KeyArgs) -> Result<Client, Failure> {
     let mut client = connect(cli)?;
@@ -196,7 +203,7 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
                 Some(c) => parse_caps(c)?,
                 None => gmhsm_client::Capabilities::DEFAULT,
             };
-            connect(cli)?.generate_key_with(label, alg, caps, *domains)?;
+            key_connect(cli, label)?.generate_key_with(label, alg, caps, *domains)?;
             println!("{label} {}", alg_name(alg));
         }
         KeyCommand::Export { label, pem: as_pem, out } => {
@@ -219,11 +226,11 @@ fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
             }
         }
         KeyCommand::Delete { label } => {
-            connect(cli)?.delete_key(label)?;
+            key_connect(cli, label)?.delete_key(label)?;
             println!("deleted {label}");
         }
         KeyCommand::SetPassword { label, new_password } => {
-            connect(cli)?.set_key_password(label, new_password.expose_secret().as_bytes())?;
+            key_connect(cli, label)?.set_key_password(label, new_password.expose_secret().as_bytes())?;
             println!("password set for {label}");
         }
         KeyCommand::Pair { alg, kek, plaintext, pub_out, key_out } => {
