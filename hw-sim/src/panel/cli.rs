@@ -171,6 +171,8 @@ pub fn parse_caps(s: &str) -> anyhow::Result<Capabilities> {
                 "derive" => Capabilities::DERIVE,
                 "mac" => Capabilities::MAC,
                 "export-wrapped" => Capabilities::EXPORT_WRAPPED,
+                "raw-rsa" => Capabilities::RAW_RSA,
+                "caller-iv" => Capabilities::CALLER_IV,
                 other => bail!("unknown capability {other:?}"),
             };
     }
