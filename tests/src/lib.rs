@@ -140,6 +140,30 @@ pub fn panel_quorum_login(state: &Path, dir: &Path) -> Output {
     Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).arg("--script").arg(&script).output().unwrap()
 }
 
+/// `gmhsm --socket STATE/local.sock args...` as an administrative tool under the quorum
+/// logged in at the panel: its card session asks for approval, the panel shows `Approve tool`,
+/// OK is pressed there (`gmhsm-sim panel --keys OK`), and the tool's output is returned.
+pub fn approved_local(state: &Path, args: &[&str]) -> Output {
+    let child = Command::new(bin("gmhsm"))
+        .arg("--socket")
+        .arg(state.join("local.sock"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let panel = |extra: &[&str]| {
+        Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).args(extra).output().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !String::from_utf8_lossy(&panel(&[]).stdout).contains("Approve tool") {
+        assert!(std::time::Instant::now() < deadline, "the panel never asked to approve `gmhsm {args:?}`");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ok(&panel(&["--keys", "OK"]), "OK at the panel");
+    child.wait_with_output().unwrap()
+}
+
 pub fn ok(out: &Output, what: &str) -> Vec<u8> {
     assert!(
         out.status.success(),

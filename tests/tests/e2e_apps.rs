@@ -10,20 +10,6 @@ use gmhsm_client::*;
 use gmhsm_tests::*;
 
 /// Wait until the front panel asks to approve a tool, and press OK.
-fn approve_at_panel(state: &std::path::Path) {
-    let state_s = state.to_str().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let out = sim(&["panel", "--state", state_s]);
-        if String::from_utf8_lossy(&out.stdout).contains("Approve tool") {
-            ok(&sim(&["panel", "--state", state_s, "--keys", "OK"]), "OK at the panel");
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "the panel never asked to approve the tool");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 fn sim(args: &[&str]) -> std::process::Output {
     Command::new(bin("gmhsm-sim")).args(args).output().unwrap()
 }
@@ -72,29 +58,21 @@ fn two_applications_are_isolated_and_local_admin_shares_by_domain() {
     ok(&panel_quorum_login(&state, tmp.path()), "quorum login at the panel");
     // While the quorum is logged in at the panel, the admin CLI on the local socket acts
     // under its authority.
-    let child = Command::new(bin("gmhsm"))
-        .arg("--socket")
-        .arg(&socket)
-        .args([
-            "register-app",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--name",
-            "payroll",
-            "--domains",
-            "4",
-            "--caps",
-            "sign",
-            "--max-keys",
-            "2",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    approve_at_panel(&state);
+    let register = [
+        "register-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--name",
+        "payroll",
+        "--domains",
+        "4",
+        "--caps",
+        "sign",
+        "--max-keys",
+        "2",
+    ];
     ok(
-        &child.wait_with_output().unwrap(),
+        &approved_local(&state, &register),
         "register-app over the local socket, approved at the panel under its quorum",
     );
     // The quota the CLI passed holds: payroll owns one key, may make one more.

@@ -140,7 +140,8 @@ fn key_pairs_through_the_sdk_and_the_cli() {
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("access denied"));
     // The demo appliance was initialized by the init ceremony: changing the policy needs the
-    // policy-change quorum logged in at the front panel, even on the local socket.
+    // policy-change quorum logged in at the front panel, even on the local socket, and the
+    // tool's session approved there.
     let socket = state.join("local.sock");
     let local = |args: &[&str]| Command::new(bin("gmhsm")).arg("--socket").arg(&socket).args(args).output().unwrap();
     let refused = local(&["key", "export-policy", "--set", "on"]);
@@ -148,7 +149,7 @@ fn key_pairs_through_the_sdk_and_the_cli() {
     ok(&panel_quorum_login(&state, tmp.path()), "quorum login at the panel");
     let state_s = state.to_str().unwrap();
     let sim = |args: &[&str]| Command::new(bin("gmhsm-sim")).args(args).output().unwrap();
-    let on = ok(&local(&["key", "export-policy", "--set", "on"]), "export-policy --set on under the quorum");
+    let on = ok(&approved_local(&state, &["key", "export-policy", "--set", "on"]), "export-policy --set on, approved");
     assert!(String::from_utf8_lossy(&on).contains("ALLOWED"));
     let shown = ok(&app.cli(&["key", "export-policy"]), "export-policy");
     assert!(String::from_utf8_lossy(&shown).contains("ALLOWED"));
@@ -177,7 +178,7 @@ fn key_pairs_through_the_sdk_and_the_cli() {
         let derived = ok(&openssl(&["pkey", "-in", path_str(&key), "-pubout", "-outform", "DER"]), "openssl -pubout");
         assert_eq!(derived, pair.spki_der, "{tag}");
     }
-    ok(&local(&["key", "export-policy", "--set", "off"]), "export-policy --set off");
+    ok(&approved_local(&state, &["key", "export-policy", "--set", "off"]), "export-policy --set off, approved");
     ok(&sim(&["panel", "--state", state_s, "--remove"]), "the last card out: authority ends");
     assert_eq!(app.cli(&plain_args).status.code(), Some(4), "refused again once the policy is off");
 
