@@ -26,7 +26,7 @@ fn rsa_req(name: &str) -> Request {
 /// The job of a request that passed its checks (panics on an immediate answer).
 fn job(hsm: &mut Hsm<TestBoard>, p: &Principal, r: Request) -> KeygenJob {
     match hsm.execute_start(p, 1, r) {
-        Started::Keygen(job) => job,
+        Started::Keygen(job) => *job,
         Started::Answered(a) => panic!("expected a job, got {a:?}"),
     }
 }

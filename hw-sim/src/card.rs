@@ -363,7 +363,7 @@ fn start_keygen(card: &Card, item: Item, jobs: &mut longops::LinkJobs, out: &mut
     };
     match started {
         Started::Answered(result) => push_answer(&answer(header, result), out),
-        Started::Keygen(job) => jobs.submit(&card.workers, header, job)?,
+        Started::Keygen(job) => jobs.submit(&card.workers, header, *job)?,
     }
     Ok(())
 }

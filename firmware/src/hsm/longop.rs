@@ -46,7 +46,7 @@ pub enum Started {
     /// Answered at once (everything but a long operation, and every refusal).
     Answered(Result<Response, Status>),
     /// Checked and seeded: compute it outside the card's lock, then [`Hsm::finish_keygen`].
-    Keygen(KeygenJob),
+    Keygen(alloc::boxed::Box<KeygenJob>),
 }
 
 /// An RSA key generation that passed its checks: the request and the seed. Zeroized on drop.
@@ -137,14 +137,14 @@ impl<P: Platform> Hsm<P> {
             _ => return Started::Answered(result),
         };
         match (self.keygen.seed.take(), result) {
-            (Some(seed), Ok(_)) => Started::Keygen(KeygenJob {
+            (Some(seed), Ok(_)) => Started::Keygen(alloc::boxed::Box::new(KeygenJob {
                 principal: principal.clone(),
                 session,
                 request: kept,
                 alg,
                 seed,
                 epoch: self.fast.epoch(),
-            }),
+            })),
             (_, result) => Started::Answered(result),
         }
     }
