@@ -55,6 +55,17 @@ pub enum DrbgError {
     RequestTooLarge,
 }
 
+impl core::fmt::Display for DrbgError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            DrbgError::ReseedRequired => "drbg: reseed required",
+            DrbgError::RequestTooLarge => "drbg: request too large",
+        })
+    }
+}
+
+impl core::error::Error for DrbgError {}
+
 /// Hash_DRBG state. `V` and `C` are secret; dropping zeroizes them.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct HashDrbg<D: DigestEach> {

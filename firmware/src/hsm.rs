@@ -70,6 +70,8 @@ pub struct Hsm<P: Platform> {
     /// Set when an audit record of an application's request could not be written: that
     /// request is refused (the card stays operational; see [`Hsm::log`]).
     unaudited: bool,
+    /// RSA key generation split around the expensive part (`hsm/longop.rs`).
+    keygen: longop::KeygenState,
 }
 
 /// Decryptions from which a batch is split in two halves computed at once
@@ -111,6 +113,8 @@ mod fast;
 pub mod keypair;
 
 pub use fast::{RefillDone, RefillJob};
+mod longop;
+pub use longop::{KeygenDone, KeygenJob, Started, is_long};
 mod checkpoint;
 mod handlers;
 mod labels;
@@ -169,6 +173,7 @@ impl<P: Platform> Hsm<P> {
             deferred: None,
             usage: Default::default(),
             unaudited: false,
+            keygen: Default::default(),
         };
         if hsm.tamper_check() {
             return hsm;
@@ -389,6 +394,12 @@ impl<P: Platform> Hsm<P> {
     /// Carry out one request for `principal`. Never panics on any input.
     pub fn execute(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
         self.requests = self.requests.wrapping_add(1);
+        self.run(principal, session, request)
+    }
+
+    /// [`Hsm::execute`] without counting the request (a finished key generation runs its
+    /// request a second time).
+    fn run(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
         let now_ms = self.clock.now_ms();
         // Sessions idle past their expiry go first (the daemon's CloseSession may be lost).
         self.sessions.tick(now_ms);

@@ -54,7 +54,11 @@ fn make(hsm: &mut Hsm<TestBoard>, p: &Principal, name: &str, alg: KeyAlg, caps: 
 /// Application `n`, registered in domain 1 with exactly `caps`.
 fn member(hsm: &mut Hsm<TestBoard>, n: u8, caps: C) -> Principal {
     let name = heapless::String::try_from("member").unwrap();
-    hsm.run(&Principal::Local, Request::RegisterApplication { cert_sha256: [n; 32], name, domains: 1, caps, quota: None }).unwrap();
+    hsm.run(
+        &Principal::Local,
+        Request::RegisterApplication { cert_sha256: [n; 32], name, domains: 1, caps, quota: None },
+    )
+    .unwrap();
     app(n)
 }
 

@@ -16,11 +16,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gmhsm_firmware::Hsm;
-use gmhsm_firmware::hsm::{RefillDone, RefillJob};
+use gmhsm_firmware::hsm::{RefillDone, RefillJob, Started};
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, ServerFrame, Status};
 
 use crate::board::SimPlatform;
+
+mod longops;
+
+/// A request as the link thread keeps it: its frame header (for the answer), who sent it, in
+/// which card session.
+type Item = (FrameHeader, gmhsm_proto::Principal, u64, gmhsm_proto::Request);
 
 /// Most card-link connections served at once (the daemon's relay link, its TLS signing link,
 /// the simulator's provisioning link).
@@ -46,6 +52,8 @@ struct Card {
     exchange: Mutex<Exchange>,
     /// Signalled (with `exchange`) when jobs were drawn.
     wake: Condvar,
+    /// Where RSA key generations are computed, off the card's lock (`card/longops.rs`).
+    workers: longops::Workers,
 }
 
 #[derive(Default)]
@@ -89,7 +97,12 @@ impl Card {
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyhow::Result<()> {
     let listener = listen_atomically(socket)?;
     log::info!("card: listening on {}", socket.display());
-    let card = Arc::new(Card { hsm: Mutex::new(hsm), exchange: Mutex::new(Exchange::default()), wake: Condvar::new() });
+    let card = Arc::new(Card {
+        hsm: Mutex::new(hsm),
+        exchange: Mutex::new(Exchange::default()),
+        wake: Condvar::new(),
+        workers: longops::Workers::start()?,
+    });
     let refiller = card.clone();
     std::thread::Builder::new().name("card-nonces".into()).spawn(move || refill_loop(&refiller))?;
     let links = Arc::new(AtomicUsize::new(0));
@@ -233,7 +246,9 @@ fn serve_conn(card: &Card, stream: UnixStream, busy_poll: Duration) -> anyhow::R
 
 /// One card link: read what the daemon sent, execute every complete frame in order, answer
 /// them all with one write. The read goes straight into the deframer, frames are decoded
-/// from it in place and the answers encoded into one reused buffer.
+/// from it in place and the answers encoded into one reused buffer. An RSA key generation
+/// goes to the keygen worker after its checks; the link serves its other sessions meanwhile
+/// and answers it when the worker is done (see `card/longops.rs`).
 fn serve_link(
     card: &Card,
     mut stream: UnixStream,
@@ -241,53 +256,22 @@ fn serve_link(
     sessions: &mut LinkSessions,
 ) -> anyhow::Result<()> {
     let mut deframer = Deframer::new();
+    let mut jobs = longops::LinkJobs::new()?;
     let mut out = Vec::new();
     loop {
-        let n = read_link(&mut stream, deframer.spare(READ_CHUNK), busy_poll)?;
-        if n == 0 {
-            return Ok(());
+        // With jobs out, wait for the link or a finished job, whichever comes first.
+        let readable = jobs.parked.is_empty() || jobs.wait(&stream)?;
+        for f in jobs.take_finished() {
+            finish_keygen(card, f, &mut jobs, &mut out)?;
         }
-        deframer.commit(n);
-        // Every complete frame of this read: refusals answered first, then the requests,
-        // executed together in order so that the card can compute consecutive SM2
-        // decryptions as one batch (`Hsm::execute_many`). The daemon routes answers by id.
-        let mut headers = Vec::new();
-        let mut requests = Vec::new();
-        loop {
-            let refusal = match deframer.next_body() {
-                Ok(None) => break,
-                Ok(Some(body)) => match frame::decode::<CardFrame>(body) {
-                    Ok(f) if f.header.version != PROTOCOL_VERSION => {
-                        answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
-                    }
-                    Ok(f) => match sessions.map(f.session, &f.request) {
-                        Some(session) => {
-                            headers.push(f.header);
-                            requests.push((f.principal, session, f.request));
-                            continue;
-                        }
-                        None => answer(f.header, Err(Status::Busy)),
-                    },
-                    Err(FrameError::Malformed { header }) => answer(
-                        header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }),
-                        Err(Status::BadFrame),
-                    ),
-                    Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::BadFrame)),
-                },
-                Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::FrameTooLarge)),
-            };
-            push_answer(&refusal, &mut out);
-        }
-        if !requests.is_empty() {
-            let results = match card.hsm.lock() {
-                // Fresh nonces in before each request, new jobs out for the engine.
-                Ok(mut hsm) => hsm.execute_many(requests, |hsm| card.service_engine(hsm)),
-                // A thread panicked inside the card: refuse rather than go on.
-                Err(_) => headers.iter().map(|_| Err(Status::DeviceError)).collect(),
-            };
-            for (header, result) in headers.into_iter().zip(results) {
-                push_answer(&answer(header, result), &mut out);
+        if readable {
+            let n = read_link(&mut stream, deframer.spare(READ_CHUNK), busy_poll)?;
+            if n == 0 {
+                return Ok(());
             }
+            deframer.commit(n);
+            let items = decode_frames(&mut deframer, sessions, &mut out);
+            run_items(card, items, &mut jobs, &mut out)?;
         }
         if !out.is_empty() {
             stream.write_all(&out)?;
@@ -297,6 +281,107 @@ fn serve_link(
             }
         }
     }
+}
+
+/// Every complete frame of the deframer: refusals answered onto `out` at once, the requests
+/// returned in order.
+fn decode_frames(deframer: &mut Deframer, sessions: &mut LinkSessions, out: &mut Vec<u8>) -> Vec<Item> {
+    let mut items = Vec::new();
+    loop {
+        let refusal = match deframer.next_body() {
+            Ok(None) => break,
+            Ok(Some(body)) => match frame::decode::<CardFrame>(body) {
+                Ok(f) if f.header.version != PROTOCOL_VERSION => {
+                    answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
+                }
+                Ok(f) => match sessions.map(f.session, &f.request) {
+                    Some(session) => {
+                        items.push((f.header, f.principal, session, f.request));
+                        continue;
+                    }
+                    None => answer(f.header, Err(Status::Busy)),
+                },
+                Err(FrameError::Malformed { header }) => {
+                    answer(header.unwrap_or(FrameHeader { version: PROTOCOL_VERSION, id: 0 }), Err(Status::BadFrame))
+                }
+                Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::BadFrame)),
+            },
+            Err(_) => answer(FrameHeader { version: PROTOCOL_VERSION, id: 0 }, Err(Status::FrameTooLarge)),
+        };
+        push_answer(&refusal, out);
+    }
+    items
+}
+
+/// Execute `items` in order, answers onto `out`: runs of ordinary requests together (so that
+/// the card can compute consecutive SM2 decryptions as one batch, `Hsm::execute_many`), an
+/// RSA key generation started on its own, and a request of a session with a job out queued
+/// behind that job. The daemon routes answers by id.
+fn run_items(card: &Card, items: Vec<Item>, jobs: &mut longops::LinkJobs, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut run = Vec::new();
+    for item in items {
+        if let Some(waiting) = jobs.parked.get_mut(&item.2) {
+            waiting.push_back(item);
+        } else if gmhsm_firmware::hsm::is_long(&item.3) {
+            execute_run(card, std::mem::take(&mut run), out);
+            start_keygen(card, item, jobs, out)?;
+        } else {
+            run.push(item);
+        }
+    }
+    execute_run(card, run, out);
+    Ok(())
+}
+
+/// Execute a run of requests under the card's lock, as they came.
+fn execute_run(card: &Card, run: Vec<Item>, out: &mut Vec<u8>) {
+    if run.is_empty() {
+        return;
+    }
+    let (headers, requests): (Vec<_>, Vec<_>) = run.into_iter().map(|(h, p, s, r)| (h, (p, s, r))).unzip();
+    let results = match card.hsm.lock() {
+        // Fresh nonces in before each request, new jobs out for the engine.
+        Ok(mut hsm) => hsm.execute_many(requests, |hsm| card.service_engine(hsm)),
+        // A thread panicked inside the card: refuse rather than go on.
+        Err(_) => headers.iter().map(|_| Err(Status::DeviceError)).collect(),
+    };
+    for (header, result) in headers.into_iter().zip(results) {
+        push_answer(&answer(header, result), out);
+    }
+}
+
+/// The checks of an RSA key generation under the card's lock: refused, answered now;
+/// passed, its job goes to the workers and its session waits for it.
+fn start_keygen(card: &Card, item: Item, jobs: &mut longops::LinkJobs, out: &mut Vec<u8>) -> io::Result<()> {
+    let (header, principal, session, request) = item;
+    let started = match card.hsm.lock() {
+        Ok(mut hsm) => {
+            card.service_engine(&mut hsm);
+            hsm.execute_start(&principal, session, request)
+        }
+        Err(_) => Started::Answered(Err(Status::DeviceError)),
+    };
+    match started {
+        Started::Answered(result) => push_answer(&answer(header, result), out),
+        Started::Keygen(job) => jobs.submit(&card.workers, header, *job)?,
+    }
+    Ok(())
+}
+
+/// A job is back: finish it under the card's lock (every check again), answer it, then run
+/// what its session sent meanwhile.
+fn finish_keygen(card: &Card, f: longops::Finished, jobs: &mut longops::LinkJobs, out: &mut Vec<u8>) -> io::Result<()> {
+    let session = f.done.session();
+    let result = match card.hsm.lock() {
+        Ok(mut hsm) => {
+            card.service_engine(&mut hsm);
+            hsm.finish_keygen(f.done)
+        }
+        Err(_) => Err(Status::DeviceError),
+    };
+    push_answer(&answer(f.header, result), out);
+    let waiting = jobs.parked.remove(&session).unwrap_or_default();
+    run_items(card, waiting.into(), jobs, out)
 }
 
 /// Read what the daemon sent into `buf`: for up to `spin` without blocking, again and again,
@@ -348,6 +433,55 @@ mod tests {
             }
             drop(writer.join().expect("writer"));
         }
+    }
+
+    /// Issue 12, finding 7: while one session's RSA key generation is computed, another
+    /// session on the same link is answered, and the generating session's later request waits
+    /// for its answer. Sent in one write: a keygen (session 1), a ping (session 2), a ping
+    /// (session 1). Before the split the card answered 1, 2, 3 (the ping waited for the primes);
+    /// now 2 comes first, then the key, then session 1's ping.
+    #[test]
+    fn other_sessions_are_answered_while_a_key_is_generated() {
+        use gmhsm_proto::{KeyAlg, Principal, Request, Response};
+        let dir = std::env::temp_dir().join(format!("gmhsm-longops-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut hsm = Hsm::boot(crate::board::devices(&dir, None).expect("devices"));
+        hsm.initialize().expect("initialize");
+        let socket = dir.join("card.sock");
+        let s = socket.clone();
+        std::thread::spawn(move || serve(hsm, &s, Duration::ZERO));
+        while !socket.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut link = UnixStream::connect(&socket).expect("connect");
+        let label = gmhsm_proto::Label::try_from("big").expect("label");
+        let keygen =
+            Request::GenerateKey { label, alg: KeyAlg::Rsa3072, caps: gmhsm_proto::Capabilities::DEFAULT, domains: 0 };
+        let mut sent = Vec::new();
+        for (id, session, request) in [(1, 1, keygen), (2, 2, Request::Ping), (3, 1, Request::Ping)] {
+            let header = FrameHeader { version: PROTOCOL_VERSION, id };
+            let f = CardFrame { header, principal: Principal::Local, session, request };
+            frame::encode_into(&f, &mut sent).expect("encode");
+        }
+        link.write_all(&sent).expect("send");
+        let mut deframer = Deframer::new();
+        let mut answers = Vec::new();
+        while answers.len() < 3 {
+            let n = link.read(deframer.spare(READ_CHUNK)).expect("read");
+            assert!(n > 0, "link closed after {answers:?}");
+            deframer.commit(n);
+            while let Some(body) = deframer.next_body().expect("frame") {
+                let f: ServerFrame = frame::decode(body).expect("decode");
+                answers.push((f.header.id, f.result));
+            }
+        }
+        let ids: Vec<u64> = answers.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [2, 1, 3], "{answers:?}");
+        assert_eq!(answers[0].1, Ok(Response::Pong));
+        assert!(matches!(answers[1].1, Ok(Response::KeyGenerated { alg: KeyAlg::Rsa3072, .. })), "{answers:?}");
+        assert_eq!(answers[2].1, Ok(Response::Pong));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

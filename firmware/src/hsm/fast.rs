@@ -333,6 +333,11 @@ impl Sm2Fast {
         self.verify_counts.remove(label);
     }
 
+    /// Bumped by every [`Sm2Fast::clear`]: work drawn before one is dropped when it returns.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Forget every key and nonce (error state, tamper, zeroize).
     pub fn clear(&mut self) {
         self.signers.clear();

@@ -393,7 +393,8 @@ impl<P: Platform> Hsm<P> {
             return Err(Status::KeyExists);
         }
         let caps = usage::generation_caps(alg, caps)?;
-        let generated = keys::generate(alg, &mut self.rng)?;
+        // `None`: checked, and left for a job computed outside the card's lock (`longop.rs`).
+        let Some(generated) = self.new_key(alg)? else { return Ok(Response::Done) };
         self.store_new_key(principal, label, alg, caps, domains, generated)
     }
 

@@ -152,7 +152,11 @@ impl<P: Platform> Hsm<P> {
         };
         let pair = match alg {
             KeyAlg::Sm2 => sm2_pair_from(self.fast.take_pair(&mut self.rng)?)?,
-            _ => other_pair(alg, keys::generate(alg, &mut self.rng)?)?,
+            // `None`: checked, and left for a job computed outside the card's lock.
+            _ => match self.new_key(alg)? {
+                Some(generated) => other_pair(alg, generated)?,
+                None => return Ok(Response::Done),
+            },
         };
         let private = match kek {
             Some(kek) => {
