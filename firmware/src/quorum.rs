@@ -2,7 +2,7 @@
 //! key DK split k-of-n onto administrator cards, card logins, and the ceremony state machines.
 //! No I/O: [`crate::hsm`] feeds it requests, the clock and the DRBG.
 //!
-//! Key hierarchy (ARCHITECTURE.md §Key hierarchy):
+//! Key hierarchy (`docs/architecture.md`, inside the card):
 //! * DK — 32 random bytes from the card's DRBG, drawn at init; never stored whole. It is
 //!   split with [`crate::shamir`] (GF(256), x = 1..=n) and recombined in RAM only while a
 //!   quorum's authority lasts. Its integrity is checked outside the sharing:

@@ -1,7 +1,7 @@
 //! RFC 8998 ShangMi crypto provider for rustls 0.23, on the RustCrypto crates.
 //!
-//! The private link between application servers and the appliance (ARCHITECTURE.md, "The
-//! private link") speaks TLS 1.3 with the RFC 8998 suite and a standard suite beside it. This
+//! The private link between application servers and the appliance (`docs/architecture.md`;
+//! `docs/protocol.md`) speaks TLS 1.3 with the RFC 8998 suite and a standard suite beside it. This
 //! crate is the `rustls::crypto::CryptoProvider` for that: [`provider`] offers
 //! `TLS_SM4_GCM_SM3` with `curveSM2` first and then ring's TLS 1.3 suites and groups, verifies
 //! SM2 certificates and `sm2sig_sm3` signatures beside ring's algorithms, and loads SM2 keys

@@ -3,8 +3,8 @@
 //! in [`crate::quorum`]; this file applies them to the card's store, tamper RAM, audit log
 //! and device state.
 //!
-//! Demo devices: a card initialized by [`Hsm::initialize`] (the simulator's `--demo`) has no
-//! admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
+//! Demo devices: a card initialized by [`Hsm::initialize`] (tests and benches; the simulator's
+//! `--demo` runs the init ceremony) has no admin record; on it local administration (`Principal::Local`) needs no quorum, as before.
 //! A card initialized by the init ceremony has the record, and then every administrative
 //! request needs the session's quorum authority for its operation ([`Hsm::admin_gate`]).
 //!
