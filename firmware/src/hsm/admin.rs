@@ -36,15 +36,18 @@ use crate::quorum::ceremony::{Input, Output, Secrets};
 use crate::quorum::record::RECORD_KEY;
 use crate::quorum::{AdminRecord, Committed, QuorumError, share};
 
-const APP_PREFIX: &[u8] = b"app:";
+const APP_PREFIX: &[u8; 4] = b"app:";
 /// Auditor certificates (`aud:` + SHA-256).
-const AUDITOR_PREFIX: &[u8] = b"aud:";
+const AUDITOR_PREFIX: &[u8; 4] = b"aud:";
 /// Revoked certificates (`rvk:` + SHA-256): never usable nor registrable again.
-const REVOKED_PREFIX: &[u8] = b"rvk:";
+const REVOKED_PREFIX: &[u8; 4] = b"rvk:";
 
-fn cert_key(prefix: &[u8], fp: &[u8; 32]) -> Vec<u8> {
-    let mut k = prefix.to_vec();
-    k.extend_from_slice(fp);
+/// The store key `prefix` (4 bytes) + certificate SHA-256, on the stack: the revocation and
+/// auditor checks run for every application request.
+fn cert_key(prefix: &[u8; 4], fp: &[u8; 32]) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..4].copy_from_slice(prefix);
+    k[4..].copy_from_slice(fp);
     k
 }
 
