@@ -44,7 +44,13 @@ pub enum Command {
     /// An operator or auditor login.
     RoleLogin(CardRole),
     Logout,
-    Register { cert_sha256: [u8; 32], name: String, domains: u32, caps: u32, quota: Option<AppQuota> },
+    Register {
+        cert_sha256: [u8; 32],
+        name: String,
+        domains: u32,
+        caps: u32,
+        quota: Option<AppQuota>,
+    },
 }
 
 /// `1234567,OK` → keys. Digit groups type one key per digit.
