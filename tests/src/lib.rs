@@ -119,7 +119,6 @@ impl Drop for Appliance {
     }
 }
 
-/// Assert a command succeeded, showing its output if not.
 /// Log the demo's quorum (admin-1 and admin-2, PINs from `STATE/cards/PINS.txt`) in at the
 /// front panel of the simulator whose state is `state`, through `gmhsm-sim panel --script`
 /// (the script is written into `dir`).
@@ -140,18 +139,24 @@ pub fn panel_quorum_login(state: &Path, dir: &Path) -> Output {
     Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).arg("--script").arg(&script).output().unwrap()
 }
 
-/// `gmhsm --socket STATE/local.sock args...` as an administrative tool under the quorum
-/// logged in at the panel: its card session asks for approval, the panel shows `Approve tool`,
-/// OK is pressed there (`gmhsm-sim panel --keys OK`), and the tool's output is returned.
-pub fn approved_local(state: &Path, args: &[&str]) -> Output {
-    let child = Command::new(bin("gmhsm"))
+/// `gmhsm --socket STATE/local.sock args...` started with piped output, for a tool that will
+/// wait for an approval at the panel.
+pub fn spawn_local(state: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(bin("gmhsm"))
         .arg("--socket")
         .arg(state.join("local.sock"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `gmhsm --socket STATE/local.sock args...` as an administrative tool under the quorum
+/// logged in at the panel: its card session asks for approval, the panel shows `Approve tool`,
+/// OK is pressed there (`gmhsm-sim panel --keys OK`), and the tool's output is returned.
+pub fn approved_local(state: &Path, args: &[&str]) -> Output {
+    let child = spawn_local(state, args);
     let panel = |extra: &[&str]| {
         Command::new(bin("gmhsm-sim")).arg("panel").arg("--state").arg(state).args(extra).output().unwrap()
     };
@@ -164,6 +169,7 @@ pub fn approved_local(state: &Path, args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Assert a command succeeded, showing its output if not.
 pub fn ok(out: &Output, what: &str) -> Vec<u8> {
     assert!(
         out.status.success(),

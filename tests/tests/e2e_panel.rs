@@ -25,14 +25,7 @@ fn approved(state: &Path, args: &[&str]) -> Output {
 
 /// [`approved`], the panel naming the `powers` the tool gets (quorum, operator, auditor).
 fn approved_as(state: &Path, args: &[&str], powers: &str) -> Output {
-    let child = Command::new(bin("gmhsm"))
-        .arg("--socket")
-        .arg(state.join("local.sock"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_local(state, args);
     shows(&eventually(state, "Approve tool"), &["Approve tool", &format!("({powers} powers)"), "OK / CANCEL"]);
     lcd(state, &["--keys", "OK"]);
     child.wait_with_output().unwrap()
