@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Peer implementations measured on ONE core, in one run, on this machine, next to OpenSSL 3:
-#   GmSSL  (gmssl-pyx 2.1.0 wheel: GmSSL 3.1.x-dev C API, driven by bench/peers/gmssl_bench.c;
+#   GmSSL  (gmssl-pyx 2.1.0 wheel: GmSSL 3.1.x-dev C API, driven by tools/peers/gmssl_bench.c;
 #           gmssl-fast 0.1.0 wheel: GmSSL 3.1 behind hidden symbols, driven from Python)
-#   Tongsuo 8.3.2 (tongsuopy 1.0.1 wheel, EVP API driven by bench/peers/tongsuo_bench.c)
-#   SoftHSM 2.6.1 (Debian softhsm2, PKCS#11 driven by bench/peers/softhsm_bench.c)
+#   Tongsuo 8.3.2 (tongsuopy 1.0.1 wheel, EVP API driven by tools/peers/tongsuo_bench.c)
+#   SoftHSM 2.6.1 (Debian softhsm2, PKCS#11 driven by tools/peers/softhsm_bench.c)
 #   OpenSSL 3 (`openssl speed`)
 # Prints a Markdown table (op, peer, value, unit, what one call includes) for docs/benchmarks.md,
 # then the correctness cross-checks (signatures verified and ciphertexts decrypted by the OpenSSL

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-# Admin cards through the real PC/SC stack: pcscd + the vpcd virtual reader (hw-sim tests).
+# Admin cards through the real PC/SC stack: pcscd + the vpcd virtual reader (sim tests).
 PATH="$PATH:/usr/sbin:/sbin"
 VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 command -v pcscd >/dev/null 2>&1 || need_apt+=(pcscd)

@@ -21,7 +21,7 @@ use gmhsm_platform::*;
 use gmhsm_proto::*;
 
 fn default_flash() -> RamFlash {
-    // The simulator's default geometry (hw-sim DEFAULT_GEOMETRY).
+    // The simulator's default geometry (sim DEFAULT_GEOMETRY).
     let g = FlashGeometry { page_size: 4096, page_count: 2048, word_size: 4 };
     RamFlash { mem: vec![0xff; g.capacity()], g }
 }

@@ -2,7 +2,7 @@
 //! k = 3), quorum logins, authority expiry and logout, out-of-order steps, card-set
 //! replacement, PIN-unblock authorization and zeroize. The admin cards are simulated with the
 //! sm2 crate (key pair, INTERNAL AUTHENTICATE signature, share slot); the real virtual cards
-//! through pcscd are exercised in hw-sim/tests/ceremony_pcsc.rs.
+//! through pcscd are exercised in sim/tests/ceremony_pcsc.rs.
 
 mod common;
 mod quorum_rig;

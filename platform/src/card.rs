@@ -3,7 +3,7 @@
 //! Control is split from data (as Tock's HILs): [`CardSlot`] says whether a card is there,
 //! [`CardTransport`] moves APDU bytes. Neither knows the admin-card application; that is
 //! `gmhsm-icc`'s `AdminCard`. Real readers are reached through PC/SC; simulated cards
-//! implement the same traits in `hw-sim`.
+//! implement the same traits in `sim`.
 
 extern crate alloc;
 

@@ -2,7 +2,7 @@
 //!
 //! The firmware knows the board only through these traits, bundled as [`Devices`] (as
 //! OpenSK's `Env`). Real drivers implement them in the card's board module; simulated twins
-//! live in `hw-sim`. Nothing here allocates or does I/O by itself.
+//! live in `sim`. Nothing here allocates or does I/O by itself.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -2,7 +2,7 @@
 //! [`DaemonConfig`] and a [`HardenConfig`].
 //!
 //! Every table and key is optional (a missing one takes its default, documented in
-//! `docs/daemon.md` and `host-daemon/gmhsmd.example.toml`); an unknown key is an error that
+//! `docs/daemon.md` and `daemon/gmhsmd.example.toml`); an unknown key is an error that
 //! names it. Durations are whole milliseconds (`*_ms`), except the busy-poll window
 //! (`busy_poll_us`, microseconds).
 

@@ -1,4 +1,4 @@
-/* Shared helpers for the peer benchmark harnesses (bench/peers/ C files).
+/* Shared helpers for the peer benchmark harnesses (tools/peers/ C files).
  * Each harness prints tab-separated lines that scripts/bench-peers.sh turns into a table:
  *   RESULT <op> <peer> <value> <unit> <what one call includes>
  *   CHECK  <name> ok|FAIL <detail>
