@@ -258,39 +258,3 @@ fn constants_all_sizes() {
     constants::<24, 30, 4>(8);
     constants::<32, 40, 5>(9);
 }
-
-fn timing_one<const W: usize, const L: usize, const Z: usize>() {
-    let mut rng = Rng(9);
-    let mut m = rng.limbs::<W>();
-    m[0] |= 1;
-    m[W - 1] |= 1 << 63;
-    let Some(e) = ifma::<W, L, Z>(&m) else { return };
-    let (base, exp) = (rng.below(&m), rng.below(&m));
-    let (mut x, mut y) = ([0u64; W], [0u64; W]);
-    let mut best = [f64::MAX; 2];
-    for _ in 0..100 {
-        let t = std::time::Instant::now();
-        e.pow(&base, &exp, &mut x);
-        best[0] = best[0].min(t.elapsed().as_secs_f64() * 1e6);
-        let t = std::time::Instant::now();
-        ModExp::pow2([&e, &e], [&base, &base], [&exp, &exp], [&mut x, &mut y]);
-        best[1] = best[1].min(t.elapsed().as_secs_f64() * 1e6);
-    }
-    let mut setup = f64::MAX;
-    for _ in 0..20 {
-        let t = std::time::Instant::now();
-        core::hint::black_box(ModExp::<W, L, Z>::new(&m));
-        setup = setup.min(t.elapsed().as_secs_f64() * 1e6);
-    }
-    std::println!("{} bits: one: {:.1} us, pair: {:.1} us, new: {setup:.1} us", 64 * W, best[0], best[1]);
-}
-
-/// Best-of time of one exponentiation and of an interleaved pair, per size:
-/// `cargo test --release -p gmhsm-ifma -- --ignored --nocapture timing`.
-#[test]
-#[ignore = "timing, not a test"]
-fn timing() {
-    timing_one::<16, 20, 2>();
-    timing_one::<24, 30, 4>();
-    timing_one::<32, 40, 5>();
-}

@@ -144,33 +144,3 @@ fn coding_and_helpers() {
     assert_eq!(select(&table, 2), [5, 6]);
     assert_eq!(select(&table, 7), [0, 0]);
 }
-
-/// Rough timing of the 1024-bit operations (best of 8 rounds): `cargo test --release --
-/// --ignored --nocapture monty::tests::timing`.
-#[test]
-#[ignore = "timing, not a test"]
-fn timing() {
-    extern crate std;
-    let mut rng = CounterRng::new(b"timing");
-    let mut m = random::<16>(&mut rng);
-    m[0] |= 1;
-    m[15] |= 1 << 63;
-    let f = Field::new(&m);
-    let a0 = f.to_mont(&reduce(&random::<16>(&mut rng), &m));
-    let time = |name: &str, op: &dyn Fn(&[u64; 16]) -> [u64; 16]| {
-        let mut best = f64::MAX;
-        for _ in 0..8 {
-            let mut a = a0;
-            let t = std::time::Instant::now();
-            for _ in 0..20_000 {
-                a = op(core::hint::black_box(&a));
-            }
-            best = best.min(t.elapsed().as_nanos() as f64 / 20_000.0);
-        }
-        std::println!("{name} {best:.1} ns");
-    };
-    time("sqr", &|a| f.sqr(a));
-    time("mul", &|a| f.mul(a, &a0));
-    let e = random::<16>(&mut rng);
-    time("pow/100", &|a| if a[0] & 127 == 0 { f.pow(a, &e) } else { f.sqr(a) });
-}

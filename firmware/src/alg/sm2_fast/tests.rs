@@ -191,20 +191,3 @@ fn rejects_d_equal_to_n_minus_one() {
     let sk = SecretKey::from_bytes(&d.to_repr()).unwrap();
     assert_eq!(FastSigner::new(&sk, table()).err(), Some(AlgError::InvalidKey));
 }
-
-/// Not a check: a workload for profiling (`cargo test --release … -- --ignored profile`).
-#[test]
-#[ignore]
-fn profile_pool_signing() {
-    let t = table();
-    let mut rng = CounterRng::new(b"profile");
-    let sk = slow::generate(&mut rng).unwrap();
-    let signer = FastSigner::new(&sk, t.clone()).unwrap();
-    let mut pool = NoncePool::new(t, 32);
-    for _ in 0..20 {
-        pool.refill(&mut rng, 32).unwrap();
-        for _ in 0..32 {
-            core::hint::black_box(signer.sign_pooled(&mut pool, &mut rng, DEFAULT_ID, &[0x5a; 32]).unwrap());
-        }
-    }
-}
