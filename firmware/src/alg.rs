@@ -145,10 +145,10 @@ pub(crate) mod testrng {
     impl rand_core::TryRng for FixedRng {
         type Error = Infallible;
         fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-            unimplemented!("FixedRng only fills byte strings")
+            panic!("FixedRng only fills byte strings")
         }
         fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-            unimplemented!("FixedRng only fills byte strings")
+            panic!("FixedRng only fills byte strings")
         }
         fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
             let next = self.0.remove(0);

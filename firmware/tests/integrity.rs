@@ -231,12 +231,12 @@ fn cut_everywhere(
         let mut flash = hsm.into_flash().unwrap();
         flash.reboot();
         flash.cut_after(n);
-        hsm = cut_boot(flash, &t, n as u64 + 10);
+        hsm = cut_boot(flash, &t, n + 10);
         let done = op(&mut hsm, n as usize);
         let mut flash = hsm.into_flash().unwrap();
         let cut = flash.was_cut();
         flash.reboot();
-        hsm = cut_boot(flash, &t, n as u64 + 1000);
+        hsm = cut_boot(flash, &t, n + 1000);
         let st = hsm.status();
         assert_eq!(st.error, None, "cut after {n} writes");
         assert_eq!(st.audit.chain_break, None, "cut after {n} writes");

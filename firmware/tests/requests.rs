@@ -63,7 +63,7 @@ fn every_signature_mechanism() {
         ("rsa", KeyAlg::Rsa2048, Mechanism::RsaPkcs1v15Sha256),
         ("p256", KeyAlg::EcdsaP256, Mechanism::EcdsaP256Sha256),
     ] {
-        if !hsm.exec(&p, Request::GetKeyInfo { label: label(name) }).is_ok() {
+        if hsm.exec(&p, Request::GetKeyInfo { label: label(name) }).is_err() {
             make(&mut hsm, &p, name, alg, Capabilities::DEFAULT, 0);
         }
         let sig =
