@@ -62,7 +62,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use sm3::{Digest, Sm3};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Allow (the default) or forbid [`Backend::detect`] to choose the AVX-512 backend, so a
+/// benchmark can run a whole appliance as it runs on a CPU without AVX-512. Process-wide;
+/// [`digest_many_with`] still runs any backend the CPU has.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -82,7 +93,7 @@ pub enum Backend {
 impl Backend {
     /// The fastest backend this CPU can run.
     pub fn detect() -> Backend {
-        if Backend::Avx512.available() { Backend::Avx512 } else { Backend::Portable }
+        if ENABLED.load(Ordering::Relaxed) && Backend::Avx512.available() { Backend::Avx512 } else { Backend::Portable }
     }
 
     /// Whether this CPU can run the backend.

@@ -58,6 +58,7 @@ use cipher::{
     Key, KeyInit, KeySizeUser,
 };
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 #[macro_use]
@@ -99,7 +100,8 @@ impl Backend {
         }
     }
 
-    /// The fastest available backend allowed by the `gmhsm_sm4_backend` cfg.
+    /// The fastest available backend allowed by the `gmhsm_sm4_backend` cfg and
+    /// [`set_gfni_enabled`].
     pub fn detect() -> Backend {
         let allowed: &[Backend] = if cfg!(gmhsm_sm4_backend = "portable") {
             &[Backend::Portable]
@@ -108,8 +110,18 @@ impl Backend {
         } else {
             &Backend::ALL
         };
-        allowed.iter().copied().find(|b| b.is_available()).unwrap_or(Backend::Portable)
+        let gfni = GFNI_ENABLED.load(Ordering::Relaxed);
+        allowed.iter().copied().find(|&b| b.is_available() && (gfni || b != Backend::Gfni)).unwrap_or(Backend::Portable)
     }
+}
+
+static GFNI_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Allow (the default) or forbid [`Backend::detect`] to choose the GFNI + AVX-512 backend for
+/// ciphers made afterwards, so a benchmark can run a whole appliance as it runs on a CPU without
+/// AVX-512 (AES-NI is then chosen where the CPU has it). Process-wide.
+pub fn set_gfni_enabled(enabled: bool) {
+    GFNI_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
 /// The SM4 block cipher (128-bit key, 128-bit block).
