@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import struct
-import tomllib
 from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 1
@@ -516,6 +515,10 @@ class Profile:
 
     @classmethod
     def load(cls, path: str) -> "Profile":
+        try:
+            import tomllib
+        except ImportError:
+            raise ValueError("reading a profile needs Python 3.11 or later (tomllib)") from None
         with open(path, "rb") as f:
             t = tomllib.load(f)
         base = os.path.dirname(os.path.abspath(path))
