@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The Python client (clients/python, 3.11+ for tomllib) runs in tests/tests/e2e_python.rs.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Admin cards through the real PC/SC stack: pcscd + the vpcd virtual reader (sim tests).
 PATH="$PATH:/usr/sbin:/sbin"
 VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so

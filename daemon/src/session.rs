@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use gmhsm_proto::frame::{self, FrameError, FrameHeader};
-use gmhsm_proto::{PROTOCOL_VERSION, Request, ServerFrame, Status};
+use gmhsm_proto::{PROTOCOL_VERSION, ServerFrame, Status};
 
 /// What to do with one frame from the client.
 // Transient (made and consumed per frame): the size difference costs a move, not memory.
@@ -17,10 +17,11 @@ use gmhsm_proto::{PROTOCOL_VERSION, Request, ServerFrame, Status};
 pub enum Action {
     /// Send this frame back to the client; nothing goes to the card.
     Reply(ServerFrame),
-    /// Relay the request (variant `kind`) to the card and answer the client with request id
-    /// `id`. `raw` is where the request's bytes are in the frame body: they decoded, and are
-    /// relayed as they came (`frame::encode_card_frame`) rather than encoded again. `cost`:
-    /// its rate-limit tokens from the card's cost table ([`Request::cost`]).
+    /// Relay the request to the card and answer the client with request id `id`. `kind` is
+    /// its variant name for the logs (`Request::name`, never its fields). `raw` is where the
+    /// request's bytes are in the frame body: they decoded, and are relayed as they came
+    /// (`frame::encode_card_frame`) rather than encoded again. `cost`: its rate-limit tokens
+    /// from the card's cost table ([`gmhsm_proto::Request::cost`]).
     Relay { id: u64, kind: &'static str, cost: u32, raw: Range<usize> },
 }
 
@@ -66,7 +67,7 @@ impl Session {
             return Action::Reply(reply(id, Status::Busy));
         }
         self.in_flight += 1;
-        Action::Relay { id, kind: kind(&frame.request), cost: frame.request.cost(), raw }
+        Action::Relay { id, kind: frame.request.name(), cost: frame.request.cost(), raw }
     }
 
     /// The answer to a deframing error (the frame's header is unknown, so its id is 0).
@@ -88,11 +89,6 @@ pub fn reply(id: u64, status: Status) -> ServerFrame {
     ServerFrame { header: FrameHeader { version: PROTOCOL_VERSION, id }, result: Err(status) }
 }
 
-/// The request's variant name, for logs (never its fields: they may be payloads).
-pub fn kind(request: &Request) -> &'static str {
-    request.name()
-}
-
 /// `ok`, or the status's variant name (without fields), for logs.
 pub fn status_name(status: Option<&Status>) -> String {
     match status {
@@ -112,6 +108,7 @@ fn unsupported_version(id: u64) -> ServerFrame {
 mod tests {
     use super::*;
     use gmhsm_proto::ClientFrame;
+    use gmhsm_proto::Request;
 
     fn body(version: u16, id: u64, request: Request) -> Vec<u8> {
         let wire = frame::encode(&ClientFrame { header: FrameHeader { version, id }, request }).expect("encode");
@@ -195,7 +192,20 @@ mod tests {
 
     #[test]
     fn log_names_carry_no_fields() {
-        assert_eq!(kind(&Request::Ping), "Ping");
+        // The request's kind is proto's one name per variant (`Request::name`), the appended
+        // requests included.
+        let mut s = Session::new(4);
+        for (request, name) in [
+            (Request::Ping, "Ping"),
+            (Request::AuditCheckpoint { seq: 9 }, "AuditCheckpoint"),
+            (Request::AdminApprove { code: 1234, approve: true }, "AdminApprove"),
+        ] {
+            match s.on_frame(&body(PROTOCOL_VERSION, 1, request)) {
+                Action::Relay { kind, .. } => assert_eq!(kind, name),
+                other => panic!("{other:?}"),
+            }
+            s.completed();
+        }
         assert_eq!(status_name(None), "ok");
         assert_eq!(status_name(Some(&Status::UnsupportedVersion { supported: 1 })), "UnsupportedVersion");
         assert_eq!(status_name(Some(&Status::Busy)), "Busy");
