@@ -59,3 +59,7 @@ fi
 
 cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
 cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"
+
+# The Debian package: build it, install it into a scratch root, verify its units, boot its
+# binaries (docs/deploy.md, "Building and testing the package").
+scripts/test-package.sh
