@@ -11,6 +11,7 @@
 # Environment: CARGO_TARGET_DIR is honoured for the build; the package goes to target/debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$PATH:/usr/sbin:/sbin"
 ROOT_DIR=$(pwd)
 
 allow_missing_card=0
@@ -47,6 +48,7 @@ for p in m["packages"]:
         pcsc = "yes"
 print(card, pcsc)')
 
+[ -n "${card_pkg:-}" ] && [ -n "${daemon_pcsc:-}" ] || { echo "package.sh: cargo metadata gave no answer" >&2; exit 1; }
 with_card=1
 if [ "$card_pkg" = "-" ]; then
   if [ "$allow_missing_card" = 0 ]; then
@@ -107,7 +109,8 @@ depends=()
 for lib in $(for b in "${bins[@]}"; do readelf -d "$stage/usr/bin/$b"; done | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u); do
   path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
   [ -n "$path" ] || { echo "package.sh: cannot find $lib, which the binaries link" >&2; exit 1; }
-  pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null) || {
+  # dpkg knows each file under the path its package ships it at: /lib or /usr/lib (merged /usr).
+  pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null) || {
     echo "package.sh: no Debian package owns $path ($lib)" >&2
     exit 1
   }

@@ -107,7 +107,7 @@ for b in "${bins[@]}"; do
 done
 # The service user, as systemd-sysusers creates it from the installed file.
 mkdir -p "$ROOT/etc"
-systemd-sysusers --root="$ROOT" "$ROOT/usr/lib/sysusers.d/gmhsm.conf" || fail "systemd-sysusers refused gmhsm.conf"
+systemd-sysusers --root="$ROOT" "$ROOT/usr/lib/sysusers.d/gmhsm.conf" >/dev/null || fail "systemd-sysusers refused gmhsm.conf"
 grep -qE '^gmhsm:x:[0-9]+:[0-9]+:gmhsm appliance:/var/lib/gmhsm:/usr/sbin/nologin$' "$ROOT/etc/passwd" ||
   fail "sysusers made no gmhsm user: $(cat "$ROOT/etc/passwd" 2>/dev/null)"
 
@@ -118,7 +118,7 @@ for f in /lib/systemd/system/*; do
   [ -e "$ROOT/lib/systemd/system/$(basename "$f")" ] || cp -a "$f" "$ROOT/lib/systemd/system/"
 done
 mkdir -p "$ROOT/bin"
-cp "$(command -v kill)" "$ROOT/bin/kill"
+cp "$(type -P kill)" "$ROOT/bin/kill"
 units=("$ROOT/lib/systemd/system/gmhsmd.service")
 [ "$has_card" = yes ] && units+=("$ROOT/lib/systemd/system/gmhsm-card.service")
 if ! verify=$(systemd-analyze verify --root="$ROOT" "${units[@]}" 2>&1) || [ -n "$verify" ]; then
