@@ -130,6 +130,12 @@ if [ "$has_card" = no ]; then
   [ "$verify" = "gmhsm-card.service: Command /usr/bin/gmhsm-card is not executable: No such file or directory" ] ||
     fail "systemd-analyze verify gmhsm-card.service: $verify"
 fi
+# systemd's own rating of the sandbox (0 = most confined, 10 = none): at most 2.0 for each unit
+# (today gmhsm-card 0.6, gmhsmd 1.5: it must reach the network).
+for unit in gmhsm-card.service gmhsmd.service; do
+  rating=$(systemd-analyze security --offline=yes --threshold=20 --root="$ROOT" "$unit" 2>&1) ||
+    fail "systemd-analyze security $unit: exposure above 2.0: $(grep Overall <<<"$rating")"
+done
 
 # 5. Boot. A card initialized by the demo's init ceremony (gmhsm-sim up --demo), then served
 # alone by the card process, with the installed gmhsmd in front of it.
