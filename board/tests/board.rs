@@ -1,0 +1,163 @@
+//! The whole card board from a configuration: /dev/hwrng, a file flash, the key sealed to a
+//! TPM (swtpm, started here); the firmware boots on it, keeps a key across a reboot, and
+//! loses it when the TPM's copy of the master key is zeroized. Missing devices are refused
+//! with the device named.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gmhsm_board::config::{ApplianceConfig, FlashConfig, NoiseConfig, TamperConfig};
+use gmhsm_board::tamper::TpmStore;
+use gmhsm_board::{LinuxBoard, LinuxPanel};
+use gmhsm_firmware::Hsm;
+use gmhsm_proto::{Capabilities, KeyAlg, Label, Principal, Request};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("board-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Swtpm(Child);
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Two free consecutive ports: the swtpm TCTI finds the control port at the server port + 1.
+fn free_port_pair() -> (u16, u16) {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return (port, port + 1);
+        }
+    }
+}
+
+/// swtpm on loopback; `None` (NOT TESTED) if it is not installed.
+fn swtpm(state: &Path) -> Option<(Swtpm, String)> {
+    let (port, ctrl) = free_port_pair();
+    let spawned = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+        .args(["--ctrl", &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1")])
+        .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
+        .arg(format!("dir={}", state.display()))
+        .stdout(Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(c) => Swtpm(c),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("NOT TESTED: no swtpm (apt-get install swtpm swtpm-tools)");
+            assert!(std::env::var_os("GMHSM_REQUIRE_SWTPM").is_none());
+            return None;
+        }
+        Err(e) => panic!("swtpm: {e}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", ctrl)).is_err() {
+        assert!(Instant::now() < deadline, "swtpm did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, format!("swtpm:host=127.0.0.1,port={port}")))
+}
+
+fn card_config(dir: &Path, tcti: &str) -> ApplianceConfig {
+    ApplianceConfig {
+        flash: FlashConfig::File {
+            path: dir.join("flash.img"),
+            page_size: 4096,
+            page_count: 256,
+            word_size: 4,
+            create: true,
+        },
+        tamper: TamperConfig::Tpm {
+            tcti: tcti.into(),
+            ram_handle: 0x8101_0047,
+            register_index: 0x0150_0047,
+            switch: None,
+        },
+        ..ApplianceConfig::default()
+    }
+}
+
+#[test]
+fn the_firmware_boots_on_the_linux_board_and_keeps_its_keys() {
+    if !Path::new("/dev/hwrng").exists() {
+        eprintln!("NOT TESTED: no /dev/hwrng");
+        assert!(std::env::var_os("GMHSM_REQUIRE_HWRNG").is_none());
+        return;
+    }
+    let dir = scratch("card");
+    std::fs::create_dir_all(dir.join("tpm")).unwrap();
+    let Some((tpm, tcti)) = swtpm(&dir.join("tpm")) else { return };
+    let cfg = card_config(&dir, &tcti);
+
+    let mut hsm = Hsm::boot(LinuxBoard::open(&cfg).unwrap().into_devices());
+    let s = hsm.status();
+    assert!(!s.initialized && s.error.is_none(), "{s:?}");
+    hsm.initialize().unwrap();
+    let label = Label::try_from("board-test").unwrap();
+    let generate = Request::GenerateKey { label, alg: KeyAlg::Sm2, caps: Capabilities::DEFAULT, domains: 0 };
+    hsm.execute(&Principal::Local, 1, generate).expect("generate a key");
+    let before = hsm.status();
+    assert_eq!((before.keys, before.error.is_none()), (1, true), "{before:?}");
+    drop(hsm);
+
+    // Reboot: the master key unsealed from the TPM opens the flash's key records.
+    let hsm = Hsm::boot(LinuxBoard::open(&cfg).unwrap().into_devices());
+    let after = hsm.status();
+    assert!(after.initialized && after.error.is_none(), "{after:?}");
+    assert_eq!(after.keys, 1);
+    assert!(after.boots > before.boots, "{} then {}", before.boots, after.boots);
+    drop(hsm);
+
+    // Zeroize the TPM's copy (what the tamper switch does): the card no longer runs as before.
+    TpmStore::open(&tcti, 0x8101_0047, 0x0150_0047).unwrap().zeroize().unwrap();
+    let hsm = Hsm::boot(LinuxBoard::open(&cfg).unwrap().into_devices());
+    let zeroized = hsm.status();
+    eprintln!("after zeroization: {zeroized:?}");
+    assert!(zeroized.error.is_some() || (!zeroized.initialized && zeroized.keys == 0), "{zeroized:?}");
+    drop(hsm);
+    drop(tpm);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_devices_are_named() {
+    let dir = scratch("missing");
+    let base = card_config(&dir, "swtpm:host=127.0.0.1,port=1");
+    let cfg =
+        ApplianceConfig { noise: NoiseConfig { path: dir.join("no-hwrng"), min_entropy_bits: 4 }, ..base.clone() };
+    let e = LinuxBoard::open(&cfg).err().expect("no noise source").to_string();
+    assert!(e.starts_with(&format!("noise source {}", dir.join("no-hwrng").display())), "{e}");
+    if Path::new("/dev/hwrng").exists() {
+        let cfg = ApplianceConfig {
+            flash: FlashConfig::File {
+                path: dir.join("none/flash.img"),
+                page_size: 4096,
+                page_count: 8,
+                word_size: 4,
+                create: true,
+            },
+            ..base.clone()
+        };
+        let e = LinuxBoard::open(&cfg).err().expect("no flash directory").to_string();
+        assert!(e.starts_with("flash ") && e.contains("none/flash.img"), "{e}");
+        let e = LinuxBoard::open(&base).err().expect("no TPM").to_string();
+        assert!(e.starts_with("TPM: cannot connect"), "{e}");
+    }
+    let e = LinuxPanel::open(&ApplianceConfig::default()).err().expect("this machine has no panel").to_string();
+    assert!(e.starts_with("LCD /dev/i2c-1") || e.starts_with("keypad ") || e.starts_with("RTC "), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
