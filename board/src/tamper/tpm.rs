@@ -40,6 +40,10 @@ pub struct TpmStore {
     ctx: Context,
     ram: PersistentTpmHandle,
     register: NvIndexTpmHandle,
+    /// ESYS objects for the key and the index, kept for the context's life: ESYS tracks the
+    /// names it has seen per TPM handle, and re-reading a handle it still knows fails.
+    ram_tr: Option<ObjectHandle>,
+    nv_tr: Option<NvIndexHandle>,
 }
 
 type TpmResult<T> = tss_esapi::Result<T>;
@@ -55,7 +59,7 @@ impl TpmStore {
         let ctx = Context::new(conf).map_err(|e| tpm_err(&format!("cannot connect to the TPM at {tcti:?}"), e))?;
         let ram = PersistentTpmHandle::new(ram_handle).map_err(|e| tpm_err("ram_handle", e))?;
         let register = NvIndexTpmHandle::new(register_index).map_err(|e| tpm_err("register_index", e))?;
-        let mut store = Self { ctx, ram, register };
+        let mut store = Self { ctx, ram, register, ram_tr: None, nv_tr: None };
         if !store.present(register_index).map_err(|e| tpm_err("listing NV indices", e))? {
             store.define_register().map_err(|e| tpm_err("defining the register's NV index", e))?;
         }
@@ -83,16 +87,28 @@ impl TpmStore {
     }
 
     fn nv_handle(&mut self) -> TpmResult<NvIndexHandle> {
+        if let Some(h) = self.nv_tr {
+            return Ok(h);
+        }
         let obj = self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(self.register)))?;
+        self.nv_tr = Some(NvIndexHandle::from(obj));
         Ok(NvIndexHandle::from(obj))
+    }
+
+    /// The key object's ESYS handle (the object must exist).
+    fn ram_handle(&mut self) -> TpmResult<ObjectHandle> {
+        if let Some(h) = self.ram_tr {
+            return Ok(h);
+        }
+        let obj = self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(self.ram)))?;
+        self.ram_tr = Some(obj);
+        Ok(obj)
     }
 
     fn nv_write(&mut self, data: &[u8]) -> TpmResult<()> {
         let nv = self.nv_handle()?;
         let buf = MaxNvBuffer::try_from(data.to_vec())?;
-        let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| c.nv_write(NvAuth::Owner, nv, buf, 0));
-        self.ctx.tr_close(&mut ObjectHandle::from(nv))?;
-        r
+        self.ctx.execute_with_session(Some(AuthSession::Password), |c| c.nv_write(NvAuth::Owner, nv, buf, 0))
     }
 
     pub fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
@@ -101,11 +117,9 @@ impl TpmStore {
         }
         let r = (|| {
             let nv = self.nv_handle()?;
-            let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+            self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
                 c.nv_read(NvAuth::Owner, nv, REGISTER_SIZE as u16, 0)
-            });
-            self.ctx.tr_close(&mut ObjectHandle::from(nv))?;
-            r
+            })
         })();
         let data = r.map_err(|e| io("NV read of the register", e))?;
         if data.len() != REGISTER_SIZE {
@@ -128,15 +142,13 @@ impl TpmStore {
             return Err(TamperError::Io);
         }
         if !self.present(self.ram.into()).map_err(|e| io("listing persistent objects", e))? {
+            self.forget_ram();
             out.fill(0);
             return Ok(());
         }
         let r = (|| {
-            let mut obj =
-                self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(self.ram)))?;
-            let r = self.ctx.execute_with_session(Some(AuthSession::Password), |c| c.unseal(obj));
-            self.ctx.tr_close(&mut obj)?;
-            r
+            let obj = self.ram_handle()?;
+            self.ctx.execute_with_session(Some(AuthSession::Password), |c| c.unseal(obj))
         })();
         let data = Zeroizing::new(r.map_err(|e| io("unseal", e))?.value().to_vec());
         if data.len() != RAM_SIZE {
@@ -155,15 +167,24 @@ impl TpmStore {
         self.seal(data).map_err(|e| io("sealing the key", e))
     }
 
+    /// Drop the cached handle of a key object that is gone (evicted by another context).
+    fn forget_ram(&mut self) {
+        if let Some(mut h) = self.ram_tr.take() {
+            let _ = self.ctx.tr_close(&mut h);
+        }
+    }
+
     fn evict(&mut self) -> TpmResult<()> {
         if !self.present(self.ram.into())? {
+            self.forget_ram();
             return Ok(());
         }
-        let obj = self.ctx.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::Persistent(self.ram)))?;
+        let obj = self.ram_handle()?;
         let persistent = Persistent::Persistent(self.ram);
         self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
             c.evict_control(Provision::Owner, obj, persistent)
         })?;
+        self.ram_tr = None;
         Ok(())
     }
 
@@ -171,18 +192,20 @@ impl TpmStore {
         let sensitive = SensitiveData::try_from(data.to_vec())?;
         let (primary_pub, sealed_pub) = (primary_template()?, sealed_template()?);
         let persistent = Persistent::Persistent(self.ram);
-        self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        let made = self.ctx.execute_with_session(Some(AuthSession::Password), |c| {
             let primary = c.create_primary(Hierarchy::Owner, primary_pub, None, None, None, None)?.key_handle;
             let r = (|| {
                 let created = c.create(primary, sealed_pub, None, Some(sensitive), None, None)?;
                 let loaded: KeyHandle = c.load(primary, created.out_private, created.out_public)?;
                 let r = c.evict_control(Provision::Owner, loaded.into(), persistent);
                 c.flush_context(loaded.into())?;
-                r.map(|_| ())
+                r
             })();
             c.flush_context(primary.into())?;
             r
-        })
+        })?;
+        self.ram_tr = Some(made);
+        Ok(())
     }
 
     /// Evict the key and clear the register.
