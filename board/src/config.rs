@@ -28,8 +28,12 @@ pub struct ApplianceConfig {
 impl ApplianceConfig {
     /// Parse TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, BoardError> {
-        let cfg: ApplianceConfig =
-            toml::from_str(text).map_err(|e| BoardError::Config(format!("{origin}: {}", e.message())))?;
+        let cfg: ApplianceConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(String::new(), |s| {
+                format!("line {}: ", text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1)
+            });
+            BoardError::Config(format!("{origin}: {line}{}", e.message().trim().replace('\n', "; ")))
+        })?;
         cfg.check().map_err(|e| BoardError::Config(format!("{origin}: {e}")))?;
         Ok(cfg)
     }

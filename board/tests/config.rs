@@ -62,7 +62,8 @@ fn bad_files_are_refused_with_the_reason() {
         ("[tamper]\nbackend = \"tpm\"\n[tamper.switch]\nedge = \"up\"", "unknown variant `up`"),
         ("[lcd]\naddress = 200", "not a 7-bit I2C address"),
         ("[lcd]\ngeometry = \"40x2\"", "unknown variant `40x2`"),
-        ("[keypad\n", "appliance"),
+        ("[keypad\n", "line 1: invalid table header; expected"),
+        ("[noise]\n\n[flash]\nbackend = \"file\"\npath = 3", "line 3: invalid type: integer `3`, expected path string"),
     ] {
         let e = ApplianceConfig::parse(text, "appliance.toml").err().unwrap_or_else(|| panic!("accepted {text:?}"));
         let msg = e.to_string();

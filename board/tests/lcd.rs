@@ -36,7 +36,7 @@ fn a_screen_is_the_exact_byte_stream() {
         }
         rows.push(text);
     }
-    assert!(rows[0].starts_with("Insert admin"), "{rows:?}");
+    assert_eq!(rows, ["Insert admin", "card 2 of 3", "", "CANCEL to abort"].map(|r| format!("{r:20}")));
     let mut i2c = I2cMock::new(&expect);
     let mut display = lcd::attach(&mut i2c, NoopDelay::new(), &cfg).unwrap();
     page.show(&mut display).unwrap();
