@@ -12,6 +12,26 @@ pub use mtd::MtdFlash;
 use crate::BoardError;
 use crate::config::FlashConfig;
 
+/// A read from the RAM mirror both backends keep of the whole device.
+pub(crate) fn read_mirror(image: &[u8], addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
+    let end = addr.checked_add(out.len()).ok_or(FlashError::OutOfBounds)?;
+    out.copy_from_slice(image.get(addr..end).ok_or(FlashError::OutOfBounds)?);
+    Ok(())
+}
+
+/// Check a write against the mirror before anything reaches the device: word-aligned, in
+/// range, and only clearing bits. Returns the end address.
+pub(crate) fn check_write(image: &[u8], word: usize, addr: usize, data: &[u8]) -> Result<usize, FlashError> {
+    let end = addr.checked_add(data.len()).ok_or(FlashError::OutOfBounds)?;
+    if !addr.is_multiple_of(word) || !data.len().is_multiple_of(word) || end > image.len() {
+        return Err(FlashError::OutOfBounds);
+    }
+    if image[addr..end].iter().zip(data).any(|(old, new)| old & new != *new) {
+        return Err(FlashError::NotErased);
+    }
+    Ok(end)
+}
+
 /// The configured flash.
 pub enum BoardFlash {
     Direct(DirectFlash),

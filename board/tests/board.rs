@@ -3,10 +3,9 @@
 //! loses it when the TPM's copy of the master key is zeroized. Missing devices are refused
 //! with the device named.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
 
 use gmhsm_board::config::{ApplianceConfig, FlashConfig, NoiseConfig, TamperConfig};
 use gmhsm_board::tamper::TpmStore;
@@ -14,59 +13,7 @@ use gmhsm_board::{LinuxBoard, LinuxPanel};
 use gmhsm_firmware::Hsm;
 use gmhsm_proto::{Capabilities, KeyAlg, Label, Principal, Request};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("board-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Swtpm(Child);
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Two free consecutive ports: the swtpm TCTI finds the control port at the server port + 1.
-fn free_port_pair() -> (u16, u16) {
-    loop {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return (port, port + 1);
-        }
-    }
-}
-
-/// swtpm on loopback; `None` (NOT TESTED) if it is not installed.
-fn swtpm(state: &Path) -> Option<(Swtpm, String)> {
-    let (port, ctrl) = free_port_pair();
-    let spawned = Command::new("swtpm")
-        .args(["socket", "--tpm2", "--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-        .args(["--ctrl", &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1")])
-        .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
-        .arg(format!("dir={}", state.display()))
-        .stdout(Stdio::null())
-        .spawn();
-    let child = match spawned {
-        Ok(c) => Swtpm(c),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("NOT TESTED: no swtpm (apt-get install swtpm swtpm-tools)");
-            assert!(std::env::var_os("GMHSM_REQUIRE_SWTPM").is_none());
-            return None;
-        }
-        Err(e) => panic!("swtpm: {e}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", ctrl)).is_err() {
-        assert!(Instant::now() < deadline, "swtpm did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((child, format!("swtpm:host=127.0.0.1,port={port}")))
-}
+use common::{have_hwrng, scratch, start_swtpm};
 
 fn card_config(dir: &Path, tcti: &str) -> ApplianceConfig {
     ApplianceConfig {
@@ -89,14 +36,12 @@ fn card_config(dir: &Path, tcti: &str) -> ApplianceConfig {
 
 #[test]
 fn the_firmware_boots_on_the_linux_board_and_keeps_its_keys() {
-    if !Path::new("/dev/hwrng").exists() {
-        eprintln!("NOT TESTED: no /dev/hwrng");
-        assert!(std::env::var_os("GMHSM_REQUIRE_HWRNG").is_none());
+    if !have_hwrng() {
         return;
     }
     let dir = scratch("card");
-    std::fs::create_dir_all(dir.join("tpm")).unwrap();
-    let Some((tpm, tcti)) = swtpm(&dir.join("tpm")) else { return };
+    let Some(tpm) = start_swtpm(&dir.join("tpm")) else { return };
+    let tcti = tpm.tcti.clone();
     let cfg = card_config(&dir, &tcti);
 
     let mut hsm = Hsm::boot(LinuxBoard::open(&cfg).unwrap().into_devices());

@@ -2,19 +2,16 @@
 //! firmware's store on it across power cuts (the model test of `firmware/src/store/tests.rs`,
 //! with every reboot a close and reopen of the real file).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gmhsm_board::flash::DirectFlash;
 use gmhsm_firmware::store::{MAX_KEY, Store, StoreError};
 use gmhsm_platform::{Flash, FlashError, FlashGeometry};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("board-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::scratch;
 
 const G: FlashGeometry = FlashGeometry { page_size: 4096, page_count: 8, word_size: 4 };
 

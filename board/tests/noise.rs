@@ -1,6 +1,8 @@
 //! The hardware RNG backend against the real /dev/hwrng, its raw samples into the card's own
 //! health tests and entropy start-up (gmhsm-firmware).
 
+mod common;
+
 use std::path::Path;
 
 use gmhsm_board::noise::HwRng;

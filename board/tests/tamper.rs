@@ -2,9 +2,9 @@
 //! a regular file standing in for the sysfs cell), each zeroized by a tamper edge from a test
 //! source behind the same trait as the GPIO line.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +12,7 @@ use gmhsm_board::config::Edge;
 use gmhsm_board::tamper::{BoardTamper, EdgeSource, GpioLine, NvmemCell, SecretStore, TpmStore, nvmem};
 use gmhsm_platform::TamperRam;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("board-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{free_port, scratch, start_swtpm};
 
 /// Edges pressed by the test.
 struct TestEdges(mpsc::Receiver<()>);
@@ -44,67 +39,6 @@ fn pattern(seed: u8, n: usize) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// A software TPM on two free loopback ports, its state in a fresh directory.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    _dir: PathBuf,
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Two free consecutive ports: the swtpm TCTI finds the control port at the server port + 1.
-fn free_port_pair() -> (u16, u16) {
-    loop {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return (port, port + 1);
-        }
-    }
-}
-
-fn start_swtpm(dir: &Path) -> Option<Swtpm> {
-    let (port, ctrl) = free_port_pair();
-    let child = Command::new("swtpm")
-        .args(["socket", "--tpm2", "--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-        .args(["--ctrl", &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1")])
-        .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
-        .arg(format!("dir={}", dir.display()))
-        .stdout(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("NOT TESTED: no swtpm (apt-get install swtpm swtpm-tools)");
-            assert!(
-                std::env::var_os("GMHSM_REQUIRE_SWTPM").is_none(),
-                "GMHSM_REQUIRE_SWTPM is set but swtpm is missing"
-            );
-            return None;
-        }
-        Err(e) => panic!("swtpm: {e}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", ctrl)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("swtpm exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "swtpm did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Swtpm { child, port, _dir: dir.to_owned() })
-}
-
 const RAM_HANDLE: u32 = 0x8101_0047;
 const NV_INDEX: u32 = 0x0150_0047;
 
@@ -112,7 +46,7 @@ const NV_INDEX: u32 = 0x0150_0047;
 fn tpm_seal_unseal_after_reopen_and_zeroize_on_a_tamper_edge() {
     let dir = scratch("tpm");
     let Some(tpm) = start_swtpm(&dir) else { return };
-    let tcti = format!("swtpm:host=127.0.0.1,port={}", tpm.port);
+    let tcti = tpm.tcti.clone();
     let (mut ram, mut reg) = ([0u8; nvmem::RAM_SIZE], [0u8; nvmem::REGISTER_SIZE]);
 
     let mut store = TpmStore::open(&tcti, RAM_HANDLE, NV_INDEX).unwrap();

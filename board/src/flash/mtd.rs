@@ -128,20 +128,11 @@ impl Flash for MtdFlash {
     }
 
     fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        let end = addr.checked_add(out.len()).ok_or(FlashError::OutOfBounds)?;
-        out.copy_from_slice(self.image.get(addr..end).ok_or(FlashError::OutOfBounds)?);
-        Ok(())
+        super::read_mirror(&self.image, addr, out)
     }
 
     fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        let w = self.geometry.word_size;
-        let end = addr.checked_add(data.len()).ok_or(FlashError::OutOfBounds)?;
-        if !addr.is_multiple_of(w) || !data.len().is_multiple_of(w) || end > self.image.len() {
-            return Err(FlashError::OutOfBounds);
-        }
-        if self.image[addr..end].iter().zip(data).any(|(old, new)| old & new != *new) {
-            return Err(FlashError::NotErased);
-        }
+        let end = super::check_write(&self.image, self.geometry.word_size, addr, data)?;
         self.file.write_all_at(data, addr as u64).map_err(|e| self.io("write", e))?;
         self.image[addr..end].copy_from_slice(data);
         Ok(())
