@@ -90,10 +90,16 @@ fn tpm_seal_unseal_after_reopen_and_zeroize_on_a_tamper_edge() {
     store.read_ram(&mut ram).unwrap();
     store.read_register(&mut reg).unwrap();
     assert_eq!((ram, reg), ([0; 64], [0; 96]));
-    // And the card can provision a new key afterwards.
+    assert!(!store.holds_key().unwrap(), "the tamper edge evicted the sealed object");
+    // And the card can provision a new key afterwards, and zeroize it itself.
     store.write_ram(&dmk).unwrap();
+    assert!(store.holds_key().unwrap());
     store.read_ram(&mut ram).unwrap();
     assert_eq!(&ram[..], &dmk[..]);
+    store.write_ram(&[0u8; 64]).unwrap();
+    assert!(!store.holds_key().unwrap(), "a RAM write of zeros leaves no sealed object");
+    store.read_ram(&mut ram).unwrap();
+    assert_eq!(ram, [0; 64]);
     drop(store);
     drop(tpm);
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,7 +7,8 @@
 //!   the old object and persists a new one; no object at the handle reads as zeros.
 //! * Register: an owner-read/write NV index of [`REGISTER_SIZE`] bytes; `TPM2_NV_Write` of the
 //!   whole index is atomic in the TPM.
-//! * Zeroize: evict the object, write zeros to the register.
+//! * Zeroize: evict the object, write zeros to the register. The card's own zeroization (a
+//!   RAM write of zeros) evicts the object too: no sealed zeros are left in the TPM.
 //!
 //! Owner authorization is the empty password (the TPM's default); a board that sets an owner
 //! password needs a build that passes it.
@@ -158,13 +159,22 @@ impl TpmStore {
         Ok(())
     }
 
-    /// Seal `data` as the new key object (the old one evicted first).
+    /// Seal `data` as the new key object (the old one evicted first). All zeros (the card's
+    /// own zeroization) evicts the object and seals nothing.
     pub fn write_ram(&mut self, data: &[u8]) -> Result<(), TamperError> {
         if data.len() != RAM_SIZE {
             return Err(TamperError::Io);
         }
         self.evict().map_err(|e| io("evicting the old sealed key", e))?;
+        if data.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
         self.seal(data).map_err(|e| io("sealing the key", e))
+    }
+
+    /// Whether a sealed key object is at the configured handle.
+    pub fn holds_key(&mut self) -> Result<bool, BoardError> {
+        self.present(self.ram.into()).map_err(|e| tpm_err("listing persistent objects", e))
     }
 
     /// Drop the cached handle of a key object that is gone (evicted by another context).
