@@ -17,7 +17,24 @@ use common::{free_port, scratch, start_swtpm};
 /// Edges pressed by the test.
 struct TestEdges(mpsc::Receiver<()>);
 
+/// A switch found already open at start (a latching tamper circuit that fired while off).
+struct OpenAtStart;
+
+impl EdgeSource for OpenAtStart {
+    fn wait_edge(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+    fn open_now(&mut self) -> std::io::Result<bool> {
+        Ok(true)
+    }
+}
+
 impl EdgeSource for TestEdges {
+    fn open_now(&mut self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
     fn wait_edge(&mut self, timeout: Duration) -> std::io::Result<bool> {
         match self.0.recv_timeout(timeout) {
             Ok(()) => Ok(true),
@@ -163,6 +180,15 @@ fn nvmem_cell_register_banks_and_zeroize_on_a_tamper_edge() {
     assert_eq!((ram, reg), ([0; 64], [0; 96]));
     drop(t);
     assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 16 + nvmem::AREA], "all of it cleared on the medium");
+
+    // A switch already open when the board starts zeroizes at once.
+    let cell = NvmemCell::open(&path, 16).unwrap();
+    cell.write_ram(&dmk).unwrap();
+    let mut t = BoardTamper::with_source(SecretStore::Nvmem(cell), Some(OpenAtStart)).unwrap();
+    t.read(&mut ram).unwrap();
+    assert!(t.tamper_event(), "the event is latched before the store is handed out");
+    assert_eq!(ram, [0; 64], "zeroized at start");
+    drop(t);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -24,11 +24,17 @@ pub trait EdgeSource: Send + 'static {
     /// Wait up to `timeout` for the next edge: `Ok(true)` one came (and was consumed),
     /// `Ok(false)` none did.
     fn wait_edge(&mut self, timeout: Duration) -> std::io::Result<bool>;
+
+    /// Whether the line is at its "enclosure open" level now (checked once at start: a
+    /// latching tamper circuit that fired while the board was off holds that level).
+    fn open_now(&mut self) -> std::io::Result<bool>;
 }
 
 /// A line requested from a GPIO character device with edge detection.
 pub struct GpioLine {
     req: gpiocdev::Request,
+    line: u32,
+    edge: Edge,
 }
 
 impl GpioLine {
@@ -52,7 +58,7 @@ impl GpioLine {
             .map_err(|e| {
                 BoardError::device("tamper switch", chip, std::io::Error::other(format!("line {line}: {e}")))
             })?;
-        Ok(Self { req })
+        Ok(Self { req, line, edge })
     }
 }
 
@@ -64,6 +70,17 @@ impl EdgeSource for GpioLine {
         self.req.read_edge_event().map_err(std::io::Error::other)?;
         Ok(true)
     }
+
+    /// High for a rising-edge switch, low for a falling-edge one; a `both` switch has no
+    /// "open" level.
+    fn open_now(&mut self) -> std::io::Result<bool> {
+        let active = self.req.value(self.line).map_err(std::io::Error::other)? == gpiocdev::line::Value::Active;
+        Ok(match self.edge {
+            Edge::Rising => active,
+            Edge::Falling => !active,
+            Edge::Both => false,
+        })
+    }
 }
 
 /// The watcher thread and its latch. Dropping it stops the thread.
@@ -74,14 +91,23 @@ pub struct TamperSwitch {
 }
 
 impl TamperSwitch {
-    /// Watch `source`; on an edge run `zeroize` (retried until it succeeds, every [`POLL`])
-    /// and raise the latch.
+    /// Watch `source`; on an edge, or at once if the line is already at its open level, run
+    /// `zeroize` (retried until it succeeds, every [`POLL`]) and raise the latch.
     pub fn watch<S, Z>(mut source: S, mut zeroize: Z) -> Result<Self, BoardError>
     where
         S: EdgeSource,
         Z: FnMut() -> Result<(), String> + Send + 'static,
     {
-        let tripped = Arc::new(AtomicBool::new(false));
+        // Checked before the card can read the key: zeroized before `watch` returns.
+        let open = source.open_now().unwrap_or_else(|e| {
+            log::error!("tamper switch: cannot read the line ({e}); treating it as a tamper");
+            true
+        });
+        if open {
+            log::warn!("tamper switch: enclosure open at start; zeroizing");
+            zeroize().map_err(|e| BoardError::Config(format!("tamper switch: enclosure open, zeroize failed: {e}")))?;
+        }
+        let tripped = Arc::new(AtomicBool::new(open));
         let stop = Arc::new(AtomicBool::new(false));
         let (t, s) = (tripped.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -99,7 +125,7 @@ impl TamperSwitch {
                     if !edge {
                         continue;
                     }
-                    log::warn!("tamper switch: enclosure opened; zeroizing");
+                    log::warn!("tamper switch: enclosure open; zeroizing");
                     while let Err(e) = zeroize() {
                         log::error!("tamper switch: zeroize failed ({e}); retrying");
                         std::thread::sleep(POLL);
