@@ -102,6 +102,9 @@ impl LinuxBoard {
         let noise = HwRng::open(&cfg.noise.path, cfg.noise.min_entropy_bits)?;
         let flash = BoardFlash::open(&cfg.flash)?;
         let tamper = BoardTamper::open(&cfg.tamper)?;
+        if let config::TamperConfig::Tpm { switch: None, .. } = &cfg.tamper {
+            log::warn!("tamper: no [tamper.switch]: opening the enclosure does not zeroize the TPM-sealed key");
+        }
         let clock = LinuxClock::monotonic_only(&cfg.clock.rtc);
         if let Err(e) = clock.wall_secs() {
             log::warn!("no wall time: {e}");
