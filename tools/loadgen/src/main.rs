@@ -14,6 +14,7 @@
 //! the time from writing a batch of D requests to reading its last answer (what a pipelining
 //! client waits for).
 
+mod flood;
 mod ops;
 
 use std::io::{Read, Write};
@@ -73,6 +74,19 @@ struct Cli {
     /// At most 1,000,000 (more than any open-file limit allows).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     hold: u32,
+    /// Instead of a load: open this many silent connections from 127.0.0.2-5 and count how
+    /// many of five fresh good clients (and local-socket Pings) are served (`flood.rs`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    flood: Option<u32>,
+    /// With --flood: every third flooding connection sends a garbage TLS record.
+    #[arg(long)]
+    garbage: bool,
+    /// With --flood: open the connections at this many a second for --seconds.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    flood_rate: Option<u32>,
+    /// With --flood: also count Pings on the appliance's local socket.
+    #[arg(long)]
+    local_socket: Option<PathBuf>,
     /// Processes of the appliance (card, daemon; repeat the option) whose CPU time per
     /// operation is reported.
     #[arg(long = "appliance-pid")]
@@ -94,6 +108,16 @@ fn main() -> anyhow::Result<()> {
     let profile = Profile::load(cli.profile.as_ref().context("--profile is required")?)?;
     if let Some(n) = cli.idle {
         return idle(&profile, n as usize, cli.daemon_pid.context("--idle needs --daemon-pid")?);
+    }
+    if let Some(connections) = cli.flood {
+        let f = flood::Flood {
+            connections,
+            garbage: cli.garbage,
+            rate: cli.flood_rate,
+            seconds: cli.seconds,
+            local_socket: cli.local_socket.as_deref(),
+        };
+        return flood::run(&profile, &f);
     }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
     let mut held = Vec::with_capacity(cli.hold as usize);
