@@ -118,6 +118,11 @@ for lib in $(for b in "${bins[@]}"; do readelf -d "$stage/usr/bin/$b"; done | se
   ver=$(dpkg-query -W -f='${Version}' "$pkg")
   depends+=("$pkg (>= ${ver%%-*})")
 done
+# tpm2-tss loads the TCTI named in appliance.toml with dlopen, which readelf cannot see: the
+# default one ("device:/dev/tpmrm0") is libtss2-tcti-device0.
+if printf '%s\n' "${depends[@]}" | grep -q '^libtss2-tctildr'; then
+  depends+=("libtss2-tcti-device0")
+fi
 depends_line=$(printf '%s\n' "${depends[@]}" adduser | sort -u | paste -sd, - | sed 's/,/, /g')
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
