@@ -107,7 +107,7 @@ for b in "${bins[@]}"; do
 done
 # The service user, as systemd-sysusers creates it from the installed file.
 mkdir -p "$ROOT/etc"
-systemd-sysusers --root="$ROOT" "$ROOT/usr/lib/sysusers.d/gmhsm.conf" >/dev/null || fail "systemd-sysusers refused gmhsm.conf"
+systemd-sysusers --root="$ROOT" "$ROOT/usr/lib/sysusers.d/gmhsm.conf" >/dev/null 2>&1 || fail "systemd-sysusers refused gmhsm.conf"
 grep -qE '^gmhsm:x:[0-9]+:[0-9]+:gmhsm appliance:/var/lib/gmhsm:/usr/sbin/nologin$' "$ROOT/etc/passwd" ||
   fail "sysusers made no gmhsm user: $(cat "$ROOT/etc/passwd" 2>/dev/null)"
 
@@ -149,13 +149,23 @@ for _ in $(seq 1 1200); do
   sleep 0.1
 done
 [ -f "$STATE/client.toml" ] || fail "gmhsm-sim up --demo did not come up in 120 s"
+# (gmhsm-sim removes its client profile when it stops: keep a copy.)
+cp "$STATE/client.toml" "$TMP/demo-client.toml"
 kill -TERM "$sim_pid"
 wait "$sim_pid" || fail "gmhsm-sim up did not stop cleanly"
 PIDS=()
 
+# As the units run them: the card and the daemon started as one unprivileged user (here
+# nobody, standing in for gmhsm), so gmhsmd's own privilege drop has nothing to do.
 RUN="$TMP/run"
 mkdir -p "$RUN"
-"$SIM" card --state "$STATE/card" --socket "$RUN/card.sock" >"$TMP/card.log" 2>&1 &
+as_service=()
+if [ "$(id -u)" = 0 ]; then
+  as_service=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  chmod 0755 "$TMP" "$STATE" "$STATE/pki"
+  chown -R nobody:nogroup "$STATE/card" "$RUN"
+fi
+"${as_service[@]}" "$SIM" card --state "$STATE/card" --socket "$RUN/card.sock" >"$TMP/card.log" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 1 600); do
   [ -S "$RUN/card.sock" ] && break
@@ -171,9 +181,8 @@ sed -e "s|^listen = .*|listen = \"127.0.0.1:$port\"|" \
   -e "s|^card_socket = .*|card_socket = \"$RUN/card.sock\"|" \
   -e "s|^cert = \"/etc/gmhsm/tls-|cert = \"$STATE/pki/tls-|" \
   -e "s|^path = \"/run/gmhsm/gmhsmd.sock\"|path = \"$RUN/gmhsmd.sock\"|" \
-  -e "s|^user = \"gmhsm\"|user = \"nobody\"|" \
   "$ROOT/etc/gmhsm/gmhsmd.toml" >"$TMP/gmhsmd.toml"
-"$ROOT/usr/bin/gmhsmd" --config "$TMP/gmhsmd.toml" >"$TMP/gmhsmd.log" 2>&1 &
+"${as_service[@]}" "$ROOT/usr/bin/gmhsmd" --config "$TMP/gmhsmd.toml" >"$TMP/gmhsmd.log" 2>&1 &
 daemon_pid=$!
 PIDS+=("$daemon_pid")
 for _ in $(seq 1 300); do
@@ -182,10 +191,14 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 grep -q "event=harden" "$TMP/gmhsmd.log" || fail "installed gmhsmd did not harden within 30 s: $(tail -5 "$TMP/gmhsmd.log")"
+sleep 0.5
+kill -0 "$daemon_pid" 2>/dev/null || fail "installed gmhsmd died after hardening: $(tail -3 "$TMP/gmhsmd.log")"
 grep -q "^NoNewPrivs:[[:space:]]*1" "/proc/$daemon_pid/status" || fail "installed gmhsmd: no NoNewPrivs"
 grep -q "^Seccomp:[[:space:]]*2" "/proc/$daemon_pid/status" || fail "installed gmhsmd: no seccomp filter"
+grep -q "event=harden .*uid=unchanged seccomp=Errno" "$TMP/gmhsmd.log" ||
+  fail "installed gmhsmd, started unprivileged, did not report uid=unchanged seccomp=Errno: $(grep event=harden "$TMP/gmhsmd.log")"
 
-sed -e "s|^address = .*|address = \"127.0.0.1:$port\"|" "$STATE/client.toml" >"$TMP/client.toml"
+sed -e "s|^address = .*|address = \"127.0.0.1:$port\"|" "$TMP/demo-client.toml" >"$TMP/client.toml"
 cli() { "$ROOT/usr/bin/gmhsm" --profile "$TMP/client.toml" "$@"; }
 msg="$TMP/msg.txt"
 printf 'package test: one SM2 signature through the installed binaries\n' >"$msg"
@@ -198,6 +211,8 @@ printf 'other\n' >"$TMP/other.txt"
 if openssl dgst -sm3 -sigopt distid:1234567812345678 -verify "$TMP/pub.pem" -signature "$TMP/msg.sig" "$TMP/other.txt" >/dev/null 2>&1; then
   fail "OpenSSL verified the signature over other data"
 fi
+
+[ "$(grep -c "event=auth" "$TMP/gmhsmd.log")" -ge 3 ] || fail "the CLI's requests did not pass the installed gmhsmd"
 
 if [ "$has_card" = yes ]; then
   echo "package test: PASS ($(basename "$deb"): contents, conffiles, sysusers, systemd-analyze verify of both units; one SM2 signature installed gmhsm -> installed gmhsmd -> card)"

@@ -60,6 +60,12 @@ const PLAIN: &[i64] = &[
     libc::SYS_tgkill,
     libc::SYS_exit,
     libc::SYS_exit_group,
+    // a thread spawned just before the filter (the signal thread, the handshake workers) may
+    // start running after it: glibc then registers rseq and the robust futex list, and an
+    // rseq refusal aborts the process ("rseq registration failed"), seen when gmhsmd starts
+    // unprivileged (systemd's User=) and skips the slower privilege drop
+    libc::SYS_rseq,
+    libc::SYS_set_robust_list,
 ];
 
 /// `arg == value` on a 32-bit argument.
