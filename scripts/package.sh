@@ -81,7 +81,8 @@ bins=(gmhsmd gmhsm)
 [ "$with_card" = 1 ] && bins+=(gmhsm-card)
 for b in "${bins[@]}"; do
   install -m 0755 "$bin_dir/$b" "$stage/usr/bin/$b"
-  strip --strip-debug "$stage/usr/bin/$b"
+  # As dh_strip does (Debian policy 10.1): no debug info, no symbols the binary does not need.
+  strip --remove-section=.comment --remove-section=.note --strip-unneeded "$stage/usr/bin/$b"
 done
 
 install -m 0644 packaging/systemd/gmhsm-card.service packaging/systemd/gmhsmd.service "$stage/lib/systemd/system/"
@@ -101,6 +102,7 @@ install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/gmhsm/copyright
 gzip -9n <packaging/debian/changelog >"$stage/usr/share/doc/gmhsm/changelog.gz"
 chmod 0644 "$stage/usr/share/doc/gmhsm/changelog.gz"
 install -m 0644 docs/deploy.md "$stage/usr/share/doc/gmhsm/deploy.md"
+install -D -m 0644 packaging/debian/lintian-overrides "$stage/usr/share/lintian/overrides/gmhsm"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$stage/DEBIAN/"
 
 # Depends: the package of each shared library the binaries link (at least the build host's
@@ -130,10 +132,10 @@ description_note=""
 deb="$out_dir/gmhsm_${version}_amd64.deb"
 if [ "$with_card" = 0 ]; then
   deb="$out_dir/gmhsm_${version}_amd64-without-card.deb"
-  description_note=" (INCOMPLETE test build: no gmhsm-card)"
+  description_note=" INCOMPLETE TEST BUILD, without gmhsm-card (package.sh --allow-missing-card).\n ."
 fi
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" -e "s/@DEPENDS@/$depends_line/" \
-  -e "1,/^Description: .*/s/^\(Description: .*\)$/\1$description_note/" \
+  -e "/^Description: /{p;s/.*/$description_note/;/^\$/d}" \
   packaging/debian/control.in >"$stage/DEBIAN/control"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"
 
