@@ -132,3 +132,34 @@ impl From<StoreError> for Error {
         Error::Store(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one mapping keeps the wire answers the card gave before the enum existed: the
+    /// causes that share a status, and the wrapped layers' own mappings.
+    #[test]
+    fn causes_map_to_their_wire_status() {
+        let cases = [
+            (Error::Invalid("x"), Status::InvalidArgument),
+            (Error::SessionFull, Status::Busy),
+            (Error::Device("x"), Status::DeviceError),
+            (Error::Rng(RngError::NotReady), Status::DeviceError),
+            (Error::Store(StoreError::Full), Status::StoreFull),
+            (Error::Store(StoreError::Corrupt), Status::Internal),
+            (Error::Unaudited, Status::StoreFull),
+            (Error::Alg(AlgError::InvalidKey), Status::InvalidArgument),
+            (Error::Alg(AlgError::InvalidInput), Status::InvalidArgument),
+            (Error::Alg(AlgError::DecryptFailed), Status::DecryptFailed),
+            (Error::Alg(AlgError::VerifyFailed), Status::SignatureInvalid),
+            (Error::Alg(AlgError::Rng), Status::DeviceError),
+            (Error::Quorum(QuorumError::NotAuthorized), Status::AccessDenied),
+            (Error::Quorum(QuorumError::BadShare), Status::DecryptFailed),
+            (Error::Internal("x"), Status::Internal),
+        ];
+        for (e, want) in cases {
+            assert_eq!(Status::from(e), want, "{e:?}");
+        }
+    }
+}

@@ -51,28 +51,36 @@ pub(super) fn cert_key(prefix: &[u8; 4], fp: &[u8; 32]) -> [u8; 36] {
 
 /// Is this an administration request (handled here, from local tools only)?
 pub(super) fn is_admin(r: &Request) -> bool {
+    is_ceremony_step(r)
+        || matches!(
+            r,
+            Request::AdminChallenge
+                | Request::AdminLogin { .. }
+                | Request::AdminLogout { .. }
+                | Request::AdminStatus
+                | Request::AuthorizeUnblock { .. }
+                | Request::SetPolicy { .. }
+                | Request::RevokeApplication { .. }
+                | Request::Zeroize
+                | Request::ServiceStop
+                | Request::ServiceStart
+                | Request::AdminRequestApproval
+                | Request::AdminApprove { .. }
+                | Request::RegisterAuditor { .. }
+        )
+}
+
+/// Is this a step of a ceremony (its refusals are audited as the ceremony's)?
+fn is_ceremony_step(r: &Request) -> bool {
     matches!(
         r,
-        Request::AdminChallenge
-            | Request::AdminLogin { .. }
-            | Request::AdminLogout { .. }
-            | Request::AdminStatus
-            | Request::InitBegin { .. }
+        Request::InitBegin { .. }
             | Request::ReplaceBegin { .. }
             | Request::CeremonyEnroll { .. }
             | Request::CeremonyShare { .. }
             | Request::CeremonyVerify { .. }
             | Request::CeremonyCommit
             | Request::CeremonyAbort
-            | Request::AuthorizeUnblock { .. }
-            | Request::SetPolicy { .. }
-            | Request::RevokeApplication { .. }
-            | Request::Zeroize
-            | Request::ServiceStop
-            | Request::ServiceStart
-            | Request::AdminRequestApproval
-            | Request::AdminApprove { .. }
-            | Request::RegisterAuditor { .. }
     )
 }
 
@@ -225,16 +233,7 @@ impl<P: Platform> Hsm<P> {
         if matches!(self.state, State::Error(_)) && !allowed_in_error(&request) {
             return Err(self.deny(principal, kind, Error::Device("error state")));
         }
-        let ceremony_step = matches!(
-            request,
-            Request::InitBegin { .. }
-                | Request::ReplaceBegin { .. }
-                | Request::CeremonyEnroll { .. }
-                | Request::CeremonyShare { .. }
-                | Request::CeremonyVerify { .. }
-                | Request::CeremonyCommit
-                | Request::CeremonyAbort
-        );
+        let ceremony_step = is_ceremony_step(&request);
         let serial = match &request {
             Request::CeremonyEnroll { serial, .. }
             | Request::CeremonyShare { serial, .. }
@@ -263,13 +262,7 @@ impl<P: Platform> Hsm<P> {
             | Request::AdminStatus
             | Request::AdminLogin { .. }
             | Request::AdminLogout { .. }) => self.login_request(session, r),
-            r @ (Request::InitBegin { .. }
-            | Request::ReplaceBegin { .. }
-            | Request::CeremonyEnroll { .. }
-            | Request::CeremonyShare { .. }
-            | Request::CeremonyVerify { .. }
-            | Request::CeremonyCommit
-            | Request::CeremonyAbort) => self.ceremony_request(session, r),
+            r if is_ceremony_step(&r) => self.ceremony_request(session, r),
             r => self.quorum_operation(session, r),
         }
     }

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use gmhsm_icc::spec::purpose;
 use gmhsm_platform::Platform;
-use gmhsm_proto::admin::{AdminAction, AdminOp, AuthorityEnd};
+use gmhsm_proto::admin::{AdminAction, AdminOp, AuthorityEnd, Serial};
 use gmhsm_proto::{AuditEvent, Principal, Request, Response};
 
 use super::super::{Hsm, KEY_PREFIX, META_INIT, META_SERVICE, State};
@@ -32,27 +32,7 @@ impl<P: Platform> Hsm<P> {
                 Ok(Response::Done)
             }
             Request::AuthorizeUnblock { serial, card_challenge, new_pin_block } => {
-                let rec = self.admin_record().ok_or(QuorumError::NotAuthorized)?;
-                if !self.may(session, AdminOp::Unblock) {
-                    return Err(QuorumError::NotAuthorized);
-                }
-                if rec.card(&serial).is_none() {
-                    return Err(QuorumError::UnknownCard);
-                }
-                let domain = {
-                    let a = self.admin.session(session).authority().ok_or(QuorumError::NotAuthorized)?;
-                    share::domain_key(a.expose_dk())?
-                };
-                let sig = share::authorize(
-                    &mut self.rng,
-                    &domain,
-                    purpose::RESET_RETRY_COUNTER,
-                    &serial,
-                    &card_challenge,
-                    new_pin_block.expose_secret(),
-                )?;
-                self.log(local, AuditEvent::Admin { action: AdminAction::UnblockAuthorized { serial } });
-                Ok(Response::DomainAuthorization(sig))
+                self.authorize_unblock(session, serial, &card_challenge, new_pin_block.expose_secret())
             }
             Request::SetPolicy { policy } => {
                 let mut rec = self.admin_record().ok_or(QuorumError::NotAuthorized)?;
@@ -71,26 +51,7 @@ impl<P: Platform> Hsm<P> {
                 self.log(local, AuditEvent::Admin { action: AdminAction::PolicyChanged });
                 Ok(Response::Done)
             }
-            Request::RevokeApplication { cert_sha256 } => {
-                if !matches!(self.state, State::Operational(_)) {
-                    return Err(QuorumError::Unexpected { expected: "operational device", got: "RevokeApplication" });
-                }
-                if !self.may(session, AdminOp::KeyManagement) {
-                    return Err(QuorumError::NotAuthorized);
-                }
-                // The tombstone first: a cut after it leaves the certificate revoked.
-                let (app, auditor) = (cert_key(APP_PREFIX, &cert_sha256), cert_key(AUDITOR_PREFIX, &cert_sha256));
-                let store = self.store.as_ref().ok_or(QuorumError::Store)?;
-                if !store.contains(&app) && !store.contains(&auditor) {
-                    return Err(QuorumError::UnknownCard);
-                }
-                let sealed = |_| QuorumError::Store;
-                self.sealed_put(&cert_key(REVOKED_PREFIX, &cert_sha256), Some(&[1])).map_err(sealed)?;
-                self.sealed_put(&app, None).map_err(sealed)?;
-                self.sealed_put(&auditor, None).map_err(sealed)?;
-                self.log(local, AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
-                Ok(Response::Done)
-            }
+            Request::RevokeApplication { cert_sha256 } => self.revoke_application(session, cert_sha256),
             r @ (Request::ServiceStop | Request::ServiceStart) => {
                 let stop = r == Request::ServiceStop;
                 let got = if stop { "ServiceStop" } else { "ServiceStart" };
@@ -117,6 +78,61 @@ impl<P: Platform> Hsm<P> {
             }
             _ => Err(QuorumError::Internal),
         }
+    }
+
+    /// `AuthorizeUnblock`: the domain key's authorization for an admin card to reset its PIN
+    /// retry counter to `new_pin_block` (the unblock quorum's authority).
+    fn authorize_unblock(
+        &mut self,
+        session: u64,
+        serial: Serial,
+        card_challenge: &[u8; 16],
+        new_pin_block: &[u8; 8],
+    ) -> Result<Response, QuorumError> {
+        let rec = self.admin_record().ok_or(QuorumError::NotAuthorized)?;
+        if !self.may(session, AdminOp::Unblock) {
+            return Err(QuorumError::NotAuthorized);
+        }
+        if rec.card(&serial).is_none() {
+            return Err(QuorumError::UnknownCard);
+        }
+        let domain = {
+            let a = self.admin.session(session).authority().ok_or(QuorumError::NotAuthorized)?;
+            share::domain_key(a.expose_dk())?
+        };
+        let sig = share::authorize(
+            &mut self.rng,
+            &domain,
+            purpose::RESET_RETRY_COUNTER,
+            &serial,
+            card_challenge,
+            new_pin_block,
+        )?;
+        self.log(Some(Principal::Local), AuditEvent::Admin { action: AdminAction::UnblockAuthorized { serial } });
+        Ok(Response::DomainAuthorization(sig))
+    }
+
+    /// `RevokeApplication`: the certificate's tombstone, then its application and auditor
+    /// records (the key-management quorum's authority, on an operational device).
+    fn revoke_application(&mut self, session: u64, cert_sha256: [u8; 32]) -> Result<Response, QuorumError> {
+        if !matches!(self.state, State::Operational(_)) {
+            return Err(QuorumError::Unexpected { expected: "operational device", got: "RevokeApplication" });
+        }
+        if !self.may(session, AdminOp::KeyManagement) {
+            return Err(QuorumError::NotAuthorized);
+        }
+        // The tombstone first: a cut after it leaves the certificate revoked.
+        let (app, auditor) = (cert_key(APP_PREFIX, &cert_sha256), cert_key(AUDITOR_PREFIX, &cert_sha256));
+        let store = self.store.as_ref().ok_or(QuorumError::Store)?;
+        if !store.contains(&app) && !store.contains(&auditor) {
+            return Err(QuorumError::UnknownCard);
+        }
+        let sealed = |_| QuorumError::Store;
+        self.sealed_put(&cert_key(REVOKED_PREFIX, &cert_sha256), Some(&[1])).map_err(sealed)?;
+        self.sealed_put(&app, None).map_err(sealed)?;
+        self.sealed_put(&auditor, None).map_err(sealed)?;
+        self.log(Some(Principal::Local), AuditEvent::Admin { action: AdminAction::ApplicationRevoked { cert_sha256 } });
+        Ok(Response::Done)
     }
 
     /// Persist the service state first, then mirror it in RAM (a failed write changes nothing).
