@@ -161,7 +161,7 @@ impl<P: Platform> Hsm<P> {
 
     /// Execute `requests` in order, each answered as [`Hsm::execute`] would answer it; what
     /// a link read brings in at once. Each is checked into its step in its place (access,
-    /// state, tamper, exactly as alone); consecutive [`Step::Sm2Decrypt`]s are then computed
+    /// state, tamper, exactly as alone); consecutive `Step::Sm2Decrypt`s are then computed
     /// together, per key and layout, as a `DecryptBatch` is. Any request that is not an SM2
     /// decryption with a stored key first computes the run before it, so no request sees a
     /// later one's effects; a run whose card left the operational state meanwhile (a tamper
