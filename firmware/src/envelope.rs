@@ -15,8 +15,8 @@
 //! Hand-written: no crate parses this structure. Every length is checked before use; the
 //! unwrapped private key must match `PubKey`, or nothing is imported.
 
+use crate::error::Error;
 use alloc::vec::Vec;
-use gmhsm_proto::Status;
 
 /// SGD_SM4_ECB.
 pub const SGD_SM4_ECB: u32 = 0x0000_0401;
@@ -37,15 +37,15 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 }
 
 /// The 32-byte value of a 64-byte coordinate field; the leading 32 bytes must be zero.
-fn coord(field: &[u8]) -> Result<&[u8], Status> {
+fn coord(field: &[u8]) -> Result<&[u8], Error> {
     if field[..32].iter().any(|&b| b != 0) {
-        return Err(Status::InvalidArgument);
+        return Err(Error::Invalid("envelope coordinate"));
     }
     Ok(&field[32..])
 }
 
-pub fn parse(blob: &[u8]) -> Result<EnvelopedKey<'_>, Status> {
-    let bad = Status::InvalidArgument;
+pub fn parse(blob: &[u8]) -> Result<EnvelopedKey<'_>, Error> {
+    let bad = Error::Invalid("envelope");
     if blob.len() < FIXED {
         return Err(bad);
     }

@@ -13,13 +13,13 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Devices, Platform};
-use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Response, Status, StatusInfo};
+use gmhsm_proto::{AuditEvent, AuditState, Label, Principal, Request, Status, StatusInfo};
 
 use crate::audit::AuditLog;
 use crate::keys::LoadedKey;
 use crate::rng::CardRng;
 use crate::session::Sessions;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::wrap::Wrapper;
 use crate::{dmk, selftest};
 
@@ -61,10 +61,6 @@ pub struct Hsm<P: Platform> {
     mode: Option<dmk::Mode>,
     /// Requests handled since boot.
     requests: u64,
-    /// Set while [`Hsm::execute_many`] runs an SM2 decryption with a stored key: the handler
-    /// checks access as always, then leaves the computation in `deferred` for the run.
-    deferring: bool,
-    deferred: Option<Deferred>,
     /// Keys and store bytes each application owns (see `quota`).
     usage: quota::Ledger,
     /// Set when an audit record of an application's request could not be written: that
@@ -74,43 +70,11 @@ pub struct Hsm<P: Platform> {
     keygen: longop::KeygenState,
 }
 
-/// Decryptions from which a batch is split in two halves computed at once
-/// ([`Platform::join`]: on the board's second core): two groups of eight lanes.
-const SPLIT_DECRYPTS: usize = 2 * gmhsm_ec_ifma::LANES;
-
-/// `sm2_fast::pke::decrypt_many`, in two halves at once (whole groups of eight lanes each)
-/// when there are at least [`SPLIT_DECRYPTS`] ciphertexts: the board's second core is idle
-/// while the card decrypts (nothing precomputes for decryption).
-fn decrypt_split<P: Platform>(
-    secret: &sm2::SecretKey,
-    cts: &[&[u8]],
-    layout: crate::alg::sm2_pke::Layout,
-) -> Vec<Result<zeroize::Zeroizing<Vec<u8>>, crate::alg::AlgError>> {
-    use crate::alg::sm2_fast::pke::decrypt_many;
-    if cts.len() < SPLIT_DECRYPTS {
-        return decrypt_many(secret, cts, layout);
-    }
-    // The first half gets the larger number of whole lane groups.
-    const L: usize = gmhsm_ec_ifma::LANES;
-    let (a, b) = cts.split_at(cts.len().div_ceil(2 * L) * L);
-    let (mut first, second) = P::join(|| decrypt_many(secret, a, layout), || decrypt_many(secret, b, layout));
-    first.extend(second);
-    first
-}
-
-/// An SM2 decryption that passed every check inside [`Hsm::execute_many`], computed with the
-/// rest of its run of consecutive decryptions.
-struct Deferred {
-    label: Label,
-    secret: sm2::SecretKey,
-    layout: gmhsm_proto::Sm2Layout,
-    data: Vec<u8>,
-}
-
 mod access;
 mod admin;
 mod fast;
 pub mod keypair;
+mod plan;
 
 pub use fast::{RefillDone, RefillJob};
 mod longop;
@@ -121,6 +85,7 @@ mod labels;
 mod quota;
 mod sealed;
 mod usage;
+pub use crate::error::Error;
 pub use quota::Usage;
 
 fn short(why: &str) -> heapless::String<96> {
@@ -137,13 +102,6 @@ fn store_key(label: &Label) -> Vec<u8> {
     let mut k = KEY_PREFIX.to_vec();
     k.extend_from_slice(label.as_bytes());
     k
-}
-
-fn store_status(e: StoreError) -> Status {
-    match e {
-        StoreError::Full => Status::StoreFull,
-        _ => Status::Internal,
-    }
 }
 
 impl<P: Platform> Hsm<P> {
@@ -169,8 +127,6 @@ impl<P: Platform> Hsm<P> {
             integrity: None,
             mode: None,
             requests: 0,
-            deferring: false,
-            deferred: None,
             usage: Default::default(),
             unaudited: false,
             keygen: Default::default(),
@@ -244,17 +200,18 @@ impl<P: Platform> Hsm<P> {
 
     /// Audit what an application's request did, before it takes effect or with its effect
     /// undone on `Err` (`StoreFull`: the record did not fit).
-    fn audited(&mut self, principal: &Principal, event: AuditEvent) -> Result<(), Status> {
+    fn audited(&mut self, principal: &Principal, event: AuditEvent) -> Result<(), Error> {
         self.log(Some(principal.clone()), event);
         if core::mem::take(&mut self.unaudited) {
-            return Err(Status::StoreFull);
+            return Err(Error::Unaudited);
         }
         Ok(())
     }
 
-    fn deny(&mut self, principal: &Principal, request: u8, status: Status) -> Status {
-        self.log(Some(principal.clone()), AuditEvent::Denied { request, status });
-        status
+    /// Refuse with `e`, audited as a denial with its wire status.
+    fn deny(&mut self, principal: &Principal, request: u8, e: Error) -> Error {
+        self.log(Some(principal.clone()), AuditEvent::Denied { request, status: e.status() });
+        e
     }
 
     /// Latch a tamper event: zeroize the DMK and enter the error state. `true` if it fired.
@@ -337,13 +294,13 @@ impl<P: Platform> Hsm<P> {
     /// splits the domain key onto admin cards and gates administration behind a quorum.
     pub fn initialize(&mut self) -> Result<(), Status> {
         if !matches!(self.state, State::Factory) {
-            return Err(Status::InvalidArgument);
+            return Err(Error::Invalid("already initialized").status());
         }
         let mut k = zeroize::Zeroizing::new([0u8; 32]);
-        self.rng.fill(&mut k[..]).map_err(|_| Status::DeviceError)?;
+        self.rng.fill(&mut k[..]).map_err(Error::Rng)?;
         self.commit_init(&k, dmk::Mode::Demo, None)?;
         self.log(None, AuditEvent::Initialized);
-        self.ensure_device_keys()
+        Ok(self.ensure_device_keys()?)
     }
 
     /// The device's own key pairs, SDF index 0: `sdf:sign:0` and `sdf:enc:0`, SM2, owned by
@@ -351,7 +308,7 @@ impl<P: Platform> Hsm<P> {
     /// (e.g. to unwrap envelopes clients made with the appliance's certificate); and the
     /// audit checkpoint key. Created at initialization, or at the next boot if a power cut
     /// came first.
-    fn ensure_device_keys(&mut self) -> Result<(), Status> {
+    fn ensure_device_keys(&mut self) -> Result<(), Error> {
         use gmhsm_proto::{Capabilities as C, KeyAlg};
         // Every way into the operational state passes here: count what applications own.
         self.rebuild_usage();
@@ -362,11 +319,17 @@ impl<P: Platform> Hsm<P> {
             // requests can read its public key, nobody can sign with it.
             (checkpoint::AUDIT_KEY, C::VERIFY, 0),
         ] {
-            let label = Label::try_from(name).map_err(|_| Status::Internal)?;
+            let label = Label::try_from(name).map_err(|_| Error::Internal("device key label"))?;
             if self.store.as_ref().is_some_and(|s| s.contains(&store_key(&label))) {
                 continue;
             }
-            self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, domains)?;
+            match self.generate(&Principal::Local, label, KeyAlg::Sm2, caps, domains)? {
+                plan::Step::NewKey(k) => {
+                    let generated = crate::keys::generate(k.alg, &mut self.rng)?;
+                    self.use_new_key(k, generated)?;
+                }
+                _ => return Err(Error::Internal("device key not planned")),
+            }
         }
         Ok(())
     }
@@ -391,108 +354,6 @@ impl<P: Platform> Hsm<P> {
         }
     }
 
-    /// Carry out one request for `principal`. Never panics on any input.
-    pub fn execute(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
-        self.requests = self.requests.wrapping_add(1);
-        self.run(principal, session, request)
-    }
-
-    /// [`Hsm::execute`] without counting the request (a finished key generation runs its
-    /// request a second time).
-    fn run(&mut self, principal: &Principal, session: u64, request: Request) -> Result<Response, Status> {
-        let now_ms = self.clock.now_ms();
-        // Sessions idle past their expiry go first (the daemon's CloseSession may be lost).
-        self.sessions.tick(now_ms);
-        self.sessions.touch(session, matches!(request, Request::CloseSession));
-        self.rng.tick(now_ms);
-        if self.tamper_check() {
-            return Err(Status::DeviceError);
-        }
-        self.check_rng();
-        self.unaudited = false;
-        let mut result = self.dispatch(principal, session, request);
-        // An application's request whose audit record did not fit is refused.
-        if core::mem::take(&mut self.unaudited) && result.is_ok() {
-            result = Err(Status::StoreFull);
-        }
-        // A source that failed during this request latches the error state now.
-        self.check_rng();
-        result
-    }
-
-    /// Execute `requests` in order, each answered as [`Hsm::execute`] would answer it; what
-    /// a link read brings in at once. Consecutive SM2 decryptions with stored keys
-    /// (`Decrypt` with `CipherMech::Sm2`) are checked one by one in their place (access, state,
-    /// tamper, exactly as alone) and then computed together, per key: their \[dB\]C1 eight at
-    /// a time on AVX-512 IFMA (`sm2_fast::pke::decrypt_many`), as a `DecryptBatch` is. Any
-    /// other request first finishes the run before it, so no request sees a later one's
-    /// effects; a run whose card left the operational state meanwhile (a tamper event) is
-    /// answered `DeviceError`. `before_each` runs before every request (the simulator hands
-    /// its nonce engine's finished batches in there, as it does before a lone request).
-    pub fn execute_many(
-        &mut self,
-        requests: Vec<(Principal, u64, Request)>,
-        mut before_each: impl FnMut(&mut Self),
-    ) -> Vec<Result<Response, Status>> {
-        let mut out = Vec::with_capacity(requests.len());
-        let mut run: Vec<(usize, Deferred)> = Vec::new();
-        for (principal, session, request) in requests {
-            before_each(self);
-            let coalesce = matches!(
-                &request,
-                Request::Decrypt {
-                    key: gmhsm_proto::KeyRef::Label(_),
-                    mechanism: gmhsm_proto::CipherMech::Sm2 { .. },
-                    ..
-                }
-            );
-            if !coalesce {
-                self.finish_decrypts(&mut run, &mut out);
-                out.push(self.execute(&principal, session, request));
-                continue;
-            }
-            self.deferring = true;
-            let result = self.execute(&principal, session, request);
-            self.deferring = false;
-            match (self.deferred.take(), result) {
-                (Some(d), Ok(_)) => {
-                    run.push((out.len(), d));
-                    // Replaced by `finish_decrypts`.
-                    out.push(Err(Status::Internal));
-                }
-                (_, result) => out.push(result),
-            }
-        }
-        self.finish_decrypts(&mut run, &mut out);
-        out
-    }
-
-    /// Compute the deferred decryptions of `run` into their places in `out`, one
-    /// `decrypt_many` per stretch with the same key and layout.
-    fn finish_decrypts(&mut self, run: &mut Vec<(usize, Deferred)>, out: &mut [Result<Response, Status>]) {
-        let operational = matches!(self.state, State::Operational(_));
-        let items = core::mem::take(run);
-        let mut rest = &items[..];
-        while let Some((first, _)) = rest.split_first() {
-            let same = rest.iter().take_while(|(_, d)| d.label == first.1.label && d.layout == first.1.layout).count();
-            let (group, tail) = rest.split_at(same);
-            rest = tail;
-            if !operational {
-                group.iter().for_each(|(i, _)| out[*i] = Err(Status::DeviceError));
-                continue;
-            }
-            let cts: Vec<&[u8]> = group.iter().map(|(_, d)| &d.data[..]).collect();
-            let plain = decrypt_split::<P>(&first.1.secret, &cts, crate::ops::sm2_layout(first.1.layout));
-            for ((i, _), p) in group.iter().zip(plain) {
-                out[*i] = p
-                    .map(|m| Response::Data(gmhsm_proto::SecretBytes::new(m.to_vec())))
-                    .map_err(crate::keys::alg_status);
-            }
-        }
-    }
-
-    /// Keep the set of open sessions: `CloseSession` ends one, any other request opens it.
-    /// Past [`crate::session::MAX_SESSIONS`] the lowest id is forgotten (a count, not state).
     /// Is this request refused because the service is stopped? Only applications are: the
     /// appliance's own tools administer it, and `Ping`, `GetStatus` and the daemon's
     /// `CloseSession` still work. Not audited per request (the stop itself is).

@@ -7,13 +7,14 @@
 //! unwrapped, parsed key, kept only in card RAM and zeroized on drop.
 
 use alloc::vec::Vec;
-use gmhsm_proto::{Capabilities, KeyAlg, Label, Principal, Status};
+use gmhsm_proto::{Capabilities, KeyAlg, Label, Principal};
 use rand_core::TryCryptoRng;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::alg::{self, AlgError};
+use crate::error::Error;
 
 /// A private-key access password (SDF): PBKDF2-HMAC-SM3 of the password with a random salt,
 /// and the count of consecutive failures (the key locks at [`MAX_PASSWORD_FAILURES`]).
@@ -72,16 +73,6 @@ pub struct Generated {
     pub key: LoadedKey,
 }
 
-pub fn alg_status(e: AlgError) -> Status {
-    match e {
-        AlgError::InvalidKey => Status::InvalidArgument,
-        AlgError::InvalidInput => Status::InvalidArgument,
-        AlgError::DecryptFailed => Status::DecryptFailed,
-        AlgError::VerifyFailed => Status::SignatureInvalid,
-        AlgError::Rng => Status::DeviceError,
-    }
-}
-
 /// The capabilities a key of `alg` gets when the request asks for the default. An SM4 key is
 /// a cipher key by default; a MAC key is asked for (`hsm::usage`: never both).
 pub fn default_caps(alg: KeyAlg) -> Capabilities {
@@ -98,16 +89,16 @@ pub fn default_caps(alg: KeyAlg) -> Capabilities {
     }
 }
 
-fn der<E>(r: Result<impl AsRef<[u8]>, E>) -> Result<Vec<u8>, Status> {
-    r.map(|d| d.as_ref().to_vec()).map_err(|_| Status::Internal)
+fn der<E>(r: Result<impl AsRef<[u8]>, E>) -> Result<Vec<u8>, Error> {
+    r.map(|d| d.as_ref().to_vec()).map_err(|_| Error::Internal("DER encoding"))
 }
 
 /// Generate a key of `alg` from the card's RNG.
-pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Generated, Status> {
-    let rng_err = |_| Status::DeviceError;
+pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Generated, Error> {
+    let rng_err = |_| Error::Alg(AlgError::Rng);
     match alg {
         KeyAlg::Sm2 => {
-            let key = alg::sm2::Sm2Key::new(alg::sm2::generate(rng).map_err(alg_status)?);
+            let key = alg::sm2::Sm2Key::new(alg::sm2::generate(rng).map_err(Error::Alg)?);
             let spki_der = der(key.public().to_public_key_der())?;
             let private_der = Zeroizing::new(key.to_bytes().to_vec());
             Ok(Generated { private_der, spki_der, key: LoadedKey::Sm2(key) })
@@ -118,13 +109,13 @@ pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Ge
                 KeyAlg::Rsa3072 => 3072,
                 _ => 4096,
             };
-            let key = alg::rsa::generate(rng, bits).map_err(alg_status)?;
+            let key = alg::rsa::generate(rng, bits).map_err(Error::Alg)?;
             let spki_der = der(key.to_public_key().to_public_key_der())?;
             let private_der = Zeroizing::new(der(key.to_pkcs8_der().map(|d| d.as_bytes().to_vec()))?);
             Ok(Generated { private_der, spki_der, key: LoadedKey::Rsa(key) })
         }
         KeyAlg::EcdsaP256 => {
-            let secret = alg::ecdsa::generate(rng).map_err(alg_status)?;
+            let secret = alg::ecdsa::generate(rng).map_err(Error::Alg)?;
             let spki_der = der(secret.public_key().to_public_key_der())?;
             let private_der = Zeroizing::new(secret.to_bytes().to_vec());
             Ok(Generated { private_der, spki_der, key: LoadedKey::P256(alg::ecdsa::SigningKey::from(&secret)) })
@@ -139,41 +130,41 @@ pub fn generate<R: TryCryptoRng + ?Sized>(alg: KeyAlg, rng: &mut R) -> Result<Ge
             rng.try_fill_bytes(&mut k[..]).map_err(rng_err)?;
             Ok(Generated { private_der: k.clone(), spki_der: Vec::new(), key: LoadedKey::Hmac(k) })
         }
-        _ => Err(Status::InvalidArgument),
+        _ => Err(Error::Invalid("key algorithm")),
     }
 }
 
 /// Parse an unwrapped private or secret key.
-pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Status> {
+pub fn load(alg: KeyAlg, private_der: &[u8]) -> Result<LoadedKey, Error> {
     Ok(match alg {
         KeyAlg::Sm2 => LoadedKey::Sm2(alg::sm2::Sm2Key::new(
-            alg::sm2::secret_from_bytes(private_der).map_err(|_| Status::Internal)?,
+            alg::sm2::secret_from_bytes(private_der).map_err(|_| Error::Internal("stored SM2 key"))?,
         )),
         KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096 => {
-            let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Status::Internal)?;
+            let key = rsa::PrivateKey::from_pkcs8_der(private_der).map_err(|_| Error::Internal("stored RSA key"))?;
             LoadedKey::Rsa(alg::rsa::RsaKey::new(key))
         }
         KeyAlg::EcdsaP256 => LoadedKey::P256(alg::ecdsa::SigningKey::from(
-            &alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Status::Internal)?,
+            &alg::ecdsa::secret_from_bytes(private_der).map_err(|_| Error::Internal("stored P-256 key"))?,
         )),
         KeyAlg::Sm4 => {
-            let k: [u8; 16] = private_der.try_into().map_err(|_| Status::Internal)?;
+            let k: [u8; 16] = private_der.try_into().map_err(|_| Error::Internal("stored SM4 key"))?;
             LoadedKey::Sm4(Zeroizing::new(k))
         }
         KeyAlg::HmacSm3 => LoadedKey::Hmac(Zeroizing::new(private_der.to_vec())),
-        _ => return Err(Status::Internal),
+        _ => return Err(Error::Internal("stored key algorithm")),
     })
 }
 
 /// PBKDF2-HMAC-SM3, one 32-byte block (RFC 8018 §5.2).
-pub fn pbkdf2_sm3(password: &[u8], salt: &[u8], iterations: u32) -> Result<[u8; 32], Status> {
+pub fn pbkdf2_sm3(password: &[u8], salt: &[u8], iterations: u32) -> Result<[u8; 32], Error> {
     let mut first = Vec::with_capacity(salt.len() + 4);
     first.extend_from_slice(salt);
     first.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = alg::sm3::hmac_sm3(password, &first).map_err(alg_status)?;
+    let mut u = alg::sm3::hmac_sm3(password, &first).map_err(Error::Alg)?;
     let mut t = u;
     for _ in 1..iterations {
-        u = alg::sm3::hmac_sm3(password, &u).map_err(alg_status)?;
+        u = alg::sm3::hmac_sm3(password, &u).map_err(Error::Alg)?;
         for (a, b) in t.iter_mut().zip(u.iter()) {
             *a ^= b;
         }

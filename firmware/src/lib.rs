@@ -22,6 +22,7 @@ pub mod dmk;
 pub mod drbg;
 pub mod entropy;
 pub mod envelope;
+pub mod error;
 pub mod hsm;
 pub mod integrity;
 pub mod keys;
@@ -35,4 +36,5 @@ pub mod shamir;
 pub mod store;
 pub mod wrap;
 
+pub use error::Error;
 pub use hsm::Hsm;

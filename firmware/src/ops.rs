@@ -2,14 +2,16 @@
 //! layer ([`crate::alg`]). No access control here; the caller has checked capabilities.
 
 use alloc::vec::Vec;
-use gmhsm_proto::{CipherMech, KeyAlg, MacMech, Mechanism, Sm2Layout, Sm4Mode, Status};
+use gmhsm_proto::{CipherMech, KeyAlg, MacMech, Mechanism, Sm2Layout, Sm4Mode};
 use rand_core::TryCryptoRng;
 use rsa::pkcs8::DecodePublicKey;
 use zeroize::Zeroizing;
 
+use crate::alg::AlgError;
 use crate::alg::sm2_fast::BaseTable;
 use crate::alg::{self, sm4};
-use crate::keys::{LoadedKey, alg_status};
+use crate::error::Error;
+use crate::keys::LoadedKey;
 
 /// A public key parsed from its SPKI.
 pub enum Public {
@@ -19,7 +21,7 @@ pub enum Public {
 }
 
 impl Public {
-    pub fn from_spki(spki_der: &[u8]) -> Result<Public, Status> {
+    pub fn from_spki(spki_der: &[u8]) -> Result<Public, Error> {
         if let Ok(k) = sm2::PublicKey::from_public_key_der(spki_der) {
             return Ok(Public::Sm2(k));
         }
@@ -27,10 +29,10 @@ impl Public {
             return Ok(Public::P256(k));
         }
         if let Ok(k) = rsa::PublicKey::from_public_key_der(spki_der) {
-            alg::rsa::check_size(&k).map_err(alg_status)?;
+            alg::rsa::check_size(&k).map_err(Error::Alg)?;
             return Ok(Public::Rsa(k));
         }
-        Err(Status::InvalidArgument)
+        Err(Error::Invalid("public key"))
     }
 
     pub fn of(key: &LoadedKey) -> Option<Public> {
@@ -52,8 +54,8 @@ pub fn sm2_layout(l: Sm2Layout) -> alg::sm2_pke::Layout {
     }
 }
 
-fn digest32(msg: &[u8]) -> Result<&[u8; 32], Status> {
-    msg.try_into().map_err(|_| Status::InvalidArgument)
+fn digest32(msg: &[u8]) -> Result<&[u8; 32], Error> {
+    msg.try_into().map_err(|_| Error::Invalid("digest length"))
 }
 
 /// The signing mechanisms a key algorithm supports.
@@ -74,8 +76,8 @@ pub fn sign<R: TryCryptoRng + ?Sized>(
     mechanism: &Mechanism,
     msg: &[u8],
     rng: &mut R,
-) -> Result<Vec<u8>, Status> {
-    let e = alg_status;
+) -> Result<Vec<u8>, Error> {
+    let e = Error::Alg;
     match (key, mechanism) {
         (LoadedKey::Sm2(s), Mechanism::Sm2Sm3 { distid }) => {
             Ok(alg::sm2::sign(rng, s, distid, msg).map_err(e)?.to_der().to_vec())
@@ -88,27 +90,27 @@ pub fn sign<R: TryCryptoRng + ?Sized>(
             alg::rsa::sign_pss(rng, k, alg::rsa::PssHash::Sha256, msg).map_err(e)
         }
         (LoadedKey::P256(s), Mechanism::EcdsaP256Sha256) => alg::ecdsa::sign_with(rng, s, msg).map_err(e),
-        _ => Err(Status::WrongKeyType),
+        _ => Err(Error::WrongKeyType),
     }
 }
 
-pub fn verify(public: &Public, mechanism: &Mechanism, msg: &[u8], sig: &[u8]) -> Result<(), Status> {
-    let bad = |_| Status::SignatureInvalid;
+pub fn verify(public: &Public, mechanism: &Mechanism, msg: &[u8], sig: &[u8]) -> Result<(), Error> {
+    let bad = |_| Error::SignatureInvalid;
     match (public, mechanism) {
         (Public::Sm2(p), Mechanism::Sm2Sm3 { distid }) => {
             let s = alg::sm2::signature_from_bytes(sig).map_err(bad)?;
-            alg::sm2::verify(p, distid, msg, &s).map_err(alg_status)
+            alg::sm2::verify(p, distid, msg, &s).map_err(Error::Alg)
         }
         (Public::Sm2(p), Mechanism::Sm2Digest) => {
             let s = alg::sm2::signature_from_bytes(sig).map_err(bad)?;
-            alg::sm2::verify_digest(p, digest32(msg)?, &s).map_err(alg_status)
+            alg::sm2::verify_digest(p, digest32(msg)?, &s).map_err(Error::Alg)
         }
         (Public::Rsa(k), Mechanism::RsaPkcs1v15Sha256) => alg::rsa::verify_pkcs1v15_sha256(k, msg, sig).map_err(bad),
         (Public::Rsa(k), Mechanism::RsaPssSha256) => {
             alg::rsa::verify_pss(k, alg::rsa::PssHash::Sha256, msg, sig).map_err(bad)
         }
         (Public::P256(p), Mechanism::EcdsaP256Sha256) => alg::ecdsa::verify(p, msg, sig).map_err(bad),
-        _ => Err(Status::WrongKeyType),
+        _ => Err(Error::WrongKeyType),
     }
 }
 
@@ -120,8 +122,8 @@ pub fn encrypt_public<R: TryCryptoRng + ?Sized>(
     data: &[u8],
     rng: &mut R,
     table: Option<&BaseTable>,
-) -> Result<Vec<u8>, Status> {
-    let e = alg_status;
+) -> Result<Vec<u8>, Error> {
+    let e = Error::Alg;
     match (public, mechanism) {
         (Public::Sm2(p), CipherMech::Sm2 { layout: l }) => {
             alg::sm2_fast::pke::encrypt(table, rng, p, data, sm2_layout(*l)).map_err(e)
@@ -129,7 +131,7 @@ pub fn encrypt_public<R: TryCryptoRng + ?Sized>(
         (Public::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::encrypt_pkcs1v15(rng, k, data).map_err(e),
         (Public::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::encrypt_oaep_sha256(rng, k, data).map_err(e),
         (Public::Rsa(k), CipherMech::RsaRaw) => alg::rsa::public_op(k, data).map_err(e),
-        _ => Err(Status::WrongKeyType),
+        _ => Err(Error::WrongKeyType),
     }
 }
 
@@ -139,15 +141,15 @@ pub fn decrypt<R: TryCryptoRng + ?Sized>(
     mechanism: &CipherMech,
     data: &[u8],
     rng: &mut R,
-) -> Result<Zeroizing<Vec<u8>>, Status> {
-    let e = alg_status;
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let e = Error::Alg;
     match (key, mechanism) {
         (LoadedKey::Sm2(s), CipherMech::Sm2 { layout: l }) => alg::sm2_pke::decrypt(s, data, sm2_layout(*l)).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaPkcs1v15) => alg::rsa::decrypt_pkcs1v15(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaOaepSha256) => alg::rsa::decrypt_oaep_sha256(rng, k, data).map_err(e),
         (LoadedKey::Rsa(k), CipherMech::RsaRaw) => alg::rsa::private_op(rng, k, data).map_err(e),
         (LoadedKey::Sm4(k), m) => sym(&k[..], m, sm4::Direction::Decrypt, data, rng),
-        _ => Err(Status::WrongKeyType),
+        _ => Err(Error::WrongKeyType),
     }
 }
 
@@ -158,11 +160,11 @@ pub fn encrypt<R: TryCryptoRng + ?Sized>(
     data: &[u8],
     rng: &mut R,
     table: Option<&BaseTable>,
-) -> Result<Vec<u8>, Status> {
+) -> Result<Vec<u8>, Error> {
     match key {
         LoadedKey::Sm4(k) => Ok(sym(&k[..], mechanism, sm4::Direction::Encrypt, data, rng)?.to_vec()),
         other => {
-            let public = Public::of(other).ok_or(Status::WrongKeyType)?;
+            let public = Public::of(other).ok_or(Error::WrongKeyType)?;
             encrypt_public(&public, mechanism, data, rng, table)
         }
     }
@@ -175,9 +177,9 @@ pub enum SymCtx {
 }
 
 /// Fresh bytes from the card's DRBG (an IV or nonce the card chooses).
-fn fresh<const N: usize, R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<[u8; N], Status> {
+fn fresh<const N: usize, R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<[u8; N], Error> {
     let mut out = [0u8; N];
-    rng.try_fill_bytes(&mut out).map_err(|_| Status::DeviceError)?;
+    rng.try_fill_bytes(&mut out).map_err(|_| Error::Alg(AlgError::Rng))?;
     Ok(out)
 }
 
@@ -190,10 +192,10 @@ pub fn sym_ctx<R: TryCryptoRng + ?Sized>(
     mechanism: &CipherMech,
     dir: sm4::Direction,
     rng: &mut R,
-) -> Result<SymCtx, Status> {
+) -> Result<SymCtx, Error> {
     use sm4::IvPlace::{Given, InData};
     let card = |rng: &mut R| if dir == sm4::Direction::Encrypt { fresh::<16, R>(rng) } else { Ok([0; 16]) };
-    let e = alg_status;
+    let e = Error::Alg;
     let (mode, pkcs7, place) = match mechanism {
         CipherMech::Sm4Gcm { nonce, aad } => {
             return Ok(SymCtx::Gcm(sm4::Sm4GcmCtx::placed(key, nonce, aad, dir, Given).map_err(e)?));
@@ -212,9 +214,9 @@ pub fn sym_ctx<R: TryCryptoRng + ?Sized>(
             Sm4Mode::CfbCardIv => (sm4::Mode::Cfb(card(rng)?), *pkcs7, InData),
             Sm4Mode::OfbCardIv => (sm4::Mode::Ofb(card(rng)?), *pkcs7, InData),
             Sm4Mode::CtrCardIv => (sm4::Mode::Ctr(card(rng)?), *pkcs7, InData),
-            _ => return Err(Status::InvalidArgument),
+            _ => return Err(Error::Invalid("mechanism")),
         },
-        _ => return Err(Status::WrongKeyType),
+        _ => return Err(Error::WrongKeyType),
     };
     let padding = if pkcs7 { sm4::Padding::Pkcs7 } else { sm4::Padding::None };
     Ok(SymCtx::Sm4(sm4::Sm4Ctx::placed(key, mode, dir, padding, place).map_err(e)?))
@@ -227,23 +229,23 @@ pub fn sym<R: TryCryptoRng + ?Sized>(
     dir: sm4::Direction,
     data: &[u8],
     rng: &mut R,
-) -> Result<Zeroizing<Vec<u8>>, Status> {
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     match sym_ctx(key, mechanism, dir, rng)? {
         SymCtx::Sm4(mut c) => {
             let mut out = c.update(data);
-            out.extend_from_slice(&c.finalize().map_err(alg_status)?);
+            out.extend_from_slice(&c.finalize().map_err(Error::Alg)?);
             Ok(out)
         }
         SymCtx::Gcm(mut c) => {
-            c.update(data).map_err(alg_status)?;
-            c.finalize().map_err(alg_status)
+            c.update(data).map_err(Error::Alg)?;
+            c.finalize().map_err(Error::Alg)
         }
     }
 }
 
 /// One-shot MAC with a stored or session key (CBC-MAC: the zero IV only).
-pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Status> {
-    let e = alg_status;
+pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Error> {
+    let e = Error::Alg;
     Ok(match mechanism {
         MacMech::HmacSm3 => alg::sm3::hmac_sm3(key, data).map_err(e)?.to_vec(),
         MacMech::Sm4Cmac => {
@@ -256,7 +258,7 @@ pub fn mac(key: &[u8], mechanism: MacMech, data: &[u8]) -> Result<Vec<u8>, Statu
             c.update(data);
             c.finalize().map_err(e)?.to_vec()
         }
-        _ => return Err(Status::InvalidArgument),
+        _ => return Err(Error::Invalid("MAC mechanism")),
     })
 }
 

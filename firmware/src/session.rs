@@ -17,10 +17,11 @@
 //! the status's session count, under the same bound and expiry.
 
 use alloc::collections::{BTreeMap, BTreeSet};
-use gmhsm_proto::{Label, Principal, Status};
+use gmhsm_proto::{Label, Principal};
 use zeroize::Zeroizing;
 
 use crate::alg::{sm2_kex, sm3, sm4};
+use crate::error::Error;
 
 pub const MAX_SESSIONS: usize = 4096;
 pub const MAX_HANDLES: usize = 64;
@@ -74,13 +75,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn insert(&mut self, h: Handle) -> Result<u32, Status> {
+    pub fn insert(&mut self, h: Handle) -> Result<u32, Error> {
         if self.handles.len() >= MAX_HANDLES {
-            return Err(Status::Busy);
+            return Err(Error::SessionFull);
         }
         let gcm = |h: &Handle| matches!(h, Handle::Op(Op::Gcm(_)));
         if gcm(&h) && self.handles.values().filter(|h| gcm(h)).count() >= MAX_GCM_OPS {
-            return Err(Status::Busy);
+            return Err(Error::SessionFull);
         }
         self.next = self.next.wrapping_add(1).max(1);
         while self.handles.contains_key(&self.next) {
@@ -90,18 +91,18 @@ impl Session {
         Ok(self.next)
     }
 
-    pub fn take(&mut self, id: u32) -> Result<Handle, Status> {
-        self.handles.remove(&id).ok_or(Status::UnknownHandle)
+    pub fn take(&mut self, id: u32) -> Result<Handle, Error> {
+        self.handles.remove(&id).ok_or(Error::UnknownHandle)
     }
 
-    pub fn get_mut(&mut self, id: u32) -> Result<&mut Handle, Status> {
-        self.handles.get_mut(&id).ok_or(Status::UnknownHandle)
+    pub fn get_mut(&mut self, id: u32) -> Result<&mut Handle, Error> {
+        self.handles.get_mut(&id).ok_or(Error::UnknownHandle)
     }
 
-    pub fn key(&self, id: u32) -> Result<&[u8; 16], Status> {
+    pub fn key(&self, id: u32) -> Result<&[u8; 16], Error> {
         match self.handles.get(&id) {
             Some(Handle::Key(k)) => Ok(k),
-            _ => Err(Status::UnknownHandle),
+            _ => Err(Error::UnknownHandle),
         }
     }
 
@@ -170,7 +171,7 @@ impl Sessions {
     /// The session `id`, created for `principal` if new. A session is bound to the principal
     /// that opened it; another principal naming it is refused. Makes room first: past
     /// [`MAX_SESSIONS`] or [`MAX_STATE_BYTES`], the least recently used other sessions go.
-    pub fn get(&mut self, id: u64, principal: &Principal) -> Result<&mut Session, Status> {
+    pub fn get(&mut self, id: u64, principal: &Principal) -> Result<&mut Session, Error> {
         self.settle();
         self.order += 1;
         let new = !self.map.contains_key(&id);
@@ -189,7 +190,7 @@ impl Sessions {
             last_used: order,
         });
         if &s.principal != principal {
-            return Err(Status::AccessDenied);
+            return Err(Error::AccessDenied);
         }
         s.last_used = order;
         self.open = Some((id, s.bytes()));

@@ -32,7 +32,7 @@ fn sessions_without_close_session_are_reclaimed_when_idle() {
     assert!(s.map.contains_key(&3) && !s.map.contains_key(&1) && !s.map.contains_key(&2));
     assert_eq!(s.state_bytes(), SMALL_BYTES, "their state was released");
     // A session id the daemon uses again after expiry starts empty.
-    assert!(matches!(s.get(1, &app(1)).unwrap().take(1), Err(Status::UnknownHandle)));
+    assert!(matches!(s.get(1, &app(1)).unwrap().take(1), Err(Error::UnknownHandle)));
     s.touch(3, true);
     assert_eq!(s.seen(), 0, "CloseSession still closes at once");
 }
@@ -71,5 +71,5 @@ fn sessions_are_bounded_in_number_and_bound_to_their_principal() {
     }
     assert_eq!((s.seen(), s.map.len()), (MAX_SESSIONS, MAX_SESSIONS));
     assert!(!s.map.contains_key(&0) && s.map.contains_key(&(MAX_SESSIONS as u64 + 9)));
-    assert!(matches!(s.get(MAX_SESSIONS as u64 + 9, &app(4)), Err(Status::AccessDenied)));
+    assert!(matches!(s.get(MAX_SESSIONS as u64 + 9, &app(4)), Err(Error::AccessDenied)));
 }

@@ -15,11 +15,12 @@
 
 use alloc::vec::Vec;
 use gmhsm_platform::Platform;
-use gmhsm_proto::{AppQuota, AuditEvent, Capabilities, KeyAlg, Label, Principal, Status};
+use gmhsm_proto::{AppQuota, AuditEvent, Capabilities, KeyAlg, Label, Principal};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::{CACHE_MAX, Hsm, State, store_key};
+use crate::error::Error;
 use crate::keys::{self, KeyRecord, MAX_PASSWORD_FAILURES, PBKDF2_ITERATIONS, PasswordRecord};
 
 /// A registered application (store key `app:` + certificate SHA-256).
@@ -66,12 +67,12 @@ impl<P: Platform> Hsm<P> {
     /// The stored record of `label`: from the RAM copy kept beside the key cache, or read and
     /// decoded from flash (then kept). Every write goes through [`Hsm::save_record`] and every
     /// removal clears the copy, so it never disagrees with the store.
-    pub(super) fn load_record(&mut self, label: &Label) -> Result<KeyRecord, Status> {
+    pub(super) fn load_record(&mut self, label: &Label) -> Result<KeyRecord, Error> {
         if let Some(rec) = self.records.get(label) {
             return Ok(rec.clone());
         }
-        let raw = self.sealed_get(&store_key(label))?.ok_or(Status::UnknownKey)?;
-        let rec: KeyRecord = postcard::from_bytes(&raw).map_err(|_| Status::Internal)?;
+        let raw = self.sealed_get(&store_key(label))?.ok_or(Error::UnknownKey)?;
+        let rec: KeyRecord = postcard::from_bytes(&raw).map_err(|_| Error::Internal("key record decoding"))?;
         if self.records.len() >= CACHE_MAX {
             self.records.pop_first();
         }
@@ -81,17 +82,17 @@ impl<P: Platform> Hsm<P> {
 
     /// Write the record of `label`; a new record of an application only within its quota
     /// (`QuotaExceeded`, nothing written), and counted in its usage.
-    pub(super) fn save_record(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
-        let value = postcard::to_allocvec(rec).map_err(|_| Status::Internal)?;
+    pub(super) fn save_record(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Error> {
+        let value = postcard::to_allocvec(rec).map_err(|_| Error::Internal("key record encoding"))?;
         let key = store_key(label);
-        let before = self.store.as_ref().ok_or(Status::DeviceError)?.footprint(&key);
+        let before = self.store.as_ref().ok_or(Error::Device("no store"))?.footprint(&key);
         if before.is_none() {
             self.admit_new_record(&rec.owner, label, value.len())?;
         }
         // Drop the copy first: if the write fails, the next read goes to flash.
         self.records.remove(label);
         self.sealed_put(&key, Some(&value))?;
-        let after = self.store.as_ref().ok_or(Status::DeviceError)?.footprint(&key);
+        let after = self.store.as_ref().ok_or(Error::Device("no store"))?.footprint(&key);
         self.note_usage(&rec.owner, before, after);
         Ok(())
     }
@@ -103,8 +104,8 @@ impl<P: Platform> Hsm<P> {
         AppRecord::decode(&raw)
     }
 
-    pub(super) fn register_app(&mut self, fp: [u8; 32], app: &AppRecord) -> Result<(), Status> {
-        let value = postcard::to_allocvec(app).map_err(|_| Status::Internal)?;
+    pub(super) fn register_app(&mut self, fp: [u8; 32], app: &AppRecord) -> Result<(), Error> {
+        let value = postcard::to_allocvec(app).map_err(|_| Error::Internal("application record encoding"))?;
         self.sealed_put(&app_key(&fp), Some(&value)).map(drop)
     }
 
@@ -122,20 +123,16 @@ impl<P: Platform> Hsm<P> {
     }
 
     /// The record of `label` if `principal` may see it; foreign keys are unknown (audited).
-    pub(super) fn visible(
-        &mut self,
-        principal: &Principal,
-        label: &Label,
-    ) -> Result<(KeyRecord, Capabilities), Status> {
+    pub(super) fn visible(&mut self, principal: &Principal, label: &Label) -> Result<(KeyRecord, Capabilities), Error> {
         let rec = self.load_record(label)?;
         match self.rights(principal, &rec) {
             Some(caps) => Ok((rec, caps)),
             None => {
                 self.log(
                     Some(principal.clone()),
-                    AuditEvent::Denied { request: u8::MAX, status: Status::AccessDenied },
+                    AuditEvent::Denied { request: u8::MAX, status: Error::AccessDenied.status() },
                 );
-                Err(Status::UnknownKey)
+                Err(Error::UnknownKey)
             }
         }
     }
@@ -148,16 +145,16 @@ impl<P: Platform> Hsm<P> {
         session: u64,
         label: &Label,
         need: Capabilities,
-    ) -> Result<KeyRecord, Status> {
+    ) -> Result<KeyRecord, Error> {
         let (rec, caps) = self.visible(principal, label)?;
         if !caps.contains(need) {
-            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+            return Err(self.deny(principal, u8::MAX, Error::AccessDenied));
         }
         let private = need.0 & private_use(rec.alg) != 0;
         if rec.password.is_some() && private {
             let s = self.sessions.get(session, principal)?;
             if !s.authorized.contains(label) {
-                return Err(Status::PasswordRequired);
+                return Err(Error::PasswordRequired);
             }
         }
         // Encrypting with a stored key pair goes through the loaded key too (its tables).
@@ -167,12 +164,13 @@ impl<P: Platform> Hsm<P> {
         Ok(rec)
     }
 
-    pub(super) fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Status> {
+    pub(super) fn ensure_loaded(&mut self, label: &Label, rec: &KeyRecord) -> Result<(), Error> {
         if self.cache.contains_key(label) {
             return Ok(());
         }
-        let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
-        let der = wrapper.unwrap(&rec.aad(label), &rec.wrapped).map_err(|_| Status::Internal)?;
+        let State::Operational(wrapper) = &self.state else { return Err(Error::Device("not operational")) };
+        let der =
+            wrapper.unwrap(&rec.aad(label), &rec.wrapped).map_err(|_| Error::Internal("key record does not unwrap"))?;
         let key = keys::load(rec.alg, &der)?;
         if self.cache.len() >= CACHE_MAX {
             self.cache.pop_first();
@@ -182,16 +180,16 @@ impl<P: Platform> Hsm<P> {
     }
 
     /// Set a new access password (owner or local tools); clears the failure counter.
-    pub(super) fn set_password(&mut self, principal: &Principal, label: &Label, password: &[u8]) -> Result<(), Status> {
+    pub(super) fn set_password(&mut self, principal: &Principal, label: &Label, password: &[u8]) -> Result<(), Error> {
         if password.len() < 8 {
-            return Err(Status::InvalidArgument);
+            return Err(Error::Invalid("password shorter than 8 bytes"));
         }
         let (mut rec, _) = self.visible(principal, label)?;
         if &rec.owner != principal && *principal != Principal::Local {
-            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+            return Err(self.deny(principal, u8::MAX, Error::AccessDenied));
         }
         let mut salt = [0u8; 16];
-        self.rng.fill(&mut salt).map_err(|_| Status::DeviceError)?;
+        self.rng.fill(&mut salt)?;
         let hash = keys::pbkdf2_sm3(password, &salt, PBKDF2_ITERATIONS)?;
         rec.password = Some(PasswordRecord { salt, hash, failures: 0 });
         self.save_record(label, &rec)?;
@@ -207,15 +205,15 @@ impl<P: Platform> Hsm<P> {
         session: u64,
         label: &Label,
         password: &[u8],
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let (mut rec, caps) = self.visible(principal, label)?;
         // Only who could use the protected half may spend its tries.
         if caps.0 & private_use(rec.alg) == 0 {
-            return Err(self.deny(principal, u8::MAX, Status::AccessDenied));
+            return Err(self.deny(principal, u8::MAX, Error::AccessDenied));
         }
-        let Some(mut pw) = rec.password.clone() else { return Err(Status::InvalidArgument) };
+        let Some(mut pw) = rec.password.clone() else { return Err(Error::Invalid("key has no password")) };
         if pw.failures >= MAX_PASSWORD_FAILURES {
-            return Err(self.deny(principal, u8::MAX, Status::KeyLocked));
+            return Err(self.deny(principal, u8::MAX, Error::KeyLocked));
         }
         pw.failures += 1;
         rec.password = Some(pw.clone());
@@ -228,7 +226,7 @@ impl<P: Platform> Hsm<P> {
             self.sessions.get(session, principal)?.authorized.insert(label.clone());
             Ok(())
         } else {
-            let status = if pw.failures >= MAX_PASSWORD_FAILURES { Status::KeyLocked } else { Status::WrongPassword };
+            let status = if pw.failures >= MAX_PASSWORD_FAILURES { Error::KeyLocked } else { Error::WrongPassword };
             Err(self.deny(principal, u8::MAX, status))
         }
     }

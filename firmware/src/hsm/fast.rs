@@ -13,14 +13,15 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use gmhsm_proto::{Label, Mechanism, Status};
+use gmhsm_proto::{Label, Mechanism};
 use rand_core::TryCryptoRng;
 
 use crate::alg::ecdsa_fast::{self, EcdsaJob, EcdsaNonce, EcdsaPool, P256Table};
 use crate::alg::sm2_fast::pairs::{KeyPoint, PairJob, PairPool};
 use crate::alg::sm2_fast::{self, BaseTable, FastSigner, FastVerifier, NonceBatch, NonceJob, NoncePool};
 use crate::alg::{self};
-use crate::keys::alg_status;
+
+use crate::error::Error;
 
 /// Nonces kept ready.
 pub const POOL_CAPACITY: usize = 1024;
@@ -143,29 +144,29 @@ impl Sm2Fast {
         mechanism: &Mechanism,
         msgs: &[&[u8]],
         rng: &mut R,
-    ) -> Result<Vec<Vec<u8>>, Status> {
+    ) -> Result<Vec<Vec<u8>>, Error> {
         if !self.signers.contains_key(label) {
             if self.signers.len() >= MAX_SIGNERS {
                 self.signers.pop_first();
             }
-            let signer = FastSigner::new(secret, self.table.clone()).map_err(alg_status)?;
+            let signer = FastSigner::new(secret, self.table.clone()).map_err(Error::Alg)?;
             self.signers.insert(label.clone(), signer);
         }
-        let signer = self.signers.get(label).ok_or(Status::Internal)?;
+        let signer = self.signers.get(label).ok_or(Error::Internal("signer just inserted"))?;
         let digests = match mechanism {
-            Mechanism::Sm2Sm3 { distid } => signer.digests(distid, msgs).map_err(alg_status)?,
+            Mechanism::Sm2Sm3 { distid } => signer.digests(distid, msgs).map_err(Error::Alg)?,
             Mechanism::Sm2Digest => msgs
                 .iter()
-                .map(|m| <[u8; 32]>::try_from(*m).map_err(|_| Status::InvalidArgument))
+                .map(|m| <[u8; 32]>::try_from(*m).map_err(|_| Error::Invalid("digest length")))
                 .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(Status::WrongKeyType),
+            _ => return Err(Error::WrongKeyType),
         };
         let mut out = Vec::with_capacity(msgs.len());
         for (i, e) in digests.iter().enumerate() {
             if self.pool.is_empty() {
-                self.pool.refill(rng, inline_batch(INLINE_BATCH, msgs.len() - i)).map_err(alg_status)?;
+                self.pool.refill(rng, inline_batch(INLINE_BATCH, msgs.len() - i)).map_err(Error::Alg)?;
             }
-            let sig = signer.sign_digest_pooled(&mut self.pool, rng, e).map_err(alg_status)?;
+            let sig = signer.sign_digest_pooled(&mut self.pool, rng, e).map_err(Error::Alg)?;
             out.push(alg::dersig::encode(&sig.r_bytes().into(), &sig.s_bytes().into()));
         }
         Ok(out)
@@ -179,15 +180,15 @@ impl Sm2Fast {
         msg: &[u8],
         rng: &mut R,
         ahead: usize,
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Vec<u8>, Error> {
         let inline = inline_batch(self.p256.inline_batch(), ahead);
-        ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg, inline).map_err(alg_status)
+        ecdsa_fast::sign_pooled(key, &mut self.p256_pool, &self.p256, rng, msg, inline).map_err(Error::Alg)
     }
 
     /// A fresh SM2 key pair (d, \[d\]G) for `GenerateKeyPair`, from the pool (a few computed
     /// on the spot if it is empty).
-    pub fn take_pair<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<KeyPoint, Status> {
-        sm2_fast::pairs::take(&mut self.pairs, &self.table, rng, INLINE_BATCH).map_err(alg_status)
+    pub fn take_pair<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<KeyPoint, Error> {
+        sm2_fast::pairs::take(&mut self.pairs, &self.table, rng, INLINE_BATCH).map_err(Error::Alg)
     }
 
     /// Count a use of the stored SM2 public key of `label` (a verification or an encryption)
@@ -195,11 +196,11 @@ impl Sm2Fast {
     /// [`MAX_VERIFIERS`] are kept, the first keys to earn one; later keys use the tableless
     /// paths rather than evict (with more busy keys than tables, evicting rebuilt an 88 KiB
     /// table on nearly every use, under the card's lock). Deleting a key frees its table.
-    fn key_table(&mut self, label: &Label, public: &sm2::PublicKey) -> Result<Option<&FastVerifier>, Status> {
+    fn key_table(&mut self, label: &Label, public: &sm2::PublicKey) -> Result<Option<&FastVerifier>, Error> {
         let uses = self.verify_counts.entry(label.clone()).or_insert(0);
         *uses = uses.saturating_add(1);
         if *uses >= VERIFIER_AFTER && !self.verifiers.contains_key(label) && self.verifiers.len() < MAX_VERIFIERS {
-            let v = FastVerifier::new(public, self.table.clone()).map_err(alg_status)?;
+            let v = FastVerifier::new(public, self.table.clone()).map_err(Error::Alg)?;
             self.verifiers.insert(label.clone(), v);
         }
         Ok(self.verifiers.get(label))
@@ -214,10 +215,10 @@ impl Sm2Fast {
         data: &[u8],
         layout: alg::sm2_pke::Layout,
         rng: &mut R,
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Vec<u8>, Error> {
         let g = self.table.clone();
         let p = self.key_table(label, public)?.map(FastVerifier::public_table);
-        sm2_fast::pke::encrypt_with(Some(&g), p, rng, public, data, layout).map_err(alg_status)
+        sm2_fast::pke::encrypt_with(Some(&g), p, rng, public, data, layout).map_err(Error::Alg)
     }
 
     /// Verify with the stored SM2 public key of `label`.
@@ -228,26 +229,26 @@ impl Sm2Fast {
         mechanism: &Mechanism,
         msg: &[u8],
         sig: &[u8],
-    ) -> Result<(), Status> {
-        let sig = alg::sm2::signature_from_bytes(sig).map_err(|_| Status::SignatureInvalid)?;
+    ) -> Result<(), Error> {
+        let sig = alg::sm2::signature_from_bytes(sig).map_err(|_| Error::SignatureInvalid)?;
         let verifier = self.key_table(label, public)?;
         match (mechanism, verifier) {
             // The key's table and its cached Z (for the default ID).
             (Mechanism::Sm2Sm3 { distid }, Some(v)) => v.verify(distid, msg, &sig),
             (Mechanism::Sm2Sm3 { distid }, None) => sm2_fast::verify(&self.table, public, distid, msg, &sig),
             (Mechanism::Sm2Digest, _) => {
-                let e = <&[u8; 32]>::try_from(msg).map_err(|_| Status::InvalidArgument)?;
+                let e = <&[u8; 32]>::try_from(msg).map_err(|_| Error::Invalid("digest length"))?;
                 match verifier {
                     Some(v) => v.verify_digest(e, &sig),
                     None => sm2_fast::verify_digest(&self.table, public, e, &sig),
                 }
             }
-            _ => return Err(Status::WrongKeyType),
+            _ => return Err(Error::WrongKeyType),
         }
         .map_err(|e| match e {
-            alg::AlgError::VerifyFailed => Status::SignatureInvalid,
+            alg::AlgError::VerifyFailed => Error::SignatureInvalid,
             // An ID too long for ENTLA.
-            e => alg_status(e),
+            e => Error::Alg(e),
         })
     }
 
@@ -269,14 +270,14 @@ impl Sm2Fast {
 
     /// Draw the scalars of one batch for computation outside the card's lock, if the pool
     /// (with the batches already out) has room for it.
-    pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Status> {
+    pub fn refill_job<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Option<RefillJob>, Error> {
         let (sm2_room, p256_room, pairs_room) = self.room();
         if !sm2_room && !p256_room && !pairs_room {
             return Ok(None);
         }
-        let job = if sm2_room { Some(NonceJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
-        let p256_job = if p256_room { Some(EcdsaJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
-        let pair_job = if pairs_room { Some(PairJob::draw(rng, BATCH).map_err(alg_status)?) } else { None };
+        let job = if sm2_room { Some(NonceJob::draw(rng, BATCH).map_err(Error::Alg)?) } else { None };
+        let p256_job = if p256_room { Some(EcdsaJob::draw(rng, BATCH).map_err(Error::Alg)?) } else { None };
+        let pair_job = if pairs_room { Some(PairJob::draw(rng, BATCH).map_err(Error::Alg)?) } else { None };
         let count = |room: bool| if room { BATCH } else { 0 };
         let (n, p256_n, pairs_n) = (count(sm2_room), count(p256_room), count(pairs_room));
         self.in_flight += n;
@@ -383,7 +384,7 @@ mod tests {
         // A digest of the wrong size fails the batch before a nonce is taken.
         let before = fast.pooled().0;
         let bad = [&[1u8; 32][..], &[1u8; 31][..]];
-        assert_eq!(fast.sign_many(&label, &secret, &digest, &bad, &mut rng), Err(Status::InvalidArgument));
+        assert_eq!(fast.sign_many(&label, &secret, &digest, &bad, &mut rng), Err(Error::Invalid("digest length")));
         assert_eq!(fast.pooled().0, before);
     }
 

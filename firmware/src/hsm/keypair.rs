@@ -21,13 +21,15 @@ use gmhsm_platform::Platform;
 use gmhsm_proto::admin::{AdminAction, AdminOp};
 use gmhsm_proto::request::KeyPairProtection;
 use gmhsm_proto::response::{PrivateKeyOut, SecretBytes};
-use gmhsm_proto::{AuditEvent, Capabilities as C, KeyAlg, Principal, Response, Status};
+use gmhsm_proto::{AuditEvent, Capabilities as C, KeyAlg, Principal, Response};
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
+use super::plan::{KeyUse, NewKey, Step};
 use super::{Hsm, State};
 use crate::alg::sm2_fast::BaseTable;
 use crate::alg::sm2_fast::pairs::{KeyPoint, PairJob};
+use crate::error::Error;
 use crate::keys::{self, LoadedKey};
 
 /// Present, wrapped under the DMK, while plaintext export of generated private keys is allowed.
@@ -78,11 +80,11 @@ pub(crate) fn ec_pkcs8(curve: &[u8; 10], d: &[u8; 32], sec1: &[u8; 65]) -> Zeroi
 }
 
 /// The uncompressed point at the end of a 91-byte EC SubjectPublicKeyInfo.
-fn spki_point(spki: &[u8]) -> Result<[u8; 65], Status> {
+fn spki_point(spki: &[u8]) -> Result<[u8; 65], Error> {
     if spki.len() != 91 || spki[26] != 0x04 {
-        return Err(Status::Internal);
+        return Err(Error::Internal("EC SPKI layout"));
     }
-    spki[26..].try_into().map_err(|_| Status::Internal)
+    spki[26..].try_into().map_err(|_| Error::Internal("EC SPKI layout"))
 }
 
 /// A pair as it leaves the card: SPKI and PKCS#8 (zeroized on drop).
@@ -101,25 +103,26 @@ impl core::fmt::Debug for Pair {
 /// n − 1), \[d\]G through the fixed-base `table` in constant time. Public so that the load
 /// generator measures the same code in process; the card takes its pairs from the pool
 /// of its nonce engine ([`sm2_pair_from`]).
-pub fn sm2_pair<R: TryCryptoRng + ?Sized>(table: &BaseTable, rng: &mut R) -> Result<Pair, Status> {
-    let mut pairs = PairJob::draw(rng, 1).map_err(|_| Status::DeviceError)?.compute(table);
-    sm2_pair_from(pairs.pop().ok_or(Status::Internal)?)
+pub fn sm2_pair<R: TryCryptoRng + ?Sized>(table: &BaseTable, rng: &mut R) -> Result<Pair, Error> {
+    let mut pairs = PairJob::draw(rng, 1)?.compute(table);
+    sm2_pair_from(pairs.pop().ok_or(Error::Internal("no pair computed"))?)
 }
 
 /// The encodings of a precomputed pair: the point parsed (on-curve check) by the `sm2` crate,
 /// the SPKI and the PKCS#8.
-pub fn sm2_pair_from(kp: KeyPoint) -> Result<Pair, Status> {
+pub fn sm2_pair_from(kp: KeyPoint) -> Result<Pair, Error> {
     let d_bytes = kp.secret_bytes();
     let sec1 = kp.public_sec1();
     drop(kp);
-    sm2::PublicKey::from_sec1_bytes(&sec1).map_err(|_| Status::Internal)?;
+    sm2::PublicKey::from_sec1_bytes(&sec1).map_err(|_| Error::Internal("pair off the curve"))?;
     Ok(Pair { spki_der: ec_spki(&OID_SM2, &sec1), pkcs8: ec_pkcs8(&OID_SM2, &d_bytes, &sec1) })
 }
 
 impl<P: Platform> Hsm<P> {
     /// `GenerateKeyPair`: check the protection first (KEK access, or the policy), then make
-    /// the pair and protect its private key. Leaves the store untouched unless refused
-    /// (the refusal's audit record).
+    /// the pair (SM2 here from the nonce engine's pool; others by the plan's compute step)
+    /// and protect its private key. Leaves the store untouched unless refused (the refusal's
+    /// audit record).
     pub(super) fn generate_key_pair(
         &mut self,
         principal: &Principal,
@@ -127,43 +130,49 @@ impl<P: Platform> Hsm<P> {
         kind: u8,
         alg: KeyAlg,
         protection: KeyPairProtection,
-    ) -> Result<Response, Status> {
+    ) -> Result<Step, Error> {
         if !alg.is_asymmetric() {
-            return Err(Status::InvalidArgument);
+            return Err(Error::Invalid("symmetric key pair"));
         }
         let kek = match protection {
             KeyPairProtection::Wrapped { kek } => {
                 let rec = self.use_key(principal, session, &kek, C::WRAP)?;
                 if rec.alg != KeyAlg::Sm4 {
-                    return Err(Status::WrongKeyType);
+                    return Err(Error::WrongKeyType);
                 }
                 match self.cache.get(&kek) {
                     Some(LoadedKey::Sm4(k)) => Some(Zeroizing::new(**k)),
-                    _ => return Err(Status::Internal),
+                    _ => return Err(Error::Internal("KEK not in cache after use_key")),
                 }
             }
             KeyPairProtection::Plaintext => {
                 if !self.plaintext_export_allowed() {
-                    return Err(self.deny(principal, kind, Status::AccessDenied));
+                    return Err(self.deny(principal, kind, Error::AccessDenied));
                 }
                 None
             }
-            _ => return Err(Status::InvalidArgument),
+            _ => return Err(Error::Invalid("key pair protection")),
         };
-        let pair = match alg {
-            KeyAlg::Sm2 => sm2_pair_from(self.fast.take_pair(&mut self.rng)?)?,
-            // `None`: checked, and left for a job computed outside the card's lock.
-            _ => match self.new_key(alg)? {
-                Some(generated) => other_pair(alg, generated)?,
-                None => return Ok(Response::Done),
-            },
-        };
+        if alg != KeyAlg::Sm2 {
+            return self.key_step(NewKey { alg, then: KeyUse::HandOut { kek } });
+        }
+        let pair = sm2_pair_from(self.fast.take_pair(&mut self.rng)?)?;
+        self.hand_out_pair(alg, pair, kek).map(Step::Answer)
+    }
+
+    /// A generated pair as it leaves: its private key wrapped under `kek`, or in the clear.
+    pub(super) fn hand_out_pair(
+        &mut self,
+        alg: KeyAlg,
+        pair: Pair,
+        kek: Option<Zeroizing<[u8; 16]>>,
+    ) -> Result<Response, Error> {
         let private = match kek {
             Some(kek) => {
                 let mut nonce = [0u8; GCM_NONCE];
-                self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
+                self.rng.fill(&mut nonce)?;
                 let sealed = crate::alg::sm4::gcm_encrypt(&kek[..], &nonce, &pair.spki_der, &pair.pkcs8)
-                    .map_err(|_| Status::Internal)?;
+                    .map_err(|_| Error::Internal("SM4-GCM wrap"))?;
                 let mut blob = Vec::with_capacity(GCM_NONCE + sealed.len());
                 blob.extend_from_slice(&nonce);
                 blob.extend_from_slice(&sealed);
@@ -193,15 +202,15 @@ impl<P: Platform> Hsm<P> {
         session: u64,
         kind: u8,
         set: Option<bool>,
-    ) -> Result<Response, Status> {
+    ) -> Result<Response, Error> {
         if let Some(allow) = set {
             if *principal != Principal::Local || !self.may(session, AdminOp::PolicyChange) {
-                return Err(self.deny(principal, kind, Status::AccessDenied));
+                return Err(self.deny(principal, kind, Error::AccessDenied));
             }
             if allow {
                 let mut nonce = [0u8; crate::wrap::NONCE_LEN];
-                self.rng.fill(&mut nonce).map_err(|_| Status::DeviceError)?;
-                let State::Operational(wrapper) = &self.state else { return Err(Status::DeviceError) };
+                self.rng.fill(&mut nonce)?;
+                let State::Operational(wrapper) = &self.state else { return Err(Error::Device("not operational")) };
                 let blob = wrapper.wrap(nonce, EXPORT_PLAIN_AAD, &[1]);
                 self.sealed_put(META_EXPORT_PLAIN, Some(&blob))?;
             } else {
@@ -215,14 +224,15 @@ impl<P: Platform> Hsm<P> {
 
 /// SPKI and PKCS#8 of a pair made by [`keys::generate`] (whose EC private encoding is the raw
 /// scalar, RSA's already PKCS#8).
-fn other_pair(alg: KeyAlg, generated: keys::Generated) -> Result<Pair, Status> {
+pub(super) fn other_pair(alg: KeyAlg, generated: keys::Generated) -> Result<Pair, Error> {
     let pkcs8 = match (alg, &generated.key) {
         (KeyAlg::EcdsaP256, LoadedKey::P256(_)) => {
-            let d: &[u8; 32] = generated.private_der.as_slice().try_into().map_err(|_| Status::Internal)?;
+            let d: &[u8; 32] =
+                generated.private_der.as_slice().try_into().map_err(|_| Error::Internal("P-256 scalar length"))?;
             ec_pkcs8(&OID_P256, d, &spki_point(&generated.spki_der)?)
         }
         (KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096, LoadedKey::Rsa(_)) => generated.private_der.clone(),
-        _ => return Err(Status::InvalidArgument),
+        _ => return Err(Error::Invalid("key pair algorithm")),
     };
     Ok(Pair { spki_der: generated.spki_der, pkcs8 })
 }

@@ -8,9 +8,10 @@
 //! audited). Using such a key within its domains and capabilities is unaffected.
 
 use gmhsm_platform::Platform;
-use gmhsm_proto::{Label, Principal, Request, Status};
+use gmhsm_proto::{Label, Principal, Request};
 
 use super::Hsm;
+use crate::error::Error;
 
 /// The reserved prefixes (documented in `docs/protocol.md`).
 pub const RESERVED_PREFIXES: [&str; 2] = ["sdf:", "tls:"];
@@ -33,10 +34,10 @@ fn managed_label(request: &Request) -> Option<&Label> {
 
 impl<P: Platform> Hsm<P> {
     /// Refuse (audited) an application's management of a reserved label.
-    pub(super) fn reserved_gate(&mut self, principal: &Principal, kind: u8, request: &Request) -> Result<(), Status> {
+    pub(super) fn reserved_gate(&mut self, principal: &Principal, kind: u8, request: &Request) -> Result<(), Error> {
         let app = matches!(principal, Principal::Application { .. });
         match managed_label(request) {
-            Some(label) if app && is_reserved(label) => Err(self.deny(principal, kind, Status::AccessDenied)),
+            Some(label) if app && is_reserved(label) => Err(self.deny(principal, kind, Error::AccessDenied)),
             _ => Ok(()),
         }
     }

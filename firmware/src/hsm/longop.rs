@@ -2,10 +2,11 @@
 //! with an RSA algorithm; 0.1 s to several seconds) in three steps, so that the simulator (and
 //! a board with a second core) serves other sessions while the primes are searched.
 //!
-//! 1. [`Hsm::execute_start`], under the lock: the request goes through [`Hsm::execute`] as
+//! 1. [`Hsm::execute_start`], under the lock: the request is checked into its plan as
 //!    always (service, certificate, state, reserved labels, admin gate, access, label free,
-//!    capabilities); where the key would be generated, a seed is drawn from the card's DRBG
-//!    instead and the request stops there, answered by a [`KeygenJob`]. Nothing is stored.
+//!    capabilities: `hsm/plan.rs`); its [`Step::NewKey`] is not computed here: a seed is drawn
+//!    from the card's DRBG instead, and the request is answered by a [`KeygenJob`]. Nothing
+//!    is stored.
 //! 2. [`KeygenJob::compute`], outside the lock: the key from a Hash_DRBG (SM3) instantiated
 //!    with that seed, deterministic given it. The card's DRBG stays the only entropy source.
 //! 3. [`Hsm::finish_keygen`], under the lock: the same request runs through `execute` again
@@ -14,14 +15,17 @@
 //!    `DeviceError`; quota, revocation, service stop), then the key is stored, audited and
 //!    answered exactly as on the direct path. A refused finish stores nothing.
 //!
-//! `execute` alone still generates inline: the split is only taken by `execute_start`.
+//! `execute` alone computes the step at once, from the card's DRBG: the split is only taken
+//! by `execute_start`.
 
 use gmhsm_platform::Platform;
 use gmhsm_proto::{KeyAlg, Principal, Request, Response, Status};
 use zeroize::Zeroizing;
 
 use super::Hsm;
+use super::plan::{NewKey, Step};
 use crate::drbg::{DrbgError, HashDrbg};
+use crate::error::Error;
 use crate::keys::{self, Generated};
 
 /// Bytes of seed per job: entropy input and nonce of the job's Hash_DRBG (256 + 128 bits).
@@ -32,10 +36,6 @@ const PERSONALIZATION: &[u8] = b"gmhsm/v1/keygen-job";
 /// The card's side of the split (see the module docs).
 #[derive(Default)]
 pub(super) struct KeygenState {
-    /// Set while [`Hsm::execute_start`] runs a request: an RSA key is left for a job.
-    deferring: bool,
-    /// The seed drawn for the job by the request that just ran.
-    seed: Option<Zeroizing<[u8; SEED_LEN]>>,
     /// The computed key, while [`Hsm::finish_keygen`] runs its request.
     supplied: Option<(KeyAlg, Generated)>,
 }
@@ -65,7 +65,7 @@ pub struct KeygenDone {
     session: u64,
     request: Request,
     alg: KeyAlg,
-    generated: Result<Generated, Status>,
+    generated: Result<Generated, Error>,
     epoch: u64,
 }
 
@@ -122,31 +122,31 @@ fn is_rsa(alg: KeyAlg) -> bool {
 }
 
 impl<P: Platform> Hsm<P> {
-    /// Step 1: run `request` as [`Hsm::execute`] would, except that an RSA key generation
-    /// that passes its checks comes back as a [`KeygenJob`] instead of being computed.
+    /// Step 1: check `request` into its plan as [`Hsm::execute`] would; an RSA key
+    /// generation that passes its checks comes back as a [`KeygenJob`] instead of being
+    /// computed.
     pub fn execute_start(&mut self, principal: &Principal, session: u64, request: Request) -> Started {
         if !is_long(&request) {
             return Started::Answered(self.execute(principal, session, request));
         }
+        self.requests = self.requests.wrapping_add(1);
         let kept = request.clone();
-        self.keygen.deferring = true;
-        let result = self.execute(principal, session, request);
-        self.keygen.deferring = false;
-        let alg = match &kept {
-            Request::GenerateKey { alg, .. } | Request::GenerateKeyPair { alg, .. } => *alg,
-            _ => return Started::Answered(result),
+        let new_key = match self.plan(principal, session, request) {
+            Ok(Step::NewKey(k)) if is_rsa(k.alg) => k,
+            step => return Started::Answered(step.and_then(|s| self.compute(s)).map_err(Error::status)),
         };
-        match (self.keygen.seed.take(), result) {
-            (Some(seed), Ok(_)) => Started::Keygen(alloc::boxed::Box::new(KeygenJob {
-                principal: principal.clone(),
-                session,
-                request: kept,
-                alg,
-                seed,
-                epoch: self.fast.epoch(),
-            })),
-            (_, result) => Started::Answered(result),
+        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+        if let Err(e) = self.rng.fill(&mut seed[..]) {
+            return Started::Answered(self.settle(Err(Error::Rng(e))).map_err(Error::status));
         }
+        Started::Keygen(alloc::boxed::Box::new(KeygenJob {
+            principal: principal.clone(),
+            session,
+            request: kept,
+            alg: new_key.alg,
+            seed,
+            epoch: self.fast.epoch(),
+        }))
     }
 
     /// Step 3: the request of `done` again, every check made anew, with its computed key;
@@ -154,29 +154,23 @@ impl<P: Platform> Hsm<P> {
     /// secrets (error state, tamper, zeroize) is refused with `DeviceError`.
     pub fn finish_keygen(&mut self, done: KeygenDone) -> Result<Response, Status> {
         if done.epoch != self.fast.epoch() {
-            return Err(Status::DeviceError);
+            return Err(Error::Device("secrets cleared since the job was drawn").status());
         }
         self.keygen.supplied = Some((done.alg, done.generated?));
-        let result = self.run(&done.principal, done.session, done.request);
+        let result = self.run(&done.principal, done.session, done.request).map_err(Error::status);
         // Not taken when refused before the key was needed: dropped (zeroized) here.
         self.keygen.supplied = None;
         result
     }
 
-    /// The key a generation handler stores or hands out: the one a job computed (in
-    /// [`Hsm::finish_keygen`]), `None` when the request is to become a job (a seed drawn),
-    /// else generated here from the card's DRBG.
-    pub(super) fn new_key(&mut self, alg: KeyAlg) -> Result<Option<Generated>, Status> {
-        if let Some((supplied_alg, generated)) = self.keygen.supplied.take() {
-            return if supplied_alg == alg { Ok(Some(generated)) } else { Err(Status::Internal) };
+    /// The step of a generation that passed its checks: the key a job computed (in
+    /// [`Hsm::finish_keygen`]) used at once, else [`Step::NewKey`] for the plan to compute.
+    pub(super) fn key_step(&mut self, k: NewKey) -> Result<Step, Error> {
+        match self.keygen.supplied.take() {
+            Some((alg, generated)) if alg == k.alg => self.use_new_key(k, generated).map(Step::Answer),
+            Some(_) => Err(Error::Internal("a job's key of another algorithm")),
+            None => Ok(Step::NewKey(k)),
         }
-        if self.keygen.deferring && is_rsa(alg) {
-            let mut seed = Zeroizing::new([0u8; SEED_LEN]);
-            self.rng.fill(&mut seed[..]).map_err(|_| Status::DeviceError)?;
-            self.keygen.seed = Some(seed);
-            return Ok(None);
-        }
-        keys::generate(alg, &mut self.rng).map(Some)
     }
 }
 

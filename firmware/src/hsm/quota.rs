@@ -13,9 +13,10 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use gmhsm_platform::{Clock, Platform};
-use gmhsm_proto::{AppQuota, Label, Principal, Status};
+use gmhsm_proto::{AppQuota, Label, Principal};
 
-use super::{Hsm, KEY_PREFIX, store_key, store_status};
+use super::{Hsm, KEY_PREFIX, store_key};
+use crate::error::Error;
 
 /// What one application owns in the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,19 +66,14 @@ impl<P: Platform> Hsm<P> {
     /// May `owner` add a new key record of `value_len` bytes under `label`? An application
     /// only within its quota and leaving the store's reserve (`QuotaExceeded`); then room is
     /// made, the audit log giving back its oldest records if needed.
-    pub(super) fn admit_new_record(
-        &mut self,
-        owner: &Principal,
-        label: &Label,
-        value_len: usize,
-    ) -> Result<(), Status> {
-        let store = self.store.as_ref().ok_or(Status::DeviceError)?;
+    pub(super) fn admit_new_record(&mut self, owner: &Principal, label: &Label, value_len: usize) -> Result<(), Error> {
+        let store = self.store.as_ref().ok_or(Error::Device("no store"))?;
         let cost = store.record_cost(KEY_PREFIX.len() + label.len(), value_len + crate::integrity::TAG_LEN);
         if app_id(owner).is_some() {
             let (quota, used) = (self.quota(owner), self.usage(owner));
             let within = used.keys < quota.max_keys && used.bytes + cost as u64 <= u64::from(quota.max_bytes);
             if !within || !crate::reserve::app_fits(store, cost) {
-                return Err(Status::QuotaExceeded);
+                return Err(Error::QuotaExceeded);
             }
         }
         self.reclaim_audit(cost)
@@ -85,13 +81,13 @@ impl<P: Platform> Hsm<P> {
 
     /// Leave `cost` bytes free and the administration's headroom, taking them back from the
     /// audit log's oldest records (audited) if needed.
-    fn reclaim_audit(&mut self, cost: usize) -> Result<(), Status> {
+    fn reclaim_audit(&mut self, cost: usize) -> Result<(), Error> {
         let (Some(store), Some(audit)) = (self.store.as_mut(), self.audit.as_mut()) else { return Ok(()) };
         if store.free_bytes() >= cost.saturating_add(crate::reserve::admin_headroom(store)) {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        audit.reclaim(store, self.integrity.as_ref(), self.boots, now, cost).map_err(store_status)
+        audit.reclaim(store, self.integrity.as_ref(), self.boots, now, cost).map_err(Error::Store)
     }
 
     /// Undo the write of the new record of `label` (its audit record did not fit).

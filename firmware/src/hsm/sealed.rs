@@ -12,10 +12,11 @@
 
 use alloc::vec::Vec;
 use gmhsm_platform::Platform;
-use gmhsm_proto::{AuditEvent, Status};
+use gmhsm_proto::AuditEvent;
 
 use super::{Hsm, META_INIT, State};
 use crate::dmk::{self, Mode};
+use crate::error::Error;
 use crate::integrity::{Integrity, IntegrityError, Register, covered};
 use crate::quorum::record::RECORD_KEY;
 use crate::store::StoreError;
@@ -29,10 +30,10 @@ impl<P: Platform> Hsm<P> {
 
     /// Enter the error state because the flash or the register failed a check (audited).
     /// `Full`/`TooLarge` changed nothing and are plain refusals.
-    pub(super) fn integrity_failed(&mut self, e: IntegrityError) -> Status {
+    pub(super) fn integrity_failed(&mut self, e: IntegrityError) -> Error {
         match e {
-            IntegrityError::Store(StoreError::Full) => return Status::StoreFull,
-            IntegrityError::Store(StoreError::TooLarge) => return Status::InvalidArgument,
+            IntegrityError::Store(StoreError::Full) => return Error::Store(StoreError::Full),
+            IntegrityError::Store(StoreError::TooLarge) => return Error::Invalid("record too large"),
             _ => {}
         }
         if !matches!(self.state, State::Error(_)) {
@@ -42,14 +43,14 @@ impl<P: Platform> Hsm<P> {
             self.state = State::Error(e.describe());
             self.log(None, AuditEvent::ErrorState { reason: super::short(e.describe()) });
         }
-        Status::DeviceError
+        Error::Device("integrity check failed")
     }
 
     /// The payload of covered record `name`, authenticated (`None` if absent). A record that
     /// fails its check puts the card in the error state.
-    pub(super) fn sealed_get(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    pub(super) fn sealed_get(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let (Some(store), Some(keys)) = (self.store.as_ref(), self.integrity.as_ref()) else {
-            return Err(Status::DeviceError);
+            return Err(Error::Device("no store or integrity keys"));
         };
         keys.get(store, name).map_err(|e| self.integrity_failed(e))
     }
@@ -63,10 +64,10 @@ impl<P: Platform> Hsm<P> {
 
     /// Write (`Some`) or remove (`None`) covered record `name`. `Ok(false)`: removal of an
     /// absent record.
-    pub(super) fn sealed_put(&mut self, name: &[u8], payload: Option<&[u8]>) -> Result<bool, Status> {
+    pub(super) fn sealed_put(&mut self, name: &[u8], payload: Option<&[u8]>) -> Result<bool, Error> {
         debug_assert!(covered(name));
         let (Some(store), Some(keys)) = (self.store.as_mut(), self.integrity.as_mut()) else {
-            return Err(Status::DeviceError);
+            return Err(Error::Device("no store or integrity keys"));
         };
         keys.put(store, &mut self.tamper, name, payload).map_err(|e| self.integrity_failed(e))
     }
@@ -112,8 +113,8 @@ impl<P: Platform> Hsm<P> {
 
     /// Initialize: DMK with `mode` and an empty pinned set, the admin record (ceremony), then
     /// the init marker (the commit point). The caller logs `Initialized` right after.
-    pub(super) fn commit_init(&mut self, dmk: &[u8; 32], mode: Mode, admin: Option<&[u8]>) -> Result<(), Status> {
-        dmk::store(&mut self.tamper, dmk, mode).map_err(|_| Status::DeviceError)?;
+    pub(super) fn commit_init(&mut self, dmk: &[u8; 32], mode: Mode, admin: Option<&[u8]>) -> Result<(), Error> {
+        dmk::store(&mut self.tamper, dmk, mode).map_err(|_| Error::Device("tamper RAM write"))?;
         let mut keys = Integrity::new(dmk);
         keys.reset(&mut self.tamper).map_err(|e| self.integrity_failed(e))?;
         self.integrity = Some(keys);
@@ -132,9 +133,9 @@ impl<P: Platform> Hsm<P> {
 
     /// Zeroization's commit point: remove the init marker (authenticated), then wipe the DMK
     /// and the register. The caller removes the remaining records.
-    pub(super) fn begin_zeroize(&mut self) -> Result<(), Status> {
+    pub(super) fn begin_zeroize(&mut self) -> Result<(), Error> {
         self.sealed_put(META_INIT, None)?;
-        dmk::zeroize(&mut self.tamper).map_err(|_| Status::DeviceError)?;
+        dmk::zeroize(&mut self.tamper).map_err(|_| Error::Device("tamper RAM write"))?;
         let _ = Register::clear(&mut self.tamper);
         self.integrity = None;
         self.mode = None;

@@ -23,9 +23,10 @@
 //! (it can have one wrapped to a public key of its choosing and so know it), live only in
 //! its session, and serve SDF's ECB, CBC and CBC-MAC with caller IVs.
 
-use gmhsm_proto::{Capabilities as C, CipherMech, KeyAlg, MacMech, Sm4Mode, Status};
+use gmhsm_proto::{Capabilities as C, CipherMech, KeyAlg, MacMech, Sm4Mode};
 
 use crate::alg::sm4::Direction;
+use crate::error::Error;
 use crate::keys;
 
 /// The SM4 capabilities that use the key as a cipher.
@@ -57,9 +58,9 @@ pub(super) fn cipher_need(base: C, mechanism: &CipherMech, dir: Direction, shape
 }
 
 /// The capabilities a MAC with `mechanism` needs.
-pub(super) fn mac_need(mechanism: MacMech) -> Result<C, Status> {
+pub(super) fn mac_need(mechanism: MacMech) -> Result<C, Error> {
     match mechanism {
-        MacMech::Sm4CbcMac { iv } if iv != [0; 16] => Err(Status::InvalidArgument),
+        MacMech::Sm4CbcMac { iv } if iv != [0; 16] => Err(Error::Invalid("CBC-MAC IV")),
         _ => Ok(C::MAC),
     }
 }
@@ -67,10 +68,10 @@ pub(super) fn mac_need(mechanism: MacMech) -> Result<C, Status> {
 /// May a stored key of `alg` with the capabilities `caps` (the key's own, not the caller's
 /// share of them) do what `need` asks beyond its capability bits? Refuses a MAC with an SM4
 /// key that is also a cipher key (`AccessDenied`).
-pub(super) fn check_key(alg: KeyAlg, caps: C, need: C) -> Result<(), Status> {
+pub(super) fn check_key(alg: KeyAlg, caps: C, need: C) -> Result<(), Error> {
     let sm4_mac = alg == KeyAlg::Sm4 && need.contains(C::MAC);
     if sm4_mac && caps.0 & CIPHER.0 != 0 {
-        return Err(Status::AccessDenied);
+        return Err(Error::AccessDenied);
     }
     Ok(())
 }
@@ -79,7 +80,7 @@ pub(super) fn check_key(alg: KeyAlg, caps: C, need: C) -> Result<(), Status> {
 /// for [`C::DEFAULT`], else `caps` if it is within what `alg` allows (its natural set,
 /// EXPORT_WRAPPED, and for SM4 MAC and CALLER_IV, for RSA RAW_RSA) and gives no SM4 key both
 /// MAC and a cipher capability. `InvalidArgument` otherwise.
-pub(super) fn generation_caps(alg: KeyAlg, caps: C) -> Result<C, Status> {
+pub(super) fn generation_caps(alg: KeyAlg, caps: C) -> Result<C, Error> {
     let natural = keys::default_caps(alg);
     if caps == C::DEFAULT {
         return Ok(natural);
@@ -92,7 +93,7 @@ pub(super) fn generation_caps(alg: KeyAlg, caps: C) -> Result<C, Status> {
     let allowed = natural | C::EXPORT_WRAPPED | extra;
     let mixed = alg == KeyAlg::Sm4 && caps.contains(C::MAC) && caps.0 & CIPHER.0 != 0;
     if !allowed.contains(caps) || mixed {
-        return Err(Status::InvalidArgument);
+        return Err(Error::Invalid("capabilities"));
     }
     Ok(caps)
 }
@@ -160,14 +161,14 @@ mod tests {
             assert!(!n.contains(C::RAW_RSA) && !n.contains(C::CALLER_IV), "{alg:?}");
         }
         assert_eq!(generation_caps(KeyAlg::Sm4, C::MAC), Ok(C::MAC));
-        assert_eq!(generation_caps(KeyAlg::Sm4, C::MAC | C::ENCRYPT), Err(Status::InvalidArgument));
-        assert_eq!(generation_caps(KeyAlg::Sm4, C::MAC | C::UNWRAP), Err(Status::InvalidArgument));
+        assert_eq!(generation_caps(KeyAlg::Sm4, C::MAC | C::ENCRYPT), Err(Error::Invalid("capabilities")));
+        assert_eq!(generation_caps(KeyAlg::Sm4, C::MAC | C::UNWRAP), Err(Error::Invalid("capabilities")));
         let sdf = C::ENCRYPT | C::DECRYPT | C::CALLER_IV;
         assert_eq!(generation_caps(KeyAlg::Sm4, sdf), Ok(sdf));
         let raw = C::DECRYPT | C::RAW_RSA;
         assert_eq!(generation_caps(KeyAlg::Rsa2048, raw), Ok(raw));
-        assert_eq!(generation_caps(KeyAlg::Sm2, C::DECRYPT | C::RAW_RSA), Err(Status::InvalidArgument));
-        assert_eq!(generation_caps(KeyAlg::Sm2, C::DECRYPT | C::CALLER_IV), Err(Status::InvalidArgument));
+        assert_eq!(generation_caps(KeyAlg::Sm2, C::DECRYPT | C::RAW_RSA), Err(Error::Invalid("capabilities")));
+        assert_eq!(generation_caps(KeyAlg::Sm2, C::DECRYPT | C::CALLER_IV), Err(Error::Invalid("capabilities")));
     }
 
     /// A stored record that has both MAC and a cipher capability (written before this rule)
@@ -175,11 +176,11 @@ mod tests {
     #[test]
     fn old_mixed_records_compute_no_mac() {
         let sm4 = KeyAlg::Sm4;
-        assert_eq!(check_key(sm4, C::MAC | C::ENCRYPT, C::MAC), Err(Status::AccessDenied));
+        assert_eq!(check_key(sm4, C::MAC | C::ENCRYPT, C::MAC), Err(Error::AccessDenied));
         assert_eq!(check_key(sm4, C::MAC | C::ENCRYPT, C::ENCRYPT), Ok(()));
         assert_eq!(check_key(sm4, C::MAC, C::MAC), Ok(()));
         assert_eq!(check_key(KeyAlg::HmacSm3, C::MAC | C::ENCRYPT, C::MAC), Ok(()));
-        assert_eq!(mac_need(MacMech::Sm4CbcMac { iv: [1; 16] }), Err(Status::InvalidArgument));
+        assert_eq!(mac_need(MacMech::Sm4CbcMac { iv: [1; 16] }), Err(Error::Invalid("CBC-MAC IV")));
         assert_eq!(mac_need(MacMech::Sm4CbcMac { iv: [0; 16] }), Ok(C::MAC));
     }
 }
