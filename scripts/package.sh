@@ -48,7 +48,10 @@ for p in m["packages"]:
         pcsc = "yes"
 print(card, pcsc)')
 
-[ -n "${card_pkg:-}" ] && [ -n "${daemon_pcsc:-}" ] || { echo "package.sh: cargo metadata gave no answer" >&2; exit 1; }
+if [ -z "${card_pkg:-}" ] || [ -z "${daemon_pcsc:-}" ]; then
+  echo "package.sh: cargo metadata gave no answer" >&2
+  exit 1
+fi
 with_card=1
 if [ "$card_pkg" = "-" ]; then
   if [ "$allow_missing_card" = 0 ]; then

@@ -141,9 +141,9 @@ done
 if [ "$has_card" = yes ]; then
   card_help=$("$ROOT/usr/bin/gmhsm-card" --help 2>&1) || fail "installed gmhsm-card --help: $card_help"
   exec_start=$(sed -n 's/^ExecStart=//p' "$ROOT/lib/systemd/system/gmhsm-card.service")
-  for flag in $(grep -o -- '--[a-z-]*' <<<"$exec_start"); do
+  while read -r flag; do
     grep -q -- "$flag" <<<"$card_help" || fail "gmhsm-card.service passes $flag, which gmhsm-card --help does not list"
-  done
+  done < <(grep -o -- '--[a-z-]*' <<<"$exec_start")
 fi
 
 # 5. Boot. A card initialized by the demo's init ceremony (gmhsm-sim up --demo), then served
