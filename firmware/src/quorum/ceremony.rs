@@ -14,7 +14,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use gmhsm_icc::spec::purpose;
+use gmhsm_proto::admin_card::purpose;
 use gmhsm_proto::admin::{CardKey, CardRole, CardSignature, CeremonyKind, EnrolledCard, QuorumPolicy, Serial};
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
