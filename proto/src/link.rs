@@ -41,10 +41,10 @@ impl LinkError {
 impl core::fmt::Display for LinkError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LinkError::Io(e) => write!(f, "card link: {e}"),
+            LinkError::Io(e) => write!(f, "{e}"),
             LinkError::Closed => f.write_str("the card closed the link"),
             LinkError::Timeout => f.write_str("no answer from the card in time"),
-            LinkError::Protocol(why) => write!(f, "card link: {why}"),
+            LinkError::Protocol(why) => f.write_str(why),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! session numbers to sessions of its own, so equal numbers on two links never meet.
 
 /// The `n`th card-held TLS key's signing link (`n` < 16).
-pub const fn tls_key(n: u8) -> u64 {
-    u64::MAX - n as u64
+pub const fn tls_key(n: u64) -> u64 {
+    u64::MAX - n
 }
 
 /// Provisioning the card-held TLS keys at boot (generate or export).

@@ -22,8 +22,10 @@
 
 pub mod ceremony;
 pub mod error;
+pub mod front;
 pub mod link;
 pub mod panel;
+pub mod tls;
 
 pub use ceremony::{Authority, InitPlan, Station, Timeouts};
 pub use error::CeremonyError;

@@ -22,11 +22,11 @@
 //! state, and authority is refused, not granted.
 
 use alloc::vec::Vec;
-use gmhsm_proto::admin_card::purpose;
 use gmhsm_platform::{Clock, Platform};
 use gmhsm_proto::admin::{
     AdminAction, AdminOp, AdminStatus, AuthorityEnd, CardRole, CeremonyKind, CeremonyStep, Serial,
 };
+use gmhsm_proto::admin_card::purpose;
 use gmhsm_proto::{AuditEvent, Principal, Request, Response, Status};
 use zeroize::Zeroizing;
 
