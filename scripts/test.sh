@@ -55,5 +55,5 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo
   export GMHSM_REQUIRE_AVX512=1
 fi
 
-cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
-cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"
+cargo build --workspace --bins --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc
+cargo test --workspace --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc "$@"

@@ -19,6 +19,8 @@ pub mod demo;
 pub mod faults;
 pub mod reader;
 pub mod slot;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -167,6 +169,8 @@ impl control::Console for FrontPanel {
             Command::Login => self.submit(Job::Login).map(drop),
             Command::RoleLogin(role) => self.submit(Job::RoleLogin(role)).map(drop),
             Command::Logout => self.submit(Job::Logout).map(drop),
+            Command::CheckCard => self.submit(Job::CheckCard).map(drop),
+            Command::ChangePin => self.submit(Job::ChangePin).map(drop),
             Command::Register { cert_sha256, name, domains, caps, quota } => {
                 let job = self.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
                 return job.outcome(control::SETTLE);

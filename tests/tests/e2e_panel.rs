@@ -410,3 +410,32 @@ fn operator_and_auditor_at_the_panel() {
     shows(&lcd(&state, &["--remove"]), &["READY", "auditor logged out"]);
     assert_eq!(tool.admin_status().unwrap().role, None, "the grant ended with the auditor's login");
 }
+
+/// Card check and PIN change from the panel's commands (`--card-check`, `--change-pin`): the
+/// holder follows the LCD; after the change the new PIN logs the holder in.
+#[test]
+fn card_check_and_pin_change_at_the_panel() {
+    let tmp = TempDir::new("panel-cards");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+    let old = pin_of(&pins, "auditor-1");
+
+    shows(&lcd(&state, &["--card-check"]), &["Insert card", "to check"]);
+    shows(&lcd(&state, &["--insert", "auditor-1"]), &["Enter PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{old},OK")]), &["Card OK", "Remove card"]);
+    lcd(&state, &["--remove"]);
+
+    shows(&lcd(&state, &["--change-pin"]), &["Insert card", "to change PIN"]);
+    shows(&lcd(&state, &["--insert", "auditor-1"]), &["Old PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{old},OK")]), &["New PIN"]);
+    let new = wrong(&old);
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["Confirm PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["PIN changed", "Remove card"]);
+    lcd(&state, &["--remove"]);
+
+    log_in(&state, &[("auditor-1".to_string(), new)], "--auditor-login", &["auditor-1"]);
+    eventually(&state, "AUDITOR LOGGED IN");
+    shows(&lcd(&state, &["--remove"]), &["READY", "auditor logged out"]);
+}

@@ -7,7 +7,7 @@
 //! checked before anything is touched):
 //!
 //! ```text
-//! show | remove | login | logout | operator-login | auditor-login
+//! show | remove | login | logout | operator-login | auditor-login | card-check | change-pin
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
 //! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
@@ -48,6 +48,8 @@ pub enum Command {
     /// An operator or auditor login.
     RoleLogin(CardRole),
     Logout,
+    CheckCard,
+    ChangePin,
     Register {
         cert_sha256: [u8; 32],
         name: String,
@@ -98,6 +100,8 @@ impl Command {
             "remove" => no_args(Command::Remove),
             "login" => no_args(Command::Login),
             "logout" => no_args(Command::Logout),
+            "card-check" => no_args(Command::CheckCard),
+            "change-pin" => no_args(Command::ChangePin),
             "operator-login" => no_args(Command::RoleLogin(CardRole::Operator)),
             "auditor-login" => no_args(Command::RoleLogin(CardRole::Auditor)),
             "insert" => {
@@ -136,7 +140,7 @@ impl Command {
             "" => Err("empty command".into()),
             other => Err(format!(
                 "unknown command {:?} (show, insert, remove, keys, login, operator-login, auditor-login, logout, \
-                 register-app)",
+                 card-check, change-pin, register-app)",
                 truncate(other)
             )),
         }

@@ -15,10 +15,18 @@ impl<R: Reader, D: TextDisplay, K: Keypad> Loop<R, D, K> {
         let st = &mut self.st;
         match job {
             Job::Init(plan) => Ok(st.init(&plan).map(|()| "done")?),
-            Job::Login | Job::RoleLogin(_) if self.authority.is_some() || self.role.is_some() => {
+            Job::Login | Job::RoleLogin(_) | Job::CheckCard | Job::ChangePin
+                if self.authority.is_some() || self.role.is_some() =>
+            {
                 st.panel.text(&["Refused", "Someone is logged in", "Log out first"])?;
                 Err(JobError::Refused("someone is logged in at the panel: log out first"))
             }
+            Job::CheckCard => match st.check_card()? {
+                r if r.state == gmhsm_icc::CardState::Locked => Ok("card locked"),
+                r if r.login_ok => Ok("card OK"),
+                _ => Ok("card refused by the HSM"),
+            },
+            Job::ChangePin => Ok(st.change_pin().map(|()| "PIN changed")?),
             Job::RoleLogin(role) => match st.role_login(role) {
                 Ok(r) => {
                     self.role = Some(r);

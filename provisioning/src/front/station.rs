@@ -55,6 +55,11 @@ pub enum Job {
     /// End the quorum's authority (or the operator's or auditor's login) and wait for the
     /// last card to go.
     Logout,
+    /// Card check: the card, its PIN and a trial login on a session of its own; nothing
+    /// changes.
+    CheckCard,
+    /// A card's holder changes its PIN (old PIN, new PIN twice).
+    ChangePin,
 }
 
 impl Job {
@@ -66,6 +71,8 @@ impl Job {
             Job::RoleLogin(_) => "auditor-login",
             Job::Register { .. } => "register-app",
             Job::Logout => "logout",
+            Job::CheckCard => "card-check",
+            Job::ChangePin => "change-pin",
         }
     }
 }
