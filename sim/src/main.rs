@@ -100,6 +100,10 @@ enum Cmd {
         /// Change a card's PIN at the panel (old PIN, then the new one twice).
         #[arg(long, group = "action")]
         change_pin: bool,
+        /// Unblock a locked card under the quorum logged in at the panel (the holder
+        /// chooses a new PIN; the quorum's authority ends with it).
+        #[arg(long, group = "action")]
+        unblock_pin: bool,
         /// Register the application whose certificate (PEM) this is, under the quorum's
         /// authority held at the panel.
         #[arg(long, value_name = "CERT", group = "action", requires = "name")]
@@ -120,7 +124,7 @@ enum Cmd {
         #[arg(long)]
         max_bytes: Option<u32>,
         /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
-        /// operator-login, auditor-login, logout, card-check, change-pin, wait-lcd TEXT,
+        /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, wait-lcd TEXT,
         /// show); the LCD is printed after each.
         #[arg(long, value_name = "FILE", group = "action")]
         script: Option<PathBuf>,
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
             logout,
             card_check,
             change_pin,
+            unblock_pin,
             register_app,
             name,
             domains,
@@ -196,6 +201,7 @@ fn main() -> ExitCode {
             logout,
             card_check,
             change_pin,
+            unblock_pin,
             register_app,
             name,
             domains,

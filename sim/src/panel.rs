@@ -171,6 +171,7 @@ impl control::Console for FrontPanel {
             Command::Logout => self.submit(Job::Logout).map(drop),
             Command::CheckCard => self.submit(Job::CheckCard).map(drop),
             Command::ChangePin => self.submit(Job::ChangePin).map(drop),
+            Command::UnblockPin => self.submit(Job::UnblockPin).map(drop),
             Command::Register { cert_sha256, name, domains, caps, quota } => {
                 let job = self.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
                 return job.outcome(control::SETTLE);

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! show | remove | login | logout | operator-login | auditor-login | card-check | change-pin
+//! unblock-pin
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
 //! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
@@ -50,6 +51,7 @@ pub enum Command {
     Logout,
     CheckCard,
     ChangePin,
+    UnblockPin,
     Register {
         cert_sha256: [u8; 32],
         name: String,
@@ -102,6 +104,7 @@ impl Command {
             "logout" => no_args(Command::Logout),
             "card-check" => no_args(Command::CheckCard),
             "change-pin" => no_args(Command::ChangePin),
+            "unblock-pin" => no_args(Command::UnblockPin),
             "operator-login" => no_args(Command::RoleLogin(CardRole::Operator)),
             "auditor-login" => no_args(Command::RoleLogin(CardRole::Auditor)),
             "insert" => {
@@ -140,7 +143,7 @@ impl Command {
             "" => Err("empty command".into()),
             other => Err(format!(
                 "unknown command {:?} (show, insert, remove, keys, login, operator-login, auditor-login, logout, \
-                 card-check, change-pin, register-app)",
+                 card-check, change-pin, unblock-pin, register-app)",
                 truncate(other)
             )),
         }

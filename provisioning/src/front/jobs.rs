@@ -70,6 +70,20 @@ impl<R: Reader, D: TextDisplay, K: Keypad> Loop<R, D, K> {
                     }
                 }
             }
+            Job::UnblockPin => {
+                let Some(a) = self.authority.take() else {
+                    st.panel.text(&["Refused", "No quorum logged in"])?;
+                    return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
+                };
+                self.asking = None;
+                self.confirming = None;
+                let r = a.unblock(st);
+                if !self.end_for_sure() {
+                    return Err(JobError::Refused("the crypto card did not confirm the logout: link closed"));
+                }
+                r?;
+                Ok("PIN unblocked")
+            }
             Job::Logout => {
                 let (quorum, role) = (self.authority.take(), self.role.take());
                 if quorum.is_none() && role.is_none() {

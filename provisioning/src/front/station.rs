@@ -1,7 +1,7 @@
 //! The panel thread: between ceremonies it shows the status pages and watches the last card
 //! of the quorum, operator or auditor logged in; on request it runs a ceremony (init, quorum
-//! login, operator or auditor login, register an application under the quorum's authority,
-//! logout) on its own card-link session. An operator logged in stops and starts the service
+//! login, operator or auditor login, register an application or unblock a PIN under the
+//! quorum's authority, card check, PIN change, logout) on its own card-link session. An operator logged in stops and starts the service
 //! and runs the self-tests from the menu ([`super::menu`]); whoever is logged in approves
 //! tools' sessions.
 //!
@@ -60,6 +60,9 @@ pub enum Job {
     CheckCard,
     /// A card's holder changes its PIN (old PIN, new PIN twice).
     ChangePin,
+    /// Unblock a locked card under the quorum's authority (its holder chooses a new PIN);
+    /// the authority ends with it.
+    UnblockPin,
 }
 
 impl Job {
@@ -73,6 +76,7 @@ impl Job {
             Job::Logout => "logout",
             Job::CheckCard => "card-check",
             Job::ChangePin => "change-pin",
+            Job::UnblockPin => "unblock-pin",
         }
     }
 }

@@ -192,6 +192,7 @@ pub struct PanelArgs {
     pub logout: bool,
     pub card_check: bool,
     pub change_pin: bool,
+    pub unblock_pin: bool,
     pub register_app: Option<PathBuf>,
     pub name: Option<String>,
     pub domains: u32,
@@ -227,6 +228,8 @@ pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
         "card-check".into()
     } else if a.change_pin {
         "change-pin".into()
+    } else if a.unblock_pin {
+        "unblock-pin".into()
     } else if let Some(cert) = &a.register_app {
         let name = a.name.as_deref().context("--register-app needs --name")?;
         let quota = gmhsm_proto::AppQuota::from_options(a.max_keys, a.max_bytes);

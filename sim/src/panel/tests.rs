@@ -76,3 +76,61 @@ fn a_card_is_checked_and_its_pin_changed_at_the_panel() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// PIN unblock by quorum at the panel: three wrong PINs lock the operator's card (a card
+/// check shows `Card locked`); a quorum logs in, `unblock-pin` asks for the locked card, its
+/// holder chooses a new PIN, and the card works again with it; the quorum's authority ends.
+#[test]
+fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
+    let dir = std::env::temp_dir().join(format!("gmhsm-panel-unblock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
+    let panel = FrontPanel::start(&dir, &socket).unwrap();
+    panel.running("test link");
+    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
+    demo::init(&panel, &cards).unwrap();
+    let mut lcd = panel.view();
+    let run = |c: Command| panel.execute(c).unwrap_or_else(|e| panic!("{e}"));
+    let last = || Shared::get(&panel.shared().last);
+
+    // No quorum: refused, nothing asked of anyone.
+    run(Command::UnblockPin);
+    lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    run(keys("MENU"));
+
+    run(Command::CheckCard);
+    run(Command::Insert("operator-1".into()));
+    for _ in 0..2 {
+        run(keys("00000000,OK"));
+        lcd.expect(&["Wrong PIN"], WAIT).unwrap();
+        run(keys("OK"));
+    }
+    run(keys("00000000,OK"));
+    lcd.expect(&["Card locked", "Needs unblock"], WAIT).unwrap();
+    run(Command::Remove);
+    assert_eq!(last(), "card-check: card locked");
+
+    demo::quorum_login(&panel, &cards).unwrap();
+    run(Command::UnblockPin);
+    lcd.expect(&["Remove card"], WAIT).unwrap();
+    run(Command::Remove);
+    lcd.expect(&["Insert locked", "card"], WAIT).unwrap();
+    run(Command::Insert("operator-1".into()));
+    lcd.expect(&["New PIN"], WAIT).unwrap();
+    run(keys("13572468,OK"));
+    lcd.expect(&["Confirm PIN"], WAIT).unwrap();
+    run(keys("13572468,OK"));
+    lcd.expect(&["PIN unblocked", "", "", "Remove card"], WAIT).unwrap();
+    run(Command::Remove);
+    assert_eq!(last(), "unblock-pin: PIN unblocked");
+
+    run(Command::CheckCard);
+    run(Command::Insert("operator-1".into()));
+    run(keys("13572468,OK"));
+    lcd.expect(&["Card OK"], WAIT).unwrap();
+    run(Command::Remove);
+    // The authority ended: a second unblock needs a new quorum.
+    run(Command::UnblockPin);
+    lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
