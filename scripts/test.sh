@@ -67,5 +67,5 @@ if [ -r /dev/hwrng ]; then
 fi
 export GMHSM_REQUIRE_SWTPM=1
 
-cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
-cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"
+cargo build --workspace --bins --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc
+cargo test --workspace --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc "$@"
