@@ -67,8 +67,8 @@ if [ -r /dev/hwrng ]; then
 fi
 export GMHSM_REQUIRE_SWTPM=1
 
-cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
-cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"
+cargo build --workspace --bins --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc
+cargo test --workspace --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc "$@"
 
 # The Debian package: build it, install it into a scratch root, verify its units, boot its
 # binaries (docs/deploy.md, "Building and testing the package").

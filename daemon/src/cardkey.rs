@@ -2,7 +2,8 @@
 //! made by the card, so the daemon never holds the private key.
 //!
 //! Each card key has its own blocking connection to the card socket (not the event loop's
-//! card link), used by one signature at a time behind a mutex. A signature is one
+//! card link): a [`BlockingLink`], the one blocking card-link client, used by one signature
+//! at a time behind a mutex. A signature is one
 //! `CardFrame { principal: Local, session: u64::MAX - n, request: Sign { .. } }` and one
 //! `ServerFrame` answer carrying `Response::Signature` (DER). Invariants:
 //! * [`Signer::sign`] blocks for at most the signing timeout; it runs on a handshake worker
@@ -13,8 +14,6 @@
 //!   message bytes reach the peer; the log line carries the label and the status only.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,8 +22,8 @@ use log::{debug, warn};
 use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, SignatureAlgorithm, SignatureScheme};
 
-use gmhsm_proto::frame::{self, FrameHeader};
-use gmhsm_proto::{CardFrame, Deframer, Label, Mechanism, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame};
+use gmhsm_proto::link::{BlockingLink, LinkError};
+use gmhsm_proto::{Label, Mechanism, Request, Response};
 
 use crate::config::CardKeyScheme;
 
@@ -80,7 +79,7 @@ impl CardSigningKey {
                 path: card_socket,
                 session,
                 timeout,
-                state: Mutex::new(LinkState::default()),
+                link: Mutex::new(None),
             }),
         })
     }
@@ -90,15 +89,12 @@ impl CardSigningKey {
     /// Connect to the card now if not connected; a failure is logged and left for the first
     /// signature to retry.
     pub fn connect(&self) {
-        let mut state = self.link.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.stream.is_some() {
+        let mut link = self.link.link.lock().unwrap_or_else(|p| p.into_inner());
+        if link.is_some() {
             return;
         }
-        match UnixStream::connect(&self.link.path) {
-            Ok(s) => {
-                state.stream = Some(s);
-                state.deframer = Deframer::new();
-            }
+        match BlockingLink::connect(&self.link.path) {
+            Ok(l) => *link = Some(l),
             Err(e) => warn!("event=card_sign label={} error=\"connect: {e}\"", self.link.label),
         }
     }
@@ -161,121 +157,83 @@ struct SignLink {
     path: PathBuf,
     session: u64,
     timeout: Duration,
-    state: Mutex<LinkState>,
-}
-
-#[derive(Default)]
-struct LinkState {
-    stream: Option<UnixStream>,
-    deframer: Deframer,
-    next_id: u64,
-}
-
-/// Why one attempt failed.
-enum Failure {
-    /// The link broke before an answer came: worth one retry on a fresh connection.
-    Link(io::Error),
-    /// No answer in time, or the card answered with an error: give up.
-    Final(String),
+    link: Mutex<Option<BlockingLink>>,
 }
 
 impl SignLink {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        // A poisoned lock only means another signature panicked; the state is rebuilt below.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // A poisoned lock only means another signature panicked; the link is rebuilt below.
+        let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
         let deadline = Instant::now() + self.timeout;
-        let reused = state.stream.is_some();
-        let first = self.attempt(&mut state, message, deadline);
-        let result = match first {
-            Err(Failure::Link(e)) if reused => {
-                state.stream = None;
+        let reused = link.is_some();
+        let result = match self.attempt(&mut link, message, deadline) {
+            // A kept link the card closed meanwhile (a card restart): once more on a new one.
+            Err(e) if reused && e.retryable() => {
+                *link = None;
                 debug!("event=card_sign label={} retry=true error=\"{e}\"", self.label);
-                self.attempt(&mut state, message, deadline)
+                self.attempt(&mut link, message, deadline)
             }
             other => other,
         };
-        result.map_err(|f| {
-            state.stream = None;
-            let why = match f {
-                Failure::Link(e) => format!("link: {e}"),
-                Failure::Final(why) => why,
-            };
-            warn!("event=card_sign label={} error=\"{why}\"", self.label);
+        result.map_err(|e| {
+            *link = None;
+            warn!("event=card_sign label={} error=\"{e}\"", self.label);
             Error::General(FAILED.into())
         })
     }
 
-    fn attempt(&self, state: &mut LinkState, message: &[u8], deadline: Instant) -> Result<Vec<u8>, Failure> {
-        if state.stream.is_none() {
-            let s = UnixStream::connect(&self.path).map_err(Failure::Link)?;
-            state.stream = Some(s);
-            state.deframer = Deframer::new();
-        }
-        state.next_id = state.next_id.wrapping_add(1).max(1);
-        let id = state.next_id;
-        let bytes = frame::encode(&CardFrame {
-            header: FrameHeader { version: PROTOCOL_VERSION, id },
-            principal: Principal::Local,
-            session: self.session,
-            request: Request::Sign {
-                label: self.label.clone(),
-                mechanism: self.mechanism.clone(),
-                message: message.to_vec(),
-            },
-        })
-        .map_err(|_| Failure::Final("request does not encode".into()))?;
-        let LinkState { stream, deframer, .. } = state;
-        let Some(stream) = stream.as_mut() else {
-            return Err(Failure::Final("no link".into()));
+    fn attempt(
+        &self,
+        link: &mut Option<BlockingLink>,
+        message: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, SignError> {
+        let link = match link {
+            Some(l) => l,
+            None => link.insert(BlockingLink::connect(&self.path).map_err(|e| SignError::Link(LinkError::Io(e)))?),
         };
-        stream.set_write_timeout(Some(remaining(deadline)?)).map_err(Failure::Link)?;
-        stream.write_all(&bytes).map_err(timeout_or_link)?;
-        let mut buf = [0u8; 4096];
-        loop {
-            while let Some(body) =
-                deframer.next_frame().map_err(|_| Failure::Final("card sent an oversized frame".into()))?
-            {
-                let answer: ServerFrame =
-                    frame::decode(&body).map_err(|_| Failure::Final("card answer does not decode".into()))?;
-                if answer.header.id != id {
-                    continue; // a late answer to an earlier, abandoned request
-                }
-                return match answer.result {
-                    Ok(Response::Signature(sig)) => Ok(sig),
-                    Ok(_) => Err(Failure::Final("card answered with no signature".into())),
-                    Err(status) => Err(Failure::Final(format!("card status {status:?}"))),
-                };
-            }
-            stream.set_read_timeout(Some(remaining(deadline)?)).map_err(Failure::Link)?;
-            match stream.read(&mut buf) {
-                Ok(0) => {
-                    return Err(Failure::Link(io::Error::new(io::ErrorKind::UnexpectedEof, "card closed the link")));
-                }
-                Ok(n) => deframer.push(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(timeout_or_link(e)),
-            }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(SignError::Link(LinkError::Timeout));
+        }
+        let request =
+            Request::Sign { label: self.label.clone(), mechanism: self.mechanism.clone(), message: message.to_vec() };
+        match link.call(self.session, request, left).map_err(SignError::Link)? {
+            Ok(Response::Signature(sig)) => Ok(sig),
+            Ok(_) => Err(SignError::Card("card answered with no signature".into())),
+            Err(status) => Err(SignError::Card(format!("card status {status:?}"))),
         }
     }
 }
 
-/// Time left before `deadline`; none left is a final failure (a zero timeout would mean
-/// "block forever" to the socket).
-fn remaining(deadline: Instant) -> Result<Duration, Failure> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() { Err(Failure::Final("no answer in time".into())) } else { Ok(left) }
+/// Why one attempt failed.
+enum SignError {
+    Link(LinkError),
+    /// The card answered, with no signature: final.
+    Card(String),
 }
 
-fn timeout_or_link(e: io::Error) -> Failure {
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Final("no answer in time".into()),
-        _ => Failure::Link(e),
+impl SignError {
+    fn retryable(&self) -> bool {
+        matches!(self, SignError::Link(e) if e.retryable())
+    }
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::Link(e) => write!(f, "link: {e}"),
+            SignError::Card(why) => f.write_str(why),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gmhsm_proto::frame;
+    use gmhsm_proto::{CardFrame, Deframer, ServerFrame};
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
 
     /// A card that answers each connection's requests with `answer`, closing the connection

@@ -36,6 +36,9 @@ use gmhsm_proto::frame::{self, FrameError, FrameHeader};
 use gmhsm_proto::{CardFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Status};
 use zeroize::Zeroizing;
 
+mod ring;
+use ring::{Pending, Ring};
+
 /// The poll token of the card link.
 pub const TOKEN: Token = Token(2);
 
@@ -80,87 +83,6 @@ impl std::fmt::Debug for Completion {
             .field("result", &result)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
-    }
-}
-
-struct Pending {
-    token: Token,
-    client_id: u64,
-    kind: &'static str,
-    started: Instant,
-    /// For the daemon's own `CloseSession`: the session's principal, to send it again if the
-    /// link goes down before the card answers.
-    closes: Option<Principal>,
-    revokes: Option<[u8; 32]>,
-}
-
-impl Pending {
-    fn complete(self, result: Result<Zeroizing<Vec<u8>>, Status>) -> Completion {
-        let revoked = self.revokes.filter(|_| result.is_ok());
-        Completion {
-            token: self.token,
-            client_id: self.client_id,
-            result,
-            kind: self.kind,
-            started: self.started,
-            revoked,
-        }
-    }
-}
-
-/// Requests at the card by card id: slot `i` holds id `first_id + i`, `None` once answered.
-/// The front slot, when there is one, is always pending.
-struct Ring {
-    slots: VecDeque<Option<Pending>>,
-    first_id: u64,
-    live: usize,
-}
-
-impl Ring {
-    fn new(first_id: u64) -> Self {
-        Ring { slots: VecDeque::new(), first_id, live: 0 }
-    }
-
-    /// The id the next [`Ring::push`] gets.
-    fn next_id(&self) -> u64 {
-        self.first_id + self.slots.len() as u64
-    }
-
-    fn push(&mut self, p: Pending) -> u64 {
-        let id = self.next_id();
-        self.slots.push_back(Some(p));
-        self.live += 1;
-        id
-    }
-
-    /// Remember what the request pushed last revokes.
-    fn revokes_last(&mut self, revokes: Option<[u8; 32]>) {
-        if let Some(Some(p)) = self.slots.back_mut() {
-            p.revokes = revokes;
-        }
-    }
-
-    fn remove(&mut self, id: u64) -> Option<Pending> {
-        let i = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
-        let p = self.slots.get_mut(i)?.take()?;
-        self.live -= 1;
-        while matches!(self.slots.front(), Some(None)) {
-            self.slots.pop_front();
-            self.first_id += 1;
-        }
-        Some(p)
-    }
-
-    /// The oldest pending request and its id.
-    fn front(&self) -> Option<(u64, &Pending)> {
-        self.slots.front().and_then(Option::as_ref).map(|p| (self.first_id, p))
-    }
-
-    /// Take every pending request; ids go on from where they were.
-    fn drain(&mut self) -> impl Iterator<Item = Pending> + '_ {
-        self.first_id += self.slots.len() as u64;
-        self.live = 0;
-        self.slots.drain(..).flatten()
     }
 }
 
@@ -512,22 +434,5 @@ mod tests {
         let c = pending(1).complete(Ok(Zeroizing::new(b"SECRET-PLAINTEXT".to_vec())));
         let shown = format!("{c:?}");
         assert!(!shown.contains("SECRET") && !shown.contains("83, 69") && shown.contains("16 bytes"), "{shown}");
-    }
-
-    #[test]
-    fn ring_routes_answers_in_any_order_and_stays_short() {
-        let mut r = Ring::new(1);
-        let ids: Vec<u64> = (0..5).map(|i| r.push(pending(100 + i))).collect();
-        assert_eq!(ids, [1, 2, 3, 4, 5]);
-        assert_eq!(r.remove(2).map(|p| p.client_id), Some(101), "out of order");
-        assert_eq!(r.slots.len(), 5, "a hole behind the front stays");
-        assert_eq!(r.remove(2).map(|p| p.client_id), None, "answered once");
-        assert_eq!(r.remove(1).map(|p| p.client_id), Some(100));
-        assert_eq!(r.front().map(|(id, _)| id), Some(3), "the hole went with the front");
-        assert_eq!((r.slots.len(), r.live), (3, 3));
-        assert!(r.remove(0).is_none() && r.remove(99).is_none(), "unknown ids");
-        assert_eq!(r.drain().map(|p| p.client_id).collect::<Vec<_>>(), [102, 103, 104]);
-        assert_eq!((r.live, r.next_id()), (0, 6), "ids are not reused after the link drops");
-        assert!(r.front().is_none());
     }
 }

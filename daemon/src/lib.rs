@@ -9,7 +9,8 @@
 //! `Principal::Local`, and the daemon never has the private key. A local connection is
 //! authenticated by its peer uid. The frames inside follow the grammar in [`session`],
 //! which knows nothing of sockets. [`harden`] locks the process down once everything is
-//! bound; [`settings`] reads `gmhsmd.toml`.
+//! bound; [`settings`] reads `gmhsmd.toml`. [`panel`] hosts the front panel (LCD, keypad,
+//! admin-card reader and the ceremonies of `gmhsm-provisioning`) on a thread of its own.
 //!
 //! Invariants:
 //! * the loop never blocks: sockets are non-blocking, the card is reached through a
@@ -40,6 +41,7 @@ mod gate;
 mod handshake;
 pub mod harden;
 mod local;
+pub mod panel;
 mod server;
 pub mod session;
 pub mod settings;

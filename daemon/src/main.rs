@@ -127,6 +127,11 @@ fn run(settings: &Settings) -> anyhow::Result<()> {
     // Everything that opens a file or binds a socket happens before the hardening.
     let harden_config = settings.harden_config()?;
     let daemon = Daemon::bind(settings.daemon_config()?)?;
+    // The front panel's thread and devices, before the hardening too.
+    let panel = gmhsm_daemon::panel::start(&settings.panel, &settings.card_socket)?;
+    if let Some(p) = &panel {
+        p.running(&settings.listen.to_string());
+    }
     let shutdown = daemon.shutdown_handle();
     let reload = daemon.reload_handle();
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;

@@ -50,6 +50,7 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub tuning: Tuning,
     pub harden: Harden,
+    pub panel: crate::panel::PanelSettings,
 }
 
 /// `[[card_tls_key]]`: a TLS server identity whose private key stays in the card.
@@ -165,6 +166,7 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             tuning: Tuning::default(),
             harden: Harden::default(),
+            panel: crate::panel::PanelSettings::default(),
         }
     }
 }
@@ -231,6 +233,7 @@ impl Settings {
 
     /// Check the values' ranges (done by [`Settings::parse`]; again after flags change them).
     pub fn check(&self) -> anyhow::Result<()> {
+        self.panel.check()?;
         let l = &self.limits;
         if [l.max_connections, l.max_connections_per_client, l.max_handshakes_per_source, l.max_local_connections]
             .contains(&0)

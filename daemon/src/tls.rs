@@ -59,7 +59,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// The card session number of the `n`th card key's own link: from the top of the range, far
 /// from the connection tokens the event loop uses as session numbers.
 fn card_key_session(n: usize) -> u64 {
-    u64::MAX - n as u64
+    gmhsm_proto::sessions::tls_key(n as u64)
 }
 
 /// Build the server identities from `config`: its card-held keys when it has any, otherwise

@@ -12,9 +12,9 @@ use quorum_rig::*;
 
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::alg::sm2 as fsm2;
-use gmhsm_icc::spec;
 use gmhsm_platform::*;
 use gmhsm_proto::admin::{CardRole, QuorumPolicy};
+use gmhsm_proto::admin_card as spec;
 use gmhsm_proto::{AuditEvent, Capabilities, KeyAlg, Request, Response, Status};
 
 #[test]

@@ -2,8 +2,6 @@
 //! simulated card and the crypto card firmware. `docs/admin-card.md` is the normative text;
 //! this file must agree with it byte for byte.
 
-use alloc::vec::Vec;
-use sm3::{Digest, Sm3};
 use zeroize::Zeroizing;
 
 /// Application identifier: `F0` (proprietary, unregistered RID) ‖ "GMHSM" ‖ app 01 ‖ v01.
@@ -77,19 +75,12 @@ pub const MAX_SERIAL_LEN: usize = 16;
 /// INTERNAL AUTHENTICATE challenge length bounds.
 pub const MIN_CHALLENGE_LEN: usize = 16;
 pub const MAX_CHALLENGE_LEN: usize = 64;
-/// GET CHALLENGE answer length.
-pub const CARD_CHALLENGE_LEN: usize = 16;
-/// Largest share blob the slot stores.
-pub const MAX_SHARE_LEN: usize = 1024;
-/// SEC1 uncompressed SM2 point length.
-pub const SM2_POINT_LEN: usize = 65;
-/// Raw SM2 signature `r ‖ s`.
-pub const SM2_SIGNATURE_LEN: usize = 64;
-
-/// SM2 distinguishing ID of the card's own signatures (INTERNAL AUTHENTICATE).
-pub const CARD_DISTID: &str = "gmhsm-admin-card";
-/// SM2 distinguishing ID of domain authorizations (signed by the crypto card).
-pub const DOMAIN_DISTID: &str = "gmhsm-domain";
+// The messages the crypto card signs or checks live in `gmhsm_proto::admin_card` (the
+// firmware uses them without this crate); the names stay reachable here.
+pub use gmhsm_proto::admin_card::{
+    AUTH_PREFIX, CARD_CHALLENGE_LEN, CARD_DISTID, DOMAIN_DISTID, MAX_SHARE_LEN, SM2_POINT_LEN, SM2_SIGNATURE_LEN,
+    auth_message, domain_message, purpose,
+};
 
 /// Role of a card's holder, fixed at personalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,41 +180,6 @@ impl Pin {
     pub fn expose_block(&self) -> &[u8; PIN_BLOCK_LEN] {
         &self.0
     }
-}
-
-/// Purposes of domain-authorized commands (the first field of [`domain_message`]).
-pub mod purpose {
-    pub const RESET_RETRY_COUNTER: &[u8] = b"gmhsm/admin-card/rrc/v1";
-    pub const PUT_SHARE: &[u8] = b"gmhsm/admin-card/share/v1";
-    pub const BIND_DOMAIN: &[u8] = b"gmhsm/admin-card/bind/v1";
-}
-
-/// Prefix of the message the card signs in INTERNAL AUTHENTICATE.
-pub const AUTH_PREFIX: &[u8] = b"gmhsm/admin-card/auth/v1";
-
-/// The message a card signs for INTERNAL AUTHENTICATE:
-/// `AUTH_PREFIX ‖ 00 ‖ len(serial) ‖ serial ‖ challenge`.
-pub fn auth_message(serial: &[u8], challenge: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(AUTH_PREFIX.len() + 2 + serial.len() + challenge.len());
-    m.extend_from_slice(AUTH_PREFIX);
-    m.push(0);
-    m.push(serial.len() as u8);
-    m.extend_from_slice(serial);
-    m.extend_from_slice(challenge);
-    m
-}
-
-/// The message the crypto card signs (SM2, [`DOMAIN_DISTID`]) to authorize a command on one
-/// card: `purpose ‖ 00 ‖ len(serial) ‖ serial ‖ card challenge (16) ‖ SM3(payload)`.
-pub fn domain_message(purpose: &[u8], serial: &[u8], card_challenge: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(purpose.len() + 2 + serial.len() + card_challenge.len() + 32);
-    m.extend_from_slice(purpose);
-    m.push(0);
-    m.push(serial.len() as u8);
-    m.extend_from_slice(serial);
-    m.extend_from_slice(card_challenge);
-    m.extend_from_slice(&Sm3::digest(payload));
-    m
 }
 
 #[cfg(test)]

@@ -11,20 +11,24 @@
 //! breaks every deployed client); every string and byte field that comes from outside has a
 //! bound, either in its type (`heapless`) or by the frame limit [`frame::MAX_FRAME_LEN`].
 //! The specification in prose is `docs/protocol.md`.
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 pub mod admin;
+pub mod admin_card;
 pub mod audit;
 pub mod cost;
 pub mod frame;
 pub mod kind;
+#[cfg(feature = "std")]
+pub mod link;
 pub mod mech;
 pub mod request;
 pub mod response;
 pub mod secret;
+pub mod sessions;
 pub mod status;
 
 pub use admin::{AdminOp, AdminStatus, CardRole, QuorumPolicy, Thresholds};

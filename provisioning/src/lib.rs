@@ -2,6 +2,10 @@
 //! simulator): init, quorum / operator / auditor login, card check, PIN change, PIN unblock,
 //! card-set replacement and zeroize. `docs/ceremonies.md` describes each as an operator sees it.
 //!
+//! [`front`] is the front panel that runs them (the panel thread, its pages and menus, the
+//! control socket's grammar), hosted by `gmhsmd` and by `gmhsm-sim`; [`tls`] provisions the
+//! appliance's card-held TLS keys.
+//!
 //! A ceremony drives four devices, all behind traits so that the production path (PC/SC
 //! reader, HD44780 panel, card link to the crypto card) and the simulator run the same code:
 //! * [`CardLink`] — requests to the crypto card as `Principal::Local` on one session (the
@@ -22,8 +26,10 @@
 
 pub mod ceremony;
 pub mod error;
+pub mod front;
 pub mod link;
 pub mod panel;
+pub mod tls;
 
 pub use ceremony::{Authority, InitPlan, Station, Timeouts};
 pub use error::CeremonyError;

@@ -88,8 +88,9 @@ fn applications_file(state: &Path) -> PathBuf {
 /// panel, then a quorum login that registers the demo application. A card that is already
 /// initialized (a restart) or in its error state is left alone.
 fn demo_init(opts: &Options, panel: &FrontPanel, socket: &Path, pki: &Pki) -> anyhow::Result<()> {
-    let mut link = crate::provision::CardLink::connect(socket)?;
-    let st = match link.call(gmhsm_proto::Request::GetStatus)? {
+    let mut link = gmhsm_proto::link::BlockingLink::connect(socket)?;
+    let ask = link.call(gmhsm_proto::sessions::PROVISIONING, gmhsm_proto::Request::GetStatus, Duration::from_secs(60));
+    let st = match ask? {
         Ok(gmhsm_proto::Response::Status(st)) => st,
         other => bail!("card status: {other:?}"),
     };

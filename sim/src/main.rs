@@ -94,6 +94,16 @@ enum Cmd {
         /// last card out).
         #[arg(long, group = "action")]
         logout: bool,
+        /// Check a card: its PIN and a trial login on a session of its own (changes nothing).
+        #[arg(long, group = "action")]
+        card_check: bool,
+        /// Change a card's PIN at the panel (old PIN, then the new one twice).
+        #[arg(long, group = "action")]
+        change_pin: bool,
+        /// Unblock a locked card under the quorum logged in at the panel (the holder
+        /// chooses a new PIN; the quorum's authority ends with it).
+        #[arg(long, group = "action")]
+        unblock_pin: bool,
         /// Register the application whose certificate (PEM) this is, under the quorum's
         /// authority held at the panel.
         #[arg(long, value_name = "CERT", group = "action", requires = "name")]
@@ -114,8 +124,8 @@ enum Cmd {
         #[arg(long)]
         max_bytes: Option<u32>,
         /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
-        /// operator-login, auditor-login, logout, wait-lcd TEXT, show); the LCD is printed
-        /// after each.
+        /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, wait-lcd TEXT,
+        /// show); the LCD is printed after each.
         #[arg(long, value_name = "FILE", group = "action")]
         script: Option<PathBuf>,
         /// How long wait-lcd waits, in seconds.
@@ -169,6 +179,9 @@ fn main() -> ExitCode {
             operator_login,
             auditor_login,
             logout,
+            card_check,
+            change_pin,
+            unblock_pin,
             register_app,
             name,
             domains,
@@ -186,6 +199,9 @@ fn main() -> ExitCode {
             operator_login,
             auditor_login,
             logout,
+            card_check,
+            change_pin,
+            unblock_pin,
             register_app,
             name,
             domains,

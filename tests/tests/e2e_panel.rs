@@ -410,3 +410,68 @@ fn operator_and_auditor_at_the_panel() {
     shows(&lcd(&state, &["--remove"]), &["READY", "auditor logged out"]);
     assert_eq!(tool.admin_status().unwrap().role, None, "the grant ended with the auditor's login");
 }
+
+/// Card check and PIN change from the panel's commands (`--card-check`, `--change-pin`): the
+/// holder follows the LCD; after the change the new PIN logs the holder in.
+#[test]
+fn card_check_and_pin_change_at_the_panel() {
+    let tmp = TempDir::new("panel-cards");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+    let old = pin_of(&pins, "auditor-1");
+
+    shows(&lcd(&state, &["--card-check"]), &["Insert card", "to check"]);
+    shows(&lcd(&state, &["--insert", "auditor-1"]), &["Enter PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{old},OK")]), &["Card OK", "Remove card"]);
+    lcd(&state, &["--remove"]);
+
+    shows(&lcd(&state, &["--change-pin"]), &["Insert card", "to change PIN"]);
+    shows(&lcd(&state, &["--insert", "auditor-1"]), &["Old PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{old},OK")]), &["New PIN"]);
+    let new = wrong(&old);
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["Confirm PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["PIN changed", "Remove card"]);
+    lcd(&state, &["--remove"]);
+
+    log_in(&state, &[("auditor-1".to_string(), new)], "--auditor-login", &["auditor-1"]);
+    eventually(&state, "AUDITOR LOGGED IN");
+    shows(&lcd(&state, &["--remove"]), &["READY", "auditor logged out"]);
+}
+
+/// PIN unblock by quorum from the panel's commands: three wrong PINs lock the operator's
+/// card, a quorum logs in, `--unblock-pin` asks for the locked card and its holder chooses a
+/// new PIN, which then logs the operator in.
+#[test]
+fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
+    let tmp = TempDir::new("panel-unblock");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+    let bad = wrong(&pin_of(&pins, "operator-1"));
+
+    shows(&lcd(&state, &["--card-check"]), &["Insert card", "to check"]);
+    shows(&lcd(&state, &["--insert", "operator-1"]), &["Enter PIN"]);
+    for _ in 0..2 {
+        shows(&lcd(&state, &["--keys", &format!("{bad},OK")]), &["Wrong PIN"]);
+        lcd(&state, &["--keys", "OK"]);
+    }
+    shows(&lcd(&state, &["--keys", &format!("{bad},OK")]), &["Card locked", "Needs unblock"]);
+    lcd(&state, &["--remove"]);
+
+    log_in(&state, &pins, "--login", &["admin-1", "admin-2"]);
+    eventually(&state, "ADMIN LOGGED IN");
+    shows(&lcd(&state, &["--unblock-pin"]), &["Remove card"]);
+    shows(&lcd(&state, &["--remove"]), &["Insert locked", "card"]);
+    shows(&lcd(&state, &["--insert", "operator-1"]), &["New PIN"]);
+    let new = "97531864";
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["Confirm PIN"]);
+    shows(&lcd(&state, &["--keys", &format!("{new},OK")]), &["PIN unblocked", "Remove card"]);
+    lcd(&state, &["--remove"]);
+
+    log_in(&state, &[("operator-1".to_string(), new.to_string())], "--operator-login", &["operator-1"]);
+    eventually(&state, "OPERATOR LOGGED IN");
+    shows(&lcd(&state, &["--remove"]), &["READY", "operator logged out"]);
+}

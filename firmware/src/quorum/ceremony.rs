@@ -14,8 +14,8 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use gmhsm_icc::spec::purpose;
 use gmhsm_proto::admin::{CardKey, CardRole, CardSignature, CeremonyKind, EnrolledCard, QuorumPolicy, Serial};
+use gmhsm_proto::admin_card::purpose;
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 

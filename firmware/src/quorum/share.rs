@@ -10,7 +10,7 @@
 //! ```
 
 use alloc::vec::Vec;
-use gmhsm_icc::spec;
+use gmhsm_proto::admin_card as spec;
 use rand_core::TryCryptoRng;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;

@@ -10,9 +10,9 @@ use crate::common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::alg::sm2 as fsm2;
 use gmhsm_firmware::quorum::share;
-use gmhsm_icc::spec;
 use gmhsm_platform::*;
 use gmhsm_proto::admin::{AdminStatus, CardKey, CardRole, CardSignature, QuorumPolicy, Serial};
+use gmhsm_proto::admin_card as spec;
 use gmhsm_proto::{AuditEvent, Capabilities, Principal, Request, Response, Status};
 
 pub const L: Principal = Principal::Local;

@@ -190,6 +190,9 @@ pub struct PanelArgs {
     pub operator_login: bool,
     pub auditor_login: bool,
     pub logout: bool,
+    pub card_check: bool,
+    pub change_pin: bool,
+    pub unblock_pin: bool,
     pub register_app: Option<PathBuf>,
     pub name: Option<String>,
     pub domains: u32,
@@ -221,6 +224,12 @@ pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
         "auditor-login".into()
     } else if a.logout {
         "logout".into()
+    } else if a.card_check {
+        "card-check".into()
+    } else if a.change_pin {
+        "change-pin".into()
+    } else if a.unblock_pin {
+        "unblock-pin".into()
     } else if let Some(cert) = &a.register_app {
         let name = a.name.as_deref().context("--register-app needs --name")?;
         let quota = gmhsm_proto::AppQuota::from_options(a.max_keys, a.max_bytes);

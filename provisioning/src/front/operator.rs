@@ -2,21 +2,21 @@
 //! confirmation page) and run the self-tests, each on the panel's own card session, where
 //! the operator's card logged in; the card checks the role. The result page stays a moment.
 
-use std::time::Instant;
-
+use gmhsm_platform::{Keypad, TextDisplay};
 use gmhsm_proto::{Request, Response};
-use gmhsm_provisioning::CardLink;
 
-use super::{HOLD, Loop, SESSION, Shared};
-use crate::panel::menu::{self, Action};
+use super::Shared;
+use super::menu::{self, Action};
+use super::station::{Loop, Reader, SESSION};
+use crate::CardLink;
 
-impl Loop {
+impl<R: Reader, D: TextDisplay, K: Keypad> Loop<R, D, K> {
     /// Show `f` for a moment and record `outcome` as the panel's last result.
     fn result(&mut self, f: &gmhsm_lcd::screens::Frame, outcome: String) {
         self.put(f);
         log::info!("front panel: {outcome}");
         Shared::set(&self.shared.last, outcome);
-        self.hold = Some(Instant::now() + HOLD);
+        self.ended = true;
         self.refreshed = None;
     }
 

@@ -1,11 +1,14 @@
-//! The panel's control socket `STATE/panel.sock` (Unix, mode 0600): one command per
-//! connection, one line of text; the answer is `ok` or `error: WHY`, then the LCD rows.
+//! The panel's control socket (Unix, mode 0600; `STATE/panel.sock` under `gmhsm-sim up`):
+//! one command per connection, one line of text; the answer is `ok` or `error: WHY`, then the
+//! LCD rows. What a command does is the [`Console`]'s: the simulator's moves virtual cards
+//! and presses simulated keys; jobs go to [`super::FrontPanel::submit`].
 //!
 //! Grammar (the bytes come from anyone who can reach the socket: every field is bounded and
 //! checked before anything is touched):
 //!
 //! ```text
-//! show | remove | login | logout | operator-login | auditor-login
+//! show | remove | login | logout | operator-login | auditor-login | card-check | change-pin
+//! unblock-pin
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
 //! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
@@ -21,17 +24,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gmhsm_platform::Key;
-use gmhsm_proto::{AppQuota, Capabilities, CardRole};
+use gmhsm_proto::{AppQuota, CardRole};
 
-use super::{FrontPanel, Job, PanelError};
+use super::PanelError;
 
 /// Longest command line.
 pub const MAX_LINE: usize = 1024;
 /// Most keys in one `keys` command.
 pub const MAX_KEYS: usize = 64;
 const MAX_CLIENTS: usize = 4;
+/// Longest card name (`admin-1`, `operator-1`, ...).
+pub const MAX_NAME: usize = 32;
 /// How long a command that ends a ceremony step may take.
-const SETTLE: Duration = Duration::from_secs(20);
+pub const SETTLE: Duration = Duration::from_secs(20);
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,9 @@ pub enum Command {
     /// An operator or auditor login.
     RoleLogin(CardRole),
     Logout,
+    CheckCard,
+    ChangePin,
+    UnblockPin,
     Register {
         cert_sha256: [u8; 32],
         name: String,
@@ -94,10 +102,13 @@ impl Command {
             "remove" => no_args(Command::Remove),
             "login" => no_args(Command::Login),
             "logout" => no_args(Command::Logout),
+            "card-check" => no_args(Command::CheckCard),
+            "change-pin" => no_args(Command::ChangePin),
+            "unblock-pin" => no_args(Command::UnblockPin),
             "operator-login" => no_args(Command::RoleLogin(CardRole::Operator)),
             "auditor-login" => no_args(Command::RoleLogin(CardRole::Auditor)),
             "insert" => {
-                super::check_name(rest)?;
+                check_name(rest)?;
                 Ok(Command::Insert(rest.to_string()))
             }
             "keys" => parse_keys(rest).map(Command::Keys),
@@ -132,15 +143,34 @@ impl Command {
             "" => Err("empty command".into()),
             other => Err(format!(
                 "unknown command {:?} (show, insert, remove, keys, login, operator-login, auditor-login, logout, \
-                 register-app)",
+                 card-check, change-pin, unblock-pin, register-app)",
                 truncate(other)
             )),
         }
     }
 }
 
+/// Card names: 1 to 32 of `[A-Za-z0-9_-]`, so a name never leaves the cards' folder.
+pub fn check_name(name: &str) -> Result<(), PanelError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("a card name has 1 to {MAX_NAME} characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err("a card name has only letters, digits, '-' and '_'".into());
+    }
+    Ok(())
+}
+
+/// Whoever acts on the panel for the control socket.
+pub trait Console: Clone + Send + 'static {
+    /// Do `c` and wait until the panel has reacted.
+    fn execute(&self, c: Command) -> Result<(), PanelError>;
+    /// The LCD as shown now, each row padded to the panel's width.
+    fn screen(&self) -> Vec<String>;
+}
+
 /// Serve the control socket at `path` from a thread.
-pub fn serve(panel: FrontPanel, path: &Path) -> anyhow::Result<()> {
+pub fn serve<C: Console>(panel: C, path: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -163,14 +193,14 @@ pub fn serve(panel: FrontPanel, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn client(panel: &FrontPanel, mut stream: UnixStream) -> std::io::Result<()> {
+fn client<C: Console>(panel: &C, mut stream: UnixStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
     let r = BufReader::new((&stream).take(MAX_LINE as u64 + 1)).read_line(&mut line);
     let result = match r {
         Err(e) => Err(format!("reading the command: {e}")),
         Ok(_) if line.len() > MAX_LINE => Err(format!("command longer than {MAX_LINE} bytes")),
-        Ok(_) => Command::parse(&line).and_then(|c| execute(panel, c)),
+        Ok(_) => Command::parse(&line).and_then(|c| panel.execute(c)),
     };
     let mut out = match result {
         Ok(()) => "ok\n".to_string(),
@@ -181,34 +211,6 @@ fn client(panel: &FrontPanel, mut stream: UnixStream) -> std::io::Result<()> {
         out.push('\n');
     }
     stream.write_all(out.as_bytes())
-}
-
-/// Do `c` and wait until the panel has reacted.
-pub fn execute(panel: &FrontPanel, c: Command) -> Result<(), PanelError> {
-    let act = panel.activity();
-    let new_waits = match c {
-        Command::Insert(_) | Command::Remove => 2,
-        _ => 1,
-    };
-    let r = match c {
-        Command::Show => return Ok(()),
-        Command::Insert(name) => panel.insert(&name),
-        Command::Remove => panel.remove().map(drop),
-        Command::Keys(keys) => {
-            panel.press(&keys);
-            Ok(())
-        }
-        Command::Login => panel.submit(Job::Login).map(drop),
-        Command::RoleLogin(role) => panel.submit(Job::RoleLogin(role)).map(drop),
-        Command::Logout => panel.submit(Job::Logout).map(drop),
-        Command::Register { cert_sha256, name, domains, caps, quota } => {
-            let job = panel.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
-            return job.outcome(SETTLE);
-        }
-    };
-    r?;
-    act.settle(act.snapshot(), new_waits, SETTLE);
-    Ok(())
 }
 
 #[cfg(test)]
