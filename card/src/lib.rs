@@ -14,11 +14,13 @@
 #![forbid(unsafe_code)]
 
 use std::io;
+use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gmhsm_firmware::Hsm;
@@ -32,8 +34,12 @@ pub mod testing;
 
 pub use longops::MAX_PARKED;
 
+/// Called with every card frame a link decoded, before it is executed (tests see what reached
+/// the card through it; see [`testing::InProcessCard::seen`]).
+pub type Tap = Arc<dyn Fn(&gmhsm_proto::CardFrame) + Send + Sync>;
+
 /// How the runtime serves its links.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// After answering, a link's thread keeps reading without blocking for this long before
     /// it blocks (zero: it blocks at once). Saves a sleep and a wake-up per request when the
@@ -41,15 +47,17 @@ pub struct ServeOptions {
     pub busy_poll: Duration,
     /// Most card-link connections served at once; one more is closed at accept.
     pub max_links: usize,
-    /// Set (and the socket connected to once, to wake the accept): [`serve_listener`] returns.
-    /// Links already open are served until their peer closes them.
+    /// Set (and the socket connected to once, to wake the accept): [`serve_listener`] closes
+    /// every link and returns the card.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Shown every decoded frame (none: nothing is shown).
+    pub tap: Option<Tap>,
 }
 
 impl Default for ServeOptions {
-    /// No busy polling, [`MAX_LINKS`] links, no stop flag.
+    /// No busy polling, [`MAX_LINKS`] links, no stop flag, no tap.
     fn default() -> Self {
-        ServeOptions { busy_poll: Duration::ZERO, max_links: MAX_LINKS, stop: None }
+        ServeOptions { busy_poll: Duration::ZERO, max_links: MAX_LINKS, stop: None, tap: None }
     }
 }
 
@@ -66,10 +74,11 @@ pub(crate) struct Card<P: Platform> {
     pub wake: Condvar,
     /// Where RSA key generations are computed, off the card's lock (`longops.rs`).
     pub workers: longops::Workers,
+    pub tap: Option<Tap>,
 }
 
 /// Bind `socket` (mode 0600, see [`listen_atomically`]) and serve it: [`serve_listener`].
-pub fn serve<P>(hsm: Hsm<P>, socket: &Path, opts: ServeOptions) -> io::Result<()>
+pub fn serve<P>(hsm: Hsm<P>, socket: &Path, opts: ServeOptions) -> io::Result<Hsm<P>>
 where
     P: Platform + 'static,
     Hsm<P>: Send,
@@ -83,7 +92,10 @@ where
 /// without one). Each connection gets a thread; the card itself is one state machine behind a
 /// mutex, so requests are executed one at a time, in order per connection. The nonce engine
 /// computes, on another core, the nonce and key-pair batches the link threads draw for it.
-pub fn serve_listener<P>(hsm: Hsm<P>, listener: UnixListener, opts: ServeOptions) -> io::Result<()>
+///
+/// Stopped, it closes every link (each link's sessions are closed on the card, as when a peer
+/// goes), waits for their threads and the engine, and returns the card.
+pub fn serve_listener<P>(hsm: Hsm<P>, listener: UnixListener, opts: ServeOptions) -> io::Result<Hsm<P>>
 where
     P: Platform + 'static,
     Hsm<P>: Send,
@@ -93,37 +105,45 @@ where
         exchange: Mutex::new(engine::Exchange::default()),
         wake: Condvar::new(),
         workers: longops::Workers::start()?,
+        tap: opts.tap.clone(),
     });
     let refiller = card.clone();
     let stopped = opts.stop.clone().unwrap_or_default();
     let engine_stop = stopped.clone();
-    std::thread::Builder::new()
+    let engine = std::thread::Builder::new()
         .name("card-nonces".into())
         .spawn(move || engine::refill_loop(&refiller, &engine_stop))?;
-    let links = Arc::new(AtomicUsize::new(0));
+    let mut links: Vec<(UnixStream, JoinHandle<()>)> = Vec::new();
     for conn in listener.incoming() {
         if stopped.load(Ordering::SeqCst) {
             break;
         }
         match conn {
             Ok(stream) => {
-                if links.load(Ordering::Relaxed) >= opts.max_links {
+                links.retain(|(_, t)| !t.is_finished());
+                if links.len() >= opts.max_links {
                     log::warn!("card: refusing a link: {} already open", opts.max_links);
                     continue;
                 }
-                links.fetch_add(1, Ordering::Relaxed);
-                let (card, links, busy_poll) = (card.clone(), links.clone(), opts.busy_poll);
-                std::thread::Builder::new().name("card-link".into()).spawn(move || {
+                let (card, busy_poll, kept) = (card.clone(), opts.busy_poll, stream.try_clone()?);
+                let thread = std::thread::Builder::new().name("card-link".into()).spawn(move || {
                     if let Err(e) = link::serve_conn(&card, stream, busy_poll) {
                         log::warn!("card: link closed: {e}");
                     }
-                    links.fetch_sub(1, Ordering::Relaxed);
                 })?;
+                links.push((kept, thread));
             }
             Err(e) => log::warn!("card: accept failed: {e}"),
         }
     }
-    Ok(())
+    stopped.store(true, Ordering::SeqCst);
+    for (stream, thread) in links {
+        let _ = stream.shutdown(Shutdown::Both);
+        let _ = thread.join();
+    }
+    let _ = engine.join();
+    let card = Arc::into_inner(card).ok_or_else(|| io::Error::other("card still shared after its threads ended"))?;
+    card.hsm.into_inner().map_err(|_| io::Error::other("a thread panicked inside the card"))
 }
 
 /// Bind and listen on a temporary name, restrict it to the owner, then rename it to `socket`:

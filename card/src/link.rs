@@ -105,7 +105,7 @@ fn serve_link<P: Platform>(
                 return Ok(());
             }
             deframer.commit(n);
-            let items = decode_frames(&mut deframer, sessions, &mut out);
+            let items = decode_frames(&mut deframer, sessions, card.tap.as_ref(), &mut out);
             run_items(card, items, &mut jobs, &mut out)?;
         }
         if !out.is_empty() {
@@ -120,12 +120,17 @@ fn serve_link<P: Platform>(
 
 /// Every complete frame of the deframer: refusals answered onto `out` at once, the requests
 /// returned in order.
-fn decode_frames(deframer: &mut Deframer, sessions: &mut LinkSessions, out: &mut Vec<u8>) -> Vec<Item> {
+fn decode_frames(
+    deframer: &mut Deframer,
+    sessions: &mut LinkSessions,
+    tap: Option<&crate::Tap>,
+    out: &mut Vec<u8>,
+) -> Vec<Item> {
     let mut items = Vec::new();
     loop {
         let refusal = match deframer.next_body() {
             Ok(None) => break,
-            Ok(Some(body)) => match frame::decode::<CardFrame>(body) {
+            Ok(Some(body)) => match tapped(frame::decode::<CardFrame>(body), tap) {
                 Ok(f) if f.header.version != PROTOCOL_VERSION => {
                     answer(f.header, Err(Status::UnsupportedVersion { supported: PROTOCOL_VERSION }))
                 }
@@ -146,6 +151,14 @@ fn decode_frames(deframer: &mut Deframer, sessions: &mut LinkSessions, out: &mut
         push_answer(&refusal, out);
     }
     items
+}
+
+/// Show a decoded frame to the tap, if any.
+fn tapped(decoded: Result<CardFrame, FrameError>, tap: Option<&crate::Tap>) -> Result<CardFrame, FrameError> {
+    if let (Some(tap), Ok(f)) = (tap, &decoded) {
+        tap(f);
+    }
+    decoded
 }
 
 /// Execute `items` in order, answers onto `out`: runs of ordinary requests together (so that

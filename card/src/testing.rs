@@ -6,13 +6,14 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::sim::{FlashProbe, ManualClock, RamFlash, RamTamper, TamperSwitch, XorShiftNoise};
 use gmhsm_platform::{Devices, FlashGeometry, Platform};
+use gmhsm_proto::CardFrame;
 
 use crate::ServeOptions;
 
@@ -56,16 +57,21 @@ impl Default for CardOptions {
     }
 }
 
-/// A running card; dropping it stops it (open links are served until their peer closes them)
-/// and removes its folder.
+/// A running card; dropping it stops it (every link closed) and removes its folder.
 pub struct InProcessCard {
     dir: PathBuf,
     socket: PathBuf,
-    stop: Arc<AtomicBool>,
     clock: ManualClock,
     switch: TamperSwitch,
     flash: FlashProbe,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    seen: Arc<Mutex<Vec<CardFrame>>>,
+    running: Option<Running>,
+}
+
+/// The serving thread and its stop flag.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<std::io::Result<Hsm<TestBoard>>>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -95,14 +101,38 @@ impl InProcessCard {
             hsm.initialize().expect("the test card initializes");
         }
         let socket = dir.join("card.sock");
-        let listener = crate::listen_atomically(&socket).expect("the test card's socket");
+        let mut card = InProcessCard { dir, socket, clock, switch, flash: probe, seen: Arc::default(), running: None };
+        card.running = Some(card.serve(hsm));
+        card
+    }
+
+    fn serve(&self, hsm: Hsm<TestBoard>) -> Running {
+        let listener = crate::listen_atomically(&self.socket).expect("the test card's socket");
         let stop = Arc::new(AtomicBool::new(false));
-        let serve = ServeOptions { stop: Some(stop.clone()), ..ServeOptions::default() };
+        let seen = self.seen.clone();
+        let tap: crate::Tap = Arc::new(move |f: &CardFrame| seen.lock().expect("seen").push(f.clone()));
+        let serve = ServeOptions { stop: Some(stop.clone()), tap: Some(tap), ..ServeOptions::default() };
         let thread = std::thread::Builder::new()
             .name("test-card".into())
             .spawn(move || crate::serve_listener(hsm, listener, serve))
             .expect("the test card's thread");
-        InProcessCard { dir, socket, stop, clock, switch, flash: probe, thread: Some(thread) }
+        Running { stop, thread }
+    }
+
+    /// Stop serving: every link closed; the card back.
+    fn halt(&mut self) -> Option<Hsm<TestBoard>> {
+        let running = self.running.take()?;
+        running.stop.store(true, Ordering::SeqCst);
+        // Wake the accept so that the serve loop sees the flag.
+        let _ = UnixStream::connect(&self.socket);
+        running.thread.join().ok()?.ok()
+    }
+
+    /// Close every link, as a card process that died would, and serve again on the same
+    /// socket with the same card (its keys kept; the sessions of the closed links gone).
+    pub fn restart(&mut self) {
+        let hsm = self.halt().expect("the test card stops cleanly");
+        self.running = Some(self.serve(hsm));
     }
 
     /// The card link's socket (mode 0600).
@@ -113,6 +143,11 @@ impl InProcessCard {
     /// The card's temporary folder (removed on drop); tests may put their own files there.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Every card frame the card has decoded so far, in the order its links read them.
+    pub fn seen(&self) -> Vec<CardFrame> {
+        self.seen.lock().expect("seen").clone()
     }
 
     /// The card's clock: it moves only when a test advances it.
@@ -133,12 +168,7 @@ impl InProcessCard {
 
 impl Drop for InProcessCard {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept so that the serve loop sees the flag.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.halt());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -99,3 +99,28 @@ fn dropping_the_card_stops_it_and_removes_its_folder() {
     drop(card);
     assert!(!dir.exists(), "folder removed");
 }
+
+/// A restart closes every link (the peer reads the end of its stream) and the card serves
+/// again with its keys; the tap saw every frame.
+#[test]
+fn a_restart_closes_the_links_and_keeps_the_keys() {
+    let mut card = InProcessCard::start();
+    let mut link = UnixStream::connect(card.socket()).expect("connect");
+    let label = gmhsm_proto::Label::try_from("kept").expect("label");
+    let sm4 = Request::GenerateKey {
+        label: label.clone(),
+        alg: KeyAlg::Sm4,
+        caps: gmhsm_proto::Capabilities::DEFAULT,
+        domains: 0,
+    };
+    send(&mut link, vec![(1, 1, sm4)]);
+    assert!(matches!(read_answers(&mut link, 1)[0].1, Ok(Response::KeyGenerated { .. })));
+    card.restart();
+    let mut rest = Vec::new();
+    assert_eq!(link.read_to_end(&mut rest).expect("end of stream"), 0, "the link was closed");
+    let mut link = UnixStream::connect(card.socket()).expect("connect again");
+    send(&mut link, vec![(2, 1, Request::GetKeyInfo { label })]);
+    assert!(matches!(read_answers(&mut link, 1)[0].1, Ok(Response::KeyInfo(_))), "the key survived");
+    let ids: Vec<u64> = card.seen().iter().map(|f| f.header.id).collect();
+    assert_eq!(ids, [1, 2]);
+}

@@ -60,7 +60,7 @@ fn wait_for(lines: &mpsc::Receiver<String>, log: &mut Vec<String>, needle: &str)
 fn gmhsmd_hardens_itself_and_still_serves() {
     let pki = make_pki();
     let dir = &pki.dir;
-    let _seen = start_fake_card(&dir.join("card.sock"));
+    let card = InProcessCard::start();
     std::fs::write(dir.join("server.pem"), &pki.server_pem).expect("write");
     std::fs::write(dir.join("server.key"), &pki.server_key_pem).expect("write");
     std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).expect("write");
@@ -76,11 +76,12 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     let config = format!(
         "listen = \"127.0.0.1:0\"\ntls_key = \"file\"\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n\
          applications = \"{d}/applications\"\n\
-         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
+         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{card}\"\n\
          [local]\npath = \"{d}/gmhsmd.sock\"\nallowed_uids = [{uid}]\n\
          [tuning]\nbusy_poll_us = 1000\n\
          [harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
-        d = dir.display()
+        d = dir.display(),
+        card = card.socket().display()
     );
     std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
 

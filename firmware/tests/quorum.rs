@@ -456,7 +456,7 @@ fn service_stop_needs_the_quorum_refuses_applications_and_survives_a_reboot() {
 fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize() {
     use gmhsm_proto::admin::AdminAction;
     let g = FlashGeometry { page_size: 4096, page_count: 16, word_size: 4 };
-    let mut r = rig_on(RamFlash { mem: vec![0xff; g.capacity()], g });
+    let mut r = rig_on(RamFlash::new(g, 1));
     let cards = r.init(3, 2);
     for a in 1..=3u8 {
         let refused = (0..10_000).find_map(|i| {
@@ -497,7 +497,7 @@ fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize
 impl Rig {
     /// Power down, let `edit` change the flash through the store (as a flash writer could),
     /// and boot again on the same tamper RAM.
-    fn tamper_with_flash(self, edit: impl FnOnce(&mut gmhsm_firmware::store::Store<FaultFlash>)) -> Rig {
+    fn tamper_with_flash(self, edit: impl FnOnce(&mut gmhsm_firmware::store::Store<RamFlash>)) -> Rig {
         let Rig { hsm, clock, tamper, rng, flash_fails } = self;
         let mut store = gmhsm_firmware::store::Store::open(hsm.into_flash().unwrap()).unwrap();
         edit(&mut store);

@@ -12,5 +12,6 @@ use crate::board::SimPlatform;
 /// threads polling for `busy_poll` after each answer.
 pub fn serve(hsm: Hsm<SimPlatform>, socket: &Path, busy_poll: Duration) -> anyhow::Result<()> {
     let opts = gmhsm_card::ServeOptions { busy_poll, ..gmhsm_card::ServeOptions::default() };
-    Ok(gmhsm_card::serve(hsm, socket, opts)?)
+    gmhsm_card::serve(hsm, socket, opts)?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! Test doubles of the card's board, shared by the firmware's integration tests.
+//! The card's test board, shared by the firmware's integration tests: the in-memory flash
+//! and noise of `gmhsm-platform` (feature `sim`), a tamper RAM shared through `Rc`s.
 #![allow(dead_code)]
 
 use std::cell::Cell;
@@ -8,86 +9,12 @@ use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
 use gmhsm_proto::{KeyAlg, Label, Principal, Request, Response, Status};
 
-pub struct RamFlash {
-    pub mem: Vec<u8>,
-    pub g: FlashGeometry,
-}
-
-impl Flash for RamFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.g
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        out.copy_from_slice(self.mem.get(addr..addr + out.len()).ok_or(FlashError::OutOfBounds)?);
-        Ok(())
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        let dst = self.mem.get_mut(addr..addr + data.len()).ok_or(FlashError::OutOfBounds)?;
-        if dst.iter().zip(data).any(|(o, n)| o & n != *n) {
-            return Err(FlashError::NotErased);
-        }
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        let ps = self.g.page_size;
-        self.mem.get_mut(page * ps..(page + 1) * ps).ok_or(FlashError::OutOfBounds)?.fill(0xff);
-        Ok(())
-    }
-}
-
-/// RAM flash that counts what is done to it, shared with the test through `Rc`s: program
-/// and erase operations (`ops`) and words programmed (`words`).
-pub struct CountingFlash {
-    pub inner: RamFlash,
-    pub ops: Rc<Cell<usize>>,
-    pub words: Rc<Cell<u64>>,
-}
-
-impl CountingFlash {
-    pub fn new(inner: RamFlash) -> Self {
-        CountingFlash { inner, ops: Rc::new(Cell::new(0)), words: Rc::new(Cell::new(0)) }
-    }
-}
-
-impl Flash for CountingFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.inner.geometry()
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(addr, out)
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        self.ops.set(self.ops.get() + 1);
-        self.words.set(self.words.get() + (data.len() / 4) as u64);
-        self.inner.write(addr, data)
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        self.ops.set(self.ops.get() + 1);
-        self.inner.erase(page)
-    }
-}
-
 /// Xorshift samples, or a stuck value.
-pub struct TestNoise {
-    pub x: u64,
-    pub stuck: bool,
-}
-
-impl NoiseSource for TestNoise {
-    fn min_entropy_bits(&self) -> u8 {
-        4
-    }
-    fn fill_raw(&mut self, out: &mut [u8]) -> Result<(), NoiseError> {
-        for b in out {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 7;
-            self.x ^= self.x << 17;
-            *b = if self.stuck { 0x42 } else { (self.x >> 32) as u8 };
-        }
-        Ok(())
-    }
-}
+pub use gmhsm_platform::sim::XorShiftNoise as TestNoise;
+/// The power-cut NOR flash of `gmhsm-platform` (no cut armed: a plain RAM flash), and its
+/// probe (counters, failure switch) that stays with a test after the flash moved into a card.
+#[allow(unused_imports)]
+pub use gmhsm_platform::sim::{FlashProbe, RamFlash};
 
 #[derive(Clone)]
 pub struct TestTamper {
@@ -154,18 +81,9 @@ impl Platform for TestBoard {
 /// Calls of [`TestBoard::join`] in this test process.
 pub static JOINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// [`TestBoard`] with a [`CountingFlash`].
-pub struct CountingBoard;
-impl Platform for CountingBoard {
-    type Noise = TestNoise;
-    type Flash = CountingFlash;
-    type Tamper = TestTamper;
-    type Clock = TestClock;
-}
-
 pub fn fresh_flash() -> RamFlash {
     let g = FlashGeometry { page_size: 4096, page_count: 64, word_size: 4 };
-    RamFlash { mem: vec![0xff; g.capacity()], g }
+    RamFlash::new(g, 1)
 }
 
 pub fn boot(flash: RamFlash, tamper: &TestTamper, seed: u64, stuck: bool) -> Hsm<TestBoard> {
