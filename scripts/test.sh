@@ -55,5 +55,12 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo
   export GMHSM_REQUIRE_AVX512=1
 fi
 
+# The daemon never links the card's firmware: its tests take the real card (gmhsm-card's
+# InProcessCard) only as a dev-dependency.
+if cargo tree -p gmhsm-daemon -e normal --prefix none --locked | grep -E '^gmhsm-(firmware|card|sim) '; then
+  echo "test.sh: gmhsm-daemon links the card's firmware (cargo tree -p gmhsm-daemon -e normal)" >&2
+  exit 1
+fi
+
 cargo build --workspace --bins --locked --features gmhsm-sim/pcsc
 cargo test --workspace --locked --features gmhsm-sim/pcsc "$@"
