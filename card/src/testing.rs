@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gmhsm_firmware::Hsm;
-use gmhsm_platform::sim::{FlashProbe, ManualClock, RamFlash, RamTamper, TamperSwitch, XorShiftNoise};
+use gmhsm_platform::sim::{FlashProbe, ManualClock, RamFlash, RamTamper, XorShiftNoise};
 use gmhsm_platform::{Devices, FlashGeometry, Platform};
 use gmhsm_proto::CardFrame;
 
@@ -62,7 +62,7 @@ pub struct InProcessCard {
     dir: PathBuf,
     socket: PathBuf,
     clock: ManualClock,
-    switch: TamperSwitch,
+    tamper: RamTamper,
     flash: FlashProbe,
     seen: Arc<Mutex<Vec<CardFrame>>>,
     running: Option<Running>,
@@ -94,14 +94,15 @@ impl InProcessCard {
         let clock = ManualClock::at(opts.clock_ms);
         let tamper = RamTamper::default();
         let flash = RamFlash::new(GEOMETRY, opts.seed);
-        let (switch, probe) = (tamper.switch(), flash.probe());
+        let (kept, probe) = (tamper.clone(), flash.probe());
         let mut hsm: Hsm<TestBoard> =
             Hsm::boot(Devices { noise: XorShiftNoise::new(opts.seed), flash, tamper, clock: clock.clone() });
         if opts.initialized {
             hsm.initialize().expect("the test card initializes");
         }
         let socket = dir.join("card.sock");
-        let mut card = InProcessCard { dir, socket, clock, switch, flash: probe, seen: Arc::default(), running: None };
+        let mut card =
+            InProcessCard { dir, socket, clock, tamper: kept, flash: probe, seen: Arc::default(), running: None };
         card.running = Some(card.serve(hsm));
         card
     }
@@ -157,7 +158,7 @@ impl InProcessCard {
 
     /// Open the enclosure: the card zeroizes its master key at its next request.
     pub fn trip_tamper(&self) {
-        self.switch.trip();
+        self.tamper.trip();
     }
 
     /// The flash's counters and failure switch.

@@ -254,7 +254,7 @@ fn quorum_zeroizes(r: &mut Rig, cards: &[Card]) {
     assert!(st.authority, "{st:?}");
     assert!(matches!(r.xs(PANEL, Request::ReadAudit { from_seq: 0, max: 8 }), Ok(Response::Audit(_))));
     r.xs(PANEL, Request::Zeroize).unwrap();
-    assert_eq!(r.tamper.ram.get(), [0u8; 64], "DMK wiped");
+    assert_eq!(r.tamper.ram(), [0u8; 64], "DMK wiped");
     assert_eq!(r.hsm.status().keys, 0);
 }
 

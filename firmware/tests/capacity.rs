@@ -75,7 +75,7 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     // 1024 RSA-2048 records of real size, written straight to the store.
     let flash = hsm.into_flash().unwrap();
     let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
-    let dmk: [u8; 32] = t.ram.get()[8..40].try_into().unwrap();
+    let dmk: [u8; 32] = t.ram()[8..40].try_into().unwrap();
     let mut keys = gmhsm_firmware::integrity::Integrity::new(&dmk);
     let mut ram = t.clone();
     keys.verify(&store, &mut ram).unwrap();

@@ -151,9 +151,9 @@ fn authority_expires_with_the_clock_and_ends_below_quorum() {
         r.login(c).unwrap();
     }
     r.register(3).unwrap();
-    r.clock.0.set(r.clock.0.get() + TIMEOUT - 1);
+    r.clock.advance(TIMEOUT - 1);
     r.register(4).unwrap();
-    r.clock.0.set(r.clock.0.get() + 1);
+    r.clock.advance(1);
     assert_eq!(r.register(5), Err(Status::AccessDenied));
     assert!(!r.status().authority);
     // Closing the session ends authority too.
@@ -313,9 +313,9 @@ fn zeroize_leaves_nothing_readable() {
         .unwrap();
     r.register(1).unwrap();
     assert!(r.hsm.status().keys >= 3);
-    assert_ne!(r.tamper.ram.get(), [0u8; 64]);
+    assert_ne!(r.tamper.ram(), [0u8; 64]);
     r.x(Request::Zeroize).unwrap();
-    assert_eq!(r.tamper.ram.get(), [0u8; 64], "DMK wiped");
+    assert_eq!(r.tamper.ram(), [0u8; 64], "DMK wiped");
     let st = r.hsm.status();
     assert_eq!((st.initialized, st.keys), (false, 0));
     assert_eq!(r.x(Request::ListKeys), Err(Status::NotInitialized));
@@ -557,11 +557,11 @@ fn altered_admin_record_is_the_error_state_not_demo() {
 fn deleted_init_marker_is_the_error_state_not_a_factory_reset() {
     let mut r = rig();
     r.init(3, 2);
-    let ram = r.tamper.ram.get();
+    let ram = r.tamper.ram();
     let r = r.tamper_with_flash(|s| {
         s.remove(b"m:init").unwrap();
     });
     let st = r.hsm.status();
     assert!(st.initialized && st.error.is_some(), "{st:?}");
-    assert_eq!(r.tamper.ram.get(), ram, "the DMK survives");
+    assert_eq!(r.tamper.ram(), ram, "the DMK survives");
 }

@@ -3,7 +3,7 @@
 //! for a real board: the noise source is a deterministic generator.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::{Clock, NoiseError, NoiseSource, TamperError, TamperRam};
 
@@ -69,37 +69,63 @@ pub const TAMPER_SIZE: usize = 64;
 /// Size of [`RamTamper`]'s rollback register, as the simulator's.
 pub const REGISTER_SIZE: usize = 96;
 
-/// Tamper RAM and rollback register in memory, and a tamper switch ([`RamTamper::trip`]) a
-/// test holds on to through [`RamTamper::switch`].
-#[derive(Clone)]
-pub struct RamTamper {
-    pub ram: [u8; TAMPER_SIZE],
-    pub register: [u8; REGISTER_SIZE],
-    switch: Arc<AtomicBool>,
+struct TamperState {
+    ram: [AtomicU8; TAMPER_SIZE],
+    register: [AtomicU8; REGISTER_SIZE],
+    switch: AtomicBool,
 }
+
+/// Tamper RAM, rollback register and tamper switch in memory. Clones share them: a test keeps
+/// one to read what the card wrote ([`RamTamper::ram`]) and to open the enclosure
+/// ([`RamTamper::trip`]) after the other went into the card.
+#[derive(Clone)]
+pub struct RamTamper(Arc<TamperState>);
 
 impl Default for RamTamper {
     fn default() -> Self {
-        RamTamper { ram: [0; TAMPER_SIZE], register: [0; REGISTER_SIZE], switch: Arc::default() }
+        RamTamper(Arc::new(TamperState {
+            ram: [const { AtomicU8::new(0) }; TAMPER_SIZE],
+            register: [const { AtomicU8::new(0) }; REGISTER_SIZE],
+            switch: AtomicBool::new(false),
+        }))
     }
 }
 
 impl RamTamper {
-    /// The tamper switch, shared with this RAM: [`TamperSwitch::trip`] opens the enclosure.
-    pub fn switch(&self) -> TamperSwitch {
-        TamperSwitch(self.switch.clone())
+    /// What the RAM holds now.
+    pub fn ram(&self) -> [u8; TAMPER_SIZE] {
+        core::array::from_fn(|i| self.0.ram[i].load(Ordering::SeqCst))
+    }
+
+    /// What the rollback register holds now.
+    pub fn register(&self) -> [u8; REGISTER_SIZE] {
+        core::array::from_fn(|i| self.0.register[i].load(Ordering::SeqCst))
+    }
+
+    /// Open the enclosure: the card sees a tamper event at its next check.
+    pub fn trip(&self) {
+        self.0.switch.store(true, Ordering::SeqCst);
     }
 }
 
-/// The enclosure's switch of a [`RamTamper`].
-#[derive(Clone)]
-pub struct TamperSwitch(Arc<AtomicBool>);
-
-impl TamperSwitch {
-    /// Open the enclosure: the card sees a tamper event at its next request.
-    pub fn trip(&self) {
-        self.0.store(true, Ordering::SeqCst);
+fn load(area: &[AtomicU8], out: &mut [u8]) -> Result<(), TamperError> {
+    if out.len() != area.len() {
+        return Err(TamperError::Io);
     }
+    for (o, a) in out.iter_mut().zip(area) {
+        *o = a.load(Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+fn store(area: &[AtomicU8], data: &[u8]) -> Result<(), TamperError> {
+    if data.len() != area.len() {
+        return Err(TamperError::Io);
+    }
+    for (a, d) in area.iter().zip(data) {
+        a.store(*d, Ordering::SeqCst);
+    }
+    Ok(())
 }
 
 impl TamperRam for RamTamper {
@@ -107,26 +133,54 @@ impl TamperRam for RamTamper {
     const REGISTER_SIZE: usize = REGISTER_SIZE;
 
     fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(self.ram.get(..out.len()).ok_or(TamperError::Io)?);
-        Ok(())
+        load(&self.0.ram, out)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        self.ram.get_mut(..data.len()).ok_or(TamperError::Io)?.copy_from_slice(data);
-        Ok(())
+        store(&self.0.ram, data)
     }
 
     fn tamper_event(&mut self) -> bool {
-        self.switch.swap(false, Ordering::SeqCst)
+        self.0.switch.swap(false, Ordering::SeqCst)
     }
 
     fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(self.register.get(..out.len()).ok_or(TamperError::Io)?);
-        Ok(())
+        load(&self.0.register, out)
     }
 
     fn write_register(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        self.register.get_mut(..data.len()).ok_or(TamperError::Io)?.copy_from_slice(data);
-        Ok(())
+        store(&self.0.register, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tamper_clones_share_the_ram_register_and_switch() {
+        let kept = RamTamper::default();
+        let mut card = kept.clone();
+        card.write(&[7; TAMPER_SIZE]).unwrap();
+        card.write_register(&[9; REGISTER_SIZE]).unwrap();
+        assert_eq!(kept.ram(), [7; TAMPER_SIZE]);
+        assert_eq!(kept.register(), [9; REGISTER_SIZE]);
+        assert_eq!(card.write(&[1; 3]), Err(TamperError::Io), "the whole RAM or nothing");
+        assert_eq!(kept.ram(), [7; TAMPER_SIZE]);
+        assert!(!card.tamper_event());
+        kept.trip();
+        assert!(card.tamper_event(), "seen once");
+        assert!(!card.tamper_event(), "latched once per trip");
+    }
+
+    #[test]
+    fn the_manual_clock_moves_only_when_told_and_clones_share_it() {
+        let c = ManualClock::at(5);
+        let d = c.clone();
+        assert_eq!(d.now_ms(), 5);
+        c.advance(10);
+        assert_eq!(d.now_ms(), 15);
+        d.set(1);
+        assert_eq!(c.now_ms(), 1);
     }
 }

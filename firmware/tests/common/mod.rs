@@ -1,9 +1,6 @@
 //! The card's test board, shared by the firmware's integration tests: the in-memory flash
-//! and noise of `gmhsm-platform` (feature `sim`), a tamper RAM shared through `Rc`s.
+//! and noise and tamper RAM of `gmhsm-platform` (feature `sim`).
 #![allow(dead_code)]
-
-use std::cell::Cell;
-use std::rc::Rc;
 
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
@@ -16,41 +13,8 @@ pub use gmhsm_platform::sim::XorShiftNoise as TestNoise;
 #[allow(unused_imports)]
 pub use gmhsm_platform::sim::{FlashProbe, RamFlash};
 
-#[derive(Clone)]
-pub struct TestTamper {
-    pub ram: Rc<Cell<[u8; 64]>>,
-    pub trip: Rc<Cell<bool>>,
-    /// The rollback register.
-    pub register: Rc<Cell<[u8; 96]>>,
-}
-
-impl TamperRam for TestTamper {
-    const SIZE: usize = 64;
-    fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(&self.ram.get());
-        Ok(())
-    }
-    fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let mut a = [0u8; 64];
-        a.copy_from_slice(data);
-        self.ram.set(a);
-        Ok(())
-    }
-    fn tamper_event(&mut self) -> bool {
-        self.trip.replace(false)
-    }
-    const REGISTER_SIZE: usize = 96;
-    fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(&self.register.get());
-        Ok(())
-    }
-    fn write_register(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let mut a = [0u8; 96];
-        a.copy_from_slice(data);
-        self.register.set(a);
-        Ok(())
-    }
-}
+/// Tamper RAM shared by its clones: the test keeps one after the card got the other.
+pub use gmhsm_platform::sim::RamTamper as TestTamper;
 
 pub struct TestClock;
 impl Clock for TestClock {
@@ -114,11 +78,7 @@ pub fn label(s: &str) -> Label {
 }
 
 pub fn tamper() -> TestTamper {
-    TestTamper {
-        ram: Rc::new(Cell::new([0; 64])),
-        trip: Rc::new(Cell::new(false)),
-        register: Rc::new(Cell::new([0; 96])),
-    }
+    TestTamper::default()
 }
 
 /// Deterministic xorshift randomness for building test inputs outside the card (simulated

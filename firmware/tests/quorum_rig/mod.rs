@@ -3,9 +3,6 @@
 //! login steps as the front panel would drive them.
 #![allow(dead_code)]
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use crate::common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::alg::sm2 as fsm2;
@@ -19,13 +16,8 @@ pub const L: Principal = Principal::Local;
 pub const S: u64 = 7;
 pub const TIMEOUT: u64 = 60_000;
 
-#[derive(Clone, Default)]
-pub struct QClock(pub Rc<Cell<u64>>);
-impl Clock for QClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-}
+/// The rig's clock: moved by hand.
+pub use gmhsm_platform::sim::ManualClock as QClock;
 
 pub struct QBoard;
 impl Platform for QBoard {
@@ -88,7 +80,7 @@ pub fn rig() -> Rig {
 /// A rig whose card boots on `flash`.
 pub fn rig_on(flash: RamFlash) -> Rig {
     let clock = QClock::default();
-    clock.0.set(1_000);
+    clock.set(1_000);
     let tamper = tamper();
     let flash_fails = flash.probe();
     let hsm = Hsm::boot(Devices {
