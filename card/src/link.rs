@@ -174,9 +174,9 @@ fn run_items<P: Platform>(
     let mut run = Vec::new();
     for item in items {
         if jobs.parked.contains_key(&item.2) {
-            if let Err(item) = jobs.park(item) {
+            if let Err(header) = jobs.park(item) {
                 // Past the session's bound: refused, not queued without end.
-                push_answer(&answer(item.0, Err(Status::Busy)), out);
+                push_answer(&answer(header, Err(Status::Busy)), out);
             }
         } else if gmhsm_firmware::hsm::is_long(&item.3) {
             execute_run(card, std::mem::take(&mut run), out);

@@ -99,14 +99,15 @@ impl LinkJobs {
         queue.send(work).map_err(|_| io::Error::other("keygen workers gone"))
     }
 
-    /// Queue `item` behind its session's job; `Err(item)` when [`MAX_PARKED`] already wait.
-    pub fn park(&mut self, item: crate::link::Item) -> Result<(), crate::link::Item> {
+    /// Queue `item` behind its session's job; `Err(its header)` (the item dropped) when
+    /// [`MAX_PARKED`] already wait.
+    pub fn park(&mut self, item: crate::link::Item) -> Result<(), FrameHeader> {
         match self.parked.get_mut(&item.2) {
             Some(waiting) if waiting.len() < MAX_PARKED => {
                 waiting.push_back(item);
                 Ok(())
             }
-            _ => Err(item),
+            _ => Err(item.0),
         }
     }
 
