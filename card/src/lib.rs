@@ -61,6 +61,19 @@ impl Default for ServeOptions {
     }
 }
 
+/// Make the card choose its portable code everywhere, as on a CPU without AVX-512: the RSA
+/// exponentiation (`gmhsm-ifma`), the SM2 / P-256 nonce, key-pair and decryption lanes
+/// (`gmhsm-ec-ifma`), the multi-buffer SM3 (`gmhsm-sm3x`) and SM4 on GFNI (`gmhsm-sm4`; AES-NI
+/// is then used where the CPU has it). Call before the card boots: tables and ciphers made
+/// before keep their path. For benchmarks of the portable paths on a machine that has AVX-512,
+/// and to rule the kernels out when hunting a fault; the answers are the same either way.
+pub fn use_portable_kernels() {
+    gmhsm_ifma::set_enabled(false);
+    gmhsm_ec_ifma::set_enabled(false);
+    gmhsm_sm3x::set_enabled(false);
+    gmhsm_sm4::set_gfni_enabled(false);
+}
+
 /// Default bound on card-link connections (the daemon's relay link, its TLS signing links,
 /// the front panel's link).
 pub const MAX_LINKS: usize = 8;
