@@ -67,6 +67,13 @@ if [ -r /dev/hwrng ]; then
 fi
 export GMHSM_REQUIRE_SWTPM=1
 
+# The daemon never links the card's firmware: its tests take the real card (gmhsm-card's
+# InProcessCard) only as a dev-dependency.
+if cargo tree -p gmhsm-daemon -e normal --prefix none --locked --features pcsc | grep -E '^gmhsm-(firmware|card|sim) '; then
+  echo "test.sh: gmhsm-daemon links the card's firmware (cargo tree -p gmhsm-daemon -e normal)" >&2
+  exit 1
+fi
+
 cargo build --workspace --bins --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc
 cargo test --workspace --locked --features gmhsm-sim/pcsc,gmhsm-daemon/pcsc "$@"
 

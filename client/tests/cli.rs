@@ -1,80 +1,19 @@
-//! The `gmhsm` CLI end to end: real daemon, real TLS, a fake card with an in-memory key store.
-//!
-//! The fake card is a test double: its "signature" is SHA-256 of the message and its "public
-//! key" is a fixed byte string; what is tested here is the CLI's plumbing and exit codes.
+//! The `gmhsm` CLI end to end: real daemon, real TLS, and the real card (`gmhsm-card`'s
+//! in-process card: the firmware on in-memory devices): its plumbing, exit codes, and real
+//! keys and signatures.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use sha2::{Digest, Sha256};
 
+use gmhsm_card::testing::InProcessCard;
 use gmhsm_daemon::{Daemon, DaemonConfig};
-use gmhsm_proto::frame::{self, MAX_MESSAGE_LEN};
-use gmhsm_proto::{CardFrame, Deframer, KeyAlg, Label, Request, Response, ServerFrame, Status};
+use gmhsm_proto::frame::MAX_MESSAGE_LEN;
 
-const SPKI: &[u8] = b"\x30\x03fake-spki";
-
-fn card(mut s: UnixStream) {
-    let mut keys: HashMap<Label, KeyAlg> = HashMap::new();
-    let mut d = Deframer::new();
-    let mut buf = [0u8; 64 * 1024];
-    while let Ok(n @ 1..) = s.read(&mut buf) {
-        d.push(&buf[..n]);
-        while let Ok(Some(body)) = d.next_frame() {
-            let f: CardFrame = frame::decode(&body).expect("card frame");
-            let result = match f.request {
-                Request::Ping => Ok(Response::Pong),
-                Request::GenerateKey { label, alg, .. } if !keys.contains_key(&label) => {
-                    keys.insert(label, alg);
-                    Ok(Response::KeyGenerated { alg, spki_der: SPKI.to_vec() })
-                }
-                Request::GenerateKey { .. } => Err(Status::KeyExists),
-                Request::ExportPublicKey { label } => match keys.get(&label) {
-                    Some(&alg) => Ok(Response::PublicKey { alg, spki_der: SPKI.to_vec() }),
-                    None => Err(Status::UnknownKey),
-                },
-                Request::GetKeyInfo { label } => match keys.get(&label) {
-                    Some(&alg) => Ok(Response::KeyInfo(gmhsm_proto::KeyInfo {
-                        alg,
-                        caps: gmhsm_proto::Capabilities::ALL,
-                        domains: 0,
-                        owner: f.principal.clone(),
-                        spki_der: SPKI.to_vec(),
-                        password: false,
-                    })),
-                    None => Err(Status::UnknownKey),
-                },
-                Request::Sign { label, message, .. } if keys.contains_key(&label) => {
-                    Ok(Response::Signature(Sha256::digest(&message).to_vec()))
-                }
-                Request::Verify { label, message, signature, .. } if keys.contains_key(&label) => {
-                    if Sha256::digest(&message).as_slice() == signature.as_slice() {
-                        Ok(Response::Verified)
-                    } else {
-                        Err(Status::SignatureInvalid)
-                    }
-                }
-                Request::ListKeys => Ok(Response::Keys(keys.iter().map(|(l, a)| (l.clone(), *a)).collect())),
-                Request::DeleteKey { label } => match keys.remove(&label) {
-                    Some(_) => Ok(Response::Deleted),
-                    None => Err(Status::UnknownKey),
-                },
-                _ => Err(Status::UnknownKey),
-            };
-            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
-            if s.write_all(&out).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Start the daemon and the fake card; return the folder holding `client.toml`.
-fn start() -> PathBuf {
+/// Start the card and the daemon; return the folder holding `client.toml` (and the card, which
+/// serves as long as it lives).
+fn start() -> (PathBuf, InProcessCard) {
     let dir = std::env::temp_dir().join(format!("gmhsm-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
@@ -92,20 +31,13 @@ fn start() -> PathBuf {
     cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client = cp.signed_by(&client_key, &ca, &ca_key).expect("client");
 
-    let sock = dir.join("card.sock");
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).expect("card socket");
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            std::thread::spawn(move || card(s));
-        }
-    });
+    let card = InProcessCard::start();
     let mut config = DaemonConfig::new(
         "127.0.0.1:0".parse().expect("addr"),
         server.pem().into_bytes(),
         server_key.serialize_pem().into_bytes(),
         ca.pem().into_bytes(),
-        sock,
+        card.socket().to_path_buf(),
     );
     config.applications = gmhsm_daemon::Applications::AnyCertificate;
     let daemon = Daemon::bind(config).expect("daemon");
@@ -119,7 +51,7 @@ fn start() -> PathBuf {
         "address = \"{addr}\"\nserver_name = \"gmhsm.local\"\nca_cert = \"ca.pem\"\nclient_cert = \"client.pem\"\nclient_key = \"client.key\"\n"
     );
     std::fs::write(dir.join("client.toml"), profile).expect("write");
-    dir
+    (dir, card)
 }
 
 fn gmhsm(dir: &Path, args: &[&str]) -> Output {
@@ -137,7 +69,7 @@ fn code(o: &Output) -> i32 {
 
 #[test]
 fn cli_end_to_end() {
-    let dir = start();
+    let (dir, _card) = start();
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
 
     assert_eq!(code(&gmhsm(&dir, &["ping"])), 0);
@@ -154,11 +86,14 @@ fn cli_end_to_end() {
 
     let out = gmhsm(&dir, &["key", "export", "--label", "app-sign", "--pem"]);
     assert_eq!(code(&out), 0);
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-----BEGIN PUBLIC KEY-----\n"));
-    let out = gmhsm(&dir, &["key", "export", "--label", "app-sign"]);
-    assert_eq!(out.stdout, SPKI);
+    let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    let spki = gmhsm(&dir, &["key", "export", "--label", "app-sign"]).stdout;
+    // The card's SM2 public key, as DER: the PEM form is the same key.
+    let sm2_key = <sm2::PublicKey as sm2::pkcs8::DecodePublicKey>::from_public_key_der(&spki).expect("an SM2 key");
+    assert_eq!(<sm2::PublicKey as sm2::pkcs8::DecodePublicKey>::from_public_key_pem(&pem).expect("pem"), sm2_key);
     assert_eq!(code(&gmhsm(&dir, &["key", "export", "--label", "app-sign", "--out", &p("pub.der")])), 0);
-    assert_eq!(std::fs::read(dir.join("pub.der")).expect("pub.der"), SPKI);
+    assert_eq!(std::fs::read(dir.join("pub.der")).expect("pub.der"), spki);
 
     std::fs::write(dir.join("msg"), b"hello").expect("write");
     let out = gmhsm(&dir, &["sign", "--label", "app-sign", "--in", &p("msg"), "--out", &p("sig")]);
@@ -169,9 +104,10 @@ fn cli_end_to_end() {
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature INVALID"));
 
-    let out = gmhsm(&dir, &["sign", "--label", "app-rsa", "--in", &p("msg")]);
+    let out = gmhsm(&dir, &["sign", "--label", "app-rsa", "--in", &p("msg"), "--out", &p("rsa-sig")]);
     assert_eq!(code(&out), 0);
-    assert_eq!(out.stdout, Sha256::digest(b"hellO").to_vec());
+    assert_eq!(std::fs::read(dir.join("rsa-sig")).expect("rsa-sig").len(), 256, "an RSA-2048 signature");
+    assert_eq!(code(&gmhsm(&dir, &["verify", "--label", "app-rsa", "--in", &p("msg"), "--sig", &p("rsa-sig")])), 0);
 
     let out = gmhsm(&dir, &["key", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("app-rsa\trsa2048"));

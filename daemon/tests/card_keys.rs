@@ -1,4 +1,4 @@
-//! TLS server keys held by the (fake) crypto card: the daemon's configuration has only the
+//! TLS server keys held by the crypto card (the real one, in-process): the daemon's configuration has only the
 //! labels and certificates; every handshake signature is a `Sign` the card answers for
 //! `Principal::Local`. RFC 8998 (`TLS_SM4_GCM_SM3`, `curveSM2`, `sm2sig_sm3`) and the
 //! standard suite side by side, and a slow card signature that does not stall the daemon.
@@ -25,8 +25,9 @@ fn ring() -> rustls::crypto::CryptoProvider {
 #[test]
 fn standard_client_handshakes_against_a_card_held_p256_key() {
     let pki = make_pki();
-    let (key, cert_pem) = p256_key("standard", &pki.ca);
-    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem.clone())]);
+    let card = KeyCard::start();
+    let cert_pem = card.p256_key(&pki.ca);
+    let h = KeyHarness::start(pki, card, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, cert_pem.clone())]);
     let mut s = h.connect(ring(), &[h.ca_der()], true);
     let mut d = Deframer::new();
     ping(&mut s, &mut d, 1);
@@ -52,13 +53,15 @@ fn standard_client_handshakes_against_a_card_held_p256_key() {
 #[test]
 fn sm_client_negotiates_rfc8998_against_a_card_held_sm2_key() {
     let pki = make_pki();
-    let (p256, p256_pem) = p256_key("both", &pki.ca);
-    let (sm2, sm2_pem, sm2_ca) = sm2_key();
+    let card = KeyCard::start();
+    let p256_pem = card.p256_key(&pki.ca);
+    let (sm2_pem, sm2_ca) = card.sm2_key();
     let h = KeyHarness::start(
         pki,
+        card,
         vec![
-            ("tls:p256", CardKeyScheme::EcdsaP256Sha256, p256, p256_pem),
-            ("tls:sm2", CardKeyScheme::Sm2Sm3, sm2, sm2_pem.clone()),
+            ("tls:p256", CardKeyScheme::EcdsaP256Sha256, p256_pem),
+            ("tls:sm2", CardKeyScheme::Sm2Sm3, sm2_pem.clone()),
         ],
     );
     let roots = [h.ca_der(), sm2_ca.der()];
@@ -93,8 +96,9 @@ fn sm_client_negotiates_rfc8998_against_a_card_held_sm2_key() {
 #[test]
 fn without_a_client_certificate_the_handshake_is_refused() {
     let pki = make_pki();
-    let (key, cert_pem) = p256_key("refused", &pki.ca);
-    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)]);
+    let card = KeyCard::start();
+    let cert_pem = card.p256_key(&pki.ca);
+    let h = KeyHarness::start(pki, card, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, cert_pem)]);
     let mut s = h.connect(ring(), &[h.ca_der()], false);
     // TLS 1.3: the client finishes its side before the server checks its certificate.
     let _ = s.write_all(&client_frame(PROTOCOL_VERSION, 1, Request::Ping));
@@ -120,8 +124,9 @@ fn without_a_client_certificate_the_handshake_is_refused() {
 #[test]
 fn a_slow_card_signature_does_not_stall_established_connections() {
     let pki = make_pki();
-    let (key, cert_pem) = p256_key("slow", &pki.ca);
-    let h = KeyHarness::start(pki, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem)]);
+    let card = KeyCard::start();
+    let cert_pem = card.p256_key(&pki.ca);
+    let h = KeyHarness::start(pki, card, vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, cert_pem)]);
     let mut fast = h.connect(ring(), &[h.ca_der()], true);
     let mut d = Deframer::new();
     ping(&mut fast, &mut d, 1);

@@ -60,7 +60,7 @@ fn wait_for(lines: &mpsc::Receiver<String>, log: &mut Vec<String>, needle: &str)
 fn gmhsmd_hardens_itself_and_still_serves() {
     let pki = make_pki();
     let dir = &pki.dir;
-    let _seen = start_fake_card(&dir.join("card.sock"));
+    let card = InProcessCard::start();
     std::fs::write(dir.join("server.pem"), &pki.server_pem).expect("write");
     std::fs::write(dir.join("server.key"), &pki.server_key_pem).expect("write");
     std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).expect("write");
@@ -76,11 +76,12 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     let config = format!(
         "listen = \"127.0.0.1:0\"\ntls_key = \"file\"\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n\
          applications = \"{d}/applications\"\n\
-         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
+         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{card}\"\n\
          [local]\npath = \"{d}/gmhsmd.sock\"\nallowed_uids = [{uid}]\n\
          [tuning]\nbusy_poll_us = 1000\n\
          [harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
-        d = dir.display()
+        d = dir.display(),
+        card = card.socket().display()
     );
     std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
 
@@ -155,23 +156,24 @@ fn gmhsmd_hardens_itself_and_still_serves() {
 /// handshake workers) works under the seccomp filter in `kill` mode.
 #[test]
 fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
-    use common::keycard::{p256_key, start_key_card};
+    use common::keycard::KeyCard;
     let pki = make_pki();
     let dir = &pki.dir;
-    let (key, cert_pem) = p256_key("harden", &pki.ca);
-    let card = start_key_card(&dir.join("card.sock"), vec![("tls:p256".into(), key)]);
+    let card = KeyCard::start();
+    let cert_pem = card.p256_key(&pki.ca);
     std::fs::write(dir.join("tls-p256.pem"), cert_pem).expect("write");
     std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).expect("write");
     let seccomp = std::env::var("GMHSMD_TEST_SECCOMP").unwrap_or_else(|_| "kill".into());
     // No `cert` / `key` files exist: the card key (the default) replaces them.
     let config = format!(
         "listen = \"127.0.0.1:0\"\ncert = \"{d}/absent.pem\"\nkey = \"{d}/absent.key\"\n\
-         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{d}/card.sock\"\n\
+         client_ca = \"{d}/client-ca.pem\"\ncard_socket = \"{card}\"\n\
          admit_any_client_certificate = true\n\
          [[card_tls_key]]\nlabel = \"tls:p256\"\ncert = \"{d}/tls-p256.pem\"\n\
          scheme = \"ecdsa-p256\"\n\
          [local]\nenabled = false\n[harden]\nuser = \"nobody\"\nseccomp = \"{seccomp}\"\n",
-        d = dir.display()
+        d = dir.display(),
+        card = card.socket().display()
     );
     std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
     let child = Command::new(env!("CARGO_BIN_EXE_gmhsmd"))

@@ -59,15 +59,14 @@ fn start() -> KeyHarness {
     capture_logs();
     require_openssl();
     let pki = make_pki();
-    let (key, cert_pem) = p256_key("openssl", &pki.ca);
-    let (sm2, sm2_pem, _) = sm2_key();
+    let card = KeyCard::start();
+    let cert_pem = card.p256_key(&pki.ca);
+    let (sm2_pem, _) = card.sm2_key();
     // Both kinds of key: OpenSSL 3.0 does not offer sm2sig_sm3, so it must get the P-256 one.
     KeyHarness::start(
         pki,
-        vec![
-            ("tls:p256", CardKeyScheme::EcdsaP256Sha256, key, cert_pem),
-            ("tls:sm2", CardKeyScheme::Sm2Sm3, sm2, sm2_pem),
-        ],
+        card,
+        vec![("tls:p256", CardKeyScheme::EcdsaP256Sha256, cert_pem), ("tls:sm2", CardKeyScheme::Sm2Sm3, sm2_pem)],
     )
 }
 

@@ -84,7 +84,6 @@ mod compact;
 mod crc;
 mod format;
 mod log;
-pub mod ram_flash;
 mod recover;
 #[cfg(test)]
 mod tests;

@@ -254,7 +254,7 @@ fn quorum_zeroizes(r: &mut Rig, cards: &[Card]) {
     assert!(st.authority, "{st:?}");
     assert!(matches!(r.xs(PANEL, Request::ReadAudit { from_seq: 0, max: 8 }), Ok(Response::Audit(_))));
     r.xs(PANEL, Request::Zeroize).unwrap();
-    assert_eq!(r.tamper.ram.get(), [0u8; 64], "DMK wiped");
+    assert_eq!(r.tamper.ram(), [0u8; 64], "DMK wiped");
     assert_eq!(r.hsm.status().keys, 0);
 }
 
@@ -265,10 +265,10 @@ fn quorum_zeroizes(r: &mut Rig, cards: &[Card]) {
 fn a_quorum_zeroizes_a_card_whose_audit_write_failed() {
     let mut r = rig();
     let cards = r.init(3, 2);
-    r.flash_fails.set(true);
+    r.flash_fails.set_failing(true);
     // A refusal is audited: that write fails.
     assert_eq!(register_in(&mut r, TOOL_B, 9), Err(Status::AccessDenied));
-    r.flash_fails.set(false);
+    r.flash_fails.set_failing(false);
     let st = r.hsm.status();
     assert!(st.error.as_deref().is_some_and(|e| e.contains("audit")), "{st:?}");
     assert_eq!(r.x(Request::ListKeys), Err(Status::DeviceError), "still refused: crypto and keys");

@@ -12,9 +12,6 @@
 
 mod common;
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
@@ -23,19 +20,14 @@ use gmhsm_proto::*;
 fn default_flash() -> RamFlash {
     // The simulator's default geometry (sim DEFAULT_GEOMETRY).
     let g = FlashGeometry { page_size: 4096, page_count: 2048, word_size: 4 };
-    RamFlash { mem: vec![0xff; g.capacity()], g }
+    RamFlash::new(g, 1)
 }
 
-fn boot_counting(flash: RamFlash, t: &TestTamper, written: &Rc<Cell<u64>>, seed: u64) -> Hsm<CountingBoard> {
-    Hsm::boot(Devices {
-        noise: TestNoise { x: seed, stuck: false },
-        flash: CountingFlash { inner: flash, ops: Rc::new(Cell::new(0)), words: written.clone() },
-        tamper: t.clone(),
-        clock: TestClock,
-    })
+fn boot_counting(flash: RamFlash, t: &TestTamper, seed: u64) -> Hsm<TestBoard> {
+    Hsm::boot(Devices { noise: TestNoise { x: seed, stuck: false }, flash, tamper: t.clone(), clock: TestClock })
 }
 
-fn generate(hsm: &mut Hsm<CountingBoard>, name: &str, alg: KeyAlg) {
+fn generate(hsm: &mut Hsm<TestBoard>, name: &str, alg: KeyAlg) {
     let r = hsm.execute(
         &app(1),
         1,
@@ -45,19 +37,20 @@ fn generate(hsm: &mut Hsm<CountingBoard>, name: &str, alg: KeyAlg) {
 }
 
 /// Average words written per SM4 key generation over `n` generations.
-fn cost(hsm: &mut Hsm<CountingBoard>, written: &Rc<Cell<u64>>, prefix: &str, n: usize) -> f64 {
-    let before = written.get();
+fn cost(hsm: &mut Hsm<TestBoard>, written: &FlashProbe, prefix: &str, n: usize) -> f64 {
+    let before = written.counts().written_words;
     for i in 0..n {
         generate(hsm, &format!("{prefix}{i}"), KeyAlg::Sm4);
     }
-    (written.get() - before) as f64 / n as f64
+    (written.counts().written_words - before) as f64 / n as f64
 }
 
 #[test]
 fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     let t = tamper();
-    let written = Rc::new(Cell::new(0));
-    let mut hsm = boot_counting(default_flash(), &t, &written, 21);
+    let flash = default_flash();
+    let written = flash.probe();
+    let mut hsm = boot_counting(flash, &t, 21);
     hsm.initialize().unwrap();
     // One application owns every key here: registered with a quota that allows them (the
     // default, `AppQuota::DEFAULT`, stops an application at 1024 keys).
@@ -80,9 +73,9 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     }
 
     // 1024 RSA-2048 records of real size, written straight to the store.
-    let flash = hsm.into_flash().unwrap().inner;
+    let flash = hsm.into_flash().unwrap();
     let mut store = gmhsm_firmware::store::Store::open(flash).unwrap();
-    let dmk: [u8; 32] = t.ram.get()[8..40].try_into().unwrap();
+    let dmk: [u8; 32] = t.ram()[8..40].try_into().unwrap();
     let mut keys = gmhsm_firmware::integrity::Integrity::new(&dmk);
     let mut ram = t.clone();
     keys.verify(&store, &mut ram).unwrap();
@@ -94,7 +87,7 @@ fn default_flash_holds_the_required_key_counts_at_constant_cost() {
     let free = store.free_bytes();
     let flash = store.into_flash();
 
-    let mut hsm = boot_counting(flash, &t, &written, 22);
+    let mut hsm = boot_counting(flash, &t, 22);
     let st = hsm.status();
     assert_eq!(st.error, None);
     assert!(st.keys as usize >= 1024 + 4096 + 1024 + 2, "{} keys", st.keys);

@@ -96,10 +96,10 @@ fn keys_survive_reboot_and_die_with_tamper() {
     assert!(matches!(sig, Ok(Response::Signature(_))));
 
     // Open the enclosure: the DMK is gone, the card refuses, and stays refusing after reboot.
-    t.trip.set(true);
+    t.trip();
     let r = hsm.exec(&app(1), Request::ExportPublicKey { label: label("k") });
     assert_eq!(r, Err(Status::DeviceError));
-    assert!(t.ram.get().iter().all(|&b| b == 0), "tamper RAM zeroized");
+    assert!(t.ram().iter().all(|&b| b == 0), "tamper RAM zeroized");
     assert!(hsm.status().error.unwrap().contains("tamper"));
     let hsm = boot(hsm.into_flash().unwrap(), &t, 5, false);
     assert!(hsm.status().error.unwrap().contains("master key lost"));

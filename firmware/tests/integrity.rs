@@ -10,7 +10,7 @@ use common::*;
 use gmhsm_firmware::Hsm;
 use gmhsm_firmware::keys::KeyRecord;
 use gmhsm_firmware::store::Store;
-use gmhsm_firmware::store::ram_flash::RamFlash as CutFlash;
+use gmhsm_platform::sim::RamFlash as CutFlash;
 use gmhsm_platform::*;
 use gmhsm_proto::*;
 
@@ -158,7 +158,7 @@ fn deleted_and_revived_keys_are_detected() {
 fn whole_image_rollback_refuses_to_serve() {
     let (hsm, t) = card();
     let saved = hsm.into_flash().unwrap();
-    let mut hsm = boot(RamFlash { mem: saved.mem.clone(), g: saved.g }, &t, 5, false);
+    let mut hsm = boot(RamFlash::from_image(saved.image().to_vec(), saved.geometry(), 1), &t, 5, false);
     hsm.exec(&app(1), Request::DeleteKey { label: label("k") }).unwrap();
     hsm.exec(&app(1), gen_req(label("new"), KeyAlg::Sm4)).unwrap();
     drop(hsm.into_flash());

@@ -151,9 +151,9 @@ fn authority_expires_with_the_clock_and_ends_below_quorum() {
         r.login(c).unwrap();
     }
     r.register(3).unwrap();
-    r.clock.0.set(r.clock.0.get() + TIMEOUT - 1);
+    r.clock.advance(TIMEOUT - 1);
     r.register(4).unwrap();
-    r.clock.0.set(r.clock.0.get() + 1);
+    r.clock.advance(1);
     assert_eq!(r.register(5), Err(Status::AccessDenied));
     assert!(!r.status().authority);
     // Closing the session ends authority too.
@@ -313,9 +313,9 @@ fn zeroize_leaves_nothing_readable() {
         .unwrap();
     r.register(1).unwrap();
     assert!(r.hsm.status().keys >= 3);
-    assert_ne!(r.tamper.ram.get(), [0u8; 64]);
+    assert_ne!(r.tamper.ram(), [0u8; 64]);
     r.x(Request::Zeroize).unwrap();
-    assert_eq!(r.tamper.ram.get(), [0u8; 64], "DMK wiped");
+    assert_eq!(r.tamper.ram(), [0u8; 64], "DMK wiped");
     let st = r.hsm.status();
     assert_eq!((st.initialized, st.keys), (false, 0));
     assert_eq!(r.x(Request::ListKeys), Err(Status::NotInitialized));
@@ -456,7 +456,7 @@ fn service_stop_needs_the_quorum_refuses_applications_and_survives_a_reboot() {
 fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize() {
     use gmhsm_proto::admin::AdminAction;
     let g = FlashGeometry { page_size: 4096, page_count: 16, word_size: 4 };
-    let mut r = rig_on(RamFlash { mem: vec![0xff; g.capacity()], g });
+    let mut r = rig_on(RamFlash::new(g, 1));
     let cards = r.init(3, 2);
     for a in 1..=3u8 {
         let refused = (0..10_000).find_map(|i| {
@@ -497,7 +497,7 @@ fn a_store_full_of_application_keys_still_lets_the_quorum_administer_and_zeroize
 impl Rig {
     /// Power down, let `edit` change the flash through the store (as a flash writer could),
     /// and boot again on the same tamper RAM.
-    fn tamper_with_flash(self, edit: impl FnOnce(&mut gmhsm_firmware::store::Store<FaultFlash>)) -> Rig {
+    fn tamper_with_flash(self, edit: impl FnOnce(&mut gmhsm_firmware::store::Store<RamFlash>)) -> Rig {
         let Rig { hsm, clock, tamper, rng, flash_fails } = self;
         let mut store = gmhsm_firmware::store::Store::open(hsm.into_flash().unwrap()).unwrap();
         edit(&mut store);
@@ -557,11 +557,11 @@ fn altered_admin_record_is_the_error_state_not_demo() {
 fn deleted_init_marker_is_the_error_state_not_a_factory_reset() {
     let mut r = rig();
     r.init(3, 2);
-    let ram = r.tamper.ram.get();
+    let ram = r.tamper.ram();
     let r = r.tamper_with_flash(|s| {
         s.remove(b"m:init").unwrap();
     });
     let st = r.hsm.status();
     assert!(st.initialized && st.error.is_some(), "{st:?}");
-    assert_eq!(r.tamper.ram.get(), ram, "the DMK survives");
+    assert_eq!(r.tamper.ram(), ram, "the DMK survives");
 }

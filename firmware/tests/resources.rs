@@ -21,7 +21,7 @@ fn ready(seed: u64) -> Hsm<TestBoard> {
 /// A flash whose store holds about 30 KB of records.
 fn tiny_flash() -> RamFlash {
     let g = FlashGeometry { page_size: 4096, page_count: 16, word_size: 4 };
-    RamFlash { mem: vec![0xff; g.capacity()], g }
+    RamFlash::new(g, 1)
 }
 
 fn register(hsm: &mut Hsm<TestBoard>, n: u8, domains: u32, caps: Capabilities, quota: Option<AppQuota>) {

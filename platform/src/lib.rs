@@ -2,9 +2,13 @@
 //!
 //! The firmware knows the board only through these traits, bundled as [`Devices`] (as
 //! OpenSK's `Env`). Real drivers implement them in the card's board module; simulated twins
-//! live in `sim`. Nothing here allocates or does I/O by itself.
+//! live in `sim` (feature `sim`, in memory) and in the simulator (file-backed). Nothing here
+//! does I/O; only the `sim` devices allocate.
 #![no_std]
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "sim")]
+extern crate alloc;
 
 pub mod card;
 pub mod clock;
@@ -12,6 +16,8 @@ pub mod display;
 pub mod flash;
 pub mod keypad;
 pub mod noise;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tamper;
 
 pub use card::{CardError, CardSlot, CardTransport, SlotEvent, SlotState};

@@ -36,13 +36,26 @@ pub struct Options {
     /// How long the daemon's event loop and the card's link threads keep polling without
     /// sleeping after they have answered (zero: off; see `DaemonConfig::busy_poll`).
     pub busy_poll: Duration,
+    /// The card runs its portable code paths only, as on a CPU without AVX-512
+    /// (`gmhsm_card::use_portable_kernels`; for benchmarks).
+    pub portable_kernels: bool,
 }
 
 /// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
 /// factory-fresh card waits for the init ceremony (the demo runs it at the front panel).
-pub fn run_card(state: &Path, socket: &Path, fault: Option<NoiseFault>, busy_poll: Duration) -> anyhow::Result<()> {
+pub fn run_card(
+    state: &Path,
+    socket: &Path,
+    fault: Option<NoiseFault>,
+    busy_poll: Duration,
+    portable_kernels: bool,
+) -> anyhow::Result<()> {
     // The card dies with the appliance process.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    if portable_kernels {
+        gmhsm_card::use_portable_kernels();
+        log::info!("card: portable kernels only (--portable-kernels)");
+    }
     std::fs::create_dir_all(state)?;
     let devices = crate::board::devices(state, fault).context("opening the card's devices")?;
     let hsm = gmhsm_firmware::Hsm::boot(devices);
@@ -116,6 +129,9 @@ fn spawn_card(opts: &Options, socket: &Path) -> anyhow::Result<Child> {
     let mut cmd = Command::new(exe);
     cmd.arg("card").arg("--state").arg(opts.state.join("card")).arg("--socket").arg(socket);
     cmd.arg("--busy-poll-us").arg(opts.busy_poll.as_micros().to_string());
+    if opts.portable_kernels {
+        cmd.arg("--portable-kernels");
+    }
     if let Some(f) = opts.noise_fault {
         cmd.arg("--noise-fault").arg(match f {
             NoiseFault::Stuck(_) => "stuck",
@@ -265,6 +281,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
             reader: opts.reader,
             max_connections: opts.max_connections,
             busy_poll: opts.busy_poll,
+            portable_kernels: opts.portable_kernels,
         };
         let socket = socket.clone();
         std::thread::spawn(move || supervise(&card, &opts, &socket));

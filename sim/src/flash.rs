@@ -1,23 +1,26 @@
 //! Simulated secure flash: a file with NOR semantics, every write and erase made durable
-//! (fdatasync) before it returns, and optional power cuts for tests.
+//! (fdatasync) before it returns, and optional power cuts for tests (the model's).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use std::ops::Range;
+
+use gmhsm_platform::sim::RamFlash;
 use gmhsm_platform::{Flash, FlashError, FlashGeometry};
 
 /// Default geometry: 2048 pages of 4 KiB (8 MiB), 4-byte words.
 pub const DEFAULT_GEOMETRY: FlashGeometry = FlashGeometry { page_size: 4096, page_count: 2048, word_size: 4 };
 
-/// Flash backed by a file. The whole image is mirrored in memory for reads; writes go to the
-/// file first and are synced before the mirror changes, so what a read returns is on disk.
+/// Flash backed by a file: the power-cut NOR model of `gmhsm-platform` ([`RamFlash`]) holds
+/// the image and decides what each operation (and each simulated power cut) leaves; this keeps
+/// the file in step, syncing every change before it returns. If the file cannot be written,
+/// the flash loses power (every later operation fails until it is opened again), so a read
+/// never returns what is not on disk.
 pub struct FileFlash {
     file: File,
-    image: Vec<u8>,
-    geometry: FlashGeometry,
-    /// Word writes and erases left before a simulated power cut (`None`: never).
-    cut_after: Option<u64>,
+    model: RamFlash,
 }
 
 impl FileFlash {
@@ -39,78 +42,62 @@ impl FileFlash {
             file.write_all(&image)?;
             file.sync_all()?;
         }
-        Ok(Self { file, image, geometry, cut_after: None })
+        Ok(Self { file, model: RamFlash::from_image(image, geometry, 1) })
     }
 
     /// Cut power after `n` more word writes / page erases (tests).
     pub fn cut_power_after(&mut self, n: u64) {
-        self.cut_after = Some(n);
+        self.model.cut_after(n);
     }
 
-    fn persist(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        self.file.seek(SeekFrom::Start(addr as u64)).map_err(|_| FlashError::Io)?;
-        self.file.write_all(data).map_err(|_| FlashError::Io)?;
-        self.file.sync_data().map_err(|_| FlashError::Io)?;
-        self.image[addr..addr + data.len()].copy_from_slice(data);
-        Ok(())
+    /// Power back after a cut (tests): the image as the cut left it, on disk too.
+    pub fn reboot(&mut self) {
+        self.model.reboot();
     }
 
-    fn tick(&mut self) -> bool {
-        match &mut self.cut_after {
-            Some(0) => true,
-            Some(n) => {
-                *n -= 1;
-                false
-            }
-            None => false,
+    /// Write what the model holds at `range` to the file and sync it: one write and one
+    /// fdatasync per operation (a record costs one sync, not one per word). A process killed
+    /// meanwhile leaves a prefix of it on disk, which the store treats as the power cut it is.
+    fn persist(&mut self, range: Range<usize>, result: Result<(), FlashError>) -> Result<(), FlashError> {
+        let synced = self
+            .file
+            .seek(SeekFrom::Start(range.start as u64))
+            .and_then(|_| self.file.write_all(&self.model.image()[range]))
+            .and_then(|()| self.file.sync_data());
+        if synced.is_err() {
+            self.model.power_off();
+            return Err(FlashError::Io);
         }
+        result
     }
 }
 
 impl Flash for FileFlash {
     fn geometry(&self) -> FlashGeometry {
-        self.geometry
+        self.model.geometry()
     }
 
     fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        let end = addr.checked_add(out.len()).ok_or(FlashError::OutOfBounds)?;
-        out.copy_from_slice(self.image.get(addr..end).ok_or(FlashError::OutOfBounds)?);
-        Ok(())
+        self.model.read(addr, out)
     }
 
     fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        let w = self.geometry.word_size;
-        let end = addr.checked_add(data.len()).ok_or(FlashError::OutOfBounds)?;
-        if !addr.is_multiple_of(w) || !data.len().is_multiple_of(w) || end > self.image.len() {
-            return Err(FlashError::OutOfBounds);
+        match self.model.write(addr, data) {
+            // Written, or cut part-way: what the model now holds goes to disk.
+            r @ (Ok(()) | Err(FlashError::PowerLoss)) => self.persist(addr..addr + data.len(), r),
+            // Refused: nothing changed.
+            Err(e) => Err(e),
         }
-        if self.image[addr..end].iter().zip(data).any(|(old, new)| old & new != *new) {
-            return Err(FlashError::NotErased);
-        }
-        if self.cut_after.is_none() {
-            // One write and one sync for the whole range: a record costs one fdatasync, not
-            // one per word. A process killed meanwhile leaves a prefix of it on disk, which the
-            // store treats as the power cut it is.
-            return self.persist(addr, data);
-        }
-        for (i, word) in data.chunks(w).enumerate() {
-            if self.tick() {
-                return Err(FlashError::PowerLoss);
-            }
-            self.persist(addr + i * w, word)?;
-        }
-        Ok(())
     }
 
     fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        if page >= self.geometry.page_count {
-            return Err(FlashError::OutOfBounds);
+        let ps = self.model.geometry().page_size;
+        match self.model.erase(page) {
+            r @ (Ok(()) | Err(FlashError::PowerLoss)) if page < self.model.geometry().page_count => {
+                self.persist(page * ps..(page + 1) * ps, r)
+            }
+            r => r,
         }
-        if self.tick() {
-            return Err(FlashError::PowerLoss);
-        }
-        let ps = self.geometry.page_size;
-        self.persist(page * ps, &vec![0xff; ps])
     }
 }
 
@@ -138,11 +125,18 @@ mod tests {
         f.read(8, &mut b).unwrap();
         assert_eq!(b, [0xff; 4]);
         f.cut_power_after(1);
-        assert_eq!(f.write(16, &[0; 8]), Err(FlashError::PowerLoss));
-        f.read(16, &mut b).unwrap();
-        assert_eq!(b, [0; 4], "first word written before the cut");
-        f.read(20, &mut b).unwrap();
-        assert_eq!(b, [0xff; 4], "second word not written");
+        assert_eq!(f.write(16, &[0; 12]), Err(FlashError::PowerLoss));
+        assert_eq!(f.read(16, &mut b), Err(FlashError::PowerLoss), "no power after the cut");
+        f.reboot();
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(&before[16..20], &[0; 4], "first word written before the cut, on disk");
+        assert_eq!(&before[24..28], &[0xff; 4], "third word never written");
+        drop(f);
+        // What the cut left is what a reopened flash reads.
+        let f = FileFlash::open(&path, g).unwrap();
+        let mut word = [0u8; 8];
+        f.read(16, &mut word).unwrap();
+        assert_eq!(&word[..], &before[16..24]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! gmhsm hardware simulator: every device of the appliance as a simulated twin behind the
-//! `platform` traits, the simulated crypto card process, and the pieces `gmhsm-sim` uses to
+//! `platform` traits, the simulated crypto card process (the production card runtime,
+//! `gmhsm-card`, on these devices), and the pieces `gmhsm-sim` uses to
 //! boot a whole virtual appliance from a state folder.
 //!
 //! State folder layout (`gmhsm-sim up --state DIR`):

@@ -57,6 +57,10 @@ enum Cmd {
         /// on unpipelined requests at the cost of up to a core spinning while traffic flows.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000))]
         busy_poll_us: u64,
+        /// The card uses its portable code paths only, as on a CPU without AVX-512 (IFMA,
+        /// multi-buffer SM3, GFNI SM4): to measure what such a machine gets.
+        #[arg(long)]
+        portable_kernels: bool,
     },
     /// Issue a client certificate for another application and write STATE/NAME.toml.
     ClientCert {
@@ -149,6 +153,8 @@ enum Cmd {
         /// Microseconds a link's thread keeps reading without blocking after answering.
         #[arg(long, default_value_t = 0)]
         busy_poll_us: u64,
+        #[arg(long)]
+        portable_kernels: bool,
     },
 }
 
@@ -156,20 +162,31 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Up { state, demo, cards, quorum, listen, noise_fault, pki, reader, max_connections, busy_poll_us } => {
-            gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
-                state,
-                pki,
-                demo,
-                listen,
-                noise_fault,
-                cards,
-                quorum,
-                reader,
-                max_connections,
-                busy_poll: std::time::Duration::from_micros(busy_poll_us),
-            })
-        }
+        Cmd::Up {
+            state,
+            demo,
+            cards,
+            quorum,
+            listen,
+            noise_fault,
+            pki,
+            reader,
+            max_connections,
+            busy_poll_us,
+            portable_kernels,
+        } => gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
+            state,
+            pki,
+            demo,
+            listen,
+            noise_fault,
+            cards,
+            quorum,
+            reader,
+            max_connections,
+            busy_poll: std::time::Duration::from_micros(busy_poll_us),
+            portable_kernels,
+        }),
         Cmd::Panel {
             state,
             insert,
@@ -215,8 +232,9 @@ fn main() -> ExitCode {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }
         Cmd::TripTamper { state } => gmhsm_sim::appliance::trip_tamper(&state),
-        Cmd::Card { state, socket, noise_fault, busy_poll_us } => {
-            gmhsm_sim::appliance::run_card(&state, &socket, noise_fault, std::time::Duration::from_micros(busy_poll_us))
+        Cmd::Card { state, socket, noise_fault, busy_poll_us, portable_kernels } => {
+            let busy_poll = std::time::Duration::from_micros(busy_poll_us);
+            gmhsm_sim::appliance::run_card(&state, &socket, noise_fault, busy_poll, portable_kernels)
         }
     };
     match result {

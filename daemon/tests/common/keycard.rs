@@ -1,18 +1,20 @@
-//! A fake card that holds real TLS keys (P-256 with `p256`, SM2 with `sm2`) and answers
-//! `Sign` for `Principal::Local`, with a daemon whose configuration holds only the keys'
-//! labels and certificates.
+//! TLS server keys held by the real card (`InProcessCard`): the keys are generated in the
+//! card under `tls:p256` / `tls:sm2` as the local principal, certificates issued from their
+//! public keys alone, and the daemon's configuration holds only the labels and certificates.
 //!
-//! Every connection to the card socket is served by its own thread (the daemon's card link
-//! and each card key's own link). The card records every `Sign` it receives; when
-//! [`KeyCard::slow_next`] is set, the next signature waits [`SLOW_SIGN`] first and sets
-//! [`KeyCard::slow_started`] as it begins.
+//! The daemon reaches the card through a small relay ([`KeyCard::socket`]) that forwards every
+//! frame unchanged — except that, when [`KeyCard::slow_next`] is set, it holds the next `Sign`
+//! for [`SLOW_SIGN`] first (setting [`KeyCard::slow_started`]). That is the one fault here the
+//! real card cannot produce: a signature slow on one link while the card answers the others
+//! (the card executes requests one at a time, so a slow request on the card itself would hold
+//! every link's pings too, which is not what `a_slow_card_signature_does_not_stall_…` tests).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -21,26 +23,19 @@ use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use sha2::{Digest, Sha256};
-use sm2::pkcs8::DecodePrivateKey;
 
 use gmhsm_daemon::{CardKeyScheme, CardTlsKey, Daemon, DaemonConfig, ShutdownHandle};
-use gmhsm_proto::frame;
+use gmhsm_proto::frame::{self, FrameHeader};
 use gmhsm_proto::{
-    CardFrame, Deframer, Mechanism, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status,
+    Capabilities, CardFrame, Deframer, KeyAlg, Label, Mechanism, PROTOCOL_VERSION, Principal, Request, Response,
+    ServerFrame,
 };
 use gmhsm_tls_sm::certs::{self, CertParams, Role, Sm2Certificate, Sm2KeyPair};
 
-use super::{Ca, Pki, client_frame, read_frame};
+use super::{Ca, InProcessCard, Pki, client_frame, read_frame};
 
 /// How long a slow signature takes.
 pub const SLOW_SIGN: Duration = Duration::from_secs(2);
-
-/// A private key the fake card holds.
-pub enum CardKey {
-    P256(p256::ecdsa::SigningKey),
-    Sm2(sm2::SecretKey),
-}
 
 /// One `Sign` request as the card received it.
 #[derive(Debug, Clone)]
@@ -51,93 +46,124 @@ pub struct SignSeen {
     pub mechanism: Mechanism,
 }
 
-/// The card's shared state, as the test sees it.
-#[derive(Clone, Default)]
+/// The real card, the relay in front of it, and the relay's slow-signature switch.
 pub struct KeyCard {
-    pub signs: Arc<Mutex<Vec<SignSeen>>>,
+    pub card: InProcessCard,
+    relay: PathBuf,
     pub slow_next: Arc<AtomicBool>,
     pub slow_started: Arc<AtomicBool>,
 }
 
 impl KeyCard {
+    pub fn start() -> KeyCard {
+        let card = InProcessCard::start();
+        let relay = card.dir().join("relay.sock");
+        let listener = UnixListener::bind(&relay).expect("bind the relay");
+        let (slow_next, slow_started) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (upstream, next, started) = (card.socket().to_path_buf(), slow_next.clone(), slow_started.clone());
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { return };
+                let Ok(up) = UnixStream::connect(&upstream) else { return };
+                let (next, started) = (next.clone(), started.clone());
+                std::thread::spawn(move || relay_link(down, up, &next, &started));
+            }
+        });
+        KeyCard { card, relay, slow_next, slow_started }
+    }
+
+    /// Where the daemon connects.
+    pub fn socket(&self) -> &Path {
+        &self.relay
+    }
+
+    /// Every `Sign` the card received.
     pub fn signs(&self) -> Vec<SignSeen> {
-        self.signs.lock().expect("lock").clone()
+        let signs = self.card.seen().into_iter().filter_map(|f| match f.request {
+            Request::Sign { label, mechanism, .. } => {
+                Some(SignSeen { principal: f.principal, session: f.session, label: label.to_string(), mechanism })
+            }
+            _ => None,
+        });
+        signs.collect()
+    }
+
+    /// Generate `label` in the card as the local principal: its SPKI (DER).
+    fn generate(&self, label: &str, alg: KeyAlg) -> Vec<u8> {
+        let mut link = UnixStream::connect(self.card.socket()).expect("connect to the card");
+        let request = Request::GenerateKey {
+            label: Label::try_from(label).expect("label"),
+            alg,
+            caps: Capabilities::SIGN | Capabilities::VERIFY,
+            domains: 0,
+        };
+        let header = FrameHeader { version: PROTOCOL_VERSION, id: 1 };
+        let f = CardFrame { header, principal: Principal::Local, session: 1, request };
+        link.write_all(&frame::encode(&f).expect("encode")).expect("send");
+        let answer: ServerFrame = read_frame(&mut link, &mut Deframer::new());
+        match answer.result {
+            Ok(Response::KeyGenerated { spki_der, .. }) => spki_der,
+            other => panic!("the card did not generate {label}: {other:?}"),
+        }
+    }
+
+    /// `tls:p256` generated in the card, and its `gmhsm.local` certificate (PEM) issued by
+    /// `ca` from the public key alone.
+    pub fn p256_key(&self, ca: &Ca) -> String {
+        let spki = self.generate("tls:p256", KeyAlg::EcdsaP256);
+        let point = P256Public(spki[spki.len() - 65..].to_vec());
+        let mut params = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.signed_by(&point, &ca.cert, &ca.key).expect("certificate for the card's public key").pem()
+    }
+
+    /// `tls:sm2` generated in the card, its `gmhsm.local` certificate (PEM) and the SM2 CA
+    /// that issued it from the public key alone.
+    pub fn sm2_key(&self) -> (String, Sm2Certificate) {
+        let spki = self.generate("tls:sm2", KeyAlg::Sm2);
+        let now = SystemTime::now();
+        let params = |subject: &str, role| CertParams {
+            subject: subject.into(),
+            dns_names: vec!["gmhsm.local".into()],
+            ip_addresses: vec![],
+            not_before: now - Duration::from_secs(3600),
+            not_after: now + Duration::from_secs(86_400),
+            role,
+        };
+        let ca_key = Sm2KeyPair::generate().expect("key");
+        let ca = certs::self_signed(&params("CN=gmhsm SM2 CA", Role::Ca), &ca_key).expect("ca");
+        let cert = certs::issue_for_public_key(&params("CN=gmhsm.local", Role::Server), &spki, &ca, &ca_key)
+            .expect("server cert");
+        (cert.pem().expect("pem"), ca)
     }
 }
 
-pub fn start_key_card(path: &Path, keys: Vec<(String, CardKey)>) -> KeyCard {
-    let listener = UnixListener::bind(path).expect("bind card socket");
-    let card = KeyCard::default();
-    let keys = Arc::new(keys);
-    let card2 = card.clone();
+/// Relay one link: frames from the daemon to the card (holding a `Sign` when asked to),
+/// answers back unchanged.
+fn relay_link(mut down: UnixStream, mut up: UnixStream, next: &AtomicBool, started: &AtomicBool) {
+    let (Ok(mut up_r), Ok(mut down_w)) = (up.try_clone(), down.try_clone()) else { return };
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (card, keys) = (card2.clone(), keys.clone());
-            std::thread::spawn(move || serve(stream, &card, &keys));
-        }
+        let _ = std::io::copy(&mut up_r, &mut down_w);
+        let _ = down_w.shutdown(std::net::Shutdown::Both);
     });
-    card
-}
-
-fn serve(mut s: UnixStream, card: &KeyCard, keys: &[(String, CardKey)]) {
     let mut d = Deframer::new();
     let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+    while let Ok(n @ 1..) = down.read(&mut buf) {
         d.push(&buf[..n]);
         while let Ok(Some(body)) = d.next_frame() {
-            let f: CardFrame = frame::decode(&body).expect("the daemon sends valid card frames");
-            let result = match f.request {
-                Request::Ping => Ok(Response::Pong),
-                Request::Sign { label, mechanism, message } => {
-                    card.signs.lock().expect("lock").push(SignSeen {
-                        principal: f.principal.clone(),
-                        session: f.session,
-                        label: label.to_string(),
-                        mechanism: mechanism.clone(),
-                    });
-                    if card.slow_next.swap(false, Ordering::SeqCst) {
-                        card.slow_started.store(true, Ordering::SeqCst);
-                        std::thread::sleep(SLOW_SIGN);
-                    }
-                    let key = keys.iter().find(|(l, _)| l == label.as_str());
-                    match (&f.principal, key) {
-                        (Principal::Local, Some((_, key))) => sign(key, &mechanism, &message),
-                        (Principal::Local, None) => Err(Status::UnknownKey),
-                        _ => Err(Status::AccessDenied),
-                    }
-                }
-                _ => Err(Status::UnknownKey),
-            };
-            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
-            if s.write_all(&out).is_err() {
+            let sign = matches!(frame::decode::<CardFrame>(&body), Ok(CardFrame { request: Request::Sign { .. }, .. }));
+            if sign && next.swap(false, Ordering::SeqCst) {
+                started.store(true, Ordering::SeqCst);
+                std::thread::sleep(SLOW_SIGN);
+            }
+            let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+            wire.extend_from_slice(&body);
+            if up.write_all(&wire).is_err() {
                 return;
             }
         }
     }
-}
-
-/// What the real card does: ECDSA over SHA-256(message), SM2 over SM3(Z ‖ message); DER.
-fn sign(key: &CardKey, mechanism: &Mechanism, message: &[u8]) -> Result<Response, Status> {
-    match (key, mechanism) {
-        (CardKey::P256(k), Mechanism::EcdsaP256Sha256) => {
-            use p256::ecdsa::signature::Signer;
-            let sig: p256::ecdsa::Signature = k.sign(message);
-            Ok(Response::Signature(sig.to_der().as_bytes().to_vec()))
-        }
-        (CardKey::Sm2(secret), Mechanism::Sm2Sm3 { distid }) => {
-            use sm2::dsa::signature::Signer;
-            let distid = std::str::from_utf8(distid).map_err(|_| Status::InvalidArgument)?;
-            let k = sm2::dsa::SigningKey::new(distid, secret).map_err(|_| Status::Internal)?;
-            let sig: sm2::dsa::Signature = k.sign(message);
-            Ok(Response::Signature(sig.to_der().as_bytes().to_vec()))
-        }
-        _ => Err(Status::InvalidArgument),
-    }
+    let _ = up.shutdown(std::net::Shutdown::Both);
 }
 
 /// A P-256 public key known only as its SEC1 point, for rcgen to certify.
@@ -152,58 +178,24 @@ impl PublicKeyData for P256Public {
     }
 }
 
-/// A P-256 card key (deterministic from `seed`) and its `gmhsm.local` certificate (PEM)
-/// issued by `ca` from the public key alone.
-pub fn p256_key(seed: &str, ca: &Ca) -> (CardKey, String) {
-    let key = p256::ecdsa::SigningKey::from_slice(&Sha256::digest(seed.as_bytes())).expect("a valid scalar");
-    let point = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let mut params = CertificateParams::new(vec!["gmhsm.local".to_string()]).expect("server params");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&P256Public(point), &ca.cert, &ca.key).expect("certificate for the card's public key");
-    (CardKey::P256(key), cert.pem())
-}
-
-/// An SM2 CA and an SM2 `gmhsm.local` server key and certificate. `certs::issue` takes a
-/// key pair, so the key is made here and handed to the fake card.
-pub fn sm2_key() -> (CardKey, String, Sm2Certificate) {
-    let now = SystemTime::now();
-    let params = |subject: &str, role| CertParams {
-        subject: subject.into(),
-        dns_names: vec!["gmhsm.local".into()],
-        ip_addresses: vec![],
-        not_before: now - Duration::from_secs(3600),
-        not_after: now + Duration::from_secs(86_400),
-        role,
-    };
-    let ca_key = Sm2KeyPair::generate().expect("key");
-    let ca = certs::self_signed(&params("CN=gmhsm SM2 CA", Role::Ca), &ca_key).expect("ca");
-    let key = Sm2KeyPair::generate().expect("key");
-    let cert = certs::issue(&params("CN=gmhsm.local", Role::Server), &key, &ca, &ca_key).expect("server cert");
-    let der = key.expose_secret_pkcs8_der().expect("pkcs8");
-    let secret = sm2::SecretKey::from_pkcs8_der(der.secret_der()).expect("sm2 key");
-    (CardKey::Sm2(secret), cert.pem().expect("pem"), ca)
-}
-
 /// A daemon whose TLS keys are in a [`KeyCard`].
 pub struct KeyHarness {
     pub pki: Pki,
     pub addr: SocketAddr,
-    pub card: KeyCard,
     pub shutdown: ShutdownHandle,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Dropped after the daemon stopped.
+    pub card: KeyCard,
 }
 
 impl KeyHarness {
-    /// `keys`: (label, scheme, the card's key, the certificate PEM) for each card key.
-    pub fn start(pki: Pki, keys: Vec<(&str, CardKeyScheme, CardKey, String)>) -> KeyHarness {
-        let card_path = pki.dir.join("card.sock");
-        let mut card_keys = Vec::new();
+    /// `keys`: (label, scheme, the certificate PEM) for each key of `card`.
+    pub fn start(pki: Pki, card: KeyCard, keys: Vec<(&str, CardKeyScheme, String)>) -> KeyHarness {
+        let card_path = card.socket().to_path_buf();
         let mut tls_keys = Vec::new();
-        for (label, scheme, key, cert_pem) in keys {
-            card_keys.push((label.to_string(), key));
+        for (label, scheme, cert_pem) in keys {
             tls_keys.push(CardTlsKey { label: label.to_string(), cert_chain_pem: cert_pem.into_bytes(), scheme });
         }
-        let card = start_key_card(&card_path, card_keys);
         // No server key at all: only labels and certificates.
         let mut config = DaemonConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
@@ -219,7 +211,7 @@ impl KeyHarness {
         let addr = daemon.local_addr();
         let shutdown = daemon.shutdown_handle();
         let thread = Some(std::thread::spawn(move || daemon.run()));
-        KeyHarness { pki, addr, card, shutdown, thread }
+        KeyHarness { pki, addr, shutdown, thread, card }
     }
 
     /// A rustls client over `provider` trusting `roots`, with the `app1` certificate or none.

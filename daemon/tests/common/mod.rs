@@ -1,20 +1,16 @@
-//! Shared test harness: a throw-away PKI, a fake card on a Unix socket, and a daemon
-//! running in a thread of the test process.
-//!
-//! The fake card is a test double: it answers `Ping` with `Pong`, `SelfTest` with `Pong`
-//! after [`SLOW`] (a slow card), closes the link on `DeleteKey { label: "drop-link" }` (to
-//! test card-link failure) and answers every other request with `Status::UnknownKey`. It
-//! records the principal of every frame it receives, `CloseSession` included.
+//! Shared test harness: a throw-away PKI, the real card in-process (`gmhsm-card`'s
+//! `InProcessCard`: the firmware on in-memory devices, initialized in demo mode) on a Unix
+//! socket, and a daemon running in a thread of the test process. The card records every frame
+//! it receives ([`Harness::seen`]), `CloseSession` included.
 #![allow(dead_code)]
 
 pub mod keycard;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,14 +24,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use gmhsm_client::{Client, Profile};
 use gmhsm_daemon::{Daemon, DaemonConfig, ReloadHandle, ShutdownHandle};
 use gmhsm_proto::frame::{self, FrameHeader};
-use gmhsm_proto::{
-    CardFrame, ClientFrame, Deframer, PROTOCOL_VERSION, Principal, Request, Response, ServerFrame, Status,
-};
+use gmhsm_proto::{ClientFrame, Deframer, PROTOCOL_VERSION, Principal, Request, ServerFrame, Status};
+
+pub use gmhsm_card::testing::InProcessCard;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// How long the fake card takes to answer `SelfTest`.
-pub const SLOW: Duration = Duration::from_millis(500);
 
 /// A CA able to issue client certificates.
 pub struct Ca {
@@ -127,55 +120,21 @@ impl Pki {
     }
 }
 
-pub type Seen = Arc<Mutex<Vec<Principal>>>;
-
-pub fn start_fake_card(path: &Path) -> Seen {
-    let listener = UnixListener::bind(path).expect("bind card socket");
-    let seen: Seen = Arc::default();
-    let seen2 = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen = seen2.clone();
-            std::thread::spawn(move || serve_card(stream, seen));
-        }
-    });
-    seen
-}
-
-fn serve_card(mut s: UnixStream, seen: Seen) {
-    let mut d = Deframer::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = match s.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        d.push(&buf[..n]);
-        while let Ok(Some(body)) = d.next_frame() {
-            let f: CardFrame = frame::decode(&body).expect("the daemon sends valid card frames");
-            seen.lock().expect("lock").push(f.principal.clone());
-            let result = match f.request {
-                Request::Ping => Ok(Response::Pong),
-                Request::SelfTest => {
-                    std::thread::sleep(SLOW);
-                    Ok(Response::Pong)
-                }
-                Request::DeleteKey { label } if label.as_str() == "drop-link" => return,
-                _ => Err(Status::UnknownKey),
-            };
-            let out = frame::encode(&ServerFrame { header: f.header, result }).expect("encode");
-            if s.write_all(&out).is_err() {
-                return;
-            }
-        }
+/// An RSA key generation: a request the real card takes a second or so to answer (its
+/// primes are searched off the card's lock), for tests that need one in flight.
+pub fn slow_request(label: &str) -> Request {
+    Request::GenerateKey {
+        label: gmhsm_proto::Label::try_from(label).expect("label"),
+        alg: gmhsm_proto::KeyAlg::Rsa3072,
+        caps: gmhsm_proto::Capabilities::DEFAULT,
+        domains: 0,
     }
 }
 
 pub struct Harness {
     pub pki: Pki,
     pub addr: SocketAddr,
-    pub seen: Seen,
+    pub card: InProcessCard,
     pub shutdown: ShutdownHandle,
     pub reload: ReloadHandle,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
@@ -189,14 +148,13 @@ impl Harness {
     /// Start with a configuration tuned knowing the PKI (its folder, its CA).
     pub fn start_with(tune: impl FnOnce(&Pki, &mut DaemonConfig)) -> Harness {
         let pki = make_pki();
-        let card = pki.dir.join("card.sock");
-        let seen = start_fake_card(&card);
+        let card = InProcessCard::start();
         let mut config = DaemonConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
             pki.server_pem.clone().into_bytes(),
             pki.server_key_pem.clone().into_bytes(),
             pki.ca_pem.clone().into_bytes(),
-            card,
+            card.socket().to_path_buf(),
         );
         // The throw-away CA is dedicated to this daemon: admit its certificates.
         config.applications = gmhsm_daemon::Applications::AnyCertificate;
@@ -206,7 +164,12 @@ impl Harness {
         let shutdown = daemon.shutdown_handle();
         let reload = daemon.reload_handle();
         let thread = Some(std::thread::spawn(move || daemon.run()));
-        Harness { pki, addr, seen, shutdown, reload, thread }
+        Harness { pki, addr, card, shutdown, reload, thread }
+    }
+
+    /// The principal of every frame that reached the card so far.
+    pub fn seen(&self) -> Vec<Principal> {
+        self.card.seen().into_iter().map(|f| f.principal).collect()
     }
 
     /// The profile of the `app1` client certificate.

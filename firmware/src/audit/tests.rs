@@ -6,7 +6,8 @@ use gmhsm_platform::FlashGeometry;
 use gmhsm_proto::{AuditEvent, AuditRecord, Principal, Status};
 
 use super::{AuditLog, verify_run};
-use crate::store::{Store, StoreError, ram_flash::RamFlash};
+use crate::store::{Store, StoreError};
+use gmhsm_platform::sim::RamFlash;
 
 /// A store of a few KiB of records.
 fn tiny_store() -> Store<RamFlash> {

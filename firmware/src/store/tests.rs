@@ -12,8 +12,8 @@ use core::cell::RefCell;
 
 use gmhsm_platform::{Flash, FlashError, FlashGeometry};
 
-use super::ram_flash::{OpCounts, RamFlash};
 use super::{MAX_KEY, MAX_VALUE, Store, StoreError};
+use gmhsm_platform::sim::{OpCounts, RamFlash};
 
 /// xorshift64*: deterministic test randomness.
 struct Rng(u64);
@@ -287,7 +287,7 @@ fn store_operation_cost_does_not_grow_with_key_count() {
     let small = cost(100);
     let large = cost(5000);
     // 4-byte words: a record with a 9-byte key and a 64-byte value is 1 + 19 + 1 words.
-    let words = OpCounts { read_words: 21, written_words: 0, erases: 0 };
+    let words = OpCounts { read_words: 21, ..OpCounts::default() };
     assert_eq!(small.0, words);
     assert_eq!(large.0, words);
     assert_eq!((small.1, large.1), (OpCounts::default(), OpCounts::default()));

@@ -1,129 +1,20 @@
-//! Test doubles of the card's board, shared by the firmware's integration tests.
+//! The card's test board, shared by the firmware's integration tests: the in-memory flash
+//! and noise and tamper RAM of `gmhsm-platform` (feature `sim`).
 #![allow(dead_code)]
-
-use std::cell::Cell;
-use std::rc::Rc;
 
 use gmhsm_firmware::Hsm;
 use gmhsm_platform::*;
 use gmhsm_proto::{KeyAlg, Label, Principal, Request, Response, Status};
 
-pub struct RamFlash {
-    pub mem: Vec<u8>,
-    pub g: FlashGeometry,
-}
-
-impl Flash for RamFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.g
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        out.copy_from_slice(self.mem.get(addr..addr + out.len()).ok_or(FlashError::OutOfBounds)?);
-        Ok(())
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        let dst = self.mem.get_mut(addr..addr + data.len()).ok_or(FlashError::OutOfBounds)?;
-        if dst.iter().zip(data).any(|(o, n)| o & n != *n) {
-            return Err(FlashError::NotErased);
-        }
-        dst.copy_from_slice(data);
-        Ok(())
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        let ps = self.g.page_size;
-        self.mem.get_mut(page * ps..(page + 1) * ps).ok_or(FlashError::OutOfBounds)?.fill(0xff);
-        Ok(())
-    }
-}
-
-/// RAM flash that counts what is done to it, shared with the test through `Rc`s: program
-/// and erase operations (`ops`) and words programmed (`words`).
-pub struct CountingFlash {
-    pub inner: RamFlash,
-    pub ops: Rc<Cell<usize>>,
-    pub words: Rc<Cell<u64>>,
-}
-
-impl CountingFlash {
-    pub fn new(inner: RamFlash) -> Self {
-        CountingFlash { inner, ops: Rc::new(Cell::new(0)), words: Rc::new(Cell::new(0)) }
-    }
-}
-
-impl Flash for CountingFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.inner.geometry()
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(addr, out)
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        self.ops.set(self.ops.get() + 1);
-        self.words.set(self.words.get() + (data.len() / 4) as u64);
-        self.inner.write(addr, data)
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        self.ops.set(self.ops.get() + 1);
-        self.inner.erase(page)
-    }
-}
-
 /// Xorshift samples, or a stuck value.
-pub struct TestNoise {
-    pub x: u64,
-    pub stuck: bool,
-}
+pub use gmhsm_platform::sim::XorShiftNoise as TestNoise;
+/// The power-cut NOR flash of `gmhsm-platform` (no cut armed: a plain RAM flash), and its
+/// probe (counters, failure switch) that stays with a test after the flash moved into a card.
+#[allow(unused_imports)]
+pub use gmhsm_platform::sim::{FlashProbe, RamFlash};
 
-impl NoiseSource for TestNoise {
-    fn min_entropy_bits(&self) -> u8 {
-        4
-    }
-    fn fill_raw(&mut self, out: &mut [u8]) -> Result<(), NoiseError> {
-        for b in out {
-            self.x ^= self.x << 13;
-            self.x ^= self.x >> 7;
-            self.x ^= self.x << 17;
-            *b = if self.stuck { 0x42 } else { (self.x >> 32) as u8 };
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone)]
-pub struct TestTamper {
-    pub ram: Rc<Cell<[u8; 64]>>,
-    pub trip: Rc<Cell<bool>>,
-    /// The rollback register.
-    pub register: Rc<Cell<[u8; 96]>>,
-}
-
-impl TamperRam for TestTamper {
-    const SIZE: usize = 64;
-    fn read(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(&self.ram.get());
-        Ok(())
-    }
-    fn write(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let mut a = [0u8; 64];
-        a.copy_from_slice(data);
-        self.ram.set(a);
-        Ok(())
-    }
-    fn tamper_event(&mut self) -> bool {
-        self.trip.replace(false)
-    }
-    const REGISTER_SIZE: usize = 96;
-    fn read_register(&mut self, out: &mut [u8]) -> Result<(), TamperError> {
-        out.copy_from_slice(&self.register.get());
-        Ok(())
-    }
-    fn write_register(&mut self, data: &[u8]) -> Result<(), TamperError> {
-        let mut a = [0u8; 96];
-        a.copy_from_slice(data);
-        self.register.set(a);
-        Ok(())
-    }
-}
+/// Tamper RAM shared by its clones: the test keeps one after the card got the other.
+pub use gmhsm_platform::sim::RamTamper as TestTamper;
 
 pub struct TestClock;
 impl Clock for TestClock {
@@ -154,18 +45,9 @@ impl Platform for TestBoard {
 /// Calls of [`TestBoard::join`] in this test process.
 pub static JOINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// [`TestBoard`] with a [`CountingFlash`].
-pub struct CountingBoard;
-impl Platform for CountingBoard {
-    type Noise = TestNoise;
-    type Flash = CountingFlash;
-    type Tamper = TestTamper;
-    type Clock = TestClock;
-}
-
 pub fn fresh_flash() -> RamFlash {
     let g = FlashGeometry { page_size: 4096, page_count: 64, word_size: 4 };
-    RamFlash { mem: vec![0xff; g.capacity()], g }
+    RamFlash::new(g, 1)
 }
 
 pub fn boot(flash: RamFlash, tamper: &TestTamper, seed: u64, stuck: bool) -> Hsm<TestBoard> {
@@ -196,11 +78,7 @@ pub fn label(s: &str) -> Label {
 }
 
 pub fn tamper() -> TestTamper {
-    TestTamper {
-        ram: Rc::new(Cell::new([0; 64])),
-        trip: Rc::new(Cell::new(false)),
-        register: Rc::new(Cell::new([0; 96])),
-    }
+    TestTamper::default()
 }
 
 /// Deterministic xorshift randomness for building test inputs outside the card (simulated

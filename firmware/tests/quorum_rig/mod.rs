@@ -1,10 +1,7 @@
 //! The in-process rig of the quorum tests: a card on a settable clock, flash that can be made
-//! to fail, simulated admin / operator / auditor cards (sm2 crate keys), and the ceremony and
+//! to fail (its probe), simulated admin / operator / auditor cards (sm2 crate keys), and the ceremony and
 //! login steps as the front panel would drive them.
 #![allow(dead_code)]
-
-use std::cell::Cell;
-use std::rc::Rc;
 
 use crate::common::*;
 use gmhsm_firmware::Hsm;
@@ -19,45 +16,13 @@ pub const L: Principal = Principal::Local;
 pub const S: u64 = 7;
 pub const TIMEOUT: u64 = 60_000;
 
-#[derive(Clone, Default)]
-pub struct QClock(pub Rc<Cell<u64>>);
-impl Clock for QClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-}
-
-/// RAM flash whose writes fail while `fail` is set (an audit write that fails).
-pub struct FaultFlash {
-    pub inner: RamFlash,
-    pub fail: Rc<Cell<bool>>,
-}
-
-impl Flash for FaultFlash {
-    fn geometry(&self) -> FlashGeometry {
-        self.inner.geometry()
-    }
-    fn read(&self, addr: usize, out: &mut [u8]) -> Result<(), FlashError> {
-        self.inner.read(addr, out)
-    }
-    fn write(&mut self, addr: usize, data: &[u8]) -> Result<(), FlashError> {
-        if self.fail.get() {
-            return Err(FlashError::OutOfBounds);
-        }
-        self.inner.write(addr, data)
-    }
-    fn erase(&mut self, page: usize) -> Result<(), FlashError> {
-        if self.fail.get() {
-            return Err(FlashError::OutOfBounds);
-        }
-        self.inner.erase(page)
-    }
-}
+/// The rig's clock: moved by hand.
+pub use gmhsm_platform::sim::ManualClock as QClock;
 
 pub struct QBoard;
 impl Platform for QBoard {
     type Noise = TestNoise;
-    type Flash = FaultFlash;
+    type Flash = RamFlash;
     type Tamper = TestTamper;
     type Clock = QClock;
 }
@@ -104,8 +69,8 @@ pub struct Rig {
     pub clock: QClock,
     pub tamper: TestTamper,
     pub rng: XorShiftRng,
-    /// Set: every flash write fails.
-    pub flash_fails: Rc<Cell<bool>>,
+    /// Its failure switch set: every flash write and erase fails.
+    pub flash_fails: FlashProbe,
 }
 
 pub fn rig() -> Rig {
@@ -115,12 +80,12 @@ pub fn rig() -> Rig {
 /// A rig whose card boots on `flash`.
 pub fn rig_on(flash: RamFlash) -> Rig {
     let clock = QClock::default();
-    clock.0.set(1_000);
+    clock.set(1_000);
     let tamper = tamper();
-    let flash_fails = Rc::new(Cell::new(false));
+    let flash_fails = flash.probe();
     let hsm = Hsm::boot(Devices {
         noise: TestNoise { x: 99, stuck: false },
-        flash: FaultFlash { inner: flash, fail: flash_fails.clone() },
+        flash,
         tamper: tamper.clone(),
         clock: clock.clone(),
     });

@@ -87,6 +87,10 @@ struct Cli {
     /// With --flood: also count Pings on the appliance's local socket.
     #[arg(long)]
     local_socket: Option<PathBuf>,
+    /// Measure the raw references on the card's portable paths, as on a CPU without AVX-512
+    /// (`gmhsm_card::use_portable_kernels`); use with `gmhsm-sim up --portable-kernels`.
+    #[arg(long)]
+    portable_kernels: bool,
     /// Processes of the appliance (card, daemon; repeat the option) whose CPU time per
     /// operation is reported.
     #[arg(long = "appliance-pid")]
@@ -102,6 +106,9 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.portable_kernels {
+        gmhsm_card::use_portable_kernels();
+    }
     if let Some(Cmd::EchoServer { socket }) = &cli.cmd {
         return echo_server(socket);
     }

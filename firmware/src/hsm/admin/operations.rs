@@ -2,9 +2,9 @@
 //! the policy, revoking applications, stopping and starting the service, zeroizing.
 
 use alloc::vec::Vec;
-use gmhsm_proto::admin_card::purpose;
 use gmhsm_platform::Platform;
 use gmhsm_proto::admin::{AdminAction, AdminOp, AuthorityEnd, Serial};
+use gmhsm_proto::admin_card::purpose;
 use gmhsm_proto::{AuditEvent, Principal, Request, Response};
 
 use super::super::{Hsm, KEY_PREFIX, META_INIT, META_SERVICE, State};

@@ -6,7 +6,8 @@
 //!
 //! [`KEYGEN_WORKERS`] threads search primes, for the whole card: the jobs of every link wait
 //! in one queue, each holding a seed. A session has at most one job out, so the queue is
-//! bounded by the sessions the links may open.
+//! bounded by the sessions the links may open; the requests waiting behind a job by
+//! [`MAX_PARKED`] per session.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -20,7 +21,12 @@ use gmhsm_proto::frame::FrameHeader;
 
 /// Prime searches at once, card-wide (the simulated board has two cores: one for the
 /// requests, one for the nonce engine and this).
-pub(super) const KEYGEN_WORKERS: usize = 1;
+pub(crate) const KEYGEN_WORKERS: usize = 1;
+
+/// Most requests of one session that wait behind its job; one more is answered `Busy`. The
+/// daemon sends at most its in-flight bound per connection (32 by default) before it waits
+/// for answers, so only a peer that does not wait reaches this.
+pub const MAX_PARKED: usize = 256;
 
 /// A job, and where its result goes.
 struct Work {
@@ -31,13 +37,13 @@ struct Work {
 }
 
 /// A computed job, for the link that drew it.
-pub(super) struct Finished {
+pub(crate) struct Finished {
     pub header: FrameHeader,
     pub done: KeygenDone,
 }
 
 /// The card's keygen workers: where jobs are queued.
-pub(super) struct Workers(Mutex<Sender<Work>>);
+pub(crate) struct Workers(Mutex<Sender<Work>>);
 
 impl Workers {
     pub fn start() -> io::Result<Workers> {
@@ -68,13 +74,13 @@ fn work(rx: &Mutex<Receiver<Work>>) {
 }
 
 /// One link's jobs out and the requests waiting behind them.
-pub(super) struct LinkJobs {
+pub(crate) struct LinkJobs {
     reply: Sender<Finished>,
     finished: Receiver<Finished>,
     wake_tx: Arc<UnixStream>,
     wake_rx: UnixStream,
     /// Sessions with a job out, and their requests that came after it, in order.
-    pub parked: HashMap<u64, VecDeque<super::Item>>,
+    pub parked: HashMap<u64, VecDeque<crate::link::Item>>,
 }
 
 impl LinkJobs {
@@ -91,6 +97,18 @@ impl LinkJobs {
         let work = Work { job, header, reply: self.reply.clone(), wake: self.wake_tx.clone() };
         let queue = workers.0.lock().map_err(|_| io::Error::other("keygen queue poisoned"))?;
         queue.send(work).map_err(|_| io::Error::other("keygen workers gone"))
+    }
+
+    /// Queue `item` behind its session's job; `Err(its header)` (the item dropped) when
+    /// [`MAX_PARKED`] already wait.
+    pub fn park(&mut self, item: crate::link::Item) -> Result<(), FrameHeader> {
+        match self.parked.get_mut(&item.2) {
+            Some(waiting) if waiting.len() < MAX_PARKED => {
+                waiting.push_back(item);
+                Ok(())
+            }
+            _ => Err(item.0),
+        }
     }
 
     /// The jobs computed so far (after a wake-up).
