@@ -45,6 +45,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_for SECONDS PID LOG WHAT TEST...: until TEST succeeds; fails if PID exits first or the
+# time runs out, with the end of LOG.
+wait_for() {
+  local secs=$1 pid=$2 log=$3 what=$4
+  shift 4
+  for _ in $(seq 1 $((secs * 10))); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || fail "$what exited: $(tail -5 "$log")"
+    sleep 0.1
+  done
+  fail "$what not ready within $secs s: $(tail -5 "$log")"
+}
+
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml","rb"))["workspace"]["package"]["version"])')
 
 # 1. Build. Without a gmhsm-card binary the real package must be refused, with the reason.
@@ -184,12 +197,7 @@ EOF
   "$ROOT/usr/bin/gmhsm-card" --config "$TMP/appliance.toml" --socket "$TMP/card-run/card.sock" >"$TMP/gmhsm-card.log" 2>&1 &
   card_pid=$!
   PIDS+=("$card_pid")
-  for _ in $(seq 1 600); do
-    [ -S "$TMP/card-run/card.sock" ] && break
-    kill -0 "$card_pid" 2>/dev/null || fail "installed gmhsm-card exited: $(tail -5 "$TMP/gmhsm-card.log")"
-    sleep 0.1
-  done
-  [ -S "$TMP/card-run/card.sock" ] || fail "installed gmhsm-card opened no socket in 60 s: $(tail -5 "$TMP/gmhsm-card.log")"
+  wait_for 60 "$card_pid" "$TMP/gmhsm-card.log" "installed gmhsm-card" test -S "$TMP/card-run/card.sock"
   grep -q "factory state, waiting for the init ceremony" "$TMP/gmhsm-card.log" ||
     fail "installed gmhsm-card did not boot to the factory state: $(tail -5 "$TMP/gmhsm-card.log")"
   [ -s "$TMP/card-flash.img" ] || fail "installed gmhsm-card created no flash file"
@@ -201,12 +209,7 @@ STATE="$TMP/state"
 "$SIM" up --state "$STATE" --listen 127.0.0.1:0 --demo >"$TMP/sim-up.log" 2>&1 &
 sim_pid=$!
 PIDS+=("$sim_pid")
-for _ in $(seq 1 1200); do
-  [ -f "$STATE/client.toml" ] && break
-  kill -0 "$sim_pid" 2>/dev/null || fail "gmhsm-sim up --demo exited: $(tail -5 "$TMP/sim-up.log")"
-  sleep 0.1
-done
-[ -f "$STATE/client.toml" ] || fail "gmhsm-sim up --demo did not come up in 120 s"
+wait_for 120 "$sim_pid" "$TMP/sim-up.log" "gmhsm-sim up --demo" test -f "$STATE/client.toml"
 # (gmhsm-sim removes its client profile when it stops: keep a copy.)
 cp "$STATE/client.toml" "$TMP/demo-client.toml"
 kill -TERM "$sim_pid"
