@@ -18,6 +18,7 @@ use crate::panel::FrontPanel;
 use crate::panel::demo::{self, DemoCards};
 use crate::pki::{Pki, SERVER_NAME, write_atomic};
 
+#[derive(Clone)]
 pub struct Options {
     pub state: PathBuf,
     /// PKI folder; `STATE/pki` when `None`. Appliances of one domain can share one.
@@ -39,6 +40,9 @@ pub struct Options {
     /// The card runs its portable code paths only, as on a CPU without AVX-512
     /// (`gmhsm_card::use_portable_kernels`; for benchmarks).
     pub portable_kernels: bool,
+    /// Serve a card that is already running on this socket (a `gmhsm-card` on its board, say)
+    /// instead of starting and supervising a simulated one.
+    pub card_socket: Option<PathBuf>,
 }
 
 /// The card process of `gmhsm-sim card`: boot the firmware and serve the card link. A
@@ -171,14 +175,18 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
     if opts.demo && !pki.exists() {
         pki.create().context("creating the demo PKI")?;
     }
-    let socket = opts.state.join("card.sock");
+    let socket = opts.card_socket.clone().unwrap_or_else(|| opts.state.join("card.sock"));
+    if opts.card_socket.is_some() && !socket.exists() {
+        bail!("no card listens on {}", socket.display());
+    }
     let panel = FrontPanel::start_with(&opts.state, &socket, opts.reader)?;
     let panel_socket = opts.state.join("panel.sock");
     crate::panel::control::serve(panel.clone(), &panel_socket).context("opening the panel's control socket")?;
     let _panel_socket = RemoveOnDrop(panel_socket);
     panel.boot("card process", 1);
-    let card =
-        Arc::new(CardProcess { child: Mutex::new(Some(spawn_card(opts, &socket)?)), stopping: AtomicBool::new(false) });
+    // An external card (`--card-socket`) is neither started nor supervised here.
+    let child = if opts.card_socket.is_some() { None } else { Some(spawn_card(opts, &socket)?) };
+    let card = Arc::new(CardProcess { child: Mutex::new(child), stopping: AtomicBool::new(false) });
     panel.boot("self-tests", 2);
 
     if opts.demo
@@ -201,24 +209,75 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
 
     // The appliance's TLS keys live in the card; the daemon gets labels and certificates.
     panel.boot("TLS keys", 4);
-    let tls_keys = match crate::provision::tls_keys(&socket, &pki) {
+    let tls_keys = match tls_keys(&socket, &pki) {
         Ok(keys) => keys,
         Err(e) => {
-            let why = crate::provision::card_error(&socket).unwrap_or_else(|| format!("{e:#}"));
-            match crate::provision::cached(&pki) {
-                Some(keys) => {
-                    log::error!("card cannot provide the TLS keys ({why}); serving the last certificates");
-                    keys
-                }
-                None => {
-                    stop_card(&card);
-                    bail!("the crypto card cannot provide the appliance's TLS keys: {why}");
-                }
-            }
+            stop_card(&card);
+            return Err(e);
         }
     };
+    let config = daemon_config(opts, &pki, &socket, tls_keys)?;
+    let daemon = Daemon::bind(config)?;
+    let addr = daemon.local_addr();
+    let handle = daemon.shutdown_handle();
+    panel.boot("private link", 5);
+    panel.running(&addr.to_string());
+
+    // Signals → daemon shutdown.
+    {
+        let stop = stop.clone();
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            handle.shutdown();
+        });
+    }
+    // Card supervisor: a card process that dies is restarted (a card reset).
+    {
+        let card = card.clone();
+        let opts = Options { demo: false, ..opts.clone() };
+        let socket = socket.clone();
+        std::thread::spawn(move || supervise(&card, &opts, &socket));
+    }
+
+    write_atomic(&profile, profile_toml(addr, &pki, "client").as_bytes(), 0o644)?;
+    log::info!("appliance serving on {addr}; client profile {}", profile.display());
+    let result = daemon.run();
+    let _ = std::fs::remove_file(&profile);
+    stop_card(&card);
+    log::info!("appliance stopped");
+    result
+}
+
+/// The appliance's TLS keys, generated in (or read from) the card; the last certificates
+/// issued if the card cannot provide them now.
+fn tls_keys(socket: &Path, pki: &Pki) -> anyhow::Result<Vec<crate::provision::TlsKey>> {
+    match crate::provision::tls_keys(socket, pki) {
+        Ok(keys) => Ok(keys),
+        Err(e) => {
+            let why = crate::provision::card_error(socket).unwrap_or_else(|| format!("{e:#}"));
+            match crate::provision::cached(pki) {
+                Some(keys) => {
+                    log::error!("card cannot provide the TLS keys ({why}); serving the last certificates");
+                    Ok(keys)
+                }
+                None => bail!("the crypto card cannot provide the appliance's TLS keys: {why}"),
+            }
+        }
+    }
+}
+
+/// The daemon of `gmhsm-sim up`: the private link on `opts.listen`, the card on `socket`.
+fn daemon_config(
+    opts: &Options,
+    pki: &Pki,
+    socket: &Path,
+    tls_keys: Vec<crate::provision::TlsKey>,
+) -> anyhow::Result<DaemonConfig> {
     let mut config =
-        DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.clone());
+        DaemonConfig::new(opts.listen, Vec::new(), Vec::new(), std::fs::read(pki.ca_cert())?, socket.to_path_buf());
     // The daemon admits only the applications its file lists: the demo application, and those
     // `gmhsm-sim client-cert` adds (the daemon reads the file again when it changed).
     crate::pki::admit(&applications_file(&opts.state), &pki.client_cert())?;
@@ -250,50 +309,7 @@ pub fn up(opts: &Options) -> anyhow::Result<()> {
         path: opts.state.join("local.sock"),
         allowed_uids: vec![nix::unistd::getuid().as_raw()],
     });
-    let daemon = Daemon::bind(config)?;
-    let addr = daemon.local_addr();
-    let handle = daemon.shutdown_handle();
-    panel.boot("private link", 5);
-    panel.running(&addr.to_string());
-
-    // Signals → daemon shutdown.
-    {
-        let stop = stop.clone();
-        let handle = handle.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            handle.shutdown();
-        });
-    }
-    // Card supervisor: a card process that dies is restarted (a card reset).
-    {
-        let card = card.clone();
-        let opts = Options {
-            state: opts.state.clone(),
-            pki: opts.pki.clone(),
-            demo: false,
-            listen: opts.listen,
-            noise_fault: opts.noise_fault,
-            cards: opts.cards,
-            quorum: opts.quorum,
-            reader: opts.reader,
-            max_connections: opts.max_connections,
-            busy_poll: opts.busy_poll,
-            portable_kernels: opts.portable_kernels,
-        };
-        let socket = socket.clone();
-        std::thread::spawn(move || supervise(&card, &opts, &socket));
-    }
-
-    write_atomic(&profile, profile_toml(addr, &pki, "client").as_bytes(), 0o644)?;
-    log::info!("appliance serving on {addr}; client profile {}", profile.display());
-    let result = daemon.run();
-    let _ = std::fs::remove_file(&profile);
-    stop_card(&card);
-    log::info!("appliance stopped");
-    result
+    Ok(config)
 }
 
 fn supervise(card: &CardProcess, opts: &Options, socket: &Path) {

@@ -61,6 +61,11 @@ enum Cmd {
         /// multi-buffer SM3, GFNI SM4): to measure what such a machine gets.
         #[arg(long)]
         portable_kernels: bool,
+        /// Serve the card already listening on this socket (e.g. `gmhsm-card` on its board)
+        /// instead of starting a simulated one: the simulated panel, the demo ceremony and
+        /// the daemon run against a real card runtime.
+        #[arg(long, value_name = "SOCKET")]
+        card_socket: Option<PathBuf>,
     },
     /// Issue a client certificate for another application and write STATE/NAME.toml.
     ClientCert {
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
             max_connections,
             busy_poll_us,
             portable_kernels,
+            card_socket,
         } => gmhsm_sim::appliance::up(&gmhsm_sim::appliance::Options {
             state,
             pki,
@@ -186,6 +192,7 @@ fn main() -> ExitCode {
             max_connections,
             busy_poll: std::time::Duration::from_micros(busy_poll_us),
             portable_kernels,
+            card_socket,
         }),
         Cmd::Panel {
             state,
