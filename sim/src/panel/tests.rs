@@ -10,6 +10,18 @@ use crate::panel::{FrontPanel, Shared, demo};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A card and a panel in a fresh `TMP/NAME-PID`, initialized with the demo cards (3 of 2).
+fn initialized(name: &str) -> (std::path::PathBuf, FrontPanel, demo::DemoCards) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
+    let panel = FrontPanel::start(&dir, &socket).unwrap();
+    panel.running("test link");
+    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
+    demo::init(&panel, &cards).unwrap();
+    (dir, panel, cards)
+}
+
 fn keys(s: &str) -> Command {
     Command::Keys(parse_keys(s).expect("keys"))
 }
@@ -18,13 +30,7 @@ fn keys(s: &str) -> Command {
 /// trial login; after the change the old PIN is wrong (a try is lost) and the new one works.
 #[test]
 fn a_card_is_checked_and_its_pin_changed_at_the_panel() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-jobs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-jobs");
     let old = cards.cards.iter().find(|c| c.name == "operator-1").unwrap().pin.clone();
     let new = "24681357";
     assert_ne!(old.as_str(), new);
@@ -82,13 +88,7 @@ fn a_card_is_checked_and_its_pin_changed_at_the_panel() {
 /// holder chooses a new PIN, and the card works again with it; the quorum's authority ends.
 #[test]
 fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-unblock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-unblock");
     let mut lcd = panel.view();
     let run = |c: Command| panel.execute(c).unwrap_or_else(|e| panic!("{e}"));
     let last = || Shared::get(&panel.shared().last);
@@ -140,13 +140,7 @@ fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
 /// appliance back to its factory state ("Awaiting init").
 #[test]
 fn the_appliance_is_zeroized_by_a_quorum_after_a_confirmation() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-zeroize-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-zeroize");
     let mut lcd = panel.view();
     let run = |c: Command| panel.execute(c).unwrap_or_else(|e| panic!("{e}"));
     let last = || Shared::get(&panel.shared().last);
@@ -186,13 +180,7 @@ fn the_appliance_is_zeroized_by_a_quorum_after_a_confirmation() {
 /// panel refuses.
 #[test]
 fn an_application_is_registered_and_revoked_at_the_panel() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-revoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-revoke");
     let mut lcd = panel.view();
     let run = |c: Command| panel.execute(c);
     let last = || Shared::get(&panel.shared().last);
