@@ -34,9 +34,12 @@ impl CardSlot for EmptySlot {
     }
 }
 
-/// An I2C bus recording every write (address, bytes).
+/// One I2C write: the address and the bytes.
+type BusWrite = (u8, Vec<u8>);
+
+/// An I2C bus recording every write.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(u8, Vec<u8>)>>>);
+struct Recorder(Arc<Mutex<Vec<BusWrite>>>);
 
 impl ErrorType for Recorder {
     type Error = core::convert::Infallible;
@@ -61,7 +64,7 @@ impl embedded_hal::delay::DelayNs for NoDelay {
 
 /// Replay the PCF8574 writes into a 20x4 HD44780's character memory: each write of a nibble is
 /// `[byte | EN, byte]`; the first four nibbles are the 4-bit initialisation.
-fn screen(writes: &[(u8, Vec<u8>)]) -> Vec<String> {
+fn screen(writes: &[BusWrite]) -> Vec<String> {
     let nibbles: Vec<(u8, bool)> = writes
         .iter()
         .filter(|(_, w)| w.len() == 2 && w[0] & 0x04 != 0 && w[1] == w[0] & !0x04)
