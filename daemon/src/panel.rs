@@ -3,15 +3,20 @@
 //! thread, never on the event loop, with its own card link (`Principal::Local`, session
 //! `gmhsm_proto::sessions::PANEL`).
 //!
-//! Devices are named in the configuration: the admin-card reader through pcscd (`pcsc` or
-//! `pcsc:READER NAME`, feature `pcsc`), the LCD (`i2c:/dev/i2c-N:0xADDR`) and the keypad
-//! (`evdev:/dev/input/...`). Any backend behind the `gmhsm_platform` traits plugs in through
-//! [`host`]; the Linux LCD and keypad backends are not in this build yet (the daemon says so
-//! and does not start when `[panel]` is enabled).
+//! The admin-card reader is named here (`pcsc` or `pcsc:READER NAME`, feature `pcsc`); the LCD
+//! and the keypad are the board's, described once in `/etc/gmhsm/appliance.toml` (`[lcd]`,
+//! `[keypad]`; `gmhsm_board::config`), which `appliance` names: the LCD through `/dev/i2c-N`
+//! (`gmhsm_board::lcd`), the keypad an evdev device (`gmhsm_board::keypad`). Any other backend
+//! behind the `gmhsm_platform` traits plugs in through [`host`]. All are opened before the
+//! daemon hardens; the panel thread keeps their descriptors (see `harden::allow`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::I2c;
+use gmhsm_board::ApplianceConfig;
+use gmhsm_board::keypad::EvdevKeypad;
 use gmhsm_platform::{CardSlot, CardTransport, Keypad, TextDisplay};
 use gmhsm_provisioning::front::{Activity, Devices, FrontPanel};
 use serde::Deserialize;
@@ -24,10 +29,8 @@ pub struct PanelSettings {
     pub enabled: bool,
     /// The admin-card reader: `pcsc` (the only PC/SC reader there is) or `pcsc:NAME`.
     pub reader: String,
-    /// The LCD: `i2c:/dev/i2c-N:0xADDR` (HD44780 on a PCF8574 backpack, 20x4).
-    pub lcd: String,
-    /// The keypad: `evdev:/dev/input/...`.
-    pub keypad: String,
+    /// The appliance's board description, whose `[lcd]` and `[keypad]` the panel opens.
+    pub appliance: PathBuf,
 }
 
 impl Default for PanelSettings {
@@ -35,8 +38,7 @@ impl Default for PanelSettings {
         PanelSettings {
             enabled: false,
             reader: "pcsc".into(),
-            lcd: "i2c:/dev/i2c-1:0x27".into(),
-            keypad: "evdev:/dev/input/by-id/gmhsm-keypad".into(),
+            appliance: PathBuf::from(gmhsm_board::config::DEFAULT_PATH),
         }
     }
 }
@@ -51,14 +53,11 @@ pub enum ReaderChoice {
 }
 
 impl PanelSettings {
-    /// Check the device names (nothing is opened).
+    /// Check the settings (nothing is opened, the appliance file is not read).
     pub fn check(&self) -> anyhow::Result<()> {
         self.reader_choice()?;
-        let (Some(("i2c", lcd)), Some(("evdev", pad))) = (self.lcd.split_once(':'), self.keypad.split_once(':')) else {
-            bail!("panel: lcd is `i2c:/dev/i2c-N:0xADDR` and keypad `evdev:/dev/input/...`");
-        };
-        if lcd.is_empty() || pad.is_empty() {
-            bail!("panel: lcd and keypad name a device");
+        if self.appliance.as_os_str().is_empty() {
+            bail!("panel: appliance names the board's configuration file");
         }
         Ok(())
     }
@@ -84,37 +83,43 @@ where
     FrontPanel::start(devices, Activity::default()).context("starting the front panel's thread")
 }
 
+/// Start the panel on the board's LCD and keypad as `board` describes them, the LCD on the
+/// I2C bus `i2c` (the `/dev/i2c-N` of `board.lcd.bus`, or a test's bus): the keypad is opened,
+/// the LCD initialized, then the panel thread started.
+pub fn host_board<R, I, D>(
+    card_socket: &Path,
+    reader: R,
+    board: &ApplianceConfig,
+    i2c: I,
+    delay: D,
+) -> anyhow::Result<FrontPanel>
+where
+    R: CardTransport + CardSlot + Send + 'static,
+    I: I2c + Send + 'static,
+    D: DelayNs + Send + 'static,
+{
+    let keypad = EvdevKeypad::open(&board.keypad.path).context("panel")?;
+    let display = gmhsm_board::lcd::attach(i2c, delay, &board.lcd).context("panel")?;
+    host(card_socket, reader, display, keypad)
+}
+
 /// Open the devices `settings` names and start the panel; `None` when it is not enabled.
+/// A missing I2C bus is refused before the reader is opened.
 pub fn start(settings: &PanelSettings, card_socket: &Path) -> anyhow::Result<Option<FrontPanel>> {
     if !settings.enabled {
         return Ok(None);
     }
     settings.check()?;
+    let board = ApplianceConfig::load(&settings.appliance).context("panel")?;
+    let bus = &board.lcd.bus;
+    let i2c = linux_embedded_hal::I2cdev::new(bus)
+        .map_err(|e| anyhow::anyhow!("panel: LCD {}: {e} (is the i2c-dev module loaded?)", bus.display()))?;
     let reader = open_reader(&settings.reader_choice()?)?;
-    let (display, keypad) = open_lcd_and_keypad(settings)?;
-    host(card_socket, reader, display, keypad).map(Some)
+    host_board(card_socket, reader, &board, i2c, linux_embedded_hal::Delay).map(Some)
 }
 
-/// A device this build has no backend for: no value of it exists.
+/// A reader this build has no backend for: no value of it exists.
 pub enum Unbuilt {}
-
-impl TextDisplay for Unbuilt {
-    fn columns(&self) -> u8 {
-        match *self {}
-    }
-    fn rows(&self) -> u8 {
-        match *self {}
-    }
-    fn write_line(&mut self, _: u8, _: &str) -> Result<(), gmhsm_platform::DisplayError> {
-        match *self {}
-    }
-    fn clear(&mut self) -> Result<(), gmhsm_platform::DisplayError> {
-        match *self {}
-    }
-    fn set_backlight(&mut self, _: bool) -> Result<(), gmhsm_platform::DisplayError> {
-        match *self {}
-    }
-}
 
 impl CardTransport for Unbuilt {
     fn transmit(&mut self, _: &[u8], _: &mut Vec<u8>) -> Result<(), gmhsm_platform::CardError> {
@@ -129,22 +134,6 @@ impl CardSlot for Unbuilt {
     fn wait_event(&mut self, _: u32) -> Result<Option<gmhsm_platform::SlotEvent>, gmhsm_platform::CardError> {
         match *self {}
     }
-}
-
-impl Keypad for Unbuilt {
-    fn read_key(&mut self, _: u32) -> Result<Option<gmhsm_platform::Key>, gmhsm_platform::KeypadError> {
-        match *self {}
-    }
-}
-
-/// The LCD over `/dev/i2c-N` and the keypad over evdev come with the Linux device backends
-/// (issue 13); until then a panel that can neither show nor read anything is not started.
-fn open_lcd_and_keypad(settings: &PanelSettings) -> anyhow::Result<(Unbuilt, Unbuilt)> {
-    bail!(
-        "panel: the LCD `{}` and keypad `{}` backends are not in this build of gmhsmd: turn [panel] off",
-        settings.lcd,
-        settings.keypad
-    )
 }
 
 #[cfg(feature = "pcsc")]
@@ -182,8 +171,10 @@ mod tests {
         for bad in ["", "pcsc:", "usb", "sim"] {
             assert!(PanelSettings { reader: bad.into(), ..d.clone() }.check().is_err(), "{bad:?}");
         }
-        assert!(PanelSettings { lcd: "spi:/dev/spidev0".into(), ..d.clone() }.check().is_err());
-        assert!(PanelSettings { keypad: "evdev:".into(), ..d.clone() }.check().is_err());
+        assert!(PanelSettings { appliance: "".into(), ..d.clone() }.check().is_err());
+        let missing = PanelSettings { enabled: true, appliance: "/nonexistent/appliance.toml".into(), ..d.clone() };
+        let e = format!("{:#}", start(&missing, Path::new("/nonexistent")).err().unwrap());
+        assert!(e.contains("cannot read /nonexistent/appliance.toml"), "{e}");
         assert!(start(&d, Path::new("/nonexistent")).unwrap().is_none(), "off: nothing starts");
     }
 }

@@ -113,6 +113,14 @@ enum Cmd {
         /// chooses a new PIN; the quorum's authority ends with it).
         #[arg(long, group = "action")]
         unblock_pin: bool,
+        /// Zeroize the appliance under the quorum logged in at the panel, once the people
+        /// at the rack confirm it on the panel (OK); every key is lost. The authority ends.
+        #[arg(long, group = "action")]
+        zeroize: bool,
+        /// Revoke the application whose certificate (PEM) this is, under the quorum's
+        /// authority held at the panel.
+        #[arg(long, value_name = "CERT", group = "action")]
+        revoke_app: Option<PathBuf>,
         /// Register the application whose certificate (PEM) this is, under the quorum's
         /// authority held at the panel.
         #[arg(long, value_name = "CERT", group = "action", requires = "name")]
@@ -133,7 +141,7 @@ enum Cmd {
         #[arg(long)]
         max_bytes: Option<u32>,
         /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
-        /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, wait-lcd TEXT,
+        /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, zeroize, wait-lcd TEXT,
         /// show); the LCD is printed after each.
         #[arg(long, value_name = "FILE", group = "action")]
         script: Option<PathBuf>,
@@ -206,6 +214,8 @@ fn main() -> ExitCode {
             card_check,
             change_pin,
             unblock_pin,
+            zeroize,
+            revoke_app,
             register_app,
             name,
             domains,
@@ -226,6 +236,8 @@ fn main() -> ExitCode {
             card_check,
             change_pin,
             unblock_pin,
+            zeroize,
+            revoke_app,
             register_app,
             name,
             domains,

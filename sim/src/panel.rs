@@ -172,6 +172,10 @@ impl control::Console for FrontPanel {
             Command::CheckCard => self.submit(Job::CheckCard).map(drop),
             Command::ChangePin => self.submit(Job::ChangePin).map(drop),
             Command::UnblockPin => self.submit(Job::UnblockPin).map(drop),
+            Command::Zeroize => self.submit(Job::Zeroize).map(drop),
+            Command::Revoke { cert_sha256 } => {
+                return self.submit(Job::Revoke { cert_sha256 })?.outcome(control::SETTLE);
+            }
             Command::Register { cert_sha256, name, domains, caps, quota } => {
                 let job = self.submit(Job::Register { cert_sha256, name, domains, caps: Capabilities(caps), quota })?;
                 return job.outcome(control::SETTLE);

@@ -475,3 +475,51 @@ fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
     eventually(&state, "OPERATOR LOGGED IN");
     shows(&lcd(&state, &["--remove"]), &["READY", "operator logged out"]);
 }
+
+/// Zeroize by quorum from the panel's commands: refused without a quorum; with one, the
+/// panel asks for a confirmation, and OK returns the appliance to its factory state.
+#[test]
+fn the_appliance_is_zeroized_by_a_quorum_at_the_panel() {
+    let tmp = TempDir::new("panel-zeroize");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+
+    shows(&lcd(&state, &["--zeroize"]), &["Refused", "No quorum logged in"]);
+    lcd(&state, &["--keys", "MENU"]);
+
+    log_in(&state, &pins, "--login", &["admin-1", "admin-2"]);
+    eventually(&state, "ADMIN LOGGED IN");
+    shows(&lcd(&state, &["--zeroize"]), &["ZEROIZE?", "All keys lost", "for good", "OK=yes CANCEL=no"]);
+    shows(&lcd(&state, &["--keys", "OK"]), &["Zeroized", "Remove card"]);
+    lcd(&state, &["--remove"]);
+    lcd(&state, &["--keys", "MENU"]);
+    eventually(&state, "Awaiting init");
+}
+
+/// Registering and revoking an application from the panel's commands under a quorum; the
+/// audit trail records the revocation, and a second revocation is refused.
+#[test]
+fn an_application_is_registered_and_revoked_at_the_panel() {
+    let tmp = TempDir::new("panel-revoke");
+    let state = tmp.path().join("state");
+    let _app = Appliance::start(&state, &["--demo"]);
+    let pins = pins(&state);
+    eventually(&state, "READY");
+    let cert = client_cert(&state, "billing");
+    let c = cert.to_str().unwrap();
+
+    shows(&refused(&state, &["--revoke-app", c], "no quorum logged in"), &["Refused"]);
+    lcd(&state, &["--keys", "MENU"]);
+    log_in(&state, &pins, "--login", &["admin-1", "admin-2"]);
+    eventually(&state, "ADMIN LOGGED IN");
+    shows(&lcd(&state, &["--register-app", c, "--name", "billing"]), &["Application", "registered"]);
+    shows(&lcd(&state, &["--revoke-app", c]), &["Application", "revoked"]);
+    let audit = String::from_utf8_lossy(&ok(&local(&state, &["audit"]), "audit")).into_owned();
+    assert_eq!(audit.matches("ApplicationRevoked").count(), 1, "{audit}");
+    lcd(&state, &["--keys", "MENU"]);
+    shows(&refused(&state, &["--revoke-app", c], "crypto card refused"), &["Revoke refused"]);
+    lcd(&state, &["--keys", "MENU"]);
+    shows(&lcd(&state, &["--logout"]), &["Remove card"]);
+}

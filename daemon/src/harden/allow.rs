@@ -13,6 +13,15 @@
 //! limited to `IPPROTO_TCP` / `TCP_NODELAY` (set on every accepted connection) and to
 //! `SOL_SOCKET` / `SO_RCVTIMEO`, `SO_SNDTIMEO`: the deadline of a card-held TLS key's signature (`cardkey`, on its own blocking card connection). The handshake workers
 //! are started before the hardening; they use only calls already on the list.
+//!
+//! The front panel's thread (`[panel]`) is started, and its devices opened, before the
+//! hardening; it keeps its descriptors. After it, it waits on the keypad (`poll`, `ppoll`;
+//! `read` of evdev records), writes the LCD (`ioctl` limited to `I2C_RDWR`, and `I2C_SLAVE`
+//! should the bus be reopened at another address), sleeps in the HD44780 timings
+//! (`nanosleep`, `clock_nanosleep`), and talks to pcscd over its Unix socket (calls already
+//! on the list, and `poll`). These were added by reasoning from the backends' code
+//! (`linux-embedded-hal`, `gmhsm_board::keypad`): no test runs the panel hardened on real
+//! devices.
 
 use std::collections::BTreeMap;
 
@@ -54,6 +63,12 @@ const PLAIN: &[i64] = &[
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigprocmask,
     libc::SYS_sigaltstack,
+    // the front panel: keypad waits, HD44780 delays
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
     // abort, exit
     libc::SYS_getpid,
     libc::SYS_gettid,
@@ -67,6 +82,10 @@ const PLAIN: &[i64] = &[
     libc::SYS_rseq,
     libc::SYS_set_robust_list,
 ];
+
+/// `<linux/i2c-dev.h>`: set the bus's slave address; combined read/write transfer.
+pub const I2C_SLAVE: i32 = 0x0703;
+pub const I2C_RDWR: i32 = 0x0707;
 
 /// `arg == value` on a 32-bit argument.
 fn arg_eq(arg: u8, value: i32) -> SeccompRule {
@@ -97,6 +116,8 @@ pub fn rules() -> BTreeMap<i64, Vec<SeccompRule>> {
         })
         .collect(),
     );
+    // The panel's LCD: I2C transfers (and the slave address) on the /dev/i2c-N descriptor.
+    map.insert(libc::SYS_ioctl, [I2C_SLAVE, I2C_RDWR].into_iter().map(|cmd| arg_eq(1, cmd)).collect());
     map.insert(
         libc::SYS_fcntl,
         [libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL].into_iter().map(|cmd| arg_eq(1, cmd)).collect(),

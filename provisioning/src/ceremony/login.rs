@@ -392,7 +392,7 @@ impl Authority {
         st: &mut Station<L, R, D, K>,
     ) -> Result<(), CeremonyError> {
         self.check(st)?;
-        st.panel.text(&["ZEROIZE?", "All keys lost", "", "OK=yes C=cancel"])?;
+        st.panel.text(&["ZEROIZE?", "All keys lost", "for good", "OK=yes CANCEL=no"])?;
         st.panel.confirm()?;
         st.panel.prompt(Prompt::Working)?;
         st.link.call(Request::Zeroize)?;

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! show | remove | login | logout | operator-login | auditor-login | card-check | change-pin
-//! unblock-pin
+//! unblock-pin | zeroize
+//! revoke-app SHA256HEX                the application's certificate hash
 //! insert NAME                         NAME: 1..32 of [A-Za-z0-9_-], STATE/cards/NAME.img
 //! keys KEY[,KEY...]                   KEY: digits, OK, CANCEL, MENU, UP, DOWN; at most 64 keys
 //! register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]
@@ -52,6 +53,10 @@ pub enum Command {
     CheckCard,
     ChangePin,
     UnblockPin,
+    Zeroize,
+    Revoke {
+        cert_sha256: [u8; 32],
+    },
     Register {
         cert_sha256: [u8; 32],
         name: String,
@@ -85,6 +90,18 @@ pub fn parse_keys(s: &str) -> Result<Vec<Key>, PanelError> {
     Ok(keys)
 }
 
+/// A certificate's SHA-256: 64 hex digits.
+fn parse_sha256(hex: &str, verb: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(format!("{verb}: the certificate hash is 64 hex digits"));
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("{verb}: bad hex"))?;
+    }
+    Ok(out)
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(24).collect()
 }
@@ -105,6 +122,8 @@ impl Command {
             "card-check" => no_args(Command::CheckCard),
             "change-pin" => no_args(Command::ChangePin),
             "unblock-pin" => no_args(Command::UnblockPin),
+            "zeroize" => no_args(Command::Zeroize),
+            "revoke-app" => parse_sha256(rest, "revoke-app").map(|cert_sha256| Command::Revoke { cert_sha256 }),
             "operator-login" => no_args(Command::RoleLogin(CardRole::Operator)),
             "auditor-login" => no_args(Command::RoleLogin(CardRole::Auditor)),
             "insert" => {
@@ -119,13 +138,7 @@ impl Command {
                     [fp, name, domains, caps, keys, bytes] => (fp, name, domains, caps, Some((keys, bytes))),
                     _ => return Err("register-app SHA256HEX NAME DOMAINS CAPS [MAX_KEYS MAX_BYTES]".into()),
                 };
-                let mut cert_sha256 = [0u8; 32];
-                if fp.len() != 64 {
-                    return Err("register-app: the certificate hash is 64 hex digits".into());
-                }
-                for (i, b) in cert_sha256.iter_mut().enumerate() {
-                    *b = u8::from_str_radix(&fp[2 * i..2 * i + 2], 16).map_err(|_| "register-app: bad hex")?;
-                }
+                let cert_sha256 = parse_sha256(fp, "register-app")?;
                 if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err("register-app: a name has 1 to 32 printable characters".into());
                 }
@@ -143,7 +156,7 @@ impl Command {
             "" => Err("empty command".into()),
             other => Err(format!(
                 "unknown command {:?} (show, insert, remove, keys, login, operator-login, auditor-login, logout, \
-                 card-check, change-pin, unblock-pin, register-app)",
+                 card-check, change-pin, unblock-pin, zeroize, register-app, revoke-app)",
                 truncate(other)
             )),
         }

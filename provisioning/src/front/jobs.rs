@@ -70,20 +70,9 @@ impl<R: Reader, D: TextDisplay, K: Keypad> Loop<R, D, K> {
                     }
                 }
             }
-            Job::UnblockPin => {
-                let Some(a) = self.authority.take() else {
-                    st.panel.text(&["Refused", "No quorum logged in"])?;
-                    return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
-                };
-                self.asking = None;
-                self.confirming = None;
-                let r = a.unblock(st);
-                if !self.end_for_sure() {
-                    return Err(JobError::Refused("the crypto card did not confirm the logout: link closed"));
-                }
-                r?;
-                Ok("PIN unblocked")
-            }
+            Job::UnblockPin => self.ending_authority(|a, st| a.unblock(st)).map(|()| "PIN unblocked"),
+            Job::Zeroize => self.ending_authority(|a, st| a.zeroize(st)).map(|()| "zeroized"),
+            Job::Revoke { cert_sha256 } => self.revoke(cert_sha256),
             Job::Logout => {
                 let (quorum, role) = (self.authority.take(), self.role.take());
                 if quorum.is_none() && role.is_none() {
@@ -100,6 +89,52 @@ impl<R: Reader, D: TextDisplay, K: Keypad> Loop<R, D, K> {
                 }
                 r?;
                 Ok("logged out")
+            }
+        }
+    }
+
+    /// Run `ceremony` with the quorum's authority, which ends with it (done, refused or
+    /// cancelled): every card logged out and confirmed, or the link closed.
+    fn ending_authority(
+        &mut self,
+        ceremony: impl FnOnce(
+            crate::Authority,
+            &mut crate::Station<super::link::LazyLink, R, D, K>,
+        ) -> Result<(), CeremonyError>,
+    ) -> Result<(), JobError> {
+        let Some(a) = self.authority.take() else {
+            self.st.panel.text(&["Refused", "No quorum logged in"])?;
+            return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
+        };
+        self.asking = None;
+        self.confirming = None;
+        let r = ceremony(a, &mut self.st);
+        if !self.end_for_sure() {
+            return Err(JobError::Refused("the crypto card did not confirm the logout: link closed"));
+        }
+        Ok(r?)
+    }
+
+    /// Revoke an application under the quorum's authority (which stays).
+    fn revoke(&mut self, cert_sha256: [u8; 32]) -> Result<&'static str, JobError> {
+        let st = &mut self.st;
+        let Some(a) = self.authority.as_mut() else {
+            st.panel.text(&["Refused", "No quorum logged in"])?;
+            return Err(JobError::Refused("no quorum logged in at the panel (log in first: --login)"));
+        };
+        st.panel.prompt(gmhsm_lcd::Prompt::Working)?;
+        let short: String = cert_sha256[..4].iter().map(|b| format!("{b:02x}")).collect();
+        match a.revoke_application(st, cert_sha256) {
+            Ok(()) => {
+                st.panel.text(&["Application", "revoked", &format!("cert {short}...")])?;
+                Ok("revoked")
+            }
+            Err(e) => {
+                if e == CeremonyError::AuthorityEnded {
+                    self.authority = None;
+                }
+                st.panel.text(&["Revoke refused", &format!("cert {short}...")])?;
+                Err(e.into())
             }
         }
     }

@@ -63,6 +63,11 @@ pub enum Job {
     /// Unblock a locked card under the quorum's authority (its holder chooses a new PIN);
     /// the authority ends with it.
     UnblockPin,
+    /// Zeroize the appliance under the quorum's authority, after a confirmation screen; the
+    /// authority ends with it (confirmed or not).
+    Zeroize,
+    /// Revoke the application with this certificate hash under the quorum's authority.
+    Revoke { cert_sha256: [u8; 32] },
 }
 
 impl Job {
@@ -77,6 +82,8 @@ impl Job {
             Job::CheckCard => "card-check",
             Job::ChangePin => "change-pin",
             Job::UnblockPin => "unblock-pin",
+            Job::Zeroize => "zeroize",
+            Job::Revoke { .. } => "revoke-app",
         }
     }
 }

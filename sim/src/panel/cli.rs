@@ -146,13 +146,18 @@ pub fn register_line(
     caps: &str,
     quota: Option<gmhsm_proto::AppQuota>,
 ) -> anyhow::Result<String> {
+    let fp = cert_sha256_hex(cert)?;
+    let quota = quota.map(|q| format!(" {} {}", q.max_keys, q.max_bytes)).unwrap_or_default();
+    Ok(format!("register-app {fp} {name} {domains} {}{quota}", parse_caps(caps)?.0))
+}
+
+/// The SHA-256 of the certificate (PEM) at `cert`, in hex: how the card names an application.
+pub fn cert_sha256_hex(cert: &Path) -> anyhow::Result<String> {
     use rustls_pki_types::pem::PemObject;
     use sha2::Digest;
     let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
         .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
-    let fp: String = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
-    let quota = quota.map(|q| format!(" {} {}", q.max_keys, q.max_bytes)).unwrap_or_default();
-    Ok(format!("register-app {fp} {name} {domains} {}{quota}", parse_caps(caps)?.0))
+    Ok(sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `sign,verify,...` (or `all`) to a capability set.
@@ -193,6 +198,8 @@ pub struct PanelArgs {
     pub card_check: bool,
     pub change_pin: bool,
     pub unblock_pin: bool,
+    pub zeroize: bool,
+    pub revoke_app: Option<PathBuf>,
     pub register_app: Option<PathBuf>,
     pub name: Option<String>,
     pub domains: u32,
@@ -230,6 +237,10 @@ pub fn main(a: &PanelArgs) -> anyhow::Result<()> {
         "change-pin".into()
     } else if a.unblock_pin {
         "unblock-pin".into()
+    } else if a.zeroize {
+        "zeroize".into()
+    } else if let Some(cert) = &a.revoke_app {
+        format!("revoke-app {}", cert_sha256_hex(cert)?)
     } else if let Some(cert) = &a.register_app {
         let name = a.name.as_deref().context("--register-app needs --name")?;
         let quota = gmhsm_proto::AppQuota::from_options(a.max_keys, a.max_bytes);

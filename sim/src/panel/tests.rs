@@ -10,6 +10,18 @@ use crate::panel::{FrontPanel, Shared, demo};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A card and a panel in a fresh `TMP/NAME-PID`, initialized with the demo cards (3 of 2).
+fn initialized(name: &str) -> (std::path::PathBuf, FrontPanel, demo::DemoCards) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
+    let panel = FrontPanel::start(&dir, &socket).unwrap();
+    panel.running("test link");
+    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
+    demo::init(&panel, &cards).unwrap();
+    (dir, panel, cards)
+}
+
 fn keys(s: &str) -> Command {
     Command::Keys(parse_keys(s).expect("keys"))
 }
@@ -18,13 +30,7 @@ fn keys(s: &str) -> Command {
 /// trial login; after the change the old PIN is wrong (a try is lost) and the new one works.
 #[test]
 fn a_card_is_checked_and_its_pin_changed_at_the_panel() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-jobs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-jobs");
     let old = cards.cards.iter().find(|c| c.name == "operator-1").unwrap().pin.clone();
     let new = "24681357";
     assert_ne!(old.as_str(), new);
@@ -82,13 +88,7 @@ fn a_card_is_checked_and_its_pin_changed_at_the_panel() {
 /// holder chooses a new PIN, and the card works again with it; the quorum's authority ends.
 #[test]
 fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
-    let dir = std::env::temp_dir().join(format!("gmhsm-panel-unblock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let socket = crate::ceremony::start_card(&dir.join("card")).unwrap();
-    let panel = FrontPanel::start(&dir, &socket).unwrap();
-    panel.running("test link");
-    let cards = demo::DemoCards::create(&dir.join("cards"), 3, 2).unwrap();
-    demo::init(&panel, &cards).unwrap();
+    let (dir, panel, cards) = initialized("gmhsm-panel-unblock");
     let mut lcd = panel.view();
     let run = |c: Command| panel.execute(c).unwrap_or_else(|e| panic!("{e}"));
     let last = || Shared::get(&panel.shared().last);
@@ -132,5 +132,74 @@ fn a_locked_card_is_unblocked_by_a_quorum_at_the_panel() {
     // The authority ended: a second unblock needs a new quorum.
     run(Command::UnblockPin);
     lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Zeroize by quorum at the panel: refused without a quorum; with one, the panel asks for a
+/// confirmation: CANCEL changes nothing (the authority ends all the same), OK wipes the
+/// appliance back to its factory state ("Awaiting init").
+#[test]
+fn the_appliance_is_zeroized_by_a_quorum_after_a_confirmation() {
+    let (dir, panel, cards) = initialized("gmhsm-panel-zeroize");
+    let mut lcd = panel.view();
+    let run = |c: Command| panel.execute(c).unwrap_or_else(|e| panic!("{e}"));
+    let last = || Shared::get(&panel.shared().last);
+
+    run(Command::Zeroize);
+    lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    run(keys("MENU"));
+
+    demo::quorum_login(&panel, &cards).unwrap();
+    run(Command::Zeroize);
+    lcd.expect(&["ZEROIZE?", "All keys lost", "for good", "OK=yes CANCEL=no"], WAIT).unwrap();
+    run(keys("CANCEL"));
+    run(Command::Remove);
+    assert!(last().starts_with("zeroize: ") && last() != "zeroize: zeroized", "{}", last());
+    run(keys("MENU"));
+    let keys_row = |l: &[String]| l.iter().any(|r| r.contains(" keys")) && !l.iter().any(|r| r == "Awaiting init");
+    lcd.wait_for("the status page of an initialized appliance", WAIT, keys_row).unwrap();
+    // The cancelled zeroize ended the authority: a second needs a new quorum.
+    run(Command::Zeroize);
+    lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    run(keys("MENU"));
+
+    demo::quorum_login(&panel, &cards).unwrap();
+    run(Command::Zeroize);
+    lcd.expect(&["ZEROIZE?"], WAIT).unwrap();
+    run(keys("OK"));
+    lcd.expect(&["Zeroized", "", "", "Remove card"], WAIT).unwrap();
+    run(Command::Remove);
+    assert_eq!(last(), "zeroize: zeroized");
+    run(keys("MENU"));
+    lcd.wait_for("the factory state", WAIT, |l| l.iter().any(|r| r == "Awaiting init")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Registering and revoking an application at the panel under a quorum: the revoked
+/// application is gone (a second revocation is refused by the card); without a quorum the
+/// panel refuses.
+#[test]
+fn an_application_is_registered_and_revoked_at_the_panel() {
+    let (dir, panel, cards) = initialized("gmhsm-panel-revoke");
+    let mut lcd = panel.view();
+    let run = |c: Command| panel.execute(c);
+    let last = || Shared::get(&panel.shared().last);
+    let cert_sha256 = [0x5a; 32];
+
+    assert!(run(Command::Revoke { cert_sha256 }).is_err());
+    lcd.expect(&["Refused", "No quorum logged in"], WAIT).unwrap();
+    run(keys("MENU")).unwrap();
+
+    demo::quorum_login(&panel, &cards).unwrap();
+    let register = Command::parse(&format!("register-app {} billing 1 3", "5a".repeat(32))).unwrap();
+    run(register).unwrap_or_else(|e| panic!("{e}"));
+    run(Command::Revoke { cert_sha256 }).unwrap_or_else(|e| panic!("{e}"));
+    lcd.expect(&["Application", "revoked", "cert 5a5a5a5a..."], WAIT).unwrap();
+    assert_eq!(last(), "revoke-app: revoked");
+    run(keys("MENU")).unwrap();
+    assert!(run(Command::Revoke { cert_sha256 }).is_err(), "revoked twice");
+    lcd.expect(&["Revoke refused", "cert 5a5a5a5a..."], WAIT).unwrap();
+    assert!(last().starts_with("revoke-app: crypto card refused"), "{}", last());
+    run(Command::Logout).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
