@@ -78,77 +78,7 @@ enum Cmd {
     },
     /// Look at the running appliance's front panel (the LCD, framed) and act on it: insert or
     /// remove a card from STATE/cards/, press keys, start a quorum login, run a script.
-    Panel {
-        #[arg(long)]
-        state: PathBuf,
-        /// Insert the card STATE/cards/NAME.img.
-        #[arg(long, value_name = "NAME", group = "action")]
-        insert: Option<String>,
-        /// Take the card out of the reader.
-        #[arg(long, group = "action")]
-        remove: bool,
-        /// Press keys: digits, OK, CANCEL, MENU, UP, DOWN, comma-separated (`12345678,OK`).
-        #[arg(long, value_name = "KEYS", group = "action")]
-        keys: Option<String>,
-        /// Start a quorum login (key management).
-        #[arg(long, group = "action")]
-        login: bool,
-        /// Start an operator login (one operator card: service stop / start, self-test).
-        #[arg(long, group = "action")]
-        operator_login: bool,
-        /// Start an auditor login (one auditor card: approves audit export).
-        #[arg(long, group = "action")]
-        auditor_login: bool,
-        /// End the quorum's authority or the operator's / auditor's login (then take the
-        /// last card out).
-        #[arg(long, group = "action")]
-        logout: bool,
-        /// Check a card: its PIN and a trial login on a session of its own (changes nothing).
-        #[arg(long, group = "action")]
-        card_check: bool,
-        /// Change a card's PIN at the panel (old PIN, then the new one twice).
-        #[arg(long, group = "action")]
-        change_pin: bool,
-        /// Unblock a locked card under the quorum logged in at the panel (the holder
-        /// chooses a new PIN; the quorum's authority ends with it).
-        #[arg(long, group = "action")]
-        unblock_pin: bool,
-        /// Zeroize the appliance under the quorum logged in at the panel, once the people
-        /// at the rack confirm it on the panel (OK); every key is lost. The authority ends.
-        #[arg(long, group = "action")]
-        zeroize: bool,
-        /// Revoke the application whose certificate (PEM) this is, under the quorum's
-        /// authority held at the panel.
-        #[arg(long, value_name = "CERT", group = "action")]
-        revoke_app: Option<PathBuf>,
-        /// Register the application whose certificate (PEM) this is, under the quorum's
-        /// authority held at the panel.
-        #[arg(long, value_name = "CERT", group = "action", requires = "name")]
-        register_app: Option<PathBuf>,
-        #[arg(long)]
-        name: Option<String>,
-        /// Domain bit mask for --register-app.
-        #[arg(long, default_value_t = 1)]
-        domains: u32,
-        /// Capabilities for --register-app: sign,verify,encrypt,... or all.
-        #[arg(long, default_value = "sign,verify")]
-        caps: String,
-        /// Most keys the application of --register-app may own in the card (default: the
-        /// card's, 1024).
-        #[arg(long)]
-        max_keys: Option<u32>,
-        /// Most bytes of the card's store its keys may take (default: the card's, 1 MiB).
-        #[arg(long)]
-        max_bytes: Option<u32>,
-        /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
-        /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, zeroize, wait-lcd TEXT,
-        /// show); the LCD is printed after each.
-        #[arg(long, value_name = "FILE", group = "action")]
-        script: Option<PathBuf>,
-        /// How long wait-lcd waits, in seconds.
-        #[arg(long, default_value_t = 30)]
-        wait: u64,
-    },
+    Panel(gmhsm_sim::panel::cli::PanelArgs),
     /// Open the simulated enclosure: the card zeroizes its device master key.
     TripTamper {
         #[arg(long)]
@@ -202,51 +132,7 @@ fn main() -> ExitCode {
             portable_kernels,
             card_socket,
         }),
-        Cmd::Panel {
-            state,
-            insert,
-            remove,
-            keys,
-            login,
-            operator_login,
-            auditor_login,
-            logout,
-            card_check,
-            change_pin,
-            unblock_pin,
-            zeroize,
-            revoke_app,
-            register_app,
-            name,
-            domains,
-            caps,
-            max_keys,
-            max_bytes,
-            script,
-            wait,
-        } => gmhsm_sim::panel::cli::main(&gmhsm_sim::panel::cli::PanelArgs {
-            state,
-            insert,
-            remove,
-            keys,
-            login,
-            operator_login,
-            auditor_login,
-            logout,
-            card_check,
-            change_pin,
-            unblock_pin,
-            zeroize,
-            revoke_app,
-            register_app,
-            name,
-            domains,
-            caps,
-            max_keys,
-            max_bytes,
-            script,
-            wait_secs: wait,
-        }),
+        Cmd::Panel(args) => gmhsm_sim::panel::cli::main(&args),
         Cmd::ClientCert { state, name, pki } => {
             gmhsm_sim::appliance::client_cert(&state, pki.as_deref(), &name).map(|p| println!("{}", p.display()))
         }

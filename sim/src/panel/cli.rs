@@ -185,29 +185,76 @@ pub fn parse_caps(s: &str) -> anyhow::Result<Capabilities> {
 }
 
 /// The command-line form: at most one action flag, or a script.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct PanelArgs {
+    #[arg(long)]
     pub state: PathBuf,
+    /// Insert the card STATE/cards/NAME.img.
+    #[arg(long, value_name = "NAME", group = "action")]
     pub insert: Option<String>,
+    /// Take the card out of the reader.
+    #[arg(long, group = "action")]
     pub remove: bool,
+    /// Press keys: digits, OK, CANCEL, MENU, UP, DOWN, comma-separated (`12345678,OK`).
+    #[arg(long, value_name = "KEYS", group = "action")]
     pub keys: Option<String>,
+    /// Start a quorum login (key management).
+    #[arg(long, group = "action")]
     pub login: bool,
+    /// Start an operator login (one operator card: service stop / start, self-test).
+    #[arg(long, group = "action")]
     pub operator_login: bool,
+    /// Start an auditor login (one auditor card: approves audit export).
+    #[arg(long, group = "action")]
     pub auditor_login: bool,
+    /// End the quorum's authority or the operator's / auditor's login (then take the
+    /// last card out).
+    #[arg(long, group = "action")]
     pub logout: bool,
+    /// Check a card: its PIN and a trial login on a session of its own (changes nothing).
+    #[arg(long, group = "action")]
     pub card_check: bool,
+    /// Change a card's PIN at the panel (old PIN, then the new one twice).
+    #[arg(long, group = "action")]
     pub change_pin: bool,
+    /// Unblock a locked card under the quorum logged in at the panel (the holder
+    /// chooses a new PIN; the quorum's authority ends with it).
+    #[arg(long, group = "action")]
     pub unblock_pin: bool,
+    /// Zeroize the appliance under the quorum logged in at the panel, once the people
+    /// at the rack confirm it on the panel (OK); every key is lost. The authority ends.
+    #[arg(long, group = "action")]
     pub zeroize: bool,
+    /// Revoke the application whose certificate (PEM) this is, under the quorum's
+    /// authority held at the panel.
+    #[arg(long, value_name = "CERT", group = "action")]
     pub revoke_app: Option<PathBuf>,
+    /// Register the application whose certificate (PEM) this is, under the quorum's
+    /// authority held at the panel.
+    #[arg(long, value_name = "CERT", group = "action", requires = "name")]
     pub register_app: Option<PathBuf>,
+    #[arg(long)]
     pub name: Option<String>,
+    /// Domain bit mask for --register-app.
+    #[arg(long, default_value_t = 1)]
     pub domains: u32,
+    /// Capabilities for --register-app: sign,verify,encrypt,... or all.
+    #[arg(long, default_value = "sign,verify")]
     pub caps: String,
-    /// `--max-keys` / `--max-bytes` for --register-app.
+    /// Most keys the application of --register-app may own in the card (default: the
+    /// card's, 1024).
+    #[arg(long)]
     pub max_keys: Option<u32>,
+    /// Most bytes of the card's store its keys may take (default: the card's, 1 MiB).
+    #[arg(long)]
     pub max_bytes: Option<u32>,
+    /// Run a script: one command a line (insert NAME, remove, keys K,..., login,
+    /// operator-login, auditor-login, logout, card-check, change-pin, unblock-pin, zeroize, wait-lcd TEXT,
+    /// show); the LCD is printed after each.
+    #[arg(long, value_name = "FILE", group = "action")]
     pub script: Option<PathBuf>,
+    /// How long wait-lcd waits, in seconds.
+    #[arg(long = "wait", default_value_t = 30)]
     pub wait_secs: u64,
 }
 
