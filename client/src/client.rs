@@ -11,13 +11,18 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use gmhsm_proto::frame::{self, FrameHeader, MAX_MESSAGE_LEN};
-use gmhsm_proto::{
-    ClientFrame, Deframer, KeyAlg, Label, Mechanism, PROTOCOL_VERSION, Request, Response, ServerFrame, Status,
-    StatusInfo,
-};
+use gmhsm_proto::frame::{self, FrameHeader};
+use gmhsm_proto::{ClientFrame, Deframer, PROTOCOL_VERSION, Request, Response, ServerFrame, Status};
 
 use crate::{ClientError, Profile};
+
+mod requests;
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+use requests::check_message;
+pub use requests::{sm2_with_id, to_label};
 
 /// The byte stream under the frames: TLS over TCP (application servers), or the appliance's
 /// local Unix socket (tools on the appliance, authenticated by peer credentials).
@@ -239,120 +244,6 @@ impl Client {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Liveness check through the daemon to the card.
-    pub fn ping(&mut self) -> Result<(), ClientError> {
-        match self.call(Request::Ping)? {
-            Response::Pong => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// The card's state and counters.
-    pub fn status(&mut self) -> Result<StatusInfo, ClientError> {
-        match self.call(Request::GetStatus)? {
-            Response::Status(info) => Ok(info),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Generate a key pair in the card; returns its public key (DER SubjectPublicKeyInfo).
-    pub fn generate_key(&mut self, label: &str, alg: KeyAlg) -> Result<Vec<u8>, ClientError> {
-        match self.call(Request::GenerateKey {
-            label: to_label(label)?,
-            alg,
-            caps: gmhsm_proto::Capabilities::DEFAULT,
-            domains: 0,
-        })? {
-            Response::KeyGenerated { spki_der, .. } => Ok(spki_der),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// The algorithm and public key (DER SubjectPublicKeyInfo) of `label`.
-    pub fn export_public_key(&mut self, label: &str) -> Result<(KeyAlg, Vec<u8>), ClientError> {
-        match self.call(Request::ExportPublicKey { label: to_label(label)? })? {
-            Response::PublicKey { alg, spki_der } => Ok((alg, spki_der)),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Sign `message` with the private key of `label`.
-    pub fn sign(&mut self, label: &str, mechanism: Mechanism, message: &[u8]) -> Result<Vec<u8>, ClientError> {
-        check_message(message)?;
-        let request = Request::Sign { label: to_label(label)?, mechanism, message: message.to_vec() };
-        match self.call(request)? {
-            Response::Signature(sig) => Ok(sig),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Sign each of `messages` with the private key of `label` in one request (at most
-    /// [`gmhsm_proto::MAX_SIGN_BATCH`] messages, all in one frame); the signatures come back in
-    /// the order of `messages`. All or nothing: an error means nothing was signed. For many
-    /// small messages this costs the appliance a fraction of as many [`Client::sign`] calls.
-    pub fn sign_batch(
-        &mut self,
-        label: &str,
-        mechanism: Mechanism,
-        messages: &[&[u8]],
-    ) -> Result<Vec<Vec<u8>>, ClientError> {
-        check_batch("messages", messages.len(), gmhsm_proto::MAX_SIGN_BATCH)?;
-        let request = Request::SignBatch {
-            label: to_label(label)?,
-            mechanism,
-            messages: messages.iter().map(|m| gmhsm_proto::ByteBuf::from(m.to_vec())).collect(),
-        };
-        match self.call(request)? {
-            Response::Signatures(sigs) if sigs.len() == messages.len() => {
-                Ok(sigs.into_iter().map(|s| s.into_vec()).collect())
-            }
-            Response::Signatures(sigs) => {
-                Err(ClientError::Protocol(format!("{} signatures for {} messages", sigs.len(), messages.len())))
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Verify `signature` over `message`: `Ok(true)` if it verifies, `Ok(false)` if the
-    /// appliance says `SignatureInvalid`, `Err` for every other failure.
-    pub fn verify(
-        &mut self,
-        label: &str,
-        mechanism: Mechanism,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, ClientError> {
-        check_message(message)?;
-        let request = Request::Verify {
-            label: to_label(label)?,
-            mechanism,
-            message: message.to_vec(),
-            signature: signature.to_vec(),
-        };
-        match self.call(request) {
-            Ok(Response::Verified) => Ok(true),
-            Err(ClientError::Status(Status::SignatureInvalid)) => Ok(false),
-            Ok(other) => Err(unexpected(&other)),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The labels (and algorithms) of the keys this client may see.
-    pub fn list_keys(&mut self) -> Result<Vec<(String, KeyAlg)>, ClientError> {
-        match self.call(Request::ListKeys)? {
-            Response::Keys(keys) => Ok(keys.into_iter().map(|(l, a)| (l.as_str().to_owned(), a)).collect()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Delete the key `label`.
-    pub fn delete_key(&mut self, label: &str) -> Result<(), ClientError> {
-        match self.call(Request::DeleteKey { label: to_label(label)? })? {
-            Response::Deleted => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
     /// Close the connection politely (TLS close_notify).
     pub fn close(mut self) {
         if let Transport::Tls(s) = &mut self.stream {
@@ -394,32 +285,6 @@ impl Client {
             self.deframer.commit(n);
         }
     }
-}
-
-/// The SM2 mechanism with a chosen distinguishing ID (at most 128 bytes).
-pub fn sm2_with_id(id: &[u8]) -> Result<Mechanism, ClientError> {
-    let distid = heapless::Vec::from_slice(id)
-        .map_err(|_| ClientError::InvalidArgument(format!("SM2 ID is {} bytes; the limit is 128", id.len())))?;
-    Ok(Mechanism::Sm2Sm3 { distid })
-}
-
-/// A label checked against the wire bound (1 to 64 bytes).
-pub fn to_label(label: &str) -> Result<Label, ClientError> {
-    if label.is_empty() {
-        return Err(ClientError::InvalidArgument("the label is empty".into()));
-    }
-    Label::try_from(label)
-        .map_err(|_| ClientError::InvalidArgument(format!("label is {} bytes; the limit is 64", label.len())))
-}
-
-fn check_message(message: &[u8]) -> Result<(), ClientError> {
-    if message.len() > MAX_MESSAGE_LEN {
-        return Err(ClientError::InvalidArgument(format!(
-            "message is {} bytes; the appliance accepts at most {MAX_MESSAGE_LEN}",
-            message.len()
-        )));
-    }
-    Ok(())
 }
 
 /// Append `request` as a frame with request id `id` (`wire` unchanged on error).
@@ -503,80 +368,4 @@ fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Cl
         return Err(ClientError::Config(format!("{}: no CERTIFICATE in file", path.display())));
     }
     Ok(certs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A polling read does not block while it polls: with a 5 ms read timeout on the socket
-    /// and the answer 50 ms away, the blocking read times out and the polling one gets it.
-    #[test]
-    fn polling_reads_outlast_a_blocking_timeout() {
-        for (spin, expect_data) in [(Duration::ZERO, false), (Duration::from_millis(100), true)] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let writer = std::thread::spawn(move || {
-                let (mut peer, _) = listener.accept().unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-                let _ = peer.write_all(b"late");
-                std::thread::sleep(Duration::from_millis(50));
-            });
-            let tcp = TcpStream::connect(addr).unwrap();
-            tcp.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-            let mut polled = PolledTcp { tcp, spin };
-            let mut buf = [0u8; 16];
-            match polled.read(&mut buf) {
-                Ok(n) => assert!(expect_data && &buf[..n] == b"late", "spin {spin:?}: got {:?}", &buf[..n]),
-                Err(e) => assert!(!expect_data, "spin {spin:?}: {e}"),
-            }
-            writer.join().unwrap();
-        }
-    }
-
-    /// A polled read returns what the peer sent, whether it comes within the polling window
-    /// or after it, and the end of the stream as 0.
-    #[test]
-    fn polled_reads_return_what_was_sent() {
-        for spin in [Duration::ZERO, Duration::from_micros(50), Duration::from_secs(60)] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let writer = std::thread::spawn(move || {
-                let (mut peer, _) = listener.accept().unwrap();
-                std::thread::sleep(Duration::from_millis(2));
-                peer.write_all(b"answer").unwrap();
-            });
-            let mut polled = PolledTcp { tcp: TcpStream::connect(addr).unwrap(), spin };
-            let mut got = Vec::new();
-            let mut buf = [0u8; 16];
-            loop {
-                match polled.read(&mut buf).unwrap() {
-                    0 => break,
-                    n => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            writer.join().unwrap();
-            assert_eq!(got, b"answer", "spin {spin:?}");
-        }
-    }
-
-    #[test]
-    fn labels_are_checked_before_sending() {
-        assert!(to_label("k1").is_ok());
-        assert!(to_label(&"a".repeat(64)).is_ok());
-        assert!(matches!(to_label(&"a".repeat(65)), Err(ClientError::InvalidArgument(_))));
-        assert!(matches!(to_label(""), Err(ClientError::InvalidArgument(_))));
-    }
-
-    #[test]
-    fn oversized_message_is_refused() {
-        assert!(check_message(&vec![0; MAX_MESSAGE_LEN]).is_ok());
-        assert!(matches!(check_message(&vec![0; MAX_MESSAGE_LEN + 1]), Err(ClientError::InvalidArgument(_))));
-    }
-
-    #[test]
-    fn sm2_id_bound() {
-        assert!(sm2_with_id(b"1234567812345678").is_ok());
-        assert!(sm2_with_id(&[0; 129]).is_err());
-    }
 }

@@ -141,58 +141,64 @@ fn sbox_planes(x: &[u64; 8]) -> [u64; 8] {
 /// RustCrypto `aes` crate's fixslice backend (MIT/Apache-2.0).
 #[inline(always)]
 fn aes_sbox_linear(state: &[u64; 8]) -> [u64; 8] {
-    let mut out = [0u64; 8];
-    let u7 = state[0];
-    let u6 = state[1];
-    let u5 = state[2];
-    let u4 = state[3];
-    let u3 = state[4];
-    let u2 = state[5];
-    let u1 = state[6];
-    let u0 = state[7];
+    aes_sbox_bottom(&aes_sbox_middle(&aes_sbox_top(*state)))
+}
 
+/// The circuit's top linear layer: the 21 sums `y1..y21` of the input bits (returned after
+/// `u7`, which the middle layer also takes).
+#[inline(always)]
+fn aes_sbox_top(u: [u64; 8]) -> [u64; 22] {
+    let [u7, u6, u5, u4, u3, u2, u1, u0] = u;
     let y14 = u3 ^ u5;
     let y13 = u0 ^ u6;
     let y12 = y13 ^ y14;
     let t1 = u4 ^ y12;
     let y15 = t1 ^ u5;
-    let t2 = y12 & y15;
     let y6 = y15 ^ u7;
     let y20 = t1 ^ u1;
     let y9 = u0 ^ u3;
     let y11 = y20 ^ y9;
-    let t12 = y9 & y11;
     let y7 = u7 ^ y11;
     let y8 = u0 ^ u5;
     let t0 = u1 ^ u2;
     let y10 = y15 ^ t0;
     let y17 = y10 ^ y11;
-    let t13 = y14 & y17;
-    let t14 = t13 ^ t12;
     let y19 = y10 ^ y8;
-    let t15 = y8 & y10;
-    let t16 = t15 ^ t12;
     let y16 = t0 ^ y11;
     let y21 = y13 ^ y16;
-    let t7 = y13 & y16;
     let y18 = u0 ^ y16;
     let y1 = t0 ^ u7;
     let y4 = y1 ^ u3;
+    let y2 = y1 ^ u0;
+    let y5 = y1 ^ u6;
+    let y3 = y5 ^ y8;
+    [u7, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15, y16, y17, y18, y19, y20, y21]
+}
+
+/// The circuit's nonlinear middle: the inversion in GF(2^8) as products `z0..z17` of the
+/// top layer's sums.
+#[inline(always)]
+fn aes_sbox_middle(y: &[u64; 22]) -> [u64; 18] {
+    let [u7, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10, y11, y12, y13, y14, y15, y16, y17, y18, y19, y20, y21] = *y;
+    let t2 = y12 & y15;
+    let t12 = y9 & y11;
+    let t13 = y14 & y17;
+    let t14 = t13 ^ t12;
+    let t15 = y8 & y10;
+    let t16 = t15 ^ t12;
+    let t7 = y13 & y16;
     let t5 = y4 & u7;
     let t6 = t5 ^ t2;
     let t18 = t6 ^ t16;
     let t22 = t18 ^ y19;
-    let y2 = y1 ^ u0;
     let t10 = y2 & y7;
     let t11 = t10 ^ t7;
     let t20 = t11 ^ t16;
     let t24 = t20 ^ y18;
-    let y5 = y1 ^ u6;
     let t8 = y5 & y1;
     let t9 = t8 ^ t7;
     let t19 = t9 ^ t14;
     let t23 = t19 ^ y21;
-    let y3 = y5 ^ y8;
     let t3 = y3 & y6;
     let t4 = t3 ^ t2;
     let t17 = t4 ^ y20;
@@ -215,11 +221,9 @@ fn aes_sbox_linear(state: &[u64; 8]) -> [u64; 8] {
     let t40 = t25 ^ t39;
     let t43 = t29 ^ t40;
     let z3 = t43 & y16;
-    let tc12 = z3 ^ z5;
     let z12 = t43 & y13;
     let z13 = t40 & y5;
     let z4 = t40 & y1;
-    let tc6 = z3 ^ z4;
     let t34 = t23 ^ t33;
     let t37 = t36 ^ t34;
     let t41 = t40 ^ t37;
@@ -230,17 +234,28 @@ fn aes_sbox_linear(state: &[u64; 8]) -> [u64; 8] {
     let z9 = t44 & y12;
     let z10 = t37 & y3;
     let z1 = t37 & y6;
-    let tc5 = z1 ^ z0;
-    let tc11 = tc6 ^ tc5;
     let z11 = t33 & y4;
     let t42 = t29 ^ t33;
     let t45 = t42 ^ t41;
     let z7 = t45 & y17;
-    let tc8 = z7 ^ tc6;
     let z16 = t45 & y14;
     let z6 = t42 & y11;
-    let tc16 = z6 ^ tc8;
     let z15 = t42 & y9;
+    let z2 = t33 & u7;
+    [z0, z1, z2, z3, z4, z5, z6, z7, z8, z9, z10, z11, z12, z13, z14, z15, z16, z17]
+}
+
+/// The circuit's bottom linear layer: the output bits from the middle's products, in the
+/// plane order of the input (`s7` first).
+#[inline(always)]
+fn aes_sbox_bottom(z: &[u64; 18]) -> [u64; 8] {
+    let [z0, z1, z2, z3, z4, z5, z6, z7, z8, z9, z10, z11, z12, z13, z14, z15, z16, z17] = *z;
+    let tc12 = z3 ^ z5;
+    let tc6 = z3 ^ z4;
+    let tc5 = z1 ^ z0;
+    let tc11 = tc6 ^ tc5;
+    let tc8 = z7 ^ tc6;
+    let tc16 = z6 ^ tc8;
     let tc20 = z15 ^ tc16;
     let tc1 = z15 ^ z16;
     let tc2 = z10 ^ tc1;
@@ -250,7 +265,6 @@ fn aes_sbox_linear(state: &[u64; 8]) -> [u64; 8] {
     let s3 = tc3 ^ tc11;
     let s1 = s3 ^ tc16;
     let tc13 = z13 ^ tc1;
-    let z2 = t33 & u7;
     let tc4 = z0 ^ z2;
     let tc7 = z12 ^ tc4;
     let tc9 = z8 ^ tc7;
@@ -264,14 +278,5 @@ fn aes_sbox_linear(state: &[u64; 8]) -> [u64; 8] {
     let s6 = tc10 ^ tc18;
     let s7 = z12 ^ tc18;
     let s4 = tc14 ^ s3;
-
-    out[0] = s7;
-    out[1] = s6;
-    out[2] = s5;
-    out[3] = s4;
-    out[4] = s3;
-    out[5] = s2;
-    out[6] = s1;
-    out[7] = s0;
-    out
+    [s7, s6, s5, s4, s3, s2, s1, s0]
 }

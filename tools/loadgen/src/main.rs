@@ -127,20 +127,50 @@ fn main() -> anyhow::Result<()> {
         return flood::run(&profile, &f);
     }
     let ops: Vec<Op> = if cli.ops.is_empty() { ops::ALL.to_vec() } else { cli.ops.clone() };
-    let mut held = Vec::with_capacity(cli.hold as usize);
-    for i in 0..cli.hold {
-        let mut c = Client::connect(&profile).with_context(|| format!("held connection {i}"))?;
-        c.ping().with_context(|| format!("held connection {i}"))?;
-        held.push(c);
-    }
-    if cli.hold > 0 {
-        println!("# {} idle connections held open during the load", held.len());
-    }
+    let held = hold_connections(&profile, cli.hold)?;
     let mut setup = Client::connect(&profile)?;
     let sig = ops::setup(&mut setup)?;
     let ct = ops::decrypt_input(&mut setup)?;
     drop(setup);
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    print_header(&cli, cores)?;
+    // Unpipelined: the echo reference again right before each operation (it moves between runs
+    // on a virtual machine), and the issue's latency target beside the p50.
+    let unpipelined = cli.connections == 1 && cli.depth == 1 && !cli.no_reference;
+    let mut targets = Vec::new();
+    for op in ops {
+        let echo = if unpipelined { Some(echo_round_trip()?.0) } else { None };
+        let (r, raw) = measure(&profile, op, &cli, &sig, &ct, cores)?;
+        if let Some(echo) = echo {
+            // The raw operation's time on one core (0 for Ping, which has none).
+            let raw_us = raw.map_or(0.0, |x| 1e6 / x);
+            targets.push(latency_target(op, r.p50, raw_us, echo));
+        }
+    }
+    for line in targets {
+        println!("{line}");
+    }
+    drop(held);
+    Ok(())
+}
+
+/// `--hold`: idle connections, each answered one ping, kept open while the load runs.
+fn hold_connections(profile: &Profile, hold: u32) -> anyhow::Result<Vec<Client>> {
+    let mut held = Vec::with_capacity(hold as usize);
+    for i in 0..hold {
+        let mut c = Client::connect(profile).with_context(|| format!("held connection {i}"))?;
+        c.ping().with_context(|| format!("held connection {i}"))?;
+        held.push(c);
+    }
+    if hold > 0 {
+        println!("# {} idle connections held open during the load", held.len());
+    }
+    Ok(held)
+}
+
+/// The run's parameters, the bare echo reference and the table's column heads.
+fn print_header(cli: &Cli, cores: usize) -> anyhow::Result<()> {
     println!(
         "# gmhsm-bench: {} connections x depth {}, {} s per operation{}",
         cli.connections,
@@ -156,7 +186,6 @@ fn main() -> anyhow::Result<()> {
         let (p50, p99) = echo_round_trip()?;
         println!("# bare 64-byte echo between two processes, blocking: p50 {p50:.1} us, p99 {p99:.1} us");
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "# raw 1c: the primitive in this process on one core; raw {cores}c: on {cores} threads at once; \
          ratio = appliance / raw {cores}c{}",
@@ -180,59 +209,57 @@ fn main() -> anyhow::Result<()> {
         "eff",
         "openssl/s"
     );
-    // Unpipelined: the echo reference again right before each operation (it moves between runs
-    // on a virtual machine), and the issue's latency target beside the p50.
-    let unpipelined = cli.connections == 1 && cli.depth == 1 && !cli.no_reference;
-    let mut targets = Vec::new();
-    for op in ops {
-        let echo = if unpipelined { Some(echo_round_trip()?.0) } else { None };
-        let cpu0 = cpu_seconds(&cli.appliance_pids);
-        let r = drive(&profile, op, &cli, &sig, &ct)?;
-        let cpu = match (cpu0, cpu_seconds(&cli.appliance_pids)) {
-            (Some(a), Some(b)) if !cli.appliance_pids.is_empty() => Some((b - a) / (r.rate * r.elapsed) * 1e6),
-            _ => None,
-        };
-        let (raw, raw_all, ossl) = if cli.no_reference {
-            (None, None, None)
-        } else {
-            (
-                reference(op, cli.seconds, cli.batch.into()),
-                reference_all(op, cli.seconds, cores, cli.batch.into()),
-                openssl(op),
-            )
-        };
-        let unit = |v: f64| {
-            let b = ops::payload(op);
-            if b > 0 { format!("{:.1}MB", v * b as f64 / 1e6) } else { format!("{v:.0}") }
-        };
-        println!(
-            "{:<12} {:>11} {:>8.0} {:>8.0} {:>9.0} {:>10} {:>10} {:>6} {:>7} {:>5} {:>10}{}",
-            format!("{op:?}"),
-            unit(r.rate),
-            r.p50,
-            r.p99,
-            r.p999,
-            raw.map_or("-".into(), unit),
-            raw_all.map_or("-".into(), unit),
-            raw_all.map_or("-".into(), |x| format!("{:.2}", r.rate / x)),
-            cpu.map_or("-".into(), |c| format!("{c:.1}")),
-            match (cpu, raw) {
-                (Some(c), Some(x)) => format!("{:.2}", 1e6 / x / c),
-                _ => "-".into(),
-            },
-            ossl.map_or("-".into(), |(v, bytes)| if bytes { format!("{:.1}MB", v / 1e6) } else { format!("{v:.0}") }),
-            if r.errors > 0 { format!("  ({} errors: {})", r.errors, r.first_error) } else { String::new() },
-        );
-        if let Some(echo) = echo {
-            // The raw operation's time on one core (0 for Ping, which has none).
-            let raw_us = raw.map_or(0.0, |x| 1e6 / x);
-            targets.push(latency_target(op, r.p50, raw_us, echo));
-        }
-    }
-    for line in targets {
-        println!("{line}");
-    }
     Ok(())
+}
+
+/// Drive one operation against the appliance, measure its references, and print its row.
+/// Returns the run and the raw one-core rate (for the latency target).
+fn measure(
+    profile: &Profile,
+    op: Op,
+    cli: &Cli,
+    sig: &[u8],
+    ct: &[u8],
+    cores: usize,
+) -> anyhow::Result<(Run, Option<f64>)> {
+    let cpu0 = cpu_seconds(&cli.appliance_pids);
+    let r = drive(&profile, op, &cli, &sig, &ct)?;
+    let cpu = match (cpu0, cpu_seconds(&cli.appliance_pids)) {
+        (Some(a), Some(b)) if !cli.appliance_pids.is_empty() => Some((b - a) / (r.rate * r.elapsed) * 1e6),
+        _ => None,
+    };
+    let (raw, raw_all, ossl) = if cli.no_reference {
+        (None, None, None)
+    } else {
+        (
+            reference(op, cli.seconds, cli.batch.into()),
+            reference_all(op, cli.seconds, cores, cli.batch.into()),
+            openssl(op),
+        )
+    };
+    let unit = |v: f64| {
+        let b = ops::payload(op);
+        if b > 0 { format!("{:.1}MB", v * b as f64 / 1e6) } else { format!("{v:.0}") }
+    };
+    println!(
+        "{:<12} {:>11} {:>8.0} {:>8.0} {:>9.0} {:>10} {:>10} {:>6} {:>7} {:>5} {:>10}{}",
+        format!("{op:?}"),
+        unit(r.rate),
+        r.p50,
+        r.p99,
+        r.p999,
+        raw.map_or("-".into(), unit),
+        raw_all.map_or("-".into(), unit),
+        raw_all.map_or("-".into(), |x| format!("{:.2}", r.rate / x)),
+        cpu.map_or("-".into(), |c| format!("{c:.1}")),
+        match (cpu, raw) {
+            (Some(c), Some(x)) => format!("{:.2}", 1e6 / x / c),
+            _ => "-".into(),
+        },
+        ossl.map_or("-".into(), |(v, bytes)| if bytes { format!("{:.1}MB", v / 1e6) } else { format!("{v:.0}") }),
+        if r.errors > 0 { format!("  ({} errors: {})", r.errors, r.first_error) } else { String::new() },
+    );
+    Ok((r, raw))
 }
 
 /// The issue's unpipelined target for one operation: p50 at most the raw operation plus twice

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod audit;
+mod keys;
 mod util;
 
 use std::process::ExitCode;
@@ -17,6 +19,8 @@ use gmhsm_client::{
 use sha2::Digest;
 
 use args::*;
+use audit::audit;
+use keys::{key_command, owner_text};
 use util::*;
 
 fn main() -> ExitCode {
@@ -195,108 +199,6 @@ fn label(s: &str) -> Result<gmhsm_client::Label, Failure> {
     Ok(gmhsm_client::to_label(s)?)
 }
 
-fn key_command(cli: &Cli, k: &KeyCommand) -> Result<(), Failure> {
-    match k {
-        KeyCommand::Generate { alg, label, caps, domains } => {
-            let alg = key_alg(*alg);
-            let caps = match caps {
-                Some(c) => parse_caps(c)?,
-                None => gmhsm_client::Capabilities::DEFAULT,
-            };
-            key_connect(cli, label)?.generate_key_with(label, alg, caps, *domains)?;
-            println!("{label} {}", alg_name(alg));
-        }
-        KeyCommand::Export { label, pem: as_pem, out } => {
-            let (_, spki) = connect(cli)?.export_public_key(label)?;
-            let bytes = if *as_pem { pem::public_key(&spki).into_bytes() } else { spki };
-            write_output(out.as_deref(), &bytes)?;
-        }
-        KeyCommand::Info { label } => {
-            let i = connect(cli)?.key_info(label)?;
-            println!("label: {label}");
-            println!("algorithm: {}", alg_name(i.alg));
-            println!("capabilities: {}", caps_text(i.caps));
-            println!("domains: {:#x}", i.domains);
-            println!("owner: {}", owner_text(&i.owner));
-            println!("access password: {}", if i.password { "set" } else { "none" });
-        }
-        KeyCommand::List => {
-            for (label, alg) in connect(cli)?.list_keys()? {
-                println!("{label}\t{}", alg_name(alg));
-            }
-        }
-        KeyCommand::Delete { label } => {
-            key_connect(cli, label)?.delete_key(label)?;
-            println!("deleted {label}");
-        }
-        KeyCommand::SetPassword { label, new_password } => {
-            key_connect(cli, label)?.set_key_password(label, new_password.expose_secret().as_bytes())?;
-            println!("password set for {label}");
-        }
-        KeyCommand::Pair { alg, kek, plaintext, pub_out, key_out } => {
-            let alg = match alg {
-                PairAlgArg::Sm2 => KeyAlg::Sm2,
-                PairAlgArg::EcdsaP256 => KeyAlg::EcdsaP256,
-                PairAlgArg::Rsa2048 => KeyAlg::Rsa2048,
-            };
-            let protection = match (kek, plaintext) {
-                (Some(kek), false) => KeyPairProtection::Wrapped { kek: label(kek)? },
-                (None, true) => KeyPairProtection::Plaintext,
-                _ => return Err(Failure::Usage("give either --kek or --plaintext".into())),
-            };
-            let pair = connect(cli)?.generate_key_pair(alg, protection)?;
-            match &pair.private {
-                PrivateKeyOut::Wrapped(blob) => write_secret(key_out, blob)?,
-                PrivateKeyOut::Plaintext(pkcs8) => {
-                    write_secret(key_out, pem::private_key(pkcs8.expose_secret()).as_bytes())?
-                }
-                _ => {
-                    return Err(Failure::Client(gmhsm_client::ClientError::Protocol(
-                        "unknown private key form".into(),
-                    )));
-                }
-            }
-            write_output(pub_out.as_deref(), pem::public_key(&pair.spki_der).as_bytes())?;
-        }
-        KeyCommand::Unwrap { kek, public, input, out } => {
-            let spki = public_key_pem(public)?;
-            let blob = read_input(input)?;
-            let pkcs8 = connect(cli)?.unwrap_private_key(kek, &spki, &blob)?;
-            write_secret(out, pem::private_key(pkcs8.expose_secret()).as_bytes())?;
-        }
-        KeyCommand::ExportPolicy { set } => {
-            let mut client = if set.is_some() { admin_connect(cli)? } else { connect(cli)? };
-            let allowed = client.key_export_policy(set.map(|s| s == OnOff::On))?;
-            println!("plaintext export of generated private keys: {}", if allowed { "ALLOWED" } else { "refused" });
-        }
-        KeyCommand::ImportEnveloped { label, unwrap_with, input } => {
-            let blob = read_input(input)?;
-            connect(cli)?.import_enveloped_key_pair(label, unwrap_with, &blob)?;
-            println!("{label} sm2 (imported)");
-        }
-    }
-    Ok(())
-}
-
-fn owner_text(p: &gmhsm_client::Principal) -> String {
-    match p {
-        gmhsm_client::Principal::Application { cert_sha256 } => format!("application {}", to_hex(cert_sha256)),
-        gmhsm_client::Principal::Local => "appliance (local)".into(),
-    }
-}
-
-fn key_alg(a: AlgArg) -> KeyAlg {
-    match a {
-        AlgArg::Sm2 => KeyAlg::Sm2,
-        AlgArg::Rsa2048 => KeyAlg::Rsa2048,
-        AlgArg::Rsa3072 => KeyAlg::Rsa3072,
-        AlgArg::Rsa4096 => KeyAlg::Rsa4096,
-        AlgArg::EcdsaP256 => KeyAlg::EcdsaP256,
-        AlgArg::Sm4 => KeyAlg::Sm4,
-        AlgArg::HmacSm3 => KeyAlg::HmacSm3,
-    }
-}
-
 fn alg_name(alg: KeyAlg) -> &'static str {
     match alg {
         KeyAlg::Sm2 => "sm2",
@@ -446,67 +348,4 @@ fn open(cli: &Cli, key: &KeyArgs, input: &std::path::Path, out: Option<&std::pat
     let handle = client.import_session_key(&key.label, wrap_mech(alg)?, wrapped)?;
     let plain = client.decrypt(KeyRef::Session(handle), CipherMech::Sm4GcmCardNonce { aad: Vec::new() }, sealed)?;
     write_output(out, plain.expose_secret())
-}
-
-fn audit(cli: &Cli, from: u64, audit_key: Option<&std::path::Path>) -> Result<(), Failure> {
-    let mut client = connect(cli)?;
-    let mut next = from;
-    let mut prev: Option<gmhsm_client::AuditRecord> = None;
-    let mut broken = None;
-    loop {
-        let batch = client.read_audit(next, 256)?;
-        if batch.is_empty() {
-            break;
-        }
-        for rec in batch {
-            if let Some(p) = &prev
-                && broken.is_none()
-                && (rec.seq != p.seq + 1 || rec.prev_hash != gmhsm_client::audit_hash(p))
-            {
-                broken = Some(rec.seq);
-            }
-            let who = rec.principal.as_ref().map_or_else(|| "card".to_string(), owner_text);
-            println!("{}\tboot {}\t{} ms\t{who}\t{:?}", rec.seq, rec.boot, rec.time_ms, rec.event);
-            next = rec.seq + 1;
-            prev = Some(rec);
-        }
-    }
-    if let Some(seq) = broken {
-        eprintln!("audit chain BROKEN at record {seq}");
-        return Err(Failure::Invalid("audit chain"));
-    }
-    eprintln!("audit chain OK");
-    let Some(last) = prev else { return Ok(()) };
-    check_checkpoint(&mut client, &last, audit_key)
-}
-
-/// Ask the card for a checkpoint over `last` and verify it with the audit key.
-fn check_checkpoint(
-    client: &mut gmhsm_client::Client,
-    last: &gmhsm_client::AuditRecord,
-    audit_key: Option<&std::path::Path>,
-) -> Result<(), Failure> {
-    let spki = match audit_key {
-        Some(path) => public_key_pem(path)?,
-        None => {
-            let (_, spki) = client.export_public_key(gmhsm_client::AUDIT_KEY)?;
-            let fp: String = <sm3::Sm3 as sm3::Digest>::digest(&spki).iter().map(|b| format!("{b:02x}")).collect();
-            eprintln!("audit key read from the appliance (not pinned; pass --audit-key): SM3 {fp}");
-            spki
-        }
-    };
-    let cp = match client.call(gmhsm_client::Request::AuditCheckpoint { seq: last.seq })? {
-        gmhsm_client::Response::AuditCheckpoint(cp) => cp,
-        _ => return Err(Failure::Invalid("audit checkpoint: unexpected answer")),
-    };
-    match gmhsm_client::verify_checkpoint(&spki, last, &cp) {
-        Ok(()) => {
-            eprintln!("audit checkpoint OK: the card signed record {}", cp.seq);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("audit checkpoint INVALID: {e}");
-            Err(Failure::Invalid("audit checkpoint"))
-        }
-    }
 }
