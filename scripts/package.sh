@@ -111,8 +111,11 @@ install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debia
 # Depends: the package of each shared library the binaries link (at least the build host's
 # version), found through dpkg; no dpkg-dev needed.
 depends=()
+# The linker cache read once: `ldconfig -p | awk '... exit'` ends ldconfig with SIGPIPE, which
+# pipefail turns into a failure of the whole script (now and then, by timing).
+ldcache=$(ldconfig -p)
 for lib in $(for b in "${bins[@]}"; do readelf -d "$stage/usr/bin/$b"; done | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u); do
-  path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+  path=$(awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}' <<<"$ldcache")
   [ -n "$path" ] || { echo "package.sh: cannot find $lib, which the binaries link" >&2; exit 1; }
   # dpkg knows each file under the path its package ships it at: /lib or /usr/lib (merged /usr).
   pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null) || {
