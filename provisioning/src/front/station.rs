@@ -218,7 +218,7 @@ pub(super) fn run<R: Reader, D: TextDisplay, K: Keypad>(
                     log::error!("front panel: the keypad fails; keys are ignored until it answers again");
                     keypad_lost = true;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
     }
