@@ -134,6 +134,34 @@ impl Capabilities {
     /// "Whatever suits the algorithm" when generating a key.
     pub const DEFAULT: Self = Self(0);
 
+    /// Each capability with the name the CLI, the panel and the docs give it.
+    pub const NAMES: [(Self, &'static str); 11] = [
+        (Self::SIGN, "sign"),
+        (Self::VERIFY, "verify"),
+        (Self::ENCRYPT, "encrypt"),
+        (Self::DECRYPT, "decrypt"),
+        (Self::WRAP, "wrap"),
+        (Self::UNWRAP, "unwrap"),
+        (Self::DERIVE, "derive"),
+        (Self::MAC, "mac"),
+        (Self::EXPORT_WRAPPED, "export-wrapped"),
+        (Self::RAW_RSA, "raw-rsa"),
+        (Self::CALLER_IV, "caller-iv"),
+    ];
+
+    /// A comma-separated list of [`NAMES`](Self::NAMES) (`sign,verify`; blanks around names
+    /// ignored) to a set; the first unknown name is the error.
+    pub fn parse_list(s: &str) -> Result<Self, &str> {
+        let mut caps = Self(0);
+        for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match Self::NAMES.iter().find(|(_, name)| *name == word) {
+                Some((c, _)) => caps = caps | *c,
+                None => return Err(word),
+            }
+        }
+        Ok(caps)
+    }
+
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
     }
@@ -147,5 +175,19 @@ impl core::ops::BitOr for Capabilities {
     type Output = Self;
     fn bitor(self, rhs: Self) -> Self {
         self.union(rhs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capabilities;
+
+    #[test]
+    fn capability_lists_parse_by_name_and_refuse_unknown_names() {
+        assert_eq!(Capabilities::parse_list(" sign, verify ,"), Ok(Capabilities::SIGN | Capabilities::VERIFY));
+        assert_eq!(Capabilities::parse_list(""), Ok(Capabilities(0)));
+        assert_eq!(Capabilities::parse_list("sign,fly"), Err("fly"));
+        let every = Capabilities::NAMES.iter().map(|(_, n)| *n).collect::<alloc::vec::Vec<_>>().join(",");
+        assert_eq!(Capabilities::parse_list(&every), Ok(Capabilities::ALL));
     }
 }

@@ -197,6 +197,7 @@ pub(super) fn run<R: Reader, D: TextDisplay, K: Keypad>(
         asking: None,
         confirming: None,
     };
+    let mut keypad_lost = false;
     loop {
         match jobs.try_recv() {
             Ok(env) => me.on(Event::Job(env), Instant::now()),
@@ -204,8 +205,21 @@ pub(super) fn run<R: Reader, D: TextDisplay, K: Keypad>(
             Err(TryRecvError::Empty) => {}
         }
         me.on(Event::Tick, Instant::now());
-        if let Ok(Some(k)) = me.st.panel.keypad.read_key(200) {
-            me.on(Event::Key(k), Instant::now());
+        match me.st.panel.keypad.read_key(200) {
+            Ok(Some(k)) => {
+                keypad_lost = false;
+                me.on(Event::Key(k), Instant::now());
+            }
+            Ok(None) => keypad_lost = false,
+            // A keypad that is gone (unplugged, a stream that ended) fails at once: wait the
+            // poll's time rather than spin, and say so once.
+            Err(_) => {
+                if !keypad_lost {
+                    log::error!("front panel: the keypad fails; keys are ignored until it answers again");
+                    keypad_lost = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 }

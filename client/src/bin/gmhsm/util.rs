@@ -102,42 +102,12 @@ pub fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], Failure
 
 /// `sign,verify,...` to a capability set.
 pub fn parse_caps(s: &str) -> Result<Capabilities, Failure> {
-    let mut caps = Capabilities(0);
-    for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        caps = caps
-            | match word {
-                "sign" => Capabilities::SIGN,
-                "verify" => Capabilities::VERIFY,
-                "encrypt" => Capabilities::ENCRYPT,
-                "decrypt" => Capabilities::DECRYPT,
-                "wrap" => Capabilities::WRAP,
-                "unwrap" => Capabilities::UNWRAP,
-                "derive" => Capabilities::DERIVE,
-                "mac" => Capabilities::MAC,
-                "export-wrapped" => Capabilities::EXPORT_WRAPPED,
-                "raw-rsa" => Capabilities::RAW_RSA,
-                "caller-iv" => Capabilities::CALLER_IV,
-                other => return Err(Failure::Usage(format!("unknown capability {other:?}"))),
-            };
-    }
-    Ok(caps)
+    Capabilities::parse_list(s).map_err(|other| Failure::Usage(format!("unknown capability {other:?}")))
 }
 
 pub fn caps_text(caps: Capabilities) -> String {
-    let names = [
-        (Capabilities::SIGN, "sign"),
-        (Capabilities::VERIFY, "verify"),
-        (Capabilities::ENCRYPT, "encrypt"),
-        (Capabilities::DECRYPT, "decrypt"),
-        (Capabilities::WRAP, "wrap"),
-        (Capabilities::UNWRAP, "unwrap"),
-        (Capabilities::DERIVE, "derive"),
-        (Capabilities::MAC, "mac"),
-        (Capabilities::EXPORT_WRAPPED, "export-wrapped"),
-        (Capabilities::RAW_RSA, "raw-rsa"),
-        (Capabilities::CALLER_IV, "caller-iv"),
-    ];
-    names.iter().filter(|(c, _)| caps.contains(*c)).map(|(_, n)| *n).collect::<Vec<_>>().join(",")
+    let names = Capabilities::NAMES.iter().filter(|(c, _)| caps.contains(*c));
+    names.map(|(_, n)| *n).collect::<Vec<_>>().join(",")
 }
 
 /// The DER of the first `PUBLIC KEY` PEM block in `path`.
