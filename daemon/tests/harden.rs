@@ -44,6 +44,26 @@ fn status_field(pid: u32, key: &str) -> String {
         .to_owned()
 }
 
+/// Start gmhsmd on `config`; its log lines arrive on the receiver.
+fn spawn_gmhsmd(config: &std::path::Path) -> (Daemon, mpsc::Receiver<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_gmhsmd"))
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gmhsmd");
+    let mut daemon = Daemon(child);
+    let stderr = daemon.0.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (daemon, lines)
+}
+
 fn wait_for(lines: &mpsc::Receiver<String>, log: &mut Vec<String>, needle: &str) -> String {
     loop {
         let line = lines
@@ -85,22 +105,8 @@ fn gmhsmd_hardens_itself_and_still_serves() {
     );
     std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
 
-    let child = Command::new(env!("CARGO_BIN_EXE_gmhsmd"))
-        .arg("--config")
-        .arg(dir.join("gmhsmd.toml"))
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gmhsmd");
-    let mut daemon = Daemon(child);
+    let (mut daemon, lines) = spawn_gmhsmd(&dir.join("gmhsmd.toml"));
     let pid = daemon.0.id();
-    let stderr = daemon.0.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let mut log = Vec::new();
     let harden_line = wait_for(&lines, &mut log, "event=harden");
     let listen = wait_for(&lines, &mut log, "event=listen addr=");
@@ -176,22 +182,8 @@ fn gmhsmd_signs_handshakes_through_the_card_once_hardened() {
         card = card.socket().display()
     );
     std::fs::write(dir.join("gmhsmd.toml"), config).expect("write");
-    let child = Command::new(env!("CARGO_BIN_EXE_gmhsmd"))
-        .arg("--config")
-        .arg(dir.join("gmhsmd.toml"))
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gmhsmd");
-    let mut daemon = Daemon(child);
+    let (mut daemon, lines) = spawn_gmhsmd(&dir.join("gmhsmd.toml"));
     let pid = daemon.0.id();
-    let stderr = daemon.0.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let mut log = Vec::new();
     wait_for(&lines, &mut log, "event=harden");
     let listen = wait_for(&lines, &mut log, "event=listen addr=");

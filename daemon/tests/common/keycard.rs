@@ -252,14 +252,7 @@ impl KeyHarness {
 
 impl Drop for KeyHarness {
     fn drop(&mut self) {
-        self.shutdown.shutdown();
-        if let Some(t) = self.thread.take() {
-            let result = t.join().expect("daemon thread does not panic");
-            if !std::thread::panicking() {
-                result.expect("daemon run returns Ok");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.pki.dir);
+        super::stop_daemon(&self.shutdown, self.thread.take(), &self.pki.dir);
     }
 }
 

@@ -216,15 +216,21 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.shutdown.shutdown();
-        if let Some(t) = self.thread.take() {
-            let result = t.join().expect("daemon thread does not panic");
-            if !std::thread::panicking() {
-                result.expect("daemon run returns Ok");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.pki.dir);
+        stop_daemon(&self.shutdown, self.thread.take(), &self.pki.dir);
     }
+}
+
+/// Stop a daemon run on a thread of the test: it must have returned `Ok` (unless the test is
+/// already failing), then its folder goes.
+pub fn stop_daemon(shutdown: &ShutdownHandle, thread: Option<JoinHandle<anyhow::Result<()>>>, dir: &std::path::Path) {
+    shutdown.shutdown();
+    if let Some(t) = thread {
+        let result = t.join().expect("daemon thread does not panic");
+        if !std::thread::panicking() {
+            result.expect("daemon run returns Ok");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 pub fn client_frame(version: u16, id: u64, request: Request) -> Vec<u8> {
